@@ -1,0 +1,32 @@
+# JobMon: `make demo` runs a local server, a sample job and real queries;
+# `make test` runs the whole test suite.  Both set up .venv on first use.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test venv bench clean
+
+venv: $(STAMP)
+
+# A plain (non-editable) install, as sites do: it is the path that exposes
+# the twistd plugins.  Re-run when the sources change.
+$(STAMP): pyproject.toml $(shell find jobmon twisted -name '*.py' 2>/dev/null)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q '.[test]'
+	rm -rf build *.egg-info
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python demo/run_demo.py
+
+test: $(STAMP)
+	$(BIN)/python -m twisted.trial --temp-directory=_trial_temp $(TRIAL_ARGS) tests
+
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info _trial_temp* demo-run bench/out

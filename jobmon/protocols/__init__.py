@@ -1,0 +1,1 @@
+"""Wire protocols: the XML-RPC resource and client, and the wake channels."""
