@@ -1,0 +1,392 @@
+"""
+The JobMon job daemon: C{twistd -n jobmon-daemon}.
+
+Started by the job's wrapper, it lives as long as the job: it registers the
+job with the server, holds the wake channel open, and when woken fetches the
+queued requests (C{getJobToDo}), runs each in a thread, confined to the
+job's working directory, and posts the results (C{outputJobResult}).  If the
+server goes away it registers again with capped exponential backoff and
+jitter; on SIGTERM it unregisters before it exits.
+"""
+
+import os
+import random
+import socket
+from urllib.parse import urlsplit
+
+from twisted.application.internet import ClientService, backoffPolicy
+from twisted.application.service import MultiService
+from twisted.internet import defer, endpoints
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python import usage
+from zope.interface import implementer
+from twisted.internet.interfaces import IStreamClientEndpoint
+
+from jobmon import __version__
+from jobmon.errors import REMOTE_ERROR, REMOTE_TIMEOUT, JobMonError
+from jobmon.files import Workdir
+from jobmon.hub import checkJobId
+from jobmon.protocols.wake import WakeClientFactory
+from jobmon.protocols.xmlrpc import XMLRPCClient
+from jobmon.tls import CredentialError, CredentialPolicy, caCertificates, clientCredential
+
+DEFAULT_CA_DIR = "/etc/grid-security/certificates"
+
+
+def defaultProxy():
+    """
+    The credential grid tools use: C{$X509_USER_PROXY}, then
+    C{/tmp/x509up_u<uid>}.
+    """
+    return os.environ.get("X509_USER_PROXY") or "/tmp/x509up_u{}".format(os.getuid())
+
+
+def _positive(kind):
+    def convert(value):
+        number = kind(value)
+        if number <= 0:
+            raise ValueError("must be positive")
+        return number
+
+    convert.__name__ = kind.__name__
+    return convert
+
+
+class Options(usage.Options):
+    """
+    Command-line options of C{twistd jobmon-daemon}.
+    """
+
+    synopsis = "--server URL --job-id ID [options]"
+    longdesc = (
+        "Run the JobMon daemon beside a job: register it with the JobMon "
+        "server and answer its owner's queries about the working directory."
+    )
+
+    optParameters = [
+        ["server", None, None, "Server URL, e.g. https://jobmon.example.org:8443/RPC2 "
+         "[default: $JOBMON_SERVER]."],
+        ["job-id", None, None, "The job's id (batch system id)."],
+        ["workdir", None, ".", "The job's working directory; every path is confined to it."],
+        ["proxy", None, None, "Credential file [default: $X509_USER_PROXY, then "
+         "/tmp/x509up_u$UID]."],
+        ["ca-dir", None, None, "Trusted CAs, OpenSSL hashed directory "
+         "[default: $X509_CERT_DIR, then " + DEFAULT_CA_DIR + "]."],
+        ["wake", None, "tcp", "Wake mode: tcp."],
+        ["max-result", None, 1024 * 1024, "Largest result sent, bytes.", _positive(int)],
+        ["op-timeout", None, 30.0, "Seconds an operation may take.", _positive(float)],
+        ["retry-initial-delay", None, 1.0, "First reconnect delay, seconds.",
+         _positive(float)],
+        ["retry-max-delay", None, 60.0, "Longest reconnect delay, seconds.",
+         _positive(float)],
+        ["host-name", None, None, "Host name reported to the server [default: this "
+         "host's name]."],
+    ]
+
+    def postOptions(self):
+        if self["server"] is None:
+            self["server"] = os.environ.get("JOBMON_SERVER")
+        if not self["server"]:
+            raise usage.UsageError("--server is required (or set JOBMON_SERVER)")
+        url = urlsplit(self["server"])
+        if url.scheme != "https" or not url.hostname:
+            raise usage.UsageError(
+                "--server must be an https:// URL, not {!r}".format(self["server"])
+            )
+        if not self["job-id"]:
+            raise usage.UsageError("--job-id is required")
+        try:
+            checkJobId(self["job-id"])
+        except JobMonError as e:
+            raise usage.UsageError(str(e))
+        if self["wake"] != "tcp":
+            raise usage.UsageError("--wake must be tcp")
+        if not os.path.isdir(self["workdir"]):
+            raise usage.UsageError("--workdir {} is not a directory".format(self["workdir"]))
+        self["workdir"] = os.path.abspath(self["workdir"])
+        if self["proxy"] is None:
+            self["proxy"] = defaultProxy()
+        if self["ca-dir"] is None:
+            self["ca-dir"] = os.environ.get("X509_CERT_DIR") or DEFAULT_CA_DIR
+        if self["host-name"] is None:
+            self["host-name"] = socket.gethostname()
+        try:
+            clientCredential(self["proxy"])
+            caCertificates(self["ca-dir"])
+        except CredentialError as e:
+            raise usage.UsageError(str(e))
+
+
+@implementer(IStreamClientEndpoint)
+class _RegisteringEndpoint:
+    """
+    An endpoint that registers the job before each connection of its wake
+    channel, so that every reconnection (server restart, lost path) is also
+    a fresh registration, under the same backoff.
+    """
+
+    def __init__(self, daemon):
+        self.daemon = daemon
+
+    def connect(self, factory):
+        return defer.Deferred.fromCoroutine(self.daemon._registerAndConnect(factory))
+
+    def __repr__(self):
+        return "<registering wake endpoint for {}>".format(self.daemon.serverURL)
+
+
+class JobDaemon(MultiService):
+    """
+    The daemon of one job.
+
+    @ivar jobId: the job's id.
+    @ivar rpc: an L{XMLRPCClient} to the server.
+    @ivar workdir: the L{Workdir} requests run in.
+    @ivar wakeEndpoint: callable from a port number to the endpoint of the
+        server's wake port.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        reactor,
+        jobId,
+        serverURL,
+        rpc,
+        workdir,
+        wakeEndpoint,
+        info,
+        retryPolicy=None,
+        opTimeout=30.0,
+        callTimeout=30.0,
+        maxConcurrent=4,
+        runInThread=None,
+    ):
+        super().__init__()
+        self.reactor = reactor
+        self.jobId = jobId
+        self.serverURL = serverURL
+        self.rpc = rpc
+        self.workdir = workdir
+        self.wakeEndpoint = wakeEndpoint
+        self.info = info
+        self.opTimeout = opTimeout
+        self.callTimeout = callTimeout
+        self._limit = defer.DeferredSemaphore(maxConcurrent)
+        self._runInThread = runInThread or (
+            lambda f, *a: deferToThreadPool(reactor, reactor.getThreadPool(), f, *a)
+        )
+        self._token = None
+        self._registered = False
+        self._stopping = False
+        self._fetching = False
+        self._fetchAgain = False
+        self._inFlight = set()
+        self.channel = None
+        self.factory = WakeClientFactory(
+            lambda: (self.jobId, self._token), self.wakeUp, reactor
+        )
+        self.clientService = ClientService(
+            _RegisteringEndpoint(self),
+            self.factory,
+            retryPolicy=retryPolicy or backoffPolicy(maxDelay=60.0, jitter=random.random),
+            clock=reactor,
+            prepareConnection=self._prepare,
+        )
+        self.clientService.setServiceParent(self)
+
+    def _call(self, method, *args):
+        d = self.rpc.callRemote(method, *args)
+        d.addTimeout(self.callTimeout, self.reactor)
+        return d
+
+    async def _registerAndConnect(self, factory):
+        if self._stopping:
+            raise defer.CancelledError("daemon is stopping")
+        try:
+            reply = await self._call("jobmon.registerJob", self.jobId, self.info)
+            wake = reply["wake"]
+            self._token = wake["token"]
+            port = wake["port"]
+        except Exception as e:
+            self.log.warn(
+                "cannot register job {job_id} with {server}: {why}",
+                job_id=self.jobId,
+                server=self.serverURL,
+                why=_describe(e),
+            )
+            raise
+        self._registered = True
+        self.log.info("job {job_id} registered with {server}", job_id=self.jobId,
+                      server=self.serverURL)
+        return await self.wakeEndpoint(port).connect(factory)
+
+    def _prepare(self, protocol):
+        def up(protocol):
+            self.channel = protocol
+            self.log.info("wake channel up (keep-alive {keepalive} s)",
+                          keepalive=protocol.keepalive)
+            # Fetch at once: work may have been queued while connecting.
+            self.wakeUp()
+            return protocol
+
+        return protocol.welcomed.addCallback(up)
+
+    def wakeUp(self):
+        """
+        The server says work is queued: fetch it (once at a time; a wake
+        during a fetch makes another fetch follow).
+        """
+        if self._stopping:
+            return
+        if self._fetching:
+            self._fetchAgain = True
+            return
+        self._fetching = True
+        d = defer.Deferred.fromCoroutine(self._fetchLoop())
+        d.addErrback(lambda f: self.log.failure("fetch failed", f))
+
+    async def _fetchLoop(self):
+        try:
+            while True:
+                self._fetchAgain = False
+                try:
+                    items = await self._call("jobmon.getJobToDo", self.jobId)
+                except Exception as e:
+                    self.log.warn("cannot fetch work: {why}", why=_describe(e))
+                    return
+                for item in items:
+                    d = self._limit.run(self._serve, item)
+                    self._inFlight.add(d)
+                    d.addBoth(self._done, d)
+                if not self._fetchAgain:
+                    return
+        finally:
+            self._fetching = False
+
+    def _done(self, result, d):
+        self._inFlight.discard(d)
+        return None
+
+    async def _serve(self, item):
+        requestId = item.get("id")
+        request = item.get("request")
+        try:
+            d = self._runInThread(self.workdir.run, request)
+            d.addTimeout(self.opTimeout, self.reactor)
+            result = await d
+        except JobMonError as e:
+            result = e.toResult()
+        except defer.TimeoutError:
+            result = JobMonError(
+                REMOTE_TIMEOUT,
+                "the operation took longer than {:g} s on the worker".format(self.opTimeout),
+            ).toResult()
+        except Exception:
+            self.log.failure("request {request_id} failed", request_id=requestId)
+            result = JobMonError(REMOTE_ERROR, "unexpected error in the job daemon").toResult()
+        try:
+            await self._call("jobmon.outputJobResult", self.jobId, requestId, result)
+        except Exception as e:
+            self.log.warn("cannot post result of {request_id}: {why}",
+                          request_id=requestId, why=_describe(e))
+
+    async def _stop(self):
+        self._stopping = True
+        if self._inFlight:
+            # Let running requests post their results, briefly.
+            waiting = defer.DeferredList(list(self._inFlight))
+            waiting.addTimeout(5, self.reactor)
+            try:
+                await waiting
+            except defer.TimeoutError:
+                pass
+        if self._registered:
+            try:
+                d = self.rpc.callRemote("jobmon.unregisterJob", self.jobId)
+                d.addTimeout(5, self.reactor)
+                await d
+                self.log.info("job {job_id} unregistered", job_id=self.jobId)
+            except Exception as e:
+                self.log.warn("cannot unregister job {job_id}: {why}",
+                              job_id=self.jobId, why=_describe(e))
+        await MultiService.stopService(self)
+        pool = getattr(self.rpc.agent, "_pool", None)
+        if pool is not None:
+            await pool.closeCachedConnections()
+
+    def stopService(self):
+        """
+        Unregister, then close the wake channel and pooled connections.
+        """
+        return defer.Deferred.fromCoroutine(self._stop())
+
+
+def _describe(error):
+    """
+    One line about a failure to reach the server.
+    """
+    if isinstance(error, JobMonError):
+        return "fault {}: {}".format(error.code, error.message)
+    if isinstance(error, defer.TimeoutError):
+        return "no answer in time"
+    text = str(error) or error.__class__.__name__
+    return text.splitlines()[0] if text else repr(error)
+
+
+def buildDaemon(reactor, options):
+    """
+    Build the daemon service from parsed L{Options}.
+    """
+    from twisted.web.client import Agent, HTTPConnectionPool
+
+    url = urlsplit(options["server"])
+    serverURL = options["server"]
+    if not url.path or url.path == "/":
+        serverURL = serverURL.rstrip("/") + "/RPC2"
+    policy = CredentialPolicy(options["ca-dir"], options["proxy"])
+    pool = HTTPConnectionPool(reactor, persistent=True)
+    pool.maxPersistentPerHost = 4
+    agent = Agent(reactor, contextFactory=policy, pool=pool, connectTimeout=10)
+    rpc = XMLRPCClient(agent, serverURL)
+    host = url.hostname
+
+    def wakeEndpoint(port):
+        options_ = policy.creatorForNetloc(host, port)
+        return endpoints.wrapClientTLS(
+            options_, endpoints.HostnameEndpoint(reactor, host, port, timeout=10)
+        )
+
+    info = {
+        "host": options["host-name"],
+        "pid": os.getpid(),
+        "workdir": options["workdir"],
+        "wake": options["wake"],
+        "version": __version__,
+    }
+    return JobDaemon(
+        reactor,
+        options["job-id"],
+        serverURL,
+        rpc,
+        Workdir(options["workdir"], maxResult=options["max-result"]),
+        wakeEndpoint,
+        info,
+        retryPolicy=backoffPolicy(
+            initialDelay=options["retry-initial-delay"],
+            maxDelay=options["retry-max-delay"],
+            jitter=random.random,
+        ),
+        opTimeout=options["op-timeout"],
+    )
+
+
+def makeService(options):
+    """
+    twistd entry point.
+    """
+    from twisted.internet import reactor
+
+    return buildDaemon(reactor, options)

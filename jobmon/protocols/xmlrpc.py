@@ -1,0 +1,294 @@
+"""
+XML-RPC over HTTP(S): the server resource and a small Twisted client.
+
+The server side is our own resource rather than L{twisted.web.xmlrpc.XMLRPC}
+so that the body size is checked before parsing, every call learns who is
+calling (from the TLS connection), and a call whose client goes away is
+cancelled.  Both sides encode and parse with the standard library's
+C{xmlrpc.client.dumps}/C{loads}.
+"""
+
+import inspect
+import xmlrpc.client
+from xml.parsers.expat import ExpatError
+
+from twisted.internet import defer
+from twisted.internet.defer import CancelledError
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.web.client import ResponseDone
+from twisted.web.http import PotentialDataLoss
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import IBodyProducer
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Site
+from zope.interface import implementer
+
+from jobmon.errors import (
+    BAD_REQUEST,
+    INTERNAL,
+    NOT_AUTHENTICATED,
+    TOO_LARGE,
+    JobMonError,
+)
+
+
+def _fault(code, message):
+    return xmlrpc.client.dumps(xmlrpc.client.Fault(code, message), methodresponse=True)
+
+
+class QuietSite(Site):
+    """
+    A L{Site} without the per-request access log line: JobMon logs each
+    call itself, with the caller's identity.
+    """
+
+    noisy = False
+    displayTracebacks = False
+
+    def log(self, request):
+        """
+        Log nothing per HTTP request.
+        """
+
+
+class XMLRPCResource(Resource):
+    """
+    An XML-RPC endpoint dispatching to plain callables.
+
+    Each method is called as C{method(identity, *params)} and may return a
+    value or a L{Deferred}.  A L{JobMonError} becomes a fault with its code;
+    anything else is logged and becomes fault 500.
+
+    @ivar methods: method name to callable.
+    @ivar identify: callable taking the twisted.web request and returning the
+        caller's identity, or raising L{JobMonError}.
+    @ivar maxBody: the largest request body accepted, in bytes.
+    """
+
+    isLeaf = True
+    log = Logger()
+
+    def __init__(self, methods, identify, maxBody=4 * 1024 * 1024):
+        super().__init__()
+        self.methods = dict(methods)
+        self.identify = identify
+        self.maxBody = maxBody
+        self.methods["system.listMethods"] = self._listMethods
+        self._signatures = {
+            name: inspect.signature(fn) for name, fn in self.methods.items()
+        }
+
+    def _listMethods(self, identity):
+        return sorted(self.methods)
+
+    def render_GET(self, request):
+        """
+        Answer a browser with a short explanation instead of an error page.
+        """
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return b"JobMon XML-RPC endpoint: POST XML-RPC calls here.\n"
+
+    def render_POST(self, request):
+        """
+        Parse, authorize and dispatch one call.
+        """
+        request.setHeader(b"content-type", b"text/xml; charset=utf-8")
+        try:
+            identity = self.identify(request)
+        except JobMonError as e:
+            return _fault(e.code, e.message).encode("utf-8")
+
+        content = request.content
+        content.seek(0, 2)
+        size = content.tell()
+        if size > self.maxBody:
+            return _fault(
+                TOO_LARGE,
+                "request body of {} bytes is larger than the {} bytes accepted".format(
+                    size, self.maxBody
+                ),
+            ).encode("utf-8")
+        content.seek(0)
+        try:
+            params, name = xmlrpc.client.loads(content.read(), use_builtin_types=True)
+        except (ExpatError, ValueError, TypeError, IndexError, OverflowError) as e:
+            return _fault(BAD_REQUEST, "malformed XML-RPC request: {}".format(e)).encode(
+                "utf-8"
+            )
+        if name is None:
+            return _fault(BAD_REQUEST, "not an XML-RPC method call").encode("utf-8")
+
+        fn = self.methods.get(name)
+        if fn is None:
+            return _fault(BAD_REQUEST, "no such method: {}".format(name)).encode("utf-8")
+        try:
+            self._signatures[name].bind(identity, *params)
+        except TypeError:
+            expected = list(self._signatures[name].parameters)[1:]
+            return _fault(
+                BAD_REQUEST,
+                "{} takes ({}), got {} argument(s)".format(
+                    name, ", ".join(expected), len(params)
+                ),
+            ).encode("utf-8")
+
+        d = defer.maybeDeferred(fn, identity, *params)
+        finished = request.notifyFinish()
+        # The client went away: withdraw the call (a pending query leaves the
+        # server's tables at once).
+        finished.addErrback(lambda _: d.cancel())
+        d.addCallback(self._encode)
+        d.addErrback(self._encodeError, name, identity)
+        d.addCallback(self._write, request)
+        return NOT_DONE_YET
+
+    def _encode(self, result):
+        try:
+            return xmlrpc.client.dumps((result,), methodresponse=True, allow_none=False)
+        except (TypeError, OverflowError) as e:
+            raise RuntimeError("result cannot be encoded: {}".format(e))
+
+    def _encodeError(self, failure, name, identity):
+        if failure.check(JobMonError):
+            return _fault(failure.value.code, failure.value.message)
+        if failure.check(xmlrpc.client.Fault):
+            return _fault(failure.value.faultCode, failure.value.faultString)
+        if failure.check(CancelledError):
+            return None
+        self.log.failure(
+            "error in {method} called by {dn}", failure, method=name, dn=getattr(identity, "dn", None)
+        )
+        return _fault(INTERNAL, "internal server error in {}".format(name))
+
+    def _write(self, body, request):
+        if body is None or request._disconnected or request.finished:
+            return
+        request.write(body.encode("utf-8"))
+        request.finish()
+
+
+def identifyTLS(identityOfConnection):
+    """
+    Make an C{identify} callable for L{XMLRPCResource} that reads the caller
+    from the request's TLS connection, cached per HTTP connection.
+
+    @param identityOfConnection: callable from a pyOpenSSL connection to an
+        identity (see L{jobmon.identity.identityOfConnection}).
+    """
+
+    def identify(request):
+        channel = request.channel
+        cached = getattr(channel, "_jobmonIdentity", None)
+        if cached is not None:
+            return cached
+        getHandle = getattr(request.transport, "getHandle", None)
+        connection = getHandle() if getHandle else None
+        if connection is None or not hasattr(connection, "get_verified_chain"):
+            raise JobMonError(NOT_AUTHENTICATED, "a client certificate is required")
+        identity = identityOfConnection(connection)
+        channel._jobmonIdentity = identity
+        return identity
+
+    return identify
+
+
+@implementer(IBodyProducer)
+class _BytesProducer:
+    """
+    A body producer that writes its bytes at once (no cooperator turn).
+    """
+
+    def __init__(self, body):
+        self._body = body
+        self.length = len(body)
+
+    def startProduction(self, consumer):
+        consumer.write(self._body)
+        return defer.succeed(None)
+
+    def pauseProducing(self):
+        pass
+
+    def resumeProducing(self):
+        pass
+
+    def stopProducing(self):
+        pass
+
+
+class _CappedBody(Protocol):
+    """
+    Collect a response body, giving up past C{limit} bytes.
+    """
+
+    def __init__(self, finished, limit):
+        self.finished = finished
+        self.limit = limit
+        self.parts = []
+        self.size = 0
+
+    def dataReceived(self, data):
+        self.size += len(data)
+        if self.size > self.limit:
+            self.parts = []
+            self.transport.stopProducing()
+            return
+        self.parts.append(data)
+
+    def connectionLost(self, reason):
+        if self.size > self.limit:
+            self.finished.errback(
+                JobMonError(TOO_LARGE, "response larger than {} bytes".format(self.limit))
+            )
+        elif reason.check(ResponseDone, PotentialDataLoss):
+            self.finished.callback(b"".join(self.parts))
+        else:
+            self.finished.errback(reason)
+
+
+class XMLRPCClient:
+    """
+    Call XML-RPC methods through a Twisted L{Agent} (whose connection pool
+    keeps the connection alive between calls).
+
+    Faults come back as L{JobMonError} failures with the fault's code.
+    """
+
+    def __init__(self, agent, url, maxResponse=64 * 1024 * 1024):
+        self.agent = agent
+        self.url = url.encode("ascii") if isinstance(url, str) else url
+        self.maxResponse = maxResponse
+
+    async def call(self, method, *args):
+        """
+        Call C{method} with C{args} and return its result.
+        """
+        body = xmlrpc.client.dumps(args, method, allow_none=False).encode("utf-8")
+        response = await self.agent.request(
+            b"POST",
+            self.url,
+            Headers({b"content-type": [b"text/xml"]}),
+            _BytesProducer(body),
+        )
+        finished = defer.Deferred()
+        response.deliverBody(_CappedBody(finished, self.maxResponse))
+        data = await finished
+        if response.code != 200:
+            raise JobMonError(
+                INTERNAL, "HTTP {} from {}".format(response.code, self.url.decode())
+            )
+        try:
+            (result,), _ = xmlrpc.client.loads(data, use_builtin_types=True)
+        except xmlrpc.client.Fault as f:
+            raise JobMonError(f.faultCode, f.faultString)
+        return result
+
+    def callRemote(self, method, *args):
+        """
+        Like L{call}, returning a L{Deferred}.
+        """
+        return defer.Deferred.fromCoroutine(self.call(method, *args))
+
+
+__all__ = ["XMLRPCResource", "XMLRPCClient", "QuietSite", "identifyTLS"]

@@ -1,0 +1,102 @@
+"""
+The job registry: which jobs are registered, by whom, and how to wake them.
+
+The server talks to the registry only through L{IJobRegistry}, so that a
+registry shared by several servers (in Redis or PostgreSQL) can replace the
+in-memory one without touching the server's logic.  What cannot be shared,
+the live wake connection of a job, is kept by the server itself.
+"""
+
+from attrs import evolve, field, frozen
+from zope.interface import Interface, implementer
+
+
+@frozen
+class JobRecord:
+    """
+    One registered job.
+
+    @ivar jobId: the job's id, as the daemon registered it.
+    @ivar owner: DN of the identity that registered it.
+    @ivar host: the worker's host name, as reported by the daemon.
+    @ivar mode: the wake mode (C{"tcp"}).
+    @ivar registered: time of this registration.
+    @ivar lastSeen: last time the server heard from the daemon.
+    @ivar token: secret that binds a wake channel to this registration.
+    @ivar info: what the daemon reported about itself (strings and
+        numbers).
+    @ivar state: C{"connecting"} until the wake channel is up, then
+        C{"ready"}.
+    """
+
+    jobId: str
+    owner: str
+    host: str
+    mode: str
+    registered: float
+    lastSeen: float
+    token: str = field(repr=False)
+    info: dict = field(factory=dict, eq=False)
+    state: str = "connecting"
+
+    def touched(self, when, state=None):
+        """
+        Return a copy seen at C{when}, optionally in a new state.
+        """
+        return evolve(self, lastSeen=when, state=state or self.state)
+
+
+class IJobRegistry(Interface):
+    """
+    Where the server keeps its L{JobRecord}s.
+    """
+
+    def get(jobId):
+        """
+        Return the record of C{jobId}, or L{None}.
+        """
+
+    def put(record):
+        """
+        Add or replace the record of C{record.jobId}.
+        """
+
+    def remove(jobId):
+        """
+        Remove and return the record of C{jobId} (L{None} if absent).
+        """
+
+    def jobs():
+        """
+        Return all records, as a list.
+        """
+
+    def __len__():
+        """
+        Return the number of registered jobs.
+        """
+
+
+@implementer(IJobRegistry)
+class MemoryJobRegistry:
+    """
+    An L{IJobRegistry} in this process's memory.
+    """
+
+    def __init__(self):
+        self._records = {}
+
+    def get(self, jobId):
+        return self._records.get(jobId)
+
+    def put(self, record):
+        self._records[record.jobId] = record
+
+    def remove(self, jobId):
+        return self._records.pop(jobId, None)
+
+    def jobs(self):
+        return list(self._records.values())
+
+    def __len__(self):
+        return len(self._records)

@@ -1,0 +1,217 @@
+"""
+TLS contexts for the server (client certificates and RFC 3820 proxies
+required) and for the job daemon (a proxy file as client credential, the
+server checked against the CA directory and its host name).
+"""
+
+import os
+import re
+
+from OpenSSL import SSL, crypto
+from twisted.internet import ssl
+from twisted.internet.interfaces import IOpenSSLContextFactory
+from twisted.web.iweb import IPolicyForHTTPS
+from zope.interface import implementer
+
+_PEM_BLOCK = re.compile(
+    rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----\r?\n?", re.DOTALL
+)
+_HASHED_NAME = re.compile(r"^[0-9a-f]{8}\.[0-9]+$")
+
+
+class CredentialError(Exception):
+    """
+    A credential, CA directory or host certificate could not be loaded; the
+    message says which file and why.
+    """
+
+
+def readPEMFile(path):
+    """
+    Split a PEM file into its certificates and its private key.
+
+    @return: C{(certs, key)}: a list of PEM certificate blocks in file order
+        and the PEM key block (or L{None}).
+    @raise CredentialError: the file is missing, unreadable or holds no
+        certificate.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise CredentialError("cannot read {}: {}".format(path, e.strerror))
+    certs, key = [], None
+    for match in _PEM_BLOCK.finditer(data):
+        kind = match.group(1)
+        if kind == b"CERTIFICATE":
+            certs.append(match.group(0))
+        elif kind.endswith(b"PRIVATE KEY"):
+            key = match.group(0)
+    if not certs:
+        raise CredentialError("{} holds no certificate".format(path))
+    return certs, key
+
+
+def caCertificates(caDir):
+    """
+    Load the CA certificates of an OpenSSL hashed directory (files named
+    C{<hash>.<n>}).
+
+    @return: a list of L{twisted.internet.ssl.Certificate}.
+    @raise CredentialError: the directory is missing or holds no CA.
+    """
+    try:
+        names = sorted(os.listdir(caDir))
+    except OSError as e:
+        raise CredentialError("cannot read CA directory {}: {}".format(caDir, e.strerror))
+    result = []
+    for name in names:
+        if not _HASHED_NAME.match(name):
+            continue
+        certs, _ = readPEMFile(os.path.join(caDir, name))
+        result.extend(ssl.Certificate.loadPEM(c) for c in certs)
+    if not result:
+        raise CredentialError("no CA certificate (<hash>.0 files) in {}".format(caDir))
+    return result
+
+
+@implementer(IOpenSSLContextFactory)
+class ServerContextFactory:
+    """
+    The server's TLS context: host certificate, CA directory, client
+    certificate required, proxy certificates allowed.
+
+    Session tickets and the session cache are off: on a resumed session
+    pyOpenSSL has no verified chain, and the chain is how the server knows
+    who is calling.
+
+    @ivar hostCert: path of the host certificate (PEM, may hold a chain).
+    @ivar hostKey: path of its key.
+    @ivar caDir: OpenSSL hashed CA directory.
+    """
+
+    def __init__(self, hostCert, hostKey, caDir):
+        self.hostCert = hostCert
+        self.hostKey = hostKey
+        self.caDir = caDir
+        self._context = None
+
+    def load(self):
+        """
+        Build the context now, so that a bad file stops start-up with a clear
+        message instead of failing the first handshake.
+
+        @raise CredentialError: a file is missing or invalid.
+        """
+        self._context = self._build()
+
+    def _build(self):
+        ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
+        ctx.set_min_proto_version(SSL.TLS1_2_VERSION)
+        ctx.set_options(SSL.OP_NO_TICKET | SSL.OP_NO_COMPRESSION)
+        ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+        for path in (self.hostCert, self.hostKey):
+            if not os.access(path, os.R_OK):
+                raise CredentialError("cannot read {}".format(path))
+        try:
+            ctx.use_certificate_chain_file(self.hostCert)
+        except SSL.Error as e:
+            raise CredentialError("invalid host certificate {}: {}".format(self.hostCert, e))
+        try:
+            ctx.use_privatekey_file(self.hostKey)
+            ctx.check_privatekey()
+        except SSL.Error as e:
+            raise CredentialError(
+                "invalid host key {} (or it does not match {}): {}".format(
+                    self.hostKey, self.hostCert, e
+                )
+            )
+        # Fail early on an empty or missing CA directory.
+        caCertificates(self.caDir)
+        ctx.load_verify_locations(None, self.caDir)
+        ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT)
+        ctx.get_cert_store().set_flags(crypto.X509StoreFlags.ALLOW_PROXY_CERTS)
+        return ctx
+
+    def getContext(self):
+        """
+        Return the context (built on first use).
+        """
+        if self._context is None:
+            self.load()
+        return self._context
+
+
+def clientCredential(path):
+    """
+    Load a client credential: a proxy file (proxy certificate, key, chain) or
+    a single file holding a certificate and its key.
+
+    @return: C{(privateCertificate, extraChain)} for
+        L{twisted.internet.ssl.optionsForClientTLS}.
+    @raise CredentialError: the file is missing, has no key, or the key does
+        not match.
+    """
+    certs, key = readPEMFile(path)
+    if key is None:
+        raise CredentialError("{} holds no private key".format(path))
+    try:
+        private = ssl.PrivateCertificate.fromCertificateAndKeyPair(
+            ssl.Certificate.loadPEM(certs[0]), ssl.KeyPair.load(key, crypto.FILETYPE_PEM)
+        )
+    except Exception as e:
+        raise CredentialError("invalid credential {}: {}".format(path, e))
+    chain = [ssl.Certificate.loadPEM(c).original for c in certs[1:]]
+    return private, chain
+
+
+def clientOptions(hostname, caDir, credentialPath):
+    """
+    TLS options for connecting to the JobMon server as a job daemon.
+
+    @param hostname: the server's name as in its URL (a DNS name or an IP
+        address); the server certificate must match it.
+    """
+    private, chain = clientCredential(credentialPath)
+    trust = ssl.trustRootFromCertificates(caCertificates(caDir))
+    return ssl.optionsForClientTLS(
+        hostname,
+        trustRoot=trust,
+        clientCertificate=private,
+        extraCertificateOptions={"extraCertChain": chain},
+    )
+
+
+@implementer(IPolicyForHTTPS)
+class CredentialPolicy:
+    """
+    An L{IPolicyForHTTPS} that presents the job's credential and trusts the
+    CA directory.
+
+    The credential file is read again when it changes on disk, so that a
+    renewed proxy is used without a restart.
+    """
+
+    def __init__(self, caDir, credentialPath):
+        self.caDir = caDir
+        self.credentialPath = credentialPath
+        self._cache = {}
+
+    def _stamp(self):
+        try:
+            st = os.stat(self.credentialPath)
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def creatorForNetloc(self, hostname, port):
+        """
+        Return connection options for C{hostname}.
+        """
+        host = hostname.decode("ascii") if isinstance(hostname, bytes) else hostname
+        stamp = self._stamp()
+        cached = self._cache.get(host)
+        if cached is None or cached[0] != stamp:
+            cached = (stamp, clientOptions(host, self.caDir, self.credentialPath))
+            self._cache[host] = cached
+        return cached[1]

@@ -1,0 +1,248 @@
+"""
+Tests for L{jobmon.protocols.wake}: the TCP wake channel, both ends, driven
+with L{StringTransport} and L{Clock}.
+"""
+
+import json
+
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.trial.unittest import SynchronousTestCase
+
+from jobmon import errors
+from jobmon.errors import JobMonError
+from jobmon.identity import Identity
+from jobmon.protocols.wake import (
+    HELLO_TIMEOUT,
+    MAX_LINE,
+    WakeClientFactory,
+    WakeServerFactory,
+)
+
+ALICE = Identity("/DC=org/DC=test/CN=Alice")
+
+
+class FakeHub:
+    """
+    Records the channels bound and lost; refuses a token of C{"bad"}.
+    """
+
+    def __init__(self):
+        self.hellos = []
+        self.lost = []
+
+    def channelHello(self, channel, identity, jobId, token):
+        if token == "bad":
+            raise JobMonError(errors.NOT_AUTHORIZED, "wake token does not match")
+        self.hellos.append((channel, identity, jobId))
+        return 10
+
+    def channelLost(self, channel):
+        self.lost.append(channel)
+
+
+def lines(transport):
+    """
+    Return and clear the JSON messages written to C{transport}.
+    """
+    data = transport.value()
+    transport.clear()
+    return [json.loads(line) for line in data.splitlines() if line]
+
+
+class WakeServerTests(SynchronousTestCase):
+    """
+    The server end of the wake channel.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.hub = FakeHub()
+        self.factory = WakeServerFactory(self.hub, lambda transport: ALICE, self.clock)
+        self.proto = self.factory.buildProtocol(None)
+        self.transport = StringTransport()
+        self.proto.makeConnection(self.transport)
+
+    def hello(self, token="tok"):
+        self.proto.dataReceived(
+            json.dumps({"type": "hello", "job_id": "j1", "token": token}).encode() + b"\n"
+        )
+
+    def test_welcome(self):
+        """
+        A good hello binds the channel and is answered with the keep-alive.
+        """
+        self.hello()
+        self.assertEqual(lines(self.transport), [{"type": "welcome", "keepalive": 10}])
+        self.assertEqual(self.hub.hellos, [(self.proto, ALICE, "j1")])
+        self.assertEqual(self.proto.jobId, "j1")
+
+    def test_wake(self):
+        """
+        C{wake} sends one wake line.
+        """
+        self.hello()
+        lines(self.transport)
+        self.proto.wake()
+        self.assertEqual(lines(self.transport), [{"type": "wake"}])
+
+    def test_refusedHello(self):
+        """
+        A refused hello gets an error line and the connection is closed; the
+        hub is not told of a loss for a channel it never bound.
+        """
+        self.hello("bad")
+        [message] = lines(self.transport)
+        self.assertEqual(message["type"], "error")
+        self.assertEqual(message["code"], errors.NOT_AUTHORIZED)
+        self.assertTrue(self.transport.disconnecting)
+        self.proto.connectionLost(None)
+        self.assertEqual(self.hub.lost, [])
+
+    def test_pingPong(self):
+        """
+        A ping is answered with a pong.
+        """
+        self.hello()
+        lines(self.transport)
+        self.proto.dataReceived(b'{"type":"ping"}\n')
+        self.assertEqual(lines(self.transport), [{"type": "pong"}])
+
+    def test_junk(self):
+        """
+        Junk (not JSON, no type, unknown type, invalid UTF-8) is refused with
+        an error and the connection closed.
+        """
+        for junk in [b"hello\n", b"[1,2]\n", b'{"type":"launch"}\n', b"\xff\xfe\n"]:
+            proto = self.factory.buildProtocol(None)
+            transport = StringTransport()
+            proto.makeConnection(transport)
+            proto.dataReceived(junk)
+            [message] = lines(transport)
+            self.assertEqual(message["type"], "error", junk)
+            self.assertTrue(transport.disconnecting)
+            proto.connectionLost(None)
+        self.assertEqual(self.hub.hellos, [])
+
+    def test_longLine(self):
+        """
+        A line longer than the limit closes the channel.
+        """
+        self.proto.dataReceived(b"x" * (MAX_LINE + 10))
+        [message] = lines(self.transport)
+        self.assertEqual(message["code"], errors.TOO_LARGE)
+        self.assertTrue(self.transport.disconnecting)
+
+    def test_helloTimeout(self):
+        """
+        A connection that never says hello is aborted.
+        """
+        self.clock.advance(HELLO_TIMEOUT + 1)
+        self.assertTrue(self.transport.disconnecting)
+
+    def test_silentPeerDropped(self):
+        """
+        After the welcome, three silent keep-alive intervals abort the
+        connection; each line received restarts the count.
+        """
+        self.hello()
+        self.clock.advance(25)
+        self.proto.dataReceived(b'{"type":"ping"}\n')
+        self.clock.advance(25)
+        self.assertFalse(self.transport.disconnecting)
+        self.clock.advance(6)
+        self.assertTrue(self.transport.disconnecting)
+
+    def test_lostTellsHub(self):
+        """
+        A bound channel that closes is reported to the hub, and leaves no
+        timer behind.
+        """
+        self.hello()
+        self.proto.connectionLost(None)
+        self.assertEqual(self.hub.lost, [self.proto])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class WakeClientTests(SynchronousTestCase):
+    """
+    The daemon end of the wake channel.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.wakes = []
+        self.factory = WakeClientFactory(
+            lambda: ("j1", "tok"), lambda: self.wakes.append(1), self.clock
+        )
+        self.proto = self.factory.buildProtocol(None)
+        self.transport = StringTransport()
+        self.proto.makeConnection(self.transport)
+
+    def test_hello(self):
+        """
+        The daemon says hello with its job id and current token.
+        """
+        self.assertEqual(
+            lines(self.transport), [{"type": "hello", "job_id": "j1", "token": "tok"}]
+        )
+
+    def test_welcomeThenPing(self):
+        """
+        After the welcome the daemon pings every keep-alive interval.
+        """
+        lines(self.transport)
+        self.proto.dataReceived(b'{"type":"welcome","keepalive":10}\n')
+        self.assertIs(self.successResultOf(self.proto.welcomed), self.proto)
+        self.clock.advance(10)
+        self.assertEqual(lines(self.transport), [{"type": "ping"}])
+        self.proto.dataReceived(b'{"type":"pong"}\n')
+        self.clock.advance(10)
+        self.assertEqual(lines(self.transport), [{"type": "ping"}])
+
+    def test_wake(self):
+        """
+        A wake line calls the daemon's callback.
+        """
+        self.proto.dataReceived(b'{"type":"welcome","keepalive":10}\n{"type":"wake"}\n')
+        self.assertEqual(self.wakes, [1])
+
+    def test_error(self):
+        """
+        An error from the server fails C{welcomed} with the server's code.
+        """
+        self.proto.dataReceived(
+            b'{"type":"error","code":403,"message":"wake token does not match"}\n'
+        )
+        failure = self.failureResultOf(self.proto.welcomed, JobMonError)
+        self.assertEqual(failure.value.code, 403)
+        self.assertTrue(self.transport.disconnecting)
+
+    def test_deadServer(self):
+        """
+        A server silent for three intervals is dropped, and the pinger stops.
+        """
+        self.proto.dataReceived(b'{"type":"welcome","keepalive":10}\n')
+        self.clock.advance(10)
+        self.clock.advance(10)
+        self.assertFalse(self.transport.disconnecting)
+        self.clock.advance(10)
+        self.assertTrue(self.transport.disconnecting)
+        self.proto.connectionLost(None)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_lostBeforeWelcome(self):
+        """
+        A connection lost before the welcome fails C{welcomed}.
+        """
+        self.proto.connectionLost(None)
+        self.failureResultOf(self.proto.welcomed)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_badKeepalive(self):
+        """
+        A welcome with an absurd keep-alive is refused.
+        """
+        self.proto.dataReceived(b'{"type":"welcome","keepalive":-1}\n')
+        self.assertTrue(self.transport.disconnecting)
+        self.assertNoResult(self.proto.welcomed)
