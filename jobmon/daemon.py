@@ -340,7 +340,11 @@ def buildDaemon(reactor, options):
     """
     Build the daemon service from parsed L{Options}.
     """
-    from twisted.web.client import Agent, HTTPConnectionPool
+    from twisted.web.client import Agent, HTTPConnectionPool, _HTTP11ClientFactory
+
+    class QuietFactory(_HTTP11ClientFactory):
+        # One log line per pooled connection is noise in a job's log.
+        noisy = False
 
     url = urlsplit(options["server"])
     serverURL = options["server"]
@@ -349,6 +353,7 @@ def buildDaemon(reactor, options):
     policy = CredentialPolicy(options["ca-dir"], options["proxy"])
     pool = HTTPConnectionPool(reactor, persistent=True)
     pool.maxPersistentPerHost = 4
+    pool._factory = QuietFactory
     agent = Agent(reactor, contextFactory=policy, pool=pool, connectTimeout=10)
     rpc = XMLRPCClient(agent, serverURL)
     host = url.hostname

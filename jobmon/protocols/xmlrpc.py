@@ -203,7 +203,7 @@ class _BytesProducer:
         self._body = body
         self.length = len(body)
 
-    def startProduction(self, consumer):
+    def startProducing(self, consumer):
         consumer.write(self._body)
         return defer.succeed(None)
 

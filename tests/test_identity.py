@@ -1,0 +1,83 @@
+"""
+Tests for L{jobmon.identity}: who is behind a certificate chain.
+"""
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from jobmon import errors, pki
+from jobmon.errors import JobMonError
+from jobmon.identity import Identity, identityFromChain
+
+
+class IdentityFromChainTests(SynchronousTestCase):
+    """
+    L{identityFromChain} with chains made by L{jobmon.pki}.
+    """
+
+    def setUp(self):
+        base = self.mktemp()
+        self.pki = pki.initPKI(base, users=("alice",))
+        self.alice = self.pki.users["alice"]
+        self.base = base
+
+    def chainOf(self, path):
+        """
+        The certificates of a credential file, leaf first, with the CA.
+        """
+        return pki.readCertificates(path) + [self.pki.ca.cert]
+
+    def test_userCert(self):
+        """
+        A plain user certificate is its own identity, not a proxy.
+        """
+        chain = [pki.readCertificates(self.alice.certPath)[0], self.pki.ca.cert]
+        self.assertEqual(identityFromChain(chain), Identity(self.alice.dn))
+
+    def test_proxyAndProxyOfProxy(self):
+        """
+        A proxy and a proxy of a proxy both stand for the user.
+        """
+        first = "{}/p1.pem".format(self.base)
+        pki.makeProxy(self.alice.certPath, self.alice.keyPath, first)
+        second = "{}/p2.pem".format(self.base)
+        pki.makeProxy(first, first, second)
+        for path in (first, second):
+            self.assertEqual(
+                identityFromChain(self.chainOf(path)),
+                Identity(self.alice.dn, proxy=True, limited=False),
+            )
+
+    def test_limited(self):
+        """
+        A limited proxy anywhere in the chain marks the identity limited.
+        """
+        first = "{}/p1.pem".format(self.base)
+        pki.makeProxy(self.alice.certPath, self.alice.keyPath, first, limited=True)
+        second = "{}/p2.pem".format(self.base)
+        pki.makeProxy(first, first, second)
+        self.assertTrue(identityFromChain(self.chainOf(second)).limited)
+
+    def test_independentRefused(self):
+        """
+        An independent proxy does not speak for its issuer.
+        """
+        path = "{}/p.pem".format(self.base)
+        pki.makeProxy(self.alice.certPath, self.alice.keyPath, path, independent=True)
+        e = self.assertRaises(JobMonError, identityFromChain, self.chainOf(path))
+        self.assertEqual(e.code, errors.NOT_AUTHENTICATED)
+        self.assertIn("independent", e.message)
+
+    def test_empty(self):
+        """
+        No chain, no identity.
+        """
+        e = self.assertRaises(JobMonError, identityFromChain, None)
+        self.assertEqual(e.code, errors.NOT_AUTHENTICATED)
+
+    def test_slashForm(self):
+        """
+        The DN is in slash form, in certificate order.
+        """
+        self.assertEqual(
+            self.alice.dn, "/DC=org/DC=jobmon-test/OU=People/CN=Alice Example"
+        )
