@@ -11,6 +11,7 @@ jitter; on SIGTERM it unregisters before it exits.
 
 import os
 import random
+import re
 import socket
 from urllib.parse import urlsplit
 
@@ -276,7 +277,7 @@ class JobDaemon(MultiService):
         try:
             d = self._runInThread(self.workdir.run, request)
             d.addTimeout(self.opTimeout, self.reactor)
-            result = await d
+            result = xmlSafe(await d)
         except JobMonError as e:
             result = e.toResult()
         except defer.TimeoutError:
@@ -313,15 +314,40 @@ class JobDaemon(MultiService):
                 self.log.warn("cannot unregister job {job_id}: {why}",
                               job_id=self.jobId, why=_describe(e))
         await MultiService.stopService(self)
-        pool = getattr(self.rpc.agent, "_pool", None)
-        if pool is not None:
-            await pool.closeCachedConnections()
+        await self.rpc.close()
 
     def stopService(self):
         """
         Unregister, then close the wake channel and pooled connections.
         """
         return defer.Deferred.fromCoroutine(self._stop())
+
+
+_XML_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _escapeChar(match):
+    char = match.group(0)
+    if "\ud800" <= char <= "\udfff":
+        # A byte that was not UTF-8 in a file name (surrogateescape).
+        code = ord(char) - 0xDC00 if "\udc80" <= char <= "\udcff" else ord(char)
+        return "\\x{:02x}".format(code)
+    return "\\x{:02x}".format(ord(char)) if ord(char) < 0x100 else "\\u{:04x}".format(ord(char))
+
+
+def xmlSafe(value):
+    """
+    Make a result encodable as XML-RPC: file names may hold bytes that are
+    not UTF-8 or control characters, which XML 1.0 cannot carry; they are
+    shown as C{\\xNN} escapes.
+    """
+    if isinstance(value, str):
+        return _XML_UNSAFE.sub(_escapeChar, value)
+    if isinstance(value, dict):
+        return {xmlSafe(k): xmlSafe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [xmlSafe(v) for v in value]
+    return value
 
 
 def _describe(error):
@@ -355,7 +381,7 @@ def buildDaemon(reactor, options):
     pool.maxPersistentPerHost = 4
     pool._factory = QuietFactory
     agent = Agent(reactor, contextFactory=policy, pool=pool, connectTimeout=10)
-    rpc = XMLRPCClient(agent, serverURL)
+    rpc = XMLRPCClient(agent, serverURL, pool=pool)
     host = url.hostname
 
     def wakeEndpoint(port):

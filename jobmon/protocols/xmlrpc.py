@@ -255,8 +255,9 @@ class XMLRPCClient:
     Faults come back as L{JobMonError} failures with the fault's code.
     """
 
-    def __init__(self, agent, url, maxResponse=64 * 1024 * 1024):
+    def __init__(self, agent, url, maxResponse=64 * 1024 * 1024, pool=None):
         self.agent = agent
+        self.pool = pool
         self.url = url.encode("ascii") if isinstance(url, str) else url
         self.maxResponse = maxResponse
 
@@ -289,6 +290,14 @@ class XMLRPCClient:
         Like L{call}, returning a L{Deferred}.
         """
         return defer.Deferred.fromCoroutine(self.call(method, *args))
+
+    def close(self):
+        """
+        Close the pooled connections.
+        """
+        if self.pool is None:
+            return defer.succeed(None)
+        return self.pool.closeCachedConnections()
 
 
 __all__ = ["XMLRPCResource", "XMLRPCClient", "QuietSite", "identifyTLS"]

@@ -1,0 +1,260 @@
+"""
+Tests for L{jobmon.daemon.JobDaemon}: register, connect the wake channel,
+fetch, run and post, re-register after a loss, unregister on stop — with a
+fake server and L{Clock}.
+"""
+
+import os
+
+from twisted.application.internet import backoffPolicy
+from twisted.internet import defer
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+from twisted.internet.interfaces import IStreamClientEndpoint
+
+from jobmon import errors
+from jobmon.daemon import JobDaemon, xmlSafe
+from jobmon.errors import JobMonError
+from jobmon.files import Workdir
+
+
+class FakeRPC:
+    """
+    Records calls; answers each from C{self.answers[method]} (a callable
+    taking the arguments, or a value).
+    """
+
+    def __init__(self):
+        self.calls = []
+        self.answers = {}
+        self.pending = []
+
+    def callRemote(self, method, *args):
+        self.calls.append((method,) + args)
+        answer = self.answers.get(method)
+        if answer == "hang":
+            d = defer.Deferred()
+            self.pending.append(d)
+            return d
+        if callable(answer):
+            return defer.maybeDeferred(answer, *args)
+        if isinstance(answer, Exception):
+            return defer.fail(answer)
+        return defer.succeed(answer)
+
+    def close(self):
+        self.closed = True
+        return defer.succeed(None)
+
+    def methods(self):
+        return [c[0] for c in self.calls]
+
+
+@implementer(IStreamClientEndpoint)
+class FakeEndpoint:
+    """
+    Connects the factory's protocol to a L{StringTransport}.
+    """
+
+    def __init__(self, case):
+        self.case = case
+
+    def connect(self, factory):
+        protocol = factory.buildProtocol(None)
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        self.case.connections.append((protocol, transport))
+        return defer.succeed(protocol)
+
+
+class JobDaemonTests(SynchronousTestCase):
+    """
+    Drive a L{JobDaemon} against a fake server.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.rpc = FakeRPC()
+        self.connections = []
+        self.ports = []
+        workdir = self.mktemp()
+        os.makedirs(workdir)
+        with open(os.path.join(workdir, "log.txt"), "wb") as f:
+            f.write(b"one\ntwo\n")
+        self.rpc.answers = {
+            "jobmon.registerJob": lambda jobId, info: {
+                "job_id": jobId,
+                "wake": {"mode": "tcp", "port": 9999, "token": "tok"},
+                "keepalive": 10,
+            },
+            "jobmon.getJobToDo": [],
+            "jobmon.outputJobResult": True,
+            "jobmon.unregisterJob": True,
+        }
+
+        def wakeEndpoint(port):
+            self.ports.append(port)
+            return FakeEndpoint(self)
+
+        self.daemon = JobDaemon(
+            self.clock,
+            "job.7",
+            "https://server/RPC2",
+            self.rpc,
+            Workdir(workdir),
+            wakeEndpoint,
+            {"host": "wn", "wake": "tcp"},
+            retryPolicy=backoffPolicy(initialDelay=1, maxDelay=4, jitter=lambda: 0),
+            runInThread=lambda f, *a: defer.maybeDeferred(f, *a),
+        )
+
+    def start(self):
+        """
+        Start the daemon and welcome its first wake channel.
+        """
+        self.daemon.startService()
+        protocol, transport = self.connections[-1]
+        protocol.dataReceived(b'{"type":"welcome","keepalive":10}\n')
+        return protocol, transport
+
+    def test_registersThenConnects(self):
+        """
+        The daemon registers, connects to the port the server named, says
+        hello with its token and fetches work once welcomed.
+        """
+        _, transport = self.start()
+        self.assertEqual(self.ports, [9999])
+        self.assertIn(b'"token":"tok"', transport.value())
+        self.assertEqual(self.rpc.methods(), ["jobmon.registerJob", "jobmon.getJobToDo"])
+        self.assertEqual(self.rpc.calls[0][1], "job.7")
+
+    def test_wakeRunsAndPosts(self):
+        """
+        A wake fetches the queued requests; each runs and its result is
+        posted, errors included.
+        """
+        protocol, _ = self.start()
+        self.rpc.answers["jobmon.getJobToDo"] = [
+            {"id": "r1", "request": {"op": "tail", "path": "log.txt", "lines": 1}},
+            {"id": "r2", "request": {"op": "cat", "path": "missing"}},
+            {"id": "r3", "request": {"op": "cat", "path": "../x"}},
+        ]
+        protocol.dataReceived(b'{"type":"wake"}\n')
+        posts = {c[2]: c[3] for c in self.rpc.calls if c[0] == "jobmon.outputJobResult"}
+        self.assertEqual(posts["r1"]["data"], b"two\n")
+        self.assertEqual(posts["r2"]["error"]["code"], errors.NO_SUCH_FILE)
+        self.assertEqual(posts["r3"]["error"]["code"], errors.OUTSIDE_WORKDIR)
+
+    def test_wakeDuringFetch(self):
+        """
+        A wake that arrives while a fetch is in flight causes one more fetch
+        after it, not a concurrent one.
+        """
+        protocol, _ = self.start()
+        self.rpc.answers["jobmon.getJobToDo"] = "hang"
+        protocol.dataReceived(b'{"type":"wake"}\n')
+        protocol.dataReceived(b'{"type":"wake"}\n')
+        protocol.dataReceived(b'{"type":"wake"}\n')
+        self.assertEqual(self.rpc.methods().count("jobmon.getJobToDo"), 2)
+        self.rpc.pending.pop(0).callback([])
+        self.assertEqual(self.rpc.methods().count("jobmon.getJobToDo"), 3)
+        self.rpc.pending.pop(0).callback([])
+        self.assertEqual(self.rpc.methods().count("jobmon.getJobToDo"), 3)
+
+    def test_opTimeout(self):
+        """
+        An operation that outlives the daemon's limit is reported as a
+        remote timeout.
+        """
+        protocol, _ = self.start()
+        self.daemon._runInThread = lambda f, *a: defer.Deferred()
+        self.rpc.answers["jobmon.getJobToDo"] = [{"id": "r1", "request": {"op": "ls"}}]
+        protocol.dataReceived(b'{"type":"wake"}\n')
+        self.clock.advance(31)
+        [post] = [c for c in self.rpc.calls if c[0] == "jobmon.outputJobResult"]
+        self.assertEqual(post[3]["error"]["code"], errors.REMOTE_TIMEOUT)
+
+    def test_reconnectRegistersAgain(self):
+        """
+        When the wake channel is lost the daemon registers again, with
+        backoff, and reconnects.
+        """
+        protocol, transport = self.start()
+        protocol.connectionLost(None)
+        self.assertEqual(self.rpc.methods().count("jobmon.registerJob"), 1)
+        self.clock.advance(1.5)
+        self.assertEqual(self.rpc.methods().count("jobmon.registerJob"), 2)
+        self.assertEqual(len(self.connections), 2)
+
+    def test_serverDownBackoff(self):
+        """
+        While the server refuses registration the daemon retries with
+        capped exponential backoff.
+        """
+        self.rpc.answers["jobmon.registerJob"] = ConnectionRefusedError("refused")
+        self.daemon.startService()
+        times = [0.0]
+        for _ in range(200):
+            self.clock.advance(0.125)
+            if self.rpc.methods().count("jobmon.registerJob") > len(times):
+                times.append(self.clock.seconds())
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        # Delays 1.5, 2.25, 3.375, then capped at 4 (no jitter here).
+        self.assertEqual(gaps[:4], [1.5, 2.25, 3.375, 4.0])
+        self.assertEqual(set(gaps[4:]), {4.0})
+        self.flushLoggedErrors()
+
+    def test_stopUnregisters(self):
+        """
+        Stopping unregisters the job and closes the wake channel.
+        """
+        protocol, transport = self.start()
+        d = self.daemon.stopService()
+        self.assertEqual(self.rpc.methods()[-1], "jobmon.unregisterJob")
+        self.assertTrue(transport.disconnecting)
+        protocol.connectionLost(None)
+        self.successResultOf(d)
+
+    def test_stopWhenServerGone(self):
+        """
+        Stopping does not hang when the server cannot be told.
+        """
+        protocol, transport = self.start()
+        self.rpc.answers["jobmon.unregisterJob"] = "hang"
+        d = self.daemon.stopService()
+        self.assertNoResult(d)
+        self.clock.advance(5)
+        self.assertTrue(transport.disconnecting)
+        protocol.connectionLost(None)
+        self.successResultOf(d)
+
+    def test_refusedRegistration(self):
+        """
+        A refused registration is retried; the fault is logged, not raised.
+        """
+        self.rpc.answers["jobmon.registerJob"] = JobMonError(
+            errors.JOB_CONFLICT, "job job.7 is registered by another identity"
+        )
+        self.daemon.startService()
+        self.clock.advance(1.5)
+        self.assertEqual(self.rpc.methods().count("jobmon.registerJob"), 2)
+        self.flushLoggedErrors()
+
+
+class XMLSafeTests(SynchronousTestCase):
+    """
+    Tests for L{xmlSafe}.
+    """
+
+    def test_escapes(self):
+        """
+        Undecodable bytes and control characters in names become escapes;
+        bytes values are left alone.
+        """
+        name = os.fsdecode(b"a\xffb\x01c\td")
+        self.assertEqual(
+            xmlSafe({"entries": [{"name": name}], "data": b"\x00\xff"}),
+            {"entries": [{"name": "a\\xffb\\x01c\td"}], "data": b"\x00\xff"},
+        )
