@@ -374,9 +374,10 @@ class Hub:
         if error is not None:
             code = error.get("code") if isinstance(error, dict) else None
             message = error.get("message") if isinstance(error, dict) else None
-            # A daemon reports failures of the operation only: it cannot
-            # make a user see "not authorized" or "no such job".
-            if not isinstance(code, int) or not isRemote(code):
+            # A daemon reports failures of the operation, or a request it
+            # found malformed; it cannot make a user see "not authorized" or
+            # "no such job".
+            if not isinstance(code, int) or not (isRemote(code) or code == BAD_REQUEST):
                 code = REMOTE_ERROR
             if not isinstance(message, str) or not message:
                 message = "the job reported an error"

@@ -5,6 +5,7 @@ Helpers for end-to-end tests: a throwaway PKI and real C{twistd} processes
 
 import os
 import re
+import signal
 import sys
 
 from twisted.internet import defer, reactor
@@ -163,10 +164,10 @@ class ChildProcess(ProcessProtocol):
 
     def signal(self, name):
         """
-        Send a signal (e.g. C{"KILL"}, C{"STOP"}).
+        Send a signal by name (e.g. C{"KILL"}, C{"STOP"}).
         """
         if self.running:
-            self.transport.signalProcess(name)
+            self.transport.signalProcess(getattr(signal, "SIG" + name))
 
     async def stop(self, timeout=10):
         """
@@ -175,8 +176,8 @@ class ChildProcess(ProcessProtocol):
         if not self.running:
             return self.exitCode
         # A test may have stopped it with SIGSTOP.
-        self.transport.signalProcess("CONT")
-        self.transport.signalProcess("TERM")
+        self.signal("CONT")
+        self.signal("TERM")
         timer = reactor.callLater(timeout, self.signal, "KILL")
         try:
             return await self.whenEnded()

@@ -1,0 +1,327 @@
+"""
+End-to-end tests: real C{twistd jobmon-server} and C{jobmon-daemon}
+processes on 127.0.0.1 with a PKI made at test time, queried through the
+real client library over TLS.
+"""
+
+import datetime
+import os
+import signal
+import socket
+import ssl
+import time
+
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import TestCase
+
+from jobmon import errors, pki
+from jobmon.client import CERTIFICATE_REFUSED, JobMonClient
+from jobmon.errors import JobMonError
+from tests.support import TestPKI, inThread, startDaemon, startServer
+
+
+class EndToEndBase(TestCase):
+    """
+    A PKI, a server, and a job with its daemon.
+    """
+
+    timeout = 120
+    serverArgs = ()
+
+    async def _setUp(self):
+        self.tpki = TestPKI(os.path.abspath(self.mktemp()))
+        self.workdir = os.path.join(self.tpki.base, "work")
+        os.makedirs(os.path.join(self.workdir, "sub"))
+        with open(os.path.join(self.workdir, "job.log"), "wb") as f:
+            f.write(b"".join(b"line %d\n" % i for i in range(1, 101)))
+        with open(os.path.join(self.workdir, "sub", "data.bin"), "wb") as f:
+            f.write(bytes(range(256)))
+        self.server = await startServer(self, self.tpki, *self.serverArgs)
+        self.daemon = await startDaemon(
+            self,
+            self.server,
+            "job.1",
+            self.workdir,
+            self.tpki.proxies["alice"],
+            self.tpki.caDir,
+        )
+
+    def setUp(self):
+        from twisted.internet.defer import Deferred
+
+        return Deferred.fromCoroutine(self._setUp())
+
+    def client(self, credential=None, key=None):
+        """
+        A client for the running server; closed in cleanup.
+        """
+        c = JobMonClient(
+            self.server.url,
+            proxy=credential or self.tpki.proxies["alice"],
+            caDir=self.tpki.caDir,
+            timeout=30,
+            key=key,
+        )
+        self.addCleanup(c.close)
+        return c
+
+    async def assertFault(self, code, f, *args):
+        """
+        Assert that the blocking call C{f(*args)} raises a L{JobMonError}
+        with C{code}; return it.
+        """
+        try:
+            await inThread(f, *args)
+        except JobMonError as e:
+            self.assertEqual(e.code, code, e.message)
+            return e
+        self.fail("no error raised; expected code {}".format(code))
+
+
+class CoreLoopTests(EndToEndBase):
+    """
+    The full loop for every op, and the identities accepted.
+    """
+
+    async def test_everyOp(self):
+        """
+        whoami, jobs, ls, stat, cat and tail all go through the real
+        server and daemon.
+        """
+        c = self.client()
+        me = await inThread(c.whoami)
+        self.assertEqual(me["dn"], self.tpki.dn("alice"))
+        self.assertTrue(me["proxy"])
+        [job] = await inThread(c.listJobs)
+        self.assertEqual((job["job_id"], job["owner"], job["state"]),
+                         ("job.1", self.tpki.dn("alice"), "ready"))
+        listing = await inThread(c.query, "job.1", {"op": "ls", "path": "."})
+        self.assertEqual([e["name"] for e in listing["entries"]], ["job.log", "sub"])
+        self.assertEqual(listing["entries"][1]["type"], "dir")
+        st = await inThread(c.query, "job.1", {"op": "stat", "path": "sub/data.bin"})
+        self.assertEqual((st["type"], st["size"]), ("file", 256))
+        cat = await inThread(
+            c.query, "job.1", {"op": "cat", "path": "sub/data.bin", "offset": 250, "length": 10}
+        )
+        self.assertEqual(cat["data"], bytes(range(250, 256)))
+        tail = await inThread(c.query, "job.1", {"op": "tail", "path": "job.log", "lines": 2})
+        self.assertEqual(tail["data"], b"line 99\nline 100\n")
+
+    async def test_userCertAndProxyOfProxy(self):
+        """
+        A plain user certificate and a proxy of a proxy are accepted, as the
+        same user.
+        """
+        for credential in (self.tpki.userFile("alice"), self.tpki.proxyOfProxy):
+            c = self.client(credential)
+            me = await inThread(c.whoami)
+            self.assertEqual(me["dn"], self.tpki.dn("alice"))
+            result = await inThread(c.query, "job.1", {"op": "stat", "path": "job.log"})
+            self.assertEqual(result["type"], "file")
+
+    async def test_otherUserRefused(self):
+        """
+        Bob cannot query Alice's job (it does not exist for him) and does
+        not see it in his jobs; the admin can do both.
+        """
+        bob = self.client(self.tpki.proxies["bob"])
+        await self.assertFault(errors.NO_SUCH_JOB, bob.query, "job.1", {"op": "ls"})
+        self.assertEqual(await inThread(bob.listJobs), [])
+        admin = self.client(self.tpki.proxies["admin"])
+        self.assertTrue((await inThread(admin.whoami))["admin"])
+        [job] = await inThread(admin.listJobs)
+        self.assertEqual(job["job_id"], "job.1")
+        result = await inThread(admin.query, "job.1", {"op": "tail", "path": "job.log", "lines": 1})
+        self.assertEqual(result["data"], b"line 100\n")
+
+    async def test_escapesAndMissingFile(self):
+        """
+        C{../} and symbolic-link escapes are refused; a missing file gives
+        a clear error.
+        """
+        os.symlink("/etc", os.path.join(self.workdir, "etc"))
+        os.symlink("/etc/hostname", os.path.join(self.workdir, "host"))
+        c = self.client()
+        for path in ("../x", "sub/../../x", "etc/passwd", "host", "/etc/hostname"):
+            e = await self.assertFault(
+                errors.OUTSIDE_WORKDIR, c.query, "job.1", {"op": "cat", "path": path}
+            )
+            self.assertIn("outside the job's working directory", e.message)
+        e = await self.assertFault(
+            errors.NO_SUCH_FILE, c.query, "job.1", {"op": "tail", "path": "nope.log"}
+        )
+        self.assertIn("nope.log", e.message)
+
+    async def test_badRequests(self):
+        """
+        Malformed requests and unknown jobs get clear faults.
+        """
+        c = self.client()
+        await self.assertFault(errors.BAD_REQUEST, c.query, "job.1", {"op": "rm", "path": "x"})
+        await self.assertFault(
+            errors.BAD_REQUEST, c.query, "job.1", {"op": "tail", "path": "job.log", "lines": -1}
+        )
+        await self.assertFault(errors.NO_SUCH_JOB, c.query, "job.2", {"op": "ls"})
+
+    async def test_daemonStopsCleanly(self):
+        """
+        SIGTERM makes the daemon unregister and shut down cleanly (twistd
+        then ends by the same signal, as a well-behaved Unix program does):
+        the job leaves the list at once.
+        """
+        self.daemon.signal("TERM")
+        code = await self.daemon.whenEnded()
+        self.assertIn((code, self.daemon.signalled), [(0, None), (None, signal.SIGTERM)])
+        output = self.daemon.output.decode()
+        self.assertIn("job job.1 unregistered", output)
+        self.assertIn("Server Shut Down", output)
+        c = self.client()
+        self.assertEqual(await inThread(c.listJobs), [])
+
+
+class CertificateTests(EndToEndBase):
+    """
+    Credentials the server refuses at the handshake.
+    """
+
+    def rawHandshake(self, credential):
+        """
+        Connect with the standard library, bypassing the client's own
+        checks, and return what the server answers (or the error).
+        """
+        ctx = ssl.create_default_context(capath=self.tpki.caDir)
+        ctx.load_cert_chain(credential)
+        with socket.create_connection(("127.0.0.1", self.server.httpsPort), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                body = b"<?xml version='1.0'?><methodCall><methodName>jobmon.whoami</methodName><params/></methodCall>"
+                s.sendall(
+                    b"POST /RPC2 HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+                )
+                return s.recv(65536)
+
+    async def assertRefused(self, credential):
+        """
+        The server refuses C{credential} at the TLS level, and the client
+        says so in one clear line.
+        """
+        try:
+            answer = await inThread(self.rawHandshake, credential)
+        except (ssl.SSLError, ConnectionError, OSError):
+            pass
+        else:
+            self.assertEqual(answer, b"", "server answered: {!r}".format(answer[:200]))
+        c = JobMonClient(self.server.url, proxy=credential, caDir=self.tpki.caDir, timeout=10)
+        self.addCleanup(c.close)
+        try:
+            await inThread(c.whoami)
+        except JobMonError as e:
+            self.assertNotIn("Traceback", e.message)
+            return e
+        self.fail("client was not refused")
+
+    async def test_otherCA(self):
+        """
+        A certificate from an unknown CA is refused.
+        """
+        other = pki.initPKI(os.path.join(self.tpki.base, "other"), users=("mallory",))
+        e = await self.assertRefused(self._single(other.users["mallory"]))
+        self.assertEqual(e.code, CERTIFICATE_REFUSED)
+
+    def _single(self, user):
+        path = user.certPath + ".both"
+        with open(user.certPath, "rb") as c, open(user.keyPath, "rb") as k, open(path, "wb") as f:
+            f.write(c.read() + k.read())
+        return path
+
+    async def test_expiredProxy(self):
+        """
+        An expired proxy is refused (by the client before connecting, and
+        by the server when the client's check is bypassed).
+        """
+        alice = self.tpki.users["alice"]
+        path = os.path.join(self.tpki.base, "expired")
+        now = time.time()
+        pki.makeProxy(
+            alice.certPath, alice.keyPath, path,
+            notBefore=datetime.datetime.fromtimestamp(now - 7200, datetime.timezone.utc),
+            notAfter=datetime.datetime.fromtimestamp(now - 3600, datetime.timezone.utc),
+        )
+        e = await self.assertRefused(path)
+        self.assertIn("expired", e.message)
+
+    async def test_forgedProxy(self):
+        """
+        A proxy signed by a key that is not its issuer's is refused.
+        """
+        alice = self.tpki.users["alice"]
+        bob = self.tpki.users["bob"]
+        path = os.path.join(self.tpki.base, "forged")
+        pki.makeProxy(alice.certPath, alice.keyPath, path,
+                      signingKey=pki.readPrivateKey(bob.keyPath))
+        e = await self.assertRefused(path)
+        self.assertEqual(e.code, CERTIFICATE_REFUSED)
+
+    async def test_independentProxy(self):
+        """
+        An independent proxy passes TLS but cannot act as its user.
+        """
+        alice = self.tpki.users["alice"]
+        path = os.path.join(self.tpki.base, "independent")
+        pki.makeProxy(alice.certPath, alice.keyPath, path, independent=True)
+        c = self.client(path)
+        await self.assertFault(errors.NOT_AUTHENTICATED, c.whoami)
+
+
+class FailureTests(EndToEndBase):
+    """
+    Jobs that die, hang, and a server that restarts.
+    """
+
+    serverArgs = ("--query-timeout", "3")
+
+    async def test_killedDaemon(self):
+        """
+        A daemon killed with SIGKILL while a query is pending makes the
+        query fail with "job gone" within a second.
+        """
+        self.daemon.signal("STOP")
+        c = self.client()
+        pending = inThread(c.query, "job.1", {"op": "ls"})
+        await deferLater(reactor, 0.3, lambda: None)
+        self.daemon.signal("KILL")
+        killed = time.monotonic()
+        try:
+            await pending
+        except JobMonError as e:
+            self.assertEqual(e.code, errors.JOB_GONE)
+        else:
+            self.fail("query did not fail")
+        self.assertLess(time.monotonic() - killed, 1.0)
+        self.assertEqual(await inThread(c.listJobs), [])
+
+    async def test_timeout(self):
+        """
+        A job that never answers gives the timeout fault after the server's
+        query timeout.
+        """
+        self.daemon.signal("STOP")
+        c = self.client()
+        start = time.monotonic()
+        await self.assertFault(errors.TIMEOUT, c.query, "job.1", {"op": "ls"})
+        self.assertGreater(time.monotonic() - start, 2.5)
+
+    async def test_serverRestart(self):
+        """
+        After a server restart the daemon registers again by itself and
+        queries work.
+        """
+        https, wake = self.server.httpsPort, self.server.wakePort
+        mark = self.daemon.mark()
+        await self.server.proto.stop()
+        self.server = await startServer(self, self.tpki, httpsPort=https, wakePort=wake)
+        await self.daemon.waitFor(r"wake channel up", after=mark)
+        c = self.client()
+        result = await inThread(c.query, "job.1", {"op": "tail", "path": "job.log", "lines": 1})
+        self.assertEqual(result["data"], b"line 100\n")
