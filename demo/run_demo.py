@@ -1,0 +1,167 @@
+"""
+The JobMon demo (C{make demo}): a local server, a sample job with its daemon,
+and real C{jobmon-query} commands, all on 127.0.0.1 with a throwaway PKI.
+
+Everything it starts is stopped before it exits.
+"""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+BIN = os.path.dirname(sys.executable)
+RUN = os.path.join(ROOT, "demo-run")
+
+BOLD = "\033[1m" if sys.stdout.isatty() else ""
+DIM = "\033[2m" if sys.stdout.isatty() else ""
+RESET = "\033[0m" if sys.stdout.isatty() else ""
+
+
+def say(text):
+    print("\n" + BOLD + "== " + text + RESET, flush=True)
+
+
+class Process:
+    """
+    A background process whose output goes to a log file.
+    """
+
+    def __init__(self, name, args, cwd, env=None):
+        self.name = name
+        self.logPath = os.path.join(RUN, name + ".log")
+        self.log = open(self.logPath, "wb")
+        self.proc = subprocess.Popen(
+            args, cwd=cwd, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def waitFor(self, pattern, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with open(self.logPath, "rb") as f:
+                match = re.search(pattern, f.read().decode("utf-8", "replace"))
+            if match:
+                return match
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        with open(self.logPath, "rb") as f:
+            sys.stderr.write(f.read().decode("utf-8", "replace"))
+        raise SystemExit("demo: {} did not start (see above)".format(self.name))
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def query(env, *args, show=True):
+    """
+    Run C{jobmon-query ARGS}, show the command and its output.
+    """
+    cmd = [os.path.join(BIN, "jobmon-query")] + list(args)
+    if show:
+        print(DIM + "$ jobmon-query " + " ".join(args) + RESET, flush=True)
+    start = time.monotonic()
+    result = subprocess.run(cmd, env=env, capture_output=True, timeout=60)
+    elapsed = (time.monotonic() - start) * 1000
+    sys.stdout.write(result.stdout.decode("utf-8", "replace"))
+    sys.stdout.write(result.stderr.decode("utf-8", "replace"))
+    print(DIM + "(exit {}, {:.0f} ms)".format(result.returncode, elapsed) + RESET, flush=True)
+    return result.returncode
+
+
+def main():
+    sys.path.insert(0, ROOT)
+    from jobmon import pki
+
+    shutil.rmtree(RUN, ignore_errors=True)
+    os.makedirs(RUN)
+    processes = []
+    try:
+        say("A throwaway PKI: a CA, a host certificate, users alice and bob")
+        tpki = pki.initPKI(os.path.join(RUN, "pki"), users=("alice", "bob"))
+        proxies = {}
+        for name, user in tpki.users.items():
+            proxies[name] = os.path.join(RUN, "x509up_" + name)
+            pki.makeProxy(user.certPath, user.keyPath, proxies[name], hours=2)
+            print("{:6s} {}  (proxy {})".format(name, user.dn, proxies[name]))
+
+        say("The central server on 127.0.0.1")
+        server = Process(
+            "server",
+            [os.path.join(BIN, "twistd"), "-n", "--pidfile=", "jobmon-server",
+             "--interface", "127.0.0.1", "--https-port", "0", "--wake-port", "0",
+             "--hostcert", tpki.hostCertPath, "--hostkey", tpki.hostKeyPath,
+             "--ca-dir", tpki.ca.hashedDir],
+            cwd=RUN,
+        )
+        processes.append(server)
+        match = server.waitFor(r"XML-RPC on (\d+), TCP wake on (\d+)")
+        url = "https://127.0.0.1:{}/RPC2".format(match.group(1))
+        print("twistd jobmon-server: XML-RPC at {}, TCP wake port {}".format(url, match.group(2)))
+
+        say("A sample job and its daemon (TCP wake)")
+        workdir = os.path.join(RUN, "job-4711")
+        os.makedirs(workdir)
+        job = Process("job", [sys.executable, os.path.join(HERE, "sample_job.py"), "600"],
+                      cwd=workdir)
+        processes.append(job)
+        daemon = Process(
+            "daemon",
+            [os.path.join(BIN, "twistd"), "-n", "--pidfile=", "jobmon-daemon",
+             "--server", url, "--job-id", "4711.0", "--workdir", workdir,
+             "--proxy", proxies["alice"], "--ca-dir", tpki.ca.hashedDir],
+            cwd=workdir,
+        )
+        processes.append(daemon)
+        daemon.waitFor(r"wake channel up")
+        print("job 4711.0 running in {}; its daemon registered".format(workdir))
+        time.sleep(3)  # let the job write a few lines
+
+        env = dict(os.environ, JOBMON_SERVER=url, X509_USER_PROXY=proxies["alice"],
+                   X509_CERT_DIR=tpki.ca.hashedDir)
+        say("Alice asks her job")
+        failures = 0
+        for args in (["whoami"], ["jobs"], ["ls", "4711.0"], ["tail", "4711.0", "job.log", "-n", "5"],
+                     ["cat", "4711.0", "checkpoint.txt"], ["stat", "4711.0", "output/histograms.dat"]):
+            failures += query(env, *args) != 0
+
+        say("Clear errors: a missing file, a path outside the job, an unknown job")
+        codes = [
+            query(env, "cat", "4711.0", "results.root"),
+            query(env, "cat", "4711.0", "../../pki/ca-key.pem"),
+            query(env, "ls", "9999.0"),
+        ]
+        failures += codes != [1, 1, 5]
+
+        say("Bob may not see Alice's job")
+        bobEnv = dict(env, X509_USER_PROXY=proxies["bob"])
+        failures += query(bobEnv, "jobs") != 0
+        failures += query(bobEnv, "tail", "4711.0", "job.log") != 5
+
+        say("The job's daemon stops (SIGTERM): it unregisters")
+        daemon.stop()
+        failures += query(env, "jobs") != 0
+
+        if failures:
+            raise SystemExit("demo: {} step(s) did not behave as expected".format(failures))
+        say("Demo finished: logs in demo-run/")
+    finally:
+        for p in reversed(processes):
+            p.stop()
+
+
+if __name__ == "__main__":
+    main()
