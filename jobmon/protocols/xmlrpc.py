@@ -33,6 +33,36 @@ from jobmon.errors import (
 )
 
 
+def _refuseDTD(*args):
+    raise ValueError("DTDs and entity declarations are not allowed in XML-RPC")
+
+
+def parseCall(body):
+    """
+    Parse an XML-RPC call, refusing any document type declaration: XML-RPC
+    needs none, and internal entities would let a small body expand into a
+    huge one.
+
+    @return: C{(params, methodName)} as L{xmlrpc.client.loads} does.
+    @raise ValueError: a DTD was found.
+    @raise ExpatError: the body is not well-formed XML.
+    """
+    parser, unmarshaller = xmlrpc.client.getparser(use_builtin_types=True)
+    expat = getattr(parser, "_parser", None)
+    if expat is None:
+        # Not the expat-based parser: fall back to a plain scan of the
+        # prolog.
+        prolog = body.split(b"<methodCall", 1)[0]
+        if b"<!DOCTYPE" in prolog or b"<!ENTITY" in prolog:
+            _refuseDTD()
+    else:
+        expat.StartDoctypeDeclHandler = _refuseDTD
+        expat.EntityDeclHandler = _refuseDTD
+    parser.feed(body)
+    parser.close()
+    return unmarshaller.close(), unmarshaller.getmethodname()
+
+
 def _fault(code, message):
     return xmlrpc.client.dumps(xmlrpc.client.Fault(code, message), methodresponse=True)
 
@@ -111,7 +141,7 @@ class XMLRPCResource(Resource):
             ).encode("utf-8")
         content.seek(0)
         try:
-            params, name = xmlrpc.client.loads(content.read(), use_builtin_types=True)
+            params, name = parseCall(content.read())
         except (ExpatError, ValueError, TypeError, IndexError, OverflowError) as e:
             return _fault(BAD_REQUEST, "malformed XML-RPC request: {}".format(e)).encode(
                 "utf-8"

@@ -1,0 +1,221 @@
+"""
+Tests for L{jobmon.protocols.xmlrpc.XMLRPCResource}: HTTP bytes in, XML-RPC
+faults and results out, through a real L{Site} on a L{StringTransport}.
+"""
+
+import xmlrpc.client
+
+from twisted.internet import defer
+from twisted.internet.error import ConnectionDone
+from twisted.python.failure import Failure
+from twisted.internet.testing import StringTransport
+from twisted.logger import globalLogPublisher
+from twisted.internet.testing import EventLoggingObserver
+from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.resource import Resource
+
+from jobmon import errors
+from jobmon.errors import JobMonError
+from jobmon.identity import Identity
+from jobmon.protocols.xmlrpc import QuietSite, XMLRPCResource
+
+ALICE = Identity("/CN=Alice")
+
+
+class XMLRPCResourceTests(SynchronousTestCase):
+    """
+    Drive the resource with raw HTTP.
+    """
+
+    def setUp(self):
+        self.pending = []
+        self.cancelled = []
+
+        def hang(identity):
+            d = defer.Deferred(lambda d: self.cancelled.append(d))
+            self.pending.append(d)
+            return d
+
+        def boom(identity):
+            raise ZeroDivisionError("oops")
+
+        def refuse(identity, jobId):
+            raise JobMonError(errors.NO_SUCH_JOB, "no job {} visible to you".format(jobId))
+
+        self.identity = ALICE
+        self.resource = XMLRPCResource(
+            {
+                "t.echo": lambda identity, value: value,
+                "t.who": lambda identity: identity.dn,
+                "t.hang": hang,
+                "t.boom": boom,
+                "t.refuse": refuse,
+                "t.huge": lambda identity: 2**40,
+            },
+            self.identify,
+            maxBody=2000,
+        )
+        root = Resource()
+        root.putChild(b"RPC2", self.resource)
+        self.site = QuietSite(root)
+
+    def identify(self, request):
+        if isinstance(self.identity, Exception):
+            raise self.identity
+        return self.identity
+
+    def post(self, body, keep=False):
+        """
+        POST C{body} to /RPC2; return the transport (and the channel).
+        """
+        channel = self.site.buildProtocol(None)
+        transport = StringTransport()
+        channel.makeConnection(transport)
+        channel.dataReceived(
+            b"POST /RPC2 HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        return transport, channel
+
+    def call(self, method, *params):
+        """
+        Call a method; return the parsed result or raise the fault.
+        """
+        transport, _ = self.post(xmlrpc.client.dumps(params, method).encode())
+        response = transport.value()
+        self.assertIn(b"200 OK", response.split(b"\r\n", 1)[0])
+        body = response.split(b"\r\n\r\n", 1)[1]
+        if b"Transfer-Encoding: chunked" in response:
+            body = _unchunk(body)
+        return xmlrpc.client.loads(body, use_builtin_types=True)[0][0]
+
+    def assertFault(self, code, method, *params):
+        e = self.assertRaises(xmlrpc.client.Fault, self.call, method, *params)
+        self.assertEqual(e.faultCode, code, e.faultString)
+        return e
+
+    def test_echo(self):
+        """
+        A method's value is returned; the identity is passed in.
+        """
+        self.assertEqual(self.call("t.echo", {"a": [1, "x"]}), {"a": [1, "x"]})
+        self.assertEqual(self.call("t.who"), "/CN=Alice")
+
+    def test_listMethods(self):
+        """
+        C{system.listMethods} lists every method.
+        """
+        self.assertIn("t.echo", self.call("system.listMethods"))
+
+    def test_jobmonError(self):
+        """
+        A L{JobMonError} becomes a fault with its code and message.
+        """
+        e = self.assertFault(errors.NO_SUCH_JOB, "t.refuse", "j1")
+        self.assertEqual(e.faultString, "no job j1 visible to you")
+
+    def test_unexpectedError(self):
+        """
+        Any other exception is logged and becomes fault 500, without
+        details.
+        """
+        observer = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        e = self.assertFault(errors.INTERNAL, "t.boom")
+        self.assertNotIn("oops", e.faultString)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.assertTrue(any("log_failure" in event for event in observer))
+
+    def test_unencodableResult(self):
+        """
+        A result XML-RPC cannot carry (an int over 32 bits) is a server
+        error, not a broken response.
+        """
+        self.assertFault(errors.INTERNAL, "t.huge")
+        self.flushLoggedErrors()
+
+    def test_unknownMethod(self):
+        """
+        An unknown method name is a bad request.
+        """
+        e = self.assertFault(errors.BAD_REQUEST, "t.nope")
+        self.assertIn("no such method: t.nope", e.faultString)
+
+    def test_wrongArguments(self):
+        """
+        A wrong number of arguments is a bad request naming the arguments.
+        """
+        e = self.assertFault(errors.BAD_REQUEST, "t.echo")
+        self.assertIn("t.echo takes (value)", e.faultString)
+
+    def test_malformed(self):
+        """
+        Bodies that are not XML-RPC calls are bad requests.
+        """
+        for body in [b"not xml", b"<methodCall><methodName>t.echo</methodName><params><param>",
+                     xmlrpc.client.dumps((1,), methodresponse=True).encode()]:
+            transport, _ = self.post(body)
+            fault = transport.value().split(b"\r\n\r\n", 1)[1]
+            self.assertIn(b"<name>faultCode</name>", fault)
+            self.assertIn(b"<int>400</int>", fault)
+
+    def test_entityExpansion(self):
+        """
+        An XML entity-expansion bomb is refused without expanding it.
+        """
+        bomb = (
+            b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa">'
+            b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">'
+            b'<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>'
+            b"<methodCall><methodName>t.echo</methodName><params><param><value>"
+            b"<string>&c;</string></value></param></params></methodCall>"
+        )
+        transport, _ = self.post(bomb)
+        response = transport.value()
+        self.assertNotIn(b"a" * 1000, response)
+        self.assertIn(b"DTDs and entity declarations are not allowed", response)
+
+    def test_bodyTooLarge(self):
+        """
+        A body over the limit is refused before parsing.
+        """
+        transport, _ = self.post(xmlrpc.client.dumps(("x" * 3000,), "t.echo").encode())
+        fault = transport.value().split(b"\r\n\r\n", 1)[1]
+        self.assertIn(b"<int>413</int>", fault)
+
+    def test_notAuthenticated(self):
+        """
+        A caller that cannot be identified gets fault 401 and nothing runs.
+        """
+        self.identity = JobMonError(errors.NOT_AUTHENTICATED, "independent proxy")
+        self.assertFault(errors.NOT_AUTHENTICATED, "t.hang")
+        self.assertEqual(self.pending, [])
+
+    def test_disconnectCancels(self):
+        """
+        A client that goes away while its call is pending cancels the call.
+        """
+        transport, channel = self.post(xmlrpc.client.dumps((), "t.hang").encode())
+        self.assertEqual(len(self.pending), 1)
+        channel.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.cancelled, self.pending)
+
+    def test_get(self):
+        """
+        A browser's GET gets a short explanation.
+        """
+        channel = self.site.buildProtocol(None)
+        transport = StringTransport()
+        channel.makeConnection(transport)
+        channel.dataReceived(b"GET /RPC2 HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertIn(b"JobMon XML-RPC endpoint", transport.value())
+
+
+def _unchunk(body):
+    out, rest = b"", body
+    while rest:
+        size, rest = rest.split(b"\r\n", 1)
+        n = int(size, 16)
+        if n == 0:
+            break
+        out, rest = out + rest[:n], rest[n + 2 :]
+    return out
