@@ -5,20 +5,23 @@ real client library over TLS.
 """
 
 import datetime
+import json
 import os
 import signal
 import socket
 import ssl
+import sys
 import time
 
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
+from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
 from jobmon import errors, pki
 from jobmon.client import CERTIFICATE_REFUSED, JobMonClient
 from jobmon.errors import JobMonError
-from tests.support import TestPKI, inThread, startDaemon, startServer
+from tests.support import ROOT, TestPKI, childEnv, inThread, startDaemon, startServer
 
 
 class EndToEndBase(TestCase):
@@ -251,6 +254,21 @@ class CertificateTests(EndToEndBase):
         e = await self.assertRefused(path)
         self.assertIn("expired", e.message)
 
+    async def test_notYetValidProxy(self):
+        """
+        A proxy whose validity starts in the future is refused.
+        """
+        alice = self.tpki.users["alice"]
+        path = os.path.join(self.tpki.base, "future")
+        now = time.time()
+        pki.makeProxy(
+            alice.certPath, alice.keyPath, path,
+            notBefore=datetime.datetime.fromtimestamp(now + 3600, datetime.timezone.utc),
+            notAfter=datetime.datetime.fromtimestamp(now + 7200, datetime.timezone.utc),
+        )
+        e = await self.assertRefused(path)
+        self.assertIn("not valid before", e.message)
+
     async def test_forgedProxy(self):
         """
         A proxy signed by a key that is not its issuer's is refused.
@@ -325,3 +343,61 @@ class FailureTests(EndToEndBase):
         c = self.client()
         result = await inThread(c.query, "job.1", {"op": "tail", "path": "job.log", "lines": 1})
         self.assertEqual(result["data"], b"line 100\n")
+
+
+class CommandLineTests(EndToEndBase):
+    """
+    The real C{jobmon-query} program against the real server and daemon.
+    """
+
+    async def jobmonQuery(self, *args, proxy="alice"):
+        """
+        Run C{jobmon-query ARGS}; return C{(stdout, stderr, exit code)}.
+        """
+        env = childEnv(
+            JOBMON_SERVER=self.server.url,
+            X509_USER_PROXY=self.tpki.proxies[proxy],
+            X509_CERT_DIR=self.tpki.caDir,
+        )
+        return await getProcessOutputAndValue(
+            sys.executable, ["-m", "jobmon.cli"] + list(args), env=env, path=ROOT
+        )
+
+    async def test_commands(self):
+        """
+        whoami, jobs, ls, tail and cat print what a person expects and exit
+        0.
+        """
+        out, err, code = await self.jobmonQuery("whoami")
+        self.assertEqual((code, err), (0, b""))
+        self.assertIn(self.tpki.dn("alice").encode(), out)
+        out, err, code = await self.jobmonQuery("jobs")
+        self.assertEqual(code, 0)
+        self.assertRegex(out.decode(), r"(?m)^job\.1\s+Alice Example\s+\S+\s+tcp\s+ready")
+        out, err, code = await self.jobmonQuery("ls", "job.1")
+        self.assertEqual(code, 0)
+        self.assertRegex(out.decode(), r"(?m)^-rw.* 792 .* job\.log$")
+        self.assertRegex(out.decode(), r"(?m)^d.* sub$")
+        out, err, code = await self.jobmonQuery("tail", "job.1", "job.log", "-n", "3")
+        self.assertEqual((out, code), (b"line 98\nline 99\nline 100\n", 0))
+        out, err, code = await self.jobmonQuery("cat", "job.1", "sub/data.bin")
+        self.assertEqual((out, code), (bytes(range(256)), 0))
+        out, err, code = await self.jobmonQuery("--json", "stat", "job.1", "job.log")
+        self.assertEqual(json.loads(out)["size"], 792)
+
+    async def test_exitCodes(self):
+        """
+        Errors are one line on stderr with the documented exit code.
+        """
+        for args, proxy, expected in [
+            (("cat", "job.1", "missing.txt"), "alice", 1),
+            (("cat", "job.1", "../secret"), "alice", 1),
+            (("ls", "job.9"), "alice", 5),
+            (("ls", "job.1"), "bob", 5),
+            (("frobnicate",), "alice", 2),
+        ]:
+            out, err, code = await self.jobmonQuery(*args, proxy=proxy)
+            self.assertEqual(code, expected, (args, err))
+            self.assertEqual(err.count(b"\n"), 1, err)
+            self.assertTrue(err.startswith(b"jobmon-query: "), err)
+            self.assertNotIn(b"Traceback", err)
