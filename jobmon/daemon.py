@@ -12,12 +12,14 @@ jitter; on SIGTERM it unregisters before it exits.
 import os
 import random
 import re
+import secrets
 import socket
 from urllib.parse import urlsplit
 
 from twisted.application.internet import ClientService, backoffPolicy
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
 from twisted.internet import defer, endpoints
+from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python import usage
@@ -28,6 +30,7 @@ from jobmon import __version__
 from jobmon.errors import REMOTE_ERROR, REMOTE_TIMEOUT, JobMonError
 from jobmon.files import Workdir
 from jobmon.hub import checkJobId
+from jobmon.protocols.udp import UDPWakeListener
 from jobmon.protocols.wake import WakeClientFactory
 from jobmon.protocols.xmlrpc import XMLRPCClient
 from jobmon.tls import CredentialError, CredentialPolicy, caCertificates, clientCredential
@@ -74,7 +77,9 @@ class Options(usage.Options):
          "/tmp/x509up_u$UID]."],
         ["ca-dir", None, None, "Trusted CAs, OpenSSL hashed directory "
          "[default: $X509_CERT_DIR, then " + DEFAULT_CA_DIR + "]."],
-        ["wake", None, "tcp", "Wake mode: tcp."],
+        ["wake", None, "tcp", "Wake mode: tcp (a TLS connection to the server), udp "
+         "(broadcast datagrams; the server must offer them) or poll (HTTPS long "
+         "poll, for workers that may only make outgoing HTTPS connections)."],
         ["max-result", None, 1024 * 1024, "Largest result sent, bytes.", _positive(int)],
         ["op-timeout", None, 30.0, "Seconds an operation may take.", _positive(float)],
         ["retry-initial-delay", None, 1.0, "First reconnect delay, seconds.",
@@ -101,8 +106,8 @@ class Options(usage.Options):
             checkJobId(self["job-id"])
         except JobMonError as e:
             raise usage.UsageError(str(e))
-        if self["wake"] != "tcp":
-            raise usage.UsageError("--wake must be tcp")
+        if self["wake"] not in ("tcp", "udp", "poll"):
+            raise usage.UsageError("--wake must be tcp, udp or poll")
         if not os.path.isdir(self["workdir"]):
             raise usage.UsageError("--workdir {} is not a directory".format(self["workdir"]))
         self["workdir"] = os.path.abspath(self["workdir"])
@@ -159,6 +164,8 @@ class JobDaemon(MultiService):
         workdir,
         wakeEndpoint,
         info,
+        mode="tcp",
+        listenUDP=None,
         retryPolicy=None,
         opTimeout=30.0,
         callTimeout=30.0,
@@ -172,7 +179,11 @@ class JobDaemon(MultiService):
         self.rpc = rpc
         self.workdir = workdir
         self.wakeEndpoint = wakeEndpoint
-        self.info = info
+        self.mode = mode
+        # The instance tells a periodic re-registration of this process
+        # from a new daemon for the same job.
+        self.info = dict(info, wake=mode, instance=secrets.token_hex(8))
+        self.retryPolicy = retryPolicy or backoffPolicy(maxDelay=60.0, jitter=random.random)
         self.opTimeout = opTimeout
         self.callTimeout = callTimeout
         self._limit = defer.DeferredSemaphore(maxConcurrent)
@@ -181,37 +192,49 @@ class JobDaemon(MultiService):
         )
         self._token = None
         self._registered = False
+        self._announce = True
         self._stopping = False
         self._fetching = False
         self._fetchAgain = False
         self._inFlight = set()
         self.channel = None
-        self.factory = WakeClientFactory(
-            lambda: (self.jobId, self._token), self.wakeUp, reactor
-        )
-        self.clientService = ClientService(
-            _RegisteringEndpoint(self),
-            self.factory,
-            retryPolicy=retryPolicy or backoffPolicy(maxDelay=60.0, jitter=random.random),
-            clock=reactor,
-            prepareConnection=self._prepare,
-        )
-        self.clientService.setServiceParent(self)
+        if mode == "tcp":
+            self.factory = WakeClientFactory(
+                lambda: (self.jobId, self._token), self.wakeUp, reactor
+            )
+            self.wakeService = ClientService(
+                _RegisteringEndpoint(self),
+                self.factory,
+                retryPolicy=self.retryPolicy,
+                clock=reactor,
+                prepareConnection=self._prepare,
+            )
+        elif mode == "udp":
+            self.wakeService = _UDPWake(self, listenUDP)
+        elif mode == "poll":
+            self.wakeService = _PollWake(self)
+        else:
+            raise ValueError("unknown wake mode {!r}".format(mode))
+        self.wakeService.setServiceParent(self)
 
     def _call(self, method, *args):
         d = self.rpc.callRemote(method, *args)
         d.addTimeout(self.callTimeout, self.reactor)
         return d
 
-    async def _registerAndConnect(self, factory):
+    async def register(self):
+        """
+        Register (or register again) with the server.
+
+        @return: the server's reply (see C{jobmon.registerJob}).
+        """
         if self._stopping:
             raise defer.CancelledError("daemon is stopping")
         try:
             reply = await self._call("jobmon.registerJob", self.jobId, self.info)
-            wake = reply["wake"]
-            self._token = wake["token"]
-            port = wake["port"]
+            self._token = reply["wake"]["token"]
         except Exception as e:
+            self._announce = True
             self.log.warn(
                 "cannot register job {job_id} with {server}: {why}",
                 job_id=self.jobId,
@@ -219,10 +242,18 @@ class JobDaemon(MultiService):
                 why=_describe(e),
             )
             raise
+        # Periodic re-registrations (UDP) are not worth a log line each;
+        # the first one, and the first after a failure, are.
+        if self._announce:
+            self.log.info("job {job_id} registered with {server} ({mode} wake)",
+                          job_id=self.jobId, server=self.serverURL, mode=self.mode)
+            self._announce = self.mode == "tcp"
         self._registered = True
-        self.log.info("job {job_id} registered with {server}", job_id=self.jobId,
-                      server=self.serverURL)
-        return await self.wakeEndpoint(port).connect(factory)
+        return reply
+
+    async def _registerAndConnect(self, factory):
+        reply = await self.register()
+        return await self.wakeEndpoint(reply["wake"]["port"]).connect(factory)
 
     def _prepare(self, protocol):
         def up(protocol):
@@ -258,14 +289,23 @@ class JobDaemon(MultiService):
                 except Exception as e:
                     self.log.warn("cannot fetch work: {why}", why=_describe(e))
                     return
-                for item in items:
-                    d = self._limit.run(self._serve, item)
-                    self._inFlight.add(d)
-                    d.addBoth(self._done, d)
+                self.dispatch(items)
                 if not self._fetchAgain:
                     return
         finally:
             self._fetching = False
+
+    def dispatch(self, items):
+        """
+        Run fetched requests, a bounded number at a time; each posts its
+        own result.
+        """
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            d = self._limit.run(self._serve, item)
+            self._inFlight.add(d)
+            d.addBoth(self._done, d)
 
     def _done(self, result, d):
         self._inFlight.discard(d)
@@ -350,6 +390,133 @@ def xmlSafe(value):
     return value
 
 
+class _LoopService(Service):
+    """
+    A service that runs one coroutine loop while it runs; stopping cancels
+    the loop wherever it waits.
+    """
+
+    log = Logger()
+
+    def __init__(self, daemon):
+        self.daemon = daemon
+        self._loop = None
+
+    def startService(self):
+        super().startService()
+        self._loop = defer.Deferred.fromCoroutine(self.run())
+        self._loop.addErrback(self._ended)
+
+    def _ended(self, failure):
+        if not failure.check(defer.CancelledError):
+            self.log.failure("wake loop failed", failure)
+
+    def sleep(self, seconds):
+        """
+        Wait C{seconds} on the daemon's clock.
+        """
+        return deferLater(self.daemon.reactor, seconds, lambda: None)
+
+    def stopService(self):
+        super().stopService()
+        if self._loop is not None:
+            loop, self._loop = self._loop, None
+            loop.cancel()
+
+    async def run(self):
+        raise NotImplementedError()
+
+
+class _UDPWake(_LoopService):
+    """
+    UDP broadcast wakes: listen on the port the server names, and
+    re-register at the interval it names (looking for work each time, in
+    case wakes were lost).
+    """
+
+    def __init__(self, daemon, listenUDP):
+        super().__init__(daemon)
+        self.listenUDP = listenUDP
+        self.listener = UDPWakeListener(daemon.jobId, daemon.wakeUp, daemon.reactor)
+        self.port = None
+        self.portNumber = None
+
+    def _listen(self, number):
+        if self.port is not None and self.portNumber == number:
+            return
+        if self.port is not None:
+            self.port.stopListening()
+        self.port = self.listenUDP(number, self.listener)
+        self.portNumber = number
+        self.log.info("listening for UDP wakes on port {port}", port=number)
+
+    async def run(self):
+        failures = 0
+        while not self.daemon._stopping:
+            try:
+                reply = await self.daemon.register()
+                wake = reply["wake"]
+                self._listen(int(wake["port"]))
+                self.listener.setSecret(bytes.fromhex(wake["secret"]))
+                failures = 0
+                # Look for work at each registration: a wake may be lost.
+                self.daemon.wakeUp()
+                interval = float(reply.get("reregister", 60))
+                # Spread re-registrations of daemons started together.
+                delay = interval * (0.9 + 0.1 * random.random())
+            except defer.CancelledError:
+                raise
+            except Exception as e:
+                failures += 1
+                delay = self.daemon.retryPolicy(failures)
+                if not isinstance(e, JobMonError) or failures == 1:
+                    self.log.warn("UDP wake set-up failed: {why}", why=_describe(e))
+            await self.sleep(delay)
+
+    def stopService(self):
+        super().stopService()
+        if self.port is not None:
+            port, self.port = self.port, None
+            return port.stopListening()
+
+
+class _PollWake(_LoopService):
+    """
+    HTTPS long-poll wakes: keep one C{waitForWork} call pending; it returns
+    the work as soon as it is queued.  Any failure (server restarted, job
+    dropped) leads to a new registration, with backoff.
+    """
+
+    async def run(self):
+        failures = 0
+        registered = False
+        maxWait = 60.0
+        while not self.daemon._stopping:
+            try:
+                if not registered:
+                    reply = await self.daemon.register()
+                    maxWait = float(reply["wake"].get("max_wait", maxWait))
+                    registered = True
+                d = self.daemon.rpc.callRemote("jobmon.waitForWork", self.daemon.jobId, maxWait)
+                d.addTimeout(maxWait + self.daemon.callTimeout, self.daemon.reactor)
+                items = await d
+                if failures:
+                    self.log.info("polling again")
+                failures = 0
+                self.daemon.dispatch(items)
+                continue
+            except defer.CancelledError:
+                raise
+            except Exception as e:
+                if self.daemon._stopping:
+                    return
+                registered = False
+                failures += 1
+                if failures == 1:
+                    self.log.warn("poll failed: {why}", why=_describe(e))
+            await self.sleep(self.daemon.retryPolicy(failures))
+
+
 def _describe(error):
     """
     One line about a failure to reach the server.
@@ -394,9 +561,13 @@ def buildDaemon(reactor, options):
         "host": options["host-name"],
         "pid": os.getpid(),
         "workdir": options["workdir"],
-        "wake": options["wake"],
         "version": __version__,
     }
+
+    def listenUDP(port, protocol):
+        # Address reuse: every daemon on the host listens on the same port.
+        return reactor.listenMulticast(port, protocol, listenMultiple=True)
+
     return JobDaemon(
         reactor,
         options["job-id"],
@@ -405,6 +576,8 @@ def buildDaemon(reactor, options):
         Workdir(options["workdir"], maxResult=options["max-result"]),
         wakeEndpoint,
         info,
+        mode=options["wake"],
+        listenUDP=listenUDP,
         retryPolicy=backoffPolicy(
             initialDelay=options["retry-initial-delay"],
             maxDelay=options["retry-max-delay"],

@@ -11,7 +11,10 @@ import math
 import re
 import secrets
 
+from attrs import define, evolve
+
 from twisted.internet import defer
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from jobmon.errors import (
@@ -36,8 +39,8 @@ JOB_ID = re.compile(r"[\x21-\x7e]{1,256}")
 OPS = frozenset({"ls", "stat", "cat", "tail"})
 """The request ops this server forwards."""
 
-MODES = frozenset({"tcp"})
-"""The wake modes this server offers."""
+MODES = ("tcp", "udp", "poll")
+"""The wake modes, in the order they are listed."""
 
 MAX_INFO = 4096
 """Largest daemon info struct, in characters of its values and keys."""
@@ -107,23 +110,60 @@ def checkRequest(request):
     return forward, timeout
 
 
+@define
+class _UDPRetry:
+    """
+    Repeats of an unanswered UDP wake.
+    """
+
+    started: float
+    delay: float
+    timer: object = None
+
+
 class Hub:
     """
     Registered jobs, their wake channels and the queries waiting on them.
+
+    Three wake modes are served at once:
+
+      - C{tcp}: the daemon holds a TLS connection to the wake port; its
+        close marks the job gone at once.
+      - C{udp}: the server sends an authenticated datagram to the workers'
+        broadcast address, repeated with backoff until the daemon fetches;
+        daemons re-register periodically and a cleanup cycle drops those that
+        stop.
+      - C{poll}: the daemon keeps a C{waitForWork} call pending, which
+        returns the work as soon as it is queued; a job whose polls lapse is
+        dropped by the cleanup cycle.
 
     @ivar registry: an L{jobmon.registry.IJobRegistry}.
     @ivar table: an L{jobmon.pending.IRequestTable}.
     @ivar admins: DNs that may see and query every job.
     @ivar queryTimeout: longest time a query waits for its job, in seconds.
-    @ivar keepalive: wake channel keep-alive interval, in seconds.
-    @ivar connectGrace: how long a registered job may take to connect its
-        wake channel before it is dropped, in seconds.
+    @ivar keepalive: TCP wake channel keep-alive interval, in seconds.
+    @ivar connectGrace: how long a TCP job may take to connect its wake
+        channel before it is dropped, in seconds.
     @ivar wakePort: the TCP wake port daemons connect to (set once it
         listens).
+    @ivar udpSender: the L{jobmon.protocols.udp.UDPWakeSender}, or L{None}
+        when UDP wakes are not configured.
+    @ivar udpPort: the port daemons listen on for UDP wakes.
+    @ivar reregisterInterval: seconds between re-registrations of UDP
+        daemons.
+    @ivar expireAfter: seconds without news after which a UDP or poll job
+        is dropped.
+    @ivar maxPoll: longest C{waitForWork} wait, in seconds.
     @ivar maxPendingPerJob: most requests queued or running for one job.
     """
 
     log = Logger()
+
+    udpFirstRetry = 0.25
+    """Seconds before an unanswered UDP wake is first repeated."""
+
+    udpMaxRetryDelay = 4.0
+    """Longest delay between repeats of a UDP wake."""
 
     def __init__(
         self,
@@ -135,6 +175,12 @@ class Hub:
         keepalive=20,
         connectGrace=30.0,
         maxPendingPerJob=64,
+        udpSender=None,
+        udpPort=None,
+        reregisterInterval=60.0,
+        expireAfter=180.0,
+        cleanupInterval=10.0,
+        maxPoll=60.0,
     ):
         self.clock = clock
         self.registry = registry
@@ -144,10 +190,34 @@ class Hub:
         self.keepalive = keepalive
         self.connectGrace = connectGrace
         self.maxPendingPerJob = maxPendingPerJob
+        self.udpSender = udpSender
+        self.udpPort = udpPort
+        self.reregisterInterval = reregisterInterval
+        self.expireAfter = expireAfter
+        self.cleanupInterval = cleanupInterval
+        self.maxPoll = maxPoll
         self.wakePort = None
         self.stopping = False
         self._channels = {}
         self._graceTimers = {}
+        self._polls = {}
+        self._udpRetries = {}
+        self._udpSequence = {}
+        self._cleanup = LoopingCall(self.cleanup)
+        self._cleanup.clock = clock
+
+    def start(self):
+        """
+        Start the cleanup cycle.
+        """
+        self._cleanup.start(self.cleanupInterval, now=False)
+
+    @property
+    def modes(self):
+        """
+        The wake modes this server offers.
+        """
+        return tuple(m for m in MODES if m != "udp" or self.udpSender is not None)
 
     # Helpers
 
@@ -176,26 +246,53 @@ class Hub:
             )
         return record
 
-    def _drop(self, jobId, why, message):
-        """
-        Forget a job: close its channel, fail its pending requests.
-        """
-        record = self.registry.remove(jobId)
-        timer = self._graceTimers.pop(jobId, None)
+    def _cancelTimer(self, timers, jobId):
+        timer = timers.pop(jobId, None)
         if timer is not None and timer.active():
             timer.cancel()
+
+    def _releaseWake(self, jobId, pollResult=None):
+        """
+        Let go of whatever wakes the job now: close its TCP channel, end its
+        pending poll, stop repeating UDP wakes.
+        """
+        self._cancelTimer(self._graceTimers, jobId)
         channel = self._channels.pop(jobId, None)
         if channel is not None:
             channel.close()
+        poll = self._polls.pop(jobId, None)
+        if poll is not None:
+            if isinstance(pollResult, Exception):
+                poll.errback(pollResult)
+            else:
+                poll.callback(pollResult or [])
+        retry = self._udpRetries.pop(jobId, None)
+        if retry is not None and retry.timer is not None and retry.timer.active():
+            retry.timer.cancel()
+
+    def _drop(self, jobId, why, message):
+        """
+        Forget a job: release its wake channel, fail its pending requests.
+        """
+        record = self.registry.remove(jobId)
+        self._releaseWake(jobId, JobMonError(NO_SUCH_JOB, message))
+        self._udpSequence.pop(jobId, None)
         failed = self.table.failJob(jobId, JobMonError(JOB_GONE, message))
         if record is not None:
             self.log.info(
-                "job {job_id} of {owner} removed ({why}); {failed} pending request(s) failed",
+                "job {job_id} of {owner} removed ({why}, last seen {last_seen:.0f} s ago); "
+                "{failed} pending request(s) failed",
                 job_id=jobId,
                 owner=record.owner,
                 why=why,
+                last_seen=self.clock.seconds() - record.lastSeen,
                 failed=failed,
             )
+
+    def _touch(self, record, state=None):
+        record = record.touched(self.clock.seconds(), state)
+        self.registry.put(record)
+        return record
 
     # Methods for users
 
@@ -255,9 +352,7 @@ class Hub:
             job_id=jobId,
             dn=identity.dn,
         )
-        channel = self._channels.get(jobId)
-        if channel is not None:
-            channel.wake()
+        self._wake(record)
 
         def timedOut(result, t):
             raise JobMonError(
@@ -267,11 +362,72 @@ class Hub:
         d.addTimeout(timeout, self.clock, onTimeoutCancel=timedOut)
         return d
 
+    def _wake(self, record):
+        """
+        Tell the job that work is queued, by its mode.
+        """
+        jobId = record.jobId
+        if record.mode == "tcp":
+            channel = self._channels.get(jobId)
+            if channel is not None:
+                channel.wake()
+        elif record.mode == "poll":
+            poll = self._polls.pop(jobId, None)
+            if poll is not None:
+                poll.callback(self._take(jobId))
+        elif record.mode == "udp" and jobId not in self._udpRetries:
+            retry = _UDPRetry(started=self.clock.seconds(), delay=self.udpFirstRetry)
+            self._udpRetries[jobId] = retry
+            self._sendUDP(record, retry)
+
+    def _sendUDP(self, record, retry):
+        jobId = record.jobId
+        sequence = self._udpSequence.get(jobId, 0) + 1
+        self._udpSequence[jobId] = sequence
+        self.udpSender.send(jobId, sequence, bytes.fromhex(record.secret))
+        retry.timer = self.clock.callLater(retry.delay, self._repeatUDP, jobId)
+
+    def _repeatUDP(self, jobId):
+        """
+        The daemon has not fetched since the last wake: send it again, with
+        a longer delay, for at most the query timeout.
+        """
+        retry = self._udpRetries.get(jobId)
+        record = self.registry.get(jobId)
+        if retry is None:
+            return
+        if record is None or record.mode != "udp" or not self.table.queued(jobId):
+            del self._udpRetries[jobId]
+            return
+        if self.clock.seconds() - retry.started >= self.queryTimeout:
+            del self._udpRetries[jobId]
+            self.log.warn(
+                "job {job_id} did not answer UDP wakes for {seconds:g} s",
+                job_id=jobId,
+                seconds=self.queryTimeout,
+            )
+            return
+        retry.delay = min(retry.delay * 2, self.udpMaxRetryDelay)
+        self._sendUDP(record, retry)
+
+    def _take(self, jobId):
+        """
+        Hand out every queued request of a job, as C{getJobToDo} returns
+        them.
+        """
+        return [{"id": rid, "request": req} for rid, req in self.table.take(jobId)]
+
     # Methods for daemons
 
     def registerJob(self, identity, jobId, info):
         """
-        Register (or register again) a job owned by the caller.
+        Register a job owned by the caller, or refresh its registration.
+
+        A daemon that registers again with the same C{instance} and mode (a
+        UDP daemon's periodic re-registration, a poll daemon after an error)
+        keeps its secret and channel; any other registration replaces the
+        earlier one, whose wake channel is released while queued requests
+        wait for the new one.
         """
         checkJobId(jobId)
         if self.stopping:
@@ -281,9 +437,12 @@ class Hub:
         if _size(info) > MAX_INFO:
             raise JobMonError(TOO_LARGE, "info larger than {} characters".format(MAX_INFO))
         mode = info.get("wake", "tcp")
-        if mode not in MODES:
+        if mode not in self.modes:
             raise JobMonError(
-                BAD_REQUEST, "wake mode {!r} is not offered by this server (tcp)".format(mode)
+                BAD_REQUEST,
+                "wake mode {!r} is not offered by this server ({})".format(
+                    mode, ", ".join(self.modes)
+                ),
             )
         old = self.registry.get(jobId)
         if old is not None and old.owner != identity.dn:
@@ -298,40 +457,59 @@ class Hub:
             )
         now = self.clock.seconds()
         host = info.get("host")
-        record = JobRecord(
-            jobId=jobId,
-            owner=identity.dn,
-            host=host if isinstance(host, str) else "",
-            mode=mode,
-            registered=now,
-            lastSeen=now,
-            token=secrets.token_urlsafe(24),
-            info=info,
-        )
-        # A new registration replaces the old one: its channel is closed, but
-        # the queued requests wait for the new channel.
-        oldChannel = self._channels.pop(jobId, None)
-        if oldChannel is not None:
-            oldChannel.close()
-        timer = self._graceTimers.pop(jobId, None)
-        if timer is not None and timer.active():
-            timer.cancel()
-        self.registry.put(record)
-        self._graceTimers[jobId] = self.clock.callLater(
-            self.connectGrace, self._graceExpired, jobId, record.token
-        )
-        self.log.info(
-            "job {job_id} registered by {dn} from {host} ({mode}){again}",
-            job_id=jobId,
-            dn=identity.dn,
-            host=record.host,
-            mode=mode,
-            again=" again" if old is not None else "",
-        )
+        host = host if isinstance(host, str) else ""
+        instance = info.get("instance")
+        if (
+            old is not None
+            and mode in ("udp", "poll")
+            and old.mode == mode
+            and isinstance(instance, str)
+            and old.info.get("instance") == instance
+        ):
+            record = evolve(old, lastSeen=now, host=host, info=info)
+            self.registry.put(record)
+        else:
+            record = JobRecord(
+                jobId=jobId,
+                owner=identity.dn,
+                host=host,
+                mode=mode,
+                registered=now,
+                lastSeen=now,
+                token=secrets.token_urlsafe(24),
+                secret=secrets.token_hex(32) if mode == "udp" else "",
+                info=info,
+                state="ready" if mode == "udp" else "connecting",
+            )
+            # The old wake channel goes; queued requests wait for the new.
+            self._releaseWake(jobId)
+            self._udpSequence.pop(jobId, None)
+            self.registry.put(record)
+            if mode == "tcp":
+                self._graceTimers[jobId] = self.clock.callLater(
+                    self.connectGrace, self._graceExpired, jobId, record.token
+                )
+            self.log.info(
+                "job {job_id} registered by {dn} from {host} ({mode}){again}",
+                job_id=jobId,
+                dn=identity.dn,
+                host=record.host,
+                mode=mode,
+                again=" again" if old is not None else "",
+            )
+        wake = {"mode": mode, "token": record.token}
+        if mode == "tcp":
+            wake["port"] = self.wakePort or 0
+        elif mode == "udp":
+            wake["port"] = self.udpPort
+            wake["secret"] = record.secret
+        elif mode == "poll":
+            wake["max_wait"] = self.maxPoll
         return {
             "job_id": jobId,
-            "wake": {"mode": mode, "port": self.wakePort or 0, "token": record.token},
+            "wake": wake,
             "keepalive": self.keepalive,
+            "reregister": self.reregisterInterval,
         }
 
     def _graceExpired(self, jobId, token):
@@ -357,8 +535,51 @@ class Hub:
         Hand the daemon every queued request of its job.
         """
         record = self._owned(identity, jobId)
-        self.registry.put(record.touched(self.clock.seconds()))
-        return [{"id": rid, "request": req} for rid, req in self.table.take(jobId)]
+        self._touch(record)
+        retry = self._udpRetries.pop(jobId, None)
+        if retry is not None and retry.timer is not None and retry.timer.active():
+            retry.timer.cancel()
+        return self._take(jobId)
+
+    def waitForWork(self, identity, jobId, seconds):
+        """
+        Long poll: return the job's queued requests as soon as there are
+        any, or an empty list after C{seconds}.
+        """
+        record = self._owned(identity, jobId)
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, (int, float))
+            or not math.isfinite(seconds)
+            or seconds < 0
+        ):
+            raise JobMonError(BAD_REQUEST, "seconds must be a number >= 0")
+        seconds = min(seconds, self.maxPoll)
+        self._touch(record, state="ready")
+        work = self._take(jobId)
+        if work or seconds == 0:
+            return work
+        # A newer poll replaces an older one (its connection may be dead).
+        older = self._polls.pop(jobId, None)
+        if older is not None:
+            older.callback([])
+
+        def cancel(d):
+            if self._polls.get(jobId) is d:
+                del self._polls[jobId]
+
+        d = defer.Deferred(cancel)
+        self._polls[jobId] = d
+        d.addTimeout(seconds, self.clock, onTimeoutCancel=lambda result, t: [])
+
+        def ended(result):
+            current = self.registry.get(jobId)
+            if current is not None and current.token == record.token:
+                self._touch(current)
+            return result
+
+        d.addBoth(ended)
+        return d
 
     def outputJobResult(self, identity, jobId, requestId, result):
         """
@@ -369,7 +590,7 @@ class Hub:
             raise JobMonError(BAD_REQUEST, "request id must be a string")
         if not isinstance(result, dict):
             raise JobMonError(BAD_REQUEST, "result must be a struct")
-        self.registry.put(record.touched(self.clock.seconds()))
+        self._touch(record)
         error = result.get("error")
         if error is not None:
             code = error.get("code") if isinstance(error, dict) else None
@@ -394,7 +615,7 @@ class Hub:
             )
         return delivered
 
-    # Wake channels
+    # TCP wake channels
 
     def channelHello(self, channel, identity, jobId, token):
         """
@@ -412,7 +633,7 @@ class Hub:
             raise JobMonError(
                 NOT_AUTHORIZED, "job {} is registered by another identity".format(jobId)
             )
-        if not secrets.compare_digest(record.token, token):
+        if record.mode != "tcp" or not secrets.compare_digest(record.token, token):
             raise JobMonError(
                 NOT_AUTHORIZED, "wake token does not match the current registration"
             )
@@ -421,10 +642,8 @@ class Hub:
             self._channels.pop(jobId)
             old.close()
         self._channels[jobId] = channel
-        timer = self._graceTimers.pop(jobId, None)
-        if timer is not None and timer.active():
-            timer.cancel()
-        self.registry.put(record.touched(self.clock.seconds(), state="ready"))
+        self._cancelTimer(self._graceTimers, jobId)
+        self._touch(record, state="ready")
         self.log.info("wake channel up for job {job_id}", job_id=jobId)
         # Work queued while the channel was connecting must not wait.
         if self.table.queued(jobId):
@@ -445,19 +664,38 @@ class Hub:
             return
         self._drop(jobId, "wake channel closed", "job {} went away".format(jobId))
 
+    # Cleanup and shutdown
+
+    def cleanup(self):
+        """
+        Drop UDP jobs that stopped re-registering and poll jobs whose polls
+        lapsed, failing their pending queries.
+        """
+        limit = self.clock.seconds() - self.expireAfter
+        for record in self.registry.jobs():
+            if record.mode == "tcp" or record.jobId in self._polls:
+                continue
+            if record.lastSeen < limit:
+                what = "re-registered" if record.mode == "udp" else "polled"
+                self._drop(
+                    record.jobId,
+                    "not {} for {:g} s".format(what, self.expireAfter),
+                    "job {} went away (not heard from for {:g} s)".format(
+                        record.jobId, self.expireAfter
+                    ),
+                )
+
     def stop(self):
         """
-        Fail every pending request and close every channel (server
+        Fail every pending request and release every channel (server
         shutdown).
         """
         self.stopping = True
+        if self._cleanup.running:
+            self._cleanup.stop()
         self.table.failAll(JobMonError(UNAVAILABLE, "the server is shutting down"))
-        for timer in self._graceTimers.values():
-            if timer.active():
-                timer.cancel()
-        self._graceTimers.clear()
-        channels = list(self._channels.values())
-        self._channels.clear()
-        for channel in channels:
-            channel.close()
+        for jobId in set(self._channels) | set(self._polls) | set(self._udpRetries) | set(
+            self._graceTimers
+        ):
+            self._releaseWake(jobId, JobMonError(UNAVAILABLE, "the server is shutting down"))
         return defer.succeed(None)

@@ -19,10 +19,11 @@ class JobRecord:
     @ivar jobId: the job's id, as the daemon registered it.
     @ivar owner: DN of the identity that registered it.
     @ivar host: the worker's host name, as reported by the daemon.
-    @ivar mode: the wake mode (C{"tcp"}).
+    @ivar mode: the wake mode (C{"tcp"}, C{"udp"} or C{"poll"}).
     @ivar registered: time of this registration.
     @ivar lastSeen: last time the server heard from the daemon.
     @ivar token: secret that binds a wake channel to this registration.
+    @ivar secret: hex key of the MAC on UDP wakes (UDP jobs only).
     @ivar info: what the daemon reported about itself (strings and
         numbers).
     @ivar state: C{"connecting"} until the wake channel is up, then
@@ -36,6 +37,7 @@ class JobRecord:
     registered: float
     lastSeen: float
     token: str = field(repr=False)
+    secret: str = field(default="", repr=False)
     info: dict = field(factory=dict, eq=False)
     state: str = "connecting"
 

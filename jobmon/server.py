@@ -9,7 +9,9 @@ import json
 import os
 
 from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred
 from twisted.internet import endpoints
+from twisted.internet.abstract import isIPAddress
 from twisted.logger import Logger
 from twisted.python import usage
 from twisted.web.resource import Resource
@@ -17,6 +19,7 @@ from twisted.web.resource import Resource
 from jobmon.hub import Hub
 from jobmon.identity import identityOfConnection
 from jobmon.pending import MemoryRequestTable
+from jobmon.protocols.udp import UDPWakeSender
 from jobmon.protocols.wake import WakeServerFactory
 from jobmon.protocols.xmlrpc import QuietSite, XMLRPCResource, identifyTLS
 from jobmon.registry import MemoryJobRegistry
@@ -34,6 +37,10 @@ def _positive(kind):
 
     convert.__name__ = kind.__name__
     return convert
+
+
+def _refuse():
+    raise ValueError()
 
 
 def _port(value):
@@ -104,6 +111,41 @@ class Options(usage.Options):
             _positive(int),
         ],
         [
+            "udp-broadcast",
+            None,
+            None,
+            "Offer UDP wakes, sent to this ADDR:PORT (the workers' broadcast address, "
+            "e.g. 10.1.255.255:8445; 127.255.255.255:PORT on one host).",
+        ],
+        [
+            "reregister-interval",
+            None,
+            60.0,
+            "Seconds between re-registrations of UDP daemons.",
+            _positive(float),
+        ],
+        [
+            "missed-registrations",
+            None,
+            3,
+            "UDP and poll jobs not heard from for this many intervals are dropped.",
+            _positive(int),
+        ],
+        [
+            "cleanup-interval",
+            None,
+            10.0,
+            "Seconds between cleanup cycles.",
+            _positive(float),
+        ],
+        [
+            "max-poll",
+            None,
+            60.0,
+            "Longest wait of a poll-mode daemon's waitForWork call, seconds.",
+            _positive(float),
+        ],
+        [
             "port-file",
             None,
             None,
@@ -123,6 +165,20 @@ class Options(usage.Options):
         self["admin"].append(dn)
 
     def postOptions(self):
+        if self["udp-broadcast"] is not None:
+            address, _, port = self["udp-broadcast"].rpartition(":")
+            try:
+                port = int(port)
+                if not 0 < port < 65536 or not address:
+                    raise ValueError()
+                isIPAddress(address) or _refuse()
+            except ValueError:
+                raise usage.UsageError(
+                    "--udp-broadcast must be ADDR:PORT with an IPv4 address, not {!r}".format(
+                        self["udp-broadcast"]
+                    )
+                )
+            self["udp-broadcast"] = (address, port)
         if self["ca-dir"] is None:
             self["ca-dir"] = os.environ.get("X509_CERT_DIR") or DEFAULT_CA_DIR
         self.contextFactory = ServerContextFactory(
@@ -163,6 +219,30 @@ class _Listener(Service):
             return port.stopListening()
 
 
+class _DatagramListener(Service):
+    """
+    The UDP socket the server sends wakes from.
+    """
+
+    def __init__(self, reactor, protocol, interface):
+        self.reactor = reactor
+        self.protocol = protocol
+        self.interface = interface
+        self.port = None
+
+    def privilegedStartService(self):
+        super().privilegedStartService()
+        # Send from the interface the server listens on, any port.
+        interface = "" if self.interface == "0.0.0.0" else self.interface
+        self.port = self.reactor.listenUDP(0, self.protocol, interface=interface)
+
+    def stopService(self):
+        super().stopService()
+        if self.port is not None:
+            port, self.port = self.port, None
+            return port.stopListening()
+
+
 class ServerService(MultiService):
     """
     The whole server: the hub, the HTTPS listener and the wake listener.
@@ -170,15 +250,18 @@ class ServerService(MultiService):
 
     log = Logger()
 
-    def __init__(self, reactor, hub, https, wake, portFile=None):
+    def __init__(self, reactor, hub, https, wake, udp=None, portFile=None):
         super().__init__()
         self.reactor = reactor
         self.hub = hub
         self.https = https
         self.wake = wake
+        self.udp = udp
         self.portFile = portFile
         https.setServiceParent(self)
         wake.setServiceParent(self)
+        if udp is not None:
+            udp.setServiceParent(self)
 
     def privilegedStartService(self):
         super().privilegedStartService()
@@ -186,12 +269,20 @@ class ServerService(MultiService):
 
     def startService(self):
         super().startService()
+        self.hub.start()
         ports = {
             "https": self.https.port.getHost().port,
             "wake": self.wake.port.getHost().port,
         }
+        udp = ""
+        if self.hub.udpSender is not None:
+            ports["udp"] = self.hub.udpPort
+            udp = ", UDP wakes to {}:{}".format(*self.hub.udpSender.address)
         self.log.info(
-            "JobMon server listening: XML-RPC on {https}, TCP wake on {wake}", **ports
+            "JobMon server listening: XML-RPC on {https}, TCP wake on {wake}{udp_text}",
+            udp_text=udp,
+            https=ports["https"],
+            wake=ports["wake"],
         )
         if self.portFile:
             tmp = self.portFile + ".tmp"
@@ -204,8 +295,6 @@ class ServerService(MultiService):
         await MultiService.stopService(self)
 
     def stopService(self):
-        from twisted.internet.defer import Deferred
-
         return Deferred.fromCoroutine(self._stop())
 
 
@@ -213,6 +302,10 @@ def buildServer(reactor, options):
     """
     Build the server service from parsed L{Options}.
     """
+    udp = sender = None
+    if options["udp-broadcast"] is not None:
+        sender = UDPWakeSender(options["udp-broadcast"])
+        udp = _DatagramListener(reactor, sender, options["interface"])
     hub = Hub(
         reactor,
         MemoryJobRegistry(),
@@ -222,6 +315,12 @@ def buildServer(reactor, options):
         keepalive=options["keepalive"],
         connectGrace=options["connect-grace"],
         maxPendingPerJob=options["max-pending-per-job"],
+        udpSender=sender,
+        udpPort=options["udp-broadcast"][1] if sender else None,
+        reregisterInterval=options["reregister-interval"],
+        expireAfter=options["reregister-interval"] * options["missed-registrations"],
+        cleanupInterval=options["cleanup-interval"],
+        maxPoll=options["max-poll"],
     )
     identify = identifyTLS(identityOfConnection)
     rpc = XMLRPCResource(
@@ -232,6 +331,7 @@ def buildServer(reactor, options):
             "jobmon.registerJob": hub.registerJob,
             "jobmon.unregisterJob": hub.unregisterJob,
             "jobmon.getJobToDo": hub.getJobToDo,
+            "jobmon.waitForWork": hub.waitForWork,
             "jobmon.outputJobResult": hub.outputJobResult,
         },
         identify,
@@ -257,7 +357,7 @@ def buildServer(reactor, options):
         ),
         WakeServerFactory(hub, wakeIdentify, reactor),
     )
-    return ServerService(reactor, hub, https, wake, portFile=options["port-file"])
+    return ServerService(reactor, hub, https, wake, udp=udp, portFile=options["port-file"])
 
 
 def makeService(options):
