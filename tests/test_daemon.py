@@ -258,3 +258,136 @@ class XMLSafeTests(SynchronousTestCase):
             xmlSafe({"entries": [{"name": name}], "data": b"\x00\xff"}),
             {"entries": [{"name": "a\\xffb\\x01c\td"}], "data": b"\x00\xff"},
         )
+
+
+class FakePort:
+    """
+    A listening UDP port that records being stopped.
+    """
+
+    def __init__(self, number, protocol):
+        self.number = number
+        self.protocol = protocol
+        self.stopped = False
+
+    def stopListening(self):
+        self.stopped = True
+
+
+class OtherModesTests(SynchronousTestCase):
+    """
+    The daemon in UDP and poll modes.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.rpc = FakeRPC()
+        self.ports = []
+        workdir = self.mktemp()
+        os.makedirs(workdir)
+        self.rpc.answers = {
+            "jobmon.getJobToDo": [],
+            "jobmon.outputJobResult": True,
+            "jobmon.unregisterJob": True,
+        }
+
+    def daemon(self, mode):
+        def listenUDP(number, protocol):
+            port = FakePort(number, protocol)
+            self.ports.append(port)
+            return port
+
+        return JobDaemon(
+            self.clock,
+            "job.7",
+            "https://server/RPC2",
+            self.rpc,
+            Workdir(self.mktemp()),
+            None,
+            {"host": "wn"},
+            mode=mode,
+            listenUDP=listenUDP,
+            retryPolicy=backoffPolicy(initialDelay=1, maxDelay=4, jitter=lambda: 0),
+            runInThread=lambda f, *a: defer.maybeDeferred(f, *a),
+        )
+
+    def test_udp(self):
+        """
+        A UDP daemon registers, listens on the port the server names with
+        the secret it gives, looks for work, wakes on an authentic datagram
+        and re-registers at the interval.
+        """
+        from jobmon.protocols.udp import encodeWake
+
+        secret = b"s" * 32
+        self.rpc.answers["jobmon.registerJob"] = lambda jobId, info: {
+            "wake": {"mode": "udp", "port": 7777, "token": "t", "secret": secret.hex()},
+            "reregister": 60,
+        }
+        daemon = self.daemon("udp")
+        daemon.startService()
+        [(_, _, info)] = [c for c in self.rpc.calls if c[0] == "jobmon.registerJob"]
+        self.assertEqual(info["wake"], "udp")
+        [port] = self.ports
+        self.assertEqual(port.number, 7777)
+        self.assertEqual(self.rpc.methods().count("jobmon.getJobToDo"), 1)
+        port.protocol.datagramReceived(encodeWake("job.7", 1, secret), ("10.0.0.1", 1))
+        self.assertEqual(self.rpc.methods().count("jobmon.getJobToDo"), 2)
+        self.clock.advance(60)
+        self.assertEqual(self.rpc.methods().count("jobmon.registerJob"), 2)
+        self.assertEqual(self.rpc.methods().count("jobmon.getJobToDo"), 3)
+        # The same instance each time: the server keeps the secret.
+        instances = {c[2]["instance"] for c in self.rpc.calls if c[0] == "jobmon.registerJob"}
+        self.assertEqual(len(instances), 1)
+        daemon.stopService()
+        self.assertTrue(port.stopped)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_udpServerDown(self):
+        """
+        While registration fails the UDP daemon retries with backoff.
+        """
+        self.rpc.answers["jobmon.registerJob"] = ConnectionRefusedError()
+        daemon = self.daemon("udp")
+        daemon.startService()
+        self.clock.advance(1.5)
+        self.assertEqual(self.rpc.methods().count("jobmon.registerJob"), 2)
+        daemon.stopService()
+
+    def test_poll(self):
+        """
+        A poll daemon keeps one waitForWork pending, runs what it returns
+        and polls again at once.
+        """
+        self.rpc.answers["jobmon.registerJob"] = {
+            "wake": {"mode": "poll", "token": "t", "max_wait": 50}, "reregister": 60,
+        }
+        self.rpc.answers["jobmon.waitForWork"] = "hang"
+        daemon = self.daemon("poll")
+        daemon.startService()
+        self.assertEqual(self.rpc.calls[-1], ("jobmon.waitForWork", "job.7", 50.0))
+        self.rpc.pending.pop().callback([{"id": "r1", "request": {"op": "ls"}}])
+        self.assertIn("jobmon.outputJobResult", self.rpc.methods())
+        self.assertEqual(self.rpc.methods().count("jobmon.waitForWork"), 2)
+        d = daemon.stopService()
+        self.successResultOf(d)
+        self.assertEqual(self.rpc.methods()[-1], "jobmon.unregisterJob")
+
+    def test_pollReregistersAfterError(self):
+        """
+        A failed poll (server restarted, job forgotten) leads to a new
+        registration after a backoff delay.
+        """
+        self.rpc.answers["jobmon.registerJob"] = {
+            "wake": {"mode": "poll", "token": "t", "max_wait": 50}, "reregister": 60,
+        }
+        self.rpc.answers["jobmon.waitForWork"] = "hang"
+        daemon = self.daemon("poll")
+        daemon.startService()
+        self.rpc.pending.pop().errback(JobMonError(errors.NO_SUCH_JOB, "not registered"))
+        self.assertEqual(self.rpc.methods().count("jobmon.registerJob"), 1)
+        self.clock.advance(1.5)
+        self.assertEqual(self.rpc.methods().count("jobmon.registerJob"), 2)
+        self.assertEqual(self.rpc.methods()[-1], "jobmon.waitForWork")
+        daemon.stopService()
+        self.flushLoggedErrors()

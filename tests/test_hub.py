@@ -412,3 +412,264 @@ class CheckRequestTests(SynchronousTestCase):
             checkRequest({"op": "tail", "path": "x", "timeout": 5}),
             ({"op": "tail", "path": "x"}, 5),
         )
+
+
+class FakeSender:
+    """
+    Records UDP wakes; drops the first C{self.lose} of them.
+    """
+
+    def __init__(self):
+        self.sent = []
+        self.lose = 0
+        self.address = ("127.255.255.255", 9)
+
+    def send(self, jobId, sequence, secret):
+        if self.lose:
+            self.lose -= 1
+            return
+        self.sent.append((jobId, sequence, secret))
+
+
+class UDPModeTests(SynchronousTestCase):
+    """
+    UDP broadcast wakes: authenticated, repeated until fetched, jobs kept
+    alive by re-registration and dropped by the cleanup cycle.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.sender = FakeSender()
+        self.table = MemoryRequestTable()
+        self.registry = MemoryJobRegistry()
+        self.hub = Hub(
+            self.clock,
+            self.registry,
+            self.table,
+            queryTimeout=30,
+            udpSender=self.sender,
+            udpPort=9999,
+            reregisterInterval=60,
+            expireAfter=180,
+            cleanupInterval=10,
+        )
+        self.hub.start()
+        self.addCleanup(self.hub.stop)
+        self.info = {"host": "wn01", "wake": "udp", "instance": "i1"}
+
+    def test_registerReply(self):
+        """
+        The reply gives the UDP port, a secret and the re-registration
+        interval; the job is ready at once.
+        """
+        reply = self.hub.registerJob(ALICE, "j", self.info)
+        self.assertEqual(reply["wake"]["port"], 9999)
+        self.assertEqual(len(bytes.fromhex(reply["wake"]["secret"])), 32)
+        self.assertEqual(reply["reregister"], 60)
+        self.assertEqual(self.hub.listJobs(ALICE)[0]["state"], "ready")
+
+    def test_wakeCarriesSecret(self):
+        """
+        A query sends a wake with the registration's secret and a new
+        sequence number.
+        """
+        reply = self.hub.registerJob(ALICE, "j", self.info)
+        d = self.hub.query(ALICE, "j", {"op": "ls"})
+        self.assertEqual(
+            self.sender.sent, [("j", 1, bytes.fromhex(reply["wake"]["secret"]))]
+        )
+        d.cancel()
+        self.failureResultOf(d)
+
+    def test_lossyWakesStillComplete(self):
+        """
+        Lost wakes are repeated with backoff until the daemon fetches; the
+        query then completes.
+        """
+        self.hub.registerJob(ALICE, "j", self.info)
+        self.sender.lose = 3
+        d = self.hub.query(ALICE, "j", {"op": "ls"})
+        self.assertEqual(self.sender.sent, [])
+        for _ in range(20):
+            self.clock.advance(0.25)
+            if self.sender.sent:
+                break
+        [(jobId, sequence, _)] = self.sender.sent
+        self.assertEqual(sequence, 4)
+        self.assertLess(self.clock.seconds(), 0.25 + 0.5 + 1 + 2 + 0.01)
+        [item] = self.hub.getJobToDo(ALICE, "j")
+        self.hub.outputJobResult(ALICE, "j", item["id"], {"ok": True})
+        self.assertEqual(self.successResultOf(d), {"ok": True})
+        # Fetched: no more repeats.
+        self.clock.advance(10)
+        self.assertEqual(len(self.sender.sent), 1)
+
+    def test_repeatsAreBounded(self):
+        """
+        A daemon that never fetches stops getting wakes after the query
+        timeout, and the delay between repeats is capped.
+        """
+        self.hub.registerJob(ALICE, "j", self.info)
+        d = self.hub.query(ALICE, "j", {"op": "ls"})
+        times = []
+        for _ in range(400):
+            self.clock.advance(0.125)
+            if len(self.sender.sent) > len(times):
+                times.append(self.clock.seconds())
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        self.assertLessEqual(max(gaps), 4.0)
+        self.assertLessEqual(times[-1], 30.0)
+        self.assertEqual(self.failureResultOf(d, JobMonError).value.code, errors.TIMEOUT)
+
+    def test_reregistrationKeepsSecret(self):
+        """
+        The same daemon (same instance) re-registering keeps its secret and
+        stays alive; another instance gets a new secret.
+        """
+        first = self.hub.registerJob(ALICE, "j", self.info)
+        self.clock.advance(50)
+        again = self.hub.registerJob(ALICE, "j", self.info)
+        self.assertEqual(first["wake"]["secret"], again["wake"]["secret"])
+        self.assertEqual(self.hub.listJobs(ALICE)[0]["last_seen"], 50)
+        other = self.hub.registerJob(ALICE, "j", dict(self.info, instance="i2"))
+        self.assertNotEqual(first["wake"]["secret"], other["wake"]["secret"])
+
+    def test_cleanupDropsSilentJob(self):
+        """
+        A job not re-registered within the limit is removed by the cleanup
+        cycle; its pending query fails with "job gone" then, not at the
+        query timeout, and the removal is logged with job, owner and last
+        seen.
+        """
+        from twisted.internet.testing import EventLoggingObserver
+        from twisted.logger import globalLogPublisher
+
+        observer = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        self.hub.queryTimeout = 1000
+        self.hub.registerJob(ALICE, "j", self.info)
+        self.clock.advance(170)
+        d = self.hub.query(ALICE, "j", {"op": "ls"})
+        self.clock.advance(10)
+        self.assertNoResult(d)
+        self.clock.advance(10)
+        failure = self.failureResultOf(d, JobMonError)
+        self.assertEqual(failure.value.code, errors.JOB_GONE)
+        self.assertEqual(self.hub.listJobs(ALICE), [])
+        [event] = [e for e in observer if e.get("why", "").startswith("not re-registered")]
+        self.assertEqual((event["job_id"], event["owner"]), ("j", ALICE.dn))
+        self.assertGreaterEqual(event["last_seen"], 180)
+
+    def test_udpNotConfigured(self):
+        """
+        Without a broadcast address the server refuses UDP registrations
+        with a clear fault.
+        """
+        hub = Hub(self.clock, MemoryJobRegistry(), MemoryRequestTable())
+        e = self.assertRaises(JobMonError, hub.registerJob, ALICE, "j", self.info)
+        self.assertEqual(e.code, errors.BAD_REQUEST)
+        self.assertIn("tcp, poll", e.message)
+
+
+class PollModeTests(SynchronousTestCase):
+    """
+    HTTPS long poll: C{waitForWork} returns as soon as work is queued.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.table = MemoryRequestTable()
+        self.registry = MemoryJobRegistry()
+        self.hub = Hub(
+            self.clock, self.registry, self.table, queryTimeout=30, expireAfter=90,
+            cleanupInterval=10, maxPoll=60,
+        )
+        self.hub.start()
+        self.addCleanup(self.hub.stop)
+        self.info = {"host": "wn01", "wake": "poll", "instance": "i1"}
+        self.reply = self.hub.registerJob(ALICE, "j", self.info)
+
+    def test_pollReturnsWork(self):
+        """
+        A pending poll fires with the work the moment a query arrives.
+        """
+        self.assertEqual(self.reply["wake"]["max_wait"], 60)
+        poll = self.hub.waitForWork(ALICE, "j", 60)
+        self.assertNoResult(poll)
+        d = self.hub.query(ALICE, "j", {"op": "ls"})
+        [item] = self.successResultOf(poll)
+        self.assertEqual(item["request"], {"op": "ls"})
+        self.hub.outputJobResult(ALICE, "j", item["id"], {"entries": []})
+        self.assertEqual(self.successResultOf(d), {"entries": []})
+
+    def test_queuedBeforePoll(self):
+        """
+        Work queued between polls is returned by the next poll at once.
+        """
+        d = self.hub.query(ALICE, "j", {"op": "ls"})
+        [item] = self.hub.waitForWork(ALICE, "j", 60)
+        self.assertEqual(item["request"]["op"], "ls")
+        d.cancel()
+        self.failureResultOf(d)
+
+    def test_pollTimesOut(self):
+        """
+        A poll with no work returns an empty list after its wait, capped by
+        the server's maximum.
+        """
+        poll = self.hub.waitForWork(ALICE, "j", 1000)
+        self.clock.advance(59)
+        self.assertNoResult(poll)
+        self.clock.advance(1)
+        self.assertEqual(self.successResultOf(poll), [])
+
+    def test_newerPollReplacesOlder(self):
+        """
+        A second poll ends the first (its connection may be dead).
+        """
+        first = self.hub.waitForWork(ALICE, "j", 60)
+        second = self.hub.waitForWork(ALICE, "j", 60)
+        self.assertEqual(self.successResultOf(first), [])
+        d = self.hub.query(ALICE, "j", {"op": "ls"})
+        self.assertEqual(len(self.successResultOf(second)), 1)
+        d.cancel()
+        self.failureResultOf(d)
+
+    def test_lapseDropsJob(self):
+        """
+        A job whose polls lapse for longer than the limit is gone; a pending
+        poll keeps it alive.
+        """
+        poll = self.hub.waitForWork(ALICE, "j", 60)
+        self.clock.advance(60)
+        self.successResultOf(poll)
+        poll = self.hub.waitForWork(ALICE, "j", 60)
+        self.clock.advance(59)
+        # Cancelled, as when the daemon's connection drops.
+        poll.cancel()
+        self.failureResultOf(poll)
+        d = self.hub.query(ALICE, "j", {"op": "ls"})
+        self.clock.advance(100)
+        self.assertEqual(self.failureResultOf(d, JobMonError).value.code, errors.JOB_GONE)
+
+    def test_unregisterEndsPoll(self):
+        """
+        Unregistering fails the pending poll, so the daemon learns it.
+        """
+        poll = self.hub.waitForWork(ALICE, "j", 60)
+        self.hub.unregisterJob(ALICE, "j")
+        self.assertEqual(self.failureResultOf(poll, JobMonError).value.code, errors.NO_SUCH_JOB)
+
+    def test_badSeconds(self):
+        """
+        A negative or non-numeric wait is refused.
+        """
+        for seconds in (-1, "x", True, float("nan")):
+            e = self.assertRaises(JobMonError, self.hub.waitForWork, ALICE, "j", seconds)
+            self.assertEqual(e.code, errors.BAD_REQUEST)
+
+    def test_onlyOwnerPolls(self):
+        """
+        Another identity cannot take a job's work by polling.
+        """
+        e = self.assertRaises(JobMonError, self.hub.waitForWork, BOB, "j", 1)
+        self.assertEqual(e.code, errors.NOT_AUTHORIZED)
