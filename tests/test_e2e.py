@@ -7,6 +7,7 @@ real client library over TLS.
 import datetime
 import json
 import os
+import re
 import signal
 import socket
 import ssl
@@ -401,3 +402,140 @@ class CommandLineTests(EndToEndBase):
             self.assertEqual(err.count(b"\n"), 1, err)
             self.assertTrue(err.startswith(b"jobmon-query: "), err)
             self.assertNotIn(b"Traceback", err)
+
+
+def freeUDPPort():
+    """
+    A UDP port number free on this host now.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class WakeModeTests(TestCase):
+    """
+    UDP broadcast and HTTPS long-poll jobs beside TCP ones, on one server.
+    """
+
+    timeout = 120
+
+    async def _setUp(self):
+        self.tpki = TestPKI(os.path.abspath(self.mktemp()))
+        self.workdir = os.path.join(self.tpki.base, "work")
+        os.makedirs(self.workdir)
+        with open(os.path.join(self.workdir, "job.log"), "wb") as f:
+            f.write(b"hello\n")
+        self.udpPort = freeUDPPort()
+        self.server = await startServer(
+            self, self.tpki,
+            "--udp-broadcast", "127.255.255.255:{}".format(self.udpPort),
+            "--reregister-interval", "1", "--missed-registrations", "2",
+            "--cleanup-interval", "0.25", "--query-timeout", "20",
+        )
+        self.client = JobMonClient(
+            self.server.url, proxy=self.tpki.proxies["alice"], caDir=self.tpki.caDir,
+            timeout=30,
+        )
+        self.addCleanup(self.client.close)
+
+    def setUp(self):
+        from twisted.internet.defer import Deferred
+
+        return Deferred.fromCoroutine(self._setUp())
+
+    async def daemon(self, jobId, mode):
+        proto = await startDaemon(
+            self, self.server, jobId, self.workdir, self.tpki.proxies["alice"],
+            self.tpki.caDir, "--wake", mode, wait=False,
+        )
+        await proto.waitFor(r"registered with .* \({} wake\)".format(mode))
+        return proto
+
+    async def test_everyMode(self):
+        """
+        One job per mode, and three UDP jobs sharing the host's UDP port:
+        each answers its own queries, listed with its mode.
+        """
+        for jobId, mode in [("t", "tcp"), ("p", "poll"), ("u1", "udp"), ("u2", "udp"),
+                            ("u3", "udp")]:
+            await self.daemon(jobId, mode)
+        jobs = {j["job_id"]: j["mode"] for j in await inThread(self.client.listJobs)}
+        self.assertEqual(jobs, {"t": "tcp", "p": "poll", "u1": "udp", "u2": "udp", "u3": "udp"})
+        for jobId in jobs:
+            for _ in range(3):
+                result = await inThread(
+                    self.client.query, jobId, {"op": "cat", "path": "job.log", "timeout": 10}
+                )
+                self.assertEqual(result["data"], b"hello\n")
+
+    async def test_killedUDPDaemon(self):
+        """
+        A UDP job whose daemon is killed disappears after the cleanup limit;
+        a pending query fails then with "job gone", long before the query
+        timeout.
+        """
+        proto = await self.daemon("u", "udp")
+        proto.signal("KILL")
+        await proto.whenEnded()
+        start = time.monotonic()
+        try:
+            await inThread(self.client.query, "u", {"op": "ls"})
+        except JobMonError as e:
+            self.assertEqual(e.code, errors.JOB_GONE)
+        else:
+            self.fail("query to a dead UDP job succeeded")
+        # The limit is 2 intervals of 1 s, checked every 0.25 s.
+        self.assertLess(time.monotonic() - start, 4)
+        self.assertEqual(await inThread(self.client.listJobs), [])
+        self.assertIn("not re-registered", self.server.proto.output.decode())
+
+    async def test_killedPollDaemon(self):
+        """
+        A poll job whose daemon is killed is dropped when its polls lapse.
+        """
+        proto = await self.daemon("p", "poll")
+        proto.signal("KILL")
+        await proto.whenEnded()
+        start = time.monotonic()
+        try:
+            await inThread(self.client.query, "p", {"op": "ls"})
+        except JobMonError as e:
+            self.assertEqual(e.code, errors.JOB_GONE)
+        else:
+            self.fail("query to a dead poll job succeeded")
+        self.assertLess(time.monotonic() - start, 4)
+
+    async def test_forgedAndReplayedWakes(self):
+        """
+        Forged, replayed and junk datagrams sent to the daemons' port are
+        dropped and logged; the job still answers.
+        """
+        from jobmon.protocols.udp import encodeWake
+
+        proto = await self.daemon("u", "udp")
+        # Listen beside the daemons, as any process on the host could, to
+        # capture a real wake.
+        spy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(spy.close)
+        spy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        spy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        spy.bind(("", self.udpPort))
+        spy.settimeout(5)
+        result = await inThread(self.client.query, "u", {"op": "stat", "path": "job.log"})
+        self.assertEqual(result["size"], 6)
+        captured, _ = await inThread(spy.recvfrom, 1000)
+        mark = proto.mark()
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(sender.close)
+        sender.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        for datagram in [captured, encodeWake("u", 10**6, b"k" * 32), b"junk"]:
+            sender.sendto(datagram, ("127.255.255.255", self.udpPort))
+        # The first drop of each kind is logged at once.
+        await proto.waitFor(r"(?s)(dropped UDP wakes.*){3}", after=mark)
+        text = proto.output.decode()[mark:]
+        counts = re.findall(r"(\d+) forged, (\d+) replayed, (\d+) junk", text)
+        totals = [sum(int(c[i]) for c in counts) for i in range(3)]
+        self.assertEqual(totals, [1, 1, 1])
+        result = await inThread(self.client.query, "u", {"op": "stat", "path": "job.log"})
+        self.assertEqual(result["size"], 6)
