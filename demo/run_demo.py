@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -98,11 +99,15 @@ def main():
             pki.makeProxy(user.certPath, user.keyPath, proxies[name], hours=2)
             print("{:6s} {}  (proxy {})".format(name, user.dn, proxies[name]))
 
-        say("The central server on 127.0.0.1")
+        say("The central server on 127.0.0.1 (TCP, UDP broadcast and long-poll wakes)")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            udpPort = s.getsockname()[1]
         server = Process(
             "server",
             [os.path.join(BIN, "twistd"), "-n", "--pidfile=", "jobmon-server",
              "--interface", "127.0.0.1", "--https-port", "0", "--wake-port", "0",
+             "--udp-broadcast", "127.255.255.255:{}".format(udpPort),
              "--hostcert", tpki.hostCertPath, "--hostkey", tpki.hostKeyPath,
              "--ca-dir", tpki.ca.hashedDir],
             cwd=RUN,
@@ -112,30 +117,36 @@ def main():
         url = "https://127.0.0.1:{}/RPC2".format(match.group(1))
         print("twistd jobmon-server: XML-RPC at {}, TCP wake port {}".format(url, match.group(2)))
 
-        say("A sample job and its daemon (TCP wake)")
-        workdir = os.path.join(RUN, "job-4711")
-        os.makedirs(workdir)
-        job = Process("job", [sys.executable, os.path.join(HERE, "sample_job.py"), "600"],
-                      cwd=workdir)
-        processes.append(job)
-        daemon = Process(
-            "daemon",
-            [os.path.join(BIN, "twistd"), "-n", "--pidfile=", "jobmon-daemon",
-             "--server", url, "--job-id", "4711.0", "--workdir", workdir,
-             "--proxy", proxies["alice"], "--ca-dir", tpki.ca.hashedDir],
-            cwd=workdir,
-        )
-        processes.append(daemon)
-        daemon.waitFor(r"wake channel up")
-        print("job 4711.0 running in {}; its daemon registered".format(workdir))
-        time.sleep(3)  # let the job write a few lines
+        say("Three sample jobs, one per wake mode, each with its daemon")
+        daemons = {}
+        for jobId, mode in (("4711.0", "tcp"), ("4712.0", "udp"), ("4713.0", "poll")):
+            workdir = os.path.join(RUN, "job-" + jobId)
+            os.makedirs(workdir)
+            processes.append(Process(
+                "job-" + jobId, [sys.executable, os.path.join(HERE, "sample_job.py"), "600"],
+                cwd=workdir))
+            daemon = Process(
+                "daemon-" + jobId,
+                [os.path.join(BIN, "twistd"), "-n", "--pidfile=", "jobmon-daemon",
+                 "--server", url, "--job-id", jobId, "--wake", mode, "--workdir", workdir,
+                 "--proxy", proxies["alice"], "--ca-dir", tpki.ca.hashedDir],
+                cwd=workdir,
+            )
+            processes.append(daemon)
+            daemons[jobId] = daemon
+            daemon.waitFor(r"registered with .*\({} wake\)".format(mode))
+            print("job {} running in {}; its daemon registered ({} wake)".format(
+                jobId, workdir, mode))
+        daemon = daemons["4711.0"]
+        time.sleep(3)  # let the jobs write a few lines
 
         env = dict(os.environ, JOBMON_SERVER=url, X509_USER_PROXY=proxies["alice"],
                    X509_CERT_DIR=tpki.ca.hashedDir)
         say("Alice asks her job")
         failures = 0
         for args in (["whoami"], ["jobs"], ["ls", "4711.0"], ["tail", "4711.0", "job.log", "-n", "5"],
-                     ["cat", "4711.0", "checkpoint.txt"], ["stat", "4711.0", "output/histograms.dat"]):
+                     ["cat", "4711.0", "checkpoint.txt"], ["stat", "4711.0", "output/histograms.dat"],
+                     ["tail", "4712.0", "job.log", "-n", "2"], ["tail", "4713.0", "job.log", "-n", "2"]):
             failures += query(env, *args) != 0
 
         say("Clear errors: a missing file, a path outside the job, an unknown job")
@@ -151,7 +162,7 @@ def main():
         failures += query(bobEnv, "jobs") != 0
         failures += query(bobEnv, "tail", "4711.0", "job.log") != 5
 
-        say("The job's daemon stops (SIGTERM): it unregisters")
+        say("Job 4711.0's daemon stops (SIGTERM): it unregisters")
         daemon.stop()
         failures += query(env, "jobs") != 0
 

@@ -268,6 +268,7 @@ def formatJobs(jobs, now, long=False):
     for job in jobs:
         owner = job.get("owner", "")
         registered = job.get("registered")
+        seen = job.get("last_seen")
         rows.append([
             printable(str(job.get("job_id", ""))),
             printable(owner if long else shortDN(owner)),
@@ -275,10 +276,11 @@ def formatJobs(jobs, now, long=False):
             printable(str(job.get("mode", ""))),
             printable(str(job.get("state", ""))),
             formatAge(now - registered) if registered is not None else "-",
+            formatAge(now - seen) if seen is not None else "-",
             str(job.get("pending", "")),
         ])
-    header = ["JOB", "OWNER", "HOST", "MODE", "STATE", "AGE", "PENDING"]
-    return _table(header, rows, right=(5, 6))
+    header = ["JOB", "OWNER", "HOST", "MODE", "STATE", "AGE", "SEEN", "PENDING"]
+    return _table(header, rows, right=(5, 6, 7))
 
 
 def formatListing(result, now):

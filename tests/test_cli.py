@@ -332,7 +332,8 @@ class OutputTests(SynchronousTestCase):
 
     def test_jobs(self):
         """
-        A table with the owner's last CN and the age.
+        A table with the owner's last CN, the mode, the age and how long
+        ago the daemon was last heard from.
         """
         now = time.time()
         jobs = [
@@ -340,15 +341,15 @@ class OutputTests(SynchronousTestCase):
              "mode": "tcp", "state": "ready", "registered": now - 7805,
              "last_seen": now, "pending": 0},
             {"job_id": "77", "owner": "/DC=org/CN=host/svc.example.org", "host": "wn2",
-             "mode": "tcp", "state": "connecting", "registered": now - 5,
-             "last_seen": now, "pending": 12},
+             "mode": "udp", "state": "ready", "registered": now - 5,
+             "last_seen": now - 42, "pending": 12},
         ]
         status, out, err = run(["jobs"], FakeClient({"listJobs": jobs}))
         self.assertEqual((status, err), (0, ""))
         self.assertEqual(out.decode().splitlines(), [
-            "JOB     OWNER                 HOST              MODE  STATE         AGE  PENDING",
-            "1234.0  Alice Example         wn01.example.org  tcp   ready       2h10m        0",
-            "77      host/svc.example.org  wn2               tcp   connecting     5s       12",
+            "JOB     OWNER                 HOST              MODE  STATE    AGE  SEEN  PENDING",
+            "1234.0  Alice Example         wn01.example.org  tcp   ready  2h10m    0s        0",
+            "77      host/svc.example.org  wn2               udp   ready     5s   42s       12",
         ])
 
     def test_jobsLong(self):
