@@ -76,6 +76,13 @@ UNSUPPORTED_OP = 1007
 REMOTE_TIMEOUT = 1008
 """The daemon gave up on the operation after its own time limit."""
 
+NO_SUCH_COMMAND = 1010
+"""C{run} of a command the job's daemon does not offer."""
+
+NOT_ALLOWED = 1011
+"""The daemon's configuration does not allow this (a signal, for
+example)."""
+
 REMOTE_ERROR = 1099
 """Any other failure on the worker."""
 
@@ -99,6 +106,8 @@ NAMES = {
     REMOTE_IO_ERROR: "I/O error on the worker",
     UNSUPPORTED_OP: "unsupported op",
     REMOTE_TIMEOUT: "operation timed out on the worker",
+    NO_SUCH_COMMAND: "no such command",
+    NOT_ALLOWED: "not allowed by the job's configuration",
     REMOTE_ERROR: "error on the worker",
 }
 
