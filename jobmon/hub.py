@@ -345,13 +345,6 @@ class Hub:
             )
         timeout = min(timeout or self.queryTimeout, self.queryTimeout)
         requestId, d = self.table.submit(jobId, forward)
-        self.log.debug(
-            "query {request_id} {op} on {job_id} by {dn}",
-            request_id=requestId,
-            op=forward["op"],
-            job_id=jobId,
-            dn=identity.dn,
-        )
         self._wake(record)
 
         def timedOut(result, t):

@@ -1,0 +1,541 @@
+"""
+Shared pieces of the JobMon benchmarks: a throwaway PKI, a real server and
+a real job daemon (C{twistd} processes on 127.0.0.1), a sample working
+directory, and the statistics and tables the scripts print.
+
+These are standalone scripts, not trial tests: the processes are started
+with L{subprocess.Popen} and stopped (SIGTERM, then SIGKILL) when the
+L{BenchEnv} context ends, whatever happens.  On Linux each child also gets
+SIGKILL if the benchmark itself dies without cleaning up.
+"""
+
+import atexit
+import math
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+"""This directory."""
+
+ROOT = os.path.dirname(BENCH)
+"""The source tree the benchmarks and their child processes import JobMon
+from."""
+
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+BIN = os.path.dirname(sys.executable)
+TWISTD = os.path.join(BIN, "twistd")
+
+START_TIMEOUT = 30.0
+"""Seconds a process has to print the line the benchmark waits for."""
+
+STOP_TIMEOUT = 10.0
+"""Seconds a process has to exit after SIGTERM before it gets SIGKILL."""
+
+JOB_ID = "job.1"
+"""The id of the benchmark's job."""
+
+LOG_SIZE = 1024 * 1024
+"""Size of C{job.log}, the file C{tail} reads."""
+
+SMALL_SIZE = 4096
+"""Size of C{small.bin}, the file C{cat} reads."""
+
+DIR_FILES = 20
+"""Number of files in C{dir20/}, the directory C{ls} lists."""
+
+
+def childEnv(**extra):
+    """
+    The environment for child processes: this source tree first on the
+    path, no credentials or server inherited from the caller.
+    """
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("X509_USER_PROXY", "X509_CERT_DIR", "JOBMON_SERVER", "PYTHONSTARTUP")
+    }
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+def _loadPrctl():
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except Exception:
+        return None
+
+
+_prctl = _loadPrctl() if sys.platform.startswith("linux") else None
+
+
+def _dieWithParent():
+    """
+    Ask Linux to SIGKILL this (child) process when the benchmark that forked
+    it dies, so that no server outlives a killed benchmark.  Best effort; the
+    C{prctl} function is looked up before the fork.
+    """
+    PR_SET_PDEATHSIG = 1
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def installSignalHandlers():
+    """
+    Turn SIGTERM (and SIGHUP) into L{SystemExit} so that C{finally} blocks,
+    and so the clean-up of every L{BenchEnv}, run.
+    """
+
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+
+    for name in ("SIGTERM", "SIGHUP"):
+        signal.signal(getattr(signal, name), handler)
+
+
+class Proc:
+    """
+    A child process whose output (stdout and stderr together) goes to a
+    file, which L{waitFor} reads.
+
+    A file rather than a pipe: a thread reading a pipe in this process would
+    wake up for every line a child logs, and take CPU and the GIL from the
+    client being measured.
+
+    @ivar name: a label for messages.
+    @ivar popen: the L{subprocess.Popen}.
+    @ivar logPath: the file holding the output.
+    """
+
+    _live = set()
+
+    def __init__(self, name, args, logPath, env=None, cwd=None):
+        self.name = name
+        self.args = list(args)
+        self.logPath = logPath
+        with open(logPath, "wb") as log:
+            self.popen = subprocess.Popen(
+                self.args,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env or childEnv(),
+                cwd=cwd or ROOT,
+                preexec_fn=_dieWithParent if _prctl is not None else None,
+                # Ctrl-C reaches the benchmark only; it stops the children
+                # itself, in order (daemon first, so that it can unregister).
+                start_new_session=True,
+            )
+        Proc._live.add(self)
+
+    @property
+    def pid(self):
+        """
+        The child's process id.
+        """
+        return self.popen.pid
+
+    def _text(self):
+        try:
+            with open(self.logPath, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def output(self, last=40):
+        """
+        The last C{last} lines of output, as one string.
+        """
+        return "".join(self._text().splitlines(True)[-last:])
+
+    def waitFor(self, pattern, timeout=START_TIMEOUT):
+        """
+        Return the first match of C{pattern} in the output, waiting up to
+        C{timeout} seconds.
+
+        @raise RuntimeError: the process ended or the time passed first.
+        """
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            ended = self.popen.poll() is not None
+            match = regex.search(self._text())
+            if match:
+                return match
+            if ended or time.monotonic() > deadline:
+                raise RuntimeError(
+                    "{} {} before printing {!r}; its last output:\n{}".format(
+                        self.name,
+                        "exited with {}".format(self.popen.returncode)
+                        if ended
+                        else "did not print it within {:g} s".format(timeout),
+                        pattern,
+                        self.output(),
+                    )
+                )
+            time.sleep(0.02)
+
+    def stop(self, timeout=STOP_TIMEOUT):
+        """
+        Stop with SIGTERM, then SIGKILL if it does not end in time.
+
+        @return: the exit status.
+        """
+        Proc._live.discard(self)
+        p = self.popen
+        if p.poll() is None:
+            try:
+                p.send_signal(signal.SIGCONT)
+                p.terminate()
+            except ProcessLookupError:
+                pass
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout)
+        return p.returncode
+
+    @classmethod
+    def stopAll(cls):
+        """
+        Stop every child still running (safety net at interpreter exit).
+        """
+        for proc in list(cls._live):
+            try:
+                proc.stop(3)
+            except Exception:
+                pass
+
+
+atexit.register(Proc.stopAll)
+
+
+WAKE_READY = {
+    "tcp": r"wake channel up",
+    "poll": r"registered with .* \(poll wake\)",
+}
+"""The daemon's output line that says it can be woken, per wake mode."""
+
+
+def makeWorkdir(path):
+    """
+    Fill a job's working directory: C{job.log} (1 MiB of log lines),
+    C{small.bin} (4 KiB), C{dir20/} (20 small files).
+    """
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, "job.log"), "wb") as f:
+        written, n = 0, 0
+        while written < LOG_SIZE:
+            n += 1
+            line = "2026-01-01T00:00:00 step {:07d} event=progress value={} ok\n".format(
+                n, n * 7919 % 100003
+            ).encode("ascii")
+            left = LOG_SIZE - written
+            if left < 2 * len(line):
+                # The last line fills the file exactly and ends with a newline.
+                line = b"2026-01-01T00:00:00 end " + b"." * max(0, left - 25) + b"\n"
+                line = line[-left:] if len(line) > left else line
+            f.write(line)
+            written += len(line)
+    with open(os.path.join(path, "small.bin"), "wb") as f:
+        f.write(bytes(range(256)) * (SMALL_SIZE // 256))
+    d = os.path.join(path, "dir20")
+    os.makedirs(d, exist_ok=True)
+    for i in range(DIR_FILES):
+        with open(os.path.join(d, "file{:02d}.dat".format(i)), "wb") as f:
+            f.write(b"x" * (100 * i))
+
+
+class BenchEnv:
+    """
+    A throwaway PKI, a server and (optionally) a daemon for job L{JOB_ID},
+    as a context manager that stops and removes everything on exit.
+
+    @ivar tmp: the temporary directory holding everything.
+    @ivar caDir: the hashed CA directory.
+    @ivar proxy: alice's proxy file.
+    @ivar workdir: the job's working directory.
+    @ivar url: the server's XML-RPC URL.
+    @ivar server: the server's L{Proc}.
+    @ivar daemon: the daemon's L{Proc}, or L{None}.
+    """
+
+    def __init__(self, daemon=True, wrapper=None, keep=False, quiet=False, wake="tcp"):
+        """
+        @param daemon: whether to start a daemon for L{JOB_ID}.
+        @param wake: the daemon's wake mode, C{tcp} or C{poll} (HTTPS long
+            poll).  UDP is left out: its daemon listens on every interface,
+            and the benchmarks use 127.0.0.1 only.
+        @param wrapper: L{None} to run C{twistd}, or a function from
+            C{(role, twistdArgs, tmpDir)} to a full command line (used to
+            run instrumented copies).
+        @param keep: keep the temporary directory (its logs) on exit.
+        @param quiet: print no progress lines.
+        """
+        if wake not in WAKE_READY:
+            raise ValueError("wake mode must be one of " + ", ".join(sorted(WAKE_READY)))
+        self.withDaemon = daemon
+        self.wake = wake
+        self.wrapper = wrapper
+        self.keep = keep
+        self.quiet = quiet
+        self.tmp = None
+        self.server = None
+        self.daemon = None
+
+    def _say(self, message):
+        if not self.quiet:
+            sys.stderr.write("bench: {}\n".format(message))
+            sys.stderr.flush()
+
+    def _command(self, role, args):
+        if self.wrapper is not None:
+            return self.wrapper(role, args, self.tmp)
+        return [TWISTD] + args
+
+    def __enter__(self):
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def _start(self):
+        from jobmon import pki
+
+        self.tmp = tempfile.mkdtemp(prefix="jobmon-bench-")
+        self._say("PKI in {}".format(self.tmp))
+        thePKI = pki.initPKI(os.path.join(self.tmp, "pki"), users=("alice",))
+        self.caDir = thePKI.ca.hashedDir
+        alice = thePKI.users["alice"]
+        self.proxy = os.path.join(self.tmp, "x509up_alice")
+        pki.makeProxy(alice.certPath, alice.keyPath, self.proxy)
+        self.workdir = os.path.join(self.tmp, "work")
+        makeWorkdir(self.workdir)
+
+        serverArgs = [
+            "-n",
+            "--pidfile=",
+            "jobmon-server",
+            "--interface",
+            "127.0.0.1",
+            "--https-port",
+            "0",
+            "--wake-port",
+            "0",
+            "--hostcert",
+            thePKI.hostCertPath,
+            "--hostkey",
+            thePKI.hostKeyPath,
+            "--ca-dir",
+            self.caDir,
+        ]
+        self.server = Proc(
+            "jobmon-server",
+            self._command("server", serverArgs),
+            os.path.join(self.tmp, "server.log"),
+            env=childEnv(PYTHONUNBUFFERED="1"),
+            cwd=self.tmp,
+        )
+        match = self.server.waitFor(r"XML-RPC on (\d+), TCP wake on (\d+)")
+        self.httpsPort, self.wakePort = int(match.group(1)), int(match.group(2))
+        self.url = "https://127.0.0.1:{}/RPC2".format(self.httpsPort)
+        self._say("server pid {} at {} (wake port {})".format(
+            self.server.pid, self.url, self.wakePort))
+        if self.withDaemon:
+            daemonArgs = [
+                "-n",
+                "--pidfile=",
+                "jobmon-daemon",
+                "--server",
+                self.url,
+                "--job-id",
+                JOB_ID,
+                "--workdir",
+                self.workdir,
+                "--proxy",
+                self.proxy,
+                "--ca-dir",
+                self.caDir,
+                "--retry-initial-delay",
+                "0.2",
+                "--retry-max-delay",
+                "1",
+                "--wake",
+                self.wake,
+            ]
+            self.daemon = Proc(
+                "jobmon-daemon",
+                self._command("daemon", daemonArgs),
+                os.path.join(self.tmp, "daemon.log"),
+                env=childEnv(PYTHONUNBUFFERED="1"),
+                cwd=self.tmp,
+            )
+            self.daemon.waitFor(WAKE_READY[self.wake])
+            self._say("daemon pid {} for job {} ({} wake)".format(
+                self.daemon.pid, JOB_ID, self.wake))
+
+    def close(self):
+        """
+        Stop the daemon (it unregisters), then the server; remove the
+        temporary directory unless asked to keep it.
+        """
+        try:
+            for proc in (self.daemon, self.server):
+                if proc is not None:
+                    try:
+                        proc.stop()
+                    except Exception as e:
+                        self._say("could not stop {}: {}".format(proc.name, e))
+        finally:
+            self.daemon = self.server = None
+            if self.tmp is not None:
+                if self.keep:
+                    self._say("kept {}".format(self.tmp))
+                else:
+                    shutil.rmtree(self.tmp, ignore_errors=True)
+                self.tmp = None
+
+    def client(self, timeout=30.0):
+        """
+        A new L{jobmon.client.JobMonClient} for alice.
+        """
+        from jobmon.client import JobMonClient
+
+        return JobMonClient(self.url, proxy=self.proxy, caDir=self.caDir, timeout=timeout)
+
+
+def cpuSeconds(pid):
+    """
+    User plus system CPU seconds used so far by process C{pid} (Linux), or
+    L{None}.
+    """
+    try:
+        with open("/proc/{}/stat".format(pid)) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / ticks
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def percentile(sortedValues, p):
+    """
+    The C{p}th percentile (nearest rank) of an already sorted list.
+    """
+    if not sortedValues:
+        return float("nan")
+    rank = max(1, math.ceil(p / 100.0 * len(sortedValues)))
+    return sortedValues[min(rank, len(sortedValues)) - 1]
+
+
+def summarize(seconds):
+    """
+    Summarize durations in seconds: count, p50, p90, p99, max and mean in
+    milliseconds.
+    """
+    values = sorted(seconds)
+    ms = lambda v: round(v * 1000.0, 3)  # noqa: E731
+    return {
+        "n": len(values),
+        "p50_ms": ms(percentile(values, 50)),
+        "p90_ms": ms(percentile(values, 90)),
+        "p99_ms": ms(percentile(values, 99)),
+        "max_ms": ms(values[-1]) if values else float("nan"),
+        "mean_ms": ms(sum(values) / len(values)) if values else float("nan"),
+    }
+
+
+def markdownTable(headers, rows):
+    """
+    Format a Markdown table; numbers are right-aligned.
+    """
+
+    def cell(v):
+        if isinstance(v, float):
+            return "{:.2f}".format(v)
+        return str(v)
+
+    body = [[cell(v) for v in row] for row in rows]
+    widths = [
+        max(len(h), *(len(r[i]) for r in body)) if body else len(h)
+        for i, h in enumerate(headers)
+    ]
+    numeric = [
+        bool(rows) and all(isinstance(r[i], (int, float)) for r in rows)
+        for i in range(len(headers))
+    ]
+    lines = [
+        "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths)) + " |",
+        "|" + "|".join(
+            ("-" * (w + 1) + ":") if num else ("-" * (w + 2))
+            for w, num in zip(widths, numeric)
+        ) + "|",
+    ]
+    for r in body:
+        lines.append(
+            "| " + " | ".join(
+                c.rjust(w) if num else c.ljust(w)
+                for c, w, num in zip(r, widths, numeric)
+            ) + " |"
+        )
+    return "\n".join(lines)
+
+
+def machine():
+    """
+    A description of this machine and the software under test.
+    """
+    import platform
+    import ssl
+
+    info = {
+        "nproc": os.cpu_count(),
+        "cpu": None,
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "ssl_stdlib": ssl.OPENSSL_VERSION,
+    }
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        import twisted
+
+        info["twisted"] = twisted.__version__
+    except ImportError:
+        pass
+    try:
+        import OpenSSL
+        from OpenSSL import SSL
+
+        info["pyopenssl"] = OpenSSL.__version__
+        info["ssl_pyopenssl"] = SSL.OpenSSL_version(SSL.OPENSSL_VERSION).decode()
+    except ImportError:
+        pass
+    try:
+        with open("/proc/loadavg") as f:
+            info["loadavg"] = f.read().split()[0]
+    except OSError:
+        pass
+    return info

@@ -1,0 +1,98 @@
+"""
+Run the JobMon benchmarks with moderate sizes and print their tables
+(C{make bench}): round trips, C{jobmon-query} start-up, and the breakdown of
+a query's time.  The whole run takes about a minute on two cores; the JSON
+of every figure goes to C{bench/out/results.json}.
+
+Usage (from the repository root)::
+
+    .venv/bin/python bench/run_all.py [-n 1000] [--repeats 30]
+        [--breakdown-n 300] [--rounds 2] [--no-breakdown] [--py-spy]
+
+Each benchmark can also be run alone, with its full defaults:
+C{bench/roundtrip.py}, C{bench/cli_startup.py}, C{bench/breakdown.py}.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import common  # noqa: E402  (puts the repository root on sys.path)
+import breakdown  # noqa: E402
+import cli_startup  # noqa: E402
+import roundtrip  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-n", type=int, default=1000,
+                        help="timed round trips per op (1000)")
+    parser.add_argument("--warmup", type=int, default=100, help="untimed queries first (100)")
+    parser.add_argument("--repeats", type=int, default=30,
+                        help="runs of each command in the start-up benchmark (30)")
+    parser.add_argument("--breakdown-n", type=int, default=300,
+                        help="stat queries per breakdown run (300)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="rounds of the breakdown's variants (2)")
+    parser.add_argument("--no-breakdown", dest="breakdown", action="store_false",
+                        help="skip the breakdown of a query's time")
+    parser.add_argument("--py-spy", dest="pyspy", action="store_true",
+                        help="also profile the server and daemon with py-spy")
+    parser.add_argument("--out", default=os.path.join(common.BENCH, "out", "results.json"),
+                        help="where to write the JSON (bench/out/results.json)")
+    args = parser.parse_args(argv)
+    if not (1 <= args.n <= 100000 and 1 <= args.repeats <= 1000
+            and 1 <= args.breakdown_n <= 100000 and 1 <= args.rounds <= 20
+            and args.warmup >= 0):
+        parser.error("sizes out of range")
+    common.installSignalHandlers()
+    started = time.monotonic()
+    machine = common.machine()
+    document = {"machine": machine}
+    print("# JobMon benchmarks\n")
+    print("Machine: {} CPUs, {}; Python {}, Twisted {}, {} (pyOpenSSL {} on {}).\n".format(
+        machine["nproc"], machine.get("cpu"), machine["python"], machine.get("twisted"),
+        machine["ssl_stdlib"], machine.get("pyopenssl"), machine.get("ssl_pyopenssl")))
+    sys.stdout.flush()
+
+    with common.BenchEnv() as env:
+        rt = roundtrip.measure(env, args.n, args.warmup)
+        document["roundtrip"] = {"n": args.n, "warmup": args.warmup, "results": rt}
+        print("## Round trips (one kept-alive client, sequential, TCP wake)\n")
+        print(roundtrip.table(rt) + "\n")
+        sys.stdout.flush()
+        cli = cli_startup.measure(env, args.repeats)
+        inside = cli_startup.phases(env)
+        document["cli_startup"] = {
+            "repeats": args.repeats,
+            "results": cli,
+            "slowest_imports_us": cli_startup.importProfile(env),
+            "phases_ms": inside,
+        }
+        print("## jobmon-query start-up (whole process, wall time)\n")
+        print(cli_startup.table(cli) + "\n")
+        print(cli_startup.phasesTable(inside) + "\n")
+        sys.stdout.flush()
+
+    if args.breakdown:
+        bd, text = breakdown.run(args.breakdown_n, min(args.warmup, 100), rounds=args.rounds,
+                                 pyspy=args.pyspy)
+        document["breakdown"] = dict(bd, n=args.breakdown_n, rounds=args.rounds)
+        print("## Where a stat query's time goes\n")
+        print(text + "\n")
+
+    document["seconds"] = round(time.monotonic() - started, 1)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(document, f, indent=2)
+    print("All figures as JSON in {} ({:.0f} s in all).".format(
+        os.path.relpath(args.out, common.ROOT), document["seconds"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
