@@ -1,38 +1,63 @@
 """
-C{jobmon-query}: ask a running job for files in its working directory.
+C{jobmon-query}: ask a running batch job about its files, processes and
+resources.
 
     jobmon-query [--server URL] [--proxy FILE] [--key FILE] [--ca-dir DIR]
                  [--timeout S] [--json] COMMAND ...
 
-Commands: C{whoami}, C{jobs}, C{ls JOB [PATH]}, C{stat JOB PATH},
-C{cat JOB PATH [--offset N] [--length N]}, C{tail JOB PATH [-n N]}.  The
-global options may also follow the command.
+Commands:
+
+  - C{whoami}; C{jobs [--all] [--state S] [--mode M] [--host GLOB] [-l]};
+  - files: C{ls JOB [PATH] [-l] [-a] [--depth N]}, C{stat JOB PATH},
+    C{cat JOB PATH [--offset N] [--length N] [--raw] [-f]},
+    C{head JOB PATH [-n N | -c N] [--raw]},
+    C{tail JOB PATH [-n N | -c N] [--raw] [-f | -F]},
+    C{du JOB [PATH] [-h]}, C{df JOB [PATH] [-h]};
+  - processes: C{ps JOB}, C{top JOB [-d SECONDS] [-n COUNT]}, C{res JOB},
+    C{env JOB}, C{signal JOB SIG};
+  - commands the job offers: C{commands JOB}, C{run JOB NAME [ARGS...]}.
+
+The global options may also follow the command (for C{run}, before NAME).
+A job may be named by a unique prefix of its id: when the server knows no
+job by that name, the command looks for one among the caller's jobs.
 
 Defaults: the server from C{$JOBMON_SERVER}; the credential from
 C{$X509_USER_PROXY}, else C{/tmp/x509up_u$UID}; the CA directory from
 C{$X509_CERT_DIR}, else C{/etc/grid-security/certificates}; a timeout of 60
 seconds, which is also sent to the server as the query's own timeout.
 
+File data is written as it is, except that binary data (NUL bytes, or not
+UTF-8, in the first 8 KiB) is not written to a terminal without C{--raw}.
+C{cat} streams a file larger than one result in chunks; C{tail -f}/C{cat
+-f} follow a growing file until Ctrl-C, reconnecting (with the same offset)
+when the server restarts.  With C{--json} every command prints one JSON
+document; C{-f} and C{top -n COUNT} (COUNT > 1) print one JSON object per
+line.
+
 Every error is one line on standard error, prefixed C{jobmon-query: }.  Exit
 status (the table L{EXIT_CODES} and the function L{exitCode}):
 
-  0  success
-  1  the operation failed in the job (no such file, permission denied...)
+  0  success (also when the reader of the output goes away: ... | head)
+  1  the operation failed in the job (no such file, permission denied...),
+     or the command of 'run' exited with a status other than 0
   2  usage error or bad request (400, 413)
   3  authentication: credential missing, expired, unusable or refused (401),
      or the server's certificate could not be verified
   4  not authorized (403)
-  5  no such job (404)
+  5  no such job (404), or a job id prefix that matches several jobs
   6  the job went away (410)
   7  timeout (408, 1008, no answer in time)
   8  server unreachable or server error (500, 503, 429, 409, connection or
      HTTP failures, internal errors)
+  130  interrupted (Ctrl-C)
 
-A reader that closes the pipe early (C{jobmon-query cat ... | head}) ends
-the command quietly with status 0; an interrupt (Ctrl-C) gives 130.
+Tab completion needs the optional C{argcomplete} package: run
+C{eval "$(register-python-argcomplete jobmon-query)"}.  It is imported only
+while the shell completes, so that ordinary runs do not pay for it.
 
 This module imports only the standard library and L{jobmon.client} /
-L{jobmon.errors}, so that the command starts fast.
+L{jobmon.errors}, so that the command starts fast; modules needed by a few
+commands (C{json}, C{base64}, C{fnmatch}) are imported when used.
 """
 
 import argparse
@@ -50,7 +75,8 @@ PROG = "jobmon-query"
 EXIT_OK = 0
 """Success."""
 EXIT_REMOTE = 1
-"""The operation failed in the job (codes 1001-1099 but 1008)."""
+"""The operation failed in the job (codes 1001-1099 but 1008), or the
+command of C{run} exited with a status other than 0."""
 EXIT_USAGE = 2
 """Usage error, or a request the server found malformed or too large."""
 EXIT_AUTH = 3
@@ -58,7 +84,7 @@ EXIT_AUTH = 3
 EXIT_FORBIDDEN = 4
 """Not authorized."""
 EXIT_NO_JOB = 5
-"""No such job."""
+"""No such job, or an ambiguous job id prefix."""
 EXIT_GONE = 6
 """The job went away."""
 EXIT_TIMEOUT = 7
@@ -100,17 +126,19 @@ EXIT_CODES = {
 
 EXIT_STATUS_HELP = """\
 exit status:
-  0  success
-  1  the operation failed in the job (no such file, permission denied...)
+  0  success (also when the reader of the output goes away: ... | head)
+  1  the operation failed in the job (no such file, permission denied...),
+     or the command of 'run' exited with a status other than 0
   2  usage error or bad request (400, 413)
   3  authentication: credential missing, expired, unusable or refused (401),
      or the server's certificate could not be verified
   4  not authorized (403)
-  5  no such job (404)
+  5  no such job (404), or a job id prefix that matches several jobs
   6  the job went away (410)
   7  timeout (408, 1008, no answer in time)
   8  server unreachable or server error (500, 503, 429, 409, connection or
      HTTP failures, internal errors)
+  130  interrupted (Ctrl-C)
 """
 
 EXAMPLES_HELP = """\
@@ -118,15 +146,77 @@ examples:
   export JOBMON_SERVER=https://jobmon.example.org:8443/RPC2
   jobmon-query whoami
   jobmon-query --proxy ~/.globus/usercert.pem --key ~/.globus/userkey.pem whoami
-  jobmon-query jobs
-  jobmon-query ls 1234.0
-  jobmon-query ls 1234.0 output/
-  jobmon-query stat 1234.0 job.log
+  jobmon-query jobs --state ready
+  jobmon-query ls 1234.0 -l
+  jobmon-query ls 1234 output/ --depth 2      # a unique prefix names the job
   jobmon-query tail 1234.0 job.log -n 50
+  jobmon-query tail -F 1234.0 job.log         # follow until Ctrl-C
   jobmon-query cat 1234.0 result.root > result.root
   jobmon-query cat 1234.0 job.log --offset 1048576 | less
+  jobmon-query du -h 1234.0
+  jobmon-query ps 1234.0
+  jobmon-query top 1234.0 -d 2 -n 5
+  jobmon-query run 1234.0 nvidia-smi -q
+  jobmon-query signal 1234.0 USR1
   jobmon-query --json ls 1234.0 | jq '.entries[].name'
+
+Each command has its own help: jobmon-query COMMAND --help.
+
+tab completion (needs the argcomplete package):
+  eval "$(register-python-argcomplete jobmon-query)"
 """
+
+COMMAND_EXAMPLES = {
+    "whoami": ["jobmon-query whoami", "jobmon-query --json whoami"],
+    "jobs": ["jobmon-query jobs", "jobmon-query jobs --state ready --host 'wn*'",
+             "jobmon-query jobs --all -l        # admins: every user's jobs"],
+    "ls": ["jobmon-query ls 1234.0", "jobmon-query ls 1234.0 output -l",
+           "jobmon-query ls 1234.0 -a --depth 2"],
+    "stat": ["jobmon-query stat 1234.0 job.log"],
+    "cat": ["jobmon-query cat 1234.0 result.root > result.root",
+            "jobmon-query cat 1234.0 job.log --offset 1048576 --length 4096",
+            "jobmon-query cat -f 1234.0 job.log     # then follow it"],
+    "head": ["jobmon-query head 1234.0 job.log -n 20",
+             "jobmon-query head 1234.0 data.bin -c 64 | xxd"],
+    "tail": ["jobmon-query tail 1234.0 job.log -n 50",
+             "jobmon-query tail -c 1024 1234.0 job.log",
+             "jobmon-query tail -F 1234.0 job.log    # follow until Ctrl-C"],
+    "du": ["jobmon-query du -h 1234.0", "jobmon-query du 1234.0 output"],
+    "df": ["jobmon-query df -h 1234.0"],
+    "ps": ["jobmon-query ps 1234.0"],
+    "top": ["jobmon-query top 1234.0", "jobmon-query top 1234.0 -d 2 -n 10"],
+    "res": ["jobmon-query res 1234.0"],
+    "env": ["jobmon-query env 1234.0 | grep ^PATH="],
+    "commands": ["jobmon-query commands 1234.0"],
+    "run": ["jobmon-query run 1234.0 nvidia-smi",
+            "jobmon-query run 1234.0 grep -i error job.log",
+            "jobmon-query --json run 1234.0 nvidia-smi -q"],
+    "signal": ["jobmon-query signal 1234.0 USR1", "jobmon-query signal 1234.0 TERM"],
+}
+"""Examples shown by C{jobmon-query COMMAND --help}."""
+
+FOLLOW_WAIT = 20.0
+"""Seconds one C{follow} query waits on the worker for new bytes (the
+server allows at most 25)."""
+
+RETRY_FIRST = 0.2
+"""Seconds before the first reconnection attempt while following."""
+
+RETRY_MAX = 5.0
+"""The longest wait between two reconnection attempts."""
+
+REREGISTER_GRACE = 60.0
+"""Seconds a followed job may stay unknown to the server (404), or its
+server refuse connections, before the command gives up: a restarted server
+needs that time to see the job's daemon register again."""
+
+BINARY_SAMPLE = 8192
+"""How many bytes L{looksBinary} looks at."""
+
+AMBIGUOUS_SHOWN = 5
+"""How many candidate ids an ambiguous job prefix error names."""
+
+_CLEAR_SCREEN = b"\x1b[H\x1b[2J"
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -151,6 +241,9 @@ def exitCode(code):
     if isinstance(code, int) and errors.isRemote(code):
         return EXIT_REMOTE
     return EXIT_SERVER
+
+
+# -- formatting ---------------------------------------------------------------
 
 
 def printable(text):
@@ -209,6 +302,64 @@ def formatAge(seconds):
     return "%dd" % (seconds // 86400,)
 
 
+def formatDuration(seconds):
+    """
+    Return an amount of (CPU) time for a person: C{0.4s}, C{12.5s},
+    C{3m07s}, C{2h05m}, C{4d03h}.
+    """
+    seconds = max(0.0, float(seconds))
+    if seconds < 60:
+        return "%.1fs" % (seconds,)
+    whole = int(seconds)
+    if whole < 3600:
+        return "%dm%02ds" % divmod(whole, 60)
+    if whole < 86400:
+        return "%dh%02dm" % divmod(whole // 60, 60)
+    return "%dd%02dh" % divmod(whole // 3600, 24)
+
+
+def formatElapsed(seconds):
+    """
+    Return a process's running time as C{ps} shows it: C{MM:SS},
+    C{HH:MM:SS} or C{D-HH:MM:SS}.
+    """
+    seconds = max(0, int(seconds))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return "%d-%02d:%02d:%02d" % (days, hours, minutes, secs)
+    if hours:
+        return "%02d:%02d:%02d" % (hours, minutes, secs)
+    return "%02d:%02d" % (minutes, secs)
+
+
+def humanSize(size):
+    """
+    Return a byte count the way C{ls -h} and C{du -h} show it, in powers of
+    1024: C{512}, C{1.5K}, C{12K}, C{3.4G}.
+    """
+    size = float(size)
+    if abs(size) < 1024:
+        return "%d" % (size,)
+    for unit in "KMGTPE":
+        size /= 1024.0
+        if abs(size) < 1024 or unit == "E":
+            break
+    if abs(size) < 9.95:
+        return "%.1f%s" % (size, unit)
+    return "%.0f%s" % (size, unit)
+
+
+def _size(value, human):
+    """
+    Return a byte count, human-readable or in full.
+    """
+    if value is None:
+        return "-"
+    return humanSize(value) if human else "%d" % (value,)
+
+
 def shortDN(dn):
     """
     Return the last CN of a slash-form DN (C{/DC=org/CN=Alice} gives
@@ -219,6 +370,27 @@ def shortDN(dn):
     if at < 0:
         return dn
     return dn[at + 4:] or dn
+
+
+def looksBinary(data):
+    """
+    Tell whether C{data} looks binary: a NUL byte or a byte sequence that is
+    not UTF-8 in its first L{BINARY_SAMPLE} bytes.  A character cut at either
+    end of the sample (a chunk of a longer file) does not count.
+    """
+    import codecs
+
+    sample = bytes(data[:BINARY_SAMPLE])
+    if b"\0" in sample:
+        return True
+    start = 0
+    while start < 3 and start < len(sample) and 0x80 <= sample[start] < 0xC0:
+        start += 1
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(sample[start:], final=False)
+    except UnicodeDecodeError:
+        return True
+    return False
 
 
 def formatWhoami(info):
@@ -254,6 +426,28 @@ def _table(header, rows, right=()):
         ]
         lines.append("  ".join(cells).rstrip())
     return lines
+
+
+def filterJobs(jobs, state=None, mode=None, host=None):
+    """
+    Return the jobs whose state and mode are C{state} and C{mode} (ignoring
+    case) and whose host matches the shell pattern C{host}; C{None} matches
+    anything.
+    """
+    if host is not None:
+        from fnmatch import fnmatchcase
+
+        host = host.lower()
+    kept = []
+    for job in jobs:
+        if state is not None and str(job.get("state", "")).lower() != state.lower():
+            continue
+        if mode is not None and str(job.get("mode", "")).lower() != mode.lower():
+            continue
+        if host is not None and not fnmatchcase(str(job.get("host", "")).lower(), host):
+            continue
+        kept.append(job)
+    return kept
 
 
 def formatJobs(jobs, now, long=False):
@@ -308,6 +502,26 @@ def formatListing(result, now):
     return lines
 
 
+def formatNames(names, width=None):
+    """
+    Return the lines that show C{names}: one per line, or, given the
+    terminal's C{width}, in columns filled top to bottom as C{ls} does.
+    """
+    names = [printable(n) for n in names]
+    if width is None or not names:
+        return names
+    longest = max(len(n) for n in names)
+    columns = max(1, (width + 2) // (longest + 2))
+    rows = -(-len(names) // columns)
+    columns = -(-len(names) // rows)
+    lines = []
+    for row in range(rows):
+        cells = [names[col * rows + row] for col in range(columns)
+                 if col * rows + row < len(names)]
+        lines.append("  ".join(cell.ljust(longest) for cell in cells).rstrip())
+    return lines
+
+
 def formatStat(entry):
     """
     Return the C{key: value} lines of a C{stat} result.
@@ -330,6 +544,172 @@ def formatStat(entry):
     if "target" in entry:
         lines.append("target: %s" % (printable(entry["target"]),))
     return lines
+
+
+def formatProcesses(processes, tree=True):
+    """
+    Return the lines of a C{ps} or C{top} table: PID, PPID, USER, STATE,
+    %CPU, RSS, ELAPSED, COMMAND.
+
+    @param tree: indent each command by its depth in the process tree
+        (C{processes} in tree order, parents first); else keep the order
+        given.
+    """
+    depths = {}
+    rows = []
+    for proc in processes:
+        pid, ppid = proc.get("pid"), proc.get("ppid")
+        depth = depths[ppid] + 1 if ppid in depths else 0
+        depths[pid] = depth
+        command = proc.get("cmdline") or "[%s]" % (proc.get("name", "?"),)
+        command = printable(str(command))
+        if tree:
+            command = "  " * depth + command
+        if proc.get("daemon"):
+            command += " (jobmon)"
+        cpu = proc.get("cpu_percent")
+        rows.append([
+            str(pid), str(ppid),
+            printable(str(proc.get("user", "?"))),
+            printable(str(proc.get("state", "?"))),
+            "%.1f" % (cpu,) if cpu is not None else "-",
+            _size(proc.get("rss"), True),
+            formatElapsed(proc["elapsed"]) if proc.get("elapsed") is not None else "-",
+            command,
+        ])
+    header = ["PID", "PPID", "USER", "STATE", "%CPU", "RSS", "ELAPSED", "COMMAND"]
+    return _table(header, rows, right=(0, 1, 4, 5, 6))
+
+
+def byCPU(processes):
+    """
+    Return C{processes} sorted by C{cpu_percent}, highest first (stable).
+    """
+    return sorted(processes, key=lambda p: -(p.get("cpu_percent") or 0.0))
+
+
+_RES_FIELDS = (
+    ("processes", str),
+    ("threads", str),
+    ("cpu_user", formatDuration),
+    ("cpu_system", formatDuration),
+    ("rss", humanSize),
+    ("rss_peak", humanSize),
+    ("open_files", str),
+    ("read_bytes", humanSize),
+    ("write_bytes", humanSize),
+    ("elapsed", formatDuration),
+)
+
+
+def formatRes(result):
+    """
+    Return the C{key: value} lines of a C{res} result, sizes and times in
+    human units; fields the worker does not report are left out.
+    """
+    lines = []
+    known = set()
+    for key, show in _RES_FIELDS:
+        known.add(key)
+        value = result.get(key)
+        if value is not None:
+            lines.append("%s: %s" % (key, show(value)))
+    for key in sorted(set(result) - known):
+        lines.append("%s: %s" % (printable(str(key)), printable(str(result[key]))))
+    return lines
+
+
+def formatDu(result, human=False):
+    """
+    Return the lines of a C{du} result: each direct child, largest first
+    (directories with a C{/}), then the total with the counts.
+    """
+    entries = sorted(result.get("entries", []), key=lambda e: -(e.get("size") or 0))
+    rows = []
+    for entry in entries:
+        name = printable(str(entry.get("name", "?")))
+        if entry.get("type") == "dir":
+            name += "/"
+        rows.append([_size(entry.get("size"), human), name])
+    rows.append([
+        _size(result.get("total"), human),
+        "total (%s files, %s dirs)" % (result.get("files", "?"), result.get("dirs", "?")),
+    ])
+    widths = max(len(row[0]) for row in rows)
+    return ["%s  %s" % (size.rjust(widths), name) for size, name in rows]
+
+
+def formatDf(result, path, human=False):
+    """
+    Return the lines of a C{df} result: a header and one row.
+    """
+    percent = result.get("percent")
+    row = [
+        _size(result.get("total"), human),
+        _size(result.get("used"), human),
+        _size(result.get("free"), human),
+        "%.0f%%" % (percent,) if percent is not None else "-",
+        _size(result.get("inodes_total"), human),
+        _size(result.get("inodes_free"), human),
+        printable(str(result.get("path", path))),
+    ]
+    header = ["SIZE", "USED", "AVAIL", "USE%", "INODES", "IFREE", "PATH"]
+    return _table(header, [row], right=(0, 1, 2, 3, 4, 5))
+
+
+def formatEnv(result):
+    """
+    Return the C{NAME=value} lines of an C{env} result, sorted by name;
+    redacted values show C{<redacted>}.
+    """
+    variables = result.get("variables", {})
+    redacted = set(result.get("redacted", ()))
+    lines = []
+    for name in sorted(variables):
+        value = "<redacted>" if name in redacted else str(variables[name])
+        lines.append("%s=%s" % (printable(str(name)), printable(value)))
+    return lines
+
+
+def formatCommands(result):
+    """
+    Return the table of a C{commands} result, or C{["No commands."]}.
+    """
+    commands = result.get("commands", [])
+    if not commands:
+        return ["No commands."]
+    rows = []
+    for command in commands:
+        timeout = command.get("timeout")
+        rows.append([
+            printable(str(command.get("name", "?"))),
+            formatAge(timeout) if timeout is not None else "-",
+            printable(str(command.get("usage") or "")),
+            printable(str(command.get("description") or "")),
+        ])
+    return _table(["NAME", "TIMEOUT", "USAGE", "DESCRIPTION"], rows, right=(1,))
+
+
+def signalName(text):
+    """
+    Return the signal name to send for C{text}: C{TERM} for C{term},
+    C{SIGTERM}, C{-TERM} or C{15}.
+
+    @raise argparse.ArgumentTypeError: for a number that names no signal.
+    """
+    name = text.strip().upper().lstrip("-")
+    if name.isdigit():
+        import signal
+
+        try:
+            name = signal.Signals(int(name)).name
+        except ValueError:
+            raise argparse.ArgumentTypeError("no such signal: %r" % (text,))
+    if name.startswith("SIG"):
+        name = name[3:]
+    if not name:
+        raise argparse.ArgumentTypeError("no such signal: %r" % (text,))
+    return name
 
 
 def toJSON(value):
@@ -360,6 +740,9 @@ def _base64(data):
     import base64
 
     return base64.b64encode(bytes(data)).decode("ascii")
+
+
+# -- the command line ---------------------------------------------------------
 
 
 class _UsageError(Exception):
@@ -427,6 +810,16 @@ def _count(text):
     return value
 
 
+def _positive(text):
+    """
+    Parse a positive integer argument.
+    """
+    value = _count(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be at least 1: %r" % (text,))
+    return value
+
+
 def _seconds(text):
     """
     Parse a positive number of seconds.
@@ -438,6 +831,17 @@ def _seconds(text):
     if not 0 < value < 1e7:
         raise argparse.ArgumentTypeError("must be a positive number of seconds: %r" % (text,))
     return value
+
+
+def _signal(text):
+    """
+    Parse a signal argument (see L{signalName}).
+    """
+    return signalName(text)
+
+
+_GLOBAL_WITH_VALUE = ("--server", "--proxy", "--key", "--ca-dir", "--timeout")
+"""The global options that take a value."""
 
 
 def _addGlobalOptions(parser, defaults):
@@ -481,65 +885,233 @@ def _addGlobalOptions(parser, defaults):
     group.add_argument(
         "--json", action="store_true",
         help="print the result as one JSON document (bytes as base64 in "
-             "'data_base64')",
+             "'data_base64'); with -f, one JSON object per line",
         **({"default": False} if defaults else suppress),
     )
 
 
-def buildParser(stdout=None, stderr=None):
+def _job(sub):
+    """
+    Add the JOB argument.
+    """
+    sub.add_argument("job", metavar="JOB",
+                     help="the job's id, or a prefix of it that names one of your jobs")
+
+
+def _raw(sub):
+    """
+    Add C{--raw}.
+    """
+    sub.add_argument("--raw", action="store_true",
+                     help="write binary data to a terminal too")
+
+
+def _linesOrBytes(sub, what):
+    """
+    Add C{-n N} and C{-c N}, which exclude each other.
+    """
+    group = sub.add_mutually_exclusive_group()
+    group.add_argument("-n", "--lines", metavar="N", type=_count, default=None,
+                       help="the %s N lines (default: 10)" % (what,))
+    group.add_argument("-c", "--bytes", metavar="N", type=_count, default=None,
+                       help="the %s N bytes instead" % (what,))
+
+
+def _configure(name, sub):
+    """
+    Add the arguments of command C{name} to its parser C{sub}.
+    """
+    if name == "jobs":
+        sub.add_argument("--all", action="store_true",
+                         help="every user's jobs (the server's admins only)")
+        sub.add_argument("--state", metavar="S",
+                         help="only jobs in this state (ready, connecting)")
+        sub.add_argument("--mode", metavar="M", help="only jobs with this wake mode "
+                                                     "(tcp, udp, poll)")
+        sub.add_argument("--host", metavar="GLOB",
+                         help="only jobs on hosts matching this shell pattern")
+        sub.add_argument("-l", "--long", action="store_true",
+                         help="show owners' full DNs, not their last CN")
+    elif name == "ls":
+        _job(sub)
+        sub.add_argument("path", metavar="PATH", nargs="?", default=".",
+                         help="directory or file, relative to the working "
+                              "directory (default: .)")
+        sub.add_argument("-l", "--long", action="store_true",
+                         help="long format: mode, size, time, name")
+        sub.add_argument("-a", "--all", action="store_true",
+                         help="include names that start with a dot")
+        sub.add_argument("--depth", metavar="N", type=_count, default=None,
+                         help="also list subdirectories, N levels down (at most 8)")
+    elif name == "stat":
+        _job(sub)
+        sub.add_argument("path", metavar="PATH", help="the file")
+    elif name == "cat":
+        _job(sub)
+        sub.add_argument("path", metavar="PATH", help="the file")
+        sub.add_argument("--offset", metavar="N", type=_count, default=0,
+                         help="first byte to read (default: 0)")
+        sub.add_argument("--length", metavar="N", type=_count, default=None,
+                         help="number of bytes to read (default: to the end)")
+        _raw(sub)
+        sub.add_argument("-f", "--follow", action="store_true",
+                         help="then follow the file as it grows, until Ctrl-C")
+    elif name == "head":
+        _job(sub)
+        sub.add_argument("path", metavar="PATH", help="the file")
+        _linesOrBytes(sub, "first")
+        _raw(sub)
+    elif name == "tail":
+        _job(sub)
+        sub.add_argument("path", metavar="PATH", help="the file")
+        _linesOrBytes(sub, "last")
+        _raw(sub)
+        group = sub.add_mutually_exclusive_group()
+        group.add_argument("-f", "--follow", action="store_true",
+                           help="then follow the file as it grows (also across "
+                                "rotations), until Ctrl-C")
+        group.add_argument("-F", dest="retry", action="store_true",
+                           help="like -f, and wait for the file if it does not "
+                                "exist yet")
+    elif name in ("du", "df"):
+        _job(sub)
+        sub.add_argument("path", metavar="PATH", nargs="?", default=".",
+                         help="directory (default: .)")
+        sub.add_argument("-h", "--human-readable", dest="human", action="store_true",
+                         help="sizes in K, M, G (powers of 1024)")
+        sub.add_argument("--help", action="help", help="show this help and exit")
+    elif name == "top":
+        _job(sub)
+        sub.add_argument("-d", "--delay", metavar="SECONDS", type=_seconds, default=1.0,
+                         help="measure CPU use over this many seconds (default: 1, "
+                              "at most 10)")
+        sub.add_argument("-n", "--count", metavar="COUNT", type=_positive, default=1,
+                         help="number of samples (default: 1)")
+    elif name in ("ps", "res", "env", "commands"):
+        _job(sub)
+    elif name == "run":
+        _job(sub)
+        sub.add_argument("name", metavar="NAME", help="the command (see 'commands')")
+        sub.add_argument("args", metavar="ARGS", nargs=argparse.REMAINDER,
+                         help="its arguments; everything after NAME is passed on")
+    elif name == "signal":
+        _job(sub)
+        sub.add_argument("signal", metavar="SIG", type=_signal,
+                         help="a signal name or number: TERM, SIGUSR1, 10 (write "
+                              "'-- -TERM' for the dash form)")
+
+
+_COMMAND_HELP = (
+    ("whoami", "show the identity the server sees for your credential"),
+    ("jobs", "list your jobs (--all: everyone's, for admins)"),
+    ("ls", "list a directory of the job's working directory"),
+    ("stat", "show the details of one file"),
+    ("cat", "write a file's bytes (or part of them) to standard output"),
+    ("head", "write the first lines or bytes of a file"),
+    ("tail", "write the last lines or bytes of a file; -f to follow it"),
+    ("du", "show disk usage under a directory, largest first"),
+    ("df", "show the free space of the filesystem holding a path"),
+    ("ps", "list the job's processes as a tree"),
+    ("top", "sample the job's processes, busiest first"),
+    ("res", "show the job's resource totals (CPU, memory, I/O)"),
+    ("env", "show the job's environment (secrets redacted)"),
+    ("commands", "list the commands the job offers to 'run'"),
+    ("run", "run one of the job's commands; its exit status becomes 0 or 1"),
+    ("signal", "send a signal to the job (if its configuration allows it)"),
+)
+
+_DESCRIPTIONS = {
+    "ls": "List a directory of the job's working directory: names (in columns\n"
+          "on a terminal, one per line otherwise), or with -l mode, size, time\n"
+          "and name.  Names starting with a dot are left out unless -a.",
+    "cat": "Write a file's bytes to standard output, as they are.  A file larger\n"
+           "than one result is read in chunks, up to the size it had at the\n"
+           "start.  On a terminal, binary data is not shown without --raw.\n"
+           "With -f, then follow the file as tail -f does.",
+    "tail": "Write the last lines (or bytes) of a file.  With -f or -F, then\n"
+            "write what is added until Ctrl-C, following the file across\n"
+            "rotations and reconnecting without loss or repetition when the\n"
+            "server restarts.  On a terminal, binary data is not shown without\n"
+            "--raw.",
+    "top": "Sample the job's processes COUNT times, CPU use measured over\n"
+           "SECONDS each time, busiest first.  With --json and COUNT > 1, one\n"
+           "JSON object per line.",
+    "run": "Run one of the commands the job's configuration offers (see\n"
+           "'commands'), never through a shell.  Everything after NAME is\n"
+           "passed on as its arguments, also words that start with '-'.  Its\n"
+           "standard output and error go to ours.  The exit status is 0 if it\n"
+           "exited with 0, else 1, with 'jobmon-query: NAME exited with status\n"
+           "N' on standard error.",
+    "signal": "Send a signal to the job's root process, if the daemon's\n"
+              "configuration allows that signal (else status 1).",
+}
+"""Longer descriptions for some commands' help."""
+
+_NO_HELP_FLAG = ("du", "df")
+"""Commands whose C{-h} means human-readable sizes: their help is
+C{--help} only."""
+
+
+def _wantedCommand(argv):
+    """
+    Guess which command C{argv} runs, without parsing it: the first word
+    that is neither an option nor the value of a global option.  Only that
+    command's parser is filled in (start-up time).
+    """
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--":
+            return None
+        elif arg in _GLOBAL_WITH_VALUE:
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def buildParser(stdout=None, stderr=None, argv=None):
     """
     Return the argument parser of C{jobmon-query}, writing help to
     C{stdout} and messages to C{stderr}.
+
+    @param argv: the arguments about to be parsed: only the parser of the
+        command they name is filled in.  By default every command's is.
     """
     from jobmon import __version__
 
     parser = _Parser(
         prog=PROG,
-        description="Ask a running batch job for files in its working\n"
-                    "directory, through a JobMon server.",
+        description="Ask a running batch job about its files, processes and\n"
+                    "resources, through a JobMon server.",
         epilog=EXAMPLES_HELP + "\n" + EXIT_STATUS_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version="%(prog)s " + __version__)
     _addGlobalOptions(parser, True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    def command(name, help_, description=None):
+    wanted = None if argv is None else _wantedCommand(argv)
+    known = [name for name, _ in _COMMAND_HELP]
+    for name, help_ in _COMMAND_HELP:
         sub = commands.add_parser(
-            name, help=help_, description=description or help_,
+            name, help=help_, description=_DESCRIPTIONS.get(name, help_),
+            epilog="examples:\n" + "".join(
+                "  %s\n" % (line,) for line in COMMAND_EXAMPLES.get(name, ())),
             formatter_class=argparse.RawDescriptionHelpFormatter,
+            add_help=name not in _NO_HELP_FLAG,
         )
-        _addGlobalOptions(sub, False)
-        return sub
-
-    command("whoami", "show the identity the server sees for your credential")
-    jobs = command("jobs", "list the jobs you may query")
-    jobs.add_argument("-l", "--long", action="store_true",
-                      help="show owners' full DNs, not their last CN")
-    ls = command("ls", "list a directory of the job's working directory (ls -l style)")
-    ls.add_argument("job", metavar="JOB", help="the job's id")
-    ls.add_argument("path", metavar="PATH", nargs="?", default=".",
-                    help="directory or file, relative to the working directory (default: .)")
-    st = command("stat", "show the details of one file")
-    st.add_argument("job", metavar="JOB", help="the job's id")
-    st.add_argument("path", metavar="PATH", help="the file")
-    cat = command("cat", "write a file's bytes (or part of them) to standard output")
-    cat.add_argument("job", metavar="JOB", help="the job's id")
-    cat.add_argument("path", metavar="PATH", help="the file")
-    cat.add_argument("--offset", metavar="N", type=_count, default=0,
-                     help="first byte to read (default: 0)")
-    cat.add_argument("--length", metavar="N", type=_count, default=None,
-                     help="number of bytes to read (default: to the end)")
-    tail = command("tail", "write the last lines of a file to standard output")
-    tail.add_argument("job", metavar="JOB", help="the job's id")
-    tail.add_argument("path", metavar="PATH", help="the file")
-    tail.add_argument("-n", "--lines", metavar="N", type=_count, default=10,
-                      help="number of lines (default: 10)")
-
-    for p in [parser] + list(commands.choices.values()):
-        p.out = stdout
-        p.err = stderr
+        sub.out = stdout
+        sub.err = stderr
+        if wanted is None or wanted == name or wanted not in known:
+            _configure(name, sub)
+            _addGlobalOptions(sub, False)
+    parser.out = stdout
+    parser.err = stderr
     return parser
+
+
+# -- output -------------------------------------------------------------------
 
 
 class _Output:
@@ -559,14 +1131,38 @@ class _Output:
         """
         self.raw((text + "\n").encode(self._encoding, "backslashreplace"))
 
+    def lines(self, lines):
+        """
+        Write lines of text.
+        """
+        for text in lines:
+            self.line(text)
+
     def raw(self, data):
         """
         Write bytes unchanged.
         """
         if self._binary is None:
-            self._stream.write(data.decode(self._encoding, "replace"))
+            self._stream.write(bytes(data).decode(self._encoding, "replace"))
         else:
             self._binary.write(data)
+
+    def json(self, value):
+        """
+        Write C{value} as one indented JSON document.
+        """
+        import json
+
+        self.line(json.dumps(toJSON(value), indent=2, sort_keys=True))
+
+    def jsonLine(self, value):
+        """
+        Write C{value} as JSON on one line, and flush.
+        """
+        import json
+
+        self.line(json.dumps(toJSON(value), sort_keys=True))
+        self.flush()
 
     def flush(self):
         """
@@ -575,6 +1171,81 @@ class _Output:
         if self._binary is not None:
             self._binary.flush()
         self._stream.flush()
+
+    def isatty(self):
+        """
+        Tell whether the stream is a terminal.
+        """
+        try:
+            return bool(self._stream.isatty())
+        except (AttributeError, OSError, ValueError):
+            return False
+
+    def width(self, environ):
+        """
+        Return the terminal's width in columns (C{$COLUMNS}, else the
+        terminal's, else 80).
+        """
+        try:
+            return max(1, int(environ["COLUMNS"]))
+        except (KeyError, ValueError):
+            pass
+        try:
+            return os.get_terminal_size(self._stream.fileno()).columns or 80
+        except (AttributeError, OSError, ValueError):
+            return 80
+
+
+class _JSONStream:
+    """
+    One JSON document for a file read in chunks: the fields first, then the
+    data as base64, written as the chunks come, so that the file is never
+    held in memory.
+    """
+
+    def __init__(self, out, path, offset, size):
+        import json
+
+        self._out = out
+        self._pending = b""
+        out.raw(('{"path": %s, "offset": %d, "size": %d, "data_base64": "'
+                 % (json.dumps(path), offset, size)).encode("ascii"))
+
+    def write(self, data):
+        """
+        Add bytes to the document (whole base64 groups are written now).
+        """
+        import base64
+
+        data = self._pending + bytes(data)
+        whole = len(data) - len(data) % 3
+        self._out.raw(base64.b64encode(data[:whole]))
+        self._pending = data[whole:]
+        self._out.flush()
+
+    def close(self, truncated):
+        """
+        End the document.
+        """
+        import base64
+
+        self._out.raw(base64.b64encode(self._pending) + b'", "truncated": '
+                      + (b"true" if truncated else b"false") + b"}\n")
+
+
+def _writeError(stream, data):
+    """
+    Write bytes (a command's standard error) to the text stream C{stream}.
+    """
+    binary = getattr(stream, "buffer", None)
+    stream.flush()
+    if binary is None:
+        encoding = getattr(stream, "encoding", None) or "utf-8"
+        stream.write(bytes(data).decode(encoding, "replace"))
+    else:
+        binary.write(data)
+        binary.flush()
+    stream.flush()
 
 
 def _oneLine(message):
@@ -601,67 +1272,525 @@ def _silence(stream):
         os.close(devnull)
 
 
-def _run(args, client):
+# -- the commands -------------------------------------------------------------
+
+
+class _Session:
     """
-    Run the command: return C{(result, formatter)}, where C{formatter(result,
-    out, note)} prints the result for a person.
+    What a command needs: the parsed arguments, the client, the output, and
+    the job id, resolved from a prefix when needed.
+
+    @ivar job: the job's id, as given, then as resolved.
+    @ivar following: whether the command is following a file (Ctrl-C then
+        ends it quietly).
     """
-    command = args.command
-    if command == "whoami":
-        return client.whoami(), _printWhoami
-    if command == "jobs":
-        return client.listJobs(), (lambda r, out, note: _printJobs(r, out, args.long))
-    if command == "ls":
-        return client.ls(args.job, args.path), _printListing
-    if command == "stat":
-        return client.stat(args.job, args.path), _printStat
-    if command == "cat":
-        return client.cat(args.job, args.path, args.offset, args.length), _printCat
-    if command == "tail":
-        return client.tail(args.job, args.path, args.lines), _printTail
-    raise _UsageError("unknown command %r" % (command,))
+
+    def __init__(self, args, client, out, say, stderr, environ, sleep, clock):
+        self.args = args
+        self.client = client
+        self.out = out
+        self.say = say
+        self.stderr = stderr
+        self.environ = environ
+        self.sleep = sleep
+        self.clock = clock
+        self.json = args.json
+        self.job = getattr(args, "job", None)
+        self._resolved = False
+        self.following = False
+        self.guardBinary = (
+            not self.json and not getattr(args, "raw", False) and out.isatty()
+        )
+
+    def query(self, method, *args, **kw):
+        """
+        Call the client's C{method} for the job.  If the server knows no
+        such job the first time, and the id is a unique prefix of one of the
+        caller's jobs, call again with that job's id.
+        """
+        call = getattr(self.client, method)
+        try:
+            result = call(self.job, *args, **kw)
+        except JobMonError as e:
+            if e.code != errors.NO_SUCH_JOB or self._resolved:
+                raise
+            self._resolved = True
+            self._resolve(e)
+            result = call(self.job, *args, **kw)
+        self._resolved = True
+        return result
+
+    def _resolve(self, error):
+        """
+        Find the caller's job whose id starts with L{job}.
+
+        @raise JobMonError: C{error} if there is none, L{errors.NO_SUCH_JOB}
+            naming the candidates if there are several.
+        """
+        try:
+            jobs = self.client.listJobs()
+        except JobMonError:
+            raise error from None
+        ids = sorted({str(j.get("job_id", "")) for j in jobs})
+        matches = [i for i in ids if i.startswith(self.job)]
+        if not matches or self.job in matches:
+            raise error
+        if len(matches) > 1:
+            shown = ", ".join(matches[:AMBIGUOUS_SHOWN])
+            if len(matches) > AMBIGUOUS_SHOWN:
+                shown += " and %d more" % (len(matches) - AMBIGUOUS_SHOWN,)
+            raise JobMonError(
+                errors.NO_SUCH_JOB,
+                "job id %r is ambiguous: %d of your jobs start with it: %s"
+                % (self.job, len(matches), shown),
+            )
+        self.job = matches[0]
+
+    def emit(self, data, total=None):
+        """
+        Write file bytes and flush; on a terminal, binary data becomes a
+        notice on standard error (unless C{--raw}).
+
+        @param total: the size to report in the notice (default: that of
+            C{data}).
+        @return: whether the bytes were written.
+        """
+        if not data:
+            return True
+        if self.guardBinary and looksBinary(data):
+            self.say("binary data (%d bytes) not shown on a terminal; use --raw "
+                     "or redirect" % (len(data) if total is None else total,))
+            return False
+        self.out.raw(data)
+        self.out.flush()
+        return True
 
 
-def _printWhoami(result, out, note):
-    out.line(formatWhoami(result))
+def _cmdWhoami(s):
+    """
+    C{whoami}: the caller's identity.
+    """
+    result = s.client.whoami()
+    if s.json:
+        s.out.json(result)
+    else:
+        s.out.line(formatWhoami(result))
 
 
-def _printJobs(result, out, long):
-    for line in formatJobs(result, time.time(), long):
-        out.line(line)
+def _cmdJobs(s):
+    """
+    C{jobs}: the caller's jobs (or everyone's), filtered here.
+    """
+    a = s.args
+    jobs = s.client.listJobs(all=True) if a.all else s.client.listJobs()
+    jobs = filterJobs(jobs, a.state, a.mode, a.host)
+    if s.json:
+        s.out.json(jobs)
+    else:
+        s.out.lines(formatJobs(jobs, time.time(), a.long))
 
 
-def _printListing(result, out, note):
-    for line in formatListing(result, time.time()):
-        out.line(line)
+def _cmdLs(s):
+    """
+    C{ls}: names (in columns on a terminal), or C{-l} lines.
+    """
+    a = s.args
+    fields = {"all": bool(a.all)}
+    if a.depth is not None:
+        fields["depth"] = a.depth
+    result = s.query("ls", a.path, **fields)
+    if s.json:
+        s.out.json(result)
+        return
+    entries = result.get("entries", [])
+    if a.long:
+        s.out.lines(formatListing(result, time.time()))
+    else:
+        width = s.out.width(s.environ) if s.out.isatty() else None
+        s.out.lines(formatNames([e.get("name", "?") for e in entries], width))
     if result.get("truncated"):
-        note("listing truncated (entry cap): %d entries shown"
-             % (len(result.get("entries", [])),))
+        s.say("listing truncated (entry cap): %d entries shown" % (len(entries),))
 
 
-def _printStat(result, out, note):
-    for line in formatStat(result):
-        out.line(line)
+def _cmdStat(s):
+    """
+    C{stat}: one file's details.
+    """
+    result = s.query("stat", s.args.path)
+    if s.json:
+        s.out.json(result)
+    else:
+        s.out.lines(formatStat(result))
 
 
-def _printCat(result, out, note):
+def _cmdCat(s):
+    """
+    C{cat}: a file's bytes, in chunks; then, with C{-f}, what is added.
+    """
+    a = s.args
+    if a.follow and a.length is not None:
+        raise _UsageError("cat: --length and -f cannot be used together "
+                          "(see jobmon-query cat --help)")
+    s.following = a.follow
+    offset = _streamCat(s, a.path, a.offset, a.length)
+    if a.follow:
+        _follow(s, a.path, offset)
+
+
+def _streamCat(s, path, offset, length):
+    """
+    Write C{length} bytes of C{path} from C{offset} (or up to the size the
+    file had at the first read), one result after another, each written and
+    flushed before the next request.
+
+    @return: the offset after the last byte read.
+    """
+    lines = s.args.follow and s.json
+    result = s.query("cat", path, offset, length)
     data = result.get("data", b"")
-    out.raw(data)
-    if result.get("truncated"):
-        note("output cut at %d bytes (result cap); use --offset %d to read on"
-             % (len(data), result.get("offset", 0) + len(data)))
+    start = result.get("offset", offset)
+    size = result.get("size")
+    pos = start + len(data)
+    end = None
+    if size is not None:
+        end = size if length is None else min(size, offset + length)
+    if not (result.get("truncated") and data and end is not None and pos < end):
+        # Everything asked for came at once.
+        if lines:
+            s.out.jsonLine(result)
+        elif s.json:
+            s.out.json(result)
+        else:
+            s.emit(data)
+            if result.get("truncated"):
+                s.say("output cut at %d bytes (result cap); use --offset %d to "
+                      "read on" % (len(data), pos))
+        return pos
+    stream = None
+    if lines:
+        s.out.jsonLine(result)
+    elif s.json:
+        stream = _JSONStream(s.out, result.get("path", path), start, size)
+        stream.write(data)
+    elif not s.emit(data, end - start):
+        return end
+    while pos < end:
+        result = s.query("cat", path, pos, end - pos)
+        data = result.get("data", b"")
+        if not data:
+            break
+        if lines:
+            s.out.jsonLine(result)
+        elif stream is not None:
+            stream.write(data)
+        else:
+            s.out.raw(data)
+            s.out.flush()
+        pos += len(data)
+    if stream is not None:
+        stream.close(pos < end)
+    if pos < end:
+        s.say("%s got shorter while it was read: %d of %d bytes written"
+              % (printable(path), pos - start, end - start))
+    return pos
 
 
-def _printTail(result, out, note):
+def _headOrTail(s, op):
+    """
+    Run C{head} or C{tail} (without C{-f}): one result.
+
+    @return: the result.
+    """
+    a = s.args
+    result = s.query(op, a.path, lines=a.lines, bytes=a.bytes)
     data = result.get("data", b"")
-    out.raw(data)
+    if s.json:
+        if op == "tail" and (a.follow or a.retry):
+            s.out.jsonLine(result)
+        else:
+            s.out.json(result)
+    else:
+        s.emit(data)
     if result.get("truncated"):
-        note("output cut at %d bytes (result cap): the lines asked for start "
-             "before offset %d; use cat --offset/--length to read the rest"
-             % (len(data), result.get("offset", 0)))
+        if op == "head":
+            s.say("output cut at %d bytes (result cap); use cat --offset %d to "
+                  "read on" % (len(data), result.get("offset", 0) + len(data)))
+        else:
+            s.say("output cut at %d bytes (result cap): the %s asked for start "
+                  "before offset %d; use cat --offset/--length to read the rest"
+                  % (len(data), "bytes" if a.bytes is not None else "lines",
+                     result.get("offset", 0)))
+    return result
 
 
-def main(argv=None, stdout=None, stderr=None, environ=None, clientFactory=None):
+def _cmdHead(s):
+    """
+    C{head}: the first lines or bytes of a file.
+    """
+    _headOrTail(s, "head")
+
+
+def _cmdTail(s):
+    """
+    C{tail}: the last lines or bytes of a file; with C{-f}/C{-F}, then
+    what is added.
+    """
+    a = s.args
+    if not (a.follow or a.retry):
+        _headOrTail(s, "tail")
+        return
+    s.following = True
+    try:
+        result = _headOrTail(s, "tail")
+    except JobMonError as e:
+        if not (a.retry and e.code == errors.NO_SUCH_FILE):
+            raise
+        # tail -F: wait for the file to appear; follow says it is missing.
+        offset = 0
+    else:
+        offset = result.get("offset", 0) + len(result.get("data", b""))
+    _follow(s, a.path, offset)
+
+
+def _followRetry(e):
+    """
+    Tell how a failed C{follow} query may be retried: C{"always"} (the
+    server is restarting or unreachable), C{"grace"} (only within
+    L{REREGISTER_GRACE}: the job is unknown, or a new connection was refused,
+    as a restarting server may do) or C{None} (a real error).
+    """
+    code = e.code
+    if code in (_client.UNREACHABLE, _client.CONNECTION_LOST, _client.CLIENT_TIMEOUT,
+                errors.UNAVAILABLE, errors.TIMEOUT, errors.TOO_MANY):
+        return "always"
+    if code == _client.HTTP_ERROR:
+        status = getattr(e, "status", None)
+        return "always" if status is not None and status >= 500 else None
+    if code in (errors.NO_SUCH_JOB, _client.CERTIFICATE_REFUSED, _client.TLS_ERROR):
+        return "grace"
+    return None
+
+
+def _follow(s, path, offset, inode=None):
+    """
+    Follow C{path} from C{offset} until Ctrl-C: print new bytes as they
+    come; across server restarts, ask again from the same offset and inode,
+    so that no byte is lost or repeated.
+    """
+    s.following = True
+    delay = RETRY_FIRST
+    graceStart = None
+    failing = False
+    missing = False
+    shown = path
+    while True:
+        try:
+            result = s.client.follow(s.job, path, offset, inode, FOLLOW_WAIT)
+        except JobMonError as e:
+            how = _followRetry(e)
+            if how is None:
+                raise
+            if how == "grace":
+                now = s.clock()
+                if graceStart is None:
+                    graceStart = now
+                elif now - graceStart > REREGISTER_GRACE:
+                    raise
+            if not failing:
+                s.say("%s; retrying from offset %d (Ctrl-C to stop)" % (e, offset))
+                failing = True
+            s.client.close()
+            s.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX)
+            continue
+        if failing:
+            s.say("reconnected; following %s from offset %d" % (printable(shown), offset))
+            failing = False
+        delay = RETRY_FIRST
+        graceStart = None
+        shown = result.get("path", path)
+        if result.get("missing"):
+            if not missing:
+                s.say("%s is missing; waiting for it" % (printable(shown),))
+                if s.json:
+                    s.out.jsonLine(result)
+                missing = True
+            offset = result.get("next_offset", offset)
+            inode = result.get("inode") or inode
+            continue
+        missing = False
+        data = result.get("data", b"")
+        if result.get("rotated"):
+            s.say("%s was replaced/truncated; following from its start"
+                  % (printable(shown),))
+        if s.json:
+            if data or result.get("rotated"):
+                s.out.jsonLine(result)
+        else:
+            s.emit(data)
+        offset = result.get("next_offset", result.get("offset", offset) + len(data))
+        inode = result.get("inode") or inode
+
+
+def _cmdDu(s):
+    """
+    C{du}: disk use under a directory.
+    """
+    result = s.query("du", s.args.path)
+    if s.json:
+        s.out.json(result)
+        return
+    s.out.lines(formatDu(result, s.args.human))
+    if result.get("truncated"):
+        s.say("du stopped at a bound (entries or time): the figures are lower bounds")
+
+
+def _cmdDf(s):
+    """
+    C{df}: the filesystem holding a path.
+    """
+    result = s.query("df", s.args.path)
+    if s.json:
+        s.out.json(result)
+    else:
+        s.out.lines(formatDf(result, s.args.path, s.args.human))
+
+
+def _cmdPs(s):
+    """
+    C{ps}: the job's process tree.
+    """
+    result = s.query("ps")
+    if s.json:
+        s.out.json(result)
+        return
+    s.out.lines(formatProcesses(result.get("processes", [])))
+    if result.get("truncated"):
+        s.say("process list truncated: %d processes shown"
+              % (len(result.get("processes", [])),))
+
+
+def _cmdTop(s):
+    """
+    C{top}: C{COUNT} samples of the job's processes, busiest first.
+    """
+    a = s.args
+    clear = s.out.isatty() and a.count > 1 and not s.json
+    for sample in range(a.count):
+        result = s.query("top", a.delay)
+        if s.json:
+            if a.count == 1:
+                s.out.json(result)
+            else:
+                s.out.jsonLine(result)
+            continue
+        if clear:
+            s.out.raw(_CLEAR_SCREEN)
+        elif sample:
+            s.out.line("")
+        processes = byCPU(result.get("processes", []))
+        s.out.line("%s  %d processes, CPU over %gs" % (
+            time.strftime("%H:%M:%S"), len(processes), a.delay))
+        s.out.lines(formatProcesses(processes, tree=False))
+        s.out.flush()
+
+
+def _cmdRes(s):
+    """
+    C{res}: the job's resource totals.
+    """
+    result = s.query("res")
+    if s.json:
+        s.out.json(result)
+    else:
+        s.out.lines(formatRes(result))
+
+
+def _cmdEnv(s):
+    """
+    C{env}: the job's environment.
+    """
+    result = s.query("env")
+    if s.json:
+        s.out.json(result)
+    else:
+        s.out.lines(formatEnv(result))
+
+
+def _cmdCommands(s):
+    """
+    C{commands}: what C{run} offers.
+    """
+    result = s.query("commands")
+    if s.json:
+        s.out.json(result)
+    else:
+        s.out.lines(formatCommands(result))
+
+
+def _cmdRun(s):
+    """
+    C{run}: a command of the job; its output, and status 0 or 1.
+    """
+    a = s.args
+    result = s.query("run", a.name, list(a.args))
+    if s.json:
+        s.out.json(result)
+    else:
+        s.out.raw(result.get("stdout", b""))
+        s.out.flush()
+        err = result.get("stderr", b"")
+        if err:
+            _writeError(s.stderr, err)
+        if result.get("truncated"):
+            s.say("the output of %s was cut (its output limit)" % (printable(a.name),))
+    code = result.get("exit_code", 0)
+    if code == 0:
+        return EXIT_OK
+    name = printable(str(result.get("name", a.name)))
+    if isinstance(code, int) and code < 0:
+        s.say("%s exited with status %d (killed by signal %d)" % (name, code, -code))
+    else:
+        s.say("%s exited with status %s" % (name, code))
+    return EXIT_REMOTE
+
+
+def _cmdSignal(s):
+    """
+    C{signal}: send a signal to the job.
+    """
+    result = s.query("signal", s.args.signal)
+    if s.json:
+        s.out.json(result)
+    else:
+        s.out.line("sent SIG%s to process %s" % (
+            printable(str(result.get("signal", s.args.signal))), result.get("pid", "?")))
+
+
+_COMMANDS = {
+    "whoami": _cmdWhoami,
+    "jobs": _cmdJobs,
+    "ls": _cmdLs,
+    "stat": _cmdStat,
+    "cat": _cmdCat,
+    "head": _cmdHead,
+    "tail": _cmdTail,
+    "du": _cmdDu,
+    "df": _cmdDf,
+    "ps": _cmdPs,
+    "top": _cmdTop,
+    "res": _cmdRes,
+    "env": _cmdEnv,
+    "commands": _cmdCommands,
+    "run": _cmdRun,
+    "signal": _cmdSignal,
+}
+"""Each command's function: called with a L{_Session}, it prints the result
+and returns the exit status (C{None} for 0)."""
+
+
+def main(argv=None, stdout=None, stderr=None, environ=None, clientFactory=None,
+         sleep=None, clock=None):
     """
     Run C{jobmon-query} and return its exit status.
 
@@ -675,6 +1804,9 @@ def main(argv=None, stdout=None, stderr=None, environ=None, clientFactory=None):
     @param clientFactory: called as C{clientFactory(server, proxy=...,
         key=..., caDir=..., timeout=...)} to make the client (default
         L{jobmon.client.JobMonClient}).
+    @param sleep: waits between reconnection attempts while following
+        (default C{time.sleep}).
+    @param clock: a monotonic clock (default C{time.monotonic}).
     """
     if argv is None:
         argv = sys.argv[1:]
@@ -686,6 +1818,10 @@ def main(argv=None, stdout=None, stderr=None, environ=None, clientFactory=None):
         environ = os.environ
     if clientFactory is None:
         clientFactory = _client.JobMonClient
+    if sleep is None:
+        sleep = time.sleep
+    if clock is None:
+        clock = time.monotonic
 
     def say(message):
         try:
@@ -694,8 +1830,12 @@ def main(argv=None, stdout=None, stderr=None, environ=None, clientFactory=None):
         except (OSError, ValueError):
             pass
 
+    completing = "_ARGCOMPLETE" in environ
     try:
-        args = buildParser(stdout, stderr).parse_args(argv)
+        parser = buildParser(stdout, stderr, None if completing else argv)
+        if completing:
+            _complete(parser)
+        args = parser.parse_args(argv)
     except _ParserExit as e:
         return e.status
     except _UsageError as e:
@@ -707,7 +1847,9 @@ def main(argv=None, stdout=None, stderr=None, environ=None, clientFactory=None):
         say("no server given: use --server URL or set JOBMON_SERVER")
         return EXIT_USAGE
 
+    out = _Output(stdout)
     client = None
+    session = None
     try:
         client = clientFactory(
             server,
@@ -716,17 +1858,27 @@ def main(argv=None, stdout=None, stderr=None, environ=None, clientFactory=None):
             caDir=args.ca_dir or _client.defaultCADir(environ),
             timeout=args.timeout,
         )
-        result, show = _run(args, client)
+        session = _Session(args, client, out, say, stderr, environ, sleep, clock)
+        status = _COMMANDS[args.command](session)
+        out.flush()
+        return EXIT_OK if status is None else status
+    except BrokenPipeError:
+        _silence(stdout)
+        return EXIT_OK
     except JobMonError as e:
+        _flushQuietly(out)
         say(e)
         return exitCode(e.code)
     except _UsageError as e:
         say(e)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        say("interrupted")
+        _flushQuietly(out)
+        if session is None or not session.following:
+            say("interrupted")
         return EXIT_INTERRUPTED
     except Exception as e:
+        _flushQuietly(out)
         say("internal error: %s: %s" % (type(e).__name__, e))
         return EXIT_SERVER
     finally:
@@ -736,25 +1888,27 @@ def main(argv=None, stdout=None, stderr=None, environ=None, clientFactory=None):
             except Exception:
                 pass
 
-    out = _Output(stdout)
-    try:
-        if args.json:
-            import json
 
-            out.line(json.dumps(toJSON(result), indent=2, sort_keys=True))
-        else:
-            show(result, out, say)
+def _flushQuietly(out):
+    """
+    Flush what was written before an error, ignoring a closed pipe.
+    """
+    try:
         out.flush()
-    except BrokenPipeError:
-        _silence(stdout)
-        return EXIT_OK
-    except KeyboardInterrupt:
-        say("interrupted")
-        return EXIT_INTERRUPTED
-    except Exception as e:
-        say("internal error: %s: %s" % (type(e).__name__, e))
-        return EXIT_SERVER
-    return EXIT_OK
+    except Exception:
+        pass
+
+
+def _complete(parser):
+    """
+    Complete the command line for the shell, if C{argcomplete} is
+    installed (it exits the process when it has answered).
+    """
+    try:
+        import argcomplete
+    except ImportError:
+        return
+    argcomplete.autocomplete(parser)
 
 
 if __name__ == "__main__":

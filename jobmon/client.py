@@ -6,6 +6,13 @@ authenticating with an X.509 proxy file (C{/tmp/x509up_u$UID}) or a user
 certificate.  It keeps one HTTP/1.1 connection alive across calls, so an
 in-process caller making many queries pays the TLS handshake once.
 
+There is one method per op of C{docs/API.md} (L{JobMonClient.ls},
+L{JobMonClient.cat}, L{JobMonClient.follow}, L{JobMonClient.ps},
+L{JobMonClient.run}...): each puts the client's C{timeout} in its request
+(C{follow}: its wait plus 10 s) and turns sizes and offsets, which the server
+sends as doubles, into ints.  L{JobMonClient.query} sends any request as
+given.
+
 It never repeats a request: C{xmlrpc.client}'s own transport re-sends a
 request once after a connection reset, which could run a query twice.  A
 keep-alive connection that the server has closed while it was idle is
@@ -41,7 +48,7 @@ never cross the wire.
   - L{CONNECTION_LOST} (2015): the connection broke after the request was
     sent; the request was not repeated and may or may not have run.
   - L{HTTP_ERROR} (2016): an HTTP status other than 200 (wrong path, a proxy
-    in the way).
+    in the way); the error's C{status} attribute holds it.
   - L{PROTOCOL_ERROR} (2017): the answer is not XML-RPC.
 
 This module imports only the standard library and L{jobmon.errors}, so that
@@ -134,6 +141,10 @@ DEFAULT_CA_DIR = "/etc/grid-security/certificates"
 """The CA directory used when neither C{caDir} nor C{$X509_CERT_DIR} is
 given."""
 
+FOLLOW_EXTRA = 10.0
+"""Seconds a C{follow} (or C{top}) query's timeout allows beyond its wait
+(or interval), as the server does."""
+
 TIMEOUT_GRACE = 2.0
 """Seconds the client waits beyond a query's own C{timeout} field, so that
 the server's timeout fault (408) arrives before the client gives up."""
@@ -150,7 +161,11 @@ _REFUSED_MESSAGE = (
 class ClientError(JobMonError):
     """
     An error found on the client side, with one of this module's codes.
+
+    @ivar status: for L{HTTP_ERROR}, the HTTP status; else C{None}.
     """
+
+    status = None
 
 
 def clientCodeName(code):
@@ -282,13 +297,43 @@ def _normalizeEntry(entry):
 
 def _normalizeData(result):
     """
-    Make a C{cat}/C{tail} result's offset and size ints, in place; return
-    it.
+    Make a C{cat}/C{head}/C{tail}/C{follow} result's offsets and size ints,
+    in place; return it.
     """
-    for key in ("offset", "size"):
-        if key in result:
-            result[key] = _integral(result[key])
+    return _integralFields(result, ("offset", "next_offset", "size"))
+
+
+def _integralFields(result, keys):
+    """
+    Make the fields C{keys} of C{result} ints where they are integral
+    doubles, in place; return it.
+    """
+    if isinstance(result, dict):
+        for key in keys:
+            if key in result:
+                result[key] = _integral(result[key])
     return result
+
+
+def _normalizeProcesses(result):
+    """
+    Make a C{ps}/C{top} result's memory sizes ints, in place; return it.
+    """
+    for process in result.get("processes", ()):
+        _integralFields(process, ("rss", "vms"))
+    return result
+
+
+def _linesOrBytes(path, lines, count):
+    """
+    Return the fields of a C{head} or C{tail} request: C{lines} (default
+    10), or C{bytes} if C{count} is given.
+    """
+    if count is not None:
+        if lines is not None:
+            raise ClientError(BAD_ARGUMENT, "give lines or bytes, not both")
+        return {"path": path, "bytes": _xmlNumber(count, "bytes")}
+    return {"path": path, "lines": _xmlNumber(10 if lines is None else lines, "lines")}
 
 
 def _isRefusal(error):
@@ -475,8 +520,9 @@ class JobMonClient:
             layout (a single PEM bundle file also works); default
             L{defaultCADir}.
         @param timeout: seconds to wait for the connection and for an answer;
-            also sent as the C{timeout} of queries made by L{ls}, L{stat},
-            L{cat} and L{tail}.
+            also sent as the C{timeout} of the queries made by the methods
+            for each op (L{ls}, L{stat}, L{cat}...), except L{follow}, whose
+            timeout follows its wait.
         @param key: the private key file, if C{proxy} holds only a
             certificate (C{usercert.pem}/C{userkey.pem}).  An encrypted key
             makes OpenSSL prompt for its pass phrase on the terminal.
@@ -520,13 +566,17 @@ class JobMonClient:
         """
         return self._call("jobmon.whoami", ())
 
-    def listJobs(self):
+    def listJobs(self, all=False):
         """
-        Return the list of jobs the caller may see, as dicts (C{job_id},
-        C{owner}, C{host}, C{mode}, C{state}, C{registered}, C{last_seen},
+        Return the list of the caller's jobs, as dicts (C{job_id}, C{owner},
+        C{host}, C{mode}, C{state}, C{registered}, C{last_seen},
         C{pending}).
+
+        @param all: list every job (the server's admins only: anyone else
+            gets fault 403).  Without it no argument is sent, as older
+            servers expect.
         """
-        return self._call("jobmon.listJobs", ())
+        return self._call("jobmon.listJobs", ({"all": True},) if all else ())
 
     def query(self, jobId, request):
         """
@@ -555,13 +605,23 @@ class JobMonClient:
         )
         return request
 
-    def ls(self, jobId, path=".", timeout=None):
+    def ls(self, jobId, path=".", timeout=None, depth=None, all=None):
         """
         List directory C{path} of the job: a dict with C{path}, C{entries}
         (dicts with C{name}, C{type}, C{size} (an int), C{mtime}, C{mode},
         and C{target} for links) and C{truncated}.
+
+        @param depth: also list subdirectories down to this many levels
+            (names are then relative to C{path}); not sent if C{None}.
+        @param all: whether names starting with a dot are listed (the
+            daemon's default is true); not sent if C{None}.
         """
-        result = self.query(jobId, self._request("ls", timeout, path=path))
+        fields = {"path": path}
+        if depth is not None:
+            fields["depth"] = _xmlNumber(depth, "depth")
+        if all is not None:
+            fields["all"] = bool(all)
+        result = self.query(jobId, self._request("ls", timeout, **fields))
         for entry in result.get("entries", ()):
             _normalizeEntry(entry)
         return result
@@ -588,14 +648,137 @@ class JobMonClient:
             self.query(jobId, self._request("cat", timeout, **fields))
         )
 
-    def tail(self, jobId, path, lines=10, timeout=None):
+    def head(self, jobId, path, lines=None, timeout=None, bytes=None):
         """
-        Read the last C{lines} lines of C{path}: fields as for L{cat}.
+        Read the first C{lines} lines (default 10) or, if C{bytes} is given,
+        the first C{bytes} bytes of C{path}: fields as for L{cat}.
         """
-        fields = {"path": path, "lines": _xmlNumber(lines, "lines")}
         return _normalizeData(
-            self.query(jobId, self._request("tail", timeout, **fields))
+            self.query(jobId, self._request(
+                "head", timeout, **_linesOrBytes(path, lines, bytes)))
         )
+
+    def tail(self, jobId, path, lines=None, timeout=None, bytes=None):
+        """
+        Read the last C{lines} lines (default 10) or, if C{bytes} is given,
+        the last C{bytes} bytes of C{path}: fields as for L{cat}.
+        """
+        return _normalizeData(
+            self.query(jobId, self._request(
+                "tail", timeout, **_linesOrBytes(path, lines, bytes)))
+        )
+
+    def follow(self, jobId, path, offset=0, inode=None, wait=10.0, timeout=None):
+        """
+        Wait up to C{wait} seconds for bytes of C{path} beyond C{offset}:
+        a dict with C{path}, C{data} (bytes), C{offset}, C{next_offset},
+        C{size} (ints), C{inode}, C{rotated}, C{missing} and C{truncated}.
+
+        @param inode: the C{inode} of the previous result; C{None} on the
+            first call.
+        @param timeout: the query's timeout; default C{wait} + 10 s, as the
+            server allows a C{follow}.
+        """
+        fields = {
+            "path": path,
+            "offset": _xmlNumber(offset, "offset"),
+            "wait": _xmlNumber(wait, "wait"),
+        }
+        if inode is not None:
+            fields["inode"] = inode
+        if timeout is None:
+            timeout = wait + FOLLOW_EXTRA
+        return _normalizeData(
+            self.query(jobId, self._request("follow", timeout, **fields))
+        )
+
+    def ps(self, jobId, timeout=None):
+        """
+        Return the job's processes: a dict with C{root}, C{processes} (dicts
+        with C{pid}, C{ppid}, C{user}, C{state}, C{cpu_percent}, C{rss} and
+        C{vms} (ints), C{elapsed}, C{threads}, C{name}, C{cmdline},
+        C{daemon}), in tree order, and C{truncated}.
+        """
+        return _normalizeProcesses(self.query(jobId, self._request("ps", timeout)))
+
+    def top(self, jobId, interval=1.0, timeout=None):
+        """
+        Like L{ps}, but with CPU use measured over C{interval} seconds, and
+        the processes sorted by it, highest first.
+
+        The query's timeout is at least C{interval} + 10 s.
+        """
+        if timeout is None:
+            timeout = max(self.timeout, interval + FOLLOW_EXTRA)
+        return _normalizeProcesses(self.query(jobId, self._request(
+            "top", timeout, interval=_xmlNumber(interval, "interval"))))
+
+    def res(self, jobId, timeout=None):
+        """
+        Return the job's resource totals: C{processes}, C{threads},
+        C{cpu_user}, C{cpu_system}, C{rss}, C{rss_peak}, C{open_files},
+        C{read_bytes}, C{write_bytes} (byte counts as ints) and C{elapsed}.
+        """
+        return _integralFields(
+            self.query(jobId, self._request("res", timeout)),
+            ("rss", "rss_peak", "read_bytes", "write_bytes"),
+        )
+
+    def du(self, jobId, path=".", timeout=None):
+        """
+        Return the disk usage under C{path}: C{path}, C{total} (an int),
+        C{files}, C{dirs}, C{entries} (C{name}, C{size} (an int), C{type})
+        and C{truncated}.
+        """
+        result = _integralFields(
+            self.query(jobId, self._request("du", timeout, path=path)), ("total",))
+        for entry in result.get("entries", ()):
+            _normalizeEntry(entry)
+        return result
+
+    def df(self, jobId, path=".", timeout=None):
+        """
+        Return the filesystem holding C{path}: C{total}, C{used}, C{free},
+        C{inodes_total}, C{inodes_free} (ints) and C{percent}.
+        """
+        return _integralFields(
+            self.query(jobId, self._request("df", timeout, path=path)),
+            ("total", "used", "free", "inodes_total", "inodes_free"),
+        )
+
+    def env(self, jobId, timeout=None):
+        """
+        Return the job's environment: C{variables} (a dict) and C{redacted}
+        (the names whose values were replaced by C{"<redacted>"}).
+        """
+        return self.query(jobId, self._request("env", timeout))
+
+    def commands(self, jobId, timeout=None):
+        """
+        Return what L{run} offers on the job: C{commands}, dicts with
+        C{name}, C{description}, C{usage}, C{timeout} and C{max_output}.
+        """
+        return self.query(jobId, self._request("commands", timeout))
+
+    def run(self, jobId, name, args=(), timeout=None):
+        """
+        Run the job's command C{name} with C{args} (strings): a dict with
+        C{name}, C{argv}, C{exit_code}, C{stdout} and C{stderr} (bytes),
+        C{truncated} and C{duration}.
+        """
+        args = list(args)
+        for arg in args:
+            if not isinstance(arg, str):
+                raise ClientError(
+                    BAD_ARGUMENT, "command arguments must be strings, not %r" % (arg,))
+        return self.query(jobId, self._request("run", timeout, name=name, args=args))
+
+    def signal(self, jobId, sig, timeout=None):
+        """
+        Send signal C{sig} (a name such as C{"TERM"}) to the job's root
+        process: a dict with C{signal} and C{pid}.
+        """
+        return self.query(jobId, self._request("signal", timeout, signal=sig))
 
     # -- the transport -----------------------------------------------------
 
@@ -706,11 +889,13 @@ class JobMonClient:
             hint = ""
             if response.status == 404:
                 hint = " (wrong path? JobMon listens at %s)" % (DEFAULT_PATH,)
-            raise ClientError(
+            error = ClientError(
                 HTTP_ERROR,
                 "the server at %s answered HTTP %d %s%s"
                 % (self.url, response.status, response.reason, hint),
             )
+            error.status = response.status
+            raise error
         try:
             result, _ = xmlrpc.client.loads(data, use_builtin_types=True)
         except xmlrpc.client.Fault as fault:

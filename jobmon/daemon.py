@@ -20,7 +20,6 @@ from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer, endpoints
 from twisted.internet.task import deferLater
-from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python import usage
 from zope.interface import implementer
@@ -29,6 +28,7 @@ from twisted.internet.interfaces import IStreamClientEndpoint
 from jobmon import __version__
 from jobmon.errors import REMOTE_ERROR, REMOTE_TIMEOUT, JobMonError
 from jobmon.files import Workdir
+from jobmon.operations import Operations, runWithTimeout
 from jobmon.hub import checkJobId
 from jobmon.protocols.udp import UDPWakeListener
 from jobmon.protocols.wake import WakeClientFactory
@@ -88,7 +88,30 @@ class Options(usage.Options):
          _positive(float)],
         ["host-name", None, None, "Host name reported to the server [default: this "
          "host's name]."],
+        ["job-pid", None, None, "The job's root process: ps, top, res, env and signal "
+         "look at its tree [default: the daemon's parent, the job wrapper].", int],
+        ["allow-signal", None, "", "Signals users may send to the job, e.g. TERM,USR1 "
+         "[default: none]."],
     ]
+
+    def __init__(self):
+        super().__init__()
+        self["commands"] = []
+        self["redact"] = []
+
+    def opt_commands(self, path):
+        """
+        A TOML file of site-approved commands users may run (repeatable; a
+        later file cannot redefine a command of an earlier one).
+        """
+        self["commands"].append(path)
+
+    def opt_redact(self, pattern):
+        """
+        Also redact environment variables whose name contains PATTERN
+        (repeatable).
+        """
+        self["redact"].append(pattern)
 
     def postOptions(self):
         if self["server"] is None:
@@ -122,6 +145,25 @@ class Options(usage.Options):
             caCertificates(self["ca-dir"])
         except CredentialError as e:
             raise usage.UsageError(str(e))
+        from jobmon.commands import CommandConfigError, loadCommands
+        from jobmon.procs import parseSignalNames
+
+        try:
+            self.commandTable = loadCommands(self["commands"])
+        except CommandConfigError as e:
+            raise usage.UsageError(str(e))
+        try:
+            self["allow-signal"] = (
+                parseSignalNames(self["allow-signal"]) if self["allow-signal"] else frozenset()
+            )
+        except ValueError as e:
+            raise usage.UsageError("--allow-signal: {}".format(e))
+        from jobmon.procs import checkRedactPatterns
+
+        try:
+            self["redact"] = checkRedactPatterns(self["redact"])
+        except ValueError as e:
+            raise usage.UsageError("--redact: {}".format(e))
 
 
 @implementer(IStreamClientEndpoint)
@@ -148,7 +190,8 @@ class JobDaemon(MultiService):
 
     @ivar jobId: the job's id.
     @ivar rpc: an L{XMLRPCClient} to the server.
-    @ivar workdir: the L{Workdir} requests run in.
+    @ivar operations: the L{jobmon.operations.Operations} requests run
+        with.
     @ivar wakeEndpoint: callable from a port number to the endpoint of the
         server's wake port.
     """
@@ -161,35 +204,29 @@ class JobDaemon(MultiService):
         jobId,
         serverURL,
         rpc,
-        workdir,
+        operations,
         wakeEndpoint,
         info,
         mode="tcp",
         listenUDP=None,
         retryPolicy=None,
-        opTimeout=30.0,
         callTimeout=30.0,
         maxConcurrent=4,
-        runInThread=None,
     ):
         super().__init__()
         self.reactor = reactor
         self.jobId = jobId
         self.serverURL = serverURL
         self.rpc = rpc
-        self.workdir = workdir
+        self.operations = operations
         self.wakeEndpoint = wakeEndpoint
         self.mode = mode
         # The instance tells a periodic re-registration of this process
         # from a new daemon for the same job.
         self.info = dict(info, wake=mode, instance=secrets.token_hex(8))
         self.retryPolicy = retryPolicy or backoffPolicy(maxDelay=60.0, jitter=random.random)
-        self.opTimeout = opTimeout
         self.callTimeout = callTimeout
         self._limit = defer.DeferredSemaphore(maxConcurrent)
-        self._runInThread = runInThread or (
-            lambda f, *a: deferToThreadPool(reactor, reactor.getThreadPool(), f, *a)
-        )
         self._token = None
         self._registered = False
         self._announce = True
@@ -315,15 +352,15 @@ class JobDaemon(MultiService):
         requestId = item.get("id")
         request = item.get("request")
         try:
-            d = self._runInThread(self.workdir.run, request)
-            d.addTimeout(self.opTimeout, self.reactor)
-            result = xmlSafe(await d)
+            result = xmlSafe(await runWithTimeout(self.operations, request))
         except JobMonError as e:
             result = e.toResult()
         except defer.TimeoutError:
             result = JobMonError(
                 REMOTE_TIMEOUT,
-                "the operation took longer than {:g} s on the worker".format(self.opTimeout),
+                "the operation took longer than {:g} s on the worker".format(
+                    self.operations.timeoutFor(request)
+                ),
             ).toResult()
         except Exception:
             self.log.failure("request {request_id} failed", request_id=requestId)
@@ -568,12 +605,25 @@ def buildDaemon(reactor, options):
         # Address reuse: every daemon on the host listens on the same port.
         return reactor.listenMulticast(port, protocol, listenMultiple=True)
 
+    from jobmon.procs import JobProcesses
+
+    operations = Operations(
+        reactor,
+        Workdir(options["workdir"], maxResult=options["max-result"]),
+        JobProcesses(
+            rootPid=options["job-pid"] or os.getppid(), daemonPid=os.getpid()
+        ),
+        options.commandTable,
+        allowedSignals=options["allow-signal"],
+        redact=options["redact"],
+        opTimeout=options["op-timeout"],
+    )
     return JobDaemon(
         reactor,
         options["job-id"],
         serverURL,
         rpc,
-        Workdir(options["workdir"], maxResult=options["max-result"]),
+        operations,
         wakeEndpoint,
         info,
         mode=options["wake"],
@@ -583,7 +633,6 @@ def buildDaemon(reactor, options):
             maxDelay=options["retry-max-delay"],
             jitter=random.random,
         ),
-        opTimeout=options["op-timeout"],
     )
 
 

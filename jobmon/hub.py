@@ -36,8 +36,16 @@ from jobmon.registry import JobRecord
 JOB_ID = re.compile(r"[\x21-\x7e]{1,256}")
 """A job id: printable ASCII without white space, 1 to 256 characters."""
 
-OPS = frozenset({"ls", "stat", "cat", "tail"})
-"""The request ops this server forwards."""
+OPS = frozenset(
+    {
+        "ls", "stat", "cat", "head", "tail", "follow", "du", "df",
+        "ps", "top", "res", "env", "commands", "run", "signal",
+    }
+)
+"""The request ops this server forwards (see C{docs/API.md})."""
+
+ACTING_OPS = frozenset({"run", "signal"})
+"""Ops that act on the job rather than read from it."""
 
 MODES = ("tcp", "udp", "poll")
 """The wake modes, in the order they are listed."""
@@ -307,10 +315,18 @@ class Hub:
             "limited": identity.limited,
         }
 
-    def listJobs(self, identity):
+    def listJobs(self, identity, options=None):
         """
-        Return the jobs the caller may see.
+        Return the caller's jobs; with C{{"all": true}}, an admin gets every
+        job.
         """
+        if options is None:
+            options = {}
+        if not isinstance(options, dict):
+            raise JobMonError(BAD_REQUEST, "listJobs takes an optional struct of options")
+        everything = options.get("all", False)
+        if everything and identity.dn not in self.admins:
+            raise JobMonError(NOT_AUTHORIZED, "only the server's admins may list all jobs")
         return [
             {
                 "job_id": r.jobId,
@@ -323,7 +339,7 @@ class Hub:
                 "pending": self.table.pending(r.jobId),
             }
             for r in sorted(self.registry.jobs(), key=lambda r: r.jobId)
-            if self._visible(identity, r)
+            if r.owner == identity.dn or everything
         ]
 
     def query(self, identity, jobId, request):
@@ -338,6 +354,15 @@ class Hub:
         if self.stopping:
             raise JobMonError(UNAVAILABLE, "the server is shutting down")
         forward, timeout = checkRequest(request)
+        if forward["op"] in ACTING_OPS and identity.limited:
+            # A limited proxy may not start processes (Globus semantics):
+            # commands and signals act on the job, reading does not.
+            raise JobMonError(
+                NOT_AUTHORIZED,
+                "a limited proxy may not {} on a job; use a full proxy".format(
+                    "run commands" if forward["op"] == "run" else "send signals"
+                ),
+            )
         if self.table.pending(jobId) >= self.maxPendingPerJob:
             raise JobMonError(
                 TOO_MANY,
@@ -345,6 +370,16 @@ class Hub:
             )
         timeout = min(timeout or self.queryTimeout, self.queryTimeout)
         requestId, d = self.table.submit(jobId, forward)
+        if forward["op"] in ACTING_OPS:
+            # Acts on the job: worth a line in the server's log.
+            self.log.info(
+                "{op} {what} on job {job_id} of {owner} requested by {dn}",
+                op=forward["op"],
+                what=forward.get("signal") or forward.get("name"),
+                job_id=jobId,
+                owner=record.owner,
+                dn=identity.dn,
+            )
         self._wake(record)
 
         def timedOut(result, t):

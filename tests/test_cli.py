@@ -3,6 +3,7 @@ Tests for L{jobmon.cli}, the C{jobmon-query} command, driven through
 L{jobmon.cli.main} with a fake client.
 """
 
+import argparse
 import base64
 import io
 import json
@@ -20,11 +21,21 @@ SERVER = "https://jobmon.example.org:8443/RPC2"
 ALICE = "/DC=org/DC=example/OU=People/CN=Alice Example"
 
 
+class Seq:
+    """
+    Answers for L{FakeClient} given in turn, one per call.
+    """
+
+    def __init__(self, *answers):
+        self.answers = list(answers)
+
+
 class FakeClient:
     """
     Stands for L{jobmon.client.JobMonClient}: records how it was made and
-    called, and answers from C{results} (a dict: method name to result, or
-    to an exception to raise).
+    called, and answers from C{results}: a dict from method name to a
+    result, an exception to raise, a function of the call's arguments, or a
+    L{Seq} of those.
     """
 
     def __init__(self, results=None):
@@ -32,6 +43,7 @@ class FakeClient:
         self.made = []
         self.calls = []
         self.closed = False
+        self.closes = 0
 
     def factory(self, server, **kw):
         """
@@ -48,6 +60,10 @@ class FakeClient:
         """
         self.calls.append((name,) + args)
         result = self.results[name]
+        if isinstance(result, Seq):
+            result = result.answers.pop(0)
+        if callable(result):
+            result = result(*args)
         if isinstance(result, BaseException):
             raise result
         return result
@@ -58,58 +74,163 @@ class FakeClient:
         """
         return self._answer("whoami")
 
-    def listJobs(self):
+    def listJobs(self, all=False):
         """
-        Fake L{JobMonClient.listJobs}.
+        Fake L{JobMonClient.listJobs}; C{all} is recorded only when true.
         """
-        return self._answer("listJobs")
+        return self._answer("listJobs", *((True,) if all else ()))
 
-    def ls(self, jobId, path="."):
+    def ls(self, jobId, path=".", timeout=None, depth=None, all=None):
         """
         Fake L{JobMonClient.ls}.
         """
-        return self._answer("ls", jobId, path)
+        return self._answer("ls", jobId, path, depth, all)
 
-    def stat(self, jobId, path):
+    def stat(self, jobId, path, timeout=None):
         """
         Fake L{JobMonClient.stat}.
         """
         return self._answer("stat", jobId, path)
 
-    def cat(self, jobId, path, offset=0, length=None):
+    def cat(self, jobId, path, offset=0, length=None, timeout=None):
         """
         Fake L{JobMonClient.cat}.
         """
         return self._answer("cat", jobId, path, offset, length)
 
-    def tail(self, jobId, path, lines=10):
+    def head(self, jobId, path, lines=None, timeout=None, bytes=None):
+        """
+        Fake L{JobMonClient.head}.
+        """
+        return self._answer("head", jobId, path, lines, bytes)
+
+    def tail(self, jobId, path, lines=None, timeout=None, bytes=None):
         """
         Fake L{JobMonClient.tail}.
         """
-        return self._answer("tail", jobId, path, lines)
+        return self._answer("tail", jobId, path, lines, bytes)
+
+    def follow(self, jobId, path, offset=0, inode=None, wait=10.0, timeout=None):
+        """
+        Fake L{JobMonClient.follow}.
+        """
+        return self._answer("follow", jobId, path, offset, inode, wait)
+
+    def ps(self, jobId, timeout=None):
+        """
+        Fake L{JobMonClient.ps}.
+        """
+        return self._answer("ps", jobId)
+
+    def top(self, jobId, interval=1.0, timeout=None):
+        """
+        Fake L{JobMonClient.top}.
+        """
+        return self._answer("top", jobId, interval)
+
+    def res(self, jobId, timeout=None):
+        """
+        Fake L{JobMonClient.res}.
+        """
+        return self._answer("res", jobId)
+
+    def du(self, jobId, path=".", timeout=None):
+        """
+        Fake L{JobMonClient.du}.
+        """
+        return self._answer("du", jobId, path)
+
+    def df(self, jobId, path=".", timeout=None):
+        """
+        Fake L{JobMonClient.df}.
+        """
+        return self._answer("df", jobId, path)
+
+    def env(self, jobId, timeout=None):
+        """
+        Fake L{JobMonClient.env}.
+        """
+        return self._answer("env", jobId)
+
+    def commands(self, jobId, timeout=None):
+        """
+        Fake L{JobMonClient.commands}.
+        """
+        return self._answer("commands", jobId)
+
+    def run(self, jobId, name, args=(), timeout=None):
+        """
+        Fake L{JobMonClient.run}.
+        """
+        return self._answer("run", jobId, name, list(args))
+
+    def signal(self, jobId, sig, timeout=None):
+        """
+        Fake L{JobMonClient.signal}.
+        """
+        return self._answer("signal", jobId, sig)
 
     def close(self):
         """
         Fake L{JobMonClient.close}.
         """
         self.closed = True
+        self.closes += 1
 
 
-def run(argv, fake=None, environ=None):
+class TTYBytes(io.BytesIO):
+    """
+    A byte buffer that says it is a terminal.
+    """
+
+    def isatty(self):
+        return True
+
+
+class FakeTime:
+    """
+    A clock and a C{sleep} that only advances it, recording the sleeps.
+    """
+
+    def __init__(self):
+        self.now = 1000.0
+        self.sleeps = []
+
+    def clock(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def run(argv, fake=None, environ=None, tty=False, stdout=None, time_=None):
     """
     Run C{main(argv)} with C{fake} and return C{(exit status, stdout bytes,
     stderr text)}.
+
+    @param tty: make standard output look like a terminal.
+    @param stdout: the standard output to use (a text stream over a
+        C{BytesIO}).
+    @param time_: a L{FakeTime} for the follow loop's clock and sleeps (by
+        default one that is thrown away: tests never sleep).
     """
     if environ is None:
         environ = {"JOBMON_SERVER": SERVER}
-    stdout = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
-    stderr = io.StringIO()
+    if stdout is None:
+        stdout = io.TextIOWrapper(TTYBytes() if tty else io.BytesIO(), encoding="utf-8")
+    stderr = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    if time_ is None:
+        time_ = FakeTime()
     status = cli.main(
         argv, stdout=stdout, stderr=stderr, environ=environ,
         clientFactory=(fake or FakeClient()).factory,
+        sleep=time_.sleep, clock=time_.clock,
     )
     stdout.flush()
-    return status, stdout.buffer.getvalue(), stderr.getvalue()
+    stderr.flush()
+    return (status, stdout.buffer.getvalue(),
+            stderr.buffer.getvalue().decode("utf-8", "backslashreplace"))
 
 
 def entry(name, type_="file", size=0, mtime=None, mode=0o644, **extra):
@@ -134,7 +255,8 @@ class ExitCodeTests(SynchronousTestCase):
         errors.INTERNAL: 8, errors.UNAVAILABLE: 8, errors.NO_SUCH_FILE: 1,
         errors.OUTSIDE_WORKDIR: 1, errors.NOT_A_DIRECTORY: 1, errors.IS_A_DIRECTORY: 1,
         errors.PERMISSION_DENIED: 1, errors.REMOTE_IO_ERROR: 1, errors.UNSUPPORTED_OP: 1,
-        errors.REMOTE_TIMEOUT: 7, errors.REMOTE_ERROR: 1,
+        errors.REMOTE_TIMEOUT: 7, errors.REMOTE_ERROR: 1, errors.NO_SUCH_COMMAND: 1,
+        errors.NOT_ALLOWED: 1,
         client.NO_CREDENTIAL: 3, client.CREDENTIAL_EXPIRED: 3, client.BAD_CREDENTIAL: 3,
         client.NO_CA_DIR: 3, client.BAD_URL: 2, client.BAD_ARGUMENT: 2,
         client.UNREACHABLE: 8, client.SERVER_NOT_TRUSTED: 3,
@@ -171,7 +293,8 @@ class ExitCodeTests(SynchronousTestCase):
         prints nothing on stdout and exactly one prefixed line on stderr.
         """
         for code, status in self.expected.items():
-            fake = FakeClient({"ls": JobMonError(code, "it failed:\nbadly")})
+            fake = FakeClient({"ls": JobMonError(code, "it failed:\nbadly"),
+                               "listJobs": []})
             result = run(["ls", "1.0"], fake)
             self.assertEqual(result, (status, b"", "jobmon-query: it failed: badly\n"),
                              code)
@@ -296,10 +419,11 @@ class UsageTests(SynchronousTestCase):
         """
         Each command has its own help.
         """
-        for name in ["whoami", "jobs", "ls", "stat", "cat", "tail"]:
+        for name in cli._COMMANDS:
             status, out, err = run([name, "--help"])
-            self.assertEqual((status, err), (0, ""))
+            self.assertEqual((status, err), (0, ""), name)
             self.assertIn(b"usage: jobmon-query " + name.encode(), out)
+            self.assertIn(b"\nexamples:\n  jobmon-query " , out)
 
     def test_version(self):
         """
@@ -384,9 +508,9 @@ class OutputTests(SynchronousTestCase):
             entry("fifo", "other", 0, old, 0o600),
             entry("run.sh", "file", 12, old, 0o4755),
         ]}})
-        status, out, err = run(["ls", "1.0", "out"], fake)
+        status, out, err = run(["ls", "1.0", "out", "-l"], fake)
         self.assertEqual((status, err), (0, ""))
-        self.assertEqual(fake.calls, [("ls", "1.0", "out")])
+        self.assertEqual(fake.calls, [("ls", "1.0", "out", None, False)])
         self.assertEqual(out.decode().splitlines(), [
             "drwxr-xr-x        4096 %s data" % recentText,
             "-rw-r--r-- 12345678901 %s job.log" % recentText,
@@ -401,7 +525,7 @@ class OutputTests(SynchronousTestCase):
         """
         fake = FakeClient({"ls": {"path": ".", "truncated": False, "entries": []}})
         self.assertEqual(run(["ls", "1.0"], fake), (0, b"", ""))
-        self.assertEqual(fake.calls, [("ls", "1.0", ".")])
+        self.assertEqual(fake.calls, [("ls", "1.0", ".", None, False)])
 
     def test_lsTruncated(self):
         """
@@ -420,7 +544,8 @@ class OutputTests(SynchronousTestCase):
         """
         fake = FakeClient({"ls": {"path": ".", "truncated": False,
                                   "entries": [entry("a\nb\x1b")]}})
-        out = run(["ls", "1.0"], fake)[1]
+        self.assertEqual(run(["ls", "1.0"], fake)[1], b"a\\nb\\x1b\n")
+        out = run(["ls", "-l", "1.0"], fake)[1]
         self.assertTrue(out.endswith(b" a\\nb\\x1b\n"), out)
 
     def test_stat(self):
@@ -464,10 +589,11 @@ class OutputTests(SynchronousTestCase):
 
     def test_catTruncated(self):
         """
-        A cut result says where to read on.
+        A cut result that cannot be read on (the size is unknown) says
+        where to read on.
         """
         fake = FakeClient({"cat": {"path": "f", "data": b"x" * 1000, "offset": 0,
-                                   "size": 5000, "truncated": True}})
+                                   "truncated": True}})
         status, out, err = run(["cat", "1.0", "f"], fake)
         self.assertEqual((status, len(out)), (0, 1000))
         self.assertEqual(err, "jobmon-query: output cut at 1000 bytes (result cap); "
@@ -482,7 +608,8 @@ class OutputTests(SynchronousTestCase):
                                     "size": 13, "truncated": False}})
         self.assertEqual(run(["tail", "1.0", "f", "-n", "2"], fake), (0, b"a\nb\n", ""))
         run(["tail", "1.0", "f"], fake)
-        self.assertEqual(fake.calls, [("tail", "1.0", "f", 2), ("tail", "1.0", "f", 10)])
+        self.assertEqual(fake.calls, [("tail", "1.0", "f", 2, None),
+                                      ("tail", "1.0", "f", None, None)])
 
     def test_tailTruncated(self):
         """
@@ -655,3 +782,1126 @@ class BrokenPipeTests(SynchronousTestCase):
         err = process.stderr.read()
         process.stderr.close()
         self.assertEqual((process.wait(30), err), (0, b""))
+
+
+def job(jobId, **extra):
+    """
+    A job as L{JobMonClient.listJobs} returns it.
+    """
+    result = {"job_id": jobId, "owner": ALICE, "host": "wn01.example.org",
+              "mode": "tcp", "state": "ready", "registered": time.time() - 60,
+              "last_seen": time.time(), "pending": 0}
+    result.update(extra)
+    return result
+
+
+def data(payload, offset=0, size=None, truncated=False, path="f"):
+    """
+    A C{cat}/C{head}/C{tail} result.
+    """
+    return {"path": path, "data": payload, "offset": offset,
+            "size": offset + len(payload) if size is None else size,
+            "truncated": truncated}
+
+
+def followed(payload=b"", offset=0, inode="8:1", rotated=False, missing=False,
+             path="job.log"):
+    """
+    A C{follow} result.
+    """
+    return {"path": path, "data": payload, "offset": offset,
+            "next_offset": offset + len(payload), "size": offset + len(payload),
+            "inode": inode, "rotated": rotated, "missing": missing,
+            "truncated": False}
+
+
+class FakeClientTests(SynchronousTestCase):
+    """
+    The fake stays true to the real client.
+    """
+
+    def test_signatures(self):
+        """
+        Each fake method takes the parameters of the real one.
+        """
+        import inspect
+
+        for name in dir(FakeClient):
+            if name.startswith("_") or name == "factory":
+                continue
+            fake = inspect.signature(getattr(FakeClient, name))
+            real = inspect.signature(getattr(client.JobMonClient, name))
+            self.assertEqual(list(fake.parameters), list(real.parameters), name)
+
+
+class JobsTests(SynchronousTestCase):
+    """
+    C{jobs}: options and filters.
+    """
+
+    jobs = [
+        job("1.0", host="wn01.example.org", mode="tcp", state="ready"),
+        job("2.0", host="wn02.example.org", mode="udp", state="connecting"),
+        job("3.0", host="login.example.org", mode="poll", state="ready"),
+    ]
+
+    def ids(self, argv, fake=None):
+        """
+        Run C{jobs} with C{argv}; return the ids printed.
+        """
+        fake = fake or FakeClient({"listJobs": self.jobs})
+        status, out, err = run(["jobs"] + argv, fake)
+        self.assertEqual((status, err), (0, ""))
+        return [line.split()[0] for line in out.decode().splitlines()[1:]]
+
+    def test_filters(self):
+        """
+        C{--state}, C{--mode} and C{--host} (a shell pattern) filter on the
+        client side, ignoring case.
+        """
+        self.assertEqual(self.ids([]), ["1.0", "2.0", "3.0"])
+        self.assertEqual(self.ids(["--state", "ready"]), ["1.0", "3.0"])
+        self.assertEqual(self.ids(["--mode", "UDP"]), ["2.0"])
+        self.assertEqual(self.ids(["--host", "wn*"]), ["1.0", "2.0"])
+        self.assertEqual(self.ids(["--host", "WN0[2-9].*", "--state", "connecting"]),
+                         ["2.0"])
+        self.assertEqual(run(["jobs", "--mode", "tcp", "--state", "connecting"],
+                             FakeClient({"listJobs": self.jobs}))[1], b"No jobs.\n")
+
+    def test_all(self):
+        """
+        C{--all} asks the server for every job; without it, no argument.
+        """
+        fake = FakeClient({"listJobs": self.jobs})
+        self.ids(["--all"], fake)
+        self.ids([], fake)
+        self.assertEqual(fake.calls, [("listJobs", True), ("listJobs",)])
+
+    def test_allRefused(self):
+        """
+        A user who is not an admin gets 403: status 4.
+        """
+        fake = FakeClient({"listJobs": JobMonError(403, "only admins may list all jobs")})
+        self.assertEqual(run(["jobs", "--all"], fake),
+                         (4, b"", "jobmon-query: only admins may list all jobs\n"))
+
+    def test_json(self):
+        """
+        C{--json} prints the filtered list.
+        """
+        out = run(["--json", "jobs", "--state", "connecting"],
+                  FakeClient({"listJobs": self.jobs}))[1]
+        self.assertEqual([j["job_id"] for j in json.loads(out)], ["2.0"])
+
+
+class PrefixTests(SynchronousTestCase):
+    """
+    A job named by a unique prefix of its id.
+    """
+
+    def lsByJob(self, jobs):
+        """
+        A fake whose C{ls} knows only the jobs C{jobs}.
+        """
+        def ls(jobId, path, depth, all):
+            if jobId not in [j["job_id"] for j in jobs]:
+                return JobMonError(errors.NO_SUCH_JOB, "no such job: " + jobId)
+            return {"path": path, "entries": [entry("job.log")], "truncated": False}
+
+        return FakeClient({"ls": ls, "listJobs": jobs})
+
+    def test_exactIdNoListing(self):
+        """
+        A full id works at once: the jobs are not listed.
+        """
+        fake = self.lsByJob([job("1234.0")])
+        self.assertEqual(run(["ls", "1234.0"], fake), (0, b"job.log\n", ""))
+        self.assertEqual([c[0] for c in fake.calls], ["ls"])
+
+    def test_uniquePrefix(self):
+        """
+        After a 404, the one job whose id starts with the text is used.
+        """
+        fake = self.lsByJob([job("1234.0"), job("99.0")])
+        self.assertEqual(run(["ls", "12"], fake), (0, b"job.log\n", ""))
+        self.assertEqual(fake.calls, [("ls", "12", ".", None, False), ("listJobs",),
+                                      ("ls", "1234.0", ".", None, False)])
+
+    def test_ambiguous(self):
+        """
+        Several candidates: one line naming at most five, status 5.
+        """
+        jobs = [job("12%02d.0" % i) for i in range(7)] + [job("3.0")]
+        status, out, err = run(["ls", "12"], self.lsByJob(jobs))
+        self.assertEqual((status, out), (5, b""))
+        self.assertEqual(err, "jobmon-query: job id '12' is ambiguous: 7 of your jobs "
+                              "start with it: 1200.0, 1201.0, 1202.0, 1203.0, 1204.0 "
+                              "and 2 more\n")
+
+    def test_noMatch(self):
+        """
+        No candidate: the server's 404.
+        """
+        self.assertEqual(run(["stat", "7", "f"], FakeClient({
+            "stat": JobMonError(404, "no such job: 7"), "listJobs": [job("1.0")]})),
+            (5, b"", "jobmon-query: no such job: 7\n"))
+
+    def test_listingFails(self):
+        """
+        If the jobs cannot be listed, the original 404 is reported.
+        """
+        self.assertEqual(run(["stat", "7", "f"], FakeClient({
+            "stat": JobMonError(404, "no such job: 7"),
+            "listJobs": JobMonError(500, "oops")})),
+            (5, b"", "jobmon-query: no such job: 7\n"))
+
+    def test_resolvedJobGone(self):
+        """
+        The job found by prefix is tried once: a second 404 is reported.
+        """
+        fake = FakeClient({"stat": JobMonError(404, "no such job"),
+                           "listJobs": [job("1234.0")]})
+        self.assertEqual(run(["stat", "12", "f"], fake)[0], 5)
+        self.assertEqual([c[0] for c in fake.calls], ["stat", "listJobs", "stat"])
+
+    def test_otherCommands(self):
+        """
+        Every job command resolves prefixes, here C{res}.
+        """
+        def res(jobId):
+            if jobId != "1234.0":
+                return JobMonError(404, "no such job")
+            return {"processes": 1}
+
+        fake = FakeClient({"res": res, "listJobs": [job("1234.0")]})
+        self.assertEqual(run(["res", "1"], fake), (0, b"processes: 1\n", ""))
+
+
+class LsTests(SynchronousTestCase):
+    """
+    C{ls}: names, columns, options.
+    """
+
+    listing = {"path": ".", "truncated": False, "entries": [
+        entry("a.txt"), entry("bb", "dir"), entry("ccc.log"), entry("d"),
+        entry("eeeee")]}
+
+    def test_namesToPipe(self):
+        """
+        Into a pipe: one name per line.
+        """
+        fake = FakeClient({"ls": self.listing})
+        self.assertEqual(run(["ls", "1"], fake),
+                         (0, b"a.txt\nbb\nccc.log\nd\neeeee\n", ""))
+
+    def test_columnsOnTerminal(self):
+        """
+        On a terminal: columns, filled top to bottom, fitting its width.
+        """
+        fake = FakeClient({"ls": self.listing})
+        status, out, err = run(["ls", "1"], fake, tty=True,
+                               environ={"JOBMON_SERVER": SERVER, "COLUMNS": "30"})
+        self.assertEqual(out.decode().splitlines(), [
+            "a.txt    ccc.log  eeeee",
+            "bb       d",
+        ])
+        self.assertEqual(cli.formatNames(["a", "b"], 1), ["a", "b"])
+
+    def test_options(self):
+        """
+        C{-a} lets dotfiles through (else C{all} is false so that the daemon
+        leaves them out); C{--depth} is passed on, and names relative to the
+        path are printed as they come.
+        """
+        fake = FakeClient({"ls": {"path": "out", "truncated": False, "entries": [
+            entry("sub", "dir"), entry("sub/.hidden"), entry("sub/inner.txt")]}})
+        status, out, err = run(["ls", "1", "out", "-a", "--depth", "2"], fake)
+        self.assertEqual(out, b"sub\nsub/.hidden\nsub/inner.txt\n")
+        run(["ls", "1", "--depth", "0"], fake)
+        run(["ls", "1", "-la"], fake)
+        self.assertEqual(fake.calls, [("ls", "1", "out", 2, True), ("ls", "1", ".", 0, False),
+                                      ("ls", "1", ".", None, True)])
+
+    def test_json(self):
+        """
+        C{--json} prints the result whatever the format options.
+        """
+        fake = FakeClient({"ls": self.listing})
+        out = run(["ls", "1", "--json", "-l"], fake)[1]
+        self.assertEqual(len(json.loads(out)["entries"]), 5)
+
+
+class BinaryTests(SynchronousTestCase):
+    """
+    Binary data is not written to a terminal.
+    """
+
+    notice = ("jobmon-query: binary data (%d bytes) not shown on a terminal; use "
+              "--raw or redirect\n")
+
+    def test_looksBinary(self):
+        """
+        NUL bytes or bytes that are not UTF-8 make data binary; a character
+        cut at either end of the sample does not.
+        """
+        self.assertFalse(cli.looksBinary(b""))
+        self.assertFalse(cli.looksBinary("h\u00e9llo \u2603\n".encode()))
+        self.assertTrue(cli.looksBinary(b"abc\x00def"))
+        self.assertTrue(cli.looksBinary(b"caf\xe9 latin-1"))
+        self.assertFalse(cli.looksBinary("\u2603".encode()[1:] + b"abc"))
+        self.assertFalse(cli.looksBinary(b"abc" + "\u2603".encode()[:2]))
+        self.assertFalse(cli.looksBinary(b"x" * 8191 + "\u2603".encode()))
+        self.assertFalse(cli.looksBinary(b"x" * 8192 + b"\x00"))
+
+    def test_terminal(self):
+        """
+        On a terminal, binary data becomes a one-line notice, for C{cat},
+        C{head} and C{tail}; the status is 0.
+        """
+        blob = b"\x7fELF\x00\x01" * 10
+        for argv, method in [(["cat", "1", "f"], "cat"),
+                             (["head", "1", "f", "-c", "60"], "head"),
+                             (["tail", "1", "f"], "tail")]:
+            fake = FakeClient({method: data(blob)})
+            self.assertEqual(run(argv, fake, tty=True), (0, b"", self.notice % 60), argv)
+
+    def test_raw(self):
+        """
+        C{--raw} writes the bytes to the terminal anyway.
+        """
+        blob = b"\x00\xff"
+        fake = FakeClient({"cat": data(blob)})
+        self.assertEqual(run(["cat", "1", "f", "--raw"], fake, tty=True), (0, blob, ""))
+
+    def test_pipe(self):
+        """
+        Into a pipe or a file the bytes go as they are.
+        """
+        blob = b"\x00\xff"
+        for method in ("cat", "head", "tail"):
+            fake = FakeClient({method: data(blob)})
+            self.assertEqual(run([method, "1", "f"], fake), (0, blob, ""))
+
+    def test_text(self):
+        """
+        Text is shown on a terminal.
+        """
+        fake = FakeClient({"tail": data("r\u00e9sum\u00e9\n".encode())})
+        self.assertEqual(run(["tail", "1", "f"], fake, tty=True)[1],
+                         "r\u00e9sum\u00e9\n".encode())
+
+    def test_json(self):
+        """
+        JSON is text: no notice.
+        """
+        fake = FakeClient({"cat": data(b"\x00")})
+        status, out, err = run(["--json", "cat", "1", "f"], fake, tty=True)
+        self.assertEqual((status, json.loads(out)["data_base64"], err), (0, "AA==", ""))
+
+
+class CappedFile:
+    """
+    A file on a fake worker whose results are capped at C{cap} bytes; it
+    records the length of the output already written at each request.
+    """
+
+    def __init__(self, content, cap, stdout=None):
+        self.content = content
+        self.cap = cap
+        self.stdout = stdout
+        self.written = []
+
+    def cat(self, jobId, path, offset, length):
+        """
+        Answer a C{cat} as the daemon would.
+        """
+        if self.stdout is not None:
+            self.stdout.flush()
+            self.written.append(len(self.stdout.buffer.getvalue()))
+        end = len(self.content) if length is None else min(len(self.content),
+                                                            offset + length)
+        chunk = self.content[offset:min(end, offset + self.cap)]
+        return data(chunk, offset, len(self.content),
+                    truncated=offset + len(chunk) < end)
+
+
+class StreamingCatTests(SynchronousTestCase):
+    """
+    C{cat} of a file larger than one result.
+    """
+
+    content = bytes(range(256)) * 40 + b"end"
+
+    def test_chunks(self):
+        """
+        The file is read in chunks up to its size, each written (and
+        flushed) before the next request; the output is complete.
+        """
+        stdout = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+        capped = CappedFile(self.content, 4000, stdout)
+        fake = FakeClient({"cat": capped.cat})
+        status, out, err = run(["cat", "1", "f"], fake, stdout=stdout)
+        self.assertEqual((status, err), (0, ""))
+        self.assertEqual(out, self.content)
+        self.assertEqual(fake.calls, [("cat", "1", "f", 0, None),
+                                      ("cat", "1", "f", 4000, 6243),
+                                      ("cat", "1", "f", 8000, 2243)])
+        self.assertEqual(capped.written, [0, 4000, 8000])
+
+    def test_offsetAndLength(self):
+        """
+        C{--offset} and C{--length} bound the loop.
+        """
+        fake = FakeClient({"cat": CappedFile(self.content, 1000).cat})
+        status, out, err = run(["cat", "1", "f", "--offset", "100", "--length", "2500"],
+                               fake)
+        self.assertEqual((status, out, err), (0, self.content[100:2600], ""))
+        self.assertEqual([c[3:] for c in fake.calls],
+                         [(100, 2500), (1100, 1500), (2100, 500)])
+
+    def test_sizeAtStart(self):
+        """
+        The loop stops at the size seen at the first read, though the file
+        grows.
+        """
+        capped = CappedFile(self.content[:3000], 1000)
+
+        def cat(*args):
+            result = capped.cat(*args)
+            capped.content += b"more"
+            return result
+
+        fake = FakeClient({"cat": cat})
+        out = run(["cat", "1", "f"], fake)[1]
+        self.assertEqual(out, self.content[:3000])
+        self.assertEqual(len(fake.calls), 3)
+
+    def test_shrunk(self):
+        """
+        A file that gets shorter during the loop: what was read, and a
+        note.
+        """
+        fake = FakeClient({"cat": Seq(data(b"a" * 10, 0, 30, truncated=True),
+                                      data(b"", 10, 10))})
+        status, out, err = run(["cat", "1", "f"], fake)
+        self.assertEqual((status, out), (0, b"a" * 10))
+        self.assertEqual(err, "jobmon-query: f got shorter while it was read: 10 of 30 "
+                              "bytes written\n")
+
+    def test_binaryOnTerminal(self):
+        """
+        On a terminal, a binary file is not fetched past its first chunk.
+        """
+        fake = FakeClient({"cat": CappedFile(self.content, 4000).cat})
+        status, out, err = run(["cat", "1", "f"], fake, tty=True)
+        self.assertEqual((status, out), (0, b""))
+        self.assertEqual(err, BinaryTests.notice % len(self.content))
+        self.assertEqual(len(fake.calls), 1)
+
+    def test_json(self):
+        """
+        C{--json}: one document, its data streamed as base64.
+        """
+        for cap in (999, 1000, 1001, 4000):
+            fake = FakeClient({"cat": CappedFile(self.content, cap).cat})
+            status, out, err = run(["cat", "1", "f", "--json"], fake)
+            self.assertEqual((status, err), (0, ""))
+            doc = json.loads(out)
+            self.assertEqual(base64.b64decode(doc.pop("data_base64")), self.content)
+            self.assertEqual(doc, {"path": "f", "offset": 0, "size": len(self.content),
+                                   "truncated": False})
+
+    def test_brokenPipe(self):
+        """
+        A reader that goes away stops the loop quietly.
+        """
+
+        class Closed(io.RawIOBase):
+            def writable(self):
+                return True
+
+            def write(self, data):
+                raise BrokenPipeError(32, "Broken pipe")
+
+        stdout = io.TextIOWrapper(Closed(), encoding="utf-8")
+        fake = FakeClient({"cat": CappedFile(self.content, 4000).cat})
+        stderr = io.StringIO()
+        status = cli.main(["cat", "1", "f"], stdout=stdout, stderr=stderr,
+                          environ={"JOBMON_SERVER": SERVER}, clientFactory=fake.factory)
+        self.assertEqual((status, stderr.getvalue(), len(fake.calls)), (0, "", 1))
+
+
+def lost():
+    """
+    The error of a connection lost while following.
+    """
+    return client.ClientError(client.CONNECTION_LOST, "the connection was lost")
+
+
+class FollowTests(SynchronousTestCase):
+    """
+    C{tail -f}, C{tail -F} and C{cat -f}.
+    """
+
+    def test_follow(self):
+        """
+        The tail first, then new bytes from where it ended, asking with the
+        inode of the previous answer, until Ctrl-C: status 130, quietly,
+        the connection closed.
+        """
+        fake = FakeClient({
+            "tail": data(b"one\ntwo\n", 100, path="job.log"),
+            "follow": Seq(followed(b"three\n", 108), followed(b"", 114),
+                          followed(b"four\n", 114, inode="8:1"), KeyboardInterrupt()),
+        })
+        status, out, err = run(["tail", "-f", "1", "job.log", "-n", "2"], fake)
+        self.assertEqual((status, out, err), (130, b"one\ntwo\nthree\nfour\n", ""))
+        self.assertEqual(fake.calls, [
+            ("tail", "1", "job.log", 2, None),
+            ("follow", "1", "job.log", 108, None, cli.FOLLOW_WAIT),
+            ("follow", "1", "job.log", 114, "8:1", cli.FOLLOW_WAIT),
+            ("follow", "1", "job.log", 114, "8:1", cli.FOLLOW_WAIT),
+            ("follow", "1", "job.log", 119, "8:1", cli.FOLLOW_WAIT),
+        ])
+        self.assertTrue(fake.closed)
+
+    def test_flushedAsTheyCome(self):
+        """
+        Each piece is written before the next request.
+        """
+        stdout = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+        seen = []
+
+        def follow(*args):
+            seen.append(stdout.buffer.getvalue())
+            return followed(b"x", args[2]) if len(seen) < 3 else KeyboardInterrupt()
+
+        fake = FakeClient({"tail": data(b"t", 0), "follow": follow})
+        run(["tail", "-f", "1", "job.log"], fake, stdout=stdout)
+        self.assertEqual(seen, [b"t", b"tx", b"txx"])
+
+    def test_rotatedAndMissing(self):
+        """
+        A replaced file gets a notice and is read from its start; a
+        missing one is waited for with one notice.
+        """
+        fake = FakeClient({
+            "tail": data(b"old\n", 0, path="job.log"),
+            "follow": Seq(followed(b"", 4, missing=True, inode=""),
+                          followed(b"", 4, missing=True, inode=""),
+                          followed(b"new\n", 0, inode="8:2", rotated=True),
+                          followed(b"", 4, missing=True, inode=""),
+                          KeyboardInterrupt()),
+        })
+        status, out, err = run(["tail", "-F", "1", "job.log"], fake)
+        self.assertEqual((status, out), (130, b"old\nnew\n"))
+        self.assertEqual(err.splitlines(), [
+            "jobmon-query: job.log is missing; waiting for it",
+            "jobmon-query: job.log was replaced/truncated; following from its start",
+            "jobmon-query: job.log is missing; waiting for it",
+        ])
+        self.assertEqual([c[3:5] for c in fake.calls[1:]],
+                         [(4, None), (4, None), (4, None), (4, "8:2"), (4, "8:2")])
+
+    def test_reconnect(self):
+        """
+        Connection errors mid-way: the same offset and inode are asked
+        again after a growing, capped pause; no byte is lost or repeated.
+        """
+        clock = FakeTime()
+        errorsInARow = [lost() for _ in range(8)]
+        fake = FakeClient({
+            "tail": data(b"a", 0),
+            "follow": Seq(followed(b"b", 1, inode="7:7"), *errorsInARow,
+                          followed(b"c", 2, inode="7:7"),
+                          client.ClientError(client.UNREACHABLE, "connection refused"),
+                          followed(b"d", 3, inode="7:7"), KeyboardInterrupt()),
+        })
+        status, out, err = run(["tail", "-f", "1", "job.log"], fake, time_=clock)
+        self.assertEqual((status, out), (130, b"abcd"))
+        self.assertEqual([c[3:5] for c in fake.calls[1:]],
+                         [(1, None)] + [(2, "7:7")] * 9 + [(3, "7:7")] * 2 + [(4, "7:7")])
+        self.assertEqual(clock.sleeps, [0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0, 5.0, 0.2])
+        self.assertEqual(err.splitlines(), [
+            "jobmon-query: the connection was lost; retrying from offset 2 (Ctrl-C to "
+            "stop)",
+            "jobmon-query: reconnected; following job.log from offset 2",
+            "jobmon-query: connection refused; retrying from offset 3 (Ctrl-C to stop)",
+            "jobmon-query: reconnected; following job.log from offset 3",
+        ])
+        self.assertGreaterEqual(fake.closes, 10)
+
+    def test_serverRestart(self):
+        """
+        A restarting server: unreachable, HTTP 502, fault 503, then 404
+        while the daemon registers again: all retried.
+        """
+        bad = client.ClientError(client.HTTP_ERROR, "HTTP 502")
+        bad.status = 502
+        fake = FakeClient({
+            "tail": data(b"a", 0),
+            "follow": Seq(client.ClientError(client.UNREACHABLE, "refused"), bad,
+                          JobMonError(503, "shutting down"),
+                          JobMonError(408, "timeout"),
+                          JobMonError(404, "no such job"), JobMonError(404, "no such job"),
+                          followed(b"b", 1), KeyboardInterrupt()),
+        })
+        status, out, err = run(["tail", "-f", "1", "job.log"], fake)
+        self.assertEqual((status, out), (130, b"ab"))
+        self.assertEqual([c[3] for c in fake.calls[1:]], [1] * 7 + [2])
+
+    def test_unknownJobTooLong(self):
+        """
+        A job unknown to the server for more than a minute: status 5.
+        """
+        fake = FakeClient({"tail": data(b"a", 0),
+                           "follow": JobMonError(404, "no such job: 1")})
+        clock = FakeTime()
+        status, out, err = run(["tail", "-f", "1", "job.log"], fake, time_=clock)
+        self.assertEqual((status, out), (5, b"a"))
+        self.assertTrue(err.endswith("jobmon-query: no such job: 1\n"), err)
+        self.assertTrue(60 < sum(clock.sleeps) < 70, clock.sleeps)
+
+    def test_notRetried(self):
+        """
+        Other errors end the command: a wrong path (HTTP 404), a file error.
+        """
+        wrong = client.ClientError(client.HTTP_ERROR, "HTTP 404")
+        wrong.status = 404
+        for error, status in [(wrong, 8), (JobMonError(1005, "permission denied"), 1)]:
+            fake = FakeClient({"tail": data(b"a", 0), "follow": error})
+            self.assertEqual(run(["tail", "-f", "1", "f"], fake)[0], status)
+            self.assertEqual(len(fake.calls), 2)
+
+    def test_jobGone(self):
+        """
+        The job goes away: status 6 with its message.
+        """
+        fake = FakeClient({"tail": data(b"a", 0),
+                           "follow": Seq(followed(b"b", 1),
+                                         JobMonError(410, "job 1 went away"))})
+        self.assertEqual(run(["tail", "-f", "1", "job.log"], fake),
+                         (6, b"ab", "jobmon-query: job 1 went away\n"))
+
+    def test_missingAtStart(self):
+        """
+        C{-F} waits for a file that does not exist yet; C{-f} does not.
+        """
+        fake = FakeClient({"tail": JobMonError(1001, "no such file: job.log"),
+                           "follow": Seq(followed(b"", 0, missing=True, inode=""),
+                                         followed(b"hi\n", 0, inode="1:2"),
+                                         KeyboardInterrupt())})
+        status, out, err = run(["tail", "-F", "1", "job.log"], fake)
+        self.assertEqual((status, out), (130, b"hi\n"))
+        self.assertEqual(err, "jobmon-query: job.log is missing; waiting for it\n")
+        fake = FakeClient({"tail": JobMonError(1001, "no such file: job.log")})
+        self.assertEqual(run(["tail", "-f", "1", "job.log"], fake),
+                         (1, b"", "jobmon-query: no such file: job.log\n"))
+
+    def test_catFollow(self):
+        """
+        C{cat -f}: the whole file (in chunks), then what is added.
+        """
+        content = b"x" * 2500
+        fake = FakeClient({"cat": CappedFile(content, 1000).cat,
+                           "follow": Seq(followed(b"tail", 2500), KeyboardInterrupt())})
+        status, out, err = run(["cat", "-f", "1", "job.log"], fake)
+        self.assertEqual((status, out), (130, content + b"tail"))
+        self.assertEqual(fake.calls[-2][:4], ("follow", "1", "job.log", 2500))
+        self.assertEqual(run(["cat", "-f", "1", "f", "--length", "3"], fake)[0], 2)
+
+    def test_interruptedAtStart(self):
+        """
+        Ctrl-C before following began is quiet too.
+        """
+        fake = FakeClient({"tail": KeyboardInterrupt()})
+        self.assertEqual(run(["tail", "-f", "1", "job.log"], fake), (130, b"", ""))
+
+    def test_catFollowJSON(self):
+        """
+        C{cat -f --json}: one object per chunk of the file, then per chunk
+        added.
+        """
+        fake = FakeClient({"cat": CappedFile(b"abc", 2).cat,
+                           "follow": Seq(followed(b"d", 3), KeyboardInterrupt())})
+        out = run(["cat", "-f", "--json", "1", "job.log"], fake)[1]
+        docs = [json.loads(line) for line in out.decode().splitlines()]
+        self.assertEqual([(d["offset"], base64.b64decode(d["data_base64"])) for d in docs],
+                         [(0, b"ab"), (2, b"c"), (3, b"d")])
+
+    def test_prefix(self):
+        """
+        The job named by a prefix is followed under its full id.
+        """
+        def tail(jobId, path, lines, count):
+            return data(b"a", 0) if jobId == "1234.0" else JobMonError(404, "no")
+
+        fake = FakeClient({"tail": tail, "listJobs": [job("1234.0")],
+                           "follow": Seq(followed(b"b", 1), KeyboardInterrupt())})
+        self.assertEqual(run(["tail", "-f", "12", "job.log"], fake)[:2], (130, b"ab"))
+        self.assertEqual(fake.calls[-1][1], "1234.0")
+
+    def test_binaryOnTerminal(self):
+        """
+        On a terminal, binary chunks become notices.
+        """
+        fake = FakeClient({"tail": data(b"text\n", 0),
+                           "follow": Seq(followed(b"\x00\x01", 5), followed(b"ok\n", 7),
+                                         KeyboardInterrupt())})
+        status, out, err = run(["tail", "-f", "1", "job.log"], fake, tty=True)
+        self.assertEqual((status, out, err), (130, b"text\nok\n", BinaryTests.notice % 2))
+
+    def test_jsonLines(self):
+        """
+        C{--json} with C{-f}: one JSON object per line, for the tail and
+        for each chunk, rotation or disappearance; empty waits print
+        nothing.
+        """
+        fake = FakeClient({
+            "tail": data(b"a", 0, path="job.log"),
+            "follow": Seq(followed(b"", 1), followed(b"\x00b", 1),
+                          followed(b"c", 0, rotated=True, inode="9:9"),
+                          followed(b"", 1, missing=True),
+                          followed(b"", 1, missing=True), KeyboardInterrupt()),
+        })
+        status, out, err = run(["--json", "tail", "-f", "1", "job.log"], fake, tty=True)
+        self.assertEqual(status, 130)
+        docs = [json.loads(line) for line in out.decode().splitlines()]
+        self.assertEqual([base64.b64decode(d["data_base64"]) for d in docs],
+                         [b"a", b"\x00b", b"c", b""])
+        self.assertEqual([d.get("rotated") for d in docs], [None, False, True, False])
+        self.assertEqual(docs[3]["missing"], True)
+        self.assertEqual(docs[1]["next_offset"], 3)
+
+
+class ProcessTests(SynchronousTestCase):
+    """
+    C{ps}, C{top}, C{res}.
+    """
+
+    processes = [
+        {"pid": 100, "ppid": 1, "user": "alice", "state": "sleeping", "cpu_percent": 0.0,
+         "rss": 3 * 1024 * 1024, "vms": 0, "elapsed": 3725, "threads": 1, "name": "bash",
+         "cmdline": "/bin/bash job.sh", "daemon": False},
+        {"pid": 101, "ppid": 100, "user": "alice", "state": "running",
+         "cpu_percent": 98.5, "rss": 2 * 1024 ** 3, "vms": 0, "elapsed": 3600,
+         "threads": 4, "name": "python", "cmdline": "python train.py", "daemon": False},
+        {"pid": 102, "ppid": 101, "user": "alice", "state": "sleeping",
+         "cpu_percent": 1.25, "rss": 900, "vms": 0, "elapsed": 86400 + 59,
+         "threads": 1, "name": "worker", "cmdline": "", "daemon": False},
+        {"pid": 103, "ppid": 100, "user": "alice", "state": "sleeping",
+         "cpu_percent": 0.5, "rss": 20 * 1024 * 1024, "vms": 0, "elapsed": 59,
+         "threads": 2, "name": "jobmon", "cmdline": "twistd jobmon-daemon",
+         "daemon": True},
+    ]
+
+    def test_ps(self):
+        """
+        A table in tree order, commands indented by depth, the daemon
+        marked.
+        """
+        fake = FakeClient({"ps": {"root": 100, "processes": self.processes,
+                                  "truncated": False}})
+        status, out, err = run(["ps", "1"], fake)
+        self.assertEqual((status, err), (0, ""))
+        self.assertEqual(out.decode().splitlines(), [
+            "PID  PPID  USER   STATE     %CPU   RSS     ELAPSED  COMMAND",
+            "100     1  alice  sleeping   0.0  3.0M    01:02:05  /bin/bash job.sh",
+            "101   100  alice  running   98.5  2.0G    01:00:00    python train.py",
+            "102   101  alice  sleeping   1.2   900  1-00:00:59      [worker]",
+            "103   100  alice  sleeping   0.5   20M       00:59    twistd jobmon-daemon "
+            "(jobmon)",
+        ])
+
+    def test_top(self):
+        """
+        C{top}: C{-n} samples over C{-d} seconds, each sorted by %CPU.
+        """
+        fake = FakeClient({"top": {"root": 100, "processes": self.processes,
+                                   "truncated": False}})
+        status, out, err = run(["top", "1", "-d", "2", "-n", "2"], fake)
+        self.assertEqual((status, err), (0, ""))
+        self.assertEqual(fake.calls, [("top", "1", 2.0), ("top", "1", 2.0)])
+        lines = out.decode().splitlines()
+        self.assertTrue(lines[0].endswith("  4 processes, CPU over 2s"), lines[0])
+        self.assertEqual([line.split()[0] for line in lines[2:6]],
+                         ["101", "102", "103", "100"])
+        self.assertEqual(lines[6], "")
+        self.assertEqual(len(lines), 13)
+        self.assertNotIn(b"\x1b", out)
+
+    def test_topTerminal(self):
+        """
+        On a terminal, the screen is cleared before each sample.
+        """
+        fake = FakeClient({"top": {"processes": self.processes}})
+        out = run(["top", "1", "-n", "3"], fake, tty=True)[1]
+        self.assertEqual(out.count(b"\x1b[H\x1b[2J"), 3)
+        out = run(["top", "1"], fake, tty=True)[1]
+        self.assertNotIn(b"\x1b", out)
+
+    def test_topJSON(self):
+        """
+        One sample: a document; several: one object per line.
+        """
+        result = {"root": 100, "processes": self.processes[:1], "truncated": False}
+        fake = FakeClient({"top": result})
+        self.assertEqual(json.loads(run(["--json", "top", "1"], fake)[1]), result)
+        out = run(["--json", "top", "1", "-n", "2"], fake)[1]
+        self.assertEqual([json.loads(line) for line in out.splitlines()], [result] * 2)
+
+    def test_res(self):
+        """
+        C{key: value} lines in human units; unreported fields left out.
+        """
+        fake = FakeClient({"res": {
+            "processes": 4, "threads": 8, "cpu_user": 3725.5, "cpu_system": 12.25,
+            "rss": 1536 * 1024 * 1024, "rss_peak": 2 * 1024 ** 3, "open_files": 17,
+            "read_bytes": 512, "elapsed": 7200, "write_bytes": None}})
+        self.assertEqual(run(["res", "1"], fake)[1].decode().splitlines(), [
+            "processes: 4", "threads: 8", "cpu_user: 1h02m", "cpu_system: 12.2s",
+            "rss: 1.5G", "rss_peak: 2.0G", "open_files: 17", "read_bytes: 512",
+            "elapsed: 2h00m",
+        ])
+
+    def test_json(self):
+        """
+        C{--json} for C{ps} and C{res}.
+        """
+        for argv, method, result in [
+            (["ps", "1"], "ps", {"root": 1, "processes": self.processes,
+                                 "truncated": False}),
+            (["res", "1"], "res", {"processes": 4, "rss": 10}),
+        ]:
+            out = run(["--json"] + argv, FakeClient({method: result}))[1]
+            self.assertEqual(json.loads(out), result)
+
+
+class DiskTests(SynchronousTestCase):
+    """
+    C{du}, C{df}.
+    """
+
+    du = {"path": "out", "total": 3 * 1024 ** 3 + 10, "files": 12, "dirs": 3,
+          "truncated": False, "entries": [
+              {"name": "small.txt", "size": 100, "type": "file"},
+              {"name": "data", "size": 3 * 1024 ** 3, "type": "dir"},
+              {"name": "mid.log", "size": 5000, "type": "file"}]}
+
+    def test_du(self):
+        """
+        Children largest first, then the total; sizes in bytes.
+        """
+        fake = FakeClient({"du": self.du})
+        status, out, err = run(["du", "1", "out"], fake)
+        self.assertEqual((status, err), (0, ""))
+        self.assertEqual(out.decode().splitlines(), [
+            "3221225472  data/",
+            "      5000  mid.log",
+            "       100  small.txt",
+            "3221225482  total (12 files, 3 dirs)",
+        ])
+        self.assertEqual(fake.calls, [("du", "1", "out")])
+
+    def test_duHuman(self):
+        """
+        C{-h}: human sizes (not help); a bounded walk gets a note.
+        """
+        fake = FakeClient({"du": dict(self.du, truncated=True)})
+        status, out, err = run(["du", "-h", "1"], fake)
+        self.assertEqual(out.decode().splitlines(), [
+            "3.0G  data/", "4.9K  mid.log", " 100  small.txt",
+            "3.0G  total (12 files, 3 dirs)"])
+        self.assertEqual(err, "jobmon-query: du stopped at a bound (entries or time): "
+                              "the figures are lower bounds\n")
+        self.assertEqual(fake.calls, [("du", "1", ".")])
+
+    def test_df(self):
+        """
+        One row under a header, with or without C{-h}.
+        """
+        result = {"total": 100 * 1024 ** 3, "used": 40 * 1024 ** 3,
+                  "free": 60 * 1024 ** 3, "percent": 40.0, "inodes_total": 6553600,
+                  "inodes_free": 6000000}
+        fake = FakeClient({"df": result})
+        self.assertEqual(run(["df", "1", "-h"], fake)[1].decode().splitlines(), [
+            "SIZE  USED  AVAIL  USE%  INODES  IFREE  PATH",
+            "100G   40G    60G   40%    6.2M   5.7M  .",
+        ])
+        lines = run(["df", "1", "sub"], fake)[1].decode().splitlines()
+        self.assertEqual(lines[1].split(), ["107374182400", "42949672960", "64424509440",
+                                            "40%", "6553600", "6000000", "sub"])
+
+    def test_help(self):
+        """
+        C{du --help} still shows the help.
+        """
+        status, out, err = run(["du", "--help"])
+        self.assertEqual(status, 0)
+        self.assertIn(b"-h, --human-readable", out)
+
+    def test_json(self):
+        """
+        C{--json} for both.
+        """
+        for method in ("du", "df"):
+            fake = FakeClient({method: self.du})
+            self.assertEqual(json.loads(run([method, "1", "--json"], fake)[1]), self.du)
+
+
+class JobInfoTests(SynchronousTestCase):
+    """
+    C{env}, C{commands}, C{run}, C{signal}.
+    """
+
+    def test_env(self):
+        """
+        Sorted C{NAME=value} lines; redacted names show C{<redacted>};
+        control characters are escaped.
+        """
+        fake = FakeClient({"env": {"variables": {
+            "PATH": "/usr/bin", "HOME": "/home/alice", "API_TOKEN": "<redacted>",
+            "ODD": "a\nb", "MY_KEY": "leaked?"}, "redacted": ["API_TOKEN", "MY_KEY"]}})
+        self.assertEqual(run(["env", "1"], fake), (0, (
+            "API_TOKEN=<redacted>\nHOME=/home/alice\nMY_KEY=<redacted>\nODD=a\\nb\n"
+            "PATH=/usr/bin\n").encode(), ""))
+
+    def test_commands(self):
+        """
+        A table of the commands offered.
+        """
+        fake = FakeClient({"commands": {"commands": [
+            {"name": "nvidia-smi", "description": "GPU status", "usage": "nvidia-smi [-q]",
+             "timeout": 10, "max_output": 65536},
+            {"name": "grep", "description": "search a file", "usage": "grep PATTERN FILE",
+             "timeout": 300, "max_output": 1048576}]}})
+        self.assertEqual(run(["commands", "1"], fake)[1].decode().splitlines(), [
+            "NAME        TIMEOUT  USAGE              DESCRIPTION",
+            "nvidia-smi      10s  nvidia-smi [-q]    GPU status",
+            "grep             5m  grep PATTERN FILE  search a file",
+        ])
+        fake = FakeClient({"commands": {"commands": []}})
+        self.assertEqual(run(["commands", "1"], fake)[1], b"No commands.\n")
+
+    def runResult(self, code, out=b"", err=b"", **extra):
+        """
+        A C{run} result.
+        """
+        result = {"name": "grep", "argv": ["/bin/grep"], "exit_code": code,
+                  "stdout": out, "stderr": err, "truncated": False, "duration": 0.1}
+        result.update(extra)
+        return result
+
+    def test_run(self):
+        """
+        The command's stdout and stderr bytes go to ours; arguments that
+        start with a dash are passed on; exit status 0.
+        """
+        fake = FakeClient({"run": self.runResult(0, b"\xff match\n", b"warning\n")})
+        status, out, err = run(["run", "1", "grep", "-i", "--count", "x"], fake)
+        self.assertEqual((status, out, err), (0, b"\xff match\n", "warning\n"))
+        self.assertEqual(fake.calls, [("run", "1", "grep", ["-i", "--count", "x"])])
+        run(["run", "1", "grep", "--", "-v"], fake)
+        run(["--json", "run", "1", "grep", "--json"], fake)
+        self.assertEqual([c[3] for c in fake.calls[1:]], [["-v"], ["--json"]])
+
+    def test_runFailed(self):
+        """
+        A command that exits with another status: status 1 and a line;
+        killed by a signal, the same, saying which.
+        """
+        fake = FakeClient({"run": self.runResult(2, b"", b"grep: nope\n")})
+        self.assertEqual(run(["run", "1", "grep", "x"], fake), (
+            1, b"", "grep: nope\njobmon-query: grep exited with status 2\n"))
+        fake = FakeClient({"run": self.runResult(-9, truncated=True)})
+        self.assertEqual(run(["run", "1", "grep", "x"], fake), (1, b"", (
+            "jobmon-query: the output of grep was cut (its output limit)\n"
+            "jobmon-query: grep exited with status -9 (killed by signal 9)\n")))
+
+    def test_runErrors(self):
+        """
+        An unknown command (1010) is a failure in the job: status 1.
+        """
+        fake = FakeClient({"run": JobMonError(1010, "no such command: rm")})
+        self.assertEqual(run(["run", "1", "rm", "-rf", "/"], fake),
+                         (1, b"", "jobmon-query: no such command: rm\n"))
+        status, out, err = run(["run", "1"])
+        self.assertEqual(status, 2)
+        self.assertIn("required: NAME", err)
+
+    def test_runJSON(self):
+        """
+        C{--json}: the result, output as base64; the status follows the
+        command's.
+        """
+        fake = FakeClient({"run": self.runResult(3, b"o", b"e")})
+        status, out, err = run(["--json", "run", "1", "grep"], fake)
+        doc = json.loads(out)
+        self.assertEqual((status, doc["stdout_base64"], doc["stderr_base64"],
+                          doc["exit_code"]), (1, "bw==", "ZQ==", 3))
+        self.assertEqual(err, "jobmon-query: grep exited with status 3\n")
+
+    def test_signal(self):
+        """
+        Names are normalized (C{term}, C{SIGTERM}, C{-TERM}, C{15} all send
+        C{TERM}); the answer is one line.
+        """
+        fake = FakeClient({"signal": {"signal": "TERM", "pid": 4242}})
+        for name in ("term", "SIGTERM", "15", "TERM"):
+            self.assertEqual(run(["signal", "1", name], fake),
+                             (0, b"sent SIGTERM to process 4242\n", ""))
+        self.assertEqual({c[2] for c in fake.calls}, {"TERM"})
+        self.assertEqual(json.loads(run(["--json", "signal", "1", "TERM"], fake)[1]),
+                         {"signal": "TERM", "pid": 4242})
+        self.assertEqual(run(["signal", "1", "999"])[0], 2)
+
+    def test_signalRefused(self):
+        """
+        A signal the job does not allow (1011): status 1.
+        """
+        fake = FakeClient({"signal": JobMonError(1011, "SIGKILL is not allowed")})
+        self.assertEqual(run(["signal", "1", "KILL"], fake),
+                         (1, b"", "jobmon-query: SIGKILL is not allowed\n"))
+
+    def test_json(self):
+        """
+        C{--json} for C{env} and C{commands}.
+        """
+        for method, result in [("env", {"variables": {"A": "1"}, "redacted": []}),
+                               ("commands", {"commands": []})]:
+            out = run(["--json", method, "1"], FakeClient({method: result}))[1]
+            self.assertEqual(json.loads(out), result)
+
+
+class HeadTailTests(SynchronousTestCase):
+    """
+    C{head} and C{tail} by lines or bytes.
+    """
+
+    def test_head(self):
+        """
+        C{-n} or C{-c}, not both; the bytes as they are.
+        """
+        fake = FakeClient({"head": data(b"a\nb\n")})
+        self.assertEqual(run(["head", "1", "f", "-n", "2"], fake), (0, b"a\nb\n", ""))
+        run(["head", "1", "f"], fake)
+        run(["head", "1", "f", "-c", "100"], fake)
+        self.assertEqual([c[3:] for c in fake.calls], [(2, None), (None, None),
+                                                        (None, 100)])
+        status, out, err = run(["head", "1", "f", "-n", "1", "-c", "2"], fake)
+        self.assertEqual(status, 2)
+        self.assertIn("not allowed with argument", err)
+
+    def test_headTruncated(self):
+        """
+        A cut C{head} says where to read on.
+        """
+        fake = FakeClient({"head": data(b"z" * 10, 0, 100, truncated=True)})
+        self.assertEqual(run(["head", "1", "f"], fake)[2],
+                         "jobmon-query: output cut at 10 bytes (result cap); use cat "
+                         "--offset 10 to read on\n")
+
+    def test_tailBytes(self):
+        """
+        C{tail -c N}.
+        """
+        fake = FakeClient({"tail": data(b"end", 7, 10)})
+        self.assertEqual(run(["tail", "-c", "3", "1", "f"], fake), (0, b"end", ""))
+        self.assertEqual(fake.calls, [("tail", "1", "f", None, 3)])
+
+    def test_json(self):
+        """
+        C{--json}: one document.
+        """
+        for method in ("head", "tail"):
+            fake = FakeClient({method: data(b"\x00")})
+            doc = json.loads(run([method, "1", "f", "--json"], fake)[1])
+            self.assertEqual(doc["data_base64"], "AA==")
+
+
+class ParserTests(SynchronousTestCase):
+    """
+    The parser is filled in only for the command run, and completion is
+    optional.
+    """
+
+    def test_wantedCommand(self):
+        """
+        The command is the first word that is not an option or a global
+        option's value.
+        """
+        for argv, name in [
+            (["ls", "1"], "ls"),
+            (["--server", "ls", "--timeout", "5", "--json", "tail", "1"], "tail"),
+            (["--timeout=5", "cat"], "cat"),
+            (["--help"], None),
+            (["--", "ls"], None),
+        ]:
+            self.assertEqual(cli._wantedCommand(argv), name, argv)
+
+    def test_guessedWrong(self):
+        """
+        An abbreviated global option whose value hides the command still
+        works: every command's parser is then filled in.
+        """
+        fake = FakeClient({"stat": entry("f", path="f")})
+        status, out, err = run(["--serv", "https://other", "stat", "1", "f"], fake)
+        self.assertEqual((status, err), (0, ""))
+        self.assertEqual(fake.made[0][0], "https://other")
+
+    def test_epilog(self):
+        """
+        The main help shows every command, examples, completion and the
+        exit status table.
+        """
+        out = run(["--help"])[1].decode()
+        for name in cli._COMMANDS:
+            self.assertIn("\n    %s " % (name,), out)
+        self.assertIn('eval "$(register-python-argcomplete jobmon-query)"', out)
+        self.assertIn('register-python-argcomplete jobmon-query', cli.__doc__)
+        self.assertIn("exited with a status other than 0", out)
+
+    def test_completion(self):
+        """
+        C{argcomplete} is used only while the shell completes, when it is
+        installed.
+        """
+        import types
+
+        completed = []
+        fake = types.ModuleType("argcomplete")
+        fake.autocomplete = completed.append
+        self.patch(sys, "modules", dict(sys.modules, argcomplete=fake))
+        run(["whoami"], FakeClient({"whoami": {"dn": ALICE}}))
+        self.assertEqual(completed, [])
+        run(["whoami"], FakeClient({"whoami": {"dn": ALICE}}),
+            environ={"JOBMON_SERVER": SERVER, "_ARGCOMPLETE": "1"})
+        self.assertEqual(len(completed), 1)
+        self.assertIsInstance(completed[0], argparse.ArgumentParser)
+        self.assertIn("run", completed[0]._subparsers._group_actions[0].choices)
+
+    def test_completionMissing(self):
+        """
+        Without C{argcomplete}, completing does nothing harmful.
+        """
+        self.patch(sys, "modules", dict(sys.modules, argcomplete=None))
+        self.assertEqual(run(["whoami"], FakeClient({"whoami": {"dn": ALICE}}),
+                             environ={"JOBMON_SERVER": SERVER, "_ARGCOMPLETE": "1"})[0], 0)
+
+    def test_notImported(self):
+        """
+        A normal run imports neither C{argcomplete} nor C{json}.
+        """
+        code = ("import sys\nfrom jobmon import cli\n"
+                "class C:\n"
+                "    def __init__(self, *a, **k): pass\n"
+                "    def tail(self, *a, **k): return {'data': b'x\\n'}\n"
+                "    def close(self): pass\n"
+                "cli.main(['--server', 'https://s', 'tail', '1', 'f'], clientFactory=C)\n"
+                "print(sorted(m for m in ('json', 'argcomplete') "
+                "if m in sys.modules))\n")
+        here = os.path.dirname(os.path.dirname(os.path.abspath(cli.__file__)))
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                             env=dict(os.environ, PYTHONPATH=here), check=True,
+                             text=True).stdout
+        self.assertEqual(out, "x\n[]\n")

@@ -154,6 +154,12 @@ def answerNormally(number, method, params):
         if op == "stat":
             return {"path": request["path"], "name": request["path"], "type": "file",
                     "size": 12.0, "mtime": 1.7e9, "mode": 0o644}
+        if op == "follow":
+            return {"path": request["path"], "data": b"new\n",
+                    "offset": float(request["offset"]),
+                    "next_offset": float(request["offset"]) + 4, "size": 5.0e9,
+                    "inode": "8:12", "rotated": False, "missing": False,
+                    "truncated": False}
         if op in ("cat", "tail"):
             return {"path": request["path"], "data": b"\x00\xffbytes\n",
                     "offset": float(request.get("offset", 0)), "size": 3.0e9,
@@ -592,6 +598,25 @@ class CallTests(TLSTestCase):
         self.assertEqual(c.tail("1.0", "f", 5)["data"], b"\x00\xffbytes\n")
         self.assertEqual(server.requests[2][2][1]["lines"], 5)
 
+    def test_newOps(self):
+        """
+        C{listJobs} with C{all}, and C{follow}, over the wire: the options
+        struct is sent only when asked for, large offsets come back as
+        ints.
+        """
+        server = self.startServer()
+        c = self.makeClient(server)
+        c.listJobs()
+        c.listJobs(all=True)
+        result = c.follow("1.0", "job.log", offset=2**33, inode="8:12", wait=5)
+        self.assertEqual(result["data"], b"new\n")
+        self.assertEqual((result["offset"], result["next_offset"], result["size"]),
+                         (2**33, 2**33 + 4, 5 * 10**9))
+        self.assertEqual([r[2] for r in server.requests[:2]], [(), ({"all": True},)])
+        self.assertEqual(server.requests[2][2][1], {
+            "op": "follow", "path": "job.log", "offset": float(2**33), "inode": "8:12",
+            "wait": 5, "timeout": 15})
+
     def test_userCertAndKey(self):
         """
         A separate certificate and key file work too.
@@ -869,6 +894,7 @@ class FailureTests(TLSTestCase):
         e = self.assertRaises(ClientError, c.whoami)
         self.assertEqual(e.code, client.HTTP_ERROR)
         self.assertIn("answered HTTP 404", str(e))
+        self.assertEqual(e.status, 404)
         self.assertIn("/RPC2", str(e))
 
     def test_notTLS(self):
@@ -880,3 +906,135 @@ class FailureTests(TLSTestCase):
         e = self.assertRaises(ClientError, c.whoami)
         self.assertEqual(e.code, client.TLS_ERROR)
         self.assertIn("TLS handshake with https://127.0.0.1:", str(e))
+
+
+class OpRequestTests(SynchronousTestCase):
+    """
+    The request struct each method sends, and the numbers it turns into
+    ints.
+    """
+
+    def setUp(self):
+        self.client = JobMonClient("https://h:1/RPC2", proxy="/p", caDir="/c", timeout=7)
+        self.calls = []
+        self.answer = {}
+        self.client._call = lambda method, params, timeout=None: (
+            self.calls.append((method, params, timeout)) or self.answer
+        )
+
+    def sent(self, method, *args, **kw):
+        """
+        Call C{method}; return the request it sent and how long it waited.
+        """
+        del self.calls[:]
+        result = getattr(self.client, method)("1.0", *args, **kw)
+        [(name, (jobId, request), wait)] = self.calls
+        self.assertEqual((name, jobId), ("jobmon.query", "1.0"))
+        return request, wait, result
+
+    def test_listJobs(self):
+        """
+        C{listJobs()} sends no argument; C{listJobs(all=True)} the options
+        struct.
+        """
+        self.client.listJobs()
+        self.client.listJobs(all=True)
+        self.client.listJobs(all=False)
+        self.assertEqual([c[:2] for c in self.calls], [
+            ("jobmon.listJobs", ()), ("jobmon.listJobs", ({"all": True},)),
+            ("jobmon.listJobs", ())])
+
+    def test_ls(self):
+        """
+        C{depth} and C{all} are sent only when given.
+        """
+        self.assertEqual(self.sent("ls")[0], {"op": "ls", "path": ".", "timeout": 7.0})
+        self.assertEqual(self.sent("ls", "sub", depth=2, all=False)[0], {
+            "op": "ls", "path": "sub", "depth": 2, "all": False, "timeout": 7.0})
+
+    def test_headTail(self):
+        """
+        Lines (10 by default) or bytes; not both.
+        """
+        for op in ("head", "tail"):
+            self.assertEqual(self.sent(op, "f")[0],
+                             {"op": op, "path": "f", "lines": 10, "timeout": 7.0})
+            self.assertEqual(self.sent(op, "f", 3)[0],
+                             {"op": op, "path": "f", "lines": 3, "timeout": 7.0})
+            self.assertEqual(self.sent(op, "f", bytes=2**40)[0],
+                             {"op": op, "path": "f", "bytes": float(2**40),
+                              "timeout": 7.0})
+            e = self.assertRaises(ClientError, getattr(self.client, op), "1", "f", 1,
+                                  bytes=2)
+            self.assertEqual(e.code, client.BAD_ARGUMENT)
+
+    def test_follow(self):
+        """
+        C{follow}: the inode only when known; the query's timeout is the
+        wait plus 10 s, and the client waits a little longer.
+        """
+        self.answer = {"data": b"", "offset": 5.0, "next_offset": 5.0, "size": 5.0}
+        request, wait, result = self.sent("follow", "log", 5)
+        self.assertEqual(request, {"op": "follow", "path": "log", "offset": 5,
+                                   "wait": 10.0, "timeout": 20.0})
+        self.assertEqual(wait, 20.0 + client.TIMEOUT_GRACE)
+        self.assertEqual(result, {"data": b"", "offset": 5, "next_offset": 5, "size": 5})
+        self.assertIs(type(result["next_offset"]), int)
+        request, wait, _ = self.sent("follow", "log", 2**35, "8:1", 25)
+        self.assertEqual(request, {"op": "follow", "path": "log", "offset": float(2**35),
+                                   "inode": "8:1", "wait": 25, "timeout": 35})
+
+    def test_processes(self):
+        """
+        C{ps}, C{top} (interval; timeout at least the interval plus 10 s)
+        and C{res}; memory sizes become ints.
+        """
+        self.answer = {"processes": [{"pid": 1, "rss": 2.0e9, "vms": 3.0e9,
+                                      "cpu_percent": 1.5}]}
+        request, _, result = self.sent("ps")
+        self.assertEqual(request, {"op": "ps", "timeout": 7.0})
+        self.assertEqual(result["processes"][0],
+                         {"pid": 1, "rss": 2 * 10**9, "vms": 3 * 10**9, "cpu_percent": 1.5})
+        self.assertEqual(self.sent("top", 2)[0],
+                         {"op": "top", "interval": 2, "timeout": 12})
+        self.client.timeout = 60.0
+        self.assertEqual(self.sent("top")[0],
+                         {"op": "top", "interval": 1.0, "timeout": 60.0})
+        self.answer = {"rss": 1.0e10, "rss_peak": 2.0e10, "cpu_user": 1.5,
+                       "read_bytes": 4.0, "write_bytes": 5.0}
+        request, _, result = self.sent("res")
+        self.assertEqual(request, {"op": "res", "timeout": 60.0})
+        self.assertEqual(result, {"rss": 10**10, "rss_peak": 2 * 10**10, "cpu_user": 1.5,
+                                  "read_bytes": 4, "write_bytes": 5})
+
+    def test_disk(self):
+        """
+        C{du} and C{df}: the path (C{.} by default); sizes become ints.
+        """
+        self.answer = {"total": 5.0e9, "entries": [{"name": "a", "size": 4.0e9}]}
+        request, _, result = self.sent("du")
+        self.assertEqual(request, {"op": "du", "path": ".", "timeout": 7.0})
+        self.assertEqual(result, {"total": 5 * 10**9,
+                                  "entries": [{"name": "a", "size": 4 * 10**9}]})
+        self.answer = {"total": 1.0e12, "used": 1.0, "free": 2.0, "percent": 50.0,
+                       "inodes_total": 10.0, "inodes_free": 5.0}
+        request, _, result = self.sent("df", "sub")
+        self.assertEqual(request, {"op": "df", "path": "sub", "timeout": 7.0})
+        self.assertEqual(result, {"total": 10**12, "used": 1, "free": 2, "percent": 50.0,
+                                  "inodes_total": 10, "inodes_free": 5})
+        self.assertIs(type(result["used"]), int)
+
+    def test_jobInfo(self):
+        """
+        C{env}, C{commands}, C{run} and C{signal}.
+        """
+        self.assertEqual(self.sent("env")[0], {"op": "env", "timeout": 7.0})
+        self.assertEqual(self.sent("commands")[0], {"op": "commands", "timeout": 7.0})
+        self.assertEqual(self.sent("run", "grep", ("-i", "x"))[0], {
+            "op": "run", "name": "grep", "args": ["-i", "x"], "timeout": 7.0})
+        self.assertEqual(self.sent("run", "date")[0], {
+            "op": "run", "name": "date", "args": [], "timeout": 7.0})
+        e = self.assertRaises(ClientError, self.client.run, "1", "grep", [1])
+        self.assertEqual(e.code, client.BAD_ARGUMENT)
+        self.assertEqual(self.sent("signal", "USR1", timeout=3)[0],
+                         {"op": "signal", "signal": "USR1", "timeout": 3})

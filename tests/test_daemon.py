@@ -18,6 +18,14 @@ from jobmon import errors
 from jobmon.daemon import JobDaemon, xmlSafe
 from jobmon.errors import JobMonError
 from jobmon.files import Workdir
+from jobmon.operations import Operations
+
+
+def syncCall(f, *args):
+    """
+    Run a "thread" call at once, for tests.
+    """
+    return defer.maybeDeferred(f, *args)
 
 
 class FakeRPC:
@@ -103,11 +111,11 @@ class JobDaemonTests(SynchronousTestCase):
             "job.7",
             "https://server/RPC2",
             self.rpc,
-            Workdir(workdir),
+            Operations(self.clock, Workdir(workdir), None, None, runInThread=syncCall,
+                       runCommand=object()),
             wakeEndpoint,
             {"host": "wn", "wake": "tcp"},
             retryPolicy=backoffPolicy(initialDelay=1, maxDelay=4, jitter=lambda: 0),
-            runInThread=lambda f, *a: defer.maybeDeferred(f, *a),
         )
 
     def start(self):
@@ -169,7 +177,7 @@ class JobDaemonTests(SynchronousTestCase):
         remote timeout.
         """
         protocol, _ = self.start()
-        self.daemon._runInThread = lambda f, *a: defer.Deferred()
+        self.daemon.operations._runInThread = lambda f, *a: defer.Deferred()
         self.rpc.answers["jobmon.getJobToDo"] = [{"id": "r1", "request": {"op": "ls"}}]
         protocol.dataReceived(b'{"type":"wake"}\n')
         self.clock.advance(31)
@@ -302,13 +310,13 @@ class OtherModesTests(SynchronousTestCase):
             "job.7",
             "https://server/RPC2",
             self.rpc,
-            Workdir(self.mktemp()),
+            Operations(self.clock, Workdir(self.mktemp()), None, None, runInThread=syncCall,
+                       runCommand=object()),
             None,
             {"host": "wn"},
             mode=mode,
             listenUDP=listenUDP,
             retryPolicy=backoffPolicy(initialDelay=1, maxDelay=4, jitter=lambda: 0),
-            runInThread=lambda f, *a: defer.maybeDeferred(f, *a),
         )
 
     def test_udp(self):

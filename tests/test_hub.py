@@ -162,11 +162,15 @@ class HubTestCase(SynchronousTestCase):
 
     def test_adminMayQuery(self):
         """
-        An admin sees and queries every job.
+        An admin queries every job, and lists every job with C{all}; a user
+        may not ask for all.
         """
         _, channel = self.register()
-        [job] = self.hub.listJobs(ADMIN)
+        self.assertEqual(self.hub.listJobs(ADMIN), [])
+        [job] = self.hub.listJobs(ADMIN, {"all": True})
         self.assertEqual(job["owner"], ALICE.dn)
+        e = self.assertRaises(JobMonError, self.hub.listJobs, ALICE, {"all": True})
+        self.assertEqual(e.code, errors.NOT_AUTHORIZED)
         d = self.hub.query(ADMIN, "job.1", {"op": "ls"})
         self.assertNoResult(d)
         self.assertEqual(channel.wakes, 1)
@@ -387,6 +391,23 @@ class HubTestCase(SynchronousTestCase):
         self.assertFault(d, errors.UNAVAILABLE)
         self.assertTrue(channel.closed)
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_limitedProxyReadsOnly(self):
+        """
+        A limited proxy may read from a job but not run commands or send
+        signals on it.
+        """
+        self.register()
+        limited = Identity(ALICE.dn, proxy=True, limited=True)
+        d = self.hub.query(limited, "job.1", {"op": "ps"})
+        self.assertNoResult(d)
+        for request in ({"op": "run", "name": "x"}, {"op": "signal", "signal": "TERM"}):
+            e = self.assertRaises(JobMonError, self.hub.query, limited, "job.1", request)
+            self.assertEqual(e.code, errors.NOT_AUTHORIZED)
+            self.assertIn("limited proxy", e.message)
+        self.assertEqual(len(self.table), 1)
+        d.cancel()
+        self.failureResultOf(d)
 
     def test_whoami(self):
         """

@@ -1,0 +1,200 @@
+"""
+What a job's daemon can be asked, and how each op runs without blocking the
+reactor.
+
+Blocking work (file reads, process listings, directory walks) runs in the
+reactor's thread pool; waiting (following a file, sampling CPU over an
+interval) is done with the reactor's clock; commands run as child processes.
+Each op has a time limit.
+"""
+
+from attrs import evolve
+from twisted.internet import defer
+from twisted.internet.task import deferLater
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+
+from jobmon.errors import BAD_REQUEST, UNSUPPORTED_OP, JobMonError
+
+FILE_OPS = frozenset({"ls", "stat", "cat", "head", "tail", "du", "df"})
+"""Ops the L{jobmon.files.Workdir} answers in one blocking call."""
+
+OPS = FILE_OPS | frozenset(
+    {"follow", "ps", "top", "res", "env", "commands", "run", "signal"}
+)
+"""Every op a daemon of this version answers."""
+
+FOLLOW_CHECK_INTERVAL = 0.25
+"""Seconds between two looks at a followed file."""
+
+
+class Operations:
+    """
+    Run requests for one job.
+
+    @ivar workdir: the job's L{jobmon.files.Workdir}.
+    @ivar processes: the job's L{jobmon.procs.JobProcesses}.
+    @ivar commands: the L{jobmon.commands.CommandTable} of site-approved
+        commands.
+    @ivar allowedSignals: signal names (C{"TERM"}) users may send.
+    @ivar redact: extra environment-name patterns to redact.
+    @ivar opTimeout: time limit of an op, in seconds (commands have their
+        own).
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        reactor,
+        workdir,
+        processes,
+        commands,
+        allowedSignals=frozenset(),
+        redact=(),
+        opTimeout=30.0,
+        runInThread=None,
+        runCommand=None,
+    ):
+        self.reactor = reactor
+        self.workdir = workdir
+        self.processes = processes
+        self.commands = commands
+        self.allowedSignals = frozenset(allowedSignals)
+        self.redact = tuple(redact)
+        self.opTimeout = opTimeout
+        self._runInThread = runInThread or (
+            lambda f, *a: deferToThreadPool(reactor, reactor.getThreadPool(), f, *a)
+        )
+        if runCommand is None:
+            from jobmon.commands import runCommand
+        self._runCommand = runCommand
+
+    def timeoutFor(self, request):
+        """
+        The time limit for C{request}: a command's own limit (plus a little,
+        so that its own timeout error is the one reported), or the op limit.
+        """
+        if isinstance(request, dict) and request.get("op") == "run":
+            try:
+                prepared = self.commands.prepare(request.get("name"), request.get("args", []))
+            except JobMonError:
+                return self.opTimeout
+            from jobmon.commands import KILL_GRACE, KILL_WAIT
+
+            # Past the command's own limit the runner still kills its process
+            # group and waits for the pipes: leave room for its own, clearer
+            # timeout error.
+            return max(self.opTimeout, prepared.timeout + KILL_GRACE + KILL_WAIT + 1)
+        return self.opTimeout
+
+    async def run(self, request):
+        """
+        Run one request and return its result struct.
+
+        @raise JobMonError: the request is malformed or the op failed.
+        """
+        if not isinstance(request, dict):
+            raise JobMonError(BAD_REQUEST, "the request must be a struct")
+        op = request.get("op")
+        if op in FILE_OPS:
+            return await self._runInThread(self.workdir.run, request)
+        handler = getattr(self, "op_" + op, None) if isinstance(op, str) else None
+        if handler is None or op not in OPS:
+            raise JobMonError(
+                UNSUPPORTED_OP, "this job's daemon does not know the op {!r}".format(op)
+            )
+        return await handler(request)
+
+    async def op_follow(self, request):
+        """
+        Return new bytes of a file as soon as there are any, or after the
+        request's wait.
+        """
+        path, offset, inode, wait = self.workdir.checkFollow(request)
+        deadline = self.reactor.seconds() + wait
+        while True:
+            result = await self._runInThread(self.workdir.followOnce, path, offset, inode)
+            if result.get("data") or result.get("rotated"):
+                return result
+            if self.reactor.seconds() + FOLLOW_CHECK_INTERVAL > deadline:
+                return result
+            # Carry what this look learned: without it, a file replaced
+            # during the wait by a longer one would be read from the old
+            # offset, losing its start.
+            offset = int(result.get("next_offset", offset))
+            inode = result.get("inode") or inode
+            await deferLater(self.reactor, FOLLOW_CHECK_INTERVAL, lambda: None)
+
+    async def op_ps(self, request):
+        """
+        The job's process tree.
+        """
+        return await self._runInThread(self.processes.ps)
+
+    async def op_top(self, request):
+        """
+        The job's processes, CPU measured over an interval.
+        """
+        interval = self.processes.checkTop(request)
+        token = await self._runInThread(self.processes.topStart)
+        await deferLater(self.reactor, interval, lambda: None)
+        return await self._runInThread(self.processes.topFinish, token)
+
+    async def op_res(self, request):
+        """
+        The job's resource totals.
+        """
+        return await self._runInThread(self.processes.res)
+
+    async def op_env(self, request):
+        """
+        The job's environment, secrets redacted.
+        """
+        return await self._runInThread(self.processes.environment, self.redact)
+
+    async def op_commands(self, request):
+        """
+        The commands this job offers.
+        """
+        return {"commands": self.commands.describe()}
+
+    async def op_run(self, request):
+        """
+        Run a site-approved command.
+        """
+        args = request.get("args", [])
+        prepared = self.commands.prepare(request.get("name"), args)
+        # Both streams together must fit in one result.
+        cap = max(1, self.workdir.maxResult // 2)
+        if prepared.maxOutput > cap:
+            prepared = evolve(prepared, maxOutput=cap)
+        self.log.info(
+            "running {name} {args} for a user", name=prepared.name, args=prepared.argv[1:]
+        )
+        return await self._runCommand(self.reactor, prepared, self.workdir.root)
+
+    async def op_signal(self, request):
+        """
+        Send an allowed signal to the job.
+        """
+        name = request.get("signal")
+        if not isinstance(name, str):
+            raise JobMonError(BAD_REQUEST, "signal must be a name such as TERM")
+        result = await self._runInThread(
+            self.processes.sendSignal, name, self.allowedSignals
+        )
+        self.log.info("sent SIG{signal} to {pid} for a user", **result)
+        return result
+
+
+def runWithTimeout(operations, request):
+    """
+    Run C{request} under its time limit.
+
+    @return: a L{Deferred} firing with the result; it fails with
+        L{defer.TimeoutError} when the limit passes.
+    """
+    d = defer.Deferred.fromCoroutine(operations.run(request))
+    d.addTimeout(operations.timeoutFor(request), operations.reactor)
+    return d
