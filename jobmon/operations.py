@@ -136,7 +136,9 @@ class Operations:
         """
         The job's processes, CPU measured over an interval.
         """
-        interval = self.processes.checkTop(request)
+        from jobmon.procs import checkTop
+
+        interval = checkTop(request)
         token = await self._runInThread(self.processes.topStart)
         await deferLater(self.reactor, interval, lambda: None)
         return await self._runInThread(self.processes.topFinish, token)

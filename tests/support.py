@@ -186,12 +186,15 @@ class ChildProcess(ProcessProtocol):
                 timer.cancel()
 
 
-def spawn(case, name, args, env=None, path=None):
+def spawn(case, name, args, env=None, path=None, program=TWISTD):
     """
-    Start C{twistd} with C{args}; stop it in C{case}'s cleanup.
+    Start C{twistd} (or another C{program}) with C{args}; stop it in
+    C{case}'s cleanup.
     """
     proto = ChildProcess(name)
-    reactor.spawnProcess(proto, TWISTD, [TWISTD] + args, env=env or childEnv(), path=path or ROOT)
+    reactor.spawnProcess(
+        proto, program, [program] + args, env=env or childEnv(), path=path or ROOT
+    )
 
     async def cleanup():
         await proto.stop()

@@ -62,9 +62,6 @@ class FakeProcesses:
     def __init__(self):
         self.calls = []
 
-    def checkTop(self, request):
-        return request.get("interval", 1.0)
-
     def topStart(self):
         self.calls.append("start")
         return "token"
