@@ -24,6 +24,14 @@ DIM = "\033[2m" if sys.stdout.isatty() else ""
 RESET = "\033[0m" if sys.stdout.isatty() else ""
 
 
+COMMANDS = """
+[commands.loadavg]
+description = "the worker's load average"
+argv = ["/bin/cat", "/proc/loadavg"]
+timeout = 5
+"""
+
+
 def say(text):
     print("\n" + BOLD + "== " + text + RESET, flush=True)
 
@@ -119,17 +127,23 @@ def main():
 
         say("Three sample jobs, one per wake mode, each with its daemon")
         daemons = {}
+        commands = os.path.join(RUN, "commands.toml")
+        with open(commands, "w") as f:
+            f.write(COMMANDS)
         for jobId, mode in (("4711.0", "tcp"), ("4712.0", "udp"), ("4713.0", "poll")):
             workdir = os.path.join(RUN, "job-" + jobId)
             os.makedirs(workdir)
-            processes.append(Process(
+            job = Process(
                 "job-" + jobId, [sys.executable, os.path.join(HERE, "sample_job.py"), "600"],
-                cwd=workdir))
+                cwd=workdir, env=dict(os.environ, ANALYSIS_TOKEN="s3cr3t", DATASET="run2026B"))
+            processes.append(job)
             daemon = Process(
                 "daemon-" + jobId,
                 [os.path.join(BIN, "twistd"), "-n", "--pidfile=", "jobmon-daemon",
                  "--server", url, "--job-id", jobId, "--wake", mode, "--workdir", workdir,
-                 "--proxy", proxies["alice"], "--ca-dir", tpki.ca.hashedDir],
+                 "--proxy", proxies["alice"], "--ca-dir", tpki.ca.hashedDir,
+                 "--job-pid", str(job.proc.pid), "--commands", commands,
+                 "--allow-signal", "USR1"],
                 cwd=workdir,
             )
             processes.append(daemon)
@@ -148,6 +162,22 @@ def main():
                      ["cat", "4711.0", "checkpoint.txt"], ["stat", "4711.0", "output/histograms.dat"],
                      ["tail", "4712.0", "job.log", "-n", "2"], ["tail", "4713.0", "job.log", "-n", "2"]):
             failures += query(env, *args) != 0
+
+        say("What is the job doing? Processes, resources, environment, a diagnostic")
+        for args in (["ps", "4711"], ["res", "4711"], ["du", "-h", "4711"],
+                     ["commands", "4711"], ["run", "4711", "loadavg"]):
+            failures += query(env, *args) != 0
+        print(DIM + "$ jobmon-query env 4711 | grep -E 'TOKEN|DATASET'" + RESET)
+        out = subprocess.run([os.path.join(BIN, "jobmon-query"), "env", "4711"], env=env,
+                             capture_output=True, timeout=60).stdout.decode()
+        print("\n".join(l for l in out.splitlines() if "TOKEN" in l or "DATASET" in l))
+
+        say("Following the log for three seconds: jobmon-query tail -f 4711.0 job.log")
+        follow = subprocess.Popen([os.path.join(BIN, "jobmon-query"), "tail", "-f", "-n", "2",
+                                   "4711.0", "job.log"], env=env)
+        time.sleep(3)
+        follow.send_signal(signal.SIGINT)
+        failures += follow.wait(10) != 130
 
         say("Clear errors: a missing file, a path outside the job, an unknown job")
         codes = [
