@@ -19,23 +19,27 @@ from urllib.parse import urlsplit
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer, endpoints
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python import usage
 from zope.interface import implementer
-from twisted.internet.interfaces import IStreamClientEndpoint
 
 from jobmon import __version__
 from jobmon.errors import REMOTE_ERROR, REMOTE_TIMEOUT, JobMonError
 from jobmon.files import Workdir
-from jobmon.operations import Operations, runWithTimeout
 from jobmon.hub import checkJobId
+from jobmon.operations import Operations, runWithTimeout
+from jobmon.options import DEFAULT_CA_DIR, defaultCADir, positive
 from jobmon.protocols.udp import UDPWakeListener
 from jobmon.protocols.wake import WakeClientFactory
 from jobmon.protocols.xmlrpc import XMLRPCClient
-from jobmon.tls import CredentialError, CredentialPolicy, caCertificates, clientCredential
-
-DEFAULT_CA_DIR = "/etc/grid-security/certificates"
+from jobmon.tls import (
+    CredentialError,
+    CredentialPolicy,
+    caCertificates,
+    clientCredential,
+)
 
 
 def defaultProxy():
@@ -44,17 +48,6 @@ def defaultProxy():
     C{/tmp/x509up_u<uid>}.
     """
     return os.environ.get("X509_USER_PROXY") or "/tmp/x509up_u{}".format(os.getuid())
-
-
-def _positive(kind):
-    def convert(value):
-        number = kind(value)
-        if number <= 0:
-            raise ValueError("must be positive")
-        return number
-
-    convert.__name__ = kind.__name__
-    return convert
 
 
 class Options(usage.Options):
@@ -80,12 +73,12 @@ class Options(usage.Options):
         ["wake", None, "tcp", "Wake mode: tcp (a TLS connection to the server), udp "
          "(broadcast datagrams; the server must offer them) or poll (HTTPS long "
          "poll, for workers that may only make outgoing HTTPS connections)."],
-        ["max-result", None, 1024 * 1024, "Largest result sent, bytes.", _positive(int)],
-        ["op-timeout", None, 30.0, "Seconds an operation may take.", _positive(float)],
+        ["max-result", None, 1024 * 1024, "Largest result sent, bytes.", positive(int)],
+        ["op-timeout", None, 30.0, "Seconds an operation may take.", positive(float)],
         ["retry-initial-delay", None, 1.0, "First reconnect delay, seconds.",
-         _positive(float)],
+         positive(float)],
         ["retry-max-delay", None, 60.0, "Longest reconnect delay, seconds.",
-         _positive(float)],
+         positive(float)],
         ["host-name", None, None, "Host name reported to the server [default: this "
          "host's name]."],
         ["job-pid", None, None, "The job's root process: ps, top, res, env and signal "
@@ -137,7 +130,7 @@ class Options(usage.Options):
         if self["proxy"] is None:
             self["proxy"] = defaultProxy()
         if self["ca-dir"] is None:
-            self["ca-dir"] = os.environ.get("X509_CERT_DIR") or DEFAULT_CA_DIR
+            self["ca-dir"] = defaultCADir()
         if self["host-name"] is None:
             self["host-name"] = socket.gethostname()
         try:

@@ -12,7 +12,6 @@ import re
 import secrets
 
 from attrs import define, evolve
-
 from twisted.internet import defer
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger

@@ -46,6 +46,7 @@ _SHORT_NAMES = {
     NameOID.USER_ID: "UID",
 }
 
+
 @frozen
 class ProxyInfo:
     """

@@ -36,13 +36,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from jobmon.identity import (  # noqa: F401 (re-exported for tests and tools)
+    _SHORT_NAMES,
     POLICY_INDEPENDENT,
     POLICY_INHERIT_ALL,
     POLICY_LIMITED,
     POLICY_NAMES,
     PROXY_CERT_INFO,
     ProxyInfo,
-    _SHORT_NAMES,
     _asCryptography,
     dnOf,
     parseProxyCertInfo,

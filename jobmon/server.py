@@ -10,15 +10,16 @@ import json
 import os
 
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred
 from twisted.internet import endpoints
 from twisted.internet.abstract import isIPAddress
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python import usage
 from twisted.web.resource import Resource
 
 from jobmon.hub import Hub
 from jobmon.identity import identityOfConnection
+from jobmon.options import DEFAULT_CA_DIR, defaultCADir, portNumber, positive
 from jobmon.pending import MemoryRequestTable
 from jobmon.protocols.udp import UDPWakeSender
 from jobmon.protocols.wake import WakeServerFactory
@@ -26,29 +27,9 @@ from jobmon.protocols.xmlrpc import QuietSite, XMLRPCResource, identifyTLS
 from jobmon.registry import MemoryJobRegistry
 from jobmon.tls import CredentialError, ServerContextFactory
 
-DEFAULT_CA_DIR = "/etc/grid-security/certificates"
-
-
-def _positive(kind):
-    def convert(value):
-        number = kind(value)
-        if number <= 0:
-            raise ValueError("must be positive")
-        return number
-
-    convert.__name__ = kind.__name__
-    return convert
-
 
 def _refuse():
     raise ValueError()
-
-
-def _port(value):
-    number = int(value)
-    if not 0 <= number <= 65535:
-        raise ValueError("not a port number")
-    return number
 
 
 class Options(usage.Options):
@@ -64,8 +45,8 @@ class Options(usage.Options):
 
     optParameters = [
         ["interface", None, "0.0.0.0", "Address to listen on."],
-        ["https-port", None, 8443, "XML-RPC over HTTPS port (0: any free port).", _port],
-        ["wake-port", None, 8444, "TCP wake channel port (0: any free port).", _port],
+        ["https-port", None, 8443, "XML-RPC over HTTPS port (0: any free port).", portNumber],
+        ["wake-port", None, 8444, "TCP wake channel port (0: any free port).", portNumber],
         ["hostcert", None, "/etc/grid-security/hostcert.pem", "Host certificate (PEM)."],
         ["hostkey", None, "/etc/grid-security/hostkey.pem", "Host key (PEM)."],
         [
@@ -80,7 +61,7 @@ class Options(usage.Options):
             None,
             30.0,
             "Seconds a query waits for its job.",
-            _positive(float),
+            positive(float),
         ],
         [
             "keepalive",
@@ -88,28 +69,28 @@ class Options(usage.Options):
             20,
             "Wake channel keep-alive interval, seconds; a silent peer is dropped "
             "after three intervals.",
-            _positive(int),
+            positive(int),
         ],
         [
             "connect-grace",
             None,
             30.0,
             "Seconds a registered job has to connect its wake channel.",
-            _positive(float),
+            positive(float),
         ],
         [
             "max-body",
             None,
             16 * 1024 * 1024,
             "Largest XML-RPC request body accepted, bytes (results included).",
-            _positive(int),
+            positive(int),
         ],
         [
             "max-pending-per-job",
             None,
             64,
             "Most requests queued or running for one job.",
-            _positive(int),
+            positive(int),
         ],
         [
             "udp-broadcast",
@@ -123,28 +104,28 @@ class Options(usage.Options):
             None,
             60.0,
             "Seconds between re-registrations of UDP daemons.",
-            _positive(float),
+            positive(float),
         ],
         [
             "missed-registrations",
             None,
             3,
             "UDP and poll jobs not heard from for this many intervals are dropped.",
-            _positive(int),
+            positive(int),
         ],
         [
             "cleanup-interval",
             None,
             10.0,
             "Seconds between cleanup cycles.",
-            _positive(float),
+            positive(float),
         ],
         [
             "max-poll",
             None,
             60.0,
             "Longest wait of a poll-mode daemon's waitForWork call, seconds.",
-            _positive(float),
+            positive(float),
         ],
         [
             "port-file",
@@ -181,7 +162,7 @@ class Options(usage.Options):
                 )
             self["udp-broadcast"] = (address, port)
         if self["ca-dir"] is None:
-            self["ca-dir"] = os.environ.get("X509_CERT_DIR") or DEFAULT_CA_DIR
+            self["ca-dir"] = defaultCADir()
         self.contextFactory = ServerContextFactory(
             self["hostcert"], self["hostkey"], self["ca-dir"]
         )

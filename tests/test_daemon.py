@@ -8,11 +8,11 @@ import os
 
 from twisted.application.internet import backoffPolicy
 from twisted.internet import defer
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
-from twisted.internet.interfaces import IStreamClientEndpoint
 
 from jobmon import errors
 from jobmon.daemon import JobDaemon, xmlSafe

@@ -30,8 +30,6 @@ from jobmon.errors import (
 )
 from jobmon.files import Workdir
 
-
-
 NOBODY = 65534
 
 
@@ -71,6 +69,7 @@ def unprivileged(f, *args):
         raise JobMonError(int(code), message)
     if code != "ok":
         raise AssertionError("unprivileged call failed: " + report)
+
 
 class CountingPread:
     """

@@ -7,10 +7,9 @@ import xmlrpc.client
 
 from twisted.internet import defer
 from twisted.internet.error import ConnectionDone
-from twisted.python.failure import Failure
-from twisted.internet.testing import StringTransport
+from twisted.internet.testing import EventLoggingObserver, StringTransport
 from twisted.logger import globalLogPublisher
-from twisted.internet.testing import EventLoggingObserver
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 
