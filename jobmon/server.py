@@ -93,6 +93,27 @@ class Options(usage.Options):
             positive(int),
         ],
         [
+            "max-per-peer",
+            None,
+            1024,
+            "Most connections to each port from one address.",
+            positive(int),
+        ],
+        [
+            "request-deadline",
+            None,
+            30.0,
+            "Seconds a client has to send a whole request once it starts.",
+            positive(float),
+        ],
+        [
+            "idle-timeout",
+            None,
+            120.0,
+            "Seconds an idle HTTPS connection is kept.",
+            positive(float),
+        ],
+        [
             "udp-broadcast",
             None,
             None,
@@ -326,7 +347,13 @@ def buildServer(reactor, options):
     )
     root = Resource()
     root.putChild(b"RPC2", rpc)
-    site = QuietSite(root)
+    site = QuietSite(
+        root,
+        maxBody=options["max-body"],
+        requestDeadline=options["request-deadline"],
+        maxPerPeer=options["max-per-peer"],
+        timeout=options["idle-timeout"],
+    )
 
     def wakeIdentify(transport):
         return identityOfConnection(transport.getHandle())
@@ -342,7 +369,7 @@ def buildServer(reactor, options):
         endpoints.SSL4ServerEndpoint(
             reactor, options["wake-port"], ctx, interface=options["interface"]
         ),
-        WakeServerFactory(hub, wakeIdentify, reactor),
+        WakeServerFactory(hub, wakeIdentify, reactor, maxPerPeer=options["max-per-peer"]),
     )
     return ServerService(reactor, hub, https, wake, udp=udp, portFile=options["port-file"])
 

@@ -246,3 +246,27 @@ class WakeClientTests(SynchronousTestCase):
         self.proto.dataReceived(b'{"type":"welcome","keepalive":-1}\n')
         self.assertTrue(self.transport.disconnecting)
         self.assertNoResult(self.proto.welcomed)
+
+
+class PeerLimitTests(SynchronousTestCase):
+    """
+    The wake port accepts a bounded number of connections per address.
+    """
+
+    def test_limit(self):
+        """
+        Past the limit new connections from the same host are refused;
+        closing one makes room; other hosts are not affected.
+        """
+        from twisted.internet.address import IPv4Address
+
+        factory = WakeServerFactory(FakeHub(), lambda transport: ALICE, Clock(), maxPerPeer=2)
+        a = IPv4Address("TCP", "10.0.0.1", 1)
+        first = factory.buildProtocol(a)
+        first.makeConnection(StringTransport())
+        factory.buildProtocol(a).makeConnection(StringTransport())
+        self.assertIsNone(factory.buildProtocol(a))
+        self.assertIsNotNone(factory.buildProtocol(IPv4Address("TCP", "10.0.0.2", 1)))
+        first.connectionLost(None)
+        self.assertIsNotNone(factory.buildProtocol(a))
+        self.assertEqual(factory.refused, 1)

@@ -198,6 +198,115 @@ class XMLRPCResourceTests(SynchronousTestCase):
         channel.connectionLost(Failure(ConnectionDone()))
         self.assertEqual(self.cancelled, self.pending)
 
+    def test_contentLengthOverLimit(self):
+        """
+        A body announced larger than the site's limit is not stored: it is
+        counted and refused with fault 413.
+        """
+        self.site.maxBody = 1000
+        body = xmlrpc.client.dumps(("x" * 5000,), "t.echo").encode()
+        transport, channel = self.post(body)
+        response = transport.value()
+        self.assertIn(b"<int>413</int>", response)
+        self.assertIn(b"larger than the 1000 bytes accepted", response)
+
+    def test_chunkedOverLimit(self):
+        """
+        A chunked body that grows past the limit is dropped as it arrives.
+        """
+        self.site.maxBody = 1000
+        channel = self.site.buildProtocol(None)
+        transport = StringTransport()
+        channel.makeConnection(transport)
+        channel.dataReceived(
+            b"POST /RPC2 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        for _ in range(10):
+            channel.dataReceived(b"1f4\r\n" + b"x" * 500 + b"\r\n")
+        channel.dataReceived(b"0\r\n\r\n")
+        self.assertIn(b"<int>413</int>", transport.value())
+
+    def test_tooDeep(self):
+        """
+        XML nested deeper than the limit is refused before it is built.
+        """
+        self.resource.maxDepth = 10
+        value = "x"
+        for _ in range(20):
+            value = [value]
+        e = self.assertFault(errors.BAD_REQUEST, "t.echo", value)
+        self.assertIn("nested deeper than 10", e.faultString)
+
+    def test_tooManyElements(self):
+        """
+        A call with more elements than the limit is refused.
+        """
+        self.resource.maxElements = 100
+        e = self.assertFault(errors.BAD_REQUEST, "t.echo", [1] * 60)
+        self.assertIn("more than 100 XML elements", e.faultString)
+
+    def test_slowRequestAborted(self):
+        """
+        A client that starts a request and trickles it is cut off at the
+        deadline, however steadily it sends.
+        """
+        from twisted.internet.task import Clock
+
+        clock = Clock()
+        self.site.requestDeadline = 5
+        channel = self.site.buildProtocol(None)
+        channel.callLater = clock.callLater
+        transport = StringTransport()
+        channel.makeConnection(transport)
+        channel.setTimeout(None)
+        for byte in b"POST /RPC2 HTTP/1.1\r\nHost: x\r\n":
+            channel.dataReceived(bytes([byte]))
+            clock.advance(0.1)
+        self.assertFalse(transport.disconnecting)
+        clock.advance(2)
+        self.assertTrue(transport.disconnected or transport.disconnecting)
+
+    def test_idleKeepAliveNotCut(self):
+        """
+        The deadline counts only while a request is being received: an idle
+        kept-alive connection is left to the idle timeout.
+        """
+        from twisted.internet.task import Clock
+
+        clock = Clock()
+        self.site.requestDeadline = 5
+        channel = self.site.buildProtocol(None)
+        channel.callLater = clock.callLater
+        transport = StringTransport()
+        channel.makeConnection(transport)
+        channel.setTimeout(None)
+        body = xmlrpc.client.dumps(("hi",), "t.echo").encode()
+        channel.dataReceived(
+            b"POST /RPC2 HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(body), body)
+        )
+        self.assertIn(b"hi", transport.value())
+        clock.advance(60)
+        self.assertFalse(transport.disconnecting)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_peerLimit(self):
+        """
+        At most C{maxPerPeer} connections from one address.
+        """
+        from twisted.internet.address import IPv4Address
+
+        self.site.maxPerPeer = 1
+        a = IPv4Address("TCP", "10.0.0.1", 1)
+        first = self.site.buildProtocol(a)
+        first.makeConnection(StringTransport())
+        self.assertIsNone(self.site.buildProtocol(a))
+        first.connectionLost(Failure(ConnectionDone()))
+        second = self.site.buildProtocol(a)
+        self.assertIsNotNone(second)
+        second.makeConnection(StringTransport())
+        second.connectionLost(Failure(ConnectionDone()))
+
     def test_get(self):
         """
         A browser's GET gets a short explanation.

@@ -163,24 +163,48 @@ class WakeServerProtocol(_LineChannel):
 
     def connectionLost(self, reason):
         self.setTimeout(None)
+        self.factory.closed(self)
         if self.jobId is not None:
             self.hub.channelLost(self)
 
 
 class WakeServerFactory(Factory):
     """
-    Builds L{WakeServerProtocol}s for the server's wake port.
+    Builds L{WakeServerProtocol}s for the server's wake port, at most
+    C{maxPerPeer} at a time from one address (a worker node runs many jobs,
+    but not without bound).
     """
 
     noisy = False
 
-    def __init__(self, hub, identify, clock):
+    def __init__(self, hub, identify, clock, maxPerPeer=1024):
         self.hub = hub
         self.identify = identify
         self.clock = clock
+        self.maxPerPeer = maxPerPeer
+        self.peers = {}
+        self.refused = 0
 
     def buildProtocol(self, addr):
-        return WakeServerProtocol(self.hub, self.identify, self.clock)
+        host = getattr(addr, "host", None)
+        if self.peers.get(host, 0) >= self.maxPerPeer:
+            self.refused += 1
+            return None
+        self.peers[host] = self.peers.get(host, 0) + 1
+        protocol = WakeServerProtocol(self.hub, self.identify, self.clock)
+        protocol.factory = self
+        protocol.peerHost = host
+        return protocol
+
+    def closed(self, protocol):
+        """
+        A channel ended: it no longer counts against its peer.
+        """
+        count = self.peers.get(protocol.peerHost, 0) - 1
+        if count > 0:
+            self.peers[protocol.peerHost] = count
+        else:
+            self.peers.pop(protocol.peerHost, None)
 
 
 class WakeClientProtocol(_LineChannel):

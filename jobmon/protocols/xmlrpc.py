@@ -9,7 +9,9 @@ C{xmlrpc.client.dumps}/C{loads}.
 """
 
 import inspect
+import tempfile
 import xmlrpc.client
+from io import BytesIO
 from xml.parsers.expat import ExpatError
 
 from twisted.internet import defer
@@ -17,11 +19,11 @@ from twisted.internet.defer import CancelledError
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.web.client import ResponseDone
-from twisted.web.http import PotentialDataLoss
+from twisted.web.http import HTTPChannel, PotentialDataLoss
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IBodyProducer
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Site
+from twisted.web.server import NOT_DONE_YET, Request, Site
 from zope.interface import implementer
 
 from jobmon.errors import (
@@ -33,18 +35,25 @@ from jobmon.errors import (
 )
 
 
+MAX_DEPTH = 40
+"""Deepest XML nesting accepted: results nest about 12 deep."""
+
+MAX_ELEMENTS = 1_000_000
+"""Most XML elements in one call (a 10,000-entry listing has about 250,000)."""
+
+
 def _refuseDTD(*args):
     raise ValueError("DTDs and entity declarations are not allowed in XML-RPC")
 
 
-def parseCall(body):
+def parseCall(body, maxDepth=MAX_DEPTH, maxElements=MAX_ELEMENTS):
     """
-    Parse an XML-RPC call, refusing any document type declaration: XML-RPC
+    Parse an XML-RPC call, refusing any document type declaration (XML-RPC
     needs none, and internal entities would let a small body expand into a
-    huge one.
+    huge one) and documents nested too deep or with too many elements.
 
     @return: C{(params, methodName)} as L{xmlrpc.client.loads} does.
-    @raise ValueError: a DTD was found.
+    @raise ValueError: a DTD was found, or a limit was passed.
     @raise ExpatError: the body is not well-formed XML.
     """
     parser, unmarshaller = xmlrpc.client.getparser(use_builtin_types=True)
@@ -58,9 +67,124 @@ def parseCall(body):
     else:
         expat.StartDoctypeDeclHandler = _refuseDTD
         expat.EntityDeclHandler = _refuseDTD
+        start, end = expat.StartElementHandler, expat.EndElementHandler
+        depth = elements = 0
+
+        def limitedStart(tag, attrs):
+            nonlocal depth, elements
+            depth += 1
+            elements += 1
+            if depth > maxDepth:
+                raise ValueError("XML nested deeper than {} levels".format(maxDepth))
+            if elements > maxElements:
+                raise ValueError("more than {} XML elements".format(maxElements))
+            start(tag, attrs)
+
+        def trackedEnd(tag):
+            nonlocal depth
+            depth -= 1
+            end(tag)
+
+        expat.StartElementHandler = limitedStart
+        expat.EndElementHandler = trackedEnd
     parser.feed(body)
     parser.close()
     return unmarshaller.close(), unmarshaller.getmethodname()
+
+
+class _CappedContent:
+    """
+    Where a request body goes: at most C{limit} bytes are kept (in memory,
+    or a temporary file past 100 kB); past that the rest is only counted, so
+    that a huge or endless body costs neither memory nor disk.
+
+    @ivar overflow: whether the body was larger than C{limit}.
+    @ivar size: bytes received.
+    """
+
+    def __init__(self, limit, length):
+        self.limit = limit
+        self.size = 0
+        self.overflow = length is not None and length > limit
+        if self.overflow:
+            self._file = None
+        elif length is not None and length < 100000:
+            self._file = BytesIO()
+        else:
+            self._file = tempfile.TemporaryFile()
+
+    def write(self, data):
+        self.size += len(data)
+        if self.overflow:
+            return
+        if self.size > self.limit:
+            self.overflow = True
+            self._file.close()
+            self._file = None
+            return
+        self._file.write(data)
+
+    def seek(self, offset, whence=0):
+        if self._file is not None:
+            self._file.seek(offset, whence)
+
+    def tell(self):
+        return self._file.tell() if self._file is not None else self.size
+
+    def read(self, size=-1):
+        return self._file.read(size) if self._file is not None else b""
+
+    def close(self):
+        if self._file is not None:
+            self._file.close()
+
+
+class CappedRequest(Request):
+    """
+    A request whose body is kept only up to the site's C{maxBody}.
+    """
+
+    def gotLength(self, length):
+        self.content = _CappedContent(getattr(self.channel.site, "maxBody", 2**31), length)
+
+
+class _GuardedChannel(HTTPChannel):
+    """
+    An HTTP channel with a deadline for receiving a request's line, headers
+    and body, counted from its first byte: a slow sender cannot hold a
+    connection by trickling bytes.  (Idle kept-alive connections are closed
+    by the site's idle timeout instead.)  Closing tells the site, which
+    counts connections per peer.
+    """
+
+    _deadline = None
+
+    def dataReceived(self, data):
+        if self._deadline is None and not self._handlingRequest:
+            seconds = getattr(self.site, "requestDeadline", None)
+            if seconds:
+                self._deadline = self.callLater(seconds, self._tooSlow)
+        super().dataReceived(data)
+
+    def _disarm(self):
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
+
+    def _tooSlow(self):
+        self._deadline = None
+        self.transport.abortConnection()
+
+    def allContentReceived(self):
+        self._disarm()
+        super().allContentReceived()
+
+    def connectionLost(self, reason):
+        self._disarm()
+        super().connectionLost(reason)
+        closed = getattr(self.site, "connectionClosed", None)
+        if closed is not None:
+            closed(self)
 
 
 def _fault(code, message):
@@ -69,19 +193,53 @@ def _fault(code, message):
 
 class QuietSite(Site):
     """
-    A L{Site} without the per-request access log line: JobMon logs each
-    call itself, with the caller's identity.
+    A L{Site} for the XML-RPC endpoint: no per-request access log line
+    (JobMon logs each call itself, with the caller's identity), request
+    bodies capped at C{maxBody}, each request received within
+    C{requestDeadline} seconds, idle connections closed after C{timeout}
+    seconds, and at most C{maxPerPeer} connections from one address.
     """
 
     noisy = False
     displayTracebacks = False
+    requestFactory = CappedRequest
+    protocol = _GuardedChannel
 
-    def __init__(self, resource, **kwargs):
+    def __init__(
+        self, resource, maxBody=16 * 1024 * 1024, requestDeadline=30.0, maxPerPeer=1024,
+        **kwargs,
+    ):
         # The XML-RPC resource reads the body itself: parsing every POST's
         # content type as a form (with the email package) is wasted time on
         # the hot path.
         kwargs.setdefault("parsePOSTFormSubmission", False)
+        kwargs.setdefault("timeout", 120)
         super().__init__(resource, **kwargs)
+        self.maxBody = maxBody
+        self.requestDeadline = requestDeadline
+        self.maxPerPeer = maxPerPeer
+        self.peers = {}
+
+    def buildProtocol(self, addr):
+        host = getattr(addr, "host", None)
+        if self.peers.get(host, 0) >= self.maxPerPeer:
+            self.refused = getattr(self, "refused", 0) + 1
+            return None
+        self.peers[host] = self.peers.get(host, 0) + 1
+        protocol = super().buildProtocol(addr)
+        protocol._peerHost = host
+        return protocol
+
+    def connectionClosed(self, channel):
+        """
+        A channel ended: it no longer counts against its peer.
+        """
+        host = getattr(channel, "_peerHost", None)
+        count = self.peers.get(host, 0) - 1
+        if count > 0:
+            self.peers[host] = count
+        else:
+            self.peers.pop(host, None)
 
     def log(self, request):
         """
@@ -106,11 +264,16 @@ class XMLRPCResource(Resource):
     isLeaf = True
     log = Logger()
 
-    def __init__(self, methods, identify, maxBody=4 * 1024 * 1024):
+    def __init__(
+        self, methods, identify, maxBody=4 * 1024 * 1024, maxDepth=MAX_DEPTH,
+        maxElements=MAX_ELEMENTS,
+    ):
         super().__init__()
         self.methods = dict(methods)
         self.identify = identify
         self.maxBody = maxBody
+        self.maxDepth = maxDepth
+        self.maxElements = maxElements
         self.methods["system.listMethods"] = self._listMethods
         self._signatures = {
             name: inspect.signature(fn) for name, fn in self.methods.items()
@@ -137,6 +300,11 @@ class XMLRPCResource(Resource):
             return _fault(e.code, e.message).encode("utf-8")
 
         content = request.content
+        if getattr(content, "overflow", False):
+            return _fault(
+                TOO_LARGE,
+                "request body larger than the {} bytes accepted".format(content.limit),
+            ).encode("utf-8")
         content.seek(0, 2)
         size = content.tell()
         if size > self.maxBody:
@@ -148,7 +316,7 @@ class XMLRPCResource(Resource):
             ).encode("utf-8")
         content.seek(0)
         try:
-            params, name = parseCall(content.read())
+            params, name = parseCall(content.read(), self.maxDepth, self.maxElements)
         except (ExpatError, ValueError, TypeError, IndexError, OverflowError) as e:
             return _fault(BAD_REQUEST, "malformed XML-RPC request: {}".format(e)).encode(
                 "utf-8"
