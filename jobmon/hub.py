@@ -188,6 +188,9 @@ class Hub:
         expireAfter=180.0,
         cleanupInterval=10.0,
         maxPoll=60.0,
+        maxPendingPerUser=256,
+        queryRate=50.0,
+        queryBurst=200,
     ):
         self.clock = clock
         self.registry = registry
@@ -203,6 +206,11 @@ class Hub:
         self.expireAfter = expireAfter
         self.cleanupInterval = cleanupInterval
         self.maxPoll = maxPoll
+        self.maxPendingPerUser = maxPendingPerUser
+        self.queryRate = queryRate
+        self.queryBurst = queryBurst
+        self._buckets = {}
+        self._pendingByUser = {}
         self.wakePort = None
         self.stopping = False
         self._channels = {}
@@ -367,8 +375,21 @@ class Hub:
                 TOO_MANY,
                 "job {} already has {} requests pending".format(jobId, self.maxPendingPerJob),
             )
+        self._admit(identity)
         timeout = min(timeout or self.queryTimeout, self.queryTimeout)
         requestId, d = self.table.submit(jobId, forward)
+        dn = identity.dn
+        self._pendingByUser[dn] = self._pendingByUser.get(dn, 0) + 1
+
+        def settled(result):
+            count = self._pendingByUser.get(dn, 1) - 1
+            if count:
+                self._pendingByUser[dn] = count
+            else:
+                self._pendingByUser.pop(dn, None)
+            return result
+
+        d.addBoth(settled)
         if forward["op"] in ACTING_OPS:
             # Acts on the job: worth a line in the server's log.
             self.log.info(
@@ -388,6 +409,30 @@ class Hub:
 
         d.addTimeout(timeout, self.clock, onTimeoutCancel=timedOut)
         return d
+
+    def _admit(self, identity):
+        """
+        Apply the per-user limits: pending queries, and a token bucket of
+        C{queryRate} queries per second with bursts of C{queryBurst}.
+
+        @raise JobMonError: L{TOO_MANY} when over a limit.
+        """
+        dn = identity.dn
+        if self._pendingByUser.get(dn, 0) >= self.maxPendingPerUser:
+            raise JobMonError(
+                TOO_MANY,
+                "you already have {} queries pending".format(self.maxPendingPerUser),
+            )
+        now = self.clock.seconds()
+        tokens, last = self._buckets.get(dn, (self.queryBurst, now))
+        tokens = min(self.queryBurst, tokens + (now - last) * self.queryRate)
+        if tokens < 1:
+            self._buckets[dn] = (tokens, now)
+            raise JobMonError(
+                TOO_MANY,
+                "too many queries: at most {:g} per second".format(self.queryRate),
+            )
+        self._buckets[dn] = (tokens - 1, now)
 
     def _wake(self, record):
         """
@@ -698,7 +743,13 @@ class Hub:
         Drop UDP jobs that stopped re-registering and poll jobs whose polls
         lapsed, failing their pending queries.
         """
-        limit = self.clock.seconds() - self.expireAfter
+        now = self.clock.seconds()
+        # Buckets that have refilled say nothing: forget them.
+        full = (self.queryBurst - 1) / self.queryRate
+        for dn, (tokens, last) in list(self._buckets.items()):
+            if now - last >= full:
+                del self._buckets[dn]
+        limit = now - self.expireAfter
         for record in self.registry.jobs():
             if record.mode == "tcp" or record.jobId in self._polls:
                 continue

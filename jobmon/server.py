@@ -93,6 +93,27 @@ class Options(usage.Options):
             positive(int),
         ],
         [
+            "max-pending-per-user",
+            None,
+            256,
+            "Most queries one user may have pending at once.",
+            positive(int),
+        ],
+        [
+            "query-rate",
+            None,
+            50.0,
+            "Queries per second one user may make (sustained).",
+            positive(float),
+        ],
+        [
+            "query-burst",
+            None,
+            200,
+            "Queries one user may make in a burst above the rate.",
+            positive(int),
+        ],
+        [
             "max-per-peer",
             None,
             1024,
@@ -329,6 +350,9 @@ def buildServer(reactor, options):
         expireAfter=options["reregister-interval"] * options["missed-registrations"],
         cleanupInterval=options["cleanup-interval"],
         maxPoll=options["max-poll"],
+        maxPendingPerUser=options["max-pending-per-user"],
+        queryRate=options["query-rate"],
+        queryBurst=options["query-burst"],
     )
     identify = identifyTLS(identityOfConnection)
     rpc = XMLRPCResource(

@@ -380,6 +380,46 @@ class HubTestCase(SynchronousTestCase):
         e = self.assertRaises(JobMonError, self.hub.query, ALICE, "job.1", {"op": "ls"})
         self.assertEqual(e.code, errors.TOO_MANY)
 
+    def test_rateLimit(self):
+        """
+        A user gets a burst of queries, then as many per second as the rate
+        allows; another user is not affected.
+        """
+        self.hub.queryRate, self.hub.queryBurst = 2.0, 3
+        self.hub.maxPendingPerJob = 100
+        self.register()
+        self.register(BOB, "job.2")
+        pending = [self.hub.query(ALICE, "job.1", {"op": "ls"}) for _ in range(3)]
+        e = self.assertRaises(JobMonError, self.hub.query, ALICE, "job.1", {"op": "ls"})
+        self.assertEqual(e.code, errors.TOO_MANY)
+        self.assertIn("at most 2 per second", e.message)
+        pending.append(self.hub.query(BOB, "job.2", {"op": "ls"}))
+        self.clock.advance(0.5)
+        pending.append(self.hub.query(ALICE, "job.1", {"op": "ls"}))
+        for d in pending:
+            d.cancel()
+            self.failureResultOf(d)
+        self.hub.cleanup()
+        self.clock.advance(10)
+        self.hub.cleanup()
+        self.assertEqual(self.hub._buckets, {})
+
+    def test_pendingPerUser(self):
+        """
+        A user may have a bounded number of queries pending at once, across
+        her jobs; finished ones make room.
+        """
+        self.hub.maxPendingPerUser = 2
+        self.register()
+        self.register(jobId="job.2")
+        first = self.hub.query(ALICE, "job.1", {"op": "ls"})
+        self.hub.query(ALICE, "job.2", {"op": "ls"}).addErrback(lambda f: None)
+        e = self.assertRaises(JobMonError, self.hub.query, ALICE, "job.1", {"op": "ls"})
+        self.assertEqual(e.code, errors.TOO_MANY)
+        first.cancel()
+        self.failureResultOf(first)
+        self.hub.query(ALICE, "job.1", {"op": "ls"}).addErrback(lambda f: None)
+
     def test_stopFailsEverything(self):
         """
         Server shutdown fails pending queries with "unavailable" and closes
