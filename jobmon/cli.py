@@ -192,6 +192,7 @@ COMMAND_EXAMPLES = {
             "jobmon-query run 1234.0 grep -i error job.log",
             "jobmon-query --json run 1234.0 nvidia-smi -q"],
     "signal": ["jobmon-query signal 1234.0 USR1", "jobmon-query signal 1234.0 TERM"],
+    "audit": ["jobmon-query audit 1234.0", "jobmon-query --json audit 1234.0 -n 1000"],
 }
 """Examples shown by C{jobmon-query COMMAND --help}."""
 
@@ -994,6 +995,10 @@ def _configure(name, sub):
         sub.add_argument("name", metavar="NAME", help="the command (see 'commands')")
         sub.add_argument("args", metavar="ARGS", nargs=argparse.REMAINDER,
                          help="its arguments; everything after NAME is passed on")
+    elif name == "audit":
+        sub.add_argument("job", metavar="JOB", help="the job's id (the whole id)")
+        sub.add_argument("-n", "--lines", metavar="N", type=_positive, default=50,
+                         help="how many records, newest last (default: 50)")
     elif name == "signal":
         _job(sub)
         sub.add_argument("signal", metavar="SIG", type=_signal,
@@ -1018,6 +1023,7 @@ _COMMAND_HELP = (
     ("commands", "list the commands the job offers to 'run'"),
     ("run", "run one of the job's commands; its exit status becomes 0 or 1"),
     ("signal", "send a signal to the job (if its configuration allows it)"),
+    ("audit", "show the server's audit records about a job (admins)"),
 )
 
 _DESCRIPTIONS = {
@@ -1767,7 +1773,42 @@ def _cmdSignal(s):
             printable(str(result.get("signal", s.args.signal))), result.get("pid", "?")))
 
 
+def formatAudit(records):
+    """
+    Return one line per audit record: time, event, who, what, outcome.
+    """
+    if not records:
+        return ["No records."]
+    lines = []
+    for r in records:
+        what = r.get("op") or r.get("method") or r.get("mode") or r.get("why") or ""
+        args = r.get("args")
+        if isinstance(args, dict) and args:
+            what += " " + " ".join("%s=%s" % (k, args[k]) for k in sorted(args))
+        outcome = r.get("outcome", r.get("code", ""))
+        extra = ""
+        if r.get("event") == "query":
+            extra = " %sB %.3fs" % (int(r.get("bytes", 0)), float(r.get("duration", 0)))
+        lines.append(printable("%s %-8s %s %s -> %s%s" % (
+            r.get("time", "?"), r.get("event", "?"), shortDN(str(r.get("dn", r.get("owner", "")))),
+            what, outcome, extra)))
+    return lines
+
+
+def _cmdAudit(s):
+    """
+    C{audit}: the server's audit records about a job (admins only).
+    """
+    records = s.client.auditLog(s.args.job, s.args.lines)
+    if s.json:
+        s.out.json(records)
+    else:
+        for line in formatAudit(records):
+            s.out.line(line)
+
+
 _COMMANDS = {
+    "audit": _cmdAudit,
     "whoami": _cmdWhoami,
     "jobs": _cmdJobs,
     "ls": _cmdLs,

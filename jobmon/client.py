@@ -780,6 +780,13 @@ class JobMonClient:
         """
         return self.query(jobId, self._request("signal", timeout, signal=sig))
 
+    def auditLog(self, jobId, limit=100):
+        """
+        The last C{limit} audit records about a job, oldest first (the
+        server's admins only).
+        """
+        return self._call("jobmon.auditLog", (jobId, limit))
+
     # -- the transport -----------------------------------------------------
 
     def _connect(self):

@@ -15,9 +15,11 @@ from attrs import define, evolve
 from twisted.internet import defer
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from jobmon.errors import (
     BAD_REQUEST,
+    INTERNAL,
     JOB_CONFLICT,
     JOB_GONE,
     NO_SUCH_JOB,
@@ -71,6 +73,33 @@ def _size(value, depth=0):
     if depth < 2 and isinstance(value, dict):
         return sum(len(str(k)) + _size(v, depth + 1) for k, v in value.items())
     raise JobMonError(BAD_REQUEST, "nested or unsupported value in request")
+
+
+def _xmlrpcSafe(value):
+    """
+    Make a decoded JSON value encodable as XML-RPC: integers beyond 32 bits
+    become doubles, C{None} an empty string.
+    """
+    if isinstance(value, dict):
+        return {str(k): _xmlrpcSafe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_xmlrpcSafe(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**31) <= value < 2**31:
+        return float(value)
+    if value is None:
+        return ""
+    return value
+
+
+def _resultSize(result):
+    """
+    The bytes of file data or command output in a result.
+    """
+    if not isinstance(result, dict):
+        return 0
+    return sum(
+        len(result[k]) for k in ("data", "stdout", "stderr") if isinstance(result.get(k), bytes)
+    )
 
 
 def checkJobId(jobId):
@@ -191,6 +220,8 @@ class Hub:
         maxPendingPerUser=256,
         queryRate=50.0,
         queryBurst=200,
+        audit=None,
+        runInThread=None,
     ):
         self.clock = clock
         self.registry = registry
@@ -209,6 +240,8 @@ class Hub:
         self.maxPendingPerUser = maxPendingPerUser
         self.queryRate = queryRate
         self.queryBurst = queryBurst
+        self.audit = audit
+        self._runInThread = runInThread
         self._buckets = {}
         self._pendingByUser = {}
         self.wakePort = None
@@ -256,6 +289,10 @@ class Hub:
                 job_id=jobId,
                 owner=record.owner,
             )
+            self._audit(
+                "refused", dn=identity.dn, method="daemon", job_id=jobId, owner=record.owner,
+                code=NOT_AUTHORIZED, reason="not the job's owner",
+            )
             raise JobMonError(
                 NOT_AUTHORIZED, "job {} is registered by another identity".format(jobId)
             )
@@ -294,6 +331,7 @@ class Hub:
         self._udpSequence.pop(jobId, None)
         failed = self.table.failJob(jobId, JobMonError(JOB_GONE, message))
         if record is not None:
+            self._audit("removed", job_id=jobId, owner=record.owner, why=why, failed=failed)
             self.log.info(
                 "job {job_id} of {owner} removed ({why}, last seen {last_seen:.0f} s ago); "
                 "{failed} pending request(s) failed",
@@ -352,8 +390,57 @@ class Hub:
     def query(self, identity, jobId, request):
         """
         Queue C{request} for the job, wake it, and return a L{Deferred} that
-        fires with its result.
+        fires with its result.  Every query is audited: its outcome, size
+        and duration, or why it was refused.
         """
+        try:
+            d, record, forward = self._query(identity, jobId, request)
+        except JobMonError as e:
+            self._audit(
+                "refused", dn=identity.dn, method="query",
+                job_id=jobId if isinstance(jobId, str) else repr(jobId)[:100],
+                code=e.code, reason=e.message,
+            )
+            raise
+        started = self.clock.seconds()
+        args = {k: v for k, v in forward.items() if k != "op"}
+
+        def audited(result):
+            if isinstance(result, Failure):
+                error = result.value
+                outcome = getattr(error, "code", INTERNAL)
+                size = 0
+            else:
+                outcome = "ok"
+                size = _resultSize(result)
+            self._audit(
+                "query", dn=identity.dn, job_id=jobId, owner=record.owner,
+                op=forward["op"], args=args, outcome=outcome, bytes=size,
+                duration=round(self.clock.seconds() - started, 6),
+            )
+            return result
+
+        return d.addBoth(audited)
+
+    def auditLog(self, identity, jobId, limit=100):
+        """
+        Return the last C{limit} audit records about a job (admins only).
+        """
+        if identity.dn not in self.admins:
+            raise JobMonError(NOT_AUTHORIZED, "only the server's admins may read the audit log")
+        checkJobId(jobId)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= 10000:
+            raise JobMonError(BAD_REQUEST, "limit must be an integer from 1 to 10000")
+        if self.audit is None:
+            raise JobMonError(BAD_REQUEST, "this server keeps no audit log")
+        d = self._runInThread(self.audit.read, jobId, limit)
+        return d.addCallback(lambda records: [_xmlrpcSafe(r) for r in records])
+
+    def _audit(self, event, **fields):
+        if self.audit is not None:
+            self.audit.record(event, **fields)
+
+    def _query(self, identity, jobId, request):
         checkJobId(jobId)
         record = self.registry.get(jobId)
         if not self._visible(identity, record):
@@ -408,7 +495,7 @@ class Hub:
             )
 
         d.addTimeout(timeout, self.clock, onTimeoutCancel=timedOut)
-        return d
+        return d, record, forward
 
     def _admit(self, identity):
         """
@@ -524,6 +611,10 @@ class Hub:
                 job_id=jobId,
                 owner=old.owner,
             )
+            self._audit(
+                "refused", dn=identity.dn, method="registerJob", job_id=jobId,
+                owner=old.owner, code=JOB_CONFLICT, reason="registered by another identity",
+            )
             raise JobMonError(
                 JOB_CONFLICT, "job {} is registered by another identity".format(jobId)
             )
@@ -561,6 +652,10 @@ class Hub:
                 self._graceTimers[jobId] = self.clock.callLater(
                     self.connectGrace, self._graceExpired, jobId, record.token
                 )
+            self._audit(
+                "register", dn=identity.dn, job_id=jobId, host=record.host, mode=mode,
+                again=old is not None,
+            )
             self.log.info(
                 "job {job_id} registered by {dn} from {host} ({mode}){again}",
                 job_id=jobId,

@@ -13,10 +13,12 @@ from twisted.application.service import MultiService, Service
 from twisted.internet import endpoints
 from twisted.internet.abstract import isIPAddress
 from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python import usage
 from twisted.web.resource import Resource
 
+from jobmon.audit import AuditLog
 from jobmon.hub import Hub
 from jobmon.identity import identityOfConnection
 from jobmon.options import DEFAULT_CA_DIR, defaultCADir, portNumber, positive
@@ -170,6 +172,26 @@ class Options(usage.Options):
             positive(float),
         ],
         [
+            "audit-log",
+            None,
+            "jobmon-audit.jsonl",
+            "The audit trail: JSON lines, one per query, refusal and registration.",
+        ],
+        [
+            "audit-rotate",
+            None,
+            10 * 1024 * 1024,
+            "Rotate the audit log past this many bytes.",
+            positive(int),
+        ],
+        [
+            "audit-keep",
+            None,
+            10,
+            "Rotated audit logs kept.",
+            positive(int),
+        ],
+        [
             "port-file",
             None,
             None,
@@ -212,6 +234,14 @@ class Options(usage.Options):
             self.contextFactory.load()
         except CredentialError as e:
             raise usage.UsageError(str(e))
+        try:
+            self.audit = AuditLog(
+                self["audit-log"], rotateBytes=self["audit-rotate"], keep=self["audit-keep"]
+            )
+        except OSError as e:
+            raise usage.UsageError(
+                "cannot open the audit log {}: {}".format(self["audit-log"], e.strerror or e)
+            )
 
 
 class _Listener(Service):
@@ -353,6 +383,8 @@ def buildServer(reactor, options):
         maxPendingPerUser=options["max-pending-per-user"],
         queryRate=options["query-rate"],
         queryBurst=options["query-burst"],
+        audit=options.audit,
+        runInThread=lambda f, *a: deferToThreadPool(reactor, reactor.getThreadPool(), f, *a),
     )
     identify = identifyTLS(identityOfConnection)
     rpc = XMLRPCResource(
@@ -365,6 +397,7 @@ def buildServer(reactor, options):
             "jobmon.getJobToDo": hub.getJobToDo,
             "jobmon.waitForWork": hub.waitForWork,
             "jobmon.outputJobResult": hub.outputJobResult,
+            "jobmon.auditLog": hub.auditLog,
         },
         identify,
         maxBody=options["max-body"],

@@ -235,6 +235,8 @@ async def startServer(case, tpki, *extra, httpsPort=0, wakePort=0, admins=("admi
         tpki.hostKey,
         "--ca-dir",
         tpki.caDir,
+        "--audit-log",
+        os.path.join(tpki.base, "audit.jsonl"),
     ]
     for name in admins:
         args += ["--admin", tpki.dn(name)]

@@ -1905,3 +1905,29 @@ class ParserTests(SynchronousTestCase):
                              env=dict(os.environ, PYTHONPATH=here), check=True,
                              text=True).stdout
         self.assertEqual(out, "x\n[]\n")
+
+
+class AuditFormatTests(SynchronousTestCase):
+    """
+    C{jobmon-query audit}'s lines.
+    """
+
+    def test_lines(self):
+        """
+        One line per record: time, event, who (short), what, outcome, and
+        for queries the bytes and duration.
+        """
+        from jobmon.cli import formatAudit
+
+        lines = formatAudit([
+            {"time": "2026-11-26T06:40:55.250Z", "event": "query",
+             "dn": "/DC=org/CN=Alice Example", "op": "cat", "args": {"path": "log"},
+             "outcome": "ok", "bytes": 12, "duration": 0.5},
+            {"time": "2026-11-26T06:40:56.000Z", "event": "refused",
+             "dn": "/DC=org/CN=Bob", "method": "query", "code": 404},
+        ])
+        self.assertEqual(lines, [
+            "2026-11-26T06:40:55.250Z query    Alice Example cat path=log -> ok 12B 0.500s",
+            "2026-11-26T06:40:56.000Z refused  Bob query -> 404",
+        ])
+        self.assertEqual(formatAudit([]), ["No records."])

@@ -140,6 +140,29 @@ class CoreLoopTests(EndToEndBase):
         result = await inThread(admin.query, "job.1", {"op": "tail", "path": "job.log", "lines": 1})
         self.assertEqual(result["data"], b"line 100\n")
 
+    async def test_audit(self):
+        """
+        Every query and refusal is in the audit log, which admins can read
+        back for a job and users cannot.
+        """
+        alice = self.client()
+        await inThread(alice.query, "job.1", {"op": "stat", "path": "job.log"})
+        bob = self.client(self.tpki.proxies["bob"])
+        await self.assertFault(errors.NO_SUCH_JOB, bob.query, "job.1", {"op": "ls"})
+        admin = self.client(self.tpki.proxies["admin"])
+        records = await inThread(admin.auditLog, "job.1", 100)
+        events = [(r["event"], r.get("dn")) for r in records]
+        self.assertIn(("register", self.tpki.dn("alice")), events)
+        self.assertIn(("query", self.tpki.dn("alice")), events)
+        self.assertIn(("refused", self.tpki.dn("bob")), events)
+        [query] = [r for r in records if r["event"] == "query"]
+        self.assertEqual((query["op"], query["args"], query["outcome"]),
+                         ("stat", {"path": "job.log"}, "ok"))
+        await self.assertFault(errors.NOT_AUTHORIZED, alice.auditLog, "job.1", 10)
+        with open(os.path.join(self.tpki.base, "audit.jsonl")) as f:
+            lines = [json.loads(line) for line in f]
+        self.assertEqual(len(lines), len(records))
+
     async def test_escapesAndMissingFile(self):
         """
         C{../} and symbolic-link escapes are refused; a missing file gives

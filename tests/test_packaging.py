@@ -60,6 +60,7 @@ class TacTests(TestCase):
         args = [
             "--interface", "127.0.0.1", "--https-port", "0", "--wake-port", "0",
             "--hostcert", tpki.hostCert, "--hostkey", tpki.hostKey, "--ca-dir", tpki.caDir,
+            "--audit-log", os.path.join(tpki.base, "audit.jsonl"),
         ]
         env = childEnv(JOBMON_SERVER_ARGS=" ".join(shlex.quote(a) for a in args))
         proto = spawn(

@@ -1,0 +1,110 @@
+"""
+The audit trail: one JSON object per line for every query, refusal and
+registration, in an append-only file rotated by size.
+
+Each record has C{time} (ISO 8601, UTC), C{event} and the fields of that
+event (see C{docs/SECURITY.md}).  Arguments are recorded (paths, command
+names), never file contents or command output.
+"""
+
+import json
+import os
+import time
+
+from twisted.logger import Logger
+from twisted.python.logfile import LogFile
+
+
+class AuditLog:
+    """
+    Append audit records to C{path}, rotating it past C{rotateBytes} and
+    keeping C{keep} old files (C{path.1} is the newest).
+
+    Writing never raises: a full or read-only disk is logged once (and
+    again when writing works again), and the server goes on.
+
+    @ivar written: records written.
+    @ivar lost: records that could not be written.
+    """
+
+    log = Logger()
+
+    def __init__(self, path, clock=None, rotateBytes=10 * 1024 * 1024, keep=10):
+        self.path = os.path.abspath(path)
+        self.clock = clock
+        self.keep = keep
+        directory, name = os.path.split(self.path)
+        self._file = LogFile(
+            name, directory, rotateLength=rotateBytes, maxRotatedFiles=keep,
+            defaultMode=0o600,
+        )
+        self.written = 0
+        self.lost = 0
+        self._failing = False
+
+    def record(self, event, **fields):
+        """
+        Write one record.
+        """
+        now = self.clock.seconds() if self.clock is not None else time.time()
+        entry = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+            + ".%03dZ" % (int(now * 1000) % 1000),
+            "event": event,
+        }
+        entry.update(fields)
+        line = json.dumps(entry, separators=(",", ":"), default=str) + "\n"
+        try:
+            self._file.write(line)
+            self._file.flush()
+        except OSError as e:
+            self.lost += 1
+            if not self._failing:
+                self._failing = True
+                self.log.error(
+                    "cannot write the audit log {path}: {why}; records are being lost",
+                    path=self.path,
+                    why=e.strerror or e,
+                )
+            return
+        self.written += 1
+        if self._failing:
+            self._failing = False
+            self.log.info(
+                "audit log {path} writable again ({lost} records lost)",
+                path=self.path,
+                lost=self.lost,
+            )
+
+    def read(self, jobId=None, limit=100):
+        """
+        Return the last C{limit} records (about C{jobId} only, if given),
+        oldest first, from the current file and the rotated ones.  Blocking:
+        call it in a thread.
+        """
+        found = []
+        paths = [self.path] + ["{}.{}".format(self.path, i) for i in range(1, self.keep + 1)]
+        for path in paths:
+            try:
+                with open(path, "rb") as f:
+                    lines = f.read().splitlines()
+            except OSError:
+                continue
+            batch = []
+            for line in lines:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if jobId is None or entry.get("job_id") == jobId:
+                    batch.append(entry)
+            found = batch + found
+            if len(found) >= limit:
+                break
+        return found[-limit:]
+
+    def close(self):
+        """
+        Close the file.
+        """
+        self._file.close()
