@@ -1,16 +1,20 @@
 """
 Run the JobMon benchmarks with moderate sizes and print their tables
-(C{make bench}): round trips, C{jobmon-query} start-up, and the breakdown of
-a query's time.  The whole run takes about a minute on two cores; the JSON
-of every figure goes to C{bench/out/results.json}.
+(C{make bench}): round trips, C{jobmon-query} start-up, the breakdown of
+a query's time, and the ops that wait or read big things (C{tail -f}
+latency, C{tail}/C{cat} of a 256 MiB file, C{ps} of 500 processes).  The
+whole run takes about three minutes on two cores; the JSON of every figure
+goes to C{bench/out/results.json}.
 
 Usage (from the repository root)::
 
     .venv/bin/python bench/run_all.py [-n 1000] [--repeats 30]
         [--breakdown-n 300] [--rounds 2] [--no-breakdown] [--py-spy]
+        [--no-ops | --ops-full]
 
 Each benchmark can also be run alone, with its full defaults:
-C{bench/roundtrip.py}, C{bench/cli_startup.py}, C{bench/breakdown.py}.
+C{bench/roundtrip.py}, C{bench/cli_startup.py}, C{bench/breakdown.py},
+C{bench/ops.py} (a 1 GiB file).
 """
 
 import argparse
@@ -21,9 +25,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import common  # noqa: E402  (puts the repository root on sys.path)
 import breakdown  # noqa: E402
 import cli_startup  # noqa: E402
+import common  # noqa: E402  (puts the repository root on sys.path)
+import ops  # noqa: E402
 import roundtrip  # noqa: E402
 
 
@@ -42,6 +47,11 @@ def main(argv=None):
                         help="skip the breakdown of a query's time")
     parser.add_argument("--py-spy", dest="pyspy", action="store_true",
                         help="also profile the server and daemon with py-spy")
+    parser.add_argument("--no-ops", dest="ops", action="store_false",
+                        help="skip the ops benchmark (tail -f, big files, many processes)")
+    parser.add_argument("--ops-full", action="store_true",
+                        help="run the ops benchmark at its full sizes (a 1 GiB file, "
+                             "100 tail -f lines: about 3 minutes more)")
     parser.add_argument("--out", default=os.path.join(common.BENCH, "out", "results.json"),
                         help="where to write the JSON (bench/out/results.json)")
     args = parser.parse_args(argv)
@@ -84,6 +94,14 @@ def main(argv=None):
         document["breakdown"] = dict(bd, n=args.breakdown_n, rounds=args.rounds)
         print("## Where a stat query's time goes\n")
         print(text + "\n")
+        sys.stdout.flush()
+
+    if args.ops:
+        sizes = dict(ops.FULL if args.ops_full else ops.MODERATE)
+        results = ops.run(sizes)
+        document["ops"] = {"config": sizes, "results": results}
+        print("## Ops: tail -f, big files, many processes\n")
+        print(ops.tables(results, sizes) + "\n")
 
     document["seconds"] = round(time.monotonic() - started, 1)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
