@@ -218,6 +218,19 @@ class Identity:
     limited: bool = False
 
 
+def _namesHosts(cert):
+    """
+    Whether a certificate names DNS names or IP addresses in its
+    subjectAltName: the mark of a host or service certificate, which grid
+    practice keeps apart from personal ones.
+    """
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    return bool(san.get_values_for_type(x509.DNSName) or san.get_values_for_type(x509.IPAddress))
+
+
 def identityFromChain(chain):
     """
     Find the caller behind a verified chain.
@@ -240,6 +253,12 @@ def identityFromChain(chain):
                 NOT_AUTHENTICATED, "malformed proxy certificate (ProxyCertInfo)"
             )
         if info is None:
+            if _namesHosts(cert):
+                raise JobMonError(
+                    NOT_AUTHENTICATED,
+                    "a host or service certificate cannot act as a user "
+                    "(it names hosts in subjectAltName)",
+                )
             return Identity(dn=dnOf(cert), proxy=depth > 0, limited=limited)
         if info.policyLanguage == POLICY_INDEPENDENT:
             raise JobMonError(

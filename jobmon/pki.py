@@ -399,6 +399,37 @@ def subjectHash(cert):
     return crypto.X509.from_cryptography(_asCryptography(cert)).subject_name_hash()
 
 
+def makeCRL(ca, revoked=(), hours=24, lastUpdate=None):
+    """
+    Write a CRL of C{ca} into its hashed directory as C{<hash>.r0} (the
+    name OpenSSL and fetch-crl use), replacing any earlier one.
+
+    @param revoked: paths of certificates (PEM files) to list as revoked.
+    @param hours: validity of the CRL (C{nextUpdate} is this far ahead of
+        C{lastUpdate}).
+    @return: the path of the CRL file.
+    """
+    now = lastUpdate or _now()
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.cert.subject)
+        .last_update(now - CLOCK_SKEW)
+        .next_update(now + datetime.timedelta(hours=hours))
+    )
+    for path in revoked:
+        cert = readCertificates(path)[0]
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder()
+            .serial_number(cert.serial_number)
+            .revocation_date(now - CLOCK_SKEW)
+            .build()
+        )
+    crl = builder.sign(ca.key, hashes.SHA256())
+    path = os.path.join(ca.hashedDir, "%08x.r0" % (subjectHash(ca.cert),))
+    _writeFile(path, crl.public_bytes(serialization.Encoding.PEM), 0o644)
+    return path
+
+
 def addHashedCert(cert, directory):
     """
     Install a CA certificate in an OpenSSL hashed directory as

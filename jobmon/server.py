@@ -8,11 +8,13 @@ required) and the TCP wake port (TLS, same certificates).
 import gc
 import json
 import os
+import signal
 
 from twisted.application.service import MultiService, Service
 from twisted.internet import endpoints
 from twisted.internet.abstract import isIPAddress
 from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python import usage
@@ -27,7 +29,7 @@ from jobmon.protocols.udp import UDPWakeSender
 from jobmon.protocols.wake import WakeServerFactory
 from jobmon.protocols.xmlrpc import QuietSite, XMLRPCResource, identifyTLS
 from jobmon.registry import MemoryJobRegistry
-from jobmon.tls import CredentialError, ServerContextFactory
+from jobmon.tls import CRL_MODES, CredentialError, ServerContextFactory
 
 
 def _refuse():
@@ -57,6 +59,21 @@ class Options(usage.Options):
             None,
             "Trusted CAs, OpenSSL hashed directory "
             "[default: $X509_CERT_DIR, then " + DEFAULT_CA_DIR + "].",
+        ],
+        [
+            "crl-check",
+            None,
+            "auto",
+            "Revocation: auto (check certificates whose CA has a CRL file <hash>.r0 "
+            "in the CA directory), require (refuse those whose CA has none), off.",
+        ],
+        [
+            "reload-interval",
+            None,
+            60.0,
+            "Seconds between checks of the CA directory and host credential for "
+            "changes (SIGHUP reloads at once).",
+            positive(float),
         ],
         [
             "query-timeout",
@@ -227,8 +244,12 @@ class Options(usage.Options):
             self["udp-broadcast"] = (address, port)
         if self["ca-dir"] is None:
             self["ca-dir"] = defaultCADir()
+        if self["crl-check"] not in CRL_MODES:
+            raise usage.UsageError(
+                "--crl-check must be one of {}".format(", ".join(CRL_MODES))
+            )
         self.contextFactory = ServerContextFactory(
-            self["hostcert"], self["hostkey"], self["ca-dir"]
+            self["hostcert"], self["hostkey"], self["ca-dir"], crlCheck=self["crl-check"]
         )
         try:
             self.contextFactory.load()
@@ -295,6 +316,57 @@ class _DatagramListener(Service):
         if self.port is not None:
             port, self.port = self.port, None
             return port.stopListening()
+
+
+class CredentialReloader(Service):
+    """
+    Reload the TLS context when the CA directory (certificates, CRLs) or the
+    host credential change on disk, checked every C{interval} seconds and on
+    SIGHUP.  New connections use the new context; a bad new file is logged
+    and the old context kept.
+    """
+
+    log = Logger()
+
+    def __init__(self, reactor, contextFactory, interval, installSignal=True):
+        self.reactor = reactor
+        self.contextFactory = contextFactory
+        self.interval = interval
+        self.installSignal = installSignal
+        self._loop = None
+        self._previousHandler = None
+
+    def startService(self):
+        super().startService()
+        self._loop = LoopingCall(self.check)
+        self._loop.clock = self.reactor
+        self._loop.start(self.interval, now=False)
+        if self.installSignal:
+            self._previousHandler = signal.signal(
+                signal.SIGHUP, lambda *args: self.reactor.callFromThread(self.check)
+            )
+
+    def stopService(self):
+        super().stopService()
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        if self.installSignal and self._previousHandler is not None:
+            signal.signal(signal.SIGHUP, self._previousHandler)
+
+    def check(self):
+        """
+        Reload if anything changed.
+        """
+        try:
+            if self.contextFactory.reloadIfChanged():
+                self.log.info(
+                    "TLS credentials reloaded from {ca_dir} ({crls} CRL files)",
+                    ca_dir=self.contextFactory.caDir,
+                    crls=self.contextFactory.crls,
+                )
+        except CredentialError as e:
+            self.log.error("cannot reload TLS credentials, keeping the old ones: {why}",
+                           why=str(e))
 
 
 class ServerService(MultiService):
@@ -428,7 +500,9 @@ def buildServer(reactor, options):
         ),
         WakeServerFactory(hub, wakeIdentify, reactor, maxPerPeer=options["max-per-peer"]),
     )
-    return ServerService(reactor, hub, https, wake, udp=udp, portFile=options["port-file"])
+    service = ServerService(reactor, hub, https, wake, udp=udp, portFile=options["port-file"])
+    CredentialReloader(reactor, ctx, options["reload-interval"]).setServiceParent(service)
+    return service
 
 
 def makeService(options):

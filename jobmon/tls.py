@@ -17,6 +17,15 @@ _PEM_BLOCK = re.compile(
     rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----\r?\n?", re.DOTALL
 )
 _HASHED_NAME = re.compile(r"^[0-9a-f]{8}\.[0-9]+$")
+_CRL_NAME = re.compile(r"^[0-9a-f]{8}\.r[0-9]+$")
+
+UNABLE_TO_GET_CRL = 3
+"""OpenSSL's X509_V_ERR_UNABLE_TO_GET_CRL."""
+
+CRL_MODES = ("auto", "require", "off")
+"""How the server checks revocation: C{auto} checks each certificate whose CA
+has a CRL file (C{<hash>.r0}) in the CA directory, C{require} refuses a
+certificate whose CA has none, C{off} never checks."""
 
 
 class CredentialError(Exception):
@@ -90,11 +99,16 @@ class ServerContextFactory:
     @ivar caDir: OpenSSL hashed CA directory.
     """
 
-    def __init__(self, hostCert, hostKey, caDir):
+    def __init__(self, hostCert, hostKey, caDir, crlCheck="auto"):
+        if crlCheck not in CRL_MODES:
+            raise ValueError("crlCheck must be one of {}".format(", ".join(CRL_MODES)))
         self.hostCert = hostCert
         self.hostKey = hostKey
         self.caDir = caDir
+        self.crlCheck = crlCheck
+        self.crls = 0
         self._context = None
+        self._stamp = None
 
     def load(self):
         """
@@ -103,7 +117,50 @@ class ServerContextFactory:
 
         @raise CredentialError: a file is missing or invalid.
         """
+        stamp = self.stamp()
         self._context = self._build()
+        self._stamp = stamp
+
+    def stamp(self):
+        """
+        What the context is built from, as it is on disk now: the names,
+        sizes and times of the host credential and of the CA directory's
+        files.
+        """
+        entries = []
+        for path in (self.hostCert, self.hostKey):
+            try:
+                st = os.stat(path)
+                entries.append((path, st.st_mtime_ns, st.st_size))
+            except OSError:
+                entries.append((path, None, None))
+        try:
+            names = sorted(os.listdir(self.caDir))
+        except OSError:
+            names = []
+        for name in names:
+            try:
+                st = os.stat(os.path.join(self.caDir, name))
+                entries.append((name, st.st_mtime_ns, st.st_size))
+            except OSError:
+                continue
+        return tuple(entries)
+
+    def reloadIfChanged(self):
+        """
+        Build a new context if the files changed on disk; new connections
+        use it, established ones keep theirs.
+
+        @return: C{True} if reloaded, C{False} if nothing changed.
+        @raise CredentialError: the new files are invalid; the old context
+            stays in use.
+        """
+        stamp = self.stamp()
+        if stamp == self._stamp:
+            return False
+        context = self._build()
+        self._context, self._stamp = context, stamp
+        return True
 
     def _build(self):
         ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
@@ -132,8 +189,18 @@ class ServerContextFactory:
         # Fail early on an empty or missing CA directory.
         caCertificates(self.caDir)
         ctx.load_verify_locations(None, self.caDir)
-        ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT)
-        ctx.get_cert_store().set_flags(crypto.X509StoreFlags.ALLOW_PROXY_CERTS)
+        flags = crypto.X509StoreFlags.ALLOW_PROXY_CERTS
+        self.crls = len([n for n in os.listdir(self.caDir) if _CRL_NAME.match(n)])
+        check = self.crlCheck == "require" or (self.crlCheck == "auto" and self.crls)
+        if check:
+            # Every certificate of the chain, not only the leaf: the leaf is
+            # usually a proxy, which CRLs do not list (OpenSSL skips proxies).
+            flags |= crypto.X509StoreFlags.CRL_CHECK | crypto.X509StoreFlags.CRL_CHECK_ALL
+        ctx.get_cert_store().set_flags(flags)
+        if check and self.crlCheck == "auto":
+            ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, _crlWhereKnown)
+        else:
+            ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT)
         return ctx
 
     def getContext(self):
@@ -143,6 +210,17 @@ class ServerContextFactory:
         if self._context is None:
             self.load()
         return self._context
+
+
+def _crlWhereKnown(connection, cert, errno, depth, ok):
+    """
+    Verify callback for C{auto} revocation checking: a CA without a CRL
+    file is not an error (as in Globus GSI); everything else is as OpenSSL
+    decided.
+    """
+    if not ok and errno == UNABLE_TO_GET_CRL:
+        return True
+    return ok
 
 
 def clientCredential(path):

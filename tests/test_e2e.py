@@ -294,6 +294,36 @@ class CertificateTests(EndToEndBase):
         e = await self.assertRefused(path)
         self.assertIn("not valid before", e.message)
 
+    async def test_hostCertAsUser(self):
+        """
+        The host certificate passes TLS but cannot act as a user.
+        """
+        both = os.path.join(self.tpki.base, "host-both.pem")
+        with open(self.tpki.hostCert, "rb") as c, open(self.tpki.hostKey, "rb") as k:
+            data = c.read() + k.read()
+        with open(both, "wb") as f:
+            f.write(data)
+        c = self.client(both)
+        e = await self.assertFault(errors.NOT_AUTHENTICATED, c.whoami)
+        self.assertIn("host or service certificate", e.message)
+
+    async def test_revokedAfterReload(self):
+        """
+        A CRL dropped into the CA directory is picked up without a restart
+        (SIGHUP): Bob's proxy is refused from then on, Alice's still works.
+        """
+        bob = self.client(self.tpki.proxies["bob"])
+        self.assertEqual((await inThread(bob.whoami))["dn"], self.tpki.dn("bob"))
+        bob.close()
+        pki.makeCRL(self.tpki.pki.ca, revoked=[self.tpki.users["bob"].certPath])
+        mark = self.server.proto.mark()
+        self.server.proto.signal("HUP")
+        await self.server.proto.waitFor(r"TLS credentials reloaded .*\(1 CRL files\)", after=mark)
+        e = await self.assertRefused(self.tpki.proxies["bob"])
+        self.assertEqual(e.code, CERTIFICATE_REFUSED)
+        alice = self.client()
+        self.assertEqual((await inThread(alice.whoami))["dn"], self.tpki.dn("alice"))
+
     async def test_forgedProxy(self):
         """
         A proxy signed by a key that is not its issuer's is refused.

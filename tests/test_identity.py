@@ -67,6 +67,16 @@ class IdentityFromChainTests(SynchronousTestCase):
         self.assertEqual(e.code, errors.NOT_AUTHENTICATED)
         self.assertIn("independent", e.message)
 
+    def test_hostCertRefused(self):
+        """
+        A host certificate (DNS names in subjectAltName) cannot act as a
+        user.
+        """
+        chain = [pki.readCertificates(self.pki.hostCertPath)[0], self.pki.ca.cert]
+        e = self.assertRaises(JobMonError, identityFromChain, chain)
+        self.assertEqual(e.code, errors.NOT_AUTHENTICATED)
+        self.assertIn("host or service certificate", e.message)
+
     def test_empty(self):
         """
         No chain, no identity.
