@@ -6,10 +6,12 @@ server checked against the CA directory and its host name).
 
 import os
 import re
+import time
 
 from OpenSSL import SSL, crypto
 from twisted.internet import ssl
 from twisted.internet.interfaces import IOpenSSLContextFactory
+from twisted.logger import Logger
 from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
 
@@ -246,6 +248,22 @@ def clientCredential(path):
     return private, chain
 
 
+def credentialExpiry(path):
+    """
+    When the credential in C{path} stops being valid: the earliest
+    C{notAfter} of its certificates (a proxy cannot outlive its chain).
+
+    @return: seconds since the epoch.
+    @raise CredentialError: the file cannot be read or holds no certificate.
+    """
+    from cryptography import x509
+
+    certs, _ = readPEMFile(path)
+    return min(
+        x509.load_pem_x509_certificate(c).not_valid_after_utc.timestamp() for c in certs
+    )
+
+
 def clientOptions(hostname, caDir, credentialPath):
     """
     TLS options for connecting to the JobMon server as a job daemon.
@@ -273,6 +291,8 @@ class CredentialPolicy:
     renewed proxy is used without a restart.
     """
 
+    log = Logger()
+
     def __init__(self, caDir, credentialPath):
         self.caDir = caDir
         self.credentialPath = credentialPath
@@ -288,11 +308,32 @@ class CredentialPolicy:
     def creatorForNetloc(self, hostname, port):
         """
         Return connection options for C{hostname}.
+
+        @raise CredentialError: the credential is missing, invalid, or
+            expired (the message says when, and that a renewed file is
+            picked up without a restart).
         """
         host = hostname.decode("ascii") if isinstance(hostname, bytes) else hostname
         stamp = self._stamp()
         cached = self._cache.get(host)
         if cached is None or cached[0] != stamp:
-            cached = (stamp, clientOptions(host, self.caDir, self.credentialPath))
+            notAfter = credentialExpiry(self.credentialPath)
+            cached = (stamp, clientOptions(host, self.caDir, self.credentialPath), notAfter)
             self._cache[host] = cached
+            left = notAfter - time.time()
+            if 0 < left < 3600:
+                self.log.warn(
+                    "credential {path} expires in {minutes:.0f} minutes; renew it "
+                    "(the new file is picked up without a restart)",
+                    path=self.credentialPath,
+                    minutes=left / 60,
+                )
+        if cached[2] <= time.time():
+            raise CredentialError(
+                "credential {} expired at {} UTC; renew it (the new file is picked up "
+                "without a restart)".format(
+                    self.credentialPath,
+                    time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(cached[2])),
+                )
+            )
         return cached[1]

@@ -13,6 +13,7 @@ import socket
 import ssl
 import sys
 import time
+import xmlrpc.client
 
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
@@ -374,6 +375,61 @@ class FailureTests(EndToEndBase):
         self.assertLess(time.monotonic() - killed, 1.0)
         self.assertEqual(await inThread(c.listJobs), [])
 
+    async def test_stuckJobDoesNotDelayOthers(self):
+        """
+        A query stuck on one job does not slow down queries to another.
+        """
+        other = await startDaemon(
+            self, self.server, "job.2", self.workdir, self.tpki.proxies["alice"],
+            self.tpki.caDir,
+        )
+        self.daemon.signal("STOP")
+        c1, c2 = self.client(), self.client()
+        stuck = inThread(c1.query, "job.1", {"op": "ls"})
+        await deferLater(reactor, 0.2, lambda: None)
+        times = []
+        for _ in range(20):
+            start = time.monotonic()
+            await inThread(c2.query, "job.2", {"op": "stat", "path": "job.log"})
+            times.append(time.monotonic() - start)
+        self.assertLess(max(times), 0.5, times)
+        self.daemon.signal("CONT")
+        await stuck
+        self.assertTrue(other.running)
+
+    async def test_clientGoesAway(self):
+        """
+        A client that disconnects while its query is pending withdraws it:
+        the job's pending count returns to zero at once.
+        """
+        self.daemon.signal("STOP")
+        ctx = ssl.create_default_context(capath=self.tpki.caDir)
+        ctx.load_cert_chain(self.tpki.proxies["alice"])
+        body = xmlrpc.client.dumps(("job.1", {"op": "ls"}), "jobmon.query").encode()
+
+        def sendAndLeave():
+            raw = socket.create_connection(("127.0.0.1", self.server.httpsPort), timeout=10)
+            s = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+            s.sendall(b"POST /RPC2 HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
+                      b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            return s
+
+        s = await inThread(sendAndLeave)
+        c = self.client()
+        for _ in range(50):
+            [job] = await inThread(c.listJobs)
+            if job["pending"] == 1:
+                break
+            await deferLater(reactor, 0.05, lambda: None)
+        self.assertEqual(job["pending"], 1)
+        s.close()
+        for _ in range(50):
+            [job] = await inThread(c.listJobs)
+            if job["pending"] == 0:
+                break
+            await deferLater(reactor, 0.05, lambda: None)
+        self.assertEqual(job["pending"], 0)
+
     async def test_timeout(self):
         """
         A job that never answers gives the timeout fault after the server's
@@ -593,3 +649,28 @@ class WakeModeTests(TestCase):
         self.assertEqual(totals, [1, 1, 1])
         result = await inThread(self.client.query, "u", {"op": "stat", "path": "job.log"})
         self.assertEqual(result["size"], 6)
+
+
+class BlackHoleTests(EndToEndBase):
+    """
+    A worker that goes silent: short keep-alive, long query timeout.
+    """
+
+    serverArgs = ("--keepalive", "1", "--query-timeout", "10")
+
+    async def test_blackHoledChannel(self):
+        """
+        A wake channel that goes silent without closing (a stopped or cut
+        off worker) is dropped after three keep-alive intervals: the job is
+        gone and its pending query fails then.
+        """
+        self.daemon.signal("STOP")
+        c = self.client()
+        start = time.monotonic()
+        e = await self.assertFault(errors.JOB_GONE, c.query, "job.1", {"op": "ls"})
+        elapsed = time.monotonic() - start
+        # Three silent 1 s intervals (less the time already silent), well
+        # before the 10 s query timeout.
+        self.assertLess(elapsed, 4.0)
+        self.assertIn("went away", e.message)
+
