@@ -505,10 +505,30 @@ def buildServer(reactor, options):
     return service
 
 
+def raiseFileLimit():
+    """
+    Raise this process's soft limit on open files to its hard limit: every
+    TCP wake channel and pending poll is a descriptor.
+
+    @return: the new soft limit.
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
 def makeService(options):
     """
     twistd entry point.
     """
     from twisted.internet import reactor
 
+    raiseFileLimit()
     return buildServer(reactor, options)

@@ -185,7 +185,9 @@ class XMLRPCFuzzTests(SynchronousTestCase):
         )
         root = Resource()
         root.putChild(b"RPC2", resource)
-        self.site = QuietSite(root)
+        # No idle timeout or request deadline on the global reactor: tests
+        # that want them set them with a Clock.
+        self.site = QuietSite(root, timeout=None, requestDeadline=None)
 
     def post(self, body):
         channel = self.site.buildProtocol(None)

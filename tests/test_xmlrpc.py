@@ -56,7 +56,9 @@ class XMLRPCResourceTests(SynchronousTestCase):
         )
         root = Resource()
         root.putChild(b"RPC2", self.resource)
-        self.site = QuietSite(root)
+        # No idle timeout or request deadline on the global reactor: tests
+        # that want them set them with a Clock.
+        self.site = QuietSite(root, timeout=None, requestDeadline=None)
 
     def identify(self, request):
         if isinstance(self.identity, Exception):
@@ -300,7 +302,10 @@ class XMLRPCResourceTests(SynchronousTestCase):
         a = IPv4Address("TCP", "10.0.0.1", 1)
         first = self.site.buildProtocol(a)
         first.makeConnection(StringTransport())
-        self.assertIsNone(self.site.buildProtocol(a))
+        refused = self.site.buildProtocol(a)
+        transport = StringTransport()
+        refused.makeConnection(transport)
+        self.assertTrue(transport.disconnecting)
         first.connectionLost(Failure(ConnectionDone()))
         second = self.site.buildProtocol(a)
         self.assertIsNotNone(second)

@@ -17,7 +17,7 @@ import json
 
 from twisted.internet import defer
 from twisted.internet.error import ConnectionLost
-from twisted.internet.protocol import Factory
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.protocols.basic import LineOnlyReceiver
@@ -168,6 +168,20 @@ class WakeServerProtocol(_LineChannel):
             self.hub.channelLost(self)
 
 
+class Refused(Protocol):
+    """
+    Stands for a connection refused by a limit: closes it at once.
+    """
+
+    def connectionMade(self):
+        self.transport.abortConnection()
+
+    def dataReceived(self, data):
+        """
+        Ignore whatever arrives before the close.
+        """
+
+
 class WakeServerFactory(Factory):
     """
     Builds L{WakeServerProtocol}s for the server's wake port, at most
@@ -189,7 +203,9 @@ class WakeServerFactory(Factory):
         host = getattr(addr, "host", None)
         if self.peers.get(host, 0) >= self.maxPerPeer:
             self.refused += 1
-            return None
+            # Not None: under TLS that leaves the connection open with no
+            # protocol (and no timeout) behind it.
+            return Refused()
         self.peers[host] = self.peers.get(host, 0) + 1
         protocol = WakeServerProtocol(self.hub, self.identify, self.clock)
         protocol.factory = self

@@ -33,7 +33,7 @@ from jobmon.errors import (
     TOO_LARGE,
     JobMonError,
 )
-
+from jobmon.protocols.wake import Refused
 
 MAX_DEPTH = 40
 """Deepest XML nesting accepted: results nest about 12 deep."""
@@ -224,7 +224,7 @@ class QuietSite(Site):
         host = getattr(addr, "host", None)
         if self.peers.get(host, 0) >= self.maxPerPeer:
             self.refused = getattr(self, "refused", 0) + 1
-            return None
+            return Refused()
         self.peers[host] = self.peers.get(host, 0) + 1
         protocol = super().buildProtocol(addr)
         protocol._peerHost = host
