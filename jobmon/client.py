@@ -131,6 +131,9 @@ CLIENT_NAMES = {
 }
 """Short names of the client-side codes."""
 
+LIST_PAGE = 1000
+"""Jobs asked for per C{listJobs} call: long lists come a page at a time."""
+
 DEFAULT_PORT = 8443
 """The port used when the server URL names none."""
 
@@ -573,10 +576,19 @@ class JobMonClient:
         C{pending}).
 
         @param all: list every job (the server's admins only: anyone else
-            gets fault 403).  Without it no argument is sent, as older
-            servers expect.
+            gets fault 403).  Long lists are fetched a page at a time.
         """
-        return self._call("jobmon.listJobs", ({"all": True},) if all else ())
+        jobs = []
+        while True:
+            options = {"limit": LIST_PAGE}
+            if all:
+                options["all"] = True
+            if jobs:
+                options["after"] = jobs[-1]["job_id"]
+            page = self._call("jobmon.listJobs", (options,))
+            jobs.extend(page)
+            if len(page) < LIST_PAGE:
+                return jobs
 
     def query(self, jobId, request):
         """

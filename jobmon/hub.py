@@ -7,6 +7,7 @@ C{xmlrpc_*}-like methods with the caller's identity; the wake protocol calls
 L{Hub.channelHello} and L{Hub.channelLost}.
 """
 
+import bisect
 import math
 import re
 import secrets
@@ -362,8 +363,12 @@ class Hub:
 
     def listJobs(self, identity, options=None):
         """
-        Return the caller's jobs; with C{{"all": true}}, an admin gets every
-        job.
+        Return the caller's jobs, sorted by id, a page at a time; with
+        C{{"all": true}}, an admin gets every job.
+
+        Options: C{all} (boolean), C{limit} (jobs per page, default 1000, at
+        most 10000), C{after} (return jobs whose id sorts after this one:
+        the last id of the previous page).
         """
         if options is None:
             options = {}
@@ -372,6 +377,18 @@ class Hub:
         everything = options.get("all", False)
         if everything and identity.dn not in self.admins:
             raise JobMonError(NOT_AUTHORIZED, "only the server's admins may list all jobs")
+        limit = options.get("limit", 1000)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= 10000:
+            raise JobMonError(BAD_REQUEST, "limit must be an integer from 1 to 10000")
+        after = options.get("after")
+        if after is not None and not isinstance(after, str):
+            raise JobMonError(BAD_REQUEST, "after must be a job id")
+        records = sorted(
+            (r for r in self.registry.jobs() if everything or r.owner == identity.dn),
+            key=lambda r: r.jobId,
+        )
+        if after is not None:
+            records = records[bisect.bisect_right([r.jobId for r in records], after):]
         return [
             {
                 "job_id": r.jobId,
@@ -383,8 +400,7 @@ class Hub:
                 "last_seen": float(r.lastSeen),
                 "pending": self.table.pending(r.jobId),
             }
-            for r in sorted(self.registry.jobs(), key=lambda r: r.jobId)
-            if r.owner == identity.dn or everything
+            for r in records[:limit]
         ]
 
     def query(self, identity, jobId, request):

@@ -612,7 +612,8 @@ class CallTests(TLSTestCase):
         self.assertEqual(result["data"], b"new\n")
         self.assertEqual((result["offset"], result["next_offset"], result["size"]),
                          (2**33, 2**33 + 4, 5 * 10**9))
-        self.assertEqual([r[2] for r in server.requests[:2]], [(), ({"all": True},)])
+        self.assertEqual([r[2] for r in server.requests[:2]],
+                         [({"limit": 1000},), ({"limit": 1000, "all": True},)])
         self.assertEqual(server.requests[2][2][1], {
             "op": "follow", "path": "job.log", "offset": float(2**33), "inode": "8:12",
             "wait": 5, "timeout": 15})
@@ -934,15 +935,32 @@ class OpRequestTests(SynchronousTestCase):
 
     def test_listJobs(self):
         """
-        C{listJobs()} sends no argument; C{listJobs(all=True)} the options
-        struct.
+        C{listJobs} asks for a page (and for all jobs with C{all=True}); a
+        full page makes it ask for the next one, after the last id.
         """
         self.client.listJobs()
         self.client.listJobs(all=True)
-        self.client.listJobs(all=False)
         self.assertEqual([c[:2] for c in self.calls], [
-            ("jobmon.listJobs", ()), ("jobmon.listJobs", ({"all": True},)),
-            ("jobmon.listJobs", ())])
+            ("jobmon.listJobs", ({"limit": 1000},)),
+            ("jobmon.listJobs", ({"limit": 1000, "all": True},))])
+
+    def test_listJobsPages(self):
+        """
+        Pages are fetched until one comes back short.
+        """
+        import jobmon.client as client
+
+        pages = [[{"job_id": "a"}, {"job_id": "b"}], [{"job_id": "c"}]]
+        calls = []
+
+        def fake(method, params, wait=None):
+            calls.append(params)
+            return pages.pop(0)
+
+        self.patch(client, "LIST_PAGE", 2)
+        self.client._call = fake
+        self.assertEqual([j["job_id"] for j in self.client.listJobs()], ["a", "b", "c"])
+        self.assertEqual(calls, [({"limit": 2},), ({"limit": 2, "after": "b"},)])
 
     def test_ls(self):
         """

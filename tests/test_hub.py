@@ -198,6 +198,20 @@ class HubTestCase(SynchronousTestCase):
             },
         )
 
+    def test_listJobsPages(self):
+        """
+        Jobs come sorted by id, a page at a time; C{after} continues.
+        """
+        for i in range(5):
+            self.register(jobId="j{}".format(i))
+        first = self.hub.listJobs(ALICE, {"limit": 2})
+        self.assertEqual([j["job_id"] for j in first], ["j0", "j1"])
+        rest = self.hub.listJobs(ALICE, {"limit": 10, "after": "j1"})
+        self.assertEqual([j["job_id"] for j in rest], ["j2", "j3", "j4"])
+        for bad in ({"limit": 0}, {"limit": 10001}, {"limit": True}, {"after": 3}, "x"):
+            e = self.assertRaises(JobMonError, self.hub.listJobs, ALICE, bad)
+            self.assertEqual(e.code, errors.BAD_REQUEST)
+
     def test_onlyOwnerServesJob(self):
         """
         Only the owner's credential may fetch work, post results, unregister
