@@ -263,6 +263,7 @@ class Options(usage.Options):
             raise usage.UsageError(
                 "cannot open the audit log {}: {}".format(self["audit-log"], e.strerror or e)
             )
+        self.contextFactory.audit = self.audit
 
 
 class _Listener(Service):

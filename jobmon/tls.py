@@ -101,13 +101,16 @@ class ServerContextFactory:
     @ivar caDir: OpenSSL hashed CA directory.
     """
 
-    def __init__(self, hostCert, hostKey, caDir, crlCheck="auto"):
+    log = Logger()
+
+    def __init__(self, hostCert, hostKey, caDir, crlCheck="auto", audit=None):
         if crlCheck not in CRL_MODES:
             raise ValueError("crlCheck must be one of {}".format(", ".join(CRL_MODES)))
         self.hostCert = hostCert
         self.hostKey = hostKey
         self.caDir = caDir
         self.crlCheck = crlCheck
+        self.audit = audit
         self.crls = 0
         self._context = None
         self._stamp = None
@@ -199,11 +202,53 @@ class ServerContextFactory:
             # usually a proxy, which CRLs do not list (OpenSSL skips proxies).
             flags |= crypto.X509StoreFlags.CRL_CHECK | crypto.X509StoreFlags.CRL_CHECK_ALL
         ctx.get_cert_store().set_flags(flags)
-        if check and self.crlCheck == "auto":
-            ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, _crlWhereKnown)
-        else:
-            ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT)
+        lenient = bool(check) and self.crlCheck == "auto"
+
+        def verify(connection, cert, errno, depth, ok):
+            if not ok and lenient and errno == UNABLE_TO_GET_CRL:
+                # A CA without a CRL file is not an error (as in Globus GSI).
+                return True
+            if not ok:
+                self._refused(connection, cert, errno, depth)
+            return ok
+
+        ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, verify)
         return ctx
+
+    def _refused(self, connection, cert, errno, depth):
+        """
+        Log (and audit) a certificate refused at the handshake, once per
+        connection: the client learns only that it was refused.
+        """
+        protocol = connection.get_app_data()
+        if getattr(protocol, "_jobmonRefusalLogged", False):
+            return
+        try:
+            protocol._jobmonRefusalLogged = True
+        except AttributeError:
+            pass
+        try:
+            from jobmon.identity import dnOf
+
+            subject = dnOf(cert.to_cryptography())
+        except Exception:
+            subject = "?"
+        reason = _verifyReason(errno)
+        peer = getattr(getattr(protocol, "transport", None), "getPeer", lambda: None)()
+        self.log.info(
+            "certificate refused from {peer}: {reason} (error {errno} at depth {depth}, "
+            "{subject})",
+            peer=getattr(peer, "host", peer),
+            reason=reason,
+            errno=errno,
+            depth=depth,
+            subject=subject,
+        )
+        if self.audit is not None:
+            self.audit.record(
+                "refused", method="tls", dn=subject, peer=getattr(peer, "host", None),
+                code=errno, reason=reason,
+            )
 
     def getContext(self):
         """
@@ -214,15 +259,29 @@ class ServerContextFactory:
         return self._context
 
 
-def _crlWhereKnown(connection, cert, errno, depth, ok):
+_VERIFY_REASONS = {
+    2: "unknown issuer",
+    7: "bad signature",
+    9: "not yet valid",
+    10: "expired",
+    12: "CRL expired",
+    18: "self-signed certificate",
+    19: "self-signed certificate in chain",
+    20: "unknown CA",
+    23: "revoked",
+    24: "invalid CA certificate",
+    38: "proxy path length exceeded",
+    40: "proxy certificates not allowed",
+    72: "invalid proxy subject",
+    79: "invalid CA certificate (a legacy proxy?)",
+}
+
+
+def _verifyReason(errno):
     """
-    Verify callback for C{auto} revocation checking: a CA without a CRL
-    file is not an error (as in Globus GSI); everything else is as OpenSSL
-    decided.
+    A few words for an OpenSSL verification error number.
     """
-    if not ok and errno == UNABLE_TO_GET_CRL:
-        return True
-    return ok
+    return _VERIFY_REASONS.get(errno, "verification error")
 
 
 def clientCredential(path):

@@ -232,15 +232,17 @@ class CertificateTests(EndToEndBase):
 
     async def assertRefused(self, credential):
         """
-        The server refuses C{credential} at the TLS level, and the client
-        says so in one clear line.
+        The server refuses C{credential} at the TLS level, logs and audits
+        why, and the client says so in one clear line.
         """
+        mark = self.server.proto.mark()
         try:
             answer = await inThread(self.rawHandshake, credential)
         except (ssl.SSLError, ConnectionError, OSError):
             pass
         else:
             self.assertEqual(answer, b"", "server answered: {!r}".format(answer[:200]))
+        await self.server.proto.waitFor(r"certificate refused from 127\.0\.0\.1: ", after=mark)
         c = JobMonClient(self.server.url, proxy=credential, caDir=self.tpki.caDir, timeout=10)
         self.addCleanup(c.close)
         try:
@@ -279,6 +281,7 @@ class CertificateTests(EndToEndBase):
         )
         e = await self.assertRefused(path)
         self.assertIn("expired", e.message)
+        self.assertRegex(self.server.proto.output.decode(), r"certificate refused .*: expired")
 
     async def test_notYetValidProxy(self):
         """
