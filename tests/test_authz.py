@@ -1,0 +1,177 @@
+"""
+The authorization matrix: every server method and op, for the job's owner
+(with a full and a limited proxy), another user, and an admin.  Deny by
+default: each cell says what is allowed; everything else must be refused
+with the stated fault.
+
+The TLS-level rows (expired, not yet valid, revoked, unknown CA, forged,
+legacy and independent proxies, host certificates) are in
+L{tests.test_e2e.CertificateTests} and L{tests.test_identity}.
+"""
+
+from twisted.internet import defer
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from jobmon import errors
+from jobmon.errors import JobMonError
+from jobmon.hub import Hub
+from jobmon.identity import Identity
+from jobmon.pending import MemoryRequestTable
+from jobmon.registry import MemoryJobRegistry
+
+OWNER = Identity("/DC=org/CN=Alice", proxy=True)
+OWNER_LIMITED = Identity("/DC=org/CN=Alice", proxy=True, limited=True)
+OTHER = Identity("/DC=org/CN=Bob", proxy=True)
+ADMIN = Identity("/DC=org/CN=Admin")
+CALLERS = {"owner": OWNER, "limited": OWNER_LIMITED, "other": OTHER, "admin": ADMIN}
+
+OK = "ok"
+READ_OPS = ["ls", "stat", "cat", "head", "tail", "follow", "du", "df", "ps", "top", "res",
+            "env", "commands"]
+ACT_OPS = ["run", "signal"]
+
+# method -> {caller: expected outcome (OK or a fault code)}
+MATRIX = {
+    "query(read)": {"owner": OK, "limited": OK, "other": errors.NO_SUCH_JOB, "admin": OK},
+    "query(act)": {"owner": OK, "limited": errors.NOT_AUTHORIZED,
+                   "other": errors.NO_SUCH_JOB, "admin": OK},
+    "listJobs": {"owner": ["j1"], "limited": ["j1"], "other": [], "admin": []},
+    "listJobs(all)": {"owner": errors.NOT_AUTHORIZED, "limited": errors.NOT_AUTHORIZED,
+                      "other": errors.NOT_AUTHORIZED, "admin": ["j1"]},
+    "registerJob": {"owner": OK, "limited": OK, "other": errors.JOB_CONFLICT,
+                    "admin": errors.JOB_CONFLICT},
+    "getJobToDo": {"owner": OK, "limited": OK, "other": errors.NOT_AUTHORIZED,
+                   "admin": errors.NOT_AUTHORIZED},
+    "waitForWork": {"owner": OK, "limited": OK, "other": errors.NOT_AUTHORIZED,
+                    "admin": errors.NOT_AUTHORIZED},
+    "outputJobResult": {"owner": OK, "limited": OK, "other": errors.NOT_AUTHORIZED,
+                        "admin": errors.NOT_AUTHORIZED},
+    "unregisterJob": {"owner": OK, "limited": OK, "other": errors.NOT_AUTHORIZED,
+                      "admin": errors.NOT_AUTHORIZED},
+    "channelHello": {"owner": OK, "limited": OK, "other": errors.NOT_AUTHORIZED,
+                     "admin": errors.NOT_AUTHORIZED},
+    "auditLog": {"owner": errors.NOT_AUTHORIZED, "limited": errors.NOT_AUTHORIZED,
+                 "other": errors.NOT_AUTHORIZED, "admin": OK},
+    "whoami": {"owner": OK, "limited": OK, "other": OK, "admin": OK},
+}
+
+
+class JobIds(list):
+    """
+    The job ids a listing returned (compared as such, not as "ok").
+    """
+
+
+class Channel:
+    jobId = "j1"
+
+    def wake(self):
+        pass
+
+    def close(self):
+        pass
+
+
+class Audit:
+    def record(self, event, **fields):
+        pass
+
+    def read(self, jobId, limit):
+        return []
+
+
+class MatrixTests(SynchronousTestCase):
+    """
+    Walk the matrix, each cell on a fresh hub holding Alice's job C{j1}.
+    """
+
+    def newHub(self):
+        hub = Hub(
+            Clock(), MemoryJobRegistry(), MemoryRequestTable(), admins=[ADMIN.dn],
+            audit=Audit(), runInThread=lambda f, *a: defer.maybeDeferred(f, *a),
+        )
+        self.reply = hub.registerJob(OWNER, "j1", {"host": "wn", "wake": "tcp"})
+        hub.channelHello(Channel(), OWNER, "j1", self.reply["wake"]["token"])
+        return hub
+
+    def call(self, hub, method, who, op=None):
+        if method.startswith("query"):
+            request = {"op": op}
+            if op == "run":
+                request["name"] = "diag"
+            if op == "signal":
+                request["signal"] = "USR1"
+            return hub.query(who, "j1", request)
+        if method == "listJobs":
+            return JobIds(j["job_id"] for j in hub.listJobs(who))
+        if method == "listJobs(all)":
+            return JobIds(j["job_id"] for j in hub.listJobs(who, {"all": True}))
+        if method == "registerJob":
+            return hub.registerJob(who, "j1", {"host": "wn"})
+        if method == "getJobToDo":
+            return hub.getJobToDo(who, "j1")
+        if method == "waitForWork":
+            return hub.waitForWork(who, "j1", 0)
+        if method == "outputJobResult":
+            return hub.outputJobResult(who, "j1", "no-such-request", {})
+        if method == "unregisterJob":
+            return hub.unregisterJob(who, "j1")
+        if method == "channelHello":
+            return hub.channelHello(Channel(), who, "j1", self.reply["wake"]["token"])
+        if method == "auditLog":
+            return hub.auditLog(who, "j1", 10)
+        if method == "whoami":
+            return hub.whoami(who)
+        raise AssertionError(method)
+
+    def outcome(self, result):
+        if isinstance(result, defer.Deferred):
+            if not result.called:
+                result.addErrback(lambda f: None)
+                result.cancel()
+                return OK
+            box = []
+            result.addBoth(box.append)
+            if box and hasattr(box[0], "value") and isinstance(box[0].value, JobMonError):
+                return box[0].value.code
+            return OK
+        if isinstance(result, JobIds):
+            return list(result)
+        return OK
+
+    def test_matrix(self):
+        """
+        Every cell of the matrix holds.
+        """
+        checked = 0
+        for method, row in MATRIX.items():
+            ops = READ_OPS if method == "query(read)" else ACT_OPS if method == "query(act)" \
+                else [None]
+            for caller, expected in row.items():
+                for op in ops:
+                    hub = self.newHub()
+                    try:
+                        got = self.outcome(self.call(hub, method, CALLERS[caller], op))
+                    except JobMonError as e:
+                        got = e.code
+                    self.assertEqual(
+                        got, expected, "{} {} by {}".format(method, op or "", caller)
+                    )
+                    hub.stop()
+                    checked += 1
+        self.assertEqual(checked, len(READ_OPS) * 4 + len(ACT_OPS) * 4 + 10 * 4)
+
+    def test_unknownCallerSeesNothing(self):
+        """
+        A refusal to another user reveals nothing of the job: the same fault
+        and message as for a job that does not exist.
+        """
+        hub = self.newHub()
+        messages = []
+        for jobId in ("j1", "j2"):
+            try:
+                hub.query(OTHER, jobId, {"op": "ls"})
+            except JobMonError as e:
+                messages.append((e.code, e.message.replace(jobId, "JOB")))
+        self.assertEqual(messages[0], messages[1])
