@@ -513,6 +513,23 @@ class Hub:
         d.addTimeout(timeout, self.clock, onTimeoutCancel=timedOut)
         return d, record, forward
 
+    def sizes(self):
+        """
+        How many entries each of the hub's tables holds: for metrics, and
+        for tests that check nothing is left behind.
+        """
+        return {
+            "jobs": len(self.registry),
+            "requests": len(self.table),
+            "channels": len(self._channels),
+            "polls": len(self._polls),
+            "udp_retries": len(self._udpRetries),
+            "udp_sequences": len(self._udpSequence),
+            "grace_timers": len(self._graceTimers),
+            "users_pending": len(self._pendingByUser),
+            "rate_buckets": len(self._buckets),
+        }
+
     def _admit(self, identity):
         """
         Apply the per-user limits: pending queries, and a token bucket of

@@ -748,3 +748,52 @@ class PollModeTests(SynchronousTestCase):
         """
         e = self.assertRaises(JobMonError, self.hub.waitForWork, BOB, "j", 1)
         self.assertEqual(e.code, errors.NOT_AUTHORIZED)
+
+
+class LeakTests(SynchronousTestCase):
+    """
+    After jobs in every mode come and go, with queries answered, timed out,
+    cancelled and failed, every table of the hub is empty again.
+    """
+
+    def test_tablesReturnToEmpty(self):
+        """
+        Nothing is left behind: registry, requests, channels, polls, UDP
+        retries and sequences, grace timers, per-user counts and rate
+        buckets, and no timer but the cleanup cycle's.
+        """
+        clock = Clock()
+        sender = FakeSender()
+        hub = Hub(clock, MemoryJobRegistry(), MemoryRequestTable(), udpSender=sender,
+                  udpPort=9, expireAfter=30, cleanupInterval=5, queryTimeout=10)
+        hub.start()
+        outcomes = []
+        for round in range(3):
+            tcp = hub.registerJob(ALICE, "t", {"wake": "tcp"})
+            channel = FakeChannel("t")
+            hub.channelHello(channel, ALICE, "t", tcp["wake"]["token"])
+            hub.registerJob(BOB, "u", {"wake": "udp", "instance": "i"})
+            hub.registerJob(ALICE, "p", {"wake": "poll", "instance": "i"})
+            hub.registerJob(BOB, "never", {"wake": "tcp"})
+            poll = hub.waitForWork(ALICE, "p", 60)
+            answered = hub.query(ALICE, "t", {"op": "ls"})
+            [item] = hub.getJobToDo(ALICE, "t")
+            hub.outputJobResult(ALICE, "t", item["id"], {"entries": []})
+            outcomes.append(self.successResultOf(answered))
+            timedOut = hub.query(BOB, "u", {"op": "ls"})
+            cancelled = hub.query(ALICE, "t", {"op": "ps"})
+            cancelled.cancel()
+            pollQuery = hub.query(ALICE, "p", {"op": "ls"})
+            self.successResultOf(poll)
+            clock.advance(11)
+            self.failureResultOf(timedOut, JobMonError)
+            self.failureResultOf(cancelled)
+            self.failureResultOf(pollQuery, JobMonError)
+            hub.channelLost(channel)
+            hub.unregisterJob(ALICE, "p")
+            clock.advance(40)
+        self.assertEqual(len(outcomes), 3)
+        self.assertEqual(set(hub.sizes().values()), {0}, hub.sizes())
+        [cycle] = clock.getDelayedCalls()
+        hub.stop()
+        self.assertEqual(clock.getDelayedCalls(), [])
