@@ -10,6 +10,7 @@ import json
 import os
 import signal
 
+from OpenSSL import SSL
 from twisted.application.service import MultiService, Service
 from twisted.internet import endpoints
 from twisted.internet.abstract import isIPAddress
@@ -217,6 +218,15 @@ class Options(usage.Options):
         ],
     ]
 
+    optFlags = [
+        [
+            "wake-tls13",
+            None,
+            "Use TLS 1.3 on the wake port too (default: TLS 1.2 there, which "
+            "costs about 10 KB less per idle wake channel).",
+        ],
+    ]
+
     def __init__(self):
         super().__init__()
         self["admin"] = []
@@ -329,9 +339,9 @@ class CredentialReloader(Service):
 
     log = Logger()
 
-    def __init__(self, reactor, contextFactory, interval, installSignal=True):
+    def __init__(self, reactor, contextFactories, interval, installSignal=True):
         self.reactor = reactor
-        self.contextFactory = contextFactory
+        self.contextFactories = contextFactories
         self.interval = interval
         self.installSignal = installSignal
         self._loop = None
@@ -358,16 +368,21 @@ class CredentialReloader(Service):
         """
         Reload if anything changed.
         """
-        try:
-            if self.contextFactory.reloadIfChanged():
-                self.log.info(
-                    "TLS credentials reloaded from {ca_dir} ({crls} CRL files)",
-                    ca_dir=self.contextFactory.caDir,
-                    crls=self.contextFactory.crls,
-                )
-        except CredentialError as e:
-            self.log.error("cannot reload TLS credentials, keeping the old ones: {why}",
-                           why=str(e))
+        reloaded = []
+        for factory in self.contextFactories:
+            try:
+                if factory.reloadIfChanged():
+                    reloaded.append(factory)
+            except CredentialError as e:
+                self.log.error("cannot reload TLS credentials, keeping the old ones: {why}",
+                               why=str(e))
+                return
+        if reloaded:
+            self.log.info(
+                "TLS credentials reloaded from {ca_dir} ({crls} CRL files)",
+                ca_dir=reloaded[0].caDir,
+                crls=reloaded[0].crls,
+            )
 
 
 class ServerService(MultiService):
@@ -489,6 +504,11 @@ def buildServer(reactor, options):
         return identityOfConnection(transport.getHandle())
 
     ctx = options.contextFactory
+    # Wake channels carry only "wake" and keep-alives, and there may be tens
+    # of thousands: TLS 1.2 (ECDHE, AEAD) costs about 10 KB less per idle
+    # connection than TLS 1.3 with a post-quantum key share.
+    wakeCtx = ctx.sibling(maxVersion=None if options["wake-tls13"] else SSL.TLS1_2_VERSION)
+    wakeCtx.load()
     https = _Listener(
         endpoints.SSL4ServerEndpoint(
             reactor, options["https-port"], ctx, interface=options["interface"]
@@ -497,12 +517,14 @@ def buildServer(reactor, options):
     )
     wake = _Listener(
         endpoints.SSL4ServerEndpoint(
-            reactor, options["wake-port"], ctx, interface=options["interface"]
+            reactor, options["wake-port"], wakeCtx, interface=options["interface"]
         ),
         WakeServerFactory(hub, wakeIdentify, reactor, maxPerPeer=options["max-per-peer"]),
     )
     service = ServerService(reactor, hub, https, wake, udp=udp, portFile=options["port-file"])
-    CredentialReloader(reactor, ctx, options["reload-interval"]).setServiceParent(service)
+    CredentialReloader(reactor, [ctx, wakeCtx], options["reload-interval"]).setServiceParent(
+        service
+    )
     return service
 
 

@@ -103,7 +103,8 @@ class ServerContextFactory:
 
     log = Logger()
 
-    def __init__(self, hostCert, hostKey, caDir, crlCheck="auto", audit=None):
+    def __init__(self, hostCert, hostKey, caDir, crlCheck="auto", audit=None,
+                 maxVersion=None):
         if crlCheck not in CRL_MODES:
             raise ValueError("crlCheck must be one of {}".format(", ".join(CRL_MODES)))
         self.hostCert = hostCert
@@ -111,6 +112,7 @@ class ServerContextFactory:
         self.caDir = caDir
         self.crlCheck = crlCheck
         self.audit = audit
+        self.maxVersion = maxVersion
         self.crls = 0
         self._context = None
         self._stamp = None
@@ -170,6 +172,10 @@ class ServerContextFactory:
     def _build(self):
         ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
         ctx.set_min_proto_version(SSL.TLS1_2_VERSION)
+        if self.maxVersion is not None:
+            ctx.set_max_proto_version(self.maxVersion)
+            # TLS 1.2 only with forward secrecy and authenticated encryption.
+            ctx.set_cipher_list(b"ECDHE+AESGCM:ECDHE+CHACHA20")
         ctx.set_options(SSL.OP_NO_TICKET | SSL.OP_NO_COMPRESSION)
         ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)
         # Idle wake channels are most connections: let OpenSSL free their
@@ -249,6 +255,18 @@ class ServerContextFactory:
                 "refused", method="tls", dn=subject, peer=getattr(peer, "host", None),
                 code=errno, reason=reason,
             )
+
+    def sibling(self, **changes):
+        """
+        A factory for the same credentials with some settings changed (the
+        wake port's, for instance).
+        """
+        settings = dict(
+            hostCert=self.hostCert, hostKey=self.hostKey, caDir=self.caDir,
+            crlCheck=self.crlCheck, audit=self.audit, maxVersion=self.maxVersion,
+        )
+        settings.update(changes)
+        return ServerContextFactory(**settings)
 
     def getContext(self):
         """
