@@ -3,8 +3,8 @@ Run the JobMon benchmarks with moderate sizes and print their tables
 (C{make bench}): round trips, C{jobmon-query} start-up, the breakdown of
 a query's time, and the ops that wait or read big things (C{tail -f}
 latency, C{tail}/C{cat} of a 256 MiB file, C{ps} of 500 processes).  The
-whole run takes about three minutes on two cores; the JSON of every figure
-goes to C{bench/out/results.json}.
+whole run takes about a minute and a half on two cores (the ops part about
+40 s); the JSON of every figure goes to C{bench/out/results.json}.
 
 Usage (from the repository root)::
 
@@ -51,7 +51,7 @@ def main(argv=None):
                         help="skip the ops benchmark (tail -f, big files, many processes)")
     parser.add_argument("--ops-full", action="store_true",
                         help="run the ops benchmark at its full sizes (a 1 GiB file, "
-                             "100 tail -f lines: about 3 minutes more)")
+                             "100 tail -f lines: about 90 s instead of 40)")
     parser.add_argument("--out", default=os.path.join(common.BENCH, "out", "results.json"),
                         help="where to write the JSON (bench/out/results.json)")
     args = parser.parse_args(argv)
