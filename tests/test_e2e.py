@@ -328,6 +328,31 @@ class CertificateTests(EndToEndBase):
         alice = self.client()
         self.assertEqual((await inThread(alice.whoami))["dn"], self.tpki.dn("alice"))
 
+    async def test_hostCredentialReloaded(self):
+        """
+        A renewed host certificate is served to new connections after a
+        change on disk, without a restart.
+        """
+
+        def serverSerial():
+            ctx = ssl.create_default_context(capath=self.tpki.caDir)
+            ctx.load_cert_chain(self.tpki.proxies["alice"])
+            with socket.create_connection(("127.0.0.1", self.server.httpsPort), timeout=10) as raw:
+                with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                    return s.getpeercert()["serialNumber"]
+
+        before = await inThread(serverSerial)
+        pki.makeHostCert(self.tpki.pki.ca, self.tpki.hostCert, self.tpki.hostKey)
+        mark = self.server.proto.mark()
+        self.server.proto.signal("HUP")
+        await self.server.proto.waitFor(r"TLS credentials reloaded", after=mark)
+        after = await inThread(serverSerial)
+        self.assertNotEqual(before, after)
+        # The daemon's wake channel and queries keep working.
+        c = self.client()
+        result = await inThread(c.query, "job.1", {"op": "stat", "path": "job.log"})
+        self.assertEqual(result["type"], "file")
+
     async def test_forgedProxy(self):
         """
         A proxy signed by a key that is not its issuer's is refused.
