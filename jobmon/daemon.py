@@ -62,6 +62,8 @@ class Options(usage.Options):
     )
 
     optParameters = [
+        ["config", None, None, "TOML configuration file: keys are the long option names; "
+         "options given on the command line override it (docs/CONFIG.md)."],
         ["server", None, None, "Server URL, e.g. https://jobmon.example.org:8443/RPC2 "
          "[default: $JOBMON_SERVER]."],
         ["job-id", None, None, "The job's id (batch system id)."],
@@ -87,6 +89,9 @@ class Options(usage.Options):
          "[default: none]."],
     ]
 
+    configPaths = ("workdir", "proxy", "ca-dir", "commands")
+    """Options a configuration file gives relative to its directory."""
+
     def __init__(self):
         super().__init__()
         self["commands"] = []
@@ -106,7 +111,20 @@ class Options(usage.Options):
         """
         self["redact"].append(pattern)
 
+    def parseOptions(self, options=None):
+        """
+        Parse the command line, then fill in from the --config file the
+        options it did not give.
+        """
+        from jobmon import config
+
+        with config.commandLineOverFile(self):
+            super().parseOptions(options)
+
     def postOptions(self):
+        from jobmon import config
+
+        config.applyConfigFile(self)
         if self["server"] is None:
             self["server"] = os.environ.get("JOBMON_SERVER")
         if not self["server"]:

@@ -130,7 +130,7 @@ class Operations:
         """
         The job's process tree.
         """
-        return await self._runInThread(self.processes.ps)
+        return capProcesses(await self._runInThread(self.processes.ps), self.workdir.maxResult)
 
     async def op_top(self, request):
         """
@@ -141,7 +141,8 @@ class Operations:
         interval = checkTop(request)
         token = await self._runInThread(self.processes.topStart)
         await deferLater(self.reactor, interval, lambda: None)
-        return await self._runInThread(self.processes.topFinish, token)
+        result = await self._runInThread(self.processes.topFinish, token)
+        return capProcesses(result, self.workdir.maxResult)
 
     async def op_res(self, request):
         """
@@ -188,6 +189,36 @@ class Operations:
         )
         self.log.info("sent SIG{signal} to {pid} for a user", **result)
         return result
+
+
+PROCESS_OVERHEAD = 400
+"""Bytes a process struct costs in XML-RPC, besides its command line."""
+
+
+def capProcesses(result, maxResult):
+    """
+    Hold a C{ps} or C{top} result to the result cap: first shorten long
+    command lines, then leave out the last processes; say so with
+    C{truncated}.
+    """
+    processes = result.get("processes", [])
+
+    def size():
+        return sum(PROCESS_OVERHEAD + len(p.get("cmdline", "")) for p in processes)
+
+    if size() <= maxResult:
+        return result
+    result["truncated"] = True
+    for limit in (1024, 256, 64):
+        for p in processes:
+            cmdline = p.get("cmdline", "")
+            if len(cmdline) > limit:
+                p["cmdline"] = cmdline[: limit - 3] + "..."
+        if size() <= maxResult:
+            return result
+    while processes and size() > maxResult:
+        processes.pop()
+    return result
 
 
 def runWithTimeout(operations, request):

@@ -49,6 +49,8 @@ class Options(usage.Options):
     )
 
     optParameters = [
+        ["config", None, None, "TOML configuration file: keys are the long option names; "
+         "options given on the command line override it (docs/CONFIG.md)."],
         ["interface", None, "0.0.0.0", "Address to listen on."],
         ["https-port", None, 8443, "XML-RPC over HTTPS port (0: any free port).", portNumber],
         ["wake-port", None, 8444, "TCP wake channel port (0: any free port).", portNumber],
@@ -227,6 +229,9 @@ class Options(usage.Options):
         ],
     ]
 
+    configPaths = ("hostcert", "hostkey", "ca-dir", "audit-log", "port-file")
+    """Options a configuration file gives relative to its directory."""
+
     def __init__(self):
         super().__init__()
         self["admin"] = []
@@ -237,7 +242,20 @@ class Options(usage.Options):
         """
         self["admin"].append(dn)
 
+    def parseOptions(self, options=None):
+        """
+        Parse the command line, then fill in from the --config file the
+        options it did not give.
+        """
+        from jobmon import config
+
+        with config.commandLineOverFile(self):
+            super().parseOptions(options)
+
     def postOptions(self):
+        from jobmon import config
+
+        config.applyConfigFile(self)
         if self["udp-broadcast"] is not None:
             address, _, port = self["udp-broadcast"].rpartition(":")
             try:

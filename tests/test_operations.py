@@ -230,3 +230,35 @@ class OperationsTests(SynchronousTestCase):
         d = runWithTimeout(self.ops, {"op": "ls"})
         self.clock.advance(30)
         self.failureResultOf(d, defer.TimeoutError)
+
+
+class CapProcessesTests(SynchronousTestCase):
+    """
+    Tests for L{jobmon.operations.capProcesses}.
+    """
+
+    def test_underTheCap(self):
+        """
+        A small result is left alone.
+        """
+        from jobmon.operations import capProcesses
+
+        result = {"processes": [{"pid": 1, "cmdline": "sleep 1"}], "truncated": False}
+        self.assertEqual(capProcesses(result, 10000)["truncated"], False)
+
+    def test_shortenThenDrop(self):
+        """
+        Long command lines are shortened first; if that is not enough,
+        processes at the end are left out; either way C{truncated} is set.
+        """
+        from jobmon.operations import PROCESS_OVERHEAD, capProcesses
+
+        procs = [{"pid": i, "cmdline": "x" * 5000} for i in range(10)]
+        result = capProcesses({"processes": procs, "truncated": False},
+                              10 * (PROCESS_OVERHEAD + 1024))
+        self.assertTrue(result["truncated"])
+        self.assertEqual(len(result["processes"]), 10)
+        self.assertTrue(all(len(p["cmdline"]) == 1024 for p in result["processes"]))
+        result = capProcesses({"processes": [dict(p) for p in procs], "truncated": False},
+                              3 * (PROCESS_OVERHEAD + 64))
+        self.assertEqual(len(result["processes"]), 3)
