@@ -22,6 +22,7 @@ from jobmon.errors import (
     BAD_REQUEST,
     INTERNAL,
     JOB_CONFLICT,
+    NAMES,
     JOB_GONE,
     NO_SUCH_JOB,
     NOT_AUTHORIZED,
@@ -33,6 +34,7 @@ from jobmon.errors import (
     JobMonError,
     isRemote,
 )
+from jobmon.metrics import NullMetrics
 from jobmon.registry import JobRecord
 
 JOB_ID = re.compile(r"[\x21-\x7e]{1,256}")
@@ -223,6 +225,7 @@ class Hub:
         queryBurst=200,
         audit=None,
         runInThread=None,
+        metrics=None,
     ):
         self.clock = clock
         self.registry = registry
@@ -243,6 +246,7 @@ class Hub:
         self.queryBurst = queryBurst
         self.audit = audit
         self._runInThread = runInThread
+        self.metrics = metrics if metrics is not None else NullMetrics()
         self._buckets = {}
         self._pendingByUser = {}
         self.wakePort = None
@@ -290,6 +294,7 @@ class Hub:
                 job_id=jobId,
                 owner=record.owner,
             )
+            self.metrics.refusals.labels("not the job's owner").inc()
             self._audit(
                 "refused", dn=identity.dn, method="daemon", job_id=jobId, owner=record.owner,
                 code=NOT_AUTHORIZED, reason="not the job's owner",
@@ -323,11 +328,13 @@ class Hub:
         if retry is not None and retry.timer is not None and retry.timer.active():
             retry.timer.cancel()
 
-    def _drop(self, jobId, why, message):
+    def _drop(self, jobId, why, message, reason):
         """
         Forget a job: release its wake channel, fail its pending requests.
         """
         record = self.registry.remove(jobId)
+        if record is not None:
+            self.metrics.removals.labels(reason).inc()
         self._releaseWake(jobId, JobMonError(NO_SUCH_JOB, message))
         self._udpSequence.pop(jobId, None)
         failed = self.table.failJob(jobId, JobMonError(JOB_GONE, message))
@@ -412,6 +419,7 @@ class Hub:
         try:
             d, record, forward = self._query(identity, jobId, request)
         except JobMonError as e:
+            self.metrics.refusals.labels(NAMES.get(e.code, str(e.code))).inc()
             self._audit(
                 "refused", dn=identity.dn, method="query",
                 job_id=jobId if isinstance(jobId, str) else repr(jobId)[:100],
@@ -429,11 +437,13 @@ class Hub:
             else:
                 outcome = "ok"
                 size = _resultSize(result)
+            duration = self.clock.seconds() - started
             self._audit(
                 "query", dn=identity.dn, job_id=jobId, owner=record.owner,
                 op=forward["op"], args=args, outcome=outcome, bytes=size,
-                duration=round(self.clock.seconds() - started, 6),
+                duration=round(duration, 6),
             )
+            self.metrics.queries.labels(forward["op"], str(outcome)).observe(duration)
             return result
 
         return d.addBoth(audited)
@@ -562,10 +572,12 @@ class Hub:
         if record.mode == "tcp":
             channel = self._channels.get(jobId)
             if channel is not None:
+                self.metrics.wakes.labels("tcp").inc()
                 channel.wake()
         elif record.mode == "poll":
             poll = self._polls.pop(jobId, None)
             if poll is not None:
+                self.metrics.wakes.labels("poll").inc()
                 poll.callback(self._take(jobId))
         elif record.mode == "udp" and jobId not in self._udpRetries:
             retry = _UDPRetry(started=self.clock.seconds(), delay=self.udpFirstRetry)
@@ -576,6 +588,7 @@ class Hub:
         jobId = record.jobId
         sequence = self._udpSequence.get(jobId, 0) + 1
         self._udpSequence[jobId] = sequence
+        self.metrics.wakes.labels("udp").inc()
         self.udpSender.send(jobId, sequence, bytes.fromhex(record.secret))
         retry.timer = self.clock.callLater(retry.delay, self._repeatUDP, jobId)
 
@@ -593,6 +606,7 @@ class Hub:
             return
         if self.clock.seconds() - retry.started >= self.queryTimeout:
             del self._udpRetries[jobId]
+            self.metrics.wakesUnanswered.inc()
             self.log.warn(
                 "job {job_id} did not answer UDP wakes for {seconds:g} s",
                 job_id=jobId,
@@ -600,6 +614,7 @@ class Hub:
             )
             return
         retry.delay = min(retry.delay * 2, self.udpMaxRetryDelay)
+        self.metrics.wakeRepeats.inc()
         self._sendUDP(record, retry)
 
     def _take(self, jobId):
@@ -644,6 +659,7 @@ class Hub:
                 job_id=jobId,
                 owner=old.owner,
             )
+            self.metrics.refusals.labels("job id conflict").inc()
             self._audit(
                 "refused", dn=identity.dn, method="registerJob", job_id=jobId,
                 owner=old.owner, code=JOB_CONFLICT, reason="registered by another identity",
@@ -685,6 +701,7 @@ class Hub:
                 self._graceTimers[jobId] = self.clock.callLater(
                     self.connectGrace, self._graceExpired, jobId, record.token
                 )
+            self.metrics.registrations.labels(mode).inc()
             self._audit(
                 "register", dn=identity.dn, job_id=jobId, host=record.host, mode=mode,
                 again=old is not None,
@@ -720,6 +737,7 @@ class Hub:
                 jobId,
                 "no wake channel within {:g} s".format(self.connectGrace),
                 "job {} never connected its wake channel".format(jobId),
+                "no wake channel",
             )
 
     def unregisterJob(self, identity, jobId):
@@ -727,7 +745,7 @@ class Hub:
         Remove a job owned by the caller.
         """
         self._owned(identity, jobId)
-        self._drop(jobId, "unregistered", "job {} unregistered".format(jobId))
+        self._drop(jobId, "unregistered", "job {} unregistered".format(jobId), "unregistered")
         return True
 
     def getJobToDo(self, identity, jobId):
@@ -862,7 +880,9 @@ class Hub:
         jobId = channel.jobId
         if self._channels.get(jobId) is not channel:
             return
-        self._drop(jobId, "wake channel closed", "job {} went away".format(jobId))
+        self._drop(
+            jobId, "wake channel closed", "job {} went away".format(jobId), "channel closed"
+        )
 
     # Cleanup and shutdown
 
@@ -889,6 +909,7 @@ class Hub:
                     "job {} went away (not heard from for {:g} s)".format(
                         record.jobId, self.expireAfter
                     ),
+                    "expired",
                 )
 
     def stop(self):

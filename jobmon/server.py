@@ -23,6 +23,7 @@ from twisted.web.resource import Resource
 
 from jobmon.audit import AuditLog
 from jobmon.hub import Hub
+from jobmon.metrics import Metrics, MetricsResource
 from jobmon.identity import identityOfConnection
 from jobmon.options import DEFAULT_CA_DIR, defaultCADir, portNumber, positive
 from jobmon.pending import MemoryRequestTable
@@ -190,6 +191,20 @@ class Options(usage.Options):
             60.0,
             "Longest wait of a poll-mode daemon's waitForWork call, seconds.",
             positive(float),
+        ],
+        [
+            "metrics-port",
+            None,
+            None,
+            "Serve Prometheus metrics (/metrics) and a health check (/healthz) over "
+            "plain HTTP on this port [default: off].",
+            portNumber,
+        ],
+        [
+            "metrics-interface",
+            None,
+            "127.0.0.1",
+            "Address of the metrics port.",
         ],
         [
             "audit-log",
@@ -434,10 +449,15 @@ class ServerService(MultiService):
             "https": self.https.port.getHost().port,
             "wake": self.wake.port.getHost().port,
         }
+        metrics = getattr(self, "metricsListener", None)
+        if metrics is not None:
+            ports["metrics"] = metrics.port.getHost().port
         udp = ""
         if self.hub.udpSender is not None:
             ports["udp"] = self.hub.udpPort
             udp = ", UDP wakes to {}:{}".format(*self.hub.udpSender.address)
+        if metrics is not None:
+            udp += ", metrics on {}".format(ports["metrics"])
         self.log.info(
             "JobMon server listening: XML-RPC on {https}, TCP wake on {wake}{udp_text}",
             udp_text=udp,
@@ -471,6 +491,7 @@ def buildServer(reactor, options):
     if options["udp-broadcast"] is not None:
         sender = UDPWakeSender(options["udp-broadcast"])
         udp = _DatagramListener(reactor, sender, options["interface"])
+    metrics = Metrics()
     hub = Hub(
         reactor,
         MemoryJobRegistry(),
@@ -490,6 +511,7 @@ def buildServer(reactor, options):
         queryRate=options["query-rate"],
         queryBurst=options["query-burst"],
         audit=options.audit,
+        metrics=metrics,
         runInThread=lambda f, *a: deferToThreadPool(reactor, reactor.getThreadPool(), f, *a),
     )
     identify = identifyTLS(identityOfConnection)
@@ -539,7 +561,21 @@ def buildServer(reactor, options):
         ),
         WakeServerFactory(hub, wakeIdentify, reactor, maxPerPeer=options["max-per-peer"]),
     )
+    metrics.watch(hub)
     service = ServerService(reactor, hub, https, wake, udp=udp, portFile=options["port-file"])
+    if options["metrics-port"] is not None:
+        from twisted.web.server import Site
+
+        site = Site(MetricsResource(metrics, hub))
+        site.noisy = False
+        site.log = lambda request: None
+        service.metricsListener = _Listener(
+            endpoints.TCP4ServerEndpoint(
+                reactor, options["metrics-port"], interface=options["metrics-interface"]
+            ),
+            site,
+        )
+        service.metricsListener.setServiceParent(service)
     CredentialReloader(reactor, [ctx, wakeCtx], options["reload-interval"]).setServiceParent(
         service
     )

@@ -702,3 +702,37 @@ class BlackHoleTests(EndToEndBase):
         self.assertLess(elapsed, 4.0)
         self.assertIn("went away", e.message)
 
+
+
+class MetricsTests(EndToEndBase):
+    """
+    The metrics port: Prometheus metrics and a health check.
+    """
+
+    serverArgs = ("--metrics-port", "0")
+
+    def fetch(self, path):
+        import urllib.request
+
+        port = int(re.search(r"metrics on (\d+)", self.server.proto.output.decode()).group(1))
+        with urllib.request.urlopen("http://127.0.0.1:{}{}".format(port, path), timeout=10) as r:
+            return r.status, r.read().decode()
+
+    async def test_metricsAndHealth(self):
+        """
+        /healthz says ok; /metrics counts jobs by mode and state, queries by
+        op and outcome, refusals and registrations.
+        """
+        self.assertEqual(await inThread(self.fetch, "/healthz"), (200, "ok\n"))
+        c = self.client()
+        await inThread(c.query, "job.1", {"op": "stat", "path": "job.log"})
+        bob = self.client(self.tpki.proxies["bob"])
+        await self.assertFault(errors.NO_SUCH_JOB, bob.query, "job.1", {"op": "ls"})
+        status, text = await inThread(self.fetch, "/metrics")
+        self.assertEqual(status, 200)
+        self.assertIn('jobmon_jobs{mode="tcp",state="ready"} 1.0', text)
+        self.assertIn('jobmon_query_seconds_count{op="stat",outcome="ok"} 1.0', text)
+        self.assertIn('jobmon_refusals_total{reason="no such job"} 1.0', text)
+        self.assertIn('jobmon_registrations_total{mode="tcp"} 1.0', text)
+        self.assertIn('jobmon_wakes_sent_total{mode="tcp"} 1.0', text)
+        self.assertIn("jobmon_pending_queries 0.0", text)
