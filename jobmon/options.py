@@ -2,6 +2,7 @@
 Pieces shared by the server's and the daemon's command-line options.
 """
 
+import math
 import os
 
 DEFAULT_CA_DIR = "/etc/grid-security/certificates"
@@ -23,8 +24,8 @@ def positive(kind):
 
     def convert(value):
         number = kind(value)
-        if number <= 0:
-            raise ValueError("must be positive")
+        if not math.isfinite(number) or number <= 0:
+            raise ValueError("must be a positive finite number")
         return number
 
     convert.__name__ = kind.__name__
