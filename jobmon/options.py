@@ -24,8 +24,10 @@ def positive(kind):
 
     def convert(value):
         number = kind(value)
-        if not math.isfinite(number) or number <= 0:
-            raise ValueError("must be a positive finite number")
+        if not math.isfinite(number):
+            raise ValueError("must be a finite number")
+        if number <= 0:
+            raise ValueError("must be positive")
         return number
 
     convert.__name__ = kind.__name__

@@ -125,7 +125,7 @@ def _condorJob(path, readFile):
                 path, getattr(e, "strerror", None) or e
             ),
             "htcondor",
-        )
+        ) from None
     cluster, proc = ad.get("clusterid", ""), ad.get("procid", "")
     if not (cluster.isdigit() and proc.isdigit()):
         raise JobIdError(
@@ -382,17 +382,24 @@ def planDaemon(options, environ, cwd, readFile=readText, uid=None):
             problem
             or "no job id: not in an HTCondor, Slurm, PBS or LSF job; give --job-id"
         )
-    workdir = os.path.abspath(os.path.join(cwd, options.workdir or "."))
+
+    def absolute(path):
+        return os.path.abspath(os.path.join(cwd, path))
+
+    workdir = absolute(options.workdir or ".")
     if uid is None:
         uid = os.getuid()
-    proxy = options.proxy or _get(environ, "X509_USER_PROXY") or "/tmp/x509up_u{}".format(uid)
-    proxy = os.path.join(cwd, proxy)
-    caDir = os.path.join(cwd, options.ca_dir or _get(environ, "X509_CERT_DIR") or DEFAULT_CA_DIR)
+    proxy = absolute(
+        options.proxy or _get(environ, "X509_USER_PROXY") or "/tmp/x509up_u{}".format(uid)
+    )
+    caDir = absolute(options.ca_dir or _get(environ, "X509_CERT_DIR") or DEFAULT_CA_DIR)
     try:
         with open(proxy, "rb"):
             pass
     except OSError as e:
-        raise NoMonitoring("cannot read the credential {}: {}".format(proxy, e.strerror or e))
+        raise NoMonitoring(
+            "cannot read the credential {}: {}".format(proxy, e.strerror or e)
+        ) from None
     if not os.path.isdir(caDir):
         raise NoMonitoring("the CA directory {} does not exist".format(caDir))
     args = [
@@ -405,7 +412,7 @@ def planDaemon(options, environ, cwd, readFile=readText, uid=None):
     if options.wake:
         args += ["--wake", options.wake]
     for path in options.commands:
-        args += ["--commands", os.path.join(cwd, path)]
+        args += ["--commands", absolute(path)]
     if options.allow_signal:
         args += ["--allow-signal", options.allow_signal]
     for pattern in options.redact:
@@ -414,7 +421,7 @@ def planDaemon(options, environ, cwd, readFile=readText, uid=None):
     if options.daemon_log == "-":
         log = None
     elif options.daemon_log:
-        log = os.path.join(cwd, options.daemon_log)
+        log = absolute(options.daemon_log)
     else:
         log = defaultDaemonLog(workdir, jobId)
     return DaemonPlan(args, jobId, batchSystem, log)
@@ -640,7 +647,11 @@ class Wrapper:
         self.daemon.returncode = code
         self.daemonStatus = code
         if not expected:
-            reason = daemonReason(_tail(self.daemonLog)) if self.daemonLog else None
+            # A daemon that exits by itself says why last; one killed by a
+            # signal says nothing of it.
+            reason = None
+            if code > 0 and self.daemonLog:
+                reason = daemonReason(_tail(self.daemonLog))
             self.say("the JobMon daemon {}{}; the job runs on unmonitored{}".format(
                 describeDaemonExit(code),
                 ": " + reason if reason else "",
