@@ -468,14 +468,15 @@ def formatJobs(jobs, now, long=False):
             printable(str(job.get("job_id", ""))),
             printable(owner if long else shortDN(owner)),
             printable(str(job.get("host", ""))),
+            printable(str(job.get("batch") or "-")),
             printable(str(job.get("mode", ""))),
             printable(str(job.get("state", ""))),
             formatAge(now - registered) if registered is not None else "-",
             formatAge(now - seen) if seen is not None else "-",
             str(job.get("pending", "")),
         ])
-    header = ["JOB", "OWNER", "HOST", "MODE", "STATE", "AGE", "SEEN", "PENDING"]
-    return _table(header, rows, right=(5, 6, 7))
+    header = ["JOB", "OWNER", "HOST", "BATCH", "MODE", "STATE", "AGE", "SEEN", "PENDING"]
+    return _table(header, rows, right=(6, 7, 8))
 
 
 def formatListing(result, now):

@@ -569,8 +569,13 @@ def _describe(error):
     """
     One line about a failure to reach the server.
     """
+    from twisted.internet.error import ConnectError
+
     if isinstance(error, JobMonError):
         return "fault {}: {}".format(error.code, error.message)
+    if isinstance(error, ConnectError):
+        what = (error.__class__.__doc__ or "cannot connect").strip().splitlines()[0]
+        return "cannot connect to the server: {}".format(what.rstrip(".").lower())
     if isinstance(error, defer.TimeoutError):
         return "no answer in time"
     text = str(error) or error.__class__.__name__
@@ -611,6 +616,11 @@ def buildDaemon(reactor, options):
         "workdir": options["workdir"],
         "version": __version__,
     }
+    # Set by jobmon-run, which knows the batch system from the job's
+    # environment.
+    batch = os.environ.get("JOBMON_BATCH_SYSTEM", "")
+    if re.fullmatch(r"[a-z0-9_-]{1,32}", batch):
+        info["batch"] = batch
 
     def listenUDP(port, protocol):
         # Address reuse: every daemon on the host listens on the same port.
@@ -651,6 +661,14 @@ def makeService(options):
     """
     twistd entry point.
     """
+    import signal
+
     from twisted.internet import reactor
+
+    # A batch system may signal every process of a job (scancel -s USR1):
+    # those are the job's signals, not the daemon's; without this the
+    # daemon would die without unregistering.
+    for name in ("SIGUSR1", "SIGUSR2"):
+        signal.signal(getattr(signal, name), signal.SIG_IGN)
 
     return buildDaemon(reactor, options)

@@ -401,6 +401,7 @@ class Hub:
                 "job_id": r.jobId,
                 "owner": r.owner,
                 "host": r.host,
+                "batch": r.info.get("batch", "") if isinstance(r.info.get("batch"), str) else "",
                 "mode": r.mode,
                 "state": r.state,
                 "registered": float(r.registered),

@@ -462,7 +462,7 @@ class OutputTests(SynchronousTestCase):
         now = time.time()
         jobs = [
             {"job_id": "1234.0", "owner": ALICE, "host": "wn01.example.org",
-             "mode": "tcp", "state": "ready", "registered": now - 7805,
+             "batch": "slurm", "mode": "tcp", "state": "ready", "registered": now - 7805,
              "last_seen": now, "pending": 0},
             {"job_id": "77", "owner": "/DC=org/CN=host/svc.example.org", "host": "wn2",
              "mode": "udp", "state": "ready", "registered": now - 5,
@@ -471,9 +471,9 @@ class OutputTests(SynchronousTestCase):
         status, out, err = run(["jobs"], FakeClient({"listJobs": jobs}))
         self.assertEqual((status, err), (0, ""))
         self.assertEqual(out.decode().splitlines(), [
-            "JOB     OWNER                 HOST              MODE  STATE    AGE  SEEN  PENDING",
-            "1234.0  Alice Example         wn01.example.org  tcp   ready  2h10m    0s        0",
-            "77      host/svc.example.org  wn2               udp   ready     5s   42s       12",
+            "JOB     OWNER                 HOST              BATCH  MODE  STATE    AGE  SEEN  PENDING",
+            "1234.0  Alice Example         wn01.example.org  slurm  tcp   ready  2h10m    0s        0",
+            "77      host/svc.example.org  wn2               -      udp   ready     5s   42s       12",
         ])
 
     def test_jobsLong(self):

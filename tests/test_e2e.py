@@ -512,7 +512,7 @@ class CommandLineTests(EndToEndBase):
         self.assertIn(self.tpki.dn("alice").encode(), out)
         out, err, code = await self.jobmonQuery("jobs")
         self.assertEqual(code, 0)
-        self.assertRegex(out.decode(), r"(?m)^job\.1\s+Alice Example\s+\S+\s+tcp\s+ready")
+        self.assertRegex(out.decode(), r"(?m)^job\.1\s+Alice Example\s+\S+\s+-\s+tcp\s+ready")
         out, err, code = await self.jobmonQuery("ls", "job.1", "-l")
         self.assertEqual(code, 0)
         self.assertRegex(out.decode(), r"(?m)^-rw.* 792 .* job\.log$")

@@ -190,6 +190,7 @@ class HubTestCase(SynchronousTestCase):
                 "job_id": "job.1",
                 "owner": ALICE.dn,
                 "host": "wn01",
+                "batch": "",
                 "mode": "tcp",
                 "state": "ready",
                 "registered": 100.0,
@@ -197,6 +198,16 @@ class HubTestCase(SynchronousTestCase):
                 "pending": 1,
             },
         )
+
+    def test_batchSystem(self):
+        """
+        The batch system the daemon reported is listed; anything but a
+        string is not.
+        """
+        self.hub.registerJob(ALICE, "s1", {"host": "wn", "batch": "slurm"})
+        self.hub.registerJob(ALICE, "s2", {"host": "wn", "batch": 7})
+        jobs = {j["job_id"]: j["batch"] for j in self.hub.listJobs(ALICE)}
+        self.assertEqual(jobs, {"s1": "slurm", "s2": ""})
 
     def test_listJobsPages(self):
         """
