@@ -75,6 +75,22 @@ class Process:
         self.log.close()
 
 
+def waitForFile(path, pattern, timeout=30):
+    """
+    Wait until the file at C{path} holds C{pattern}.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(path, "rb") as f:
+                if re.search(pattern, f.read().decode("utf-8", "replace")):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise SystemExit("demo: {} did not show {!r}".format(path, pattern))
+
+
 def query(env, *args, show=True):
     """
     Run C{jobmon-query ARGS}, show the command and its output.
@@ -125,7 +141,7 @@ def main():
         url = "https://127.0.0.1:{}/RPC2".format(match.group(1))
         print("twistd jobmon-server: XML-RPC at {}, TCP wake port {}".format(url, match.group(2)))
 
-        say("Three sample jobs, one per wake mode, each with its daemon")
+        say("Three sample jobs, one per wake mode, each started by jobmon-run with its daemon")
         daemons = {}
         commands = os.path.join(RUN, "commands.toml")
         with open(commands, "w") as f:
@@ -133,22 +149,23 @@ def main():
         for jobId, mode in (("4711.0", "tcp"), ("4712.0", "udp"), ("4713.0", "poll")):
             workdir = os.path.join(RUN, "job-" + jobId)
             os.makedirs(workdir)
+            daemonLog = os.path.join(RUN, "daemon-{}.log".format(jobId))
+            wrapper = [
+                os.path.join(BIN, "jobmon-run"), "--server", url, "--job-id", jobId,
+                "--wake", mode, "--proxy", proxies["alice"], "--ca-dir", tpki.ca.hashedDir,
+                "--commands", commands, "--allow-signal", "USR1",
+                "--daemon-log", daemonLog, "--",
+                sys.executable, os.path.join(HERE, "sample_job.py"), "600",
+            ]
+            if jobId == "4711.0":
+                print(DIM + "$ jobmon-run --job-id 4711.0 --wake tcp ... -- python "
+                      "sample_job.py 600" + RESET)
             job = Process(
-                "job-" + jobId, [sys.executable, os.path.join(HERE, "sample_job.py"), "600"],
-                cwd=workdir, env=dict(os.environ, ANALYSIS_TOKEN="s3cr3t", DATASET="run2026B"))
+                "job-" + jobId, wrapper, cwd=workdir,
+                env=dict(os.environ, ANALYSIS_TOKEN="s3cr3t", DATASET="run2026B"))
             processes.append(job)
-            daemon = Process(
-                "daemon-" + jobId,
-                [os.path.join(BIN, "twistd"), "-n", "--pidfile=", "jobmon-daemon",
-                 "--server", url, "--job-id", jobId, "--wake", mode, "--workdir", workdir,
-                 "--proxy", proxies["alice"], "--ca-dir", tpki.ca.hashedDir,
-                 "--job-pid", str(job.proc.pid), "--commands", commands,
-                 "--allow-signal", "USR1"],
-                cwd=workdir,
-            )
-            processes.append(daemon)
-            daemons[jobId] = daemon
-            daemon.waitFor(r"registered with .*\({} wake\)".format(mode))
+            daemons[jobId] = job
+            waitForFile(daemonLog, r"registered with .*\({} wake\)".format(mode))
             print("job {} running in {}; its daemon registered ({} wake)".format(
                 jobId, workdir, mode))
         daemon = daemons["4711.0"]
@@ -192,7 +209,7 @@ def main():
         failures += query(bobEnv, "jobs") != 0
         failures += query(bobEnv, "tail", "4711.0", "job.log") != 5
 
-        say("Job 4711.0's daemon stops (SIGTERM): it unregisters")
+        say("Job 4711.0 is stopped (SIGTERM to its wrapper): the job ends, its daemon unregisters")
         daemon.stop()
         failures += query(env, "jobs") != 0
 
