@@ -270,6 +270,21 @@ def loadConfigFile(path):
         raise usage.UsageError("{}: TOML syntax error: {}".format(path, e))
 
 
+class FileOptions(usage.Options):
+    """
+    Options that may also come from a C{--config} TOML file: the command
+    line is parsed first and remembered, and C{postOptions} of subclasses
+    calls L{applyConfigFile} first to fill in the rest.
+    """
+
+    def parseOptions(self, options=None):
+        """
+        Parse the command line, noting which options it gave.
+        """
+        with commandLineOverFile(self):
+            super().parseOptions(options)
+
+
 def applyConfigFile(options):
     """
     Fill in the options that the command line did not give from the file

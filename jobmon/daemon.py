@@ -26,6 +26,7 @@ from twisted.python import usage
 from zope.interface import implementer
 
 from jobmon import __version__
+from jobmon.config import FileOptions, applyConfigFile
 from jobmon.errors import REMOTE_ERROR, REMOTE_TIMEOUT, JobMonError
 from jobmon.files import Workdir
 from jobmon.hub import checkJobId
@@ -50,7 +51,7 @@ def defaultProxy():
     return os.environ.get("X509_USER_PROXY") or "/tmp/x509up_u{}".format(os.getuid())
 
 
-class Options(usage.Options):
+class Options(FileOptions):
     """
     Command-line options of C{twistd jobmon-daemon}.
     """
@@ -111,20 +112,8 @@ class Options(usage.Options):
         """
         self["redact"].append(pattern)
 
-    def parseOptions(self, options=None):
-        """
-        Parse the command line, then fill in from the --config file the
-        options it did not give.
-        """
-        from jobmon import config
-
-        with config.commandLineOverFile(self):
-            super().parseOptions(options)
-
     def postOptions(self):
-        from jobmon import config
-
-        config.applyConfigFile(self)
+        applyConfigFile(self)
         if self["server"] is None:
             self["server"] = os.environ.get("JOBMON_SERVER")
         if not self["server"]:

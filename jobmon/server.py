@@ -22,9 +22,10 @@ from twisted.python import usage
 from twisted.web.resource import Resource
 
 from jobmon.audit import AuditLog
+from jobmon.config import FileOptions, applyConfigFile
 from jobmon.hub import Hub
-from jobmon.metrics import Metrics, MetricsResource
 from jobmon.identity import identityOfConnection
+from jobmon.metrics import Metrics, MetricsResource
 from jobmon.options import DEFAULT_CA_DIR, defaultCADir, portNumber, positive
 from jobmon.pending import MemoryRequestTable
 from jobmon.protocols.udp import UDPWakeSender
@@ -38,7 +39,7 @@ def _refuse():
     raise ValueError()
 
 
-class Options(usage.Options):
+class Options(FileOptions):
     """
     Command-line options of C{twistd jobmon-server}.
     """
@@ -257,20 +258,8 @@ class Options(usage.Options):
         """
         self["admin"].append(dn)
 
-    def parseOptions(self, options=None):
-        """
-        Parse the command line, then fill in from the --config file the
-        options it did not give.
-        """
-        from jobmon import config
-
-        with config.commandLineOverFile(self):
-            super().parseOptions(options)
-
     def postOptions(self):
-        from jobmon import config
-
-        config.applyConfigFile(self)
+        applyConfigFile(self)
         if self["udp-broadcast"] is not None:
             address, _, port = self["udp-broadcast"].rpartition(":")
             try:
