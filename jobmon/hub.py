@@ -290,6 +290,7 @@ class Hub:
         if record.owner != identity.dn:
             self.log.warn(
                 "{dn} refused on job {job_id} owned by {owner}",
+                category="registration",
                 dn=identity.dn,
                 job_id=jobId,
                 owner=record.owner,
@@ -343,6 +344,7 @@ class Hub:
             self.log.info(
                 "job {job_id} of {owner} removed ({why}, last seen {last_seen:.0f} s ago); "
                 "{failed} pending request(s) failed",
+                category="cleanup" if reason == "expired" else "registration",
                 job_id=jobId,
                 owner=record.owner,
                 why=why,
@@ -508,6 +510,7 @@ class Hub:
             # Acts on the job: worth a line in the server's log.
             self.log.info(
                 "{op} {what} on job {job_id} of {owner} requested by {dn}",
+                category="query",
                 op=forward["op"],
                 what=forward.get("signal") or forward.get("name"),
                 job_id=jobId,
@@ -610,6 +613,7 @@ class Hub:
             self.metrics.wakesUnanswered.inc()
             self.log.warn(
                 "job {job_id} did not answer UDP wakes for {seconds:g} s",
+                category="wake",
                 job_id=jobId,
                 seconds=self.queryTimeout,
             )
@@ -656,6 +660,7 @@ class Hub:
         if old is not None and old.owner != identity.dn:
             self.log.warn(
                 "{dn} refused: job {job_id} is registered by {owner}",
+                category="registration",
                 dn=identity.dn,
                 job_id=jobId,
                 owner=old.owner,
@@ -709,6 +714,7 @@ class Hub:
             )
             self.log.info(
                 "job {job_id} registered by {dn} from {host} ({mode}){again}",
+                category="registration",
                 job_id=jobId,
                 dn=identity.dn,
                 host=record.host,
@@ -829,6 +835,7 @@ class Hub:
         if not delivered:
             self.log.debug(
                 "result for {request_id} on {job_id} came too late",
+                category="query",
                 request_id=requestId,
                 job_id=jobId,
             )
@@ -863,7 +870,7 @@ class Hub:
         self._channels[jobId] = channel
         self._cancelTimer(self._graceTimers, jobId)
         self._touch(record, state="ready")
-        self.log.info("wake channel up for job {job_id}", job_id=jobId)
+        self.log.info("wake channel up for job {job_id}", job_id=jobId, category="wake")
         # Work queued while the channel was connecting must not wait.
         if self.table.queued(jobId):
             self.clock.callLater(0, self._wakeIfCurrent, jobId, channel)

@@ -25,6 +25,7 @@ from jobmon.audit import AuditLog
 from jobmon.config import FileOptions, applyConfigFile
 from jobmon.hub import Hub
 from jobmon.identity import identityOfConnection
+from jobmon.logs import LogFiles
 from jobmon.metrics import Metrics, MetricsResource
 from jobmon.options import DEFAULT_CA_DIR, defaultCADir, portNumber, positive
 from jobmon.pending import MemoryRequestTable
@@ -194,6 +195,13 @@ class Options(FileOptions):
             positive(float),
         ],
         [
+            "log-dir",
+            None,
+            None,
+            "Also write structured JSON-lines logs here: jobmon-registration, -query, "
+            "-wake, -cleanup and -server.jsonl (or one jobmon.jsonl with --log-single).",
+        ],
+        [
             "metrics-port",
             None,
             None,
@@ -238,6 +246,11 @@ class Options(FileOptions):
 
     optFlags = [
         [
+            "log-single",
+            None,
+            "With --log-dir, one file with a category field instead of one per category.",
+        ],
+        [
             "wake-tls13",
             None,
             "Use TLS 1.3 on the wake port too (default: TLS 1.2 there, which "
@@ -245,7 +258,7 @@ class Options(FileOptions):
         ],
     ]
 
-    configPaths = ("hostcert", "hostkey", "ca-dir", "audit-log", "port-file")
+    configPaths = ("hostcert", "hostkey", "ca-dir", "audit-log", "port-file", "log-dir")
     """Options a configuration file gives relative to its directory."""
 
     def __init__(self):
@@ -422,6 +435,7 @@ class ServerService(MultiService):
         self.wake = wake
         self.udp = udp
         self.portFile = portFile
+        self.logFiles = None
         https.setServiceParent(self)
         wake.setServiceParent(self)
         if udp is not None:
@@ -432,6 +446,8 @@ class ServerService(MultiService):
         self.hub.wakePort = self.wake.port.getHost().port
 
     def startService(self):
+        if self.logFiles is not None:
+            self.logFiles.start()
         super().startService()
         self.hub.start()
         ports = {
@@ -467,6 +483,8 @@ class ServerService(MultiService):
     async def _stop(self):
         await self.hub.stop()
         await MultiService.stopService(self)
+        if self.logFiles is not None:
+            self.logFiles.stop()
 
     def stopService(self):
         return Deferred.fromCoroutine(self._stop())
@@ -552,6 +570,8 @@ def buildServer(reactor, options):
     )
     metrics.watch(hub)
     service = ServerService(reactor, hub, https, wake, udp=udp, portFile=options["port-file"])
+    if options["log-dir"]:
+        service.logFiles = LogFiles(options["log-dir"], split=not options["log-single"])
     if options["metrics-port"] is not None:
         from twisted.web.server import Site
 

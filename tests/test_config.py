@@ -719,6 +719,8 @@ class EveryOptionTests(PKICase, SynchronousTestCase):
             "audit-keep": ("2", 2),
             "port-file": ('"ports.json"', os.path.join(self.base, "ports.json")),
             "wake-tls13": ("true", 1),
+            "log-dir": ('"logs"', os.path.join(self.base, "logs")),
+            "log-single": ("true", 1),
             "admin": (json.dumps([dn]), [dn]),
         }
         self.assertEqual({key for key, _, _ in config.describe(ServerOptions)}, set(values),

@@ -42,7 +42,9 @@ class EndToEndBase(TestCase):
             f.write(b"".join(b"line %d\n" % i for i in range(1, 101)))
         with open(os.path.join(self.workdir, "sub", "data.bin"), "wb") as f:
             f.write(bytes(range(256)))
-        self.server = await startServer(self, self.tpki, *self.serverArgs)
+        self.server = await startServer(
+            self, self.tpki, *self.serverArgs, *self.extraServerArgs()
+        )
         self.daemon = await startDaemon(
             self,
             self.server,
@@ -56,6 +58,12 @@ class EndToEndBase(TestCase):
         from twisted.internet.defer import Deferred
 
         return Deferred.fromCoroutine(self._setUp())
+
+    def extraServerArgs(self):
+        """
+        Server arguments that depend on the test's directory.
+        """
+        return []
 
     def client(self, credential=None, key=None):
         """
@@ -710,6 +718,25 @@ class MetricsTests(EndToEndBase):
     """
 
     serverArgs = ("--metrics-port", "0")
+
+    def extraServerArgs(self):
+        return ["--log-dir", os.path.join(self.tpki.base, "logs")]
+
+    async def test_logFiles(self):
+        """
+        With --log-dir the server writes JSON lines by category: the job's
+        registration and its wake channel each in their own file.
+        """
+        logs = os.path.join(self.tpki.base, "logs")
+
+        def read(name):
+            with open(os.path.join(logs, name)) as f:
+                return [json.loads(line) for line in f if line.strip()]
+
+        [registration] = read("jobmon-registration.jsonl")
+        self.assertEqual((registration["job_id"], registration["mode"]), ("job.1", "tcp"))
+        self.assertIn("job.1", [e.get("job_id") for e in read("jobmon-wake.jsonl")])
+        self.assertTrue(read("jobmon-server.jsonl"))
 
     def fetch(self, path):
         import urllib.request

@@ -131,6 +131,7 @@ class WakeServerProtocol(_LineChannel):
         except JobMonError as e:
             self.log.info(
                 "wake channel from {peer} refused: {why}",
+                category="wake",
                 peer=self.transport.getPeer(),
                 why=e.message,
             )
