@@ -374,9 +374,14 @@ class CredentialReloader(Service):
 
     log = Logger()
 
-    def __init__(self, reactor, contextFactories, interval, installSignal=True):
+    def __init__(self, reactor, contextFactories, interval, installSignal=True,
+                 runInThread=None):
         self.reactor = reactor
         self.contextFactories = contextFactories
+        self.runInThread = runInThread or (
+            lambda f: deferToThreadPool(reactor, reactor.getThreadPool(), f)
+        )
+        self._checking = False
         self.interval = interval
         self.installSignal = installSignal
         self._loop = None
@@ -401,23 +406,40 @@ class CredentialReloader(Service):
 
     def check(self):
         """
-        Reload if anything changed.
+        Reload if anything changed: the files are read and the contexts
+        built in a thread, then installed in the reactor's.
         """
-        reloaded = []
-        for factory in self.contextFactories:
-            try:
-                if factory.reloadIfChanged():
-                    reloaded.append(factory)
-            except CredentialError as e:
-                self.log.error("cannot reload TLS credentials, keeping the old ones: {why}",
-                               why=str(e))
-                return
+        if self._checking:
+            return None
+        self._checking = True
+
+        def prepare():
+            return [(f, f.prepareReload()) for f in self.contextFactories]
+
+        d = self.runInThread(prepare)
+        d.addCallbacks(self._install, self._failed)
+        d.addBoth(self._done)
+        return d
+
+    def _install(self, prepared):
+        reloaded = [f for f, p in prepared if p is not None]
+        for factory, p in prepared:
+            if p is not None:
+                factory.install(p)
         if reloaded:
             self.log.info(
                 "TLS credentials reloaded from {ca_dir} ({crls} CRL files)",
                 ca_dir=reloaded[0].caDir,
                 crls=reloaded[0].crls,
             )
+
+    def _failed(self, failure):
+        failure.trap(CredentialError)
+        self.log.error("cannot reload TLS credentials, keeping the old ones: {why}",
+                       why=str(failure.value))
+
+    def _done(self, result):
+        self._checking = False
 
 
 class ServerService(MultiService):

@@ -162,12 +162,31 @@ class ServerContextFactory:
         @raise CredentialError: the new files are invalid; the old context
             stays in use.
         """
+        prepared = self.prepareReload()
+        if prepared is None:
+            return False
+        self.install(prepared)
+        return True
+
+    def prepareReload(self):
+        """
+        Look at the files and, if they changed, build a new context without
+        installing it: the blocking half of L{reloadIfChanged}, safe to run
+        in a thread.
+
+        @return: what L{install} takes, or L{None} if nothing changed.
+        @raise CredentialError: the new files are invalid.
+        """
         stamp = self.stamp()
         if stamp == self._stamp:
-            return False
-        context = self._build()
-        self._context, self._stamp = context, stamp
-        return True
+            return None
+        return self._build(), stamp
+
+    def install(self, prepared):
+        """
+        Use a context made by L{prepareReload} for new connections.
+        """
+        self._context, self._stamp = prepared
 
     def _build(self):
         ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
