@@ -344,6 +344,25 @@ def _positiveNumber(instance, attribute, value):
         )
 
 
+def _statFollowingLink(named, real):
+    """
+    C{lstat} a path as named, and tell whether it is a directory once a
+    final symbolic link is followed (to C{real}, already confined).  A
+    dangling or unreadable link is not a directory: it is shown as a link.
+
+    @return: C{(lstatResult, isDirectory)}.
+    @raise OSError: the path cannot be looked at.
+    """
+    st = os.lstat(named)
+    isDirectory = stat.S_ISDIR(st.st_mode)
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            isDirectory = stat.S_ISDIR(os.stat(real).st_mode)
+        except OSError:
+            isDirectory = False
+    return st, isDirectory
+
+
 @define
 class Workdir:
     """
@@ -576,14 +595,7 @@ class Workdir:
         """
         real, named = self._locate(path)
         try:
-            st = os.lstat(named)
-            isDirectory = stat.S_ISDIR(st.st_mode)
-            if stat.S_ISLNK(st.st_mode):
-                try:
-                    isDirectory = stat.S_ISDIR(os.stat(real).st_mode)
-                except OSError:
-                    # A dangling or unreadable link is still shown, as a link.
-                    isDirectory = False
+            st, isDirectory = _statFollowingLink(named, real)
             if not isDirectory:
                 return {
                     "path": self._relative(named),
@@ -1132,13 +1144,7 @@ class Workdir:
         real, named = self._locate(path)
         shown = path or "."
         try:
-            st = os.lstat(named)
-            isDirectory = stat.S_ISDIR(st.st_mode)
-            if stat.S_ISLNK(st.st_mode):
-                try:
-                    isDirectory = stat.S_ISDIR(os.stat(real).st_mode)
-                except OSError:
-                    isDirectory = False
+            st, isDirectory = _statFollowingLink(named, real)
             if isDirectory:
                 fd = self._openDirectory(real, None)
         except OSError as e:
