@@ -288,18 +288,8 @@ class Hub:
         if record is None:
             raise JobMonError(NO_SUCH_JOB, "job {} is not registered".format(jobId))
         if record.owner != identity.dn:
-            self.log.warn(
-                "{dn} refused on job {job_id} owned by {owner}",
-                category="registration",
-                dn=identity.dn,
-                job_id=jobId,
-                owner=record.owner,
-            )
-            self.metrics.refusals.labels("not the job's owner").inc()
-            self._audit(
-                "refused", dn=identity.dn, method="daemon", job_id=jobId, owner=record.owner,
-                code=NOT_AUTHORIZED, reason="not the job's owner",
-            )
+            self._refusedOwner(identity, "daemon", jobId, record.owner, NOT_AUTHORIZED,
+                               "not the job's owner")
             raise JobMonError(
                 NOT_AUTHORIZED, "job {} is registered by another identity".format(jobId)
             )
@@ -464,6 +454,26 @@ class Hub:
             raise JobMonError(BAD_REQUEST, "this server keeps no audit log")
         d = self._runInThread(self.audit.read, jobId, limit)
         return d.addCallback(lambda records: [_xmlrpcSafe(r) for r in records])
+
+    def _refusedOwner(self, identity, method, jobId, owner, code, reason):
+        """
+        Someone reached for a job registered by another identity: log,
+        count and audit it.
+        """
+        self.log.warn(
+            "{dn} refused by {method} on job {job_id} of {owner}: {reason}",
+            category="registration",
+            dn=identity.dn,
+            method=method,
+            job_id=jobId,
+            owner=owner,
+            reason=reason,
+        )
+        self.metrics.refusals.labels(reason).inc()
+        self._audit(
+            "refused", dn=identity.dn, method=method, job_id=jobId, owner=owner,
+            code=code, reason=reason,
+        )
 
     def _audit(self, event, **fields):
         if self.audit is not None:
@@ -658,18 +668,8 @@ class Hub:
             )
         old = self.registry.get(jobId)
         if old is not None and old.owner != identity.dn:
-            self.log.warn(
-                "{dn} refused: job {job_id} is registered by {owner}",
-                category="registration",
-                dn=identity.dn,
-                job_id=jobId,
-                owner=old.owner,
-            )
-            self.metrics.refusals.labels("job id conflict").inc()
-            self._audit(
-                "refused", dn=identity.dn, method="registerJob", job_id=jobId,
-                owner=old.owner, code=JOB_CONFLICT, reason="registered by another identity",
-            )
+            self._refusedOwner(identity, "registerJob", jobId, old.owner, JOB_CONFLICT,
+                               "registered by another identity")
             raise JobMonError(
                 JOB_CONFLICT, "job {} is registered by another identity".format(jobId)
             )
