@@ -30,6 +30,44 @@ has a CRL file (C{<hash>.r0}) in the CA directory, C{require} refuses a
 certificate whose CA has none, C{off} never checks."""
 
 
+class RefusalBudget:
+    """
+    How many refusals from one address are logged: the first C{burst} in
+    each C{window} seconds; the rest are counted and reported with the next
+    one logged, so that a flood of bad handshakes can flush neither the log
+    nor the audit trail.
+    """
+
+    def __init__(self, burst=5, window=60.0, now=time.monotonic, maxPeers=10000):
+        self.burst = burst
+        self.window = window
+        self.now = now
+        self.maxPeers = maxPeers
+        self._peers = {}
+
+    def admit(self, peer):
+        """
+        Whether to log a refusal from C{peer}.
+
+        @return: L{None} to stay quiet, else the number of refusals from
+            there not logged since the last one that was.
+        """
+        now = self.now()
+        start, logged, quiet = self._peers.get(peer, (now, 0, 0))
+        if now - start >= self.window:
+            start, logged = now, 0
+        if logged >= self.burst:
+            self._peers[peer] = (start, logged, quiet + 1)
+            return None
+        if peer not in self._peers and len(self._peers) >= self.maxPeers:
+            # Forget peers whose window is over; the table stays bounded.
+            self._peers = {
+                p: v for p, v in self._peers.items() if now - v[0] < self.window
+            }
+        self._peers[peer] = (start, logged + 1, 0)
+        return quiet
+
+
 class CredentialError(Exception):
     """
     A credential, CA directory or host certificate could not be loaded; the
@@ -113,6 +151,7 @@ class ServerContextFactory:
         self.crlCheck = crlCheck
         self.audit = audit
         self.maxVersion = maxVersion
+        self.refusals = RefusalBudget()
         self.crls = 0
         self._context = None
         self._stamp = None
@@ -260,19 +299,24 @@ class ServerContextFactory:
             subject = "?"
         reason = _verifyReason(errno)
         peer = getattr(getattr(protocol, "transport", None), "getPeer", lambda: None)()
+        host = getattr(peer, "host", None)
+        suppressed = self.refusals.admit(host)
+        if suppressed is None:
+            return
         self.log.info(
             "certificate refused from {peer}: {reason} (error {errno} at depth {depth}, "
-            "{subject})",
-            peer=getattr(peer, "host", peer),
+            "{subject}){more}",
+            peer=host,
             reason=reason,
             errno=errno,
             depth=depth,
             subject=subject,
+            more="; {} more from there not logged".format(suppressed) if suppressed else "",
         )
         if self.audit is not None:
             self.audit.record(
-                "refused", method="tls", dn=subject, peer=getattr(peer, "host", None),
-                code=errno, reason=reason,
+                "refused", method="tls", dn=subject, peer=host, code=errno, reason=reason,
+                suppressed=suppressed,
             )
 
     def sibling(self, **changes):

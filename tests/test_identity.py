@@ -125,3 +125,38 @@ class CredentialPolicyTests(SynchronousTestCase):
         self.assertIn("renew it", str(e))
         pki.makeProxy(alice.certPath, alice.keyPath, path, hours=2)
         self.assertIsNotNone(policy.creatorForNetloc(b"localhost", 8443))
+
+
+class RefusalBudgetTests(SynchronousTestCase):
+    """
+    Refusals are logged a few per address per window; the rest counted.
+    """
+
+    def test_budget(self):
+        """
+        The first refusals are logged; later ones in the window are not, and
+        the next one logged after the window says how many were skipped.
+        """
+        from jobmon.tls import RefusalBudget
+
+        now = [0.0]
+        budget = RefusalBudget(burst=2, window=60, now=lambda: now[0])
+        self.assertEqual([budget.admit("a") for _ in range(5)], [0, 0, None, None, None])
+        self.assertEqual(budget.admit("b"), 0)
+        now[0] = 61
+        self.assertEqual(budget.admit("a"), 3)
+        self.assertEqual(budget.admit("a"), 0)
+        self.assertIsNone(budget.admit("a"))
+
+    def test_bounded(self):
+        """
+        The table of addresses stays bounded under a flood from many.
+        """
+        from jobmon.tls import RefusalBudget
+
+        now = [0.0]
+        budget = RefusalBudget(burst=1, window=10, now=lambda: now[0], maxPeers=100)
+        for i in range(1000):
+            now[0] = i
+            budget.admit("10.0.{}.{}".format(i // 256, i % 256))
+        self.assertLessEqual(len(budget._peers), 111)
