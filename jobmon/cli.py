@@ -193,6 +193,7 @@ COMMAND_EXAMPLES = {
             "jobmon-query --json run 1234.0 nvidia-smi -q"],
     "signal": ["jobmon-query signal 1234.0 USR1", "jobmon-query signal 1234.0 TERM"],
     "audit": ["jobmon-query audit 1234.0", "jobmon-query --json audit 1234.0 -n 1000"],
+    "history": ["jobmon-query history", "jobmon-query history 1234.0"],
 }
 """Examples shown by C{jobmon-query COMMAND --help}."""
 
@@ -996,6 +997,10 @@ def _configure(name, sub):
         sub.add_argument("name", metavar="NAME", help="the command (see 'commands')")
         sub.add_argument("args", metavar="ARGS", nargs=argparse.REMAINDER,
                          help="its arguments; everything after NAME is passed on")
+    elif name == "history":
+        sub.add_argument("job", metavar="JOB", nargs="?", help="only this job (its whole id)")
+        sub.add_argument("-n", "--lines", metavar="N", type=_positive, default=50,
+                         help="how many jobs and queries, newest last (default: 50)")
     elif name == "audit":
         sub.add_argument("job", metavar="JOB", help="the job's id (the whole id)")
         sub.add_argument("-n", "--lines", metavar="N", type=_positive, default=50,
@@ -1024,6 +1029,7 @@ _COMMAND_HELP = (
     ("commands", "list the commands the job offers to 'run'"),
     ("run", "run one of the job's commands; its exit status becomes 0 or 1"),
     ("signal", "send a signal to the job (if its configuration allows it)"),
+    ("history", "show your jobs and queries, kept across server restarts"),
     ("audit", "show the server's audit records about a job (admins)"),
 )
 
@@ -1796,6 +1802,51 @@ def formatAudit(records):
     return lines
 
 
+def formatHistory(result):
+    """
+    Return the lines of a C{history} result: the jobs, then the queries.
+    """
+    import time as _time
+
+    def when(t):
+        return _time.strftime("%Y-%m-%d %H:%M:%S", _time.localtime(t)) if t else "-"
+
+    jobs = result.get("jobs", [])
+    queries = result.get("queries", [])
+    lines = []
+    if jobs:
+        rows = [[printable(str(j.get("job_id", ""))), printable(str(j.get("host", ""))),
+                 printable(str(j.get("mode", ""))), when(j.get("registered")),
+                 when(j.get("ended")) if j.get("ended") else "running",
+                 printable(str(j.get("why", "")))] for j in jobs]
+        lines += _table(["JOB", "HOST", "MODE", "REGISTERED", "ENDED", "WHY"], rows)
+    if queries:
+        if lines:
+            lines.append("")
+        rows = []
+        for q in queries:
+            args = q.get("args") or {}
+            what = " ".join("%s=%s" % (k, args[k]) for k in sorted(args)) if isinstance(
+                args, dict) else ""
+            rows.append([when(q.get("time")), printable(str(q.get("job_id", ""))),
+                         printable(str(q.get("op", ""))), printable(what),
+                         printable(str(q.get("outcome", "")))])
+        lines += _table(["TIME", "JOB", "OP", "ARGS", "OUTCOME"], rows)
+    return lines or ["No history."]
+
+
+def _cmdHistory(s):
+    """
+    C{history}: the caller's own jobs and queries.
+    """
+    result = s.client.history(s.args.job, s.args.lines)
+    if s.json:
+        s.out.json(result)
+    else:
+        for line in formatHistory(result):
+            s.out.line(line)
+
+
 def _cmdAudit(s):
     """
     C{audit}: the server's audit records about a job (admins only).
@@ -1810,6 +1861,7 @@ def _cmdAudit(s):
 
 _COMMANDS = {
     "audit": _cmdAudit,
+    "history": _cmdHistory,
     "whoami": _cmdWhoami,
     "jobs": _cmdJobs,
     "ls": _cmdLs,

@@ -792,6 +792,16 @@ class JobMonClient:
         """
         return self.query(jobId, self._request("signal", timeout, signal=sig))
 
+    def history(self, jobId=None, limit=100):
+        """
+        The caller's own history: C{{"jobs": [...], "queries": [...]}},
+        about one job if C{jobId} is given.
+        """
+        options = {"limit": limit}
+        if jobId is not None:
+            options["job_id"] = jobId
+        return self._call("jobmon.history", (options,))
+
     def auditLog(self, jobId, limit=100):
         """
         The last C{limit} audit records about a job, oldest first (the

@@ -226,6 +226,7 @@ class Hub:
         audit=None,
         runInThread=None,
         metrics=None,
+        history=None,
     ):
         self.clock = clock
         self.registry = registry
@@ -247,6 +248,7 @@ class Hub:
         self.audit = audit
         self._runInThread = runInThread
         self.metrics = metrics if metrics is not None else NullMetrics()
+        self.history = history
         self._buckets = {}
         self._pendingByUser = {}
         self.wakePort = None
@@ -478,6 +480,27 @@ class Hub:
     def _audit(self, event, **fields):
         if self.audit is not None:
             self.audit.record(event, **fields)
+        if self.history is not None:
+            self.history.record(event, **fields)
+
+    def historyOf(self, identity, options=None):
+        """
+        The caller's own history: the jobs she registered and the queries
+        she made, optionally about one job.
+        """
+        if options is None:
+            options = {}
+        if not isinstance(options, dict):
+            raise JobMonError(BAD_REQUEST, "history takes an optional struct of options")
+        jobId = options.get("job_id")
+        if jobId is not None:
+            checkJobId(jobId)
+        limit = options.get("limit", 100)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= 10000:
+            raise JobMonError(BAD_REQUEST, "limit must be an integer from 1 to 10000")
+        if self.history is None:
+            raise JobMonError(BAD_REQUEST, "this server keeps no history")
+        return self.history.read(identity.dn, jobId, limit)
 
     def _query(self, identity, jobId, request):
         checkJobId(jobId)
@@ -711,6 +734,7 @@ class Hub:
             self._audit(
                 "register", dn=identity.dn, job_id=jobId, host=record.host, mode=mode,
                 again=old is not None,
+                batch=info.get("batch") if isinstance(info.get("batch"), str) else "",
             )
             self.log.info(
                 "job {job_id} registered by {dn} from {host} ({mode}){again}",

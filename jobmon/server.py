@@ -23,6 +23,7 @@ from twisted.web.resource import Resource
 
 from jobmon.audit import AuditLog
 from jobmon.config import FileOptions, applyConfigFile
+from jobmon.history import History
 from jobmon.hub import Hub
 from jobmon.identity import identityOfConnection
 from jobmon.logs import LogFiles
@@ -216,6 +217,12 @@ class Options(FileOptions):
             "Address of the metrics port.",
         ],
         [
+            "history",
+            None,
+            "jobmon-history.sqlite3",
+            "SQLite database of job and query history (jobmon-query history).",
+        ],
+        [
             "audit-log",
             None,
             "jobmon-audit.jsonl",
@@ -258,7 +265,9 @@ class Options(FileOptions):
         ],
     ]
 
-    configPaths = ("hostcert", "hostkey", "ca-dir", "audit-log", "port-file", "log-dir")
+    configPaths = (
+        "hostcert", "hostkey", "ca-dir", "audit-log", "port-file", "log-dir", "history",
+    )
     """Options a configuration file gives relative to its directory."""
 
     def __init__(self):
@@ -472,6 +481,10 @@ class ServerService(MultiService):
             self.logFiles.start()
         super().startService()
         self.hub.start()
+        if self.hub.history is not None:
+            self.hub.history.start().addErrback(
+                lambda f: self.log.failure("cannot open the history database", f)
+            )
         ports = {
             "https": self.https.port.getHost().port,
             "wake": self.wake.port.getHost().port,
@@ -505,6 +518,8 @@ class ServerService(MultiService):
     async def _stop(self):
         await self.hub.stop()
         await MultiService.stopService(self)
+        if self.hub.history is not None:
+            await self.hub.history.stop()
         if self.logFiles is not None:
             self.logFiles.stop()
 
@@ -521,6 +536,7 @@ def buildServer(reactor, options):
         sender = UDPWakeSender(options["udp-broadcast"])
         udp = _DatagramListener(reactor, sender, options["interface"])
     metrics = Metrics()
+    history = History(options["history"], reactor)
     hub = Hub(
         reactor,
         MemoryJobRegistry(),
@@ -541,6 +557,7 @@ def buildServer(reactor, options):
         queryBurst=options["query-burst"],
         audit=options.audit,
         metrics=metrics,
+        history=history,
         runInThread=lambda f, *a: deferToThreadPool(reactor, reactor.getThreadPool(), f, *a),
     )
     identify = identifyTLS(identityOfConnection)
@@ -555,6 +572,7 @@ def buildServer(reactor, options):
             "jobmon.waitForWork": hub.waitForWork,
             "jobmon.outputJobResult": hub.outputJobResult,
             "jobmon.auditLog": hub.auditLog,
+            "jobmon.history": hub.historyOf,
         },
         identify,
         maxBody=options["max-body"],

@@ -237,6 +237,8 @@ async def startServer(case, tpki, *extra, httpsPort=0, wakePort=0, admins=("admi
         tpki.caDir,
         "--audit-log",
         os.path.join(tpki.base, "audit.jsonl"),
+        "--history",
+        os.path.join(tpki.base, "history.sqlite3"),
     ]
     for name in admins:
         args += ["--admin", tpki.dn(name)]

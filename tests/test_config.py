@@ -469,6 +469,7 @@ class PKICase:
             "wake-port = 0\n"
             "hostcert = {}\nhostkey = {}\nca-dir = {}\n"
             'audit-log = "audit.jsonl"\n'
+            'history = "history.sqlite3"\n'
         ).format(
             json.dumps(self.relative(self.tpki.hostCert)),
             json.dumps(self.relative(self.tpki.hostKey)),
@@ -720,6 +721,7 @@ class EveryOptionTests(PKICase, SynchronousTestCase):
             "port-file": ('"ports.json"', os.path.join(self.base, "ports.json")),
             "wake-tls13": ("true", 1),
             "log-dir": ('"logs"', os.path.join(self.base, "logs")),
+            "history": ('"h.sqlite3"', os.path.join(self.base, "h.sqlite3")),
             "log-single": ("true", 1),
             "admin": (json.dumps([dn]), [dn]),
         }

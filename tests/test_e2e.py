@@ -490,6 +490,11 @@ class FailureTests(EndToEndBase):
         c = self.client()
         result = await inThread(c.query, "job.1", {"op": "tail", "path": "job.log", "lines": 1})
         self.assertEqual(result["data"], b"line 100\n")
+        # The history kept what happened before the restart.
+        history = await inThread(c.history, "job.1")
+        self.assertEqual([j["why"] for j in history["jobs"]][:1], ["registered again"])
+        self.assertEqual(len(history["jobs"]), 2)
+        self.assertEqual([q["op"] for q in history["queries"]], ["tail"])
 
 
 class CommandLineTests(EndToEndBase):

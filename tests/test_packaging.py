@@ -61,6 +61,7 @@ class TacTests(TestCase):
             "--interface", "127.0.0.1", "--https-port", "0", "--wake-port", "0",
             "--hostcert", tpki.hostCert, "--hostkey", tpki.hostKey, "--ca-dir", tpki.caDir,
             "--audit-log", os.path.join(tpki.base, "audit.jsonl"),
+            "--history", os.path.join(tpki.base, "history.sqlite3"),
         ]
         env = childEnv(JOBMON_SERVER_ARGS=" ".join(shlex.quote(a) for a in args))
         proto = spawn(

@@ -1,0 +1,195 @@
+"""
+Job and query history in SQLite: when each job registered, from which host,
+in which mode, when it ended and why, and the queries made to it.  It
+survives server restarts, and users read their own back
+(C{jobmon-query history}).
+
+The database is used from one thread of its own, never the reactor's: the
+hub hands events over with L{History.record}, which batches them into one
+transaction per reactor turn.
+"""
+
+import json
+import sqlite3
+
+from twisted.internet import defer
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT NOT NULL, owner TEXT NOT NULL, host TEXT, mode TEXT, batch TEXT,
+    registered REAL NOT NULL, ended REAL, why TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, registered);
+CREATE INDEX IF NOT EXISTS jobs_id ON jobs (job_id, registered);
+CREATE TABLE IF NOT EXISTS queries (
+    time REAL NOT NULL, dn TEXT NOT NULL, job_id TEXT NOT NULL, owner TEXT, op TEXT,
+    args TEXT, outcome TEXT, bytes INTEGER, duration REAL
+);
+CREATE INDEX IF NOT EXISTS queries_dn ON queries (dn, time);
+PRAGMA user_version = 1;
+"""
+
+
+class History:
+    """
+    The history database at C{path}.
+
+    @ivar lost: events that could not be written (disk full, database
+        locked); logged, never raised.
+    """
+
+    log = Logger()
+
+    def __init__(self, path, clock, threadPool=None, runInThread=None):
+        self.path = path
+        self.clock = clock
+        self._pool = threadPool
+        self._runInThread = runInThread
+        self._connection = None
+        self._pending = []
+        self._flushing = None
+        self.lost = 0
+
+    def start(self):
+        """
+        Start the database thread and create the tables.
+
+        @return: a L{Deferred} that fires when the database is ready.
+        """
+        if self._runInThread is None:
+            self._pool = ThreadPool(minthreads=1, maxthreads=1, name="jobmon-history")
+            self._pool.start()
+            pool = self._pool
+            self._runInThread = lambda f, *a: deferToThreadPool(self.clock, pool, f, *a)
+        return self._runInThread(self._open)
+
+    def _open(self):
+        self._connection = sqlite3.connect(self.path, check_same_thread=False)
+        self._connection.executescript(SCHEMA)
+        self._connection.commit()
+
+    def record(self, event, **fields):
+        """
+        Take one hub event (as for the audit log); the ones history keeps
+        are written soon, in a batch.
+        """
+        now = self.clock.seconds()
+        if event == "register":
+            self._pending.append(("register", now, fields))
+        elif event == "removed":
+            self._pending.append(("removed", now, fields))
+        elif event == "query":
+            self._pending.append(("query", now, fields))
+        else:
+            return
+        if self._flushing is None:
+            self._flushing = self.clock.callLater(0, self._flush)
+
+    def _flush(self):
+        self._flushing = None
+        rows, self._pending = self._pending, []
+        if not rows or self._runInThread is None:
+            return None
+        d = self._runInThread(self._write, rows)
+
+        def failed(failure):
+            self.lost += len(rows)
+            self.log.error(
+                "cannot write history to {path}: {why} ({count} events lost)",
+                path=self.path, why=failure.getErrorMessage(), count=len(rows),
+            )
+
+        d.addErrback(failed)
+        return d
+
+    def _write(self, rows):
+        c = self._connection
+        with c:
+            for kind, now, f in rows:
+                if kind == "register":
+                    # A new registration of a job still open ends that one.
+                    c.execute(
+                        "UPDATE jobs SET ended = ?, why = ? WHERE job_id = ? AND ended IS NULL",
+                        (now, "registered again", f.get("job_id")),
+                    )
+                    c.execute(
+                        "INSERT INTO jobs (job_id, owner, host, mode, batch, registered) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (f.get("job_id"), f.get("dn"), f.get("host"), f.get("mode"),
+                         f.get("batch") or "", now),
+                    )
+                elif kind == "removed":
+                    c.execute(
+                        "UPDATE jobs SET ended = ?, why = ? WHERE job_id = ? AND ended IS NULL",
+                        (now, f.get("why"), f.get("job_id")),
+                    )
+                else:
+                    c.execute(
+                        "INSERT INTO queries (time, dn, job_id, owner, op, args, outcome, bytes, "
+                        "duration) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (now - (f.get("duration") or 0), f.get("dn"), f.get("job_id"),
+                         f.get("owner"), f.get("op"), json.dumps(f.get("args") or {}, default=str),
+                         str(f.get("outcome")), f.get("bytes") or 0, f.get("duration") or 0),
+                    )
+
+    def read(self, dn, jobId=None, limit=100):
+        """
+        The history of C{dn}: the jobs it registered and the queries it
+        made (about C{jobId} only, if given), newest last, at most C{limit}
+        of each.
+
+        @return: a L{Deferred} firing with C{{"jobs": [...], "queries": [...]}}.
+        """
+        pending = self._flush() or defer.succeed(None)
+        return pending.addCallback(lambda _: self._runInThread(self._read, dn, jobId, limit))
+
+    def _read(self, dn, jobId, limit):
+        c = self._connection
+        where, params = "owner = ?", [dn]
+        if jobId is not None:
+            where += " AND job_id = ?"
+            params.append(jobId)
+        jobs = c.execute(
+            "SELECT job_id, host, mode, batch, registered, ended, why FROM jobs WHERE "
+            + where + " ORDER BY registered DESC LIMIT ?", params + [limit],
+        ).fetchall()
+        where, params = "dn = ?", [dn]
+        if jobId is not None:
+            where += " AND job_id = ?"
+            params.append(jobId)
+        queries = c.execute(
+            "SELECT time, job_id, op, args, outcome, bytes, duration FROM queries WHERE "
+            + where + " ORDER BY time DESC LIMIT ?", params + [limit],
+        ).fetchall()
+        return {
+            "jobs": [
+                {"job_id": j, "host": h or "", "mode": m or "", "batch": b or "",
+                 "registered": float(r), "ended": float(e) if e is not None else 0.0,
+                 "why": w or ""}
+                for j, h, m, b, r, e, w in reversed(jobs)
+            ],
+            "queries": [
+                {"time": float(t), "job_id": j, "op": o or "", "args": json.loads(a or "{}"),
+                 "outcome": out or "", "bytes": float(n or 0), "duration": float(d or 0)}
+                for t, j, o, a, out, n, d in reversed(queries)
+            ],
+        }
+
+    def stop(self):
+        """
+        Write what is pending, then close the database and its thread.
+        """
+        if self._flushing is not None and self._flushing.active():
+            self._flushing.cancel()
+        d = self._flush() or defer.succeed(None)
+
+        def close(_):
+            if self._connection is not None and self._runInThread is not None:
+                return self._runInThread(self._connection.close)
+
+        d.addCallback(close)
+        d.addBoth(lambda _: self._pool.stop() if self._pool is not None else None)
+        return d
