@@ -34,22 +34,9 @@ when the server restarts.  With C{--json} every command prints one JSON
 document; C{-f} and C{top -n COUNT} (COUNT > 1) print one JSON object per
 line.
 
-Every error is one line on standard error, prefixed C{jobmon-query: }.  Exit
-status (the table L{EXIT_CODES} and the function L{exitCode}):
-
-  0  success (also when the reader of the output goes away: ... | head)
-  1  the operation failed in the job (no such file, permission denied...),
-     or the command of 'run' exited with a status other than 0
-  2  usage error or bad request (400, 413)
-  3  authentication: credential missing, expired, unusable or refused (401),
-     or the server's certificate could not be verified
-  4  not authorized (403)
-  5  no such job (404), or a job id prefix that matches several jobs
-  6  the job went away (410)
-  7  timeout (408, 1008, no answer in time)
-  8  server unreachable or server error (500, 503, 429, 409, connection or
-     HTTP failures, internal errors)
-  130  interrupted (Ctrl-C)
+Every error is one line on standard error, prefixed C{jobmon-query: }.  The
+exit statuses are listed once, in L{EXIT_STATUS_HELP} (shown by C{--help}),
+and computed by the table L{EXIT_CODES} and the function L{exitCode}.
 
 Tab completion needs the optional C{argcomplete} package: run
 C{eval "$(register-python-argcomplete jobmon-query)"}.  It is imported only

@@ -148,22 +148,24 @@ class History:
 
     def _read(self, dn, jobId, limit):
         c = self._connection
-        where, params = "owner = ?", [dn]
-        if jobId is not None:
-            where += " AND job_id = ?"
-            params.append(jobId)
-        jobs = c.execute(
-            "SELECT job_id, host, mode, batch, registered, ended, why FROM jobs WHERE "
-            + where + " ORDER BY registered DESC LIMIT ?", params + [limit],
-        ).fetchall()
-        where, params = "dn = ?", [dn]
-        if jobId is not None:
-            where += " AND job_id = ?"
-            params.append(jobId)
-        queries = c.execute(
-            "SELECT time, job_id, op, args, outcome, bytes, duration FROM queries WHERE "
-            + where + " ORDER BY time DESC LIMIT ?", params + [limit],
-        ).fetchall()
+
+        def latest(columns, table, who, order):
+            # The newest rows of one table for this identity (and job).
+            where, params = who + " = ?", [dn]
+            if jobId is not None:
+                where += " AND job_id = ?"
+                params.append(jobId)
+            return c.execute(
+                "SELECT {} FROM {} WHERE {} ORDER BY {} DESC LIMIT ?".format(
+                    columns, table, where, order
+                ),
+                params + [limit],
+            ).fetchall()
+
+        jobs = latest("job_id, host, mode, batch, registered, ended, why", "jobs", "owner",
+                      "registered")
+        queries = latest("time, job_id, op, args, outcome, bytes, duration", "queries", "dn",
+                         "time")
         return {
             "jobs": [
                 {"job_id": j, "host": h or "", "mode": m or "", "batch": b or "",

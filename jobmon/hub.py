@@ -105,6 +105,16 @@ def _resultSize(result):
     )
 
 
+def checkLimit(limit, most=10000):
+    """
+    @return: C{limit}, a count of records to return.
+    @raise JobMonError: it is not an integer from 1 to C{most}.
+    """
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= most:
+        raise JobMonError(BAD_REQUEST, "limit must be an integer from 1 to {}".format(most))
+    return limit
+
+
 def checkJobId(jobId):
     """
     @raise JobMonError: C{jobId} is not a valid job id.
@@ -378,9 +388,7 @@ class Hub:
         everything = options.get("all", False)
         if everything and identity.dn not in self.admins:
             raise JobMonError(NOT_AUTHORIZED, "only the server's admins may list all jobs")
-        limit = options.get("limit", 1000)
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= 10000:
-            raise JobMonError(BAD_REQUEST, "limit must be an integer from 1 to 10000")
+        limit = checkLimit(options.get("limit", 1000))
         after = options.get("after")
         if after is not None and not isinstance(after, str):
             raise JobMonError(BAD_REQUEST, "after must be a job id")
@@ -450,8 +458,7 @@ class Hub:
         if identity.dn not in self.admins:
             raise JobMonError(NOT_AUTHORIZED, "only the server's admins may read the audit log")
         checkJobId(jobId)
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= 10000:
-            raise JobMonError(BAD_REQUEST, "limit must be an integer from 1 to 10000")
+        checkLimit(limit)
         if self.audit is None:
             raise JobMonError(BAD_REQUEST, "this server keeps no audit log")
         d = self._runInThread(self.audit.read, jobId, limit)
@@ -495,9 +502,7 @@ class Hub:
         jobId = options.get("job_id")
         if jobId is not None:
             checkJobId(jobId)
-        limit = options.get("limit", 100)
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= 10000:
-            raise JobMonError(BAD_REQUEST, "limit must be an integer from 1 to 10000")
+        limit = checkLimit(options.get("limit", 100))
         if self.history is None:
             raise JobMonError(BAD_REQUEST, "this server keeps no history")
         return self.history.read(identity.dn, jobId, limit)

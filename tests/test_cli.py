@@ -332,10 +332,10 @@ class ExitCodeTests(SynchronousTestCase):
 
     def test_documented(self):
         """
-        The exit status table is in the module docstring and in C{--help}.
+        The exit status table is shown by C{--help}; the module docstring
+        points to it.
         """
-        for line in cli.EXIT_STATUS_HELP.splitlines()[1:]:
-            self.assertIn(line, cli.__doc__)
+        self.assertIn("EXIT_STATUS_HELP", cli.__doc__)
         status, out, err = run(["--help"])
         self.assertEqual((status, err), (0, ""))
         self.assertIn(cli.EXIT_STATUS_HELP.encode(), out)
