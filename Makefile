@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv bench clean
+.PHONY: demo test test-slurm venv bench clean
 
 venv: $(STAMP)
 
@@ -24,6 +24,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m twisted.trial --temp-directory=_trial_temp $(TRIAL_ARGS) tests
+
+# JobMon under a real Slurm on this machine (Debian, as root): installs
+# slurm-wlm and munge if missing, runs a one-node cluster on 127.0.0.1 and
+# submits examples/slurm-job.sh.  Not part of `make test`.
+test-slurm: $(STAMP)
+	$(BIN)/python tests/slurm/run_slurm_test.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
