@@ -393,6 +393,13 @@ def formatWhoami(info):
         notes.append("limited proxy")
     elif info.get("proxy"):
         notes.append("via proxy")
+    token = info.get("token")
+    if isinstance(token, dict):
+        notes.append("bearer token, scopes: %s" % (" ".join(token.get("scopes") or []) or "none",))
+        expires = token.get("expires")
+        if isinstance(expires, (int, float)):
+            notes.append("expires %s" % (
+                time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(expires)),))
     line = printable(info.get("dn", "?"))
     if notes:
         line += " (%s)" % (", ".join(notes),)
@@ -830,7 +837,9 @@ def _signal(text):
     return signalName(text)
 
 
-_GLOBAL_WITH_VALUE = ("--server", "--proxy", "--key", "--ca-dir", "--timeout")
+_GLOBAL_WITH_VALUE = (
+    "--server", "--proxy", "--key", "--ca-dir", "--timeout", "--auth", "--token-file",
+)
 """The global options that take a value."""
 
 
@@ -858,6 +867,20 @@ def _addGlobalOptions(parser, defaults):
         "--key", metavar="FILE",
         help="private key, when --proxy is a certificate alone "
              "(usercert.pem with userkey.pem)",
+        **suppress,
+    )
+    group.add_argument(
+        "--auth", choices=_client.AUTH_MODES,
+        help="x509 (proxy or certificate) or token (a WLCG bearer token); auto: "
+             "a token named by $BEARER_TOKEN or $BEARER_TOKEN_FILE, else the proxy "
+             "if there is one, else a token in $XDG_RUNTIME_DIR/bt_u$UID or "
+             "/tmp/bt_u$UID (default: $JOBMON_AUTH, else auto)",
+        **suppress,
+    )
+    group.add_argument(
+        "--token-file", metavar="FILE", dest="token_file",
+        help="the bearer token's file, read for every request (implies --auth "
+             "token unless --auth says otherwise)",
         **suppress,
     )
     group.add_argument(
@@ -1932,13 +1955,24 @@ def main(argv=None, stdout=None, stderr=None, environ=None, clientFactory=None,
     client = None
     session = None
     try:
-        client = clientFactory(
-            server,
-            proxy=args.proxy or _client.defaultProxyPath(environ),
-            key=args.key,
-            caDir=args.ca_dir or _client.defaultCADir(environ),
-            timeout=args.timeout,
+        auth = _client.resolveAuth(
+            args.auth or environ.get("JOBMON_AUTH") or "auto",
+            proxy=args.proxy, key=args.key, tokenFile=args.token_file, environ=environ,
         )
+        caDir = args.ca_dir or _client.defaultCADir(environ)
+        if auth == "token":
+            client = clientFactory(
+                server, caDir=caDir, timeout=args.timeout, auth="token",
+                tokenFile=args.token_file, environ=environ,
+            )
+        else:
+            client = clientFactory(
+                server,
+                proxy=args.proxy or _client.defaultProxyPath(environ),
+                key=args.key,
+                caDir=caDir,
+                timeout=args.timeout,
+            )
         session = _Session(args, client, out, say, stderr, environ, sleep, clock)
         status = _COMMANDS[args.command](session)
         out.flush()

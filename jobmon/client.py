@@ -2,8 +2,9 @@
 A client for the JobMon server that uses only the standard library.
 
 L{JobMonClient} talks XML-RPC over HTTPS to the server (see C{docs/API.md}),
-authenticating with an X.509 proxy file (C{/tmp/x509up_u$UID}) or a user
-certificate.  It keeps one HTTP/1.1 connection alive across calls, so an
+authenticating with an X.509 proxy file (C{/tmp/x509up_u$UID}), a user
+certificate, or a WLCG bearer token (C{$BEARER_TOKEN}, C{$BEARER_TOKEN_FILE},
+C{$XDG_RUNTIME_DIR/bt_u$UID}, C{/tmp/bt_u$UID}: see L{jobmon.bearer}).  It keeps one HTTP/1.1 connection alive across calls, so an
 in-process caller making many queries pays the TLS handshake once.
 
 There is one method per op of C{docs/API.md} (L{JobMonClient.ls},
@@ -26,9 +27,10 @@ in 2001-2099, outside the server's 400-599 and the worker's 1000-1999, and
 never cross the wire.
 
   - L{NO_CREDENTIAL} (2001): the proxy or certificate file (or the key file)
-    does not exist or cannot be read.
+    does not exist or cannot be read; or no bearer token was found, or the
+    one named cannot be read.
   - L{CREDENTIAL_EXPIRED} (2002): the certificate in that file has expired or
-    is not valid yet.
+    is not valid yet; or the bearer token has expired.
   - L{BAD_CREDENTIAL} (2003): the file exists but cannot be used (not PEM, no
     private key, key does not match, wrong pass phrase).
   - L{NO_CA_DIR} (2004): the CA directory does not exist.
@@ -65,6 +67,7 @@ import time
 import xmlrpc.client
 from urllib.parse import urlsplit
 
+from jobmon.bearer import TokenNotFound, discoveryPaths, tokenSource, unverifiedClaims
 from jobmon.errors import JobMonError
 
 NO_CREDENTIAL = 2001
@@ -159,6 +162,14 @@ _REFUSED_MESSAGE = (
     "the server refused your certificate (expired, unknown CA, revoked or "
     "unsupported proxy type)"
 )
+
+_TOKEN_REFUSED_MESSAGE = (
+    "the server closed the connection at the TLS handshake: it wants a client "
+    "certificate and does not accept bearer tokens; use --auth x509"
+)
+
+AUTH_MODES = ("auto", "x509", "token")
+"""How a client authenticates: L{JobMonClient}'s C{auth}."""
 
 
 class ClientError(JobMonError):
@@ -385,6 +396,133 @@ def _isDropped(sock):
     return bool(readable)
 
 
+def _trustingContext(caDir):
+    """
+    An SSL context that verifies the server against C{caDir} (a hashed
+    directory or one PEM bundle) and presents no certificate.
+    """
+    if not os.path.exists(caDir):
+        raise ClientError(
+            NO_CA_DIR,
+            "the CA directory %s does not exist; set X509_CERT_DIR" % (caDir,),
+        )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = True
+    context.verify_mode = ssl.CERT_REQUIRED
+    try:
+        if os.path.isdir(caDir):
+            context.load_verify_locations(capath=caDir)
+        else:
+            # A single PEM bundle works too.
+            context.load_verify_locations(cafile=caDir)
+    except (OSError, ValueError) as e:
+        raise ClientError(NO_CA_DIR, "cannot load CA certificates from %s: %s" % (caDir, e))
+    return context
+
+
+class _TokenCredential:
+    """
+    A bearer token, read afresh for every request, over a TLS connection
+    that shows no certificate.
+
+    @ivar source: callable returning C{(token, where)}; see
+        L{jobmon.bearer.tokenSource}.
+    """
+
+    refusedMessage = _TOKEN_REFUSED_MESSAGE
+
+    def __init__(self, source, caDir):
+        self.source = source
+        self.caDir = caDir
+        self._context = None
+
+    def context(self, now=None):
+        """
+        The SSL context for a new connection (the token is checked too, so
+        that a missing or expired one is reported before connecting).
+        """
+        self.authorization(now)
+        if self._context is None:
+            self._context = _trustingContext(self.caDir)
+        return self._context
+
+    def authorization(self, now=None):
+        """
+        The C{Authorization} header value for the next request.
+
+        @raise ClientError: L{NO_CREDENTIAL} (no token, unreadable) or
+            L{CREDENTIAL_EXPIRED}.
+        """
+        try:
+            token, where = self.source()
+        except TokenNotFound as e:
+            raise ClientError(NO_CREDENTIAL, str(e))
+        expires = unverifiedClaims(token).get("exp")
+        now = time.time() if now is None else now
+        if isinstance(expires, (int, float)) and not isinstance(expires, bool):
+            if now > expires:
+                raise ClientError(
+                    CREDENTIAL_EXPIRED,
+                    "your bearer token from %s expired at %s; get a new one "
+                    "(oidc-token, htgettoken)" % (where, _utc(expires)),
+                )
+        return "Bearer " + token
+
+
+def resolveAuth(auth, proxy=None, key=None, token=None, tokenFile=None, environ=None):
+    """
+    Decide between a certificate and a bearer token.
+
+    C{"auto"} takes, in order: the credential named explicitly (C{proxy} or
+    C{key}: X.509; C{token} or C{tokenFile}: a token); a token named by
+    C{$BEARER_TOKEN} or C{$BEARER_TOKEN_FILE}; the X.509 proxy if
+    C{$X509_USER_PROXY} is set or C{/tmp/x509up_u$UID} exists; a token file
+    found by discovery (C{$XDG_RUNTIME_DIR/bt_u$UID}, C{/tmp/bt_u$UID});
+    else X.509 (whose missing file is then reported).  So a user with a
+    proxy keeps using it until she asks for a token or has only a token.
+
+    @return: C{"x509"} or C{"token"}.
+    @raise ClientError: L{BAD_ARGUMENT} for an unknown C{auth}.
+    """
+    environ = os.environ if environ is None else environ
+    if auth not in AUTH_MODES:
+        raise ClientError(
+            BAD_ARGUMENT, "auth must be one of %s, not %r" % (", ".join(AUTH_MODES), auth)
+        )
+    if auth != "auto":
+        return auth
+    if proxy or key:
+        return "x509"
+    if token is not None or tokenFile is not None:
+        return "token"
+    if (environ.get("BEARER_TOKEN") or "").strip() or environ.get("BEARER_TOKEN_FILE"):
+        return "token"
+    if environ.get("X509_USER_PROXY") or os.path.exists(defaultProxyPath(environ)):
+        return "x509"
+    if any(os.path.exists(p) for p in discoveryPaths(environ)):
+        return "token"
+    return "x509"
+
+
+def chooseCredential(auth, proxy, key, caDir, token=None, tokenFile=None, environ=None):
+    """
+    Make the credential a client authenticates with (see L{resolveAuth}).
+
+    @param token: a token string, used as given.
+    @param tokenFile: a file holding the token, read for every request.
+    """
+    auth = resolveAuth(auth, proxy, key, token, tokenFile, environ)
+    caDir = caDir if caDir else defaultCADir(environ)
+    if token is not None:
+        where = "the command line"
+        source = lambda: (token, where)  # noqa: E731
+    else:
+        source = tokenSource(tokenFile, environ)
+    if auth == "token":
+        return _TokenCredential(source, caDir)
+    return _Credential(proxy if proxy else defaultProxyPath(environ), key, caDir)
+
+
 class _Credential:
     """
     The SSL context built from a credential file, reloaded when the file
@@ -461,29 +599,19 @@ class _Credential:
                 % (self.proxy, _utc(notBefore)),
             )
 
+    def authorization(self, now=None):
+        """
+        A certificate needs no C{Authorization} header.
+        """
+        return None
+
+    refusedMessage = _REFUSED_MESSAGE
+
     def _load(self):
         """
         Build the SSL context.
         """
-        if not os.path.exists(self.caDir):
-            raise ClientError(
-                NO_CA_DIR,
-                "the CA directory %s does not exist; set X509_CERT_DIR"
-                % (self.caDir,),
-            )
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.check_hostname = True
-        context.verify_mode = ssl.CERT_REQUIRED
-        try:
-            if os.path.isdir(self.caDir):
-                context.load_verify_locations(capath=self.caDir)
-            else:
-                # A single PEM bundle works too.
-                context.load_verify_locations(cafile=self.caDir)
-        except (OSError, ValueError) as e:
-            raise ClientError(
-                NO_CA_DIR, "cannot load CA certificates from %s: %s" % (self.caDir, e)
-            )
+        context = _trustingContext(self.caDir)
         try:
             context.load_cert_chain(self.proxy, self.key)
         except ssl.SSLError as e:
@@ -513,7 +641,8 @@ class JobMonClient:
     @ivar timeout: seconds to wait for the connection and for each answer.
     """
 
-    def __init__(self, server, proxy=None, caDir=None, timeout=60.0, key=None):
+    def __init__(self, server, proxy=None, caDir=None, timeout=60.0, key=None,
+                 auth="auto", token=None, tokenFile=None, environ=None):
         """
         @param server: the server URL, C{https://host[:port][/path]}; the
             port defaults to 8443 and the path to C{/RPC2}.
@@ -529,16 +658,21 @@ class JobMonClient:
         @param key: the private key file, if C{proxy} holds only a
             certificate (C{usercert.pem}/C{userkey.pem}).  An encrypted key
             makes OpenSSL prompt for its pass phrase on the terminal.
+        @param auth: C{"auto"} (a bearer token if one is given or discovery
+            finds one and no C{proxy} or C{key} is named, else the proxy),
+            C{"x509"} or C{"token"}; see L{chooseCredential}.
+        @param token: a bearer token to send as it is.
+        @param tokenFile: a file holding the bearer token, read for each
+            request.
+        @param environ: the environment for discovery (default
+            C{os.environ}).
 
         @raise ClientError: L{BAD_URL} if C{server} is malformed.
         """
         self._host, self._port, self._path, self.url = parseServerURL(server)
         self.timeout = float(timeout)
-        self._credential = _Credential(
-            proxy if proxy else defaultProxyPath(),
-            key,
-            caDir if caDir else defaultCADir(),
-        )
+        self._choice = (auth, proxy, key, caDir, token, tokenFile, environ)
+        self._chosen = None
         self._conn = None
 
     def __repr__(self):
@@ -550,6 +684,20 @@ class JobMonClient:
     def __exit__(self, *exc):
         self.close()
         return False
+
+    @property
+    def _credential(self):
+        # Chosen at first use: making a client reads nothing.
+        if self._chosen is None:
+            self._chosen = chooseCredential(*self._choice)
+        return self._chosen
+
+    @property
+    def authMode(self):
+        """
+        C{"x509"} or C{"token"}: how this client authenticates.
+        """
+        return "token" if isinstance(self._credential, _TokenCredential) else "x509"
 
     def close(self):
         """
@@ -858,7 +1006,7 @@ class JobMonClient:
             )
         if isinstance(e, ssl.SSLError):
             if _isRefusal(e):
-                return ClientError(CERTIFICATE_REFUSED, _REFUSED_MESSAGE)
+                return ClientError(CERTIFICATE_REFUSED, self._credential.refusedMessage)
             return ClientError(
                 TLS_ERROR,
                 "TLS handshake with %s failed: %s (is it a JobMon server?)"
@@ -895,16 +1043,19 @@ class JobMonClient:
         except (TypeError, OverflowError, ValueError, UnicodeError) as e:
             raise ClientError(BAD_ARGUMENT, "cannot encode the request: %s" % (e,))
         conn, fresh = self._connect()
+        headers = {"Content-Type": "text/xml", "User-Agent": "jobmon-client"}
+        try:
+            authorization = self._credential.authorization()
+        except ClientError:
+            self.close()
+            raise
+        if authorization is not None:
+            headers["Authorization"] = authorization
         wait = self.timeout if timeout is None else timeout
         answered = False
         try:
             conn.sock.settimeout(wait)
-            conn.request(
-                "POST",
-                self._path,
-                body,
-                {"Content-Type": "text/xml", "User-Agent": "jobmon-client"},
-            )
+            conn.request("POST", self._path, body, headers)
             response = conn.getresponse()
             answered = True
             data = response.read()
@@ -958,7 +1109,7 @@ class JobMonClient:
                 "no answer from the JobMon server at %s within %g s" % (self.url, wait),
             )
         if isinstance(e, ssl.SSLError) and _isRefusal(e):
-            return ClientError(CERTIFICATE_REFUSED, _REFUSED_MESSAGE)
+            return ClientError(CERTIFICATE_REFUSED, self._credential.refusedMessage)
         closed = isinstance(
             e,
             (
@@ -969,7 +1120,7 @@ class JobMonClient:
             ),
         )
         if closed and fresh and not answered:
-            return ClientError(CERTIFICATE_REFUSED, _REFUSED_MESSAGE)
+            return ClientError(CERTIFICATE_REFUSED, self._credential.refusedMessage)
         if closed:
             return ClientError(
                 CONNECTION_LOST,

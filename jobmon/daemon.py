@@ -14,6 +14,7 @@ import random
 import re
 import secrets
 import socket
+import time
 from urllib.parse import urlsplit
 
 from twisted.application.internet import ClientService, backoffPolicy
@@ -26,6 +27,7 @@ from twisted.python import usage
 from zope.interface import implementer
 
 from jobmon import __version__
+from jobmon.bearer import TokenNotFound, tokenSource, unverifiedClaims
 from jobmon.config import FileOptions, applyConfigFile
 from jobmon.errors import REMOTE_ERROR, REMOTE_TIMEOUT, JobMonError
 from jobmon.files import Workdir
@@ -41,6 +43,36 @@ from jobmon.tls import (
     caCertificates,
     clientCredential,
 )
+
+
+def bearerAuthorization(source, clock=time.time):
+    """
+    The C{Authorization} header of a daemon with a bearer token: read
+    afresh for every call, so that the token a site renews in its file is
+    used without a restart.
+
+    @param source: see L{jobmon.bearer.tokenSource}.
+    @return: a callable returning C{"Bearer <token>"}.
+    @raise CredentialError: (from the callable) no token, or it expired.
+    """
+
+    def authorization():
+        try:
+            token, where = source()
+        except TokenNotFound as e:
+            raise CredentialError(str(e))
+        expires = unverifiedClaims(token).get("exp")
+        if isinstance(expires, (int, float)) and not isinstance(expires, bool):
+            if clock() > expires:
+                raise CredentialError(
+                    "bearer token from {} expired at {} UTC; renew it (the new token "
+                    "is picked up without a restart)".format(
+                        where, time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(expires))
+                    )
+                )
+        return "Bearer " + token
+
+    return authorization
 
 
 def defaultProxy():
@@ -71,6 +103,11 @@ class Options(FileOptions):
         ["workdir", None, ".", "The job's working directory; every path is confined to it."],
         ["proxy", None, None, "Credential file [default: $X509_USER_PROXY, then "
          "/tmp/x509up_u$UID]."],
+        ["auth", None, "auto", "x509 (the proxy) or token (a WLCG bearer token); auto: "
+         "a token named by $BEARER_TOKEN or $BEARER_TOKEN_FILE, else the proxy if "
+         "there is one, else a token in $XDG_RUNTIME_DIR/bt_u$UID or /tmp/bt_u$UID."],
+        ["token-file", None, None, "The bearer token's file, read again for every call "
+         "so that a renewed token is used [default: WLCG token discovery]."],
         ["ca-dir", None, None, "Trusted CAs, OpenSSL hashed directory "
          "[default: $X509_CERT_DIR, then " + DEFAULT_CA_DIR + "]."],
         ["wake", None, "tcp", "Wake mode: tcp (a TLS connection to the server), udp "
@@ -90,7 +127,7 @@ class Options(FileOptions):
          "[default: none]."],
     ]
 
-    configPaths = ("workdir", "proxy", "ca-dir", "commands")
+    configPaths = ("workdir", "proxy", "ca-dir", "commands", "token-file")
     """Options a configuration file gives relative to its directory."""
 
     def __init__(self):
@@ -134,14 +171,27 @@ class Options(FileOptions):
         if not os.path.isdir(self["workdir"]):
             raise usage.UsageError("--workdir {} is not a directory".format(self["workdir"]))
         self["workdir"] = os.path.abspath(self["workdir"])
-        if self["proxy"] is None:
-            self["proxy"] = defaultProxy()
+        from jobmon.client import AUTH_MODES, resolveAuth
+
+        if self["auth"] not in AUTH_MODES:
+            raise usage.UsageError("--auth must be one of {}".format(", ".join(AUTH_MODES)))
+        self["auth"] = resolveAuth(
+            self["auth"], proxy=self["proxy"], tokenFile=self["token-file"]
+        )
         if self["ca-dir"] is None:
             self["ca-dir"] = defaultCADir()
         if self["host-name"] is None:
             self["host-name"] = socket.gethostname()
+        self.authorization = None
         try:
-            clientCredential(self["proxy"])
+            if self["auth"] == "token":
+                self["proxy"] = None
+                self.authorization = bearerAuthorization(tokenSource(self["token-file"]))
+                self.authorization()
+            else:
+                if self["proxy"] is None:
+                    self["proxy"] = defaultProxy()
+                clientCredential(self["proxy"])
             caCertificates(self["ca-dir"])
         except CredentialError as e:
             raise usage.UsageError(str(e))
@@ -590,7 +640,7 @@ def buildDaemon(reactor, options):
     pool.maxPersistentPerHost = 4
     pool._factory = QuietFactory
     agent = Agent(reactor, contextFactory=policy, pool=pool, connectTimeout=10)
-    rpc = XMLRPCClient(agent, serverURL, pool=pool)
+    rpc = XMLRPCClient(agent, serverURL, pool=pool, authorization=options.authorization)
     host = url.hostname
 
     def wakeEndpoint(port):

@@ -291,10 +291,25 @@ class Hub:
             record.owner == identity.dn or identity.dn in self.admins
         )
 
+    def _require(self, identity, capability, method):
+        """
+        Refuse a caller whose bearer token's scopes do not grant
+        C{capability} (see L{jobmon.identity.Identity.may}); counted and
+        audited.
+        """
+        if identity.may(capability):
+            return
+        message = identity.token.refusal(capability)
+        self.metrics.refusals.labels("scope").inc()
+        self._audit("refused", dn=identity.dn, method=method, code=NOT_AUTHORIZED,
+                    reason=message)
+        raise JobMonError(NOT_AUTHORIZED, message)
+
     def _owned(self, identity, jobId):
         """
         Return the record of a job the caller owns (daemon methods).
         """
+        self._require(identity, "register", "daemon")
         checkJobId(jobId)
         record = self.registry.get(jobId)
         if record is None:
@@ -365,12 +380,15 @@ class Hub:
         """
         Describe the caller.
         """
-        return {
+        me = {
             "dn": identity.dn,
             "admin": identity.dn in self.admins,
             "proxy": identity.proxy,
             "limited": identity.limited,
         }
+        if identity.token is not None:
+            me["token"] = identity.token.describe()
+        return me
 
     def listJobs(self, identity, options=None):
         """
@@ -385,6 +403,7 @@ class Hub:
             options = {}
         if not isinstance(options, dict):
             raise JobMonError(BAD_REQUEST, "listJobs takes an optional struct of options")
+        self._require(identity, "read", "listJobs")
         everything = options.get("all", False)
         if everything and identity.dn not in self.admins:
             raise JobMonError(NOT_AUTHORIZED, "only the server's admins may list all jobs")
@@ -455,6 +474,7 @@ class Hub:
         """
         Return the last C{limit} audit records about a job (admins only).
         """
+        self._require(identity, "read", "auditLog")
         if identity.dn not in self.admins:
             raise JobMonError(NOT_AUTHORIZED, "only the server's admins may read the audit log")
         checkJobId(jobId)
@@ -499,6 +519,7 @@ class Hub:
             options = {}
         if not isinstance(options, dict):
             raise JobMonError(BAD_REQUEST, "history takes an optional struct of options")
+        self._require(identity, "read", "history")
         jobId = options.get("job_id")
         if jobId is not None:
             checkJobId(jobId)
@@ -508,6 +529,8 @@ class Hub:
         return self.history.read(identity.dn, jobId, limit)
 
     def _query(self, identity, jobId, request):
+        if not identity.may("read"):
+            raise JobMonError(NOT_AUTHORIZED, identity.token.refusal("read"))
         checkJobId(jobId)
         record = self.registry.get(jobId)
         if not self._visible(identity, record):
@@ -515,9 +538,12 @@ class Hub:
         if self.stopping:
             raise JobMonError(UNAVAILABLE, "the server is shutting down")
         forward, timeout = checkRequest(request)
-        if forward["op"] in ACTING_OPS and identity.limited:
+        if forward["op"] in ACTING_OPS and not identity.may("act"):
             # A limited proxy may not start processes (Globus semantics):
-            # commands and signals act on the job, reading does not.
+            # commands and signals act on the job, reading does not.  A
+            # token needs a scope that grants acting.
+            if identity.token is not None:
+                raise JobMonError(NOT_AUTHORIZED, identity.token.refusal("act"))
             raise JobMonError(
                 NOT_AUTHORIZED,
                 "a limited proxy may not {} on a job; use a full proxy".format(
@@ -679,6 +705,7 @@ class Hub:
         earlier one, whose wake channel is released while queued requests
         wait for the new one.
         """
+        self._require(identity, "register", "registerJob")
         checkJobId(jobId)
         if self.stopping:
             raise JobMonError(UNAVAILABLE, "the server is shutting down")
@@ -876,6 +903,8 @@ class Hub:
         """
         Bind a wake channel to the registration whose token it presents.
 
+        @param identity: the peer's certificate identity, or C{None} if it
+            presented no certificate (a daemon with a bearer token).
         @return: the keep-alive interval.
         @raise JobMonError: the job or token is unknown, or the caller does
             not own the job.
@@ -884,7 +913,9 @@ class Hub:
         record = self.registry.get(jobId)
         if record is None:
             raise JobMonError(NO_SUCH_JOB, "job {} is not registered".format(jobId))
-        if record.owner != identity.dn:
+        # A daemon with a bearer token has no certificate on the wake port:
+        # the registration's token, a secret it got over HTTPS, is its proof.
+        if identity is not None and record.owner != identity.dn:
             raise JobMonError(
                 NOT_AUTHORIZED, "job {} is registered by another identity".format(jobId)
             )

@@ -207,15 +207,33 @@ class Identity:
     """
     An authenticated caller.
 
-    @ivar dn: the end-entity subject DN in slash form, e.g.
-        C{/DC=org/DC=example/CN=Alice}.
+    @ivar dn: the caller's name: the end-entity subject DN in slash form,
+        e.g. C{/DC=org/DC=example/CN=Alice}, or for a bearer token
+        C{ISSUER#SUBJECT} (or the name the token configuration maps the
+        subject to).
     @ivar proxy: whether the caller presented a proxy certificate.
     @ivar limited: whether a limited proxy is anywhere in the chain.
+    @ivar token: for a caller with a bearer token, its
+        L{jobmon.tokens.TokenInfo}; else C{None}.
     """
 
     dn: str
     proxy: bool = False
     limited: bool = False
+    token: object = None
+
+    def may(self, capability):
+        """
+        Whether this caller's credential allows C{capability}: C{"read"}
+        (list and read jobs), C{"act"} (site commands and signals) or
+        C{"register"} (a job daemon's calls).
+
+        A certificate allows all three, but a limited proxy may not act; a
+        token allows what its scopes grant.
+        """
+        if self.token is not None:
+            return capability in self.token.grants
+        return not (capability == "act" and self.limited)
 
 
 def _namesHosts(cert):

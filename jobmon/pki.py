@@ -938,6 +938,34 @@ def _parser():
         help="at most N further proxies below this one",
     )
     proxy.add_argument("--key-type", choices=("ec", "rsa"), default="ec")
+
+    issuer = sub.add_parser(
+        "token-issuer",
+        help="make a throwaway bearer-token issuer and a server token configuration",
+        description="Write DIR/issuer-key.pem (the signing key), DIR/issuer.jwks (its "
+        "public key) and DIR/tokens.toml, for the server's --token-issuers.",
+    )
+    issuer.add_argument("directory", metavar="DIR")
+    issuer.add_argument("--iss", default="https://tokens.jobmon-test.example/vo",
+                        help="the issuer URL (default: %(default)s)")
+    issuer.add_argument("--audience", default="https://jobmon.jobmon-test.example",
+                        help="the audience the server accepts (default: %(default)s)")
+    issuer.add_argument("--key-type", choices=("ec", "rsa"), default="ec")
+
+    token = sub.add_parser(
+        "token",
+        help="print a bearer token from an issuer made by token-issuer",
+        description="Print a signed WLCG-profile token for SUB to standard output.",
+    )
+    token.add_argument("directory", metavar="DIR", help="the token-issuer directory")
+    token.add_argument("--sub", required=True, help="the subject")
+    token.add_argument("--scope", default="compute.read compute.modify compute.create",
+                       help="space-separated scopes (default: %(default)s)")
+    token.add_argument("--lifetime", type=float, default=3600.0,
+                       help="seconds until it expires; negative: already expired "
+                       "(default: %(default)s)")
+    token.add_argument("--audience", help="the aud claim (default: the issuer's)")
+    token.add_argument("--out", metavar="FILE", help="write it here (0600) instead")
     return parser
 
 
@@ -1008,6 +1036,34 @@ def _runProxy(args, out):
     return 0
 
 
+def _runTokens(args, out):
+    """
+    Carry out C{jobmon-pki token-issuer} and C{jobmon-pki token}.
+    """
+    from jobmon.issuer import loadIssuer, makeIssuer
+
+    if args.command == "token-issuer":
+        issuer = makeIssuer(args.directory, iss=args.iss, audience=args.audience,
+                            keyType=args.key_type)
+        print("issuer    %s (%s)" % (issuer.iss, issuer.algorithm), file=out)
+        print("keys      %s, %s" % (issuer.keyPath, issuer.jwksPath), file=out)
+        print("server    --token-issuers %s" % (issuer.configPath,), file=out)
+        return 0
+    try:
+        issuer = loadIssuer(args.directory)
+    except OSError:
+        raise PKIError("%s holds no token issuer; run jobmon-pki token-issuer first"
+                       % (args.directory,))
+    token = issuer.mint(args.sub, scope=args.scope, lifetime=args.lifetime,
+                        audience=args.audience)
+    if args.out:
+        _writeFile(args.out, (token + "\n").encode("ascii"), 0o600)
+        print("wrote %s (%s)" % (args.out, issuer.identity(args.sub)), file=out)
+    else:
+        print(token, file=out)
+    return 0
+
+
 def main(argv=None, stdout=None, stderr=None):
     """
     The C{jobmon-pki} console script.
@@ -1035,6 +1091,8 @@ def main(argv=None, stdout=None, stderr=None):
     try:
         if args.command == "init":
             return _runInit(args, out)
+        if args.command in ("token-issuer", "token"):
+            return _runTokens(args, out)
         return _runProxy(args, out)
     except PKIError as e:
         message = str(e)

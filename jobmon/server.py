@@ -25,7 +25,8 @@ from jobmon.audit import AuditLog
 from jobmon.config import FileOptions, applyConfigFile
 from jobmon.history import History
 from jobmon.hub import Hub
-from jobmon.identity import identityOfConnection
+from jobmon.errors import NOT_AUTHENTICATED, JobMonError
+from jobmon.identity import Identity, identityOfConnection
 from jobmon.logs import LogFiles
 from jobmon.metrics import Metrics, MetricsResource
 from jobmon.options import DEFAULT_CA_DIR, defaultCADir, portNumber, positive
@@ -34,7 +35,11 @@ from jobmon.protocols.udp import UDPWakeSender
 from jobmon.protocols.wake import WakeServerFactory
 from jobmon.protocols.xmlrpc import QuietSite, XMLRPCResource, identifyTLS
 from jobmon.registry import MemoryJobRegistry
-from jobmon.tls import CRL_MODES, CredentialError, ServerContextFactory
+from jobmon.tls import CRL_MODES, CredentialError, RefusalBudget, ServerContextFactory
+from jobmon.tokens import TokenConfigError, TokenPolicy, splitAuthorization
+
+
+log = Logger()
 
 
 def _refuse():
@@ -243,6 +248,14 @@ class Options(FileOptions):
             positive(int),
         ],
         [
+            "token-issuers",
+            None,
+            None,
+            "Also accept WLCG/SciTokens bearer tokens from the issuers this TOML file "
+            "names, with their key files and scopes (docs/SECURITY.md); a client "
+            "certificate becomes optional [default: certificates only].",
+        ],
+        [
             "port-file",
             None,
             None,
@@ -267,6 +280,7 @@ class Options(FileOptions):
 
     configPaths = (
         "hostcert", "hostkey", "ca-dir", "audit-log", "port-file", "log-dir", "history",
+        "token-issuers",
     )
     """Options a configuration file gives relative to its directory."""
 
@@ -302,8 +316,16 @@ class Options(FileOptions):
             raise usage.UsageError(
                 "--crl-check must be one of {}".format(", ".join(CRL_MODES))
             )
+        self.tokens = None
+        if self["token-issuers"] is not None:
+            self.tokens = TokenPolicy(self["token-issuers"])
+            try:
+                self.tokens.load()
+            except TokenConfigError as e:
+                raise usage.UsageError(str(e))
         self.contextFactory = ServerContextFactory(
-            self["hostcert"], self["hostkey"], self["ca-dir"], crlCheck=self["crl-check"]
+            self["hostcert"], self["hostkey"], self["ca-dir"], crlCheck=self["crl-check"],
+            requireCertificate=self.tokens is None,
         )
         try:
             self.contextFactory.load()
@@ -376,9 +398,12 @@ class _DatagramListener(Service):
 class CredentialReloader(Service):
     """
     Reload the TLS context when the CA directory (certificates, CRLs) or the
-    host credential change on disk, checked every C{interval} seconds and on
-    SIGHUP.  New connections use the new context; a bad new file is logged
-    and the old context kept.
+    host credential change on disk, and the token issuers when their files
+    do, checked every C{interval} seconds and on SIGHUP.  New connections
+    use the new context; a bad new file is logged and the old one kept.
+
+    @ivar contextFactories: what to reload: objects with C{prepareReload}
+        (called in a thread), C{install} and C{describe}.
     """
 
     log = Logger()
@@ -423,29 +448,31 @@ class CredentialReloader(Service):
         self._checking = True
 
         def prepare():
-            return [(f, f.prepareReload()) for f in self.contextFactories]
+            prepared = []
+            for f in self.contextFactories:
+                try:
+                    prepared.append((f, f.prepareReload(), None))
+                except (CredentialError, TokenConfigError) as e:
+                    prepared.append((f, None, e))
+            return prepared
 
         d = self.runInThread(prepare)
-        d.addCallbacks(self._install, self._failed)
+        d.addCallback(self._install)
         d.addBoth(self._done)
         return d
 
     def _install(self, prepared):
-        reloaded = [f for f, p in prepared if p is not None]
-        for factory, p in prepared:
-            if p is not None:
+        said = set()
+        for factory, p, error in prepared:
+            if error is not None:
+                self.log.error("cannot reload {what}, keeping the old ones: {why}",
+                               what=factory.kind, why=str(error))
+            elif p is not None:
                 factory.install(p)
-        if reloaded:
-            self.log.info(
-                "TLS credentials reloaded from {ca_dir} ({crls} CRL files)",
-                ca_dir=reloaded[0].caDir,
-                crls=reloaded[0].crls,
-            )
-
-    def _failed(self, failure):
-        failure.trap(CredentialError)
-        self.log.error("cannot reload TLS credentials, keeping the old ones: {why}",
-                       why=str(failure.value))
+                line = factory.describe()
+                if line not in said:
+                    said.add(line)
+                    self.log.info("reloaded {what}", what=line)
 
     def _done(self, result):
         self._checking = False
@@ -527,6 +554,67 @@ class ServerService(MultiService):
         return Deferred.fromCoroutine(self._stop())
 
 
+def identifyCaller(identifyCertificate, tokens, audit=None, metrics=None,
+                   budget=None):
+    """
+    Make the C{identify} callable of the XML-RPC endpoint: a request with
+    C{Authorization: Bearer} is its token's bearer (even if it also shows a
+    certificate), any other its certificate's owner.
+
+    Refused tokens are counted and audited, a few per address per minute.
+
+    @param identifyCertificate: the certificate's C{identify} (see
+        L{identifyTLS}).
+    @param tokens: the L{TokenPolicy}, or C{None} if tokens are not
+        accepted.
+    """
+    budget = budget or RefusalBudget()
+
+    def refused(request, error):
+        if metrics is not None:
+            metrics.refusals.labels("token").inc()
+        host = getattr(request.getClientAddress(), "host", None)
+        suppressed = budget.admit(host)
+        if suppressed is None:
+            return
+        log.info("bearer token refused from {peer}: {why}{more}", peer=host,
+                 why=error.message,
+                 more="; {} more from there not logged".format(suppressed) if suppressed else "")
+        if audit is not None:
+            audit.record("refused", method="token", peer=host, code=error.code,
+                         reason=error.message, suppressed=suppressed)
+
+    def identify(request):
+        header = request.getHeader(b"authorization")
+        if header is None:
+            try:
+                return identifyCertificate(request)
+            except JobMonError as e:
+                if tokens is None or e.code != NOT_AUTHENTICATED:
+                    raise
+                if "no verified client certificate" not in e.message:
+                    raise
+                raise JobMonError(
+                    NOT_AUTHENTICATED,
+                    "no credential: send a bearer token (Authorization: Bearer) or use "
+                    "an X.509 certificate or proxy",
+                )
+        try:
+            if tokens is None:
+                raise JobMonError(
+                    NOT_AUTHENTICATED,
+                    "this server does not accept bearer tokens; use an X.509 "
+                    "certificate or proxy",
+                )
+            info, name = tokens.check(splitAuthorization(header.decode("latin-1")))
+        except JobMonError as e:
+            refused(request, e)
+            raise
+        return Identity(dn=name, token=info)
+
+    return identify
+
+
 def buildServer(reactor, options):
     """
     Build the server service from parsed L{Options}.
@@ -560,7 +648,10 @@ def buildServer(reactor, options):
         history=history,
         runInThread=lambda f, *a: deferToThreadPool(reactor, reactor.getThreadPool(), f, *a),
     )
-    identify = identifyTLS(identityOfConnection)
+    identify = identifyCaller(
+        identifyTLS(identityOfConnection), options.tokens, audit=options.audit,
+        metrics=metrics,
+    )
     rpc = XMLRPCResource(
         {
             "jobmon.whoami": hub.whoami,
@@ -588,7 +679,12 @@ def buildServer(reactor, options):
     )
 
     def wakeIdentify(transport):
-        return identityOfConnection(transport.getHandle())
+        connection = transport.getHandle()
+        if options.tokens is not None and connection.get_peer_certificate() is None:
+            # A daemon that registered with a token: its registration's
+            # wake token is what binds the channel.
+            return None
+        return identityOfConnection(connection)
 
     ctx = options.contextFactory
     # Wake channels carry only "wake" and keep-alives, and there may be tens
@@ -625,7 +721,10 @@ def buildServer(reactor, options):
             site,
         )
         service.metricsListener.setServiceParent(service)
-    CredentialReloader(reactor, [ctx, wakeCtx], options["reload-interval"]).setServiceParent(
+    reloadable = [ctx, wakeCtx]
+    if options.tokens is not None:
+        reloadable.append(options.tokens)
+    CredentialReloader(reactor, reloadable, options["reload-interval"]).setServiceParent(
         service
     )
     return service

@@ -142,7 +142,7 @@ class ServerContextFactory:
     log = Logger()
 
     def __init__(self, hostCert, hostKey, caDir, crlCheck="auto", audit=None,
-                 maxVersion=None):
+                 maxVersion=None, requireCertificate=True):
         if crlCheck not in CRL_MODES:
             raise ValueError("crlCheck must be one of {}".format(", ".join(CRL_MODES)))
         self.hostCert = hostCert
@@ -151,6 +151,7 @@ class ServerContextFactory:
         self.crlCheck = crlCheck
         self.audit = audit
         self.maxVersion = maxVersion
+        self.requireCertificate = requireCertificate
         self.refusals = RefusalBudget()
         self.crls = 0
         self._context = None
@@ -276,7 +277,13 @@ class ServerContextFactory:
                 self._refused(connection, cert, errno, depth)
             return ok
 
-        ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, verify)
+        # With bearer tokens accepted, a certificate is optional at the
+        # handshake (one that is presented is still verified), and a request
+        # without either is refused with a fault that says so.
+        mode = SSL.VERIFY_PEER
+        if self.requireCertificate:
+            mode |= SSL.VERIFY_FAIL_IF_NO_PEER_CERT
+        ctx.set_verify(mode, verify)
         return ctx
 
     def _refused(self, connection, cert, errno, depth):
@@ -319,6 +326,14 @@ class ServerContextFactory:
                 suppressed=suppressed,
             )
 
+    kind = "TLS credentials"
+
+    def describe(self):
+        """
+        One line about what is loaded, for the log.
+        """
+        return "TLS credentials from {} ({} CRL files)".format(self.caDir, self.crls)
+
     def sibling(self, **changes):
         """
         A factory for the same credentials with some settings changed (the
@@ -327,6 +342,7 @@ class ServerContextFactory:
         settings = dict(
             hostCert=self.hostCert, hostKey=self.hostKey, caDir=self.caDir,
             crlCheck=self.crlCheck, audit=self.audit, maxVersion=self.maxVersion,
+            requireCertificate=self.requireCertificate,
         )
         settings.update(changes)
         return ServerContextFactory(**settings)
@@ -410,9 +426,14 @@ def clientOptions(hostname, caDir, credentialPath):
 
     @param hostname: the server's name as in its URL (a DNS name or an IP
         address); the server certificate must match it.
+    @param credentialPath: the proxy or certificate file to present, or
+        C{None} for none.
     """
-    private, chain = clientCredential(credentialPath)
     trust = ssl.trustRootFromCertificates(caCertificates(caDir))
+    if credentialPath is None:
+        # A daemon with a bearer token shows no certificate.
+        return ssl.optionsForClientTLS(hostname, trustRoot=trust)
+    private, chain = clientCredential(credentialPath)
     return ssl.optionsForClientTLS(
         hostname,
         trustRoot=trust,
@@ -428,7 +449,9 @@ class CredentialPolicy:
     CA directory.
 
     The credential file is read again when it changes on disk, so that a
-    renewed proxy is used without a restart.
+    renewed proxy is used without a restart.  With no credential file
+    (C{credentialPath} C{None}: a daemon with a bearer token), it only
+    trusts the CA directory.
     """
 
     log = Logger()
@@ -454,6 +477,10 @@ class CredentialPolicy:
             picked up without a restart).
         """
         host = hostname.decode("ascii") if isinstance(hostname, bytes) else hostname
+        if self.credentialPath is None:
+            if host not in self._cache:
+                self._cache[host] = clientOptions(host, self.caDir, None)
+            return self._cache[host]
         stamp = self._stamp()
         cached = self._cache.get(host)
         if cached is None or cached[0] != stamp:

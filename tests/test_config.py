@@ -19,6 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from jobmon import config
 from jobmon.daemon import Options as DaemonOptions
+from jobmon.issuer import makeIssuer
 from jobmon.server import Options as ServerOptions
 from tests.support import ROOT, TWISTD, TestPKI, childEnv, spawn
 
@@ -724,7 +725,10 @@ class EveryOptionTests(PKICase, SynchronousTestCase):
             "history": ('"h.sqlite3"', os.path.join(self.base, "h.sqlite3")),
             "log-single": ("true", 1),
             "admin": (json.dumps([dn]), [dn]),
+            "token-issuers": ('"issuer/tokens.toml"',
+                              os.path.join(self.base, "issuer", "tokens.toml")),
         }
+        makeIssuer(os.path.join(self.base, "issuer"))
         self.assertEqual({key for key, _, _ in config.describe(ServerOptions)}, set(values),
                          "add the server's new options to this test")
         os.makedirs(os.path.join(self.base, "logs"))
@@ -763,6 +767,8 @@ class EveryOptionTests(PKICase, SynchronousTestCase):
             "commands": ('["site/commands.toml"]', [os.path.join(self.base, "site",
                                                                   "commands.toml")]),
             "redact": ('["MYAPP_PIN"]', ("MYAPP_PIN",)),
+            "auth": ('"x509"', "x509"),
+            "token-file": ('"token"', os.path.join(self.base, "token")),
         }
         self.assertEqual({key for key, _, _ in config.describe(DaemonOptions)}, set(values),
                          "add the daemon's new options to this test")

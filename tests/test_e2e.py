@@ -330,7 +330,7 @@ class CertificateTests(EndToEndBase):
         pki.makeCRL(self.tpki.pki.ca, revoked=[self.tpki.users["bob"].certPath])
         mark = self.server.proto.mark()
         self.server.proto.signal("HUP")
-        await self.server.proto.waitFor(r"TLS credentials reloaded .*\(1 CRL files\)", after=mark)
+        await self.server.proto.waitFor(r"reloaded TLS credentials from .*\(1 CRL files\)", after=mark)
         e = await self.assertRefused(self.tpki.proxies["bob"])
         self.assertEqual(e.code, CERTIFICATE_REFUSED)
         alice = self.client()
@@ -353,7 +353,7 @@ class CertificateTests(EndToEndBase):
         pki.makeHostCert(self.tpki.pki.ca, self.tpki.hostCert, self.tpki.hostKey)
         mark = self.server.proto.mark()
         self.server.proto.signal("HUP")
-        await self.server.proto.waitFor(r"TLS credentials reloaded", after=mark)
+        await self.server.proto.waitFor(r"reloaded TLS credentials", after=mark)
         after = await inThread(serverSerial)
         self.assertNotEqual(before, after)
         # The daemon's wake channel and queries keep working.

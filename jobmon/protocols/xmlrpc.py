@@ -458,10 +458,16 @@ class XMLRPCClient:
     keeps the connection alive between calls).
 
     Faults come back as L{JobMonError} failures with the fault's code.
+
+    @ivar authorization: C{None}, or a callable returning the
+        C{Authorization} header value for each call (a bearer token, read
+        afresh so that a renewed one is used).
     """
 
-    def __init__(self, agent, url, maxResponse=64 * 1024 * 1024, pool=None):
+    def __init__(self, agent, url, maxResponse=64 * 1024 * 1024, pool=None,
+                 authorization=None):
         self.agent = agent
+        self.authorization = authorization
         self.pool = pool
         self.url = url.encode("ascii") if isinstance(url, str) else url
         self.maxResponse = maxResponse
@@ -471,12 +477,10 @@ class XMLRPCClient:
         Call C{method} with C{args} and return its result.
         """
         body = xmlrpc.client.dumps(args, method, allow_none=False).encode("utf-8")
-        response = await self.agent.request(
-            b"POST",
-            self.url,
-            Headers({b"content-type": [b"text/xml"]}),
-            _BytesProducer(body),
-        )
+        headers = Headers({b"content-type": [b"text/xml"]})
+        if self.authorization is not None:
+            headers.addRawHeader(b"authorization", self.authorization().encode("ascii"))
+        response = await self.agent.request(b"POST", self.url, headers, _BytesProducer(body))
         finished = defer.Deferred()
         response.deliverBody(_CappedBody(finished, self.maxResponse))
         data = await finished

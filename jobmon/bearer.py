@@ -1,0 +1,141 @@
+"""
+Finding the caller's bearer token, as the WLCG Bearer Token Discovery
+convention says, with the standard library only (the client imports it).
+
+In order, the first that is set or exists wins:
+
+  1. C{$BEARER_TOKEN}: the token itself;
+  2. C{$BEARER_TOKEN_FILE}: a file holding it (an error if it cannot be
+     read: the user asked for that file);
+  3. C{$XDG_RUNTIME_DIR/bt_u<uid>};
+  4. C{/tmp/bt_u<uid>}.
+
+Leading and trailing white space is not part of the token.  A token is
+read again for every request, so a renewed file (C{oidc-agent},
+C{htgettoken}, HTCondor's credential directory) is used at once.
+"""
+
+import os
+
+_TOKEN_CHARS = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/="
+)
+
+
+class TokenNotFound(Exception):
+    """
+    A token source that was asked for cannot be used; the message says
+    which and why.
+    """
+
+
+def discoveryPaths(environ=None, uid=None):
+    """
+    The files discovery looks at, in order, after the environment.
+    """
+    environ = os.environ if environ is None else environ
+    uid = os.getuid() if uid is None else uid
+    paths = []
+    runtime = environ.get("XDG_RUNTIME_DIR")
+    if runtime:
+        paths.append(os.path.join(runtime, "bt_u%d" % (uid,)))
+    paths.append("/tmp/bt_u%d" % (uid,))
+    return paths
+
+
+def _clean(token, source):
+    token = token.strip()
+    if not token:
+        raise TokenNotFound("the bearer token in %s is empty" % (source,))
+    if not set(token) <= _TOKEN_CHARS:
+        raise TokenNotFound(
+            "%s does not hold a bearer token (unexpected characters)" % (source,)
+        )
+    return token
+
+
+def readTokenFile(path, source=None):
+    """
+    Read a token file.
+
+    @raise TokenNotFound: it cannot be read or holds no token.
+    """
+    source = source or path
+    try:
+        with open(path, "rb") as f:
+            data = f.read(64 * 1024)
+    except OSError as e:
+        raise TokenNotFound(
+            "cannot read the bearer token %s: %s" % (source, (e.strerror or str(e)).lower())
+        )
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        raise TokenNotFound("%s does not hold a bearer token (not ASCII)" % (source,))
+    return _clean(text, source)
+
+
+def discoverToken(environ=None, uid=None):
+    """
+    Find the caller's token.
+
+    @return: C{(token, source)}, the source in words for messages (C{"$BEARER_TOKEN"},
+        C{"$BEARER_TOKEN_FILE (/path)"}, or the path), or C{None} if there
+        is none.
+    @raise TokenNotFound: C{$BEARER_TOKEN} or C{$BEARER_TOKEN_FILE} is set
+        but unusable.
+    """
+    environ = os.environ if environ is None else environ
+    value = environ.get("BEARER_TOKEN")
+    if value is not None and value.strip():
+        return _clean(value, "$BEARER_TOKEN"), "$BEARER_TOKEN"
+    path = environ.get("BEARER_TOKEN_FILE")
+    if path:
+        source = "$BEARER_TOKEN_FILE (%s)" % (path,)
+        return readTokenFile(path, source), source
+    for path in discoveryPaths(environ, uid):
+        if os.path.exists(path):
+            return readTokenFile(path), path
+    return None
+
+
+def tokenSource(tokenFile=None, environ=None, uid=None):
+    """
+    A callable returning C{(token, source)} afresh on each call: from
+    C{tokenFile} if given, else by discovery.
+
+    @raise TokenNotFound: (from the callable) no token, or an unusable one.
+    """
+
+    def current():
+        if tokenFile is not None:
+            return readTokenFile(tokenFile), tokenFile
+        found = discoverToken(environ, uid)
+        if found is None:
+            raise TokenNotFound(
+                "no bearer token: set BEARER_TOKEN or BEARER_TOKEN_FILE, or put it in %s"
+                % (" or ".join(discoveryPaths(environ, uid)),)
+            )
+        return found
+
+    return current
+
+
+def unverifiedClaims(token):
+    """
+    The claims of a JWT, read without checking its signature: for the
+    client's own messages (its expiry), never for a decision that matters.
+
+    @return: a dictionary, empty if the token cannot be read.
+    """
+    # Imported here: jobmon-query's start-up does without them.
+    import base64
+    import json
+
+    try:
+        payload = token.split(".")[1]
+        payload += "=" * (-len(payload) % 4)
+        claims = json.loads(base64.urlsafe_b64decode(payload.encode("ascii")))
+    except (IndexError, ValueError, UnicodeError):
+        return {}
+    return claims if isinstance(claims, dict) else {}

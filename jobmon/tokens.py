@@ -1,0 +1,568 @@
+"""
+Bearer tokens: WLCG and SciTokens JSON Web Tokens, beside X.509.
+
+A client or job daemon sends C{Authorization: Bearer <token>} over the same
+HTTPS connection it would authenticate with a certificate.  The server
+checks the token against the issuers of its token configuration
+(C{--token-issuers FILE}, a TOML file)::
+
+    # A token's "aud" must name one of these.
+    audience = ["https://jobmon.example.org"]
+    # Seconds of clock skew allowed on exp, nbf and iat.
+    leeway = 60
+
+    [[issuer]]
+    iss = "https://tokens.example.org/vo"
+    jwks = "vo.jwks"                 # the issuer's public keys (JWKS)
+    read = ["compute.read"]          # scopes that let a user list and read jobs
+    act = ["compute.modify"]         # ... run site commands and send signals
+    register = ["compute.create"]    # ... let a job daemon register its job
+
+    [issuer.users]                   # optional: a subject's X.509 name
+    "e1eb758b-b73c-4761" = "/DC=org/DC=example/CN=Alice"
+
+The caller is the issuer and subject, C{ISSUER#SUBJECT} (an issuer URL has
+no fragment, so the C{#} cannot be ambiguous), unless the issuer's C{users}
+table names the subject, in which case the caller is that name: a user
+whose jobs registered with her proxy can query them with her token.
+
+What each scope allows is the issuer's C{read}, C{act} and C{register}
+lists (any one scope of a list grants it); the defaults are the WLCG
+profile's compute scopes above.
+
+Only asymmetric signatures are accepted (RSA, RSA-PSS, ECDSA, EdDSA), with
+the algorithm matching the key's type: never C{none}, never HMAC.  A token
+must carry C{iss}, C{sub}, C{exp} and an C{aud} this server accepts.
+
+The configuration and the key files are read by L{TokenPolicy.load} and
+re-read when they change (L{TokenPolicy.prepareReload}, which the server's
+credential reloader calls from a thread); validated tokens are cached until
+they expire, so a daemon's frequent calls cost one signature check.
+"""
+
+import json
+import os
+import time
+import tomllib
+from collections import OrderedDict
+
+import jwt
+from attrs import frozen
+
+from jobmon.errors import NOT_AUTHENTICATED, JobMonError
+
+WLCG_ANY_AUDIENCE = "https://wlcg.cern.ch/jwt/v1/any"
+"""The WLCG profile's audience meaning "any service": accepted only when a
+configuration lists it."""
+
+CAPABILITIES = ("read", "act", "register")
+"""What a scope may grant: reading jobs, acting on them (site commands,
+signals), registering a job (a daemon)."""
+
+DEFAULT_SCOPES = {
+    "read": ("compute.read",),
+    "act": ("compute.modify",),
+    "register": ("compute.create",),
+}
+"""The WLCG token profile's compute scopes, the default for each issuer."""
+
+_ALGORITHMS = {
+    "RSA": ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512"),
+    "EC": ("ES256", "ES384", "ES512"),
+    "OKP": ("EdDSA",),
+}
+"""Signature algorithms accepted, by the JWK key type that must sign them."""
+
+MAX_TOKEN_BYTES = 16 * 1024
+"""Longest token accepted; WLCG tokens are a few hundred bytes to 2 KB."""
+
+_PURPOSES = {
+    "read": "list and read jobs",
+    "act": "run site commands or send signals",
+    "register": "register a job (a job daemon's calls)",
+}
+
+_TOP_KEYS = frozenset(["audience", "leeway", "issuer"])
+_ISSUER_KEYS = frozenset(["iss", "jwks", "users"]) | frozenset(CAPABILITIES)
+
+
+class TokenConfigError(Exception):
+    """
+    The token configuration or a key file cannot be used; the message
+    names the file (and the key).
+    """
+
+
+@frozen
+class TokenInfo:
+    """
+    What a validated bearer token says about its bearer.
+
+    @ivar issuer: the C{iss} claim.
+    @ivar subject: the C{sub} claim.
+    @ivar scopes: the token's scopes (C{scope}, or the C{scp} list).
+    @ivar grants: the capabilities (L{CAPABILITIES}) those scopes grant.
+    @ivar expires: the C{exp} claim, seconds since the epoch.
+    """
+
+    issuer: str
+    subject: str
+    scopes: frozenset
+    grants: frozenset
+    expires: float
+    needs: tuple = ()
+
+    def refusal(self, capability):
+        """
+        Why this token may not do C{capability}, in words for its bearer.
+        """
+        wanted = dict(self.needs).get(capability, ())
+        return "your bearer token does not allow you to {}: that needs scope {} " \
+            "(the token has {})".format(
+                _PURPOSES[capability],
+                " or ".join(wanted) or "(none configured)",
+                " ".join(sorted(self.scopes)) or "no scopes",
+            )
+
+    def describe(self):
+        """
+        A dictionary for C{jobmon.whoami}.
+        """
+        return {
+            "issuer": self.issuer,
+            "subject": self.subject,
+            "scopes": sorted(self.scopes),
+            "grants": [c for c in CAPABILITIES if c in self.grants],
+            "expires": int(self.expires),
+        }
+
+
+@frozen
+class Issuer:
+    """
+    One trusted token issuer.
+
+    @ivar iss: its URL, as in the tokens' C{iss} claim.
+    @ivar keys: key id (C{kid}, or C{None} for a key without one) to
+        C{(key type, public key object)}.
+    @ivar scopes: capability to the scopes that grant it.
+    @ivar users: subject to the name the caller takes.
+    """
+
+    iss: str
+    keys: dict
+    scopes: dict
+    users: dict
+
+    def key(self, kid):
+        """
+        The key that signed a token whose header names C{kid}.
+
+        @raise JobMonError: no such key.
+        """
+        if kid is None and len(self.keys) == 1:
+            return next(iter(self.keys.values()))
+        found = self.keys.get(kid)
+        if found is None:
+            raise JobMonError(
+                NOT_AUTHENTICATED,
+                "bearer token refused: it was signed with key {!r}, which is not "
+                "among the keys of issuer {} this server has".format(kid, self.iss),
+            )
+        return found
+
+    @property
+    def needs(self):
+        """
+        The scopes each capability needs, as L{TokenInfo.needs} keeps them.
+        """
+        return tuple((c, tuple(sorted(self.scopes[c]))) for c in CAPABILITIES)
+
+    def grants(self, scopes):
+        """
+        The capabilities a token with C{scopes} has.
+        """
+        return frozenset(c for c, wanted in self.scopes.items() if wanted & scopes)
+
+
+def _utc(seconds):
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds))
+
+
+def _ago(seconds):
+    seconds = int(seconds)
+    if seconds < 120:
+        return "{} s".format(seconds)
+    if seconds < 7200:
+        return "{} min".format(seconds // 60)
+    return "{:.1f} h".format(seconds / 3600)
+
+
+def _strings(path, key, value):
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise TokenConfigError(
+            "{}: {} must be a string or an array of strings".format(path, key)
+        )
+    return value
+
+
+def loadJWKS(path):
+    """
+    Read a JWKS file: C{{"keys": [...]}}.
+
+    @return: key id to C{(key type, public key)}.
+    @raise TokenConfigError: unreadable, not JSON, no usable key, a private
+        key, or two keys with one id.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = json.loads(f.read())
+    except OSError as e:
+        raise TokenConfigError(
+            "cannot read the key file {}: {}".format(path, e.strerror or e)
+        )
+    except ValueError as e:
+        raise TokenConfigError("the key file {} is not JSON: {}".format(path, e))
+    if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
+        raise TokenConfigError('the key file {} is not a JWKS ({{"keys": [...]}})'.format(path))
+    keys = {}
+    for n, jwk in enumerate(data["keys"]):
+        where = "{} key {}".format(path, n + 1)
+        if not isinstance(jwk, dict):
+            raise TokenConfigError("{}: not a JSON object".format(where))
+        if jwk.get("use", "sig") != "sig":
+            continue
+        kty = jwk.get("kty")
+        if kty not in _ALGORITHMS:
+            raise TokenConfigError(
+                "{}: key type {!r} is not supported (RSA, EC, OKP)".format(where, kty)
+            )
+        if "d" in jwk:
+            raise TokenConfigError(
+                "{}: holds a private key; give the issuer's public keys only".format(where)
+            )
+        try:
+            key = jwt.PyJWK(jwk).key
+        except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError, KeyError) as e:
+            raise TokenConfigError("{}: not a usable key: {}".format(where, e))
+        kid = jwk.get("kid")
+        if kid in keys:
+            raise TokenConfigError("{}: key id {!r} appears twice".format(where, kid))
+        keys[kid] = (kty, key)
+    if not keys:
+        raise TokenConfigError("the key file {} holds no signing key".format(path))
+    return keys
+
+
+@frozen
+class TokenConfig:
+    """
+    A parsed token configuration.
+
+    @ivar issuers: C{iss} to L{Issuer}.
+    @ivar audience: the audiences accepted.
+    @ivar leeway: clock skew allowed, seconds.
+    @ivar files: every file read, for noticing changes.
+    """
+
+    issuers: dict
+    audience: frozenset
+    leeway: float
+    files: tuple
+
+
+def loadTokenConfig(path):
+    """
+    Read a token configuration and the key files it names.
+
+    @raise TokenConfigError: with a message naming the file and the key.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as e:
+        raise TokenConfigError(
+            "cannot read the token configuration {}: {}".format(path, e.strerror or e)
+        )
+    except tomllib.TOMLDecodeError as e:
+        raise TokenConfigError("{}: not valid TOML: {}".format(path, e))
+    for key in data:
+        if key not in _TOP_KEYS:
+            raise TokenConfigError(
+                "{}: unknown key {!r} (known: {})".format(path, key, ", ".join(sorted(_TOP_KEYS)))
+            )
+    audience = _strings(path, "audience", data.get("audience", []))
+    if not audience:
+        raise TokenConfigError(
+            "{}: audience is required: the audiences (this server's URL) a token "
+            "must name".format(path)
+        )
+    leeway = data.get("leeway", 60)
+    if isinstance(leeway, bool) or not isinstance(leeway, (int, float)) or not 0 <= leeway <= 600:
+        raise TokenConfigError("{}: leeway must be a number of seconds from 0 to 600".format(path))
+    entries = data.get("issuer", [])
+    if not isinstance(entries, list) or not entries:
+        raise TokenConfigError(
+            "{}: no [[issuer]]: name at least one trusted issuer".format(path)
+        )
+    base = os.path.dirname(os.path.abspath(path))
+    issuers, files = {}, [path]
+    for n, entry in enumerate(entries):
+        where = "{} [[issuer]] {}".format(path, n + 1)
+        if not isinstance(entry, dict):
+            raise TokenConfigError("{}: not a table".format(where))
+        for key in entry:
+            if key not in _ISSUER_KEYS:
+                raise TokenConfigError(
+                    "{}: unknown key {!r} (known: {})".format(
+                        where, key, ", ".join(sorted(_ISSUER_KEYS))
+                    )
+                )
+        iss = entry.get("iss")
+        if not isinstance(iss, str) or not iss.startswith("https://") or "#" in iss:
+            raise TokenConfigError(
+                "{}: iss must be the issuer's https:// URL (no fragment), not {!r}".format(
+                    where, iss
+                )
+            )
+        if iss in issuers:
+            raise TokenConfigError("{}: issuer {} appears twice".format(where, iss))
+        jwks = entry.get("jwks")
+        if not isinstance(jwks, str) or not jwks:
+            raise TokenConfigError("{}: jwks (the issuer's key file) is required".format(where))
+        jwks = os.path.join(base, jwks)
+        files.append(jwks)
+        scopes = {
+            capability: frozenset(
+                _strings(where, capability, entry.get(capability, DEFAULT_SCOPES[capability]))
+            )
+            for capability in CAPABILITIES
+        }
+        users = entry.get("users", {})
+        if not isinstance(users, dict) or not all(
+            isinstance(v, str) and v for v in users.values()
+        ):
+            raise TokenConfigError("{}: users must map subjects to names (strings)".format(where))
+        issuers[iss] = Issuer(iss, loadJWKS(jwks), scopes, dict(users))
+    return TokenConfig(issuers, frozenset(audience), float(leeway), tuple(files))
+
+
+def _fileStamp(paths):
+    stamp = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+            stamp.append((path, st.st_mtime_ns, st.st_size, st.st_ino))
+        except OSError:
+            stamp.append((path, None))
+    return tuple(stamp)
+
+
+class TokenPolicy:
+    """
+    The server's trusted token issuers, and the check of a token against
+    them.
+
+    @ivar path: the token configuration file.
+    """
+
+    def __init__(self, path, clock=time.time, cacheSize=4096):
+        self.path = path
+        self.clock = clock
+        self.cacheSize = cacheSize
+        self.config = None
+        self._stamp = None
+        self._cache = OrderedDict()
+
+    # -- loading, and reloading through the server's CredentialReloader --
+
+    def load(self):
+        """
+        Read the configuration and key files now.
+
+        @raise TokenConfigError: as L{loadTokenConfig}.
+        """
+        self.install(self._read())
+
+    def _read(self):
+        config = loadTokenConfig(self.path)
+        return config, _fileStamp(config.files)
+
+    def prepareReload(self):
+        """
+        Re-read the files if any changed (in a thread).
+
+        @return: what L{install} takes, or C{None} if nothing changed.
+        @raise TokenConfigError: a changed file cannot be used.
+        """
+        if self.config is not None and _fileStamp(self.config.files) == self._stamp:
+            return None
+        return self._read()
+
+    def install(self, prepared):
+        """
+        Use a configuration read by L{prepareReload}.
+        """
+        self.config, self._stamp = prepared
+        self._cache.clear()
+
+    kind = "token issuers"
+
+    def describe(self):
+        """
+        One line about what was loaded, for the log.
+        """
+        return "{} token issuer(s) from {}".format(len(self.config.issuers), self.path)
+
+    # -- checking a token ------------------------------------------------
+
+    def check(self, token):
+        """
+        Validate a bearer token.
+
+        @param token: the token, as sent after C{Bearer}.
+        @return: its L{TokenInfo}, and the name the caller takes.
+        @raise JobMonError: L{NOT_AUTHENTICATED}, with a message saying what
+            is wrong with the token.
+        """
+        now = self.clock()
+        cached = self._cache.get(token)
+        if cached is not None:
+            info, name = cached
+            if now <= info.expires + self.config.leeway:
+                self._cache.move_to_end(token)
+                return cached
+            del self._cache[token]
+        result = self._check(token, now)
+        self._cache[token] = result
+        if len(self._cache) > self.cacheSize:
+            self._cache.popitem(last=False)
+        return result
+
+    def _check(self, token, now):
+        config = self.config
+        if len(token) > MAX_TOKEN_BYTES:
+            raise _refused("it is {} bytes long, more than the {} accepted".format(
+                len(token), MAX_TOKEN_BYTES))
+        try:
+            header = jwt.get_unverified_header(token)
+            claims = jwt.decode(token, options={"verify_signature": False})
+        except jwt.DecodeError as e:
+            raise _refused("it is not a JSON Web Token ({})".format(e))
+        iss = claims.get("iss")
+        if not isinstance(iss, str) or not iss:
+            raise _refused("it names no issuer (iss)")
+        issuer = config.issuers.get(iss)
+        if issuer is None:
+            raise _refused(
+                "its issuer {} is not trusted by this server (trusted: {})".format(
+                    iss, ", ".join(sorted(config.issuers))
+                )
+            )
+        kty, key = issuer.key(header.get("kid"))
+        alg = header.get("alg")
+        if alg not in _ALGORITHMS[kty]:
+            raise _refused(
+                "its algorithm {!r} does not fit the issuer's {} key (accepted: {})".format(
+                    alg, kty, ", ".join(_ALGORITHMS[kty])
+                )
+            )
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[alg],
+                issuer=iss,
+                leeway=config.leeway,
+                options={"require": ["exp", "sub"], "verify_aud": False},
+            )
+        except jwt.ExpiredSignatureError:
+            expired = claims.get("exp", now)
+            raise _refused(
+                "it expired at {} ({} ago); get a new token".format(
+                    _utc(expired), _ago(now - expired)
+                )
+            )
+        except jwt.ImmatureSignatureError:
+            raise _refused(
+                "it is not valid before {}; check the clocks".format(
+                    _utc(claims.get("nbf") or claims.get("iat") or now)
+                )
+            )
+        except jwt.InvalidSignatureError:
+            raise _refused("its signature does not verify with issuer {}'s key".format(iss))
+        except jwt.MissingRequiredClaimError as e:
+            raise _refused("it lacks the {} claim".format(e.claim))
+        except jwt.InvalidTokenError as e:
+            raise _refused(str(e) or e.__class__.__name__)
+        audience = claims.get("aud")
+        if audience is None:
+            raise _refused(
+                "it names no audience (aud); this server accepts {}".format(
+                    ", ".join(sorted(config.audience))
+                )
+            )
+        audiences = [audience] if isinstance(audience, str) else audience
+        if not isinstance(audiences, list) or not config.audience.intersection(
+            a for a in audiences if isinstance(a, str)
+        ):
+            raise _refused(
+                "its audience {} is not this server's (accepted: {})".format(
+                    audience, ", ".join(sorted(config.audience))
+                )
+            )
+        sub = claims["sub"]
+        if not isinstance(sub, str) or not sub:
+            raise _refused("its subject (sub) is empty")
+        scopes = _scopesOf(claims)
+        info = TokenInfo(
+            issuer=iss,
+            subject=sub,
+            scopes=scopes,
+            grants=issuer.grants(scopes),
+            expires=float(claims["exp"]),
+            needs=issuer.needs,
+        )
+        name = issuer.users.get(sub) or "{}#{}".format(iss, sub)
+        return info, name
+
+
+def _scopesOf(claims):
+    """
+    The scopes of a token: WLCG and SciTokens put them in C{scope}, a
+    space-separated string; some issuers use C{scp}, a list.
+    """
+    scope = claims.get("scope")
+    if isinstance(scope, str):
+        return frozenset(scope.split())
+    scp = claims.get("scp")
+    if isinstance(scp, list):
+        return frozenset(s for s in scp if isinstance(s, str))
+    if isinstance(scp, str):
+        return frozenset(scp.split())
+    return frozenset()
+
+
+def _refused(why):
+    return JobMonError(NOT_AUTHENTICATED, "bearer token refused: " + why)
+
+
+def splitAuthorization(header):
+    """
+    The token of an C{Authorization} header value.
+
+    @raise JobMonError: another scheme, or no token.
+    """
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        raise JobMonError(
+            NOT_AUTHENTICATED,
+            "Authorization scheme {!r} is not supported; send Bearer <token> or use "
+            "an X.509 certificate".format(scheme[:20]),
+        )
+    token = token.strip()
+    if not token:
+        raise JobMonError(NOT_AUTHENTICATED, "Authorization: Bearer carries no token")
+    return token
