@@ -39,6 +39,9 @@ import subprocess
 import sys
 import time
 
+from jobmon.bearer import TokenNotFound, tokenSource
+from jobmon.client import resolveAuth
+from jobmon.errors import JobMonError
 from jobmon.options import DEFAULT_CA_DIR
 
 PROG = "jobmon-run"
@@ -261,6 +264,14 @@ def makeParser():
         help="the directory the daemon serves [default: the current directory]")
     add("--proxy", metavar="FILE",
         help="credential [default: $X509_USER_PROXY, then /tmp/x509up_u$UID]")
+    add("--auth", choices=("auto", "x509", "token"),
+        help="how the daemon authenticates: x509 (the proxy) or token (a WLCG bearer "
+             "token); auto: a token named by $BEARER_TOKEN or $BEARER_TOKEN_FILE, else "
+             "the proxy if there is one, else a token in $XDG_RUNTIME_DIR/bt_u$UID or "
+             "/tmp/bt_u$UID [default: auto]")
+    add("--token-file", metavar="FILE",
+        help="the bearer token's file, read again for every call [default: WLCG "
+             "token discovery]")
     add("--ca-dir", metavar="DIR",
         help="trusted CAs [default: $X509_CERT_DIR, then {}]".format(DEFAULT_CA_DIR))
     add("--wake", choices=("tcp", "udp", "poll"),
@@ -389,26 +400,41 @@ def planDaemon(options, environ, cwd, readFile=readText, uid=None):
     workdir = absolute(options.workdir or ".")
     if uid is None:
         uid = os.getuid()
-    proxy = absolute(
-        options.proxy or _get(environ, "X509_USER_PROXY") or "/tmp/x509up_u{}".format(uid)
-    )
     caDir = absolute(options.ca_dir or _get(environ, "X509_CERT_DIR") or DEFAULT_CA_DIR)
+    tokenFile = absolute(options.token_file) if options.token_file else None
     try:
-        with open(proxy, "rb"):
-            pass
-    except OSError as e:
-        raise NoMonitoring(
-            "cannot read the credential {}: {}".format(proxy, e.strerror or e)
-        ) from None
-    if not os.path.isdir(caDir):
-        raise NoMonitoring("the CA directory {} does not exist".format(caDir))
+        auth = resolveAuth(options.auth or "auto", proxy=options.proxy,
+                           tokenFile=tokenFile, environ=environ)
+    except JobMonError as e:
+        raise NoMonitoring(e.message) from None
     args = [
         "--server", server,
         "--job-id", jobId,
         "--workdir", workdir,
-        "--proxy", proxy,
-        "--ca-dir", caDir,
     ]
+    if auth == "token":
+        try:
+            tokenSource(tokenFile, environ, uid)()
+        except TokenNotFound as e:
+            raise NoMonitoring(str(e)) from None
+        args += ["--auth", "token"]
+        if tokenFile:
+            args += ["--token-file", tokenFile]
+    else:
+        proxy = absolute(
+            options.proxy or _get(environ, "X509_USER_PROXY") or "/tmp/x509up_u{}".format(uid)
+        )
+        try:
+            with open(proxy, "rb"):
+                pass
+        except OSError as e:
+            raise NoMonitoring(
+                "cannot read the credential {}: {}".format(proxy, e.strerror or e)
+            ) from None
+        args += ["--auth", "x509", "--proxy", proxy]
+    if not os.path.isdir(caDir):
+        raise NoMonitoring("the CA directory {} does not exist".format(caDir))
+    args += ["--ca-dir", caDir]
     if options.wake:
         args += ["--wake", options.wake]
     for path in options.commands:

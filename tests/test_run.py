@@ -292,11 +292,53 @@ class PlanTests(SynchronousTestCase):
             "--server", "https://env.example.org:8443/RPC2",
             "--job-id", "4242",
             "--workdir", work,
+            "--auth", "x509",
             "--proxy", self.proxy,
             "--ca-dir", os.path.join(self.base, "certificates"),
         ])
         self.assertEqual((plan.jobId, plan.batchSystem), ("4242", "slurm"))
         self.assertEqual(plan.log, os.path.join(work, ".jobmon-daemon-4242.log"))
+
+    def test_tokenFromEnvironment(self):
+        """
+        A token named by C{$BEARER_TOKEN_FILE} wins over the proxy: the
+        daemon authenticates with it (and finds it the same way, in the
+        environment it inherits).
+        """
+        token = os.path.join(self.base, "bt")
+        with open(token, "w") as f:
+            f.write("a.b.c\n")
+        plan = self.plan(environ=dict(self.environ, BEARER_TOKEN_FILE=token))
+        self.assertEqual(plan.args[6:], [
+            "--auth", "token", "--ca-dir", os.path.join(self.base, "certificates"),
+        ])
+        self.assertNotIn("--proxy", plan.args)
+
+    def test_tokenFileOption(self):
+        """
+        C{--token-file} is made absolute and passed on; C{--auth x509} keeps
+        the proxy even when a token is in the environment.
+        """
+        with open(os.path.join(self.base, "work", "tok"), "w") as f:
+            f.write("a.b.c")
+        plan = self.plan("--token-file", "tok")
+        self.assertEqual(plan.args[6:10], [
+            "--auth", "token", "--token-file", os.path.join(self.base, "work", "tok"),
+        ])
+        plan = self.plan("--auth", "x509", environ=dict(self.environ, BEARER_TOKEN="a.b.c"))
+        self.assertEqual(plan.args[6:10], ["--auth", "x509", "--proxy", self.proxy])
+
+    def test_tokenMissing(self):
+        """
+        A token file that cannot be read: no monitoring, and the line says
+        which file.
+        """
+        e = self.assertRaises(run.NoMonitoring, self.plan, "--token-file", "/nonexistent/tok")
+        self.assertIn("/nonexistent/tok", str(e))
+        e = self.assertRaises(run.NoMonitoring, self.plan, "--auth", "token",
+                              environ={k: v for k, v in self.environ.items()
+                                       if k != "X509_USER_PROXY"} | {"XDG_RUNTIME_DIR": self.base})
+        self.assertIn("no bearer token", str(e))
 
     def test_options(self):
         """
@@ -318,6 +360,7 @@ class PlanTests(SynchronousTestCase):
             "--server", "https://opt.example.org/",
             "--job-id", "mine",
             "--workdir", self.base,
+            "--auth", "x509",
             "--proxy", self.proxy,
             "--ca-dir", other,
             "--wake", "poll",
