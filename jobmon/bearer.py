@@ -136,6 +136,7 @@ def unverifiedClaims(token):
         payload = token.split(".")[1]
         payload += "=" * (-len(payload) % 4)
         claims = json.loads(base64.urlsafe_b64decode(payload.encode("ascii")))
-    except (IndexError, ValueError, UnicodeError):
+    except (IndexError, ValueError, UnicodeError, RecursionError):
+        # RecursionError: a payload nested deeper than json can read.
         return {}
     return claims if isinstance(claims, dict) else {}
