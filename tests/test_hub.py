@@ -474,6 +474,78 @@ class HubTestCase(SynchronousTestCase):
         d.cancel()
         self.failureResultOf(d)
 
+    def tokenIdentity(self, scopes, sub="alice-sub"):
+        """
+        An identity with a bearer token holding C{scopes}, granting what the
+        WLCG default scopes grant.
+        """
+        from jobmon.tokens import DEFAULT_SCOPES, TokenInfo
+
+        grants = frozenset(c for c, wanted in DEFAULT_SCOPES.items()
+                           if set(wanted) & set(scopes))
+        info = TokenInfo(
+            issuer="https://iss.example", subject=sub, scopes=frozenset(scopes),
+            grants=grants, expires=1e10,
+            needs=tuple((c, tuple(w)) for c, w in DEFAULT_SCOPES.items()),
+        )
+        return Identity("https://iss.example#" + sub, token=info)
+
+    def test_tokenScopes(self):
+        """
+        A token reads with compute.read, acts with compute.modify and serves
+        its job with compute.create; each missing scope is a 403 naming it.
+        """
+        daemon = self.tokenIdentity(["compute.create"])
+        reply = self.hub.registerJob(daemon, "job.t", {"host": "wn01", "wake": "tcp"})
+        self.hub.channelHello(FakeChannel(), None, "job.t", reply["wake"]["token"])
+        reader = self.tokenIdentity(["compute.read"])
+        d = self.hub.query(reader, "job.t", {"op": "ps"})
+        self.assertNoResult(d)
+        for request in ({"op": "run", "name": "x"}, {"op": "signal", "signal": "TERM"}):
+            e = self.assertRaises(JobMonError, self.hub.query, reader, "job.t", request)
+            self.assertEqual(e.code, errors.NOT_AUTHORIZED)
+            self.assertIn("compute.modify", e.message)
+        actor = self.tokenIdentity(["compute.read", "compute.modify"])
+        d2 = self.hub.query(actor, "job.t", {"op": "signal", "signal": "TERM"})
+        self.assertNoResult(d2)
+        # The daemon's token cannot read, the reader's cannot serve.
+        e = self.assertRaises(JobMonError, self.hub.listJobs, daemon)
+        self.assertIn("compute.read", e.message)
+        e = self.assertRaises(JobMonError, self.hub.getJobToDo, reader, "job.t")
+        self.assertEqual(e.code, errors.NOT_AUTHORIZED)
+        self.assertIn("compute.create", e.message)
+        e = self.assertRaises(JobMonError, self.hub.registerJob, reader, "job.u",
+                              {"host": "wn01", "wake": "poll"})
+        self.assertIn("register a job", e.message)
+        self.assertEqual(len(self.hub.getJobToDo(daemon, "job.t")), 2)
+        for pending in (d, d2):
+            pending.cancel()
+            self.failureResultOf(pending)
+
+    def test_wakeChannelWithoutCertificate(self):
+        """
+        A wake channel without a certificate (a daemon with a token) binds
+        by the registration's secret alone; a wrong secret is refused.
+        """
+        reply = self.hub.registerJob(ALICE, "job.1", {"host": "wn01", "wake": "tcp"})
+        e = self.assertRaises(JobMonError, self.hub.channelHello, FakeChannel(), None,
+                              "job.1", "0" * 32)
+        self.assertEqual(e.code, errors.NOT_AUTHORIZED)
+        self.assertEqual(
+            self.hub.channelHello(FakeChannel(), None, "job.1", reply["wake"]["token"]), 20)
+
+    def test_whoamiToken(self):
+        """
+        whoami describes a token: issuer, subject, scopes, what they grant
+        and when it expires.
+        """
+        me = self.hub.whoami(self.tokenIdentity(["compute.read", "x.y"]))
+        self.assertEqual(me["dn"], "https://iss.example#alice-sub")
+        self.assertEqual(me["token"], {
+            "issuer": "https://iss.example", "subject": "alice-sub",
+            "scopes": ["compute.read", "x.y"], "grants": ["read"], "expires": 10**10,
+        })
+
     def test_whoami(self):
         """
         whoami reports the DN, admin status and proxy kind.
