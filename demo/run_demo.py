@@ -123,6 +123,13 @@ def main():
             pki.makeProxy(user.certPath, user.keyPath, proxies[name], hours=2)
             print("{:6s} {}  (proxy {})".format(name, user.dn, proxies[name]))
 
+        say("A throwaway bearer-token issuer (WLCG profile), trusted by the server")
+        from jobmon.issuer import makeIssuer
+
+        issuer = makeIssuer(os.path.join(RUN, "issuer"))
+        print("issuer {}: keys in {}, server configuration {}".format(
+            issuer.iss, issuer.jwksPath, issuer.configPath))
+
         say("The central server on 127.0.0.1 (TCP, UDP broadcast and long-poll wakes)")
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.bind(("127.0.0.1", 0))
@@ -133,7 +140,7 @@ def main():
              "--interface", "127.0.0.1", "--https-port", "0", "--wake-port", "0",
              "--udp-broadcast", "127.255.255.255:{}".format(udpPort),
              "--hostcert", tpki.hostCertPath, "--hostkey", tpki.hostKeyPath,
-             "--ca-dir", tpki.ca.hashedDir],
+             "--ca-dir", tpki.ca.hashedDir, "--token-issuers", issuer.configPath],
             cwd=RUN,
         )
         processes.append(server)
@@ -208,6 +215,39 @@ def main():
         bobEnv = dict(env, X509_USER_PROXY=proxies["bob"])
         failures += query(bobEnv, "jobs") != 0
         failures += query(bobEnv, "tail", "4711.0", "job.log") != 5
+
+        say("Carol has no certificate, only bearer tokens: her job registers with one "
+            "(scope compute.create), she asks it with another (compute.read)")
+        carolJob = os.path.join(RUN, "job-4714.0")
+        os.makedirs(carolJob)
+        daemonToken = os.path.join(RUN, "carol-job.token")
+        carolToken = os.path.join(RUN, "carol.token")
+        for path, scope in ((daemonToken, "compute.create"), (carolToken, "compute.read")):
+            with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+                f.write(issuer.mint("carol", scope=scope, lifetime=3600) + "\n")
+        daemonLog = os.path.join(RUN, "daemon-4714.0.log")
+        print(DIM + "$ BEARER_TOKEN_FILE=carol-job.token jobmon-run --job-id 4714.0 -- python "
+              "sample_job.py 600" + RESET)
+        job = Process(
+            "job-4714.0",
+            [os.path.join(BIN, "jobmon-run"), "--server", url, "--job-id", "4714.0",
+             "--ca-dir", tpki.ca.hashedDir, "--daemon-log", daemonLog, "--",
+             sys.executable, os.path.join(HERE, "sample_job.py"), "600"],
+            cwd=carolJob,
+            env={k: v for k, v in os.environ.items() if k != "X509_USER_PROXY"}
+            | {"BEARER_TOKEN_FILE": daemonToken},
+        )
+        processes.append(job)
+        waitForFile(daemonLog, r"wake channel up")
+        carolEnv = {k: v for k, v in env.items() if k != "X509_USER_PROXY"}
+        carolEnv["BEARER_TOKEN_FILE"] = carolToken
+        print(DIM + "export BEARER_TOKEN_FILE=carol.token" + RESET)
+        for args in (["whoami"], ["jobs"], ["tail", "4714.0", "job.log", "-n", "2"]):
+            failures += query(carolEnv, *args) != 0
+        failures += query(carolEnv, "signal", "4714.0", "USR1") != 4
+        print(DIM + "an expired token:" + RESET)
+        expiredEnv = dict(carolEnv, BEARER_TOKEN=issuer.mint("carol", lifetime=-600))
+        failures += query(expiredEnv, "jobs") != 3
 
         say("Job 4711.0 is stopped (SIGTERM to its wrapper): the job ends, its daemon unregisters")
         daemon.stop()
