@@ -22,6 +22,11 @@ _TOKEN_CHARS = frozenset(
 )
 
 
+CLIENT_LEEWAY = 60
+"""Seconds past a token's C{exp} before a client refuses to send it: the
+server allows as much clock skew by default, and is the judge."""
+
+
 class TokenNotFound(Exception):
     """
     A token source that was asked for cannot be used; the message says

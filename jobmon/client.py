@@ -67,7 +67,7 @@ import time
 import xmlrpc.client
 from urllib.parse import urlsplit
 
-from jobmon.bearer import TokenNotFound, discoveryPaths, tokenSource, unverifiedClaims
+from jobmon.bearer import CLIENT_LEEWAY, TokenNotFound, discoveryPaths, tokenSource, unverifiedClaims
 from jobmon.errors import JobMonError
 
 NO_CREDENTIAL = 2001
@@ -460,7 +460,7 @@ class _TokenCredential:
         expires = unverifiedClaims(token).get("exp")
         now = time.time() if now is None else now
         if isinstance(expires, (int, float)) and not isinstance(expires, bool):
-            if now > expires:
+            if now > expires + CLIENT_LEEWAY:
                 raise ClientError(
                     CREDENTIAL_EXPIRED,
                     "your bearer token from %s expired at %s; get a new one "

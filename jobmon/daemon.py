@@ -27,7 +27,7 @@ from twisted.python import usage
 from zope.interface import implementer
 
 from jobmon import __version__
-from jobmon.bearer import TokenNotFound, tokenSource, unverifiedClaims
+from jobmon.bearer import CLIENT_LEEWAY, TokenNotFound, tokenSource, unverifiedClaims
 from jobmon.config import FileOptions, applyConfigFile
 from jobmon.errors import REMOTE_ERROR, REMOTE_TIMEOUT, JobMonError
 from jobmon.files import Workdir
@@ -63,7 +63,7 @@ def bearerAuthorization(source, clock=time.time):
             raise CredentialError(str(e))
         expires = unverifiedClaims(token).get("exp")
         if isinstance(expires, (int, float)) and not isinstance(expires, bool):
-            if clock() > expires:
+            if clock() > expires + CLIENT_LEEWAY:
                 raise CredentialError(
                     "bearer token from {} expired at {} UTC; renew it (the new token "
                     "is picked up without a restart)".format(

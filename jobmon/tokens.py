@@ -40,6 +40,7 @@ credential reloader calls from a thread); validated tokens are cached until
 they expire, so a daemon's frequent calls cost one signature check.
 """
 
+import hashlib
 import json
 import math
 import os
@@ -358,11 +359,17 @@ def loadTokenConfig(path):
 
 
 def _fileStamp(paths):
+    """
+    What the files hold now: a digest of each one's content.  (Times and
+    sizes are not enough: a rotated EC key has the size of the old one, and
+    a rewrite within one timestamp tick keeps the time.)  The files are a
+    few kilobytes, read in a thread.
+    """
     stamp = []
     for path in paths:
         try:
-            st = os.stat(path)
-            stamp.append((path, st.st_mtime_ns, st.st_size, st.st_ino))
+            with open(path, "rb") as f:
+                stamp.append((path, hashlib.sha256(f.read(1024 * 1024)).hexdigest()))
         except OSError:
             stamp.append((path, None))
     return tuple(stamp)

@@ -561,11 +561,14 @@ class TokenCredentialTests(_FilesMixin, SynchronousTestCase):
 
     def test_expired(self):
         """
-        An expired token is a L{client.CREDENTIAL_EXPIRED} error saying
-        where it came from and when it expired.
+        A token expired longer than the server's default leeway is a
+        L{client.CREDENTIAL_EXPIRED} error saying where it came from and
+        when it expired; within the leeway, it is sent (the server judges).
         """
         token = fakeJWT({"exp": NOW - 1})
-        e = self.assertRaises(ClientError, self.credential(token, "/run/bt").authorization, NOW)
+        self.assertEqual(self.credential(token).authorization(NOW + 59), "Bearer " + token)
+        e = self.assertRaises(ClientError, self.credential(token, "/run/bt").authorization,
+                              NOW + 61)
         self.assertEqual(e.code, client.CREDENTIAL_EXPIRED)
         self.assertEqual(
             e.message,
@@ -578,7 +581,7 @@ class TokenCredentialTests(_FilesMixin, SynchronousTestCase):
         L{client._TokenCredential.context} reports an expired token before
         any connection is made.
         """
-        token = fakeJWT({"exp": NOW - 1})
+        token = fakeJWT({"exp": NOW - 61})
         e = self.assertRaises(ClientError, self.credential(token).context, NOW)
         self.assertEqual(e.code, client.CREDENTIAL_EXPIRED)
 
@@ -627,7 +630,9 @@ class DaemonBearerAuthorizationTests(_FilesMixin, SynchronousTestCase):
         write(self.path, fakeJWT({"exp": NOW + 60}))
         authorization = bearerAuthorization(tokenSource(self.path), self.clock.seconds)
         authorization()
-        self.clock.advance(61)
+        self.clock.advance(120)
+        authorization()
+        self.clock.advance(1)
         e = self.assertRaises(CredentialError, authorization)
         self.assertEqual(
             str(e),

@@ -1134,6 +1134,28 @@ class ReloadTests(_IssuerMixin, SynchronousTestCase):
         self.assertIn("signed with key 'jobmon-test-1'", self.refusal(oldToken))
         self.assertIsNone(self.policy.prepareReload())
 
+    def test_sameSizeSameTime(self):
+        """
+        A key file rewritten in place with a new key of the same size, its
+        modification time put back: still seen as changed (the content is
+        compared, not only times and sizes).
+        """
+        st = os.stat(self.issuer.jwksPath)
+        with open(self.issuer.jwksPath) as f:
+            old = json.load(f)
+        key = newSigningKey("ec")
+        jwk = publicJWK(key, "jobmon-test-1", "ES256")
+        text = json.dumps({"keys": [jwk]}, indent=2)
+        self.assertEqual(len(old["keys"][0]["x"]), len(jwk["x"]))
+        with open(self.issuer.jwksPath, "w") as f:
+            f.write(text)
+        os.utime(self.issuer.jwksPath, ns=(st.st_atime_ns, st.st_mtime_ns))
+        self.assertEqual(os.stat(self.issuer.jwksPath).st_size, st.st_size)
+        prepared = self.policy.prepareReload()
+        self.assertIsNotNone(prepared)
+        self.policy.install(prepared)
+        self.assertEqual(self.policy.check(self.mint("bob", key=key))[0].subject, "bob")
+
     def test_configChanged(self):
         """
         A changed configuration file is read: a new C{users} entry names
