@@ -1275,3 +1275,111 @@ class IdentityMayTests(_IssuerMixin, SynchronousTestCase):
         self.assertEqual(
             [identity.may(c) for c in ("read", "act", "register")], [False, False, False]
         )
+
+
+class _FakeRequest:
+    """
+    Just what L{jobmon.server.identifyCaller} reads of a request.
+    """
+
+    def __init__(self, authorization=None, host="192.0.2.7"):
+        self.authorization = authorization
+        self.host = host
+
+    def getHeader(self, name):
+        assert name == b"authorization"
+        return self.authorization
+
+    def getClientAddress(self):
+        from twisted.internet.address import IPv4Address
+
+        return IPv4Address("TCP", self.host, 40000)
+
+
+class _RecordingAudit:
+    def __init__(self):
+        self.records = []
+
+    def record(self, event, **fields):
+        self.records.append(dict(fields, event=event))
+
+
+class IdentifyCallerTests(_IssuerMixin, SynchronousTestCase):
+    """
+    L{jobmon.server.identifyCaller}: a token, when sent, decides; refusals
+    are counted, logged and audited a few per address.
+    """
+
+    def setUp(self):
+        super().setUp()
+        from jobmon.metrics import Metrics
+        from jobmon.server import identifyCaller
+
+        self.certificateCalls = []
+        self.metrics = Metrics()
+        self.audit = _RecordingAudit()
+
+        def certificate(request):
+            self.certificateCalls.append(request)
+            if request.host == "198.51.100.1":
+                raise JobMonError(errors.NOT_AUTHENTICATED, "no verified client certificate")
+            return Identity("/CN=Alice")
+
+        self.identify = identifyCaller(certificate, self.policy, self.audit, self.metrics)
+        self.noTokens = identifyCaller(certificate, None, self.audit, self.metrics)
+
+    def refusals(self, reason):
+        return self.metrics.registry.get_sample_value(
+            "jobmon_refusals_total", {"reason": reason}) or 0
+
+    def test_certificateWithoutHeader(self):
+        """
+        Without C{Authorization}, the certificate identifies the caller.
+        """
+        self.assertEqual(self.identify(_FakeRequest()).dn, "/CN=Alice")
+        self.assertEqual(len(self.certificateCalls), 1)
+
+    def test_tokenWins(self):
+        """
+        With a token, the token's bearer is the caller and the certificate
+        is not looked at.
+        """
+        identity = self.identify(_FakeRequest(b"Bearer " + self.mint("bob").encode()))
+        self.assertEqual(identity.dn, self.issuer.identity("bob"))
+        self.assertEqual(identity.token.subject, "bob")
+        self.assertEqual(self.certificateCalls, [])
+
+    def test_neither(self):
+        """
+        Neither a certificate nor a token: the fault says what to send.
+        """
+        e = self.assertRaises(JobMonError, self.identify, _FakeRequest(host="198.51.100.1"))
+        self.assertEqual(e.code, errors.NOT_AUTHENTICATED)
+        self.assertIn("send a bearer token", e.message)
+
+    def test_serverWithoutTokens(self):
+        """
+        A server that takes no tokens says so, and counts the refusal.
+        """
+        e = self.assertRaises(JobMonError, self.noTokens,
+                              _FakeRequest(b"Bearer " + self.mint().encode()))
+        self.assertIn("does not accept bearer tokens", e.message)
+        self.assertEqual(self.refusals("token"), 1)
+
+    def test_refusalsCountedAndAudited(self):
+        """
+        Every refused token is counted; the first five per address per
+        minute are audited, with the address and reason.
+        """
+        expired = self.mint(lifetime=-3600).encode()
+        for _ in range(7):
+            self.assertRaises(JobMonError, self.identify, _FakeRequest(b"Bearer " + expired))
+        self.assertEqual(self.refusals("token"), 7)
+        self.assertEqual(len(self.audit.records), 5)
+        record = self.audit.records[0]
+        self.assertEqual((record["event"], record["method"], record["peer"]),
+                         ("refused", "token", "192.0.2.7"))
+        self.assertIn("expired", record["reason"])
+        self.assertRaises(JobMonError, self.identify,
+                          _FakeRequest(b"Bearer " + expired, host="192.0.2.8"))
+        self.assertEqual(len(self.audit.records), 6)
