@@ -270,7 +270,8 @@ class BenchEnv:
     @ivar daemon: the daemon's L{Proc}, or L{None}.
     """
 
-    def __init__(self, daemon=True, wrapper=None, keep=False, quiet=False, wake="tcp"):
+    def __init__(self, daemon=True, wrapper=None, keep=False, quiet=False, wake="tcp",
+                 tokens=False):
         """
         @param daemon: whether to start a daemon for L{JOB_ID}.
         @param wake: the daemon's wake mode, C{tcp} or C{poll} (HTTPS long
@@ -281,10 +282,14 @@ class BenchEnv:
             run instrumented copies).
         @param keep: keep the temporary directory (its logs) on exit.
         @param quiet: print no progress lines.
+        @param tokens: make a bearer-token issuer (subject C{alice} is alice's
+            DN) and have the server trust it; see L{tokenClient}.
         """
         if wake not in WAKE_READY:
             raise ValueError("wake mode must be one of " + ", ".join(sorted(WAKE_READY)))
         self.withDaemon = daemon
+        self.withTokens = tokens
+        self.issuer = None
         self.wake = wake
         self.wrapper = wrapper
         self.keep = keep
@@ -351,6 +356,12 @@ class BenchEnv:
             "--query-burst",
             "1000000",
         ]
+        if self.withTokens:
+            from jobmon.issuer import makeIssuer
+
+            self.issuer = makeIssuer(os.path.join(self.tmp, "issuer"),
+                                     users={"alice": alice.dn})
+            serverArgs += ["--token-issuers", self.issuer.configPath]
         self.server = Proc(
             "jobmon-server",
             self._command("server", serverArgs),
@@ -416,6 +427,17 @@ class BenchEnv:
                 else:
                     shutil.rmtree(self.tmp, ignore_errors=True)
                 self.tmp = None
+
+    def tokenClient(self, timeout=30.0, scope="compute.read compute.modify"):
+        """
+        A new L{jobmon.client.JobMonClient} for alice with a bearer token
+        (the environment must have been made with C{tokens=True}).
+        """
+        from jobmon.client import JobMonClient
+
+        token = self.issuer.mint("alice", scope=scope, lifetime=6 * 3600)
+        return JobMonClient(self.url, caDir=self.caDir, timeout=timeout, auth="token",
+                            token=token)
 
     def client(self, timeout=30.0):
         """

@@ -450,7 +450,7 @@ class ClientExpiryTests(TestCase):
         """
         base = os.path.abspath(self.mktemp())
         issuer = makeIssuer(os.path.join(base, "issuer"))
-        path = writeToken(os.path.join(base, "bt"), issuer.mint("s", lifetime=-5))
+        path = writeToken(os.path.join(base, "bt"), issuer.mint("s", lifetime=-120))
         c = JobMonClient("https://127.0.0.1:1/RPC2", caDir=base, auth="token", tokenFile=path)
         e = self.assertRaises(JobMonError, c.whoami)
         self.assertEqual(e.code, CREDENTIAL_EXPIRED)
