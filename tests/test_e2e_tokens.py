@@ -382,7 +382,7 @@ class CommandLineTests(TokenBase):
         An expired token (seen by the client), a missing token file, and a
         token the server refuses: one line each, exit status 3.
         """
-        expired = self.tokenFile("old", "bob-sub", READ, lifetime=-60)
+        expired = self.tokenFile("old", "bob-sub", READ, lifetime=-600)
         wrongAud = self.tokenFile("aud", "bob-sub", READ, audience="https://x.example")
         for env, words in [
             ({"BEARER_TOKEN_FILE": expired}, [b"expired at", b"get a new one"]),
