@@ -41,15 +41,20 @@ they expire, so a daemon's frequent calls cost one signature check.
 """
 
 import hashlib
+import http.client
 import json
 import math
 import os
+import ssl
 import time
 import tomllib
+import urllib.error
+import urllib.request
 from collections import OrderedDict
 
 import jwt
 from attrs import frozen
+from twisted.logger import Logger
 
 from jobmon.errors import NOT_AUTHENTICATED, JobMonError
 
@@ -84,8 +89,19 @@ _PURPOSES = {
     "register": "register a job (a job daemon's calls)",
 }
 
-_TOP_KEYS = frozenset(["audience", "leeway", "issuer"])
-_ISSUER_KEYS = frozenset(["iss", "jwks", "users"]) | frozenset(CAPABILITIES)
+_TOP_KEYS = frozenset(
+    ["audience", "leeway", "issuer", "max-lifetime", "fetch-ca", "fetch-timeout"]
+)
+_ISSUER_KEYS = frozenset(
+    ["iss", "jwks", "jwks-url", "discover", "refresh", "users"]
+) | frozenset(CAPABILITIES)
+
+RETRY_FETCH = 60.0
+"""Seconds between attempts to fetch an issuer's keys after a failure, or
+after a token named a key the server does not have (a rotation)."""
+
+MAX_DOCUMENT_BYTES = 1024 * 1024
+"""Largest discovery or JWKS document fetched."""
 
 
 class TokenConfigError(Exception):
@@ -155,6 +171,25 @@ class Issuer:
     keys: dict
     scopes: dict
     users: dict
+    source: str = "file"
+    location: str = ""
+    refresh: float = 3600.0
+    unavailable: str = ""
+
+    @property
+    def fetched(self):
+        """
+        Whether the server fetches this issuer's keys (C{jwks-url},
+        C{discover}) rather than reading a file.
+        """
+        return self.source != "file"
+
+    def withKeys(self, keys, unavailable=""):
+        """
+        This issuer with fetched keys (or none, and why).
+        """
+        return Issuer(self.iss, keys, self.scopes, self.users, self.source, self.location,
+                      self.refresh, unavailable)
 
     def key(self, kid):
         """
@@ -162,14 +197,23 @@ class Issuer:
 
         @raise JobMonError: no such key.
         """
+        if not self.keys and self.unavailable:
+            raise _refused(
+                "the keys of its issuer {} could not be fetched ({}); the server tries "
+                "again every {:.0f} s".format(self.iss, self.unavailable, RETRY_FETCH)
+            )
         if kid is None and len(self.keys) == 1:
             return next(iter(self.keys.values()))
         found = self.keys.get(kid)
         if found is None:
+            later = ""
+            if self.fetched:
+                later = "; the server fetches the issuer's keys again within {:.0f} s".format(
+                    RETRY_FETCH)
             raise JobMonError(
                 NOT_AUTHENTICATED,
                 "bearer token refused: it was signed with key {!r}, which is not "
-                "among the keys of issuer {} this server has".format(kid, self.iss),
+                "among the keys of issuer {} this server has{}".format(kid, self.iss, later),
             )
         return found
 
@@ -204,6 +248,14 @@ def _ago(seconds):
     return "{:.1f} h".format(seconds / 3600)
 
 
+def _duration(seconds):
+    if seconds < 7200:
+        return "{:.0f} min".format(seconds / 60)
+    if seconds < 3 * 86400:
+        return "{:.1f} h".format(seconds / 3600)
+    return "{:.0f} days".format(seconds / 86400)
+
+
 def _strings(path, key, value):
     if isinstance(value, str):
         value = [value]
@@ -231,8 +283,20 @@ def loadJWKS(path):
         )
     except ValueError as e:
         raise TokenConfigError("the key file {} is not JSON: {}".format(path, e))
+    return parseJWKS(data, "the key file " + path)
+
+
+def parseJWKS(data, source):
+    """
+    The signing keys of a JWKS document.
+
+    @param data: the parsed JSON.
+    @param source: what it came from, for messages (C{"the key file F"}).
+    @raise TokenConfigError: as L{loadJWKS}.
+    """
+    path = source
     if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
-        raise TokenConfigError('the key file {} is not a JWKS ({{"keys": [...]}})'.format(path))
+        raise TokenConfigError('{} is not a JWKS ({{"keys": [...]}})'.format(source))
     keys = {}
     for n, jwk in enumerate(data["keys"]):
         where = "{} key {}".format(path, n + 1)
@@ -260,7 +324,7 @@ def loadJWKS(path):
             raise TokenConfigError("{}: key id {!r} appears twice".format(where, kid))
         keys[kid] = (kty, key)
     if not keys:
-        raise TokenConfigError("the key file {} holds no signing key".format(path))
+        raise TokenConfigError("{} holds no signing key".format(source))
     return keys
 
 
@@ -273,12 +337,20 @@ class TokenConfig:
     @ivar audience: the audiences accepted.
     @ivar leeway: clock skew allowed, seconds.
     @ivar files: every file read, for noticing changes.
+    @ivar maxLifetime: the longest token lifetime accepted (C{exp} minus
+        C{iat} or C{nbf}), seconds; 0 for no limit.
+    @ivar fetchCA: the CA file or directory trusted when fetching keys, or
+        C{None} for the system's.
+    @ivar fetchTimeout: seconds one fetch may take.
     """
 
     issuers: dict
     audience: frozenset
     leeway: float
     files: tuple
+    maxLifetime: float = 0.0
+    fetchCA: object = None
+    fetchTimeout: float = 10.0
 
 
 def loadTokenConfig(path):
@@ -307,15 +379,22 @@ def loadTokenConfig(path):
             "{}: audience is required: the audiences (this server's URL) a token "
             "must name".format(path)
         )
-    leeway = data.get("leeway", 60)
-    if isinstance(leeway, bool) or not isinstance(leeway, (int, float)) or not 0 <= leeway <= 600:
-        raise TokenConfigError("{}: leeway must be a number of seconds from 0 to 600".format(path))
+    leeway = _seconds(path, "leeway", data.get("leeway", 60), 0, 600)
+    maxLifetime = _seconds(path, "max-lifetime", data.get("max-lifetime", 0), 0, 10 * 365 * 86400)
+    fetchTimeout = _seconds(path, "fetch-timeout", data.get("fetch-timeout", 10), 1, 120)
     entries = data.get("issuer", [])
     if not isinstance(entries, list) or not entries:
         raise TokenConfigError(
             "{}: no [[issuer]]: name at least one trusted issuer".format(path)
         )
     base = os.path.dirname(os.path.abspath(path))
+    fetchCA = data.get("fetch-ca")
+    if fetchCA is not None:
+        if not isinstance(fetchCA, str) or not fetchCA:
+            raise TokenConfigError("{}: fetch-ca must be a path".format(path))
+        fetchCA = os.path.join(base, fetchCA)
+        if not os.path.exists(fetchCA):
+            raise TokenConfigError("{}: fetch-ca {} does not exist".format(path, fetchCA))
     issuers, files = {}, [path]
     for n, entry in enumerate(entries):
         where = "{} [[issuer]] {}".format(path, n + 1)
@@ -337,11 +416,30 @@ def loadTokenConfig(path):
             )
         if iss in issuers:
             raise TokenConfigError("{}: issuer {} appears twice".format(where, iss))
-        jwks = entry.get("jwks")
-        if not isinstance(jwks, str) or not jwks:
-            raise TokenConfigError("{}: jwks (the issuer's key file) is required".format(where))
-        jwks = os.path.join(base, jwks)
-        files.append(jwks)
+        sources = [k for k in ("jwks", "jwks-url", "discover") if entry.get(k)]
+        if len(sources) != 1:
+            raise TokenConfigError(
+                "{}: give exactly one of jwks (the issuer's key file), jwks-url (where "
+                "the server fetches them) or discover = true (from the issuer's "
+                "/.well-known/openid-configuration)".format(where)
+            )
+        source = sources[0]
+        location = entry[source]
+        if source == "discover" and location is not True:
+            raise TokenConfigError("{}: discover must be true or false".format(where))
+        if source != "discover" and not isinstance(location, str):
+            raise TokenConfigError("{}: {} must be a string".format(where, source))
+        if source == "jwks-url" and not location.startswith("https://"):
+            raise TokenConfigError("{}: jwks-url must be an https:// URL".format(where))
+        refresh = _seconds(where, "refresh", entry.get("refresh", 3600), RETRY_FETCH, 7 * 86400)
+        if source == "jwks":
+            location = os.path.join(base, location)
+            files.append(location)
+            keys = loadJWKS(location)
+        else:
+            keys = {}
+            if source == "discover":
+                location = iss.rstrip("/") + "/.well-known/openid-configuration"
         scopes = {
             capability: frozenset(
                 _strings(where, capability,
@@ -354,8 +452,90 @@ def loadTokenConfig(path):
             isinstance(v, str) and v for v in users.values()
         ):
             raise TokenConfigError("{}: users must map subjects to names (strings)".format(where))
-        issuers[iss] = Issuer(iss, loadJWKS(jwks), scopes, dict(users))
-    return TokenConfig(issuers, frozenset(audience), float(leeway), tuple(files))
+        issuers[iss] = Issuer(iss, keys, scopes, dict(users), "file" if source == "jwks"
+                              else source, location, refresh)
+    return TokenConfig(issuers, frozenset(audience), leeway, tuple(files), maxLifetime,
+                       fetchCA, fetchTimeout)
+
+
+def _seconds(where, key, value, least, most):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+        least <= value <= most
+    ):
+        raise TokenConfigError(
+            "{}: {} must be a number of seconds from {:g} to {:g}".format(where, key, least, most)
+        )
+    return float(value)
+
+
+class _HTTPSOnly(urllib.request.HTTPRedirectHandler):
+    """
+    Follow redirects only to https: URLs.
+    """
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if not newurl.startswith("https://"):
+            raise urllib.error.URLError("redirected to {}, not https".format(newurl))
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def fetchJSON(url, caPath=None, timeout=10.0):
+    """
+    GET a JSON document over HTTPS (blocking: the server calls it from a
+    thread).
+
+    @param caPath: a CA file or hashed directory to trust, or C{None} for
+        the system's.
+    @raise TokenConfigError: any failure, in one line.
+    """
+    if caPath is None:
+        context = ssl.create_default_context()
+    elif os.path.isdir(caPath):
+        context = ssl.create_default_context(capath=caPath)
+    else:
+        context = ssl.create_default_context(cafile=caPath)
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPSHandler(context=context), _HTTPSOnly()
+    )
+    request = urllib.request.Request(
+        url, headers={"Accept": "application/json", "User-Agent": "jobmon-server"}
+    )
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            data = response.read(MAX_DOCUMENT_BYTES + 1)
+    except urllib.error.HTTPError as e:
+        raise TokenConfigError("GET {}: HTTP {} {}".format(url, e.code, e.reason))
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
+        reason = getattr(e, "reason", None) or e
+        raise TokenConfigError("GET {}: {}".format(url, reason))
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise TokenConfigError("GET {}: larger than {} bytes".format(url, MAX_DOCUMENT_BYTES))
+    try:
+        return json.loads(data)
+    except ValueError as e:
+        raise TokenConfigError("GET {}: not JSON ({})".format(url, e))
+
+
+def fetchKeys(issuer, config, fetch=fetchJSON):
+    """
+    Fetch the signing keys of an issuer whose keys are not in a file: from
+    its C{jwks-url}, or from the C{jwks_uri} of its discovery document.
+
+    @raise TokenConfigError: the fetch failed or the document is not usable.
+    """
+    url = issuer.location
+    if issuer.source == "discover":
+        document = fetch(url, config.fetchCA, config.fetchTimeout)
+        if not isinstance(document, dict):
+            raise TokenConfigError("{} is not a discovery document".format(url))
+        if document.get("issuer") != issuer.iss:
+            raise TokenConfigError(
+                "{} names issuer {!r}, not {}".format(url, document.get("issuer"), issuer.iss)
+            )
+        url = document.get("jwks_uri")
+        if not isinstance(url, str) or not url.startswith("https://"):
+            raise TokenConfigError("{} gives no https:// jwks_uri".format(issuer.location))
+    return parseJWKS(fetch(url, config.fetchCA, config.fetchTimeout), url)
 
 
 def _fileStamp(paths):
@@ -375,52 +555,133 @@ def _fileStamp(paths):
     return tuple(stamp)
 
 
+@frozen
+class _Fetched:
+    """
+    What the server has of an issuer's fetched keys.
+
+    @ivar keys: the keys of the last successful fetch (empty: none yet).
+    @ivar fetchedAt: when that was, or C{None}.
+    @ivar attemptedAt: when the last attempt was, or C{None}.
+    @ivar error: why the last attempt failed, or C{""}.
+    """
+
+    keys: dict
+    fetchedAt: object = None
+    attemptedAt: object = None
+    error: str = ""
+
+
 class TokenPolicy:
     """
     The server's trusted token issuers, and the check of a token against
     them.
 
+    Issuers whose keys are fetched (C{jwks-url}, C{discover}) are fetched
+    when the policy is loaded, then again every C{refresh} seconds, and
+    sooner (at most every L{RETRY_FETCH} seconds) after a failure or after
+    a token named a key the server does not have; a failed fetch keeps the
+    keys of the last good one.  All fetches happen in L{prepareReload},
+    which the server runs in a thread.
+
     @ivar path: the token configuration file.
+    @ivar fetch: how a document is fetched (L{fetchJSON}).
     """
 
-    def __init__(self, path, clock=time.time, cacheSize=4096):
+    log = Logger()
+
+    def __init__(self, path, clock=time.time, cacheSize=4096, fetch=fetchJSON):
         self.path = path
         self.clock = clock
         self.cacheSize = cacheSize
+        self.fetch = fetch
         self.config = None
+        self.issuers = {}
         self._stamp = None
+        self._fetched = {}
+        self._wanted = set()
         self._cache = OrderedDict()
 
     # -- loading, and reloading through the server's CredentialReloader --
 
     def load(self):
         """
-        Read the configuration and key files now.
+        Read the configuration and key files, and fetch the keys of issuers
+        that are fetched, now.  An issuer whose keys cannot be fetched is
+        logged, not fatal: its tokens are refused, saying why, until a
+        later fetch works.
 
         @raise TokenConfigError: as L{loadTokenConfig}.
         """
-        self.install(self._read())
-
-    def _read(self):
-        config = loadTokenConfig(self.path)
-        return config, _fileStamp(config.files)
+        self.install(self.prepareReload())
 
     def prepareReload(self):
         """
-        Re-read the files if any changed (in a thread).
+        Re-read the files if any changed, and fetch the keys that are due
+        (blocking: run it in a thread).
 
         @return: what L{install} takes, or C{None} if nothing changed.
         @raise TokenConfigError: a changed file cannot be used.
         """
-        if self.config is not None and _fileStamp(self.config.files) == self._stamp:
+        now = self.clock()
+        config = self.config
+        stamp = self._stamp
+        changed = config is None or _fileStamp(config.files) != stamp
+        if changed:
+            config = loadTokenConfig(self.path)
+            stamp = _fileStamp(config.files)
+        fetched, notes = {}, []
+        for iss, issuer in config.issuers.items():
+            if not issuer.fetched:
+                continue
+            old = self.config.issuers.get(iss) if self.config is not None else None
+            state = self._fetched.get(iss)
+            if state is None or old is None or old.location != issuer.location:
+                state = _Fetched({})
+            if self._due(issuer, state, now):
+                try:
+                    keys = fetchKeys(issuer, config, self.fetch)
+                except TokenConfigError as e:
+                    state = _Fetched(state.keys, state.fetchedAt, now, str(e))
+                    notes.append((iss, str(e)))
+                else:
+                    state = _Fetched(keys, now, now, "")
+                    notes.append((iss, ""))
+                changed = True
+            fetched[iss] = state
+        if not changed:
             return None
-        return self._read()
+        return config, stamp, fetched, notes
+
+    def _due(self, issuer, state, now):
+        if state.attemptedAt is None:
+            return True
+        if state.error or issuer.iss in self._wanted:
+            return now - state.attemptedAt >= RETRY_FETCH
+        return now - state.fetchedAt >= issuer.refresh
 
     def install(self, prepared):
         """
         Use a configuration read by L{prepareReload}.
         """
-        self.config, self._stamp = prepared
+        config, self._stamp, self._fetched, notes = prepared
+        self.config = config
+        issuers = {}
+        for iss, issuer in config.issuers.items():
+            state = self._fetched.get(iss)
+            if state is not None:
+                issuer = issuer.withKeys(state.keys, state.error)
+            issuers[iss] = issuer
+        self.issuers = issuers
+        for iss, error in notes:
+            self._wanted.discard(iss)
+            if error:
+                self.log.error("cannot fetch the keys of token issuer {iss}{kept}: {why}",
+                               iss=iss, why=error,
+                               kept=" (keeping the previous ones)" if issuers[iss].keys else "")
+            else:
+                self.log.info("fetched {count} key(s) of token issuer {iss}", iss=iss,
+                              count=len(issuers[iss].keys))
         self._cache.clear()
 
     kind = "token issuers"
@@ -429,7 +690,7 @@ class TokenPolicy:
         """
         One line about what was loaded, for the log.
         """
-        return "{} token issuer(s) from {}".format(len(self.config.issuers), self.path)
+        return "{} token issuer(s) from {}".format(len(self.issuers), self.path)
 
     # -- checking a token ------------------------------------------------
 
@@ -469,14 +730,18 @@ class TokenPolicy:
         iss = claims.get("iss")
         if not isinstance(iss, str) or not iss:
             raise _refused("it names no issuer (iss)")
-        issuer = config.issuers.get(iss)
+        issuer = self.issuers.get(iss)
         if issuer is None:
             raise _refused(
                 "its issuer {} is not trusted by this server (trusted: {})".format(
-                    iss, ", ".join(sorted(config.issuers))
+                    iss, ", ".join(sorted(self.issuers))
                 )
             )
-        kty, key = issuer.key(header.get("kid"))
+        kid = header.get("kid")
+        if issuer.fetched and kid not in issuer.keys:
+            # Perhaps the issuer rotated its keys: fetch them again soon.
+            self._wanted.add(iss)
+        kty, key = issuer.key(kid)
         alg = header.get("alg")
         if alg not in _ALGORITHMS[kty]:
             raise _refused(
@@ -526,6 +791,18 @@ class TokenPolicy:
         start = max(times.get("nbf", -math.inf), times.get("iat", -math.inf))
         if start > now + config.leeway:
             raise _refused("it is not valid before {}; check the clocks".format(_utc(start)))
+        if config.maxLifetime:
+            if start == -math.inf:
+                raise _refused(
+                    "it has neither iat nor nbf, so its lifetime cannot be checked "
+                    "against the {} this server accepts".format(_duration(config.maxLifetime))
+                )
+            if expires - start > config.maxLifetime:
+                raise _refused(
+                    "it lives {}, longer than the {} this server accepts".format(
+                        _duration(expires - start), _duration(config.maxLifetime)
+                    )
+                )
         audience = claims.get("aud")
         if audience is None:
             raise _refused(

@@ -455,3 +455,57 @@ class ClientExpiryTests(TestCase):
         e = self.assertRaises(JobMonError, c.whoami)
         self.assertEqual(e.code, CREDENTIAL_EXPIRED)
         self.assertIn(path, e.message)
+
+
+class FetchedKeysTests(TestCase):
+    """
+    An issuer whose keys the server fetches through OpenID Connect
+    discovery, from a real HTTPS endpoint on 127.0.0.1.
+    """
+
+    timeout = 60
+
+    async def _setUp(self):
+        from twisted.internet import reactor, ssl as tssl
+        from twisted.web.resource import Resource
+        from twisted.web.server import Site
+        from twisted.web.static import Data
+
+        self.tpki = TestPKI(os.path.abspath(self.mktemp()))
+        self.root = Resource()
+        site = Site(self.root)
+        site.noisy = False
+        context = tssl.DefaultOpenSSLContextFactory(self.tpki.hostKey, self.tpki.hostCert)
+        port = reactor.listenSSL(0, site, context, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        base = "https://127.0.0.1:{}".format(port.getHost().port)
+        self.issuer = makeIssuer(os.path.join(self.tpki.base, "issuer"), iss=base + "/vo")
+        with open(self.issuer.jwksPath, "rb") as f:
+            jwks = f.read()
+        vo, known = Resource(), Resource()
+        self.root.putChild(b"vo", vo)
+        vo.putChild(b".well-known", known)
+        known.putChild(b"openid-configuration", Data(json.dumps({
+            "issuer": self.issuer.iss, "jwks_uri": base + "/keys"}).encode(), "application/json"))
+        self.root.putChild(b"keys", Data(jwks, "application/json"))
+        config = os.path.join(self.tpki.base, "fetched.toml")
+        with open(config, "w") as f:
+            f.write('audience = ["{}"]\nfetch-ca = "{}"\n\n[[issuer]]\niss = "{}"\n'
+                    "discover = true\n".format(self.issuer.audience, self.tpki.caDir,
+                                               self.issuer.iss))
+        self.server = await startServer(self, self.tpki, "--token-issuers", config)
+
+    def setUp(self):
+        return Deferred.fromCoroutine(self._setUp())
+
+    async def test_discovered(self):
+        """
+        The server fetched the issuer's keys at start-up (and says so); its
+        tokens are accepted.
+        """
+        await self.server.proto.waitFor(r"fetched 1 key\(s\) of token issuer https://127")
+        c = JobMonClient(self.server.url, caDir=self.tpki.caDir, timeout=10, auth="token",
+                         token=self.issuer.mint("dana", READ))
+        self.addCleanup(c.close)
+        me = await inThread(c.whoami)
+        self.assertEqual(me["dn"], self.issuer.identity("dana"))

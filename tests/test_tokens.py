@@ -27,6 +27,7 @@ from jobmon.identity import Identity
 from jobmon.issuer import makeIssuer, newSigningKey, publicJWK
 from jobmon.tokens import (
     MAX_TOKEN_BYTES,
+    RETRY_FETCH,
     WLCG_ANY_AUDIENCE,
     TokenConfigError,
     TokenInfo,
@@ -775,7 +776,7 @@ class CacheTests(_IssuerMixin, SynchronousTestCase):
         """
         token = self.mint()
         self.policy.check(token)
-        self.policy.install(self.policy._read())
+        self.policy.install((self.policy.config, None, {}, []))
         decodes = len(self.decoded)
         self.policy.check(token)
         self.assertGreater(len(self.decoded), decodes)
@@ -870,7 +871,8 @@ class ConfigTests(_IssuerMixin, SynchronousTestCase):
         A misspelt top-level key is named, with the known ones.
         """
         message = self.configError('audiences = ["{aud}"]\n' + BASE)
-        self.assertIn("unknown key 'audiences' (known: audience, issuer, leeway)", message)
+        self.assertIn("unknown key 'audiences' (known: audience, fetch-ca, fetch-timeout, issuer, leeway, "
+                      "max-lifetime)", message)
 
     def test_unknownIssuerKey(self):
         """
@@ -944,7 +946,7 @@ class ConfigTests(_IssuerMixin, SynchronousTestCase):
         An issuer without a key file is refused.
         """
         message = self.configError(BASE.replace('jwks = "vo.jwks"\n', ""))
-        self.assertIn("[[issuer]] 1: jwks (the issuer's key file) is required", message)
+        self.assertIn("[[issuer]] 1: give exactly one of jwks (the issuer's key file), jwks-url", message)
 
     def test_scopesNotStrings(self):
         """
@@ -1383,3 +1385,186 @@ class IdentifyCallerTests(_IssuerMixin, SynchronousTestCase):
         self.assertRaises(JobMonError, self.identify,
                           _FakeRequest(b"Bearer " + expired, host="192.0.2.8"))
         self.assertEqual(len(self.audit.records), 6)
+
+
+class FetchedKeysTests(_IssuerMixin, SynchronousTestCase):
+    """
+    Issuers whose keys the server fetches (C{jwks-url}, C{discover}):
+    fetched at load, refreshed, fetched again soon after a failure or an
+    unknown key id, the last good keys kept.
+    """
+
+    ISS = "https://tokens.jobmon-test.example/vo"
+
+    def setUp(self):
+        super().setUp()
+        with open(self.issuer.jwksPath) as f:
+            self.jwks = json.load(f)
+        self.documents = {}
+        self.fetches = []
+
+    def fetch(self, url, caPath, timeout):
+        self.fetches.append((url, caPath, timeout))
+        document = self.documents.get(url)
+        if isinstance(document, Exception):
+            raise document
+        if document is None:
+            raise TokenConfigError("GET {}: HTTP 404 Not Found".format(url))
+        return document
+
+    def configure(self, source, extra=""):
+        """
+        A configuration for the issuer with keys from C{source} (a TOML
+        line), loaded with this test's fetcher.
+        """
+        path = os.path.join(self.mktemp() + "-cfg", "tokens.toml")
+        os.makedirs(os.path.dirname(path))
+        writeFile(path, 'audience = ["{}"]\n{}\n[[issuer]]\niss = "{}"\n{}\n'.format(
+            self.issuer.audience, extra, self.ISS, source))
+        policy = TokenPolicy(path, clock=self.clock.seconds, fetch=self.fetch)
+        policy.load()
+        return policy
+
+    def test_jwksURL(self):
+        """
+        C{jwks-url}: fetched at load, with the configured CA and timeout.
+        """
+        self.documents["https://keys.example/jwks"] = self.jwks
+        policy = self.configure('jwks-url = "https://keys.example/jwks"',
+                                'fetch-timeout = 5\nfetch-ca = "/"')
+        self.assertEqual(policy.check(self.mint())[0].subject, "alice")
+        self.assertEqual(self.fetches, [("https://keys.example/jwks", "/", 5.0)])
+
+    def test_discovery(self):
+        """
+        C{discover}: the issuer's discovery document names its jwks_uri.
+        """
+        self.documents[self.ISS + "/.well-known/openid-configuration"] = {
+            "issuer": self.ISS, "jwks_uri": "https://keys.example/certs"}
+        self.documents["https://keys.example/certs"] = self.jwks
+        policy = self.configure("discover = true")
+        self.assertEqual(policy.check(self.mint())[0].subject, "alice")
+        self.assertEqual([f[0] for f in self.fetches], [
+            self.ISS + "/.well-known/openid-configuration", "https://keys.example/certs"])
+
+    def test_discoveryOfAnotherIssuer(self):
+        """
+        A discovery document naming another issuer, or no https jwks_uri,
+        gives no keys; tokens are refused saying why.
+        """
+        self.documents[self.ISS + "/.well-known/openid-configuration"] = {
+            "issuer": "https://evil.example", "jwks_uri": "https://keys.example/certs"}
+        self.documents["https://keys.example/certs"] = self.jwks
+        policy = self.configure("discover = true")
+        message = self.refusal(self.mint(), policy)
+        self.assertIn("could not be fetched", message)
+        self.assertIn("names issuer 'https://evil.example'", message)
+        self.documents[self.ISS + "/.well-known/openid-configuration"] = {
+            "issuer": self.ISS, "jwks_uri": "http://keys.example/certs"}
+        self.clock.advance(RETRY_FETCH)
+        policy.install(policy.prepareReload())
+        self.assertIn("gives no https:// jwks_uri", self.refusal(self.mint(), policy))
+
+    def test_unreachableAtLoad(self):
+        """
+        Keys that cannot be fetched at load do not stop the server: tokens
+        are refused with the reason, and the next attempt, a minute later,
+        brings the keys.
+        """
+        policy = self.configure('jwks-url = "https://keys.example/jwks"')
+        message = self.refusal(self.mint(), policy)
+        self.assertIn("the keys of its issuer {} could not be fetched (GET "
+                      "https://keys.example/jwks: HTTP 404 Not Found)".format(self.ISS), message)
+        self.documents["https://keys.example/jwks"] = self.jwks
+        self.clock.advance(RETRY_FETCH - 1)
+        self.assertIsNone(policy.prepareReload())
+        self.clock.advance(1)
+        policy.install(policy.prepareReload())
+        self.assertEqual(policy.check(self.mint())[0].subject, "alice")
+
+    def test_refreshKeepsKeysOnFailure(self):
+        """
+        Keys are fetched again after C{refresh} seconds; a failed fetch
+        keeps the previous keys (and is tried again a minute later).
+        """
+        self.documents["https://keys.example/jwks"] = self.jwks
+        policy = self.configure('jwks-url = "https://keys.example/jwks"\nrefresh = 600')
+        self.clock.advance(599)
+        self.assertIsNone(policy.prepareReload())
+        self.documents["https://keys.example/jwks"] = TokenConfigError("GET: timed out")
+        self.clock.advance(1)
+        policy.install(policy.prepareReload())
+        self.assertEqual(len(self.fetches), 2)
+        self.assertEqual(policy.check(self.mint())[0].subject, "alice")
+        self.clock.advance(RETRY_FETCH - 1)
+        self.assertIsNone(policy.prepareReload())
+        self.clock.advance(1)
+        self.assertIsNotNone(policy.prepareReload())
+        self.assertEqual(len(self.fetches), 3)
+
+    def test_unknownKidFetchesSooner(self):
+        """
+        A token signed with a key id the server lacks (the issuer rotated
+        its keys) makes the server fetch again within a minute, not at the
+        next refresh.
+        """
+        self.documents["https://keys.example/jwks"] = self.jwks
+        policy = self.configure('jwks-url = "https://keys.example/jwks"')
+        key = newSigningKey()
+        token = self.mint(key=key, kid="rotated")
+        self.assertIn("fetches the issuer's keys again", self.refusal(token, policy))
+        self.documents["https://keys.example/jwks"] = {
+            "keys": self.jwks["keys"] + [publicJWK(key, "rotated", "ES256")]}
+        self.clock.advance(RETRY_FETCH)
+        policy.install(policy.prepareReload())
+        self.assertEqual(policy.check(token)[0].subject, "alice")
+        # Satisfied: the next fetch waits for the refresh interval.
+        self.clock.advance(RETRY_FETCH)
+        self.assertIsNone(policy.prepareReload())
+
+    def test_configErrors(self):
+        """
+        Key sources: exactly one, jwks-url over https, discover a boolean,
+        refresh at least a minute, fetch-ca existing.
+        """
+        for source, extra, words in [
+            ('jwks = "a.jwks"\njwks-url = "https://k"', "", "give exactly one of jwks"),
+            ("", "", "give exactly one of jwks"),
+            ('jwks-url = "http://keys.example/jwks"', "", "jwks-url must be an https:// URL"),
+            ('discover = "yes"', "", "discover must be true or false"),
+            ('jwks-url = "https://k"\nrefresh = 5', "", "refresh must be a number of seconds"),
+            ('jwks-url = "https://k"', 'fetch-ca = "nowhere"', "fetch-ca"),
+            ('jwks-url = "https://k"', "fetch-timeout = 0", "fetch-timeout must be"),
+            ('jwks-url = "https://k"', "max-lifetime = -1", "max-lifetime must be"),
+        ]:
+            e = self.assertRaises(TokenConfigError, self.configure, source, extra)
+            self.assertIn(words, str(e))
+
+
+class MaxLifetimeTests(_IssuerMixin, SynchronousTestCase):
+    """
+    C{max-lifetime}: tokens that live longer, or whose lifetime cannot be
+    told, are refused.
+    """
+
+    def setUp(self):
+        super().setUp()
+        with open(self.issuer.configPath) as f:
+            text = f.read()
+        writeFile(self.issuer.configPath, "max-lifetime = 21600\n" + text)
+        self.policy = self.policyFor(self.issuer.configPath)
+
+    def test_limit(self):
+        """
+        Six hours pass; a day does not, and the fault says both.
+        """
+        self.assertEqual(self.policy.check(self.mint(lifetime=21600))[0].subject, "alice")
+        message = self.refusal(self.mint(lifetime=86400))
+        self.assertIn("it lives 24.0 h, longer than the 6.0 h this server accepts", message)
+
+    def test_noStart(self):
+        """
+        Without iat and nbf the lifetime is unknown: refused.
+        """
+        message = self.refusal(self.mint(iat=None, nbf=None))
+        self.assertIn("neither iat nor nbf", message)
