@@ -353,8 +353,12 @@ def shortDN(dn):
     """
     Return the last CN of a slash-form DN (C{/DC=org/CN=Alice} gives
     C{Alice}; C{/CN=host/node1.example.org} gives C{host/node1.example.org}),
-    or the DN itself if it has no CN.
+    or the DN itself if it has no CN.  A bearer token's identity,
+    C{https://issuer.example/vo#carol}, gives C{carol@issuer.example}.
     """
+    if dn.startswith("https://") and "#" in dn:
+        issuer, _, subject = dn.partition("#")
+        return "%s@%s" % (subject, issuer[len("https://"):].split("/")[0])
     at = dn.rfind("/CN=")
     if at < 0:
         return dn

@@ -282,3 +282,23 @@ def inThread(f, *args, **kwargs):
     Run a blocking client call off the reactor thread.
     """
     return deferToThread(f, *args, **kwargs)
+
+
+class FaultAssertions:
+    """
+    A mixin for trial test cases that make blocking client calls.
+    """
+
+    async def assertFault(self, code, f, *args):
+        """
+        Assert that the blocking call C{f(*args)} raises a L{JobMonError}
+        with C{code}; return it.
+        """
+        from jobmon.errors import JobMonError
+
+        try:
+            await inThread(f, *args)
+        except JobMonError as e:
+            self.assertEqual(e.code, code, e.message)
+            return e
+        self.fail("no error raised; expected code {}".format(code))

@@ -717,6 +717,8 @@ class FormatTests(SynchronousTestCase):
         self.assertEqual(cli.shortDN(ALICE), "Alice Example")
         self.assertEqual(cli.shortDN("/DC=org/CN=host/a.example.org"), "host/a.example.org")
         self.assertEqual(cli.shortDN("/O=x/OU=y"), "/O=x/OU=y")
+        self.assertEqual(cli.shortDN("https://iss.example:8443/vo#carol-42"),
+                         "carol-42@iss.example:8443")
 
     def test_toJSON(self):
         """

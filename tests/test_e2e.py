@@ -23,10 +23,12 @@ from twisted.trial.unittest import TestCase
 from jobmon import errors, pki
 from jobmon.client import CERTIFICATE_REFUSED, JobMonClient
 from jobmon.errors import JobMonError
-from tests.support import ROOT, TestPKI, childEnv, inThread, startDaemon, startServer
+from tests.support import (
+    ROOT, FaultAssertions, TestPKI, childEnv, inThread, startDaemon, startServer,
+)
 
 
-class EndToEndBase(TestCase):
+class EndToEndBase(FaultAssertions, TestCase):
     """
     A PKI, a server, and a job with its daemon.
     """
@@ -78,18 +80,6 @@ class EndToEndBase(TestCase):
         )
         self.addCleanup(c.close)
         return c
-
-    async def assertFault(self, code, f, *args):
-        """
-        Assert that the blocking call C{f(*args)} raises a L{JobMonError}
-        with C{code}; return it.
-        """
-        try:
-            await inThread(f, *args)
-        except JobMonError as e:
-            self.assertEqual(e.code, code, e.message)
-            return e
-        self.fail("no error raised; expected code {}".format(code))
 
 
 class CoreLoopTests(EndToEndBase):

@@ -21,7 +21,7 @@ from jobmon.client import CERTIFICATE_REFUSED, CREDENTIAL_EXPIRED, JobMonClient
 from jobmon.errors import JobMonError
 from jobmon.issuer import makeIssuer, newSigningKey
 from tests.support import (
-    ROOT, TestPKI, childEnv, inThread, spawn, startDaemon, startServer,
+    ROOT, FaultAssertions, TestPKI, childEnv, inThread, spawn, startDaemon, startServer,
 )
 from tests.test_e2e import freeUDPPort
 
@@ -40,7 +40,7 @@ def writeToken(path, token):
     return path
 
 
-class TokenBase(TestCase):
+class TokenBase(FaultAssertions, TestCase):
     """
     A PKI, a token issuer whose subject C{alice-sub} is alice's DN, and a
     server trusting both.
@@ -124,14 +124,6 @@ class TokenBase(TestCase):
                 conn.close()
 
         return await inThread(call)
-
-    async def assertFault(self, code, f, *args):
-        try:
-            await inThread(f, *args)
-        except JobMonError as e:
-            self.assertEqual(e.code, code, e.message)
-            return e
-        self.fail("no error raised; expected code {}".format(code))
 
     async def jobmonQuery(self, *args, env):
         out, err, code = await getProcessOutputAndValue(
