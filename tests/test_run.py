@@ -986,6 +986,49 @@ class WrapperEndToEndTests(TestCase):
         self.assertNotIn(jobId, await self.jobs(c))
         self.assertNoDaemon(jobId)
 
+    async def test_htcondorTokenExample(self):
+        """
+        With a bearer token in HTCondor's credentials directory and no
+        proxy, C{examples/htcondor-wrapper.sh} points C{BEARER_TOKEN_FILE}
+        at it and the job registers as the token's bearer.
+        """
+        from jobmon.issuer import makeIssuer
+
+        issuer = makeIssuer(os.path.join(self.tpki.base, "issuer"))
+        server = await startServer(self, self.tpki, "--token-issuers", issuer.configPath)
+        cluster = secrets.randbelow(10**8) + 10**8
+        jobId = "{}.0".format(cluster)
+        self.jobIds.append(jobId)
+        ad = os.path.join(self.workdir, ".job.ad")
+        with open(ad, "w") as f:
+            f.write("ClusterId = {}\nProcId = 0\n".format(cluster))
+        creds = os.path.join(self.tpki.base, "creds")
+        os.makedirs(creds, mode=0o700)
+        with open(os.path.join(creds, "scitokens.use"), "w") as f:
+            f.write(issuer.mint("condor-user", scope="compute.create") + "\n")
+        bin_ = os.path.join(self.tpki.base, "bin")
+        os.makedirs(bin_)
+        shim = os.path.join(bin_, "jobmon-run")
+        with open(shim, "w") as f:
+            f.write('#!/bin/sh\nexec "{}" -m jobmon.run "$@"\n'.format(sys.executable))
+        os.chmod(shim, 0o755)
+        env = wrapperEnv(_CONDOR_JOB_AD=ad, _CONDOR_CREDS=creds, X509_CERT_DIR=self.tpki.caDir,
+                         JOBMON_SERVER=server.url, TMPDIR=self.tpki.base)
+        env["PATH"] = bin_ + os.pathsep + env.get("PATH", "/usr/bin:/bin")
+        go = os.path.join(self.workdir, "go")
+        script = os.path.join(ROOT, "examples", "htcondor-wrapper.sh")
+        proto = spawn(self, "htcondor-wrapper.sh", self.python(WAIT_FOR_FILE, go, 0),
+                      env=env, path=self.workdir, program=script)
+        await proto.waitFor(r"ready \d+")
+        c = JobMonClient(server.url, caDir=self.tpki.caDir, timeout=30, auth="token",
+                         token=issuer.mint("condor-user", scope="compute.read"))
+        self.addCleanup(c.close)
+        job = await self.waitUntilReady(c, jobId)
+        self.assertEqual(job["owner"], issuer.identity("condor-user"))
+        open(go, "w").close()
+        self.assertEqual(await proto.whenEnded(), 0)
+        self.assertNoDaemon(jobId)
+
 
 class ExamplesTests(SynchronousTestCase):
     """
