@@ -83,8 +83,8 @@ class Options(FileOptions):
             "reload-interval",
             None,
             60.0,
-            "Seconds between checks of the CA directory and host credential for "
-            "changes (SIGHUP reloads at once).",
+            "Seconds between checks of the CA directory, host credential and token "
+            "issuers for changes (SIGHUP reloads at once).",
             positive(float),
         ],
         [
