@@ -140,6 +140,19 @@ class WakeServerTests(SynchronousTestCase):
         self.clock.advance(HELLO_TIMEOUT + 1)
         self.assertTrue(self.transport.disconnecting)
 
+    def test_pingsDoNotDelayHello(self):
+        """
+        Pings before the hello do not extend its deadline: a peer that
+        never names a job is aborted on time.
+        """
+        for _ in range(HELLO_TIMEOUT - 1):
+            self.clock.advance(1)
+            self.proto.dataReceived(b'{"type":"ping"}\n')
+        self.assertFalse(self.transport.disconnecting)
+        self.clock.advance(1)
+        self.assertTrue(self.transport.disconnecting)
+        self.assertEqual(self.hub.hellos, [])
+
     def test_silentPeerDropped(self):
         """
         After the welcome, three silent keep-alive intervals abort the

@@ -116,7 +116,11 @@ class WakeServerProtocol(_LineChannel):
         self.setTimeout(HELLO_TIMEOUT)
 
     def lineReceived(self, line):
-        self.resetTimeout()
+        # Before its hello, a peer has HELLO_TIMEOUT in all: pings do not
+        # extend it (a peer with no certificate, where tokens are accepted,
+        # could otherwise hold the connection without ever naming a job).
+        if self.jobId is not None:
+            self.resetTimeout()
         try:
             message = _decode(line)
             kind = message["type"]
@@ -250,7 +254,11 @@ class WakeClientProtocol(_LineChannel):
         self.send(_encode({"type": "hello", "job_id": self.jobId, "token": self.token}))
 
     def lineReceived(self, line):
-        self.resetTimeout()
+        # Before its hello, a peer has HELLO_TIMEOUT in all: pings do not
+        # extend it (a peer with no certificate, where tokens are accepted,
+        # could otherwise hold the connection without ever naming a job).
+        if self.jobId is not None:
+            self.resetTimeout()
         try:
             message = _decode(line)
         except JobMonError as e:
