@@ -514,7 +514,7 @@ def chooseCredential(auth, proxy, key, caDir, token=None, tokenFile=None, enviro
     auth = resolveAuth(auth, proxy, key, token, tokenFile, environ)
     caDir = caDir if caDir else defaultCADir(environ)
     if token is not None:
-        where = "the command line"
+        where = "the token argument"
         source = lambda: (token, where)  # noqa: E731
     else:
         source = tokenSource(tokenFile, environ)
