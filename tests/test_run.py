@@ -947,36 +947,44 @@ class WrapperEndToEndTests(TestCase):
         self.assertEqual(proto.signalled, signal.SIGKILL)
 
 
-    async def test_htcondorExample(self):
+    async def condorJob(self, proc, **environ):
         """
-        C{examples/htcondor-wrapper.sh} in the environment HTCondor gives a
-        job (job ad, proxy, server, CA directory): the job registers as
-        C{Cluster.Proc} with no option given.
+        Run C{examples/htcondor-wrapper.sh} as HTCondor would: a job ad for
+        a new cluster, C{jobmon-run} on the C{PATH}, the CA directory and
+        C{environ} in the environment; its command waits for a file.
+
+        @return: the job id, the file that ends the command, and the
+            wrapper's process, once the command runs.
         """
         cluster = secrets.randbelow(10**8) + 10**8
-        jobId = "{}.4".format(cluster)
+        jobId = "{}.{}".format(cluster, proc)
         self.jobIds.append(jobId)
         ad = os.path.join(self.workdir, ".job.ad")
         with open(ad, "w") as f:
-            f.write('ClusterId = {}\nProcId = 4\nOwner = "alice"\n'.format(cluster))
+            f.write('ClusterId = {}\nProcId = {}\nOwner = "alice"\n'.format(cluster, proc))
         bin_ = os.path.join(self.tpki.base, "bin")
-        os.makedirs(bin_)
+        os.makedirs(bin_, exist_ok=True)
         shim = os.path.join(bin_, "jobmon-run")
         with open(shim, "w") as f:
             f.write('#!/bin/sh\nexec "{}" -m jobmon.run "$@"\n'.format(sys.executable))
         os.chmod(shim, 0o755)
-        env = wrapperEnv(
-            _CONDOR_JOB_AD=ad,
-            X509_USER_PROXY=self.tpki.proxies["alice"],
-            X509_CERT_DIR=self.tpki.caDir,
-            JOBMON_SERVER=self.server.url,
-        )
+        env = wrapperEnv(_CONDOR_JOB_AD=ad, X509_CERT_DIR=self.tpki.caDir, **environ)
         env["PATH"] = bin_ + os.pathsep + env.get("PATH", "/usr/bin:/bin")
         go = os.path.join(self.workdir, "go")
         script = os.path.join(ROOT, "examples", "htcondor-wrapper.sh")
         proto = spawn(self, "htcondor-wrapper.sh", self.python(WAIT_FOR_FILE, go, 0),
                       env=env, path=self.workdir, program=script)
         await proto.waitFor(r"ready \d+")
+        return jobId, go, proto
+
+    async def test_htcondorExample(self):
+        """
+        C{examples/htcondor-wrapper.sh} in the environment HTCondor gives a
+        job (job ad, proxy, server, CA directory): the job registers as
+        C{Cluster.Proc} with no option given.
+        """
+        jobId, go, proto = await self.condorJob(
+            4, X509_USER_PROXY=self.tpki.proxies["alice"], JOBMON_SERVER=self.server.url)
         c = self.client()
         await self.waitUntilReady(c, jobId)
         [daemon] = daemonsOf(jobId)
@@ -996,30 +1004,12 @@ class WrapperEndToEndTests(TestCase):
 
         issuer = makeIssuer(os.path.join(self.tpki.base, "issuer"))
         server = await startServer(self, self.tpki, "--token-issuers", issuer.configPath)
-        cluster = secrets.randbelow(10**8) + 10**8
-        jobId = "{}.0".format(cluster)
-        self.jobIds.append(jobId)
-        ad = os.path.join(self.workdir, ".job.ad")
-        with open(ad, "w") as f:
-            f.write("ClusterId = {}\nProcId = 0\n".format(cluster))
         creds = os.path.join(self.tpki.base, "creds")
         os.makedirs(creds, mode=0o700)
         with open(os.path.join(creds, "scitokens.use"), "w") as f:
             f.write(issuer.mint("condor-user", scope="compute.create") + "\n")
-        bin_ = os.path.join(self.tpki.base, "bin")
-        os.makedirs(bin_)
-        shim = os.path.join(bin_, "jobmon-run")
-        with open(shim, "w") as f:
-            f.write('#!/bin/sh\nexec "{}" -m jobmon.run "$@"\n'.format(sys.executable))
-        os.chmod(shim, 0o755)
-        env = wrapperEnv(_CONDOR_JOB_AD=ad, _CONDOR_CREDS=creds, X509_CERT_DIR=self.tpki.caDir,
-                         JOBMON_SERVER=server.url, TMPDIR=self.tpki.base)
-        env["PATH"] = bin_ + os.pathsep + env.get("PATH", "/usr/bin:/bin")
-        go = os.path.join(self.workdir, "go")
-        script = os.path.join(ROOT, "examples", "htcondor-wrapper.sh")
-        proto = spawn(self, "htcondor-wrapper.sh", self.python(WAIT_FOR_FILE, go, 0),
-                      env=env, path=self.workdir, program=script)
-        await proto.waitFor(r"ready \d+")
+        jobId, go, proto = await self.condorJob(0, _CONDOR_CREDS=creds,
+                                                JOBMON_SERVER=server.url)
         c = JobMonClient(server.url, caDir=self.tpki.caDir, timeout=30, auth="token",
                          token=issuer.mint("condor-user", scope="compute.read"))
         self.addCleanup(c.close)
