@@ -13,9 +13,8 @@ import uuid
 import jwt
 from attrs import frozen
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from jobmon.pki import _writeFile
+from jobmon.pki import _newKey, _writeFile
 
 ISSUER_KEY = "issuer-key.pem"
 ISSUER_JWKS = "issuer.jwks"
@@ -107,11 +106,10 @@ class LocalIssuer:
 
 def newSigningKey(keyType="ec"):
     """
-    A fresh private key of the kind L{makeIssuer} makes.
+    A fresh private key of the kind L{makeIssuer} makes: P-256 or RSA 2048,
+    as for the test PKI's certificates.
     """
-    if keyType == "ec":
-        return ec.generate_private_key(ec.SECP256R1())
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return _newKey(keyType)
 
 
 def publicJWK(key, kid, algorithm):

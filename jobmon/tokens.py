@@ -294,12 +294,11 @@ def parseJWKS(data, source):
     @param source: what it came from, for messages (C{"the key file F"}).
     @raise TokenConfigError: as L{loadJWKS}.
     """
-    path = source
     if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
         raise TokenConfigError('{} is not a JWKS ({{"keys": [...]}})'.format(source))
     keys = {}
     for n, jwk in enumerate(data["keys"]):
-        where = "{} key {}".format(path, n + 1)
+        where = "{} key {}".format(source, n + 1)
         if not isinstance(jwk, dict):
             raise TokenConfigError("{}: not a JSON object".format(where))
         if jwk.get("use", "sig") != "sig":

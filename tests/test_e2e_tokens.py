@@ -33,6 +33,29 @@ WHOAMI = (b"<?xml version='1.0'?><methodCall><methodName>jobmon.whoami</methodNa
           b"<params></params></methodCall>")
 
 
+def rawWhoami(server, caDir, headers, cert=None):
+    """
+    Call C{jobmon.whoami} with C{headers} over a TLS connection that shows no
+    certificate (or C{cert}), off the reactor thread.
+
+    @return: a L{Deferred} firing with the answer's text.
+    """
+
+    def call():
+        context = ssl.create_default_context(capath=caDir)
+        if cert is not None:
+            context.load_cert_chain(cert)
+        conn = http.client.HTTPSConnection("127.0.0.1", server.httpsPort, context=context,
+                                           timeout=10)
+        try:
+            conn.request("POST", "/RPC2", WHOAMI, dict(headers, **{"Content-Type": "text/xml"}))
+            return conn.getresponse().read().decode()
+        finally:
+            conn.close()
+
+    return inThread(call)
+
+
 def writeToken(path, token):
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -105,25 +128,11 @@ class TokenBase(FaultAssertions, TestCase):
                 await proto.waitFor(r"wake channel up")
         return proto
 
-    async def rawWhoami(self, headers, cert=None):
+    def rawWhoami(self, headers, cert=None):
         """
-        Call C{jobmon.whoami} with C{headers} over a TLS connection that
-        shows no certificate (or C{cert}); return the answer's text.
+        L{rawWhoami} on this test's server.
         """
-        def call():
-            context = ssl.create_default_context(capath=self.tpki.caDir)
-            if cert is not None:
-                context.load_cert_chain(cert)
-            conn = http.client.HTTPSConnection("127.0.0.1", self.server.httpsPort,
-                                               context=context, timeout=10)
-            try:
-                conn.request("POST", "/RPC2", WHOAMI, dict(headers, **{
-                    "Content-Type": "text/xml"}))
-                return conn.getresponse().read().decode()
-            finally:
-                conn.close()
-
-        return await inThread(call)
+        return rawWhoami(self.server, self.tpki.caDir, headers, cert)
 
     async def jobmonQuery(self, *args, env):
         out, err, code = await getProcessOutputAndValue(
@@ -424,8 +433,8 @@ class NoTokensTests(TestCase):
         A request with a certificate and a token: the server, which takes no
         tokens, says so rather than ignoring the token.
         """
-        text = await TokenBase.rawWhoami(self, {"Authorization": "Bearer a.b.c"},
-                                         cert=self.tpki.proxies["alice"])
+        text = await rawWhoami(self.server, self.tpki.caDir, {"Authorization": "Bearer a.b.c"},
+                               cert=self.tpki.proxies["alice"])
         self.assertIn("<int>401</int>", text)
         self.assertIn("does not accept bearer tokens", text)
 
