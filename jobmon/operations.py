@@ -172,10 +172,13 @@ class Operations:
         cap = max(1, self.workdir.maxResult // 2)
         if prepared.maxOutput > cap:
             prepared = evolve(prepared, maxOutput=cap)
+        # The first use of root resolves it on the file system, which may
+        # hang (a working directory on NFS): not in the reactor thread.
+        cwd = await self._runInThread(lambda: self.workdir.root)
         self.log.info(
             "running {name} {args} for a user", name=prepared.name, args=prepared.argv[1:]
         )
-        return await self._runCommand(self.reactor, prepared, self.workdir.root)
+        return await self._runCommand(self.reactor, prepared, cwd)
 
     async def op_signal(self, request):
         """
@@ -203,8 +206,11 @@ def capProcesses(result, maxResult):
     """
     processes = result.get("processes", [])
 
+    def cost(p):
+        return PROCESS_OVERHEAD + len(p.get("cmdline", ""))
+
     def size():
-        return sum(PROCESS_OVERHEAD + len(p.get("cmdline", "")) for p in processes)
+        return sum(cost(p) for p in processes)
 
     if size() <= maxResult:
         return result
@@ -216,8 +222,11 @@ def capProcesses(result, maxResult):
                 p["cmdline"] = cmdline[: limit - 3] + "..."
         if size() <= maxResult:
             return result
-    while processes and size() > maxResult:
-        processes.pop()
+    # A running total: this runs in the reactor thread, and summing again
+    # after each pop would be quadratic in the processes.
+    total = size()
+    while processes and total > maxResult:
+        total -= cost(processes.pop())
     return result
 
 

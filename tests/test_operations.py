@@ -174,9 +174,12 @@ class OperationsTests(SynchronousTestCase):
         With no new data, C{follow} returns empty after its wait.
         """
         d = self.perform({"op": "follow", "path": "log", "offset": 0, "wait": 2})
-        self.clock.pump([FOLLOW_CHECK_INTERVAL] * 8)
+        self.clock.pump([FOLLOW_CHECK_INTERVAL] * 7)
+        self.assertNoResult(d)
+        self.clock.advance(FOLLOW_CHECK_INTERVAL)
         self.assertEqual(self.successResultOf(d)["data"], b"")
         self.assertLessEqual(len(self.workdir.calls), 9)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_top(self):
         """
@@ -204,6 +207,32 @@ class OperationsTests(SynchronousTestCase):
         self.assertEqual(
             self.successResultOf(self.perform({"op": "commands"})), {"commands": [{"name": "diag"}]}
         )
+
+    def test_runReadsRootInThread(self):
+        """
+        C{run} reads the working directory's root, which resolves it on the
+        file system the first time, in a thread rather than the reactor's.
+        """
+        inThread = []
+
+        class Workdir(FakeWorkdir):
+            @property
+            def root(self):
+                if not inThread:
+                    raise AssertionError("root read in the reactor thread")
+                return "/work"
+
+        def runInThread(f, *args):
+            inThread.append(True)
+            try:
+                return defer.maybeDeferred(f, *args)
+            finally:
+                inThread.pop()
+
+        self.ops.workdir = Workdir()
+        self.ops._runInThread = runInThread
+        self.successResultOf(self.perform({"op": "run", "name": "diag", "args": ["x"]}))
+        self.assertEqual(self.ran, [(("diag", "x"), "/work", 500)])
 
     def test_signal(self):
         """
