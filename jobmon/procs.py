@@ -345,11 +345,8 @@ def _lifetimePercent(proc, now):
     @param now: a L{_Now}.
     """
     times = _attempt(proc.cpu_times, None)
-    created = _attempt(proc.create_time, None)
-    if times is None or created is None:
-        return 0.0
-    elapsed = now.age(created)
-    if elapsed <= 0:
+    elapsed = _elapsed(proc, now)
+    if times is None or elapsed <= 0:
         return 0.0
     return round((times.user + times.system) / elapsed * 100, 1)
 
@@ -434,7 +431,7 @@ class JobProcesses:
         """
         Return a new psutil process for the job's root.
 
-        A new object each time: the objects of L{ps} and L{top} keep CPU
+        A new object each time: the objects of L{ps} and C{top} keep CPU
         samples that other calls must not disturb.
 
         @raise JobMonError: C{REMOTE_ERROR} if the root process is gone.
@@ -539,7 +536,7 @@ class JobProcesses:
         """
         List the job's processes, in tree order.
 
-        C{cpu_percent} is measured since the previous L{ps} or L{top} of
+        C{cpu_percent} is measured since the previous L{ps} or C{top} of
         this object; for a process it has not seen, it is the average since
         the process started.
 
@@ -554,7 +551,7 @@ class JobProcesses:
 
     def topStart(self):
         """
-        Start measuring CPU use for L{top}: sample every process of the job.
+        Start measuring CPU use for C{top}: sample every process of the job.
 
         @return: a token for L{topFinish}.
         @raise JobMonError: C{REMOTE_ERROR} if the job's root process is
@@ -588,17 +585,6 @@ class JobProcesses:
         result["interval"] = round(time.monotonic() - token.started, 3)
         result["processes"].sort(key=lambda p: -p["cpu_percent"])
         return result
-
-    def top(self, interval=DEFAULT_TOP_INTERVAL):
-        """
-        L{topStart}, sleep C{interval} seconds, then L{topFinish}.
-
-        This holds the calling thread for the whole interval: the daemon
-        calls the two phases itself and waits in between without a thread.
-        """
-        token = self.topStart()
-        time.sleep(interval)
-        return self.topFinish(token)
 
     def _peakRss(self, pid):
         """
