@@ -969,6 +969,17 @@ class RunTests(TestCase):
         with open(path) as f:
             return int(f.read().split()[0])
 
+    async def startedPid(self, path):
+        """
+        Wait, at most 5 seconds, for a running test command to write a pid
+        to C{path}; return that process, watched (see L{watchPid}).
+        """
+        for _ in range(100):
+            if os.path.exists(path) and os.path.getsize(path):
+                break
+            await deferLater(reactor, 0.05)
+        return self.watchPid(self.readPid(path))
+
     @defer.inlineCallbacks
     def test_echo(self):
         """
@@ -1092,11 +1103,7 @@ class RunTests(TestCase):
         pidFile = os.path.join(self.workdir, "pid")
         d = self.run_([SH, "-c", script, "sh", pidFile], timeout=1, name="sleepy",
                       killGrace=killGrace)
-        for _ in range(100):
-            if os.path.exists(pidFile) and os.path.getsize(pidFile):
-                break
-            await deferLater(reactor, 0.05)
-        grandchild = self.watchPid(self.readPid(pidFile))
+        grandchild = await self.startedPid(pidFile)
         e = await self.failsWith(d, REMOTE_TIMEOUT)
         self.assertEqual(e.message, "sleepy did not finish within 1 s; it was killed")
         await self.assertGone(grandchild)
@@ -1145,11 +1152,7 @@ class RunTests(TestCase):
         """
         pidFile = os.path.join(self.workdir, "pid")
         d = self.run_([SH, "-c", 'echo $$ > "$1"; exec sleep 30', "sh", pidFile])
-        for _ in range(100):
-            if os.path.exists(pidFile) and os.path.getsize(pidFile):
-                break
-            await deferLater(reactor, 0.05)
-        child = self.watchPid(self.readPid(pidFile))
+        child = await self.startedPid(pidFile)
         d.cancel()
         try:
             await d

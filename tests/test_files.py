@@ -32,6 +32,10 @@ from jobmon.files import Workdir
 
 NOBODY = 65534
 
+BAD_INTEGERS = (-1, -1.0, True, False, "abc", "-1", "1.5", "", " 1", "\u00b2")
+BAD_INTEGERS += (1.5, math.nan, math.inf, -math.inf, None, [1], {"n": 1})
+"""Values that no integer argument of a request accepts."""
+
 
 def unprivileged(f, *args):
     """
@@ -159,11 +163,7 @@ def referenceTail(data, lines):
     """
     if lines == 0:
         return b""
-    pieces = data.split(b"\n")
-    allLines = [piece + b"\n" for piece in pieces[:-1]]
-    if pieces[-1]:
-        allLines.append(pieces[-1])
-    return b"".join(allLines[-lines:])
+    return b"".join(splitLines(data)[-lines:])
 
 
 class FixtureMixin:
@@ -1270,9 +1270,7 @@ class RequestTests(FixtureMixin, SynchronousTestCase):
         negative numbers, booleans, letters, fractions, NaN and infinities
         are bad requests.
         """
-        bads = [-1, -1.0, True, False, "abc", "-1", "1.5", "", " 1", "\u00b2"]
-        bads += [1.5, math.nan, math.inf, -math.inf, None, [1], {"n": 1}]
-        for bad in bads:
+        for bad in BAD_INTEGERS:
             for op, name in (("cat", "offset"), ("cat", "length"), ("tail", "lines")):
                 request = {"op": op, "path": "job.log", name: bad}
                 error = self.assertFault(BAD_REQUEST, self.workdir.run, request)
@@ -1335,8 +1333,6 @@ class RequestTests(FixtureMixin, SynchronousTestCase):
         The new integer arguments refuse what the old ones refuse, naming
         the argument.
         """
-        bads = [-1, -1.0, True, False, "abc", "-1", "1.5", "", " 1", "\u00b2"]
-        bads += [1.5, math.nan, math.inf, -math.inf, None, [1], {"n": 1}]
         cases = (
             ("head", "lines"),
             ("head", "bytes"),
@@ -1344,7 +1340,7 @@ class RequestTests(FixtureMixin, SynchronousTestCase):
             ("follow", "offset"),
             ("ls", "depth"),
         )
-        for bad in bads:
+        for bad in BAD_INTEGERS:
             for op, name in cases:
                 request = {"op": op, "path": "job.log", name: bad}
                 error = self.assertFault(BAD_REQUEST, self.workdir.run, request)
