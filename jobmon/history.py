@@ -76,15 +76,9 @@ class History:
         Take one hub event (as for the audit log); the ones history keeps
         are written soon, in a batch.
         """
-        now = self.clock.seconds()
-        if event == "register":
-            self._pending.append(("register", now, fields))
-        elif event == "removed":
-            self._pending.append(("removed", now, fields))
-        elif event == "query":
-            self._pending.append(("query", now, fields))
-        else:
+        if event not in ("register", "removed", "query"):
             return
+        self._pending.append((event, self.clock.seconds(), fields))
         if self._flushing is None:
             self._flushing = self.clock.callLater(0, self._flush)
 

@@ -327,6 +327,14 @@ class Hub:
         if timer is not None and timer.active():
             timer.cancel()
 
+    def _stopUDPRetry(self, jobId):
+        """
+        Stop repeating the job's UDP wake (it fetched, or it is gone).
+        """
+        retry = self._udpRetries.pop(jobId, None)
+        if retry is not None and retry.timer is not None and retry.timer.active():
+            retry.timer.cancel()
+
     def _releaseWake(self, jobId, pollResult=None):
         """
         Let go of whatever wakes the job now: close its TCP channel, end its
@@ -342,9 +350,7 @@ class Hub:
                 poll.errback(pollResult)
             else:
                 poll.callback(pollResult or [])
-        retry = self._udpRetries.pop(jobId, None)
-        if retry is not None and retry.timer is not None and retry.timer.active():
-            retry.timer.cancel()
+        self._stopUDPRetry(jobId)
 
     def _drop(self, jobId, why, message, reason):
         """
@@ -817,9 +823,7 @@ class Hub:
         """
         record = self._owned(identity, jobId)
         self._touch(record)
-        retry = self._udpRetries.pop(jobId, None)
-        if retry is not None and retry.timer is not None and retry.timer.active():
-            retry.timer.cancel()
+        self._stopUDPRetry(jobId)
         return self._take(jobId)
 
     def waitForWork(self, identity, jobId, seconds):

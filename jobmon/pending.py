@@ -75,9 +75,7 @@ class IRequestTable(Interface):
 @define
 class _Entry:
     jobId: str
-    request: dict
     deferred: Deferred
-    running: bool = False
 
 
 @define
@@ -107,7 +105,7 @@ class MemoryRequestTable:
             self._discard(requestId)
 
         d = Deferred(cancel)
-        self._entries[requestId] = _Entry(jobId, request, d)
+        self._entries[requestId] = _Entry(jobId, d)
         self._byJob.setdefault(jobId, _JobRequests()).queue[requestId] = request
         return requestId, d
 
@@ -130,8 +128,6 @@ class MemoryRequestTable:
         taken = list(job.queue.items())
         job.running.update(job.queue)
         job.queue.clear()
-        for requestId, _ in taken:
-            self._entries[requestId].running = True
         return taken
 
     def complete(self, jobId, requestId, result=None, failure=None):
