@@ -168,7 +168,7 @@ class WakeServerProtocol(_LineChannel):
 
     def connectionLost(self, reason):
         self.setTimeout(None)
-        self.factory.closed(self)
+        self.factory.peerClosed(self)
         if self.jobId is not None:
             self.hub.channelLost(self)
 
@@ -187,7 +187,46 @@ class Refused(Protocol):
         """
 
 
-class WakeServerFactory(Factory):
+class PerPeerLimit:
+    """
+    A factory mixin: at most C{maxPerPeer} connections at a time from one
+    address; past that, a connection gets L{Refused}.  The factory builds
+    the protocol of an admitted connection in C{buildAdmitted}, and its
+    protocol calls L{peerClosed} when the connection ends.
+
+    @ivar maxPerPeer: connections allowed from one address.
+    @ivar peers: open connections, by address.
+    @ivar refused: connections refused by the limit.
+    """
+
+    maxPerPeer = 1024
+    refused = 0
+
+    def buildProtocol(self, addr):
+        host = getattr(addr, "host", None)
+        if self.peers.get(host, 0) >= self.maxPerPeer:
+            self.refused += 1
+            # Not None: under TLS that leaves the connection open with no
+            # protocol (and no timeout) behind it.
+            return Refused()
+        self.peers[host] = self.peers.get(host, 0) + 1
+        protocol = self.buildAdmitted(addr)
+        protocol.peerHost = host
+        return protocol
+
+    def peerClosed(self, protocol):
+        """
+        A connection ended: it no longer counts against its peer.
+        """
+        host = getattr(protocol, "peerHost", None)
+        count = self.peers.get(host, 0) - 1
+        if count > 0:
+            self.peers[host] = count
+        else:
+            self.peers.pop(host, None)
+
+
+class WakeServerFactory(PerPeerLimit, Factory):
     """
     Builds L{WakeServerProtocol}s for the server's wake port, at most
     C{maxPerPeer} at a time from one address (a worker node runs many jobs,
@@ -202,30 +241,14 @@ class WakeServerFactory(Factory):
         self.clock = clock
         self.maxPerPeer = maxPerPeer
         self.peers = {}
-        self.refused = 0
 
-    def buildProtocol(self, addr):
-        host = getattr(addr, "host", None)
-        if self.peers.get(host, 0) >= self.maxPerPeer:
-            self.refused += 1
-            # Not None: under TLS that leaves the connection open with no
-            # protocol (and no timeout) behind it.
-            return Refused()
-        self.peers[host] = self.peers.get(host, 0) + 1
+    def buildAdmitted(self, addr):
+        """
+        Build the protocol of an admitted connection.
+        """
         protocol = WakeServerProtocol(self.hub, self.identify, self.clock)
         protocol.factory = self
-        protocol.peerHost = host
         return protocol
-
-    def closed(self, protocol):
-        """
-        A channel ended: it no longer counts against its peer.
-        """
-        count = self.peers.get(protocol.peerHost, 0) - 1
-        if count > 0:
-            self.peers[protocol.peerHost] = count
-        else:
-            self.peers.pop(protocol.peerHost, None)
 
 
 class WakeClientProtocol(_LineChannel):
@@ -254,11 +277,7 @@ class WakeClientProtocol(_LineChannel):
         self.send(_encode({"type": "hello", "job_id": self.jobId, "token": self.token}))
 
     def lineReceived(self, line):
-        # Before its hello, a peer has HELLO_TIMEOUT in all: pings do not
-        # extend it (a peer with no certificate, where tokens are accepted,
-        # could otherwise hold the connection without ever naming a job).
-        if self.jobId is not None:
-            self.resetTimeout()
+        self.resetTimeout()
         try:
             message = _decode(line)
         except JobMonError as e:

@@ -33,7 +33,7 @@ from jobmon.errors import (
     TOO_LARGE,
     JobMonError,
 )
-from jobmon.protocols.wake import Refused
+from jobmon.protocols.wake import PerPeerLimit
 
 MAX_DEPTH = 40
 """Deepest XML nesting accepted: results nest about 12 deep."""
@@ -182,7 +182,7 @@ class _GuardedChannel(HTTPChannel):
     def connectionLost(self, reason):
         self._disarm()
         super().connectionLost(reason)
-        closed = getattr(self.site, "connectionClosed", None)
+        closed = getattr(self.site, "peerClosed", None)
         if closed is not None:
             closed(self)
 
@@ -191,7 +191,7 @@ def _fault(code, message):
     return xmlrpc.client.dumps(xmlrpc.client.Fault(code, message), methodresponse=True)
 
 
-class QuietSite(Site):
+class QuietSite(PerPeerLimit, Site):
     """
     A L{Site} for the XML-RPC endpoint: no per-request access log line
     (JobMon logs each call itself, with the caller's identity), request
@@ -220,26 +220,11 @@ class QuietSite(Site):
         self.maxPerPeer = maxPerPeer
         self.peers = {}
 
-    def buildProtocol(self, addr):
-        host = getattr(addr, "host", None)
-        if self.peers.get(host, 0) >= self.maxPerPeer:
-            self.refused = getattr(self, "refused", 0) + 1
-            return Refused()
-        self.peers[host] = self.peers.get(host, 0) + 1
-        protocol = super().buildProtocol(addr)
-        protocol._peerHost = host
-        return protocol
-
-    def connectionClosed(self, channel):
+    def buildAdmitted(self, addr):
         """
-        A channel ended: it no longer counts against its peer.
+        Build the HTTP channel of an admitted connection.
         """
-        host = getattr(channel, "_peerHost", None)
-        count = self.peers.get(host, 0) - 1
-        if count > 0:
-            self.peers[host] = count
-        else:
-            self.peers.pop(host, None)
+        return Site.buildProtocol(self, addr)
 
     def log(self, request):
         """
