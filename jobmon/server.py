@@ -42,10 +42,6 @@ from jobmon.tokens import TokenConfigError, TokenPolicy, splitAuthorization
 log = Logger()
 
 
-def _refuse():
-    raise ValueError()
-
-
 class Options(FileOptions):
     """
     Command-line options of C{twistd jobmon-server}.
@@ -300,9 +296,8 @@ class Options(FileOptions):
             address, _, port = self["udp-broadcast"].rpartition(":")
             try:
                 port = int(port)
-                if not 0 < port < 65536 or not address:
+                if not 0 < port < 65536 or not isIPAddress(address):
                     raise ValueError()
-                isIPAddress(address) or _refuse()
             except ValueError:
                 raise usage.UsageError(
                     "--udp-broadcast must be ADDR:PORT with an IPv4 address, not {!r}".format(
@@ -342,7 +337,22 @@ class Options(FileOptions):
         self.contextFactory.audit = self.audit
 
 
-class _Listener(Service):
+class _PortService(Service):
+    """
+    A service that holds a listening port, bound in
+    C{privilegedStartService}, and closes it when it stops.
+    """
+
+    port = None
+
+    def stopService(self):
+        super().stopService()
+        if self.port is not None:
+            port, self.port = self.port, None
+            return port.stopListening()
+
+
+class _Listener(_PortService):
     """
     Listen on a stream endpoint when the service starts; stop listening when
     it stops.  Binding happens in C{privilegedStartService} and fails
@@ -352,7 +362,6 @@ class _Listener(Service):
     def __init__(self, endpoint, factory):
         self.endpoint = endpoint
         self.factory = factory
-        self.port = None
 
     def privilegedStartService(self):
         super().privilegedStartService()
@@ -364,14 +373,8 @@ class _Listener(Service):
             outcome[0].raiseException()
         self.port = outcome[0]
 
-    def stopService(self):
-        super().stopService()
-        if self.port is not None:
-            port, self.port = self.port, None
-            return port.stopListening()
 
-
-class _DatagramListener(Service):
+class _DatagramListener(_PortService):
     """
     The UDP socket the server sends wakes from.
     """
@@ -380,19 +383,12 @@ class _DatagramListener(Service):
         self.reactor = reactor
         self.protocol = protocol
         self.interface = interface
-        self.port = None
 
     def privilegedStartService(self):
         super().privilegedStartService()
         # Send from the interface the server listens on, any port.
         interface = "" if self.interface == "0.0.0.0" else self.interface
         self.port = self.reactor.listenUDP(0, self.protocol, interface=interface)
-
-    def stopService(self):
-        super().stopService()
-        if self.port is not None:
-            port, self.port = self.port, None
-            return port.stopListening()
 
 
 class CredentialReloader(Service):

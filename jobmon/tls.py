@@ -193,26 +193,11 @@ class ServerContextFactory:
                 continue
         return tuple(entries)
 
-    def reloadIfChanged(self):
-        """
-        Build a new context if the files changed on disk; new connections
-        use it, established ones keep theirs.
-
-        @return: C{True} if reloaded, C{False} if nothing changed.
-        @raise CredentialError: the new files are invalid; the old context
-            stays in use.
-        """
-        prepared = self.prepareReload()
-        if prepared is None:
-            return False
-        self.install(prepared)
-        return True
-
     def prepareReload(self):
         """
         Look at the files and, if they changed, build a new context without
-        installing it: the blocking half of L{reloadIfChanged}, safe to run
-        in a thread.
+        installing it.  Blocking: L{jobmon.server.CredentialReloader} calls
+        it in a thread, then L{install} in the reactor's.
 
         @return: what L{install} takes, or L{None} if nothing changed.
         @raise CredentialError: the new files are invalid.
@@ -224,7 +209,8 @@ class ServerContextFactory:
 
     def install(self, prepared):
         """
-        Use a context made by L{prepareReload} for new connections.
+        Use a context made by L{prepareReload} for new connections;
+        established ones keep theirs.
         """
         self._context, self._stamp = prepared
 
