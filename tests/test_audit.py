@@ -19,6 +19,7 @@ from jobmon.hub import Hub
 from jobmon.identity import Identity
 from jobmon.pending import MemoryRequestTable
 from jobmon.registry import MemoryJobRegistry
+from tests.test_hub import FakeChannel
 
 ALICE = Identity("/CN=Alice")
 BOB = Identity("/CN=Bob")
@@ -121,17 +122,7 @@ class HubAuditTests(SynchronousTestCase):
             audit=self.audit, runInThread=lambda f, *a: defer.maybeDeferred(f, *a),
         )
         reply = self.hub.registerJob(ALICE, "j1", {"host": "wn", "wake": "tcp"})
-
-        class Channel:
-            jobId = "j1"
-
-            def wake(self):
-                pass
-
-            def close(self):
-                pass
-
-        self.hub.channelHello(Channel(), ALICE, "j1", reply["wake"]["token"])
+        self.hub.channelHello(FakeChannel("j1"), ALICE, "j1", reply["wake"]["token"])
 
     def test_queryRecorded(self):
         """

@@ -11,6 +11,7 @@ L{tests.test_e2e.CertificateTests} and L{tests.test_identity}.
 
 from twisted.internet import defer
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from jobmon import errors
@@ -19,6 +20,7 @@ from jobmon.hub import Hub
 from jobmon.identity import Identity
 from jobmon.pending import MemoryRequestTable
 from jobmon.registry import MemoryJobRegistry
+from tests.test_hub import FakeChannel
 
 OWNER = Identity("/DC=org/CN=Alice", proxy=True)
 OWNER_LIMITED = Identity("/DC=org/CN=Alice", proxy=True, limited=True)
@@ -63,16 +65,6 @@ class JobIds(list):
     """
 
 
-class Channel:
-    jobId = "j1"
-
-    def wake(self):
-        pass
-
-    def close(self):
-        pass
-
-
 class Audit:
     def record(self, event, **fields):
         pass
@@ -92,7 +84,7 @@ class MatrixTests(SynchronousTestCase):
             audit=Audit(), runInThread=lambda f, *a: defer.maybeDeferred(f, *a),
         )
         self.reply = hub.registerJob(OWNER, "j1", {"host": "wn", "wake": "tcp"})
-        hub.channelHello(Channel(), OWNER, "j1", self.reply["wake"]["token"])
+        hub.channelHello(FakeChannel("j1"), OWNER, "j1", self.reply["wake"]["token"])
         return hub
 
     def call(self, hub, method, who, op=None):
@@ -118,7 +110,7 @@ class MatrixTests(SynchronousTestCase):
         if method == "unregisterJob":
             return hub.unregisterJob(who, "j1")
         if method == "channelHello":
-            return hub.channelHello(Channel(), who, "j1", self.reply["wake"]["token"])
+            return hub.channelHello(FakeChannel("j1"), who, "j1", self.reply["wake"]["token"])
         if method == "auditLog":
             return hub.auditLog(who, "j1", 10)
         if method == "whoami":
@@ -133,7 +125,9 @@ class MatrixTests(SynchronousTestCase):
                 return OK
             box = []
             result.addBoth(box.append)
-            if box and hasattr(box[0], "value") and isinstance(box[0].value, JobMonError):
+            if isinstance(box[0], Failure):
+                # A refusal is a JobMonError; any other failure is raised.
+                box[0].trap(JobMonError)
                 return box[0].value.code
             return OK
         if isinstance(result, JobIds):
@@ -170,8 +164,6 @@ class MatrixTests(SynchronousTestCase):
         hub = self.newHub()
         messages = []
         for jobId in ("j1", "j2"):
-            try:
-                hub.query(OTHER, jobId, {"op": "ls"})
-            except JobMonError as e:
-                messages.append((e.code, e.message.replace(jobId, "JOB")))
+            e = self.assertRaises(JobMonError, hub.query, OTHER, jobId, {"op": "ls"})
+            messages.append((e.code, e.message.replace(jobId, "JOB")))
         self.assertEqual(messages[0], messages[1])

@@ -21,6 +21,7 @@ from jobmon.pending import MemoryRequestTable
 from jobmon.protocols.wake import WakeServerFactory
 from jobmon.protocols.xmlrpc import QuietSite, XMLRPCResource
 from jobmon.registry import MemoryJobRegistry
+from tests.test_hub import FakeChannel
 
 ALICE = Identity("/CN=Alice")
 MALLORY = Identity("/CN=Mallory")
@@ -45,21 +46,6 @@ values = st.recursive(
 )
 
 
-class Channel:
-    """
-    A fake wake channel.
-    """
-
-    def __init__(self, jobId):
-        self.jobId = jobId
-
-    def wake(self):
-        pass
-
-    def close(self):
-        pass
-
-
 def newHub():
     """
     A hub with one registered, connected job of Alice's.
@@ -67,7 +53,7 @@ def newHub():
     clock = Clock()
     hub = Hub(clock, MemoryJobRegistry(), MemoryRequestTable(), admins=["/CN=Admin"])
     reply = hub.registerJob(ALICE, "job.1", {"host": "wn", "wake": "tcp"})
-    hub.channelHello(Channel("job.1"), ALICE, "job.1", reply["wake"]["token"])
+    hub.channelHello(FakeChannel("job.1"), ALICE, "job.1", reply["wake"]["token"])
     return clock, hub
 
 

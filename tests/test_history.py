@@ -2,8 +2,6 @@
 Tests for L{jobmon.history}: the SQLite job and query history.
 """
 
-import os
-
 from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
@@ -33,8 +31,7 @@ class HistoryTests(SynchronousTestCase):
     """
 
     def setUp(self):
-        os.makedirs(self.mktemp())
-        self.path = os.path.join(self.mktemp() + ".sqlite3")
+        self.path = self.mktemp() + ".sqlite3"
         self.clock = Clock()
         self.clock.advance(1000)
         self.history = History(self.path, self.clock, runInThread=sync)

@@ -152,11 +152,8 @@ class HubTestCase(SynchronousTestCase):
         fault as for a job that does not exist, and does not see it listed.
         """
         self.register()
-        self.assertRaises(JobMonError, self.hub.query, BOB, "job.1", {"op": "ls"})
-        try:
-            self.hub.query(BOB, "job.1", {"op": "ls"})
-        except JobMonError as e:
-            self.assertEqual(e.code, errors.NO_SUCH_JOB)
+        e = self.assertRaises(JobMonError, self.hub.query, BOB, "job.1", {"op": "ls"})
+        self.assertEqual(e.code, errors.NO_SUCH_JOB)
         self.assertEqual(self.hub.listJobs(BOB), [])
         self.assertEqual(len(self.table), 0)
 

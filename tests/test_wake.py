@@ -15,8 +15,10 @@ from jobmon.identity import Identity
 from jobmon.protocols.wake import (
     HELLO_TIMEOUT,
     MAX_LINE,
+    Refused,
     WakeClientFactory,
     WakeServerFactory,
+    WakeServerProtocol,
 )
 
 ALICE = Identity("/DC=org/DC=test/CN=Alice")
@@ -279,10 +281,13 @@ class PeerLimitTests(SynchronousTestCase):
         first.makeConnection(StringTransport())
         factory.buildProtocol(a).makeConnection(StringTransport())
         refused = factory.buildProtocol(a)
+        self.assertIsInstance(refused, Refused)
         transport = StringTransport()
         refused.makeConnection(transport)
         self.assertTrue(transport.disconnecting)
-        self.assertIsNotNone(factory.buildProtocol(IPv4Address("TCP", "10.0.0.2", 1)))
+        self.assertIsInstance(
+            factory.buildProtocol(IPv4Address("TCP", "10.0.0.2", 1)), WakeServerProtocol
+        )
         first.connectionLost(None)
-        self.assertIsNotNone(factory.buildProtocol(a))
+        self.assertIsInstance(factory.buildProtocol(a), WakeServerProtocol)
         self.assertEqual(factory.refused, 1)

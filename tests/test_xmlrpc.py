@@ -6,7 +6,9 @@ faults and results out, through a real L{Site} on a L{StringTransport}.
 import xmlrpc.client
 
 from twisted.internet import defer
+from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
+from twisted.internet.task import Clock
 from twisted.internet.testing import EventLoggingObserver, StringTransport
 from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
@@ -16,6 +18,7 @@ from twisted.web.resource import Resource
 from jobmon import errors
 from jobmon.errors import JobMonError
 from jobmon.identity import Identity
+from jobmon.protocols.wake import Refused
 from jobmon.protocols.xmlrpc import QuietSite, XMLRPCResource
 
 ALICE = Identity("/CN=Alice")
@@ -65,13 +68,26 @@ class XMLRPCResourceTests(SynchronousTestCase):
             raise self.identity
         return self.identity
 
-    def post(self, body, keep=False):
+    def connect(self, addr=None, clock=None):
+        """
+        Open an HTTP connection to the site; return its transport and
+        channel.  With C{clock}, the channel's timers run on it, with the
+        site's request deadline and no idle timeout.
+        """
+        channel = self.site.buildProtocol(addr)
+        if clock is not None:
+            channel.callLater = clock.callLater
+        transport = StringTransport()
+        channel.makeConnection(transport)
+        if clock is not None:
+            channel.setTimeout(None)
+        return transport, channel
+
+    def post(self, body):
         """
         POST C{body} to /RPC2; return the transport (and the channel).
         """
-        channel = self.site.buildProtocol(None)
-        transport = StringTransport()
-        channel.makeConnection(transport)
+        transport, channel = self.connect()
         channel.dataReceived(
             b"POST /RPC2 HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
             b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
@@ -217,9 +233,7 @@ class XMLRPCResourceTests(SynchronousTestCase):
         A chunked body that grows past the limit is dropped as it arrives.
         """
         self.site.maxBody = 1000
-        channel = self.site.buildProtocol(None)
-        transport = StringTransport()
-        channel.makeConnection(transport)
+        transport, channel = self.connect()
         channel.dataReceived(
             b"POST /RPC2 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
         )
@@ -252,15 +266,9 @@ class XMLRPCResourceTests(SynchronousTestCase):
         A client that starts a request and trickles it is cut off at the
         deadline, however steadily it sends.
         """
-        from twisted.internet.task import Clock
-
         clock = Clock()
         self.site.requestDeadline = 5
-        channel = self.site.buildProtocol(None)
-        channel.callLater = clock.callLater
-        transport = StringTransport()
-        channel.makeConnection(transport)
-        channel.setTimeout(None)
+        transport, channel = self.connect(clock=clock)
         for byte in b"POST /RPC2 HTTP/1.1\r\nHost: x\r\n":
             channel.dataReceived(bytes([byte]))
             clock.advance(0.1)
@@ -273,15 +281,9 @@ class XMLRPCResourceTests(SynchronousTestCase):
         The deadline counts only while a request is being received: an idle
         kept-alive connection is left to the idle timeout.
         """
-        from twisted.internet.task import Clock
-
         clock = Clock()
         self.site.requestDeadline = 5
-        channel = self.site.buildProtocol(None)
-        channel.callLater = clock.callLater
-        transport = StringTransport()
-        channel.makeConnection(transport)
-        channel.setTimeout(None)
+        transport, channel = self.connect(clock=clock)
         body = xmlrpc.client.dumps(("hi",), "t.echo").encode()
         channel.dataReceived(
             b"POST /RPC2 HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
@@ -296,29 +298,24 @@ class XMLRPCResourceTests(SynchronousTestCase):
         """
         At most C{maxPerPeer} connections from one address.
         """
-        from twisted.internet.address import IPv4Address
-
         self.site.maxPerPeer = 1
         a = IPv4Address("TCP", "10.0.0.1", 1)
-        first = self.site.buildProtocol(a)
-        first.makeConnection(StringTransport())
-        refused = self.site.buildProtocol(a)
-        transport = StringTransport()
-        refused.makeConnection(transport)
+        _, first = self.connect(a)
+        transport, refused = self.connect(a)
+        self.assertIsInstance(refused, Refused)
         self.assertTrue(transport.disconnecting)
         first.connectionLost(Failure(ConnectionDone()))
-        second = self.site.buildProtocol(a)
-        self.assertIsNotNone(second)
-        second.makeConnection(StringTransport())
+        transport, second = self.connect(a)
+        self.assertNotIsInstance(second, Refused)
+        self.assertFalse(transport.disconnecting)
         second.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.site.peers, {})
 
     def test_get(self):
         """
         A browser's GET gets a short explanation.
         """
-        channel = self.site.buildProtocol(None)
-        transport = StringTransport()
-        channel.makeConnection(transport)
+        transport, channel = self.connect()
         channel.dataReceived(b"GET /RPC2 HTTP/1.1\r\nHost: x\r\n\r\n")
         self.assertIn(b"JobMon XML-RPC endpoint", transport.value())
 
