@@ -6,10 +6,12 @@ Helpers for end-to-end tests: a throwaway PKI and real C{twistd} processes
 import os
 import re
 import signal
+import socket
 import sys
 
 from twisted.internet import defer, reactor
 from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 
 from jobmon import pki
@@ -282,6 +284,29 @@ def inThread(f, *args, **kwargs):
     Run a blocking client call off the reactor thread.
     """
     return deferToThread(f, *args, **kwargs)
+
+
+def freeUDPPort():
+    """
+    A UDP port number free on this host now.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def waitForPending(client, count, jobId="job.1", tries=50, interval=0.05):
+    """
+    List jobs with the blocking C{client} until C{jobId} has C{count}
+    requests pending, at most C{tries} times C{interval} seconds apart.
+
+    @return: the job's last pending count (the caller asserts it).
+    """
+    for attempt in range(tries):
+        [job] = [j for j in await inThread(client.listJobs) if j["job_id"] == jobId]
+        if job["pending"] == count or attempt == tries - 1:
+            return job["pending"]
+        await deferLater(reactor, interval, lambda: None)
 
 
 class FaultAssertions:

@@ -15,8 +15,7 @@ import sys
 import time
 import xmlrpc.client
 
-from twisted.internet import reactor
-from twisted.internet.task import deferLater
+from twisted.internet.defer import Deferred
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
@@ -24,7 +23,8 @@ from jobmon import errors, pki
 from jobmon.client import CERTIFICATE_REFUSED, JobMonClient
 from jobmon.errors import JobMonError
 from tests.support import (
-    ROOT, FaultAssertions, TestPKI, childEnv, inThread, startDaemon, startServer,
+    ROOT, FaultAssertions, TestPKI, childEnv, freeUDPPort, inThread, startDaemon, startServer,
+    waitForPending,
 )
 
 
@@ -57,8 +57,6 @@ class EndToEndBase(FaultAssertions, TestCase):
         )
 
     def setUp(self):
-        from twisted.internet.defer import Deferred
-
         return Deferred.fromCoroutine(self._setUp())
 
     def extraServerArgs(self):
@@ -388,16 +386,13 @@ class FailureTests(EndToEndBase):
         """
         self.daemon.signal("STOP")
         c = self.client()
-        pending = inThread(c.query, "job.1", {"op": "ls"})
-        await deferLater(reactor, 0.3, lambda: None)
+        pending = Deferred.fromCoroutine(
+            self.assertFault(errors.JOB_GONE, c.query, "job.1", {"op": "ls"})
+        )
+        self.assertEqual(await waitForPending(self.client(), 1), 1)
         self.daemon.signal("KILL")
         killed = time.monotonic()
-        try:
-            await pending
-        except JobMonError as e:
-            self.assertEqual(e.code, errors.JOB_GONE)
-        else:
-            self.fail("query did not fail")
+        await pending
         self.assertLess(time.monotonic() - killed, 1.0)
         self.assertEqual(await inThread(c.listJobs), [])
 
@@ -412,7 +407,7 @@ class FailureTests(EndToEndBase):
         self.daemon.signal("STOP")
         c1, c2 = self.client(), self.client()
         stuck = inThread(c1.query, "job.1", {"op": "ls"})
-        await deferLater(reactor, 0.2, lambda: None)
+        self.assertEqual(await waitForPending(c2, 1), 1)
         times = []
         for _ in range(20):
             start = time.monotonic()
@@ -442,19 +437,9 @@ class FailureTests(EndToEndBase):
 
         s = await inThread(sendAndLeave)
         c = self.client()
-        for _ in range(50):
-            [job] = await inThread(c.listJobs)
-            if job["pending"] == 1:
-                break
-            await deferLater(reactor, 0.05, lambda: None)
-        self.assertEqual(job["pending"], 1)
+        self.assertEqual(await waitForPending(c, 1), 1)
         s.close()
-        for _ in range(50):
-            [job] = await inThread(c.listJobs)
-            if job["pending"] == 0:
-                break
-            await deferLater(reactor, 0.05, lambda: None)
-        self.assertEqual(job["pending"], 0)
+        self.assertEqual(await waitForPending(c, 0), 0)
 
     async def test_timeout(self):
         """
@@ -545,16 +530,7 @@ class CommandLineTests(EndToEndBase):
             self.assertNotIn(b"Traceback", err)
 
 
-def freeUDPPort():
-    """
-    A UDP port number free on this host now.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class WakeModeTests(TestCase):
+class WakeModeTests(FaultAssertions, TestCase):
     """
     UDP broadcast and HTTPS long-poll jobs beside TCP ones, on one server.
     """
@@ -581,8 +557,6 @@ class WakeModeTests(TestCase):
         self.addCleanup(self.client.close)
 
     def setUp(self):
-        from twisted.internet.defer import Deferred
-
         return Deferred.fromCoroutine(self._setUp())
 
     async def daemon(self, jobId, mode):
@@ -620,12 +594,7 @@ class WakeModeTests(TestCase):
         proto.signal("KILL")
         await proto.whenEnded()
         start = time.monotonic()
-        try:
-            await inThread(self.client.query, "u", {"op": "ls"})
-        except JobMonError as e:
-            self.assertEqual(e.code, errors.JOB_GONE)
-        else:
-            self.fail("query to a dead UDP job succeeded")
+        await self.assertFault(errors.JOB_GONE, self.client.query, "u", {"op": "ls"})
         # The limit is 2 intervals of 1 s, checked every 0.25 s.
         self.assertLess(time.monotonic() - start, 4)
         self.assertEqual(await inThread(self.client.listJobs), [])
@@ -639,12 +608,7 @@ class WakeModeTests(TestCase):
         proto.signal("KILL")
         await proto.whenEnded()
         start = time.monotonic()
-        try:
-            await inThread(self.client.query, "p", {"op": "ls"})
-        except JobMonError as e:
-            self.assertEqual(e.code, errors.JOB_GONE)
-        else:
-            self.fail("query to a dead poll job succeeded")
+        await self.assertFault(errors.JOB_GONE, self.client.query, "p", {"op": "ls"})
         self.assertLess(time.monotonic() - start, 4)
 
     async def test_forgedAndReplayedWakes(self):

@@ -15,15 +15,16 @@ from twisted.trial.unittest import TestCase
 
 from jobmon import errors, pki
 from jobmon.client import JobMonClient
-from jobmon.errors import JobMonError
 from tests.support import (
     ROOT,
+    FaultAssertions,
     TestPKI,
     childEnv,
     inThread,
     spawn,
     startDaemon,
     startServer,
+    waitForPending,
 )
 
 # A sample job: two sleeping children, a line of log every 0.1 s when asked,
@@ -62,7 +63,7 @@ argv = ["/bin/sh", "-c", "echo oops >&2; exit 3"]
 """
 
 
-class OpsTests(TestCase):
+class OpsTests(FaultAssertions, TestCase):
     """
     One job with its daemon, configured with commands, an allowed signal and
     an extra redaction pattern.
@@ -106,13 +107,12 @@ class OpsTests(TestCase):
     async def query(self, request, client=None):
         return await inThread((client or self.client).query, "job.1", request)
 
-    async def assertFault(self, code, request, client=None):
-        try:
-            await self.query(request, client)
-        except JobMonError as e:
-            self.assertEqual(e.code, code, e.message)
-            return e
-        self.fail("no fault for {}".format(request))
+    async def assertOpFault(self, code, request, client=None):
+        """
+        Assert that C{request} to the job fails with C{code}; return the
+        error.
+        """
+        return await self.assertFault(code, (client or self.client).query, "job.1", request)
 
     async def test_files(self):
         """
@@ -193,14 +193,14 @@ class OpsTests(TestCase):
         self.assertEqual([c["name"] for c in listed["commands"]], ["echo", "fail", "slow"])
         ran = await self.query({"op": "run", "name": "echo", "args": ["hello", "world"]})
         self.assertEqual((ran["exit_code"], ran["stdout"]), (0, b"hello world\n"))
-        e = await self.assertFault(errors.BAD_REQUEST,
+        e = await self.assertOpFault(errors.BAD_REQUEST,
                                    {"op": "run", "name": "echo", "args": ["$(id)"]})
         self.assertIn("not allowed", e.message)
-        await self.assertFault(errors.NO_SUCH_COMMAND, {"op": "run", "name": "rm"})
+        await self.assertOpFault(errors.NO_SUCH_COMMAND, {"op": "run", "name": "rm"})
         failed = await self.query({"op": "run", "name": "fail"})
         self.assertEqual((failed["exit_code"], failed["stderr"]), (3, b"oops\n"))
         start = time.monotonic()
-        e = await self.assertFault(errors.REMOTE_TIMEOUT, {"op": "run", "name": "slow"})
+        e = await self.assertOpFault(errors.REMOTE_TIMEOUT, {"op": "run", "name": "slow"})
         self.assertIn("killed", e.message)
         self.assertLess(time.monotonic() - start, 10)
 
@@ -218,13 +218,13 @@ class OpsTests(TestCase):
         self.assertTrue(os.path.exists(os.path.join(self.workdir, "got-usr1")))
         self.assertIn("signal USR1 on job job.1", self.server.proto.output.decode())
         self.assertIn(self.tpki.dn("alice"), self.server.proto.output.decode())
-        await self.assertFault(errors.NOT_ALLOWED, {"op": "signal", "signal": "TERM"})
+        await self.assertOpFault(errors.NOT_ALLOWED, {"op": "signal", "signal": "TERM"})
         self.assertTrue(self.job.running)
         alice = self.tpki.users["alice"]
         limitedPath = os.path.join(self.tpki.base, "limited")
         pki.makeProxy(alice.certPath, alice.keyPath, limitedPath, limited=True)
         limited = self.newClient(limitedPath)
-        e = await self.assertFault(errors.NOT_AUTHORIZED,
+        e = await self.assertOpFault(errors.NOT_AUTHORIZED,
                                    {"op": "signal", "signal": "USR1"}, limited)
         self.assertIn("limited proxy", e.message)
         # Reading is fine with a limited proxy.
@@ -264,11 +264,6 @@ class OpsTests(TestCase):
         code = await cli.whenEnded()
         self.assertEqual(code, 130)
         c = self.newClient()
-        for _ in range(40):
-            [job] = await inThread(c.listJobs)
-            if job["pending"] == 0:
-                break
-            await deferLater(reactor, 0.1, lambda: None)
-        self.assertEqual(job["pending"], 0)
+        self.assertEqual(await waitForPending(c, 0, tries=40, interval=0.1), 0)
 
 

@@ -8,7 +8,6 @@ processes would not fit a CI machine).
 """
 
 import os
-import socket
 import time
 
 from twisted.internet import defer, reactor
@@ -20,16 +19,10 @@ from jobmon.client import JobMonClient
 from jobmon.daemon import Options as DaemonOptions
 from jobmon.daemon import buildDaemon
 from jobmon.errors import JobMonError
-from tests.support import TestPKI, inThread, startServer
+from tests.support import TestPKI, freeUDPPort, inThread, startServer
 
 PER_MODE = 100
 MODES = ("tcp", "udp", "poll")
-
-
-def freeUDPPort():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class RestartTests(TestCase):
