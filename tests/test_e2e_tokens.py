@@ -21,9 +21,10 @@ from jobmon.client import CERTIFICATE_REFUSED, CREDENTIAL_EXPIRED, JobMonClient
 from jobmon.errors import JobMonError
 from jobmon.issuer import makeIssuer, newSigningKey
 from tests.support import (
-    ROOT, FaultAssertions, TestPKI, childEnv, inThread, spawn, startDaemon, startServer,
+    ROOT, FaultAssertions, TestPKI, childEnv, freeUDPPort, inThread, spawn, startDaemon,
+    startServer,
 )
-from tests.test_e2e import freeUDPPort
+
 
 READ = "compute.read"
 ALL = "compute.read compute.modify compute.create"
