@@ -145,3 +145,18 @@ def unverifiedClaims(token):
         # RecursionError: a payload nested deeper than json can read.
         return {}
     return claims if isinstance(claims, dict) else {}
+
+
+def expiredAt(token, now):
+    """
+    When a token expired, if that was more than L{CLIENT_LEEWAY} seconds
+    before C{now}: its C{exp} claim, read with L{unverifiedClaims}.  A
+    token without a numeric C{exp} is never expired here: the server
+    judges it.
+
+    @return: the C{exp} claim, or C{None} if the token may be sent.
+    """
+    expires = unverifiedClaims(token).get("exp")
+    if isinstance(expires, bool) or not isinstance(expires, (int, float)):
+        return None
+    return expires if now > expires + CLIENT_LEEWAY else None

@@ -53,7 +53,8 @@ never cross the wire.
     in the way); the error's C{status} attribute holds it.
   - L{PROTOCOL_ERROR} (2017): the answer is not XML-RPC.
 
-This module imports only the standard library and L{jobmon.errors}, so that
+This module imports only the standard library and L{jobmon.errors},
+L{jobmon.bearer} and L{jobmon.options} (which do too), so that
 C{jobmon-query} starts fast.  It is not thread-safe: use one client per
 thread.
 """
@@ -67,8 +68,9 @@ import time
 import xmlrpc.client
 from urllib.parse import urlsplit
 
-from jobmon.bearer import CLIENT_LEEWAY, TokenNotFound, discoveryPaths, tokenSource, unverifiedClaims
+from jobmon.bearer import TokenNotFound, discoveryPaths, expiredAt, tokenSource
 from jobmon.errors import JobMonError
+from jobmon.options import DEFAULT_CA_DIR, defaultCADir  # noqa: F401 (part of this API)
 
 NO_CREDENTIAL = 2001
 """The credential file (proxy, certificate or key) is missing or
@@ -143,10 +145,6 @@ DEFAULT_PORT = 8443
 DEFAULT_PATH = "/RPC2"
 """The path used when the server URL names none."""
 
-DEFAULT_CA_DIR = "/etc/grid-security/certificates"
-"""The CA directory used when neither C{caDir} nor C{$X509_CERT_DIR} is
-given."""
-
 FOLLOW_EXTRA = 10.0
 """Seconds a C{follow} (or C{top}) query's timeout allows beyond its wait
 (or interval), as the server does."""
@@ -190,31 +188,20 @@ def clientCodeName(code):
     return CLIENT_NAMES.get(code)
 
 
-def defaultProxyPath(environ=None):
+def defaultProxyPath(environ=None, uid=None):
     """
     Return the credential file to use when none is given:
     C{$X509_USER_PROXY}, else C{/tmp/x509up_u<uid>}.
 
     @param environ: the environment (default C{os.environ}).
+    @param uid: the user id (default C{os.getuid()}).
     """
     if environ is None:
         environ = os.environ
     path = environ.get("X509_USER_PROXY")
     if path:
         return path
-    return "/tmp/x509up_u%d" % (os.getuid(),)
-
-
-def defaultCADir(environ=None):
-    """
-    Return the CA directory to use when none is given: C{$X509_CERT_DIR},
-    else C{/etc/grid-security/certificates}.
-
-    @param environ: the environment (default C{os.environ}).
-    """
-    if environ is None:
-        environ = os.environ
-    return environ.get("X509_CERT_DIR") or DEFAULT_CA_DIR
+    return "/tmp/x509up_u%d" % (os.getuid() if uid is None else uid,)
 
 
 def parseServerURL(server):
@@ -457,19 +444,18 @@ class _TokenCredential:
             token, where = self.source()
         except TokenNotFound as e:
             raise ClientError(NO_CREDENTIAL, str(e))
-        expires = unverifiedClaims(token).get("exp")
-        now = time.time() if now is None else now
-        if isinstance(expires, (int, float)) and not isinstance(expires, bool):
-            if now > expires + CLIENT_LEEWAY:
-                raise ClientError(
-                    CREDENTIAL_EXPIRED,
-                    "your bearer token from %s expired at %s; get a new one "
-                    "(oidc-token, htgettoken)" % (where, _utc(expires)),
-                )
+        expires = expiredAt(token, time.time() if now is None else now)
+        if expires is not None:
+            raise ClientError(
+                CREDENTIAL_EXPIRED,
+                "your bearer token from %s expired at %s; get a new one "
+                "(oidc-token, htgettoken)" % (where, _utc(expires)),
+            )
         return "Bearer " + token
 
 
-def resolveAuth(auth, proxy=None, key=None, token=None, tokenFile=None, environ=None):
+def resolveAuth(auth, proxy=None, key=None, token=None, tokenFile=None, environ=None,
+                uid=None):
     """
     Decide between a certificate and a bearer token.
 
@@ -481,6 +467,8 @@ def resolveAuth(auth, proxy=None, key=None, token=None, tokenFile=None, environ=
     else X.509 (whose missing file is then reported).  So a user with a
     proxy keeps using it until she asks for a token or has only a token.
 
+    @param uid: the user id in the default file names (default
+        C{os.getuid()}).
     @return: C{"x509"} or C{"token"}.
     @raise ClientError: L{BAD_ARGUMENT} for an unknown C{auth}.
     """
@@ -497,9 +485,9 @@ def resolveAuth(auth, proxy=None, key=None, token=None, tokenFile=None, environ=
         return "token"
     if (environ.get("BEARER_TOKEN") or "").strip() or environ.get("BEARER_TOKEN_FILE"):
         return "token"
-    if environ.get("X509_USER_PROXY") or os.path.exists(defaultProxyPath(environ)):
+    if environ.get("X509_USER_PROXY") or os.path.exists(defaultProxyPath(environ, uid)):
         return "x509"
-    if any(os.path.exists(p) for p in discoveryPaths(environ)):
+    if any(os.path.exists(p) for p in discoveryPaths(environ, uid)):
         return "token"
     return "x509"
 

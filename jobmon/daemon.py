@@ -27,7 +27,7 @@ from twisted.python import usage
 from zope.interface import implementer
 
 from jobmon import __version__
-from jobmon.bearer import CLIENT_LEEWAY, TokenNotFound, tokenSource, unverifiedClaims
+from jobmon.bearer import TokenNotFound, expiredAt, tokenSource
 from jobmon.config import FileOptions, applyConfigFile
 from jobmon.errors import REMOTE_ERROR, REMOTE_TIMEOUT, JobMonError
 from jobmon.files import Workdir
@@ -61,26 +61,17 @@ def bearerAuthorization(source, clock=time.time):
             token, where = source()
         except TokenNotFound as e:
             raise CredentialError(str(e))
-        expires = unverifiedClaims(token).get("exp")
-        if isinstance(expires, (int, float)) and not isinstance(expires, bool):
-            if clock() > expires + CLIENT_LEEWAY:
-                raise CredentialError(
-                    "bearer token from {} expired at {} UTC; renew it (the new token "
-                    "is picked up without a restart)".format(
-                        where, time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(expires))
-                    )
+        expires = expiredAt(token, clock())
+        if expires is not None:
+            raise CredentialError(
+                "bearer token from {} expired at {} UTC; renew it (the new token "
+                "is picked up without a restart)".format(
+                    where, time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(expires))
                 )
+            )
         return "Bearer " + token
 
     return authorization
-
-
-def defaultProxy():
-    """
-    The credential grid tools use: C{$X509_USER_PROXY}, then
-    C{/tmp/x509up_u<uid>}.
-    """
-    return os.environ.get("X509_USER_PROXY") or "/tmp/x509up_u{}".format(os.getuid())
 
 
 class Options(FileOptions):
@@ -171,7 +162,7 @@ class Options(FileOptions):
         if not os.path.isdir(self["workdir"]):
             raise usage.UsageError("--workdir {} is not a directory".format(self["workdir"]))
         self["workdir"] = os.path.abspath(self["workdir"])
-        from jobmon.client import AUTH_MODES, resolveAuth
+        from jobmon.client import AUTH_MODES, defaultProxyPath, resolveAuth
 
         if self["auth"] not in AUTH_MODES:
             raise usage.UsageError("--auth must be one of {}".format(", ".join(AUTH_MODES)))
@@ -190,7 +181,7 @@ class Options(FileOptions):
                 self.authorization()
             else:
                 if self["proxy"] is None:
-                    self["proxy"] = defaultProxy()
+                    self["proxy"] = defaultProxyPath()
                 clientCredential(self["proxy"])
             caCertificates(self["ca-dir"])
         except CredentialError as e:

@@ -1,5 +1,6 @@
 """
-Pieces shared by the server's and the daemon's command-line options.
+Pieces shared by the server's and the daemon's command-line options (and
+the clients' defaults: standard library only).
 """
 
 import math
@@ -9,12 +10,15 @@ DEFAULT_CA_DIR = "/etc/grid-security/certificates"
 """Where grid hosts keep their trusted CAs."""
 
 
-def defaultCADir():
+def defaultCADir(environ=None):
     """
     The CA directory grid tools use: C{$X509_CERT_DIR}, then
     L{DEFAULT_CA_DIR}.
+
+    @param environ: the environment (default C{os.environ}).
     """
-    return os.environ.get("X509_CERT_DIR") or DEFAULT_CA_DIR
+    environ = os.environ if environ is None else environ
+    return environ.get("X509_CERT_DIR") or DEFAULT_CA_DIR
 
 
 def positive(kind):

@@ -25,9 +25,10 @@ The job id comes from the batch system unless C{--job-id} is given (see
 L{detectJob}).  The daemon's output goes to a file in the working directory
 (L{defaultDaemonLog}), never to the job's standard output.
 
-This module imports only the standard library (and L{jobmon.options},
-which does too): it is a small process supervisor that must start the job
-at once, so it has no reactor; the daemon it starts is the Twisted program.
+This module imports only the standard library (and L{jobmon.client} with
+the modules it uses, which do too): it is a small process supervisor that
+must start the job at once, so it has no reactor; the daemon it starts is
+the Twisted program.
 """
 
 import argparse
@@ -40,9 +41,9 @@ import sys
 import time
 
 from jobmon.bearer import TokenNotFound, tokenSource
-from jobmon.client import resolveAuth
+from jobmon.client import AUTH_MODES, defaultProxyPath, resolveAuth
 from jobmon.errors import JobMonError
-from jobmon.options import DEFAULT_CA_DIR
+from jobmon.options import DEFAULT_CA_DIR, defaultCADir
 
 PROG = "jobmon-run"
 
@@ -264,7 +265,7 @@ def makeParser():
         help="the directory the daemon serves [default: the current directory]")
     add("--proxy", metavar="FILE",
         help="credential [default: $X509_USER_PROXY, then /tmp/x509up_u$UID]")
-    add("--auth", choices=("auto", "x509", "token"),
+    add("--auth", choices=AUTH_MODES,
         help="how the daemon authenticates: x509 (the proxy) or token (a WLCG bearer "
              "token); auto: a token named by $BEARER_TOKEN or $BEARER_TOKEN_FILE, else "
              "the proxy if there is one, else a token in $XDG_RUNTIME_DIR/bt_u$UID or "
@@ -400,11 +401,11 @@ def planDaemon(options, environ, cwd, readFile=readText, uid=None):
     workdir = absolute(options.workdir or ".")
     if uid is None:
         uid = os.getuid()
-    caDir = absolute(options.ca_dir or _get(environ, "X509_CERT_DIR") or DEFAULT_CA_DIR)
+    caDir = absolute(options.ca_dir or defaultCADir(environ))
     tokenFile = absolute(options.token_file) if options.token_file else None
     try:
         auth = resolveAuth(options.auth or "auto", proxy=options.proxy,
-                           tokenFile=tokenFile, environ=environ)
+                           tokenFile=tokenFile, environ=environ, uid=uid)
     except JobMonError as e:
         raise NoMonitoring(e.message) from None
     args = [
@@ -421,9 +422,7 @@ def planDaemon(options, environ, cwd, readFile=readText, uid=None):
         if tokenFile:
             args += ["--token-file", tokenFile]
     else:
-        proxy = absolute(
-            options.proxy or _get(environ, "X509_USER_PROXY") or "/tmp/x509up_u{}".format(uid)
-        )
+        proxy = absolute(options.proxy or defaultProxyPath(environ, uid))
         try:
             with open(proxy, "rb"):
                 pass

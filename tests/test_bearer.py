@@ -25,6 +25,7 @@ from jobmon.bearer import (
     discoverToken,
     discoveryPaths,
     readTokenFile,
+    expiredAt,
     tokenSource,
     unverifiedClaims,
 )
@@ -374,6 +375,30 @@ class UnverifiedClaimsTests(SynchronousTestCase):
         self.assertEqual(unverifiedClaims("a." + _b64(b"[" * 100000) + ".c"), {})
 
 
+class ExpiredAtTests(SynchronousTestCase):
+    """
+    L{expiredAt}: whether a client still sends a token, by its C{exp}.
+    """
+
+    def test_leeway(self):
+        """
+        A token is expired once C{now} is more than the leeway past its
+        C{exp}, which is then returned.
+        """
+        token = fakeJWT({"exp": NOW})
+        self.assertIsNone(expiredAt(token, NOW + 60))
+        self.assertEqual(expiredAt(token, NOW + 61), NOW)
+
+    def test_noExpiry(self):
+        """
+        Without a numeric C{exp} (none, a boolean, text, not a JWT) a token
+        is never expired here.
+        """
+        for token in [fakeJWT({"sub": "alice"}), fakeJWT({"exp": True}),
+                      fakeJWT({"exp": str(NOW)}), "opaque"]:
+            self.assertIsNone(expiredAt(token, NOW + 10**9), token)
+
+
 class ResolveAuthTests(_FilesMixin, SynchronousTestCase):
     """
     L{client.resolveAuth}: a certificate or a token, for C{auth="auto"}.
@@ -386,7 +411,7 @@ class ResolveAuthTests(_FilesMixin, SynchronousTestCase):
     def setUp(self):
         _FilesMixin.setUp(self)
         self.proxyPath = os.path.join(self.runtime, "x509up")
-        self.patch(client, "defaultProxyPath", lambda environ=None: self.proxyPath)
+        self.patch(client, "defaultProxyPath", lambda environ=None, uid=None: self.proxyPath)
         self.btPath = os.path.join(self.runtime, "bt_u%d" % (os.getuid(),))
 
     def resolve(self, environ, **kw):
@@ -494,7 +519,7 @@ class ChooseCredentialTests(_FilesMixin, SynchronousTestCase):
     def setUp(self):
         _FilesMixin.setUp(self)
         self.proxyPath = os.path.join(self.runtime, "x509up")
-        self.patch(client, "defaultProxyPath", lambda environ=None: self.proxyPath)
+        self.patch(client, "defaultProxyPath", lambda environ=None, uid=None: self.proxyPath)
 
     def test_tokenGiven(self):
         """

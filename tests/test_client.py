@@ -292,9 +292,10 @@ class DefaultsTests(SynchronousTestCase):
 
     def test_proxyFromUID(self):
         """
-        Without it, C{/tmp/x509up_u<uid>}.
+        Without it, C{/tmp/x509up_u<uid>}: this process's, or the one given.
         """
         self.assertEqual(client.defaultProxyPath({}), "/tmp/x509up_u%d" % os.getuid())
+        self.assertEqual(client.defaultProxyPath({}, 42), "/tmp/x509up_u42")
 
     def test_caDir(self):
         """
