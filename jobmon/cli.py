@@ -834,13 +834,6 @@ def _seconds(text):
     return value
 
 
-def _signal(text):
-    """
-    Parse a signal argument (see L{signalName}).
-    """
-    return signalName(text)
-
-
 _GLOBAL_WITH_VALUE = (
     "--server", "--proxy", "--key", "--ca-dir", "--timeout", "--auth", "--token-file",
 )
@@ -1021,7 +1014,7 @@ def _configure(name, sub):
                          help="how many records, newest last (default: 50)")
     elif name == "signal":
         _job(sub)
-        sub.add_argument("signal", metavar="SIG", type=_signal,
+        sub.add_argument("signal", metavar="SIG", type=signalName,
                          help="a signal name or number: TERM, SIGUSR1, 10 (write "
                               "'-- -TERM' for the dash form)")
 
@@ -1393,6 +1386,17 @@ class _Session:
         return True
 
 
+def _show(s, result, format):
+    """
+    Print C{result}: as one JSON document with C{--json}, else as the lines
+    C{format(result)} gives.
+    """
+    if s.json:
+        s.out.json(result)
+    else:
+        s.out.lines(format(result))
+
+
 def _cmdWhoami(s):
     """
     C{whoami}: the caller's identity.
@@ -1443,11 +1447,7 @@ def _cmdStat(s):
     """
     C{stat}: one file's details.
     """
-    result = s.query("stat", s.args.path)
-    if s.json:
-        s.out.json(result)
-    else:
-        s.out.lines(formatStat(result))
+    _show(s, s.query("stat", s.args.path), formatStat)
 
 
 def _cmdCat(s):
@@ -1676,11 +1676,8 @@ def _cmdDf(s):
     """
     C{df}: the filesystem holding a path.
     """
-    result = s.query("df", s.args.path)
-    if s.json:
-        s.out.json(result)
-    else:
-        s.out.lines(formatDf(result, s.args.path, s.args.human))
+    _show(s, s.query("df", s.args.path),
+          lambda result: formatDf(result, s.args.path, s.args.human))
 
 
 def _cmdPs(s):
@@ -1726,33 +1723,21 @@ def _cmdRes(s):
     """
     C{res}: the job's resource totals.
     """
-    result = s.query("res")
-    if s.json:
-        s.out.json(result)
-    else:
-        s.out.lines(formatRes(result))
+    _show(s, s.query("res"), formatRes)
 
 
 def _cmdEnv(s):
     """
     C{env}: the job's environment.
     """
-    result = s.query("env")
-    if s.json:
-        s.out.json(result)
-    else:
-        s.out.lines(formatEnv(result))
+    _show(s, s.query("env"), formatEnv)
 
 
 def _cmdCommands(s):
     """
     C{commands}: what C{run} offers.
     """
-    result = s.query("commands")
-    if s.json:
-        s.out.json(result)
-    else:
-        s.out.lines(formatCommands(result))
+    _show(s, s.query("commands"), formatCommands)
 
 
 def _cmdRun(s):
@@ -1820,10 +1805,8 @@ def formatHistory(result):
     """
     Return the lines of a C{history} result: the jobs, then the queries.
     """
-    import time as _time
-
     def when(t):
-        return _time.strftime("%Y-%m-%d %H:%M:%S", _time.localtime(t)) if t else "-"
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "-"
 
     jobs = result.get("jobs", [])
     queries = result.get("queries", [])
@@ -1853,24 +1836,14 @@ def _cmdHistory(s):
     """
     C{history}: the caller's own jobs and queries.
     """
-    result = s.client.history(s.args.job, s.args.lines)
-    if s.json:
-        s.out.json(result)
-    else:
-        for line in formatHistory(result):
-            s.out.line(line)
+    _show(s, s.client.history(s.args.job, s.args.lines), formatHistory)
 
 
 def _cmdAudit(s):
     """
     C{audit}: the server's audit records about a job (admins only).
     """
-    records = s.client.auditLog(s.args.job, s.args.lines)
-    if s.json:
-        s.out.json(records)
-    else:
-        for line in formatAudit(records):
-            s.out.line(line)
+    _show(s, s.client.auditLog(s.args.job, s.args.lines), formatAudit)
 
 
 _COMMANDS = {

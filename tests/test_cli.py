@@ -187,6 +187,18 @@ class TTYBytes(io.BytesIO):
         return True
 
 
+class ClosedPipe(io.RawIOBase):
+    """
+    A pipe whose reader went away: every write fails.
+    """
+
+    def writable(self):
+        return True
+
+    def write(self, data):
+        raise BrokenPipeError(32, "Broken pipe")
+
+
 class FakeTime:
     """
     A clock and a C{sleep} that only advances it, recording the sleeps.
@@ -659,15 +671,7 @@ class OutputTests(SynchronousTestCase):
         """
         A reader that goes away (C{| head}) ends the command quietly.
         """
-
-        class Closed(io.RawIOBase):
-            def writable(self):
-                return True
-
-            def write(self, data):
-                raise BrokenPipeError(32, "Broken pipe")
-
-        stdout = io.TextIOWrapper(Closed(), encoding="utf-8")
+        stdout = io.TextIOWrapper(ClosedPipe(), encoding="utf-8")
         stderr = io.StringIO()
         fake = FakeClient({"cat": {"path": "f", "data": b"x" * 100, "offset": 0,
                                    "size": 100, "truncated": False}})
@@ -1217,15 +1221,7 @@ class StreamingCatTests(SynchronousTestCase):
         """
         A reader that goes away stops the loop quietly.
         """
-
-        class Closed(io.RawIOBase):
-            def writable(self):
-                return True
-
-            def write(self, data):
-                raise BrokenPipeError(32, "Broken pipe")
-
-        stdout = io.TextIOWrapper(Closed(), encoding="utf-8")
+        stdout = io.TextIOWrapper(ClosedPipe(), encoding="utf-8")
         fake = FakeClient({"cat": CappedFile(self.content, 4000).cat})
         stderr = io.StringIO()
         status = cli.main(["cat", "1", "f"], stdout=stdout, stderr=stderr,
