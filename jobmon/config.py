@@ -353,17 +353,12 @@ def _typeOf(value):
 
 def _show(value):
     """
-    A value as TOML would write it (short).
+    A value from a file as TOML would write it (short), for messages.
     """
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        text = json.dumps(value, ensure_ascii=False)
-    elif isinstance(value, (int, float)):
-        text = repr(value)
-    elif isinstance(value, list):
-        text = "[" + ", ".join(_show(v) for v in value) + "]"
-    else:
+    try:
+        text = tomlValue(value)
+    except TypeError:
+        # A date or time, or an array holding one or a table.
         text = str(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
