@@ -291,8 +291,8 @@ class OtherModesTests(SynchronousTestCase):
         self.clock = Clock()
         self.rpc = FakeRPC()
         self.ports = []
-        workdir = self.mktemp()
-        os.makedirs(workdir)
+        self.workdir = self.mktemp()
+        os.makedirs(self.workdir)
         self.rpc.answers = {
             "jobmon.getJobToDo": [],
             "jobmon.outputJobResult": True,
@@ -310,7 +310,7 @@ class OtherModesTests(SynchronousTestCase):
             "job.7",
             "https://server/RPC2",
             self.rpc,
-            Operations(self.clock, Workdir(self.mktemp()), None, None, runInThread=syncCall,
+            Operations(self.clock, Workdir(self.workdir), None, None, runInThread=syncCall,
                        runCommand=object()),
             None,
             {"host": "wn"},
@@ -362,10 +362,10 @@ class OtherModesTests(SynchronousTestCase):
         self.assertEqual(self.rpc.methods().count("jobmon.registerJob"), 2)
         daemon.stopService()
 
-    def test_poll(self):
+    def startPolling(self):
         """
-        A poll daemon keeps one waitForWork pending, runs what it returns
-        and polls again at once.
+        Start a poll daemon against a server that offers a 50 s wait and
+        leaves each C{waitForWork} pending.
         """
         self.rpc.answers["jobmon.registerJob"] = {
             "wake": {"mode": "poll", "token": "t", "max_wait": 50}, "reregister": 60,
@@ -373,6 +373,14 @@ class OtherModesTests(SynchronousTestCase):
         self.rpc.answers["jobmon.waitForWork"] = "hang"
         daemon = self.daemon("poll")
         daemon.startService()
+        return daemon
+
+    def test_poll(self):
+        """
+        A poll daemon keeps one waitForWork pending, runs what it returns
+        and polls again at once.
+        """
+        daemon = self.startPolling()
         self.assertEqual(self.rpc.calls[-1], ("jobmon.waitForWork", "job.7", 50.0))
         self.rpc.pending.pop().callback([{"id": "r1", "request": {"op": "ls"}}])
         self.assertIn("jobmon.outputJobResult", self.rpc.methods())
@@ -386,12 +394,7 @@ class OtherModesTests(SynchronousTestCase):
         A failed poll (server restarted, job forgotten) leads to a new
         registration after a backoff delay.
         """
-        self.rpc.answers["jobmon.registerJob"] = {
-            "wake": {"mode": "poll", "token": "t", "max_wait": 50}, "reregister": 60,
-        }
-        self.rpc.answers["jobmon.waitForWork"] = "hang"
-        daemon = self.daemon("poll")
-        daemon.startService()
+        daemon = self.startPolling()
         self.rpc.pending.pop().errback(JobMonError(errors.NO_SUCH_JOB, "not registered"))
         self.assertEqual(self.rpc.methods().count("jobmon.registerJob"), 1)
         self.clock.advance(1.5)
