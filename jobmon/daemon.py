@@ -22,6 +22,7 @@ from twisted.application.service import MultiService, Service
 from twisted.internet import defer, endpoints
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.task import deferLater
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python import usage
 from zope.interface import implementer
@@ -631,7 +632,13 @@ def buildDaemon(reactor, options):
     pool.maxPersistentPerHost = 4
     pool._factory = QuietFactory
     agent = Agent(reactor, contextFactory=policy, pool=pool, connectTimeout=10)
-    rpc = XMLRPCClient(agent, serverURL, pool=pool, authorization=options.authorization)
+    authorization = None
+    if options.authorization is not None:
+        # The token file is read for every call: in a thread, as every
+        # file the daemon reads.
+        def authorization():
+            return deferToThreadPool(reactor, reactor.getThreadPool(), options.authorization)
+    rpc = XMLRPCClient(agent, serverURL, pool=pool, authorization=authorization)
     host = url.hostname
 
     def wakeEndpoint(port):

@@ -329,3 +329,79 @@ def _unchunk(body):
             break
         out, rest = out + rest[:n], rest[n + 2 :]
     return out
+
+
+class _RecordingAgent:
+    """
+    An agent that records each request and answers with C{answer}.
+    """
+
+    def __init__(self, answer):
+        self.answer = answer
+        self.requests = []
+
+    def request(self, method, uri, headers, producer):
+        from twisted.web.client import ResponseDone
+
+        self.requests.append((method, uri, headers))
+        answer = self.answer
+
+        class Response:
+            code = 200
+
+            def deliverBody(self, protocol):
+                protocol.makeConnection(StringTransport())
+                protocol.dataReceived(answer)
+                protocol.connectionLost(Failure(ResponseDone()))
+
+        return defer.succeed(Response())
+
+
+class XMLRPCClientTests(SynchronousTestCase):
+    """
+    L{XMLRPCClient}'s C{Authorization} header.
+    """
+
+    def call(self, authorization):
+        from jobmon.protocols.xmlrpc import XMLRPCClient
+
+        agent = _RecordingAgent(xmlrpc.client.dumps(("ok",), methodresponse=True).encode())
+        client = XMLRPCClient(agent, "https://s/RPC2", authorization=authorization)
+        d = client.callRemote("jobmon.whoami")
+        return agent, d
+
+    def test_noAuthorization(self):
+        """
+        Without C{authorization}, no header is sent.
+        """
+        agent, d = self.call(None)
+        self.assertEqual(self.successResultOf(d), "ok")
+        [(_, _, headers)] = agent.requests
+        self.assertFalse(headers.hasHeader(b"authorization"))
+
+    def test_deferredAuthorization(self):
+        """
+        An C{authorization} that returns a L{Deferred} (a token read in a
+        thread) is waited for; the request goes out with its value.
+        """
+        pending = defer.Deferred()
+        agent, d = self.call(lambda: pending)
+        self.assertNoResult(d)
+        self.assertEqual(agent.requests, [])
+        pending.callback("Bearer a.b.c")
+        self.assertEqual(self.successResultOf(d), "ok")
+        [(_, _, headers)] = agent.requests
+        self.assertEqual(headers.getRawHeaders(b"authorization"), [b"Bearer a.b.c"])
+
+    def test_failedAuthorization(self):
+        """
+        A token that cannot be had fails the call without a request.
+        """
+        from jobmon.tls import CredentialError
+
+        def missing():
+            raise CredentialError("no bearer token")
+
+        agent, d = self.call(missing)
+        self.failureResultOf(d, CredentialError)
+        self.assertEqual(agent.requests, [])

@@ -445,8 +445,9 @@ class XMLRPCClient:
     Faults come back as L{JobMonError} failures with the fault's code.
 
     @ivar authorization: C{None}, or a callable returning the
-        C{Authorization} header value for each call (a bearer token, read
-        afresh so that a renewed one is used).
+        C{Authorization} header value for each call, or a L{Deferred} of it
+        (a bearer token, read afresh, off the reactor thread, so that a
+        renewed one is used).
     """
 
     def __init__(self, agent, url, maxResponse=64 * 1024 * 1024, pool=None,
@@ -464,7 +465,8 @@ class XMLRPCClient:
         body = xmlrpc.client.dumps(args, method, allow_none=False).encode("utf-8")
         headers = Headers({b"content-type": [b"text/xml"]})
         if self.authorization is not None:
-            headers.addRawHeader(b"authorization", self.authorization().encode("ascii"))
+            value = await defer.maybeDeferred(self.authorization)
+            headers.addRawHeader(b"authorization", value.encode("ascii"))
         response = await self.agent.request(b"POST", self.url, headers, _BytesProducer(body))
         finished = defer.Deferred()
         response.deliverBody(_CappedBody(finished, self.maxResponse))
