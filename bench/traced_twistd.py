@@ -78,12 +78,14 @@ def _kind(protocol):
         if nested is None:
             break
         inner = nested
-    name = type(inner).__name__
-    if "Wake" in name:
+    # By the classes it derives from: the server's HTTP channel is a
+    # subclass of twisted.web's HTTPChannel with a name of its own.
+    names = " ".join(c.__name__ for c in type(inner).__mro__)
+    if "Wake" in names:
         return "wake"
-    if "HTTP" in name:
+    if "HTTP" in names:
         return "http"
-    return name
+    return type(inner).__name__
 
 
 def _peerPort(transport):
@@ -194,10 +196,11 @@ def _noFormParsing():
 def _traceDaemon(trace, inline):
     from twisted.internet import defer
 
-    from jobmon import daemon, files
+    from jobmon import daemon, files, operations
     from jobmon.protocols import xmlrpc
 
-    origInit = daemon.JobDaemon.__init__
+    # The daemon's ops hop to the thread pool through Operations.
+    origInit = operations.Operations.__init__
 
     def __init__(self, *args, **kwargs):
         origInit(self, *args, **kwargs)
@@ -219,7 +222,7 @@ def _traceDaemon(trace, inline):
         else:
             self._runInThread = run
 
-    daemon.JobDaemon.__init__ = __init__
+    operations.Operations.__init__ = __init__
     if not trace:
         return
 
