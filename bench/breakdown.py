@@ -25,9 +25,7 @@ Usage::
 import argparse
 import collections
 import http.client
-import json
 import os
-import shutil
 import sys
 import time
 
@@ -380,12 +378,7 @@ def gcRun(n=1000):
             client = env.client()
             try:
                 client.whoami()
-                durations = []
-                clock = time.perf_counter
-                for _ in range(n):
-                    t0 = clock()
-                    client.whoami()
-                    durations.append(clock() - t0)
+                durations, _ = common.timed(client.whoami, n)
             finally:
                 client.close()
             collections_ = [
@@ -506,25 +499,15 @@ def summarizeProfile(path, top=12):
     byCategory = collections.Counter()
     byLeaf = collections.Counter()
     total = 0
-    with open(path) as f:
-        for line in f:
-            line = line.rstrip("\n")
-            if not line:
-                continue
-            stack, _, count = line.rpartition(" ")
-            try:
-                count = int(count)
-            except ValueError:
-                continue
-            frames = stack.split(";")
-            total += count
-            byLeaf[frames[-1]] += count
-            label = _classify(frames[-1]) if frames[-1].startswith(IDLE) else None
-            for frame in reversed(frames if label is None else ()):
-                label = _classify(frame)
-                if label:
-                    break
-            byCategory[label or "other"] += count
+    for frames, count in common.pyspyStacks(path):
+        total += count
+        byLeaf[frames[-1]] += count
+        label = _classify(frames[-1]) if frames[-1].startswith(IDLE) else None
+        for frame in reversed(frames if label is None else ()):
+            label = _classify(frame)
+            if label:
+                break
+        byCategory[label or "other"] += count
     return {
         "samples": total,
         "categories": [(k, v, round(100.0 * v / total, 1)) for k, v in byCategory.most_common()]
@@ -539,8 +522,7 @@ def pyspyRun(seconds, rate=250):
     Profile the server and the daemon with py-spy while queries run for
     about C{seconds}.
     """
-    pyspy = shutil.which("py-spy", path=common.BIN + os.pathsep + os.environ.get("PATH", ""))
-    if pyspy is None:
+    if common.PYSPY is None:
         return None
     results = {}
     with common.BenchEnv(quiet=True) as env:
@@ -548,12 +530,7 @@ def pyspyRun(seconds, rate=250):
         try:
             for role, proc in (("server", env.server), ("daemon", env.daemon)):
                 out = os.path.join(env.tmp, role + ".pyspy")
-                spy = common.Proc(
-                    "py-spy " + role,
-                    [pyspy, "record", "-f", "raw", "-r", str(rate), "-d", str(int(seconds)),
-                     "-o", out, "-p", str(proc.pid)],
-                    os.path.join(env.tmp, role + ".pyspy.log"),
-                )
+                spy = common.startPySpy(proc.pid, out, seconds, rate, "py-spy " + role)
                 spies.append((role, spy, out))
             try:
                 for role, spy, _ in spies:
@@ -608,8 +585,7 @@ def run(n, warmup, rounds=3, pyspy=False, progress=True):
     """
     def say(m):
         if progress:
-            sys.stderr.write("bench: " + m + "\n")
-            sys.stderr.flush()
+            common.say(m)
 
     say("breakdown: traced server and daemon, {} stat queries".format(n))
     (steps, totals, incomplete), _ = tracedRun(n, warmup)
@@ -666,8 +642,7 @@ def main(argv=None):
                         help="rounds of the variants, each with fresh processes (3)")
     parser.add_argument("--py-spy", dest="pyspy", action="store_true",
                         help="also profile the server and daemon with py-spy")
-    parser.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
-                        help="print JSON instead of the tables (or write it to PATH)")
+    common.jsonOption(parser)
     args = parser.parse_args(argv)
     if not 1 <= args.n <= 1000000 or args.warmup < 0 or not 1 <= args.rounds <= 100:
         parser.error("-n must be 1..1000000, --warmup >= 0, --rounds 1..100")
@@ -675,13 +650,7 @@ def main(argv=None):
     document, text = run(args.n, args.warmup, rounds=args.rounds, pyspy=args.pyspy)
     document = {"benchmark": "breakdown", "machine": common.machine(), "n": args.n,
                 **document}
-    if args.json == "-":
-        print(json.dumps(document, indent=2))
-    else:
-        print(text)
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(document, f, indent=2)
+    common.emit(document, text, args.json)
     return 0
 
 

@@ -72,7 +72,6 @@ import resource
 import secrets
 import shutil
 import signal
-import subprocess
 import socket
 import sys
 import tempfile
@@ -108,7 +107,6 @@ from twisted.web.client import (  # noqa: E402
 from twisted.web.http_headers import Headers  # noqa: E402
 from zope.interface import implementer  # noqa: E402
 
-from jobmon import pki  # noqa: E402
 from jobmon.errors import JobMonError  # noqa: E402
 from jobmon.protocols.xmlrpc import XMLRPCClient, _BytesProducer, _CappedBody  # noqa: E402
 from jobmon.tls import CredentialPolicy  # noqa: E402
@@ -193,28 +191,14 @@ def raiseFdLimit(wanted=FD_LIMIT):
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-def systemBusy():
-    """
-    Busy and total CPU seconds of the whole machine so far
-    (C{/proc/stat}), to tell how much CPU other processes took.
-    """
-    with open("/proc/stat") as f:
-        fields = [int(v) for v in f.readline().split()[1:]]
-    ticks = float(os.sysconf("SC_CLK_TCK"))
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    total = sum(fields[:8])
-    softirq = fields[6] if len(fields) > 6 else 0
-    return (total - idle) / ticks, total / ticks, softirq / ticks
-
-
 async def background(seconds=2.0):
     """
     CPU used by the whole machine over C{seconds} while this benchmark's
     processes are idle, in percent of one CPU: other people's load.
     """
-    b0 = systemBusy()[0]
+    b0 = common.machineCPU()[0]
     await sleep(seconds)
-    return round(100.0 * (systemBusy()[0] - b0) / seconds, 1)
+    return round(100.0 * (common.machineCPU()[0] - b0) / seconds, 1)
 
 
 def othersCPU(busy0, busy1, elapsed, pids, generator=0.0):
@@ -255,26 +239,15 @@ def freeUDPPort():
 # Process figures
 
 
+MEMORY_KEYS = ("VmRSS", "VmHWM", "RssAnon", "RssFile", "VmData")
+"""The figures of C{/proc/PID/status} read for a process (KiB)."""
+
+
 def procStatus(pid):
     """
-    Memory figures of process C{pid} from C{/proc/PID/status}, in KiB, with
-    its CPU seconds and open file descriptors.
+    L{common.procStatus} with L{MEMORY_KEYS}.
     """
-    values = {}
-    try:
-        with open("/proc/{}/status".format(pid)) as f:
-            for line in f:
-                key, _, rest = line.partition(":")
-                if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile", "VmData"):
-                    values[key] = int(rest.split()[0])
-    except OSError:
-        pass
-    try:
-        values["fds"] = len(os.listdir("/proc/{}/fd".format(pid)))
-    except OSError:
-        values["fds"] = None
-    values["cpu"] = common.cpuSeconds(pid)
-    return values
+    return common.procStatus(pid, MEMORY_KEYS)
 
 
 async def settle(pid, quiet=0.02, interval=0.3, limit=20.0):
@@ -330,18 +303,13 @@ per-address connection limit and the per-user query rate are meant to stop
 
 def gitCommit():
     """
-    The commit of the source tree under test, with C{+changes} if its
-    C{jobmon/} differs from it.
+    The commit of the source tree under test, with C{+changes} if JobMon's
+    files differ from it (L{common.sourceVersion}).
     """
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=common.ROOT,
-                              capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "jobmon"],
-                               cwd=common.ROOT, capture_output=True, text=True,
-                               timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
+    source = common.sourceVersion()
+    if source is None:
         return None
-    return head + ("+changes" if dirty else "")
+    return source["commit"] + ("+changes" if source["changed"] else "")
 
 
 def limitOptions():
@@ -365,26 +333,16 @@ class Server:
     """
 
     def __init__(self, env, name, extra, prefix=(), childEnv=None):
-        self.env = env
         self.name = name
-        portFile = os.path.join(env.tmp, name + ".ports")
         # The probe wrapper runs twistd itself and takes twistd's arguments.
-        args = (list(prefix) if prefix else [common.TWISTD]) + [
-            "-n", "--pidfile=", "jobmon-server",
-            "--interface", HOST, "--https-port", "0", "--wake-port", "0",
-            "--hostcert", env.hostCert, "--hostkey", env.hostKey, "--ca-dir", env.caDir,
-            "--port-file", portFile,
-        ] + limitOptions() + list(extra)
+        args = (list(prefix) if prefix else [common.TWISTD]) + common.serverArgs(
+            env.hostCert, env.hostKey, env.caDir) + limitOptions() + list(extra)
         self.proc = common.Proc(
             "jobmon-server ({})".format(name), args, os.path.join(env.tmp, name + ".log"),
             env=common.childEnv(PYTHONUNBUFFERED="1", **(childEnv or {})), cwd=env.tmp,
         )
-        self.proc.waitFor(r"XML-RPC on (\d+), TCP wake on (\d+)")
-        deadline = time.monotonic() + common.START_TIMEOUT
-        while not os.path.exists(portFile) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        with open(portFile) as f:
-            self.ports = json.load(f)
+        match = self.proc.waitFor(common.SERVER_READY)
+        self.ports = {"https": int(match.group(1)), "wake": int(match.group(2))}
         self.url = "https://{}:{}/RPC2".format(HOST, self.ports["https"])
         self.pid = self.proc.pid
 
@@ -409,13 +367,10 @@ class Env:
     def __init__(self, keyType="ec", keep=False):
         self.keep = keep
         self.tmp = tempfile.mkdtemp(prefix="jobmon-capacity-")
-        thePKI = pki.initPKI(os.path.join(self.tmp, "pki"), users=("alice",), keyType=keyType)
+        thePKI, self.proxy = common.makePKI(self.tmp, keyType)
         self.caDir = thePKI.ca.hashedDir
         self.hostCert = thePKI.hostCertPath
         self.hostKey = thePKI.hostKeyPath
-        alice = thePKI.users["alice"]
-        self.proxy = os.path.join(self.tmp, "x509up_alice")
-        pki.makeProxy(alice.certPath, alice.keyPath, self.proxy)
         self.policy = CredentialPolicy(self.caDir, self.proxy)
 
     def rpc(self, url, connections):
@@ -670,9 +625,8 @@ class SimPoll:
     pool.
     """
 
-    def __init__(self, job, url, port):
+    def __init__(self, job, port):
         self.job = job
-        self.url = url
         self.port = port
         self.connection = None
         self.error = None
@@ -741,7 +695,6 @@ class Worker:
     """
 
     def __init__(self):
-        self.env = None
         self.rpc = None
         self.jobs = []
         self.pending = []
@@ -1133,7 +1086,7 @@ async def tcpPart(env, cfg, pyspy):
             server.pid, base["VmRSS"], procs))
         workers = await startWorkers(procs, env, server, server.ports["wake"],
                                      max(1, REGISTER_CONCURRENCY // procs), cfg["max_minutes"])
-        cpu0, t0, busy0 = base["cpu"], time.monotonic(), systemBusy()
+        cpu0, t0, busy0 = base["cpu"], time.monotonic(), common.machineCPU()
         workers0 = [common.cpuSeconds(w.transport.pid) for w in workers]
         self0 = time.process_time()
         done = 0
@@ -1181,7 +1134,7 @@ async def tcpPart(env, cfg, pyspy):
         out["ramp_generator_cpu_s"] = round(sum(
             common.cpuSeconds(w.transport.pid) - c for w, c in zip(workers, workers0)), 2)
         out["ramp_other_cpu_percent"] = othersCPU(
-            busy0, systemBusy(), time.monotonic() - t0,
+            busy0, common.machineCPU(), time.monotonic() - t0,
             [(cpu0, final["cpu"])] + [(c, common.cpuSeconds(w.transport.pid))
                                       for w, c in zip(workers, workers0)],
             time.process_time() - self0)
@@ -1285,29 +1238,11 @@ async def fdEdge(env, server, workers, rpc, total):
         out["kept_alive_call"] = "ok"
     except Exception as e:
         out["kept_alive_call"] = "failed: {}".format(e)
-    fresh = env.rpc(server.url, 1)
-    try:
-        d = fresh.callRemote("jobmon.whoami")
-        d.addTimeout(10, reactor)
-        await d
-        out["new_connection_call"] = "ok"
-    except Exception as e:
-        out["new_connection_call"] = "failed: {}".format(e.__class__.__name__)
-    finally:
-        await fresh.close()
+    out["new_connection_call"] = await newConnectionCall(env, server)
     # Free the channels opened here, and a few more.
     await w.command("close", start=before - 50, count=None)
     await settle(server.pid, limit=30)
-    fresh = env.rpc(server.url, 1)
-    try:
-        d = fresh.callRemote("jobmon.whoami")
-        d.addTimeout(10, reactor)
-        await d
-        out["new_connection_after_release"] = "ok"
-    except Exception as e:
-        out["new_connection_after_release"] = "failed: {}".format(e.__class__.__name__)
-    finally:
-        await fresh.close()
+    out["new_connection_after_release"] = await newConnectionCall(env, server)
     log = server.proc._text()
     out["server_log_emfile_lines"] = log.count("EMFILE")
     say("tcp: fd edge: {} of {} extra channels connected (server fds {}); kept-alive call {}, "
@@ -1315,6 +1250,22 @@ async def fdEdge(env, server, workers, rpc, total):
             out["connected"], extra, out["server_fds"], out["kept_alive_call"],
             out["new_connection_call"], out["new_connection_after_release"]))
     return out
+
+
+async def newConnectionCall(env, server):
+    """
+    C{whoami} on a new connection, within 10 s: C{"ok"} or why it failed.
+    """
+    fresh = env.rpc(server.url, 1)
+    try:
+        d = fresh.callRemote("jobmon.whoami")
+        d.addTimeout(10, reactor)
+        await d
+        return "ok"
+    except Exception as e:
+        return "failed: {}".format(e.__class__.__name__)
+    finally:
+        await fresh.close()
 
 
 # Part 2: UDP re-registrations
@@ -1389,12 +1340,12 @@ async def refreshRun(server, workers, k, seconds):
     pairs = [(w, n) for w, n in zip(workers, ks) if n > 0]
     await defer.gatherResults([w.command("refresh_open", k=n, mode="udp") for w, n in pairs])
     await settle(server.pid, limit=5)
-    c0, s0, sys0 = common.cpuSeconds(server.pid), time.monotonic(), systemBusy()
+    c0, s0, sys0 = common.cpuSeconds(server.pid), time.monotonic(), common.machineCPU()
     replies = await defer.gatherResults([
         w.command("refresh", k=n, mode="udp", seconds=seconds) for w, n in pairs])
     elapsed = time.monotonic() - s0
     cpu = common.cpuSeconds(server.pid) - c0
-    sys1 = systemBusy()
+    sys1 = common.machineCPU()
     busy, softirq = sys1[0] - sys0[0], sys1[2] - sys0[2]
     generator = sum(r["cpu"] for r in replies)
     await defer.gatherResults([w.command("refresh_close") for w, _ in pairs])
@@ -1459,7 +1410,7 @@ async def pollPart(env, cfg):
                     len(failed), failed[0].getErrorMessage()))
             await settle(server.pid)
             registered = server.status()
-            sims = [SimPoll(j, server.url, server.ports["https"]) for j in batch]
+            sims = [SimPoll(j, server.ports["https"]) for j in batch]
             s0, c0 = time.monotonic(), common.cpuSeconds(server.pid)
             _, failed = await bounded(
                 CONNECT_CONCURRENCY,
@@ -1672,17 +1623,11 @@ def startPySpy(env, server, label, seconds, rate=200):
     """
     Start C{py-spy record -f raw} on the server for C{seconds}.
     """
-    pyspy = shutil.which("py-spy", path=common.BIN + os.pathsep + os.environ.get("PATH", ""))
-    if pyspy is None:
+    out = os.path.join(env.tmp, label + ".pyspy")
+    proc = common.startPySpy(server.pid, out, seconds, rate, "py-spy " + label)
+    if proc is None:
         say("py-spy not found: no profile")
         return None
-    out = os.path.join(env.tmp, label + ".pyspy")
-    proc = common.Proc(
-        "py-spy " + label,
-        [pyspy, "record", "-f", "raw", "-r", str(rate), "-d", str(int(seconds)),
-         "-o", out, "-p", str(server.pid)],
-        os.path.join(env.tmp, label + ".pyspy.log"),
-    )
     return proc, out, label
 
 
@@ -1730,17 +1675,11 @@ def inclusiveProfile(path, top=20):
     """
     counts = collections.Counter()
     total = 0
-    with open(path) as f:
-        for line in f:
-            stack, _, count = line.rstrip("\n").rpartition(" ")
-            try:
-                count = int(count)
-            except ValueError:
-                continue
-            total += count
-            for frame in set(stack.split(";")):
-                if not any(p in frame for p in _PLUMBING):
-                    counts[frame] += count
+    for frames, count in common.pyspyStacks(path):
+        total += count
+        for frame in set(frames):
+            if not any(p in frame for p in _PLUMBING):
+                counts[frame] += count
     return [(k, round(100.0 * v / total, 1)) for k, v in counts.most_common(top)] if total else []
 
 
@@ -2040,10 +1979,7 @@ def main(argv=None):
         common.Proc.stopAll()
         env.close()
     document["seconds"] = round(time.monotonic() - started, 1)
-    print(report(document))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(document, f, indent=2, default=str)
+    common.emit(document, report(document), args.json)
     return 0
 
 

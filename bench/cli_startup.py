@@ -25,7 +25,6 @@ Usage::
 """
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -112,8 +111,7 @@ def measure(env, repeats, progress=True):
         if name.startswith("query") and out.count(b"\n") != 10:
             raise RuntimeError("jobmon-query printed {!r}, not 10 lines".format(out[-200:]))
     if progress:
-        sys.stderr.write("bench: {} rounds of {} commands\n".format(repeats, len(cmds)))
-        sys.stderr.flush()
+        common.say("{} rounds of {} commands".format(repeats, len(cmds)))
     times = {name: [] for name, _, _, _ in cmds}
     for _ in range(repeats):
         for name, _, argv, where in cmds:
@@ -241,8 +239,7 @@ def table(results):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-r", "--repeats", type=int, default=30, help="runs of each (30)")
-    parser.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
-                        help="print JSON instead of the table (or write it to PATH)")
+    common.jsonOption(parser, "table")
     args = parser.parse_args(argv)
     if not 1 <= args.repeats <= 1000:
         parser.error("--repeats must be 1..1000")
@@ -259,17 +256,10 @@ def main(argv=None):
         "slowest_imports_us": imports,
         "phases_ms": inside,
     }
-    if args.json == "-":
-        print(json.dumps(document, indent=2))
-    else:
-        print(table(results))
-        print("\n" + phasesTable(inside))
-        print("\nSlowest imports (cumulative, byte-code cached):\n")
-        print(common.markdownTable(["module", "ms"],
-                                   [[m, round(us / 1000.0, 1)] for m, us in imports]))
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(document, f, indent=2)
+    text = "{}\n\n{}\n\nSlowest imports (cumulative, byte-code cached):\n\n{}".format(
+        table(results), phasesTable(inside),
+        common.markdownTable(["module", "ms"], [[m, round(us / 1000.0, 1)] for m, us in imports]))
+    common.emit(document, text, args.json)
     return 0
 
 

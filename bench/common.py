@@ -10,6 +10,7 @@ SIGKILL if the benchmark itself dies without cleaning up.
 """
 
 import atexit
+import json
 import math
 import os
 import re
@@ -33,6 +34,10 @@ if ROOT not in sys.path:
 BIN = os.path.dirname(sys.executable)
 TWISTD = os.path.join(BIN, "twistd")
 
+PYSPY = shutil.which("py-spy", path=BIN + os.pathsep + os.environ.get("PATH", ""))
+"""The C{py-spy} executable (the virtualenv's, or on the C{PATH}), or
+L{None}."""
+
 START_TIMEOUT = 30.0
 """Seconds a process has to print the line the benchmark waits for."""
 
@@ -50,6 +55,14 @@ SMALL_SIZE = 4096
 
 DIR_FILES = 20
 """Number of files in C{dir20/}, the directory C{ls} lists."""
+
+
+def say(message):
+    """
+    A progress line on standard error.
+    """
+    sys.stderr.write("bench: {}\n".format(message))
+    sys.stderr.flush()
 
 
 def childEnv(**extra):
@@ -226,6 +239,37 @@ WAKE_READY = {
 }
 """The daemon's output line that says it can be woken, per wake mode."""
 
+SERVER_READY = r"XML-RPC on (\d+), TCP wake on (\d+)"
+"""The server's output line naming its HTTPS and wake ports."""
+
+
+def serverArgs(hostCert, hostKey, caDir):
+    """
+    C{twistd}'s arguments for a C{jobmon-server} on 127.0.0.1 whose ports
+    the system chooses (its L{SERVER_READY} line names them).
+    """
+    return [
+        "-n", "--pidfile=", "jobmon-server",
+        "--interface", "127.0.0.1", "--https-port", "0", "--wake-port", "0",
+        "--hostcert", hostCert, "--hostkey", hostKey, "--ca-dir", caDir,
+    ]
+
+
+def makePKI(directory, keyType="ec"):
+    """
+    A throwaway PKI in C{directory/pki} with user alice, and her proxy in
+    C{directory/x509up_alice}.
+
+    @return: C{(pki, proxyPath)}, the first a L{jobmon.pki.PKI}.
+    """
+    from jobmon import pki
+
+    thePKI = pki.initPKI(os.path.join(directory, "pki"), users=("alice",), keyType=keyType)
+    alice = thePKI.users["alice"]
+    proxy = os.path.join(directory, "x509up_alice")
+    pki.makeProxy(alice.certPath, alice.keyPath, proxy)
+    return thePKI, proxy
+
 
 def makeWorkdir(path):
     """
@@ -300,8 +344,7 @@ class BenchEnv:
 
     def _say(self, message):
         if not self.quiet:
-            sys.stderr.write("bench: {}\n".format(message))
-            sys.stderr.flush()
+            say(message)
 
     def _command(self, role, args):
         if self.wrapper is not None:
@@ -321,34 +364,14 @@ class BenchEnv:
         return False
 
     def _start(self):
-        from jobmon import pki
-
         self.tmp = tempfile.mkdtemp(prefix="jobmon-bench-")
         self._say("PKI in {}".format(self.tmp))
-        thePKI = pki.initPKI(os.path.join(self.tmp, "pki"), users=("alice",))
+        thePKI, self.proxy = makePKI(self.tmp)
         self.caDir = thePKI.ca.hashedDir
-        alice = thePKI.users["alice"]
-        self.proxy = os.path.join(self.tmp, "x509up_alice")
-        pki.makeProxy(alice.certPath, alice.keyPath, self.proxy)
         self.workdir = os.path.join(self.tmp, "work")
         makeWorkdir(self.workdir)
 
-        serverArgs = [
-            "-n",
-            "--pidfile=",
-            "jobmon-server",
-            "--interface",
-            "127.0.0.1",
-            "--https-port",
-            "0",
-            "--wake-port",
-            "0",
-            "--hostcert",
-            thePKI.hostCertPath,
-            "--hostkey",
-            thePKI.hostKeyPath,
-            "--ca-dir",
-            self.caDir,
+        args = serverArgs(thePKI.hostCertPath, thePKI.hostKeyPath, self.caDir) + [
             # One benchmark client makes thousands of queries per second:
             # lift the per-user rate limit meant for people.
             "--query-rate",
@@ -360,45 +383,24 @@ class BenchEnv:
             from jobmon.issuer import makeIssuer
 
             self.issuer = makeIssuer(os.path.join(self.tmp, "issuer"),
-                                     users={"alice": alice.dn})
-            serverArgs += ["--token-issuers", self.issuer.configPath]
+                                     users={"alice": thePKI.users["alice"].dn})
+            args += ["--token-issuers", self.issuer.configPath]
         self.server = Proc(
             "jobmon-server",
-            self._command("server", serverArgs),
+            self._command("server", args),
             os.path.join(self.tmp, "server.log"),
             env=childEnv(PYTHONUNBUFFERED="1"),
             cwd=self.tmp,
         )
-        match = self.server.waitFor(r"XML-RPC on (\d+), TCP wake on (\d+)")
+        match = self.server.waitFor(SERVER_READY)
         self.httpsPort, self.wakePort = int(match.group(1)), int(match.group(2))
         self.url = "https://127.0.0.1:{}/RPC2".format(self.httpsPort)
         self._say("server pid {} at {} (wake port {})".format(
             self.server.pid, self.url, self.wakePort))
         if self.withDaemon:
-            daemonArgs = [
-                "-n",
-                "--pidfile=",
-                "jobmon-daemon",
-                "--server",
-                self.url,
-                "--job-id",
-                JOB_ID,
-                "--workdir",
-                self.workdir,
-                "--proxy",
-                self.proxy,
-                "--ca-dir",
-                self.caDir,
-                "--retry-initial-delay",
-                "0.2",
-                "--retry-max-delay",
-                "1",
-                "--wake",
-                self.wake,
-            ]
             self.daemon = Proc(
                 "jobmon-daemon",
-                self._command("daemon", daemonArgs),
+                self._command("daemon", self.daemonArgs(JOB_ID, self.workdir)),
                 os.path.join(self.tmp, "daemon.log"),
                 env=childEnv(PYTHONUNBUFFERED="1"),
                 cwd=self.tmp,
@@ -406,6 +408,34 @@ class BenchEnv:
             self.daemon.waitFor(WAKE_READY[self.wake])
             self._say("daemon pid {} for job {} ({} wake)".format(
                 self.daemon.pid, JOB_ID, self.wake))
+
+    def daemonArgs(self, jobId, workdir):
+        """
+        C{twistd}'s arguments for a C{jobmon-daemon} of job C{jobId} in
+        C{workdir}, on this server with alice's proxy, in this environment's
+        wake mode.
+        """
+        return [
+            "-n",
+            "--pidfile=",
+            "jobmon-daemon",
+            "--server",
+            self.url,
+            "--job-id",
+            jobId,
+            "--workdir",
+            workdir,
+            "--proxy",
+            self.proxy,
+            "--ca-dir",
+            self.caDir,
+            "--retry-initial-delay",
+            "0.2",
+            "--retry-max-delay",
+            "1",
+            "--wake",
+            self.wake,
+        ]
 
     def close(self):
         """
@@ -460,6 +490,133 @@ def cpuSeconds(pid):
         return (int(fields[11]) + int(fields[12])) / ticks
     except (OSError, ValueError, IndexError):
         return None
+
+
+def procStatus(pid, keys=("VmRSS", "VmHWM")):
+    """
+    The memory figures C{keys} of process C{pid} from C{/proc/PID/status}
+    (KiB), with its open descriptors (C{fds}) and CPU seconds (C{cpu}); a
+    figure that cannot be read is left out (C{fds} and C{cpu}: L{None}).
+    """
+    values = {}
+    try:
+        with open("/proc/{}/status".format(pid)) as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                if key in keys:
+                    values[key] = int(rest.split()[0])
+    except OSError:
+        pass
+    try:
+        values["fds"] = len(os.listdir("/proc/{}/fd".format(pid)))
+    except OSError:
+        values["fds"] = None
+    values["cpu"] = cpuSeconds(pid)
+    return values
+
+
+def machineCPU():
+    """
+    The whole machine's CPU seconds so far, over all CPUs (C{/proc/stat}):
+    C{(busy, total, softirq)}.  Differences over a run tell how busy the
+    machine was, every process included.
+    """
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    ticks = float(os.sysconf("SC_CLK_TCK"))
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    # guest and guest_nice (fields 8, 9) are counted in user and nice too.
+    total = sum(fields[:8])
+    softirq = fields[6] if len(fields) > 6 else 0
+    return (total - idle) / ticks, total / ticks, softirq / ticks
+
+
+def timed(call, n):
+    """
+    Call C{call()} C{n} times in a row.
+
+    @return: C{(durations, last)}: the seconds each call took and the last
+        call's result.
+    """
+    durations, last = [], None
+    clock = time.perf_counter
+    for _ in range(n):
+        t0 = clock()
+        last = call()
+        durations.append(clock() - t0)
+    return durations, last
+
+
+def startPySpy(pid, out, seconds, rate=200, name="py-spy"):
+    """
+    Start C{py-spy record -f raw} on process C{pid} for C{seconds},
+    writing the profile to C{out} and py-spy's own output to C{out.log}.
+
+    @return: the L{Proc}, or L{None} without py-spy (L{PYSPY}).
+    """
+    if PYSPY is None:
+        return None
+    return Proc(
+        name,
+        [PYSPY, "record", "-f", "raw", "-r", str(rate), "-d", str(int(seconds)), "-o", out,
+         "-p", str(pid)],
+        out + ".log",
+    )
+
+
+def pyspyStacks(path):
+    """
+    The samples of a C{py-spy record -f raw} file: C{(frames, count)} per
+    stack, the frames from the root to the leaf.
+    """
+    with open(path) as f:
+        for line in f:
+            stack, _, count = line.rstrip("\n").rpartition(" ")
+            try:
+                count = int(count)
+            except ValueError:
+                continue
+            yield stack.split(";"), count
+
+
+def sourceVersion():
+    """
+    The commit of the source tree, and the JobMon files changed since it
+    (other engineers' work in progress is measured too), or L{None}.
+    """
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                              capture_output=True, timeout=10, check=True).stdout
+        changed = subprocess.run(["git", "status", "--porcelain", "--", "jobmon", "twisted"],
+                                 cwd=ROOT, capture_output=True, timeout=10,
+                                 check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": head.decode().strip(),
+            "changed": [line[3:] for line in changed.decode().splitlines()]}
+
+
+def jsonOption(parser, what="tables"):
+    """
+    Add C{--json [PATH]} to C{parser}, for L{emit}.
+    """
+    parser.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
+                        help="print JSON instead of the {} (or write it to PATH)".format(what))
+
+
+def emit(document, text, path):
+    """
+    Print the report C{text}; with C{path} C{"-"} (a bare C{--json}),
+    print C{document} as JSON instead; with another C{path}, also write the
+    JSON there.
+    """
+    if path == "-":
+        print(json.dumps(document, indent=2, default=str))
+        return
+    print(text)
+    if path:
+        with open(path, "w") as f:
+            json.dump(document, f, indent=2, default=str)
 
 
 def percentile(sortedValues, p):

@@ -87,7 +87,6 @@ import os
 import queue
 import random
 import re
-import shutil
 import socket
 import ssl
 import sys
@@ -97,7 +96,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import common  # noqa: E402  (sets sys.path for jobmon)
-from common import JOB_ID  # noqa: E402
+from common import JOB_ID, machineCPU, procStatus  # noqa: E402
 
 RESPONSIVE_P99_MS = 100.0
 """The good client's p99 (queries and reconnections) under which the server
@@ -170,38 +169,6 @@ def say(message):
 
 
 # --- process figures ---------------------------------------------------------
-
-
-def procStatus(pid):
-    """
-    C{VmRSS} and C{VmHWM} (KiB), open descriptors and CPU seconds of process
-    C{pid}.
-    """
-    values = {}
-    try:
-        with open("/proc/{}/status".format(pid)) as f:
-            for line in f:
-                key, _, rest = line.partition(":")
-                if key in ("VmRSS", "VmHWM"):
-                    values[key] = int(rest.split()[0])
-    except OSError:
-        pass
-    try:
-        values["fds"] = len(os.listdir("/proc/{}/fd".format(pid)))
-    except OSError:
-        values["fds"] = None
-    values["cpu"] = common.cpuSeconds(pid)
-    return values
-
-
-def machineBusy():
-    """
-    Busy CPU seconds of the whole machine so far (C{/proc/stat}).
-    """
-    with open("/proc/stat") as f:
-        fields = [int(v) for v in f.readline().split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return (sum(fields[:8]) - idle) / float(os.sysconf("SC_CLK_TCK"))
 
 
 def settle(pid, quiet=0.02, interval=0.3, limit=10.0):
@@ -356,6 +323,22 @@ class _Response:
 def _dieWithParent():
     if common._prctl is not None:
         common._dieWithParent()
+
+
+def _reap(process, timeout):
+    """
+    Wait up to C{timeout} seconds for a started C{multiprocessing} process
+    to end, then SIGTERM it, then SIGKILL it.
+    """
+    if process.pid is None:
+        return
+    process.join(timeout)
+    if process.is_alive():
+        process.terminate()
+        process.join(3)
+    if process.is_alive():
+        process.kill()
+        process.join(3)
 
 
 def _clientContext(certPath):
@@ -564,15 +547,7 @@ class Flood:
             except queue.Empty:
                 break
         for p in self.processes:
-            if p.pid is None:
-                continue
-            p.join(max(0.1, deadline - time.monotonic()))
-            if p.is_alive():
-                p.terminate()
-                p.join(3)
-            if p.is_alive():
-                p.kill()
-                p.join(3)
+            _reap(p, max(0.1, deadline - time.monotonic()))
         return samples
 
 
@@ -690,7 +665,7 @@ def runWindow(env, flood, seconds, ramp, good):
             waitForActivity(flood)
             time.sleep(ramp)
         c0 = flood.counts() if flood else None
-        s0, d0, b0 = procStatus(pid)["cpu"], common.cpuSeconds(env.daemon.pid), machineBusy()
+        s0, d0, b0 = procStatus(pid)["cpu"], common.cpuSeconds(env.daemon.pid), machineCPU()[0]
         f0, m0 = (flood.cpu() if flood else 0.0), time.process_time()
         t0 = time.monotonic()
         result = {}
@@ -700,7 +675,7 @@ def runWindow(env, flood, seconds, ramp, good):
             time.sleep(seconds)
         elapsed = time.monotonic() - t0
         during = procStatus(pid)
-        s1, d1, b1 = during["cpu"], common.cpuSeconds(env.daemon.pid), machineBusy()
+        s1, d1, b1 = during["cpu"], common.cpuSeconds(env.daemon.pid), machineCPU()[0]
         f1, m1 = (flood.cpu() if flood else 0.0), time.process_time()
         c1 = flood.counts() if flood else None
         samples = flood.stop() if flood else []
@@ -772,8 +747,7 @@ def pyspyProfile(env, flood, seconds, ramp):
     """
     import breakdown
 
-    pyspy = shutil.which("py-spy", path=common.BIN + os.pathsep + os.environ.get("PATH", ""))
-    if pyspy is None:
+    if common.PYSPY is None:
         return None
     out = os.path.join(env.tmp, "server-{}.pyspy".format(flood.mode))
     flood.start()
@@ -781,12 +755,7 @@ def pyspyProfile(env, flood, seconds, ramp):
     try:
         waitForActivity(flood)
         time.sleep(ramp)
-        spy = common.Proc(
-            "py-spy",
-            [pyspy, "record", "-f", "raw", "-r", "200", "-d", str(int(seconds)), "-o", out,
-             "-p", str(env.server.pid)],
-            out + ".log",
-        )
+        spy = common.startPySpy(env.server.pid, out, seconds)
         try:
             spy.waitFor(r"Sampling process", timeout=15)
         except RuntimeError as e:
@@ -814,18 +783,11 @@ def inclusiveProfile(path, top=16, below=90.0):
     """
     counts = collections.Counter()
     total = 0
-    with open(path) as f:
-        for line in f:
-            stack, _, n = line.rstrip("\n").rpartition(" ")
-            try:
-                n = int(n)
-            except ValueError:
-                continue
-            total += n
-            # "name (file:line)" -> "name (file)": a function, not a line.
-            names = {re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")}
-            for name in names:
-                counts[name] += n
+    for frames, n in common.pyspyStacks(path):
+        total += n
+        # "name (file:line)" -> "name (file)": a function, not a line.
+        for name in {re.sub(r":\d+\)$", ")", frame) for frame in frames}:
+            counts[name] += n
     if not total:
         return []
     rows = [(k, v, round(100.0 * v / total, 1)) for k, v in counts.most_common()]
@@ -1120,15 +1082,7 @@ def memoryPart(cfg, clients, statEvery, minStat, keep):
                 except queue.Empty:
                     break
             for p in procs:
-                if p.pid is None:
-                    continue
-                p.join(10)
-                if p.is_alive():
-                    p.terminate()
-                    p.join(3)
-                if p.is_alive():
-                    p.kill()
-                    p.join(3)
+                _reap(p, 10)
         last = doc["samples"][-1]
         w, s, f = totals()
         elapsed = time.monotonic() - started
@@ -1367,8 +1321,7 @@ def main(argv=None):
                         help="memory: stop after this many minutes whatever the count (11)")
     parser.add_argument("--py-spy", dest="pyspy", action="store_true",
                         help="also profile the server during each flood")
-    parser.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
-                        help="print JSON instead of the tables (or write it to PATH)")
+    common.jsonOption(parser)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directories")
     args = parser.parse_args(argv)
     cfg = dict(QUICK if args.quick else FULL)
@@ -1408,13 +1361,7 @@ def main(argv=None):
                                         args.keep)
         text.append(memoryTables(document["memory"]))
     document["wall_seconds"] = round(time.monotonic() - started, 1)
-    if args.json == "-":
-        print(json.dumps(document, indent=2))
-    else:
-        print("\n\n".join(text))
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(document, f, indent=2)
+    common.emit(document, "\n\n".join(text), args.json)
     return 0
 
 

@@ -40,7 +40,6 @@ is killed) and the big file is deleted, also on errors and Ctrl-C.
 """
 
 import argparse
-import json
 import os
 import random
 import resource
@@ -55,7 +54,7 @@ import xmlrpc.client
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import common  # noqa: E402  (sets sys.path for jobmon)
-from common import JOB_ID  # noqa: E402
+from common import JOB_ID, say  # noqa: E402
 
 FULL = {
     "lines": 100,
@@ -134,14 +133,6 @@ while True:
 group (killed as a whole at the end)."""
 
 
-def say(message):
-    """
-    A progress line on standard error.
-    """
-    sys.stderr.write("bench: {}\n".format(message))
-    sys.stderr.flush()
-
-
 # -- processes ----------------------------------------------------------------
 
 
@@ -153,17 +144,7 @@ def startDaemon(env, jobId, workdir, extra=(), stampFile=None):
 
     @return: the L{common.Proc}, once its wake channel is up.
     """
-    args = [
-        "-n", "--pidfile=", "jobmon-daemon",
-        "--server", env.url,
-        "--job-id", jobId,
-        "--workdir", workdir,
-        "--proxy", env.proxy,
-        "--ca-dir", env.caDir,
-        "--retry-initial-delay", "0.2",
-        "--retry-max-delay", "1",
-        "--wake", "tcp",
-    ] + list(extra)
+    args = env.daemonArgs(jobId, workdir) + list(extra)
     if stampFile is None:
         command = [common.TWISTD] + args
     else:
@@ -176,7 +157,7 @@ def startDaemon(env, jobId, workdir, extra=(), stampFile=None):
         cwd=env.tmp,
     )
     try:
-        daemon.waitFor(common.WAKE_READY["tcp"])
+        daemon.waitFor(common.WAKE_READY[env.wake])
     except BaseException:
         daemon.stop()
         raise
@@ -243,17 +224,12 @@ def memory(pid):
     """
     C{VmRSS} and C{VmHWM} of process C{pid}, in MiB (Linux), or L{None}s.
     """
-    found = {"rss_mib": None, "hwm_mib": None}
-    try:
-        with open("/proc/{}/status".format(pid)) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    found["rss_mib"] = round(int(line.split()[1]) / 1024.0, 1)
-                elif line.startswith("VmHWM:"):
-                    found["hwm_mib"] = round(int(line.split()[1]) / 1024.0, 1)
-    except (OSError, ValueError, IndexError):
-        pass
-    return found
+    status = common.procStatus(pid)
+    return {"rss_mib": _mib(status.get("VmRSS")), "hwm_mib": _mib(status.get("VmHWM"))}
+
+
+def _mib(kib):
+    return None if kib is None else round(kib / 1024.0, 1)
 
 
 def childrenCPU():
@@ -266,18 +242,12 @@ def childrenCPU():
 
 def cpuBusy():
     """
-    The machine's busy and total CPU seconds so far, over all CPUs (Linux
-    C{/proc/stat}), or L{None}: the difference over a part tells how busy
-    the machine was, the benchmark's own processes included.
+    L{common.machineCPU}, or L{None} if C{/proc/stat} cannot be read.
     """
     try:
-        with open("/proc/stat") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
+        return common.machineCPU()
     except (OSError, ValueError):
         return None
-    ticks = float(os.sysconf("SC_CLK_TCK"))
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return (sum(fields) - idle) / ticks, sum(fields) / ticks
 
 
 def busySince(before):
@@ -781,15 +751,6 @@ def killJob(job, timeout=10.0):
         job.stdout.close()
 
 
-def _timed(call, n):
-    times, last = [], None
-    for _ in range(n):
-        t0 = time.perf_counter()
-        last = call()
-        times.append(time.perf_counter() - t0)
-    return times, last
-
-
 def _filesOpenedPerCall(call, runs=3):
     """
     How many files C{call} opens (C{io.open} calls, counted by cProfile):
@@ -852,12 +813,12 @@ def measureProcesses(env, cfg):
             cpu0 = common.cpuSeconds(daemon.pid)
             server0 = common.cpuSeconds(env.server.pid)
             client0 = time.process_time()
-            psTimes, last = _timed(lambda: client.ps(PS_JOB), cfg["ps_n"])
+            psTimes, last = common.timed(lambda: client.ps(PS_JOB), cfg["ps_n"])
             clientCPU = (time.process_time() - client0) * 1000.0 / cfg["ps_n"]
             server1 = common.cpuSeconds(env.server.pid)
             cpu1 = common.cpuSeconds(daemon.pid)
-            topTimes, lastTop = _timed(lambda: client.top(PS_JOB, interval=1.0), cfg["top_n"])
-            resTimes, lastRes = _timed(lambda: client.res(PS_JOB), cfg["res_n"])
+            topTimes, lastTop = common.timed(lambda: client.top(PS_JOB, interval=1.0), cfg["top_n"])
+            resTimes, lastRes = common.timed(lambda: client.res(PS_JOB), cfg["res_n"])
             memAfter = memory(daemon.pid)
         finally:
             client.close()
@@ -865,19 +826,19 @@ def measureProcesses(env, cfg):
         # XML-RPC work the result goes through.
         local = JobProcesses(rootPid=job.pid, daemonPid=daemon.pid)
         local.ps()
-        localTimes, localResult = _timed(local.ps, 5)
-        resLocal, _ = _timed(local.res, 5)
-        topStartLocal, _ = _timed(local.topStart, 5)
-        treeLocal, _ = _timed(local._tree, 5)
+        localTimes, localResult = common.timed(local.ps, 5)
+        resLocal, _ = common.timed(local.res, 5)
+        topStartLocal, _ = common.timed(local.topStart, 5)
+        treeLocal, _ = common.timed(local._tree, 5)
         opens = _filesOpenedPerCall(local.ps)
         wire = {
             "root": localResult["root"], "processes": localResult["processes"],
             "truncated": localResult["truncated"],
         }
         body = xmlrpc.client.dumps(("job.ps", "req-1", wire), "jobmon.outputJobResult")
-        encode, _ = _timed(lambda: xmlrpc.client.dumps(
+        encode, _ = common.timed(lambda: xmlrpc.client.dumps(
             ("job.ps", "req-1", wire), "jobmon.outputJobResult"), 5)
-        parse, _ = _timed(lambda: xmlrpc.client.loads(body), 5)
+        parse, _ = common.timed(lambda: xmlrpc.client.loads(body), 5)
     finally:
         if daemon is not None:
             daemon.stop()
@@ -913,24 +874,6 @@ def measureProcesses(env, cfg):
 
 
 # -- the run ------------------------------------------------------------------
-
-
-def sourceVersion():
-    """
-    The commit of the source tree, and the JobMon files changed since it
-    (other engineers' work in progress is measured too), or L{None}.
-    """
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=common.ROOT,
-                              capture_output=True, timeout=10, check=True).stdout
-        changed = subprocess.run(["git", "status", "--porcelain", "--", "jobmon", "twisted"],
-                                 cwd=common.ROOT, capture_output=True, timeout=10,
-                                 check=True).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return {"commit": head.decode().strip(),
-            "changed": [line[3:] for line in changed.decode().splitlines()]}
-
 
 
 def run(cfg, withCat=True, keep=False, parts=("follow", "files", "processes")):
@@ -1111,8 +1054,7 @@ def main(argv=None):
                         help="skip the cat of the big file")
     parser.add_argument("--parts", default="follow,files,processes",
                         help="comma-separated subset of: follow,files,processes")
-    parser.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
-                        help="print JSON instead of the tables (or write it to PATH)")
+    common.jsonOption(parser)
     parser.add_argument("--keep", action="store_true",
                         help="keep the temporary directory (logs; the big file is "
                              "deleted anyway)")
@@ -1140,18 +1082,12 @@ def main(argv=None):
     document = {
         "benchmark": "ops",
         "machine": common.machine(),
-        "source": sourceVersion(),
+        "source": common.sourceVersion(),
         "config": cfg,
         "results": results,
         "seconds": round(time.monotonic() - started, 1),
     }
-    if args.json == "-":
-        print(json.dumps(document, indent=2))
-    else:
-        print(tables(results, cfg))
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(document, f, indent=2)
+    common.emit(document, tables(results, cfg), args.json)
     return 0
 
 

@@ -27,7 +27,6 @@ PATH, writes it there as well as printing the table).
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -93,8 +92,7 @@ def measure(env, n, warmup, ops=None, progress=True):
             if wanted is not None and name not in wanted:
                 continue
             if progress:
-                sys.stderr.write("bench: {} x {} (+{} warm-up)\n".format(name, n, warmup))
-                sys.stderr.flush()
+                common.say("{} x {} (+{} warm-up)".format(name, n, warmup))
             first = call(client)
             if check is not None:
                 check(first)
@@ -178,8 +176,7 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=100, help="untimed queries first (100)")
     parser.add_argument("--ops", default=None,
                         help="comma-separated subset of: " + ",".join(o[0] for o in OPS))
-    parser.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
-                        help="print JSON instead of the table (or write it to PATH)")
+    common.jsonOption(parser, "table")
     parser.add_argument("--wake", choices=sorted(common.WAKE_READY), default="tcp",
                         help="the daemon's wake mode (tcp)")
     parser.add_argument("--keep", action="store_true",
@@ -202,13 +199,7 @@ def main(argv=None):
         "warmup": args.warmup,
         "results": results,
     }
-    if args.json == "-":
-        print(json.dumps(document, indent=2))
-    else:
-        print(table(results))
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(document, f, indent=2)
+    common.emit(document, table(results), args.json)
     return 0
 
 

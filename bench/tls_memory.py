@@ -274,19 +274,6 @@ def measureVariant(variant, n, pkiDir, proxy):
     }
 
 
-def makePKI(directory, keyType="ec"):
-    """
-    A throwaway PKI with a proxy for alice; returns C{(pkiDir, proxy)}.
-    """
-    from jobmon import pki
-
-    thePKI = pki.initPKI(os.path.join(directory, "pki"), users=("alice",), keyType=keyType)
-    alice = thePKI.users["alice"]
-    proxy = os.path.join(directory, "x509up_alice")
-    pki.makeProxy(alice.certPath, alice.keyPath, proxy)
-    return os.path.join(directory, "pki"), proxy
-
-
 def run(n=2000, variants=None, keyType="ec"):
     """
     Measure each variant in its own process.
@@ -295,7 +282,8 @@ def run(n=2000, variants=None, keyType="ec"):
     tmp = tempfile.mkdtemp(prefix="jobmon-tlsmem-")
     results = []
     try:
-        pkiDir, proxy = makePKI(tmp, keyType)
+        thePKI, proxy = common.makePKI(tmp, keyType)
+        pkiDir = thePKI.directory
         for variant in chosen:
             out = subprocess.run(
                 [sys.executable, os.path.abspath(__file__), "--child", variant, "-n", str(n),
@@ -344,10 +332,7 @@ def main(argv=None):
     if variants and not all(set(v.split("+")) <= known for v in variants):
         parser.error("unknown variant")
     results = run(args.n, variants, args.key_type)
-    print(table(results))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+    common.emit(results, table(results), args.json)
     return 0
 
 

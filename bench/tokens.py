@@ -72,11 +72,7 @@ def roundTrips(env, n, warmup):
                     assert first["dn"].endswith("CN=Alice Example"), first
                 for _ in range(warmup):
                     call(client)
-                durations = []
-                for _ in range(n):
-                    t0 = time.perf_counter()
-                    call(client)
-                    durations.append(time.perf_counter() - t0)
+                durations, _ = common.timed(lambda: call(client), n)
                 results["{} {}".format(name, auth)] = common.summarize(durations)
         finally:
             client.close()
