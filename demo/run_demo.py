@@ -51,18 +51,12 @@ class Process:
         )
 
     def waitFor(self, pattern, timeout=30):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        try:
+            return waitForFile(self.logPath, pattern, timeout, self.proc)
+        except SystemExit:
             with open(self.logPath, "rb") as f:
-                match = re.search(pattern, f.read().decode("utf-8", "replace"))
-            if match:
-                return match
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        with open(self.logPath, "rb") as f:
-            sys.stderr.write(f.read().decode("utf-8", "replace"))
-        raise SystemExit("demo: {} did not start (see above)".format(self.name))
+                sys.stderr.write(f.read().decode("utf-8", "replace"))
+            raise SystemExit("demo: {} did not start (see above)".format(self.name))
 
     def stop(self):
         if self.proc.poll() is None:
@@ -75,20 +69,25 @@ class Process:
         self.log.close()
 
 
-def waitForFile(path, pattern, timeout=30):
+def waitForFile(path, pattern, timeout=30, proc=None):
     """
-    Wait until the file at C{path} holds C{pattern}.
+    Wait until the file at C{path} holds C{pattern}, for at most C{timeout}
+    seconds and no longer than the C{subprocess.Popen} C{proc} runs.
+
+    @return: the match.
     """
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
         try:
             with open(path, "rb") as f:
-                if re.search(pattern, f.read().decode("utf-8", "replace")):
-                    return
+                match = re.search(pattern, f.read().decode("utf-8", "replace"))
         except OSError:
-            pass
+            match = None
+        if match:
+            return match
+        if time.monotonic() > deadline or (proc is not None and proc.poll() is not None):
+            raise SystemExit("demo: {} did not show {!r}".format(path, pattern))
         time.sleep(0.05)
-    raise SystemExit("demo: {} did not show {!r}".format(path, pattern))
 
 
 def query(env, *args, show=True):
@@ -172,11 +171,13 @@ def main():
                 env=dict(os.environ, ANALYSIS_TOKEN="s3cr3t", DATASET="run2026B"))
             processes.append(job)
             daemons[jobId] = job
-            waitForFile(daemonLog, r"registered with .*\({} wake\)".format(mode))
+            waitForFile(daemonLog, r"registered with .*\({} wake\)".format(mode), proc=job.proc)
             print("job {} running in {}; its daemon registered ({} wake)".format(
                 jobId, workdir, mode))
         daemon = daemons["4711.0"]
-        time.sleep(3)  # let the jobs write a few lines
+        for jobId, job in daemons.items():
+            # Five lines in its log (tail -n 5 below), its checkpoint and histograms.
+            waitForFile(os.path.join(RUN, "job-" + jobId, "job.log"), r"step +4:", proc=job.proc)
 
         env = dict(os.environ, JOBMON_SERVER=url, X509_USER_PROXY=proxies["alice"],
                    X509_CERT_DIR=tpki.ca.hashedDir)
@@ -238,7 +239,7 @@ def main():
             | {"BEARER_TOKEN_FILE": daemonToken},
         )
         processes.append(job)
-        waitForFile(daemonLog, r"wake channel up")
+        waitForFile(daemonLog, r"wake channel up", proc=job.proc)
         carolEnv = {k: v for k, v in env.items() if k != "X509_USER_PROXY"}
         carolEnv["BEARER_TOKEN_FILE"] = carolToken
         print(DIM + "export BEARER_TOKEN_FILE=carol.token" + RESET)
