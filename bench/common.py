@@ -315,7 +315,7 @@ class BenchEnv:
     """
 
     def __init__(self, daemon=True, wrapper=None, keep=False, quiet=False, wake="tcp",
-                 tokens=False):
+                 tokens=False, daemonToken=False):
         """
         @param daemon: whether to start a daemon for L{JOB_ID}.
         @param wake: the daemon's wake mode, C{tcp} or C{poll} (HTTPS long
@@ -328,11 +328,15 @@ class BenchEnv:
         @param quiet: print no progress lines.
         @param tokens: make a bearer-token issuer (subject C{alice} is alice's
             DN) and have the server trust it; see L{tokenClient}.
+        @param daemonToken: with C{tokens}, the daemon authenticates with a
+            token of alice's (read from its file for every call) instead of
+            her proxy.
         """
         if wake not in WAKE_READY:
             raise ValueError("wake mode must be one of " + ", ".join(sorted(WAKE_READY)))
         self.withDaemon = daemon
         self.withTokens = tokens
+        self.daemonToken = daemonToken
         self.issuer = None
         self.wake = wake
         self.wrapper = wrapper
@@ -425,8 +429,7 @@ class BenchEnv:
             jobId,
             "--workdir",
             workdir,
-            "--proxy",
-            self.proxy,
+            *self._daemonCredential(),
             "--ca-dir",
             self.caDir,
             "--retry-initial-delay",
@@ -436,6 +439,14 @@ class BenchEnv:
             "--wake",
             self.wake,
         ]
+
+    def _daemonCredential(self):
+        if not self.daemonToken:
+            return ["--proxy", self.proxy]
+        path = os.path.join(self.tmp, "daemon.token")
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write(self.issuer.mint("alice", scope="compute.create", lifetime=6 * 3600))
+        return ["--auth", "token", "--token-file", path]
 
     def close(self):
         """

@@ -8,7 +8,10 @@ What bearer tokens cost, beside X.509 proxies.
   2. Through a real server and daemon: C{whoami} and C{stat} round trips on
      one kept-alive connection, with alice's proxy and with alice's token
      (the issuer maps subject C{alice} to her DN, so both reach her job).
-  3. A new connection per call (handshake included): C{whoami} with the
+  3. The same C{stat} round trips with a daemon that authenticates with a
+     token (read from its file, in a thread, for each of its calls) instead
+     of the proxy.
+  4. A new connection per call (handshake included): C{whoami} with the
      proxy (a client certificate chain to verify) and with the token (no
      client certificate; one token check per new token, cached after).
 
@@ -114,6 +117,11 @@ def main(argv=None):
     with common.BenchEnv(tokens=True) as env:
         out["round_trip"] = roundTrips(env, args.n, args.warmup)
         out["new_connection"] = newConnections(env, args.connections)
+    with common.BenchEnv(tokens=True, daemonToken=True) as env:
+        trips = roundTrips(env, args.n, args.warmup)
+        out["round_trip"].update(
+            ("{}, daemon with a token".format(name), s) for name, s in trips.items()
+            if name.startswith("stat"))
 
     rows = [[alg, v["new_us"], v["cached_us"]] for alg, v in out["check"].items()]
     print("### Token check, in process\n")

@@ -48,9 +48,9 @@ from jobmon.tls import (
 
 def bearerAuthorization(source, clock=time.time):
     """
-    The C{Authorization} header of a daemon with a bearer token: read
-    afresh for every call, so that the token a site renews in its file is
-    used without a restart.
+    The C{Authorization} header of a daemon with a bearer token, read
+    afresh from its source (blocking; see L{CachedAuthorization}), so that
+    the token a site renews in its file is used without a restart.
 
     @param source: see L{jobmon.bearer.tokenSource}.
     @return: a callable returning C{"Bearer <token>"}.
@@ -73,6 +73,42 @@ def bearerAuthorization(source, clock=time.time):
         return "Bearer " + token
 
     return authorization
+
+
+TOKEN_REREAD = 10.0
+"""Seconds a daemon uses the token it read before reading its file again."""
+
+
+class CachedAuthorization:
+    """
+    A daemon's C{Authorization} header, read (in a thread) at most every
+    C{interval} seconds: a renewed token file is used within that time, and
+    a daemon's calls do not each pay for a thread and a file read.
+
+    @ivar read: the blocking read (see L{bearerAuthorization}).
+    """
+
+    def __init__(self, read, runInThread, clock, interval=TOKEN_REREAD):
+        self.read = read
+        self.runInThread = runInThread
+        self.clock = clock
+        self.interval = interval
+        self._value = None
+        self._readAt = None
+
+    def __call__(self):
+        """
+        The header value, or a L{Deferred} of it when it is due to be read.
+        """
+        now = self.clock.seconds()
+        if self._value is not None and now - self._readAt < self.interval:
+            return self._value
+
+        def read(value):
+            self._value, self._readAt = value, now
+            return value
+
+        return self.runInThread(self.read).addCallback(read)
 
 
 class Options(FileOptions):
@@ -98,8 +134,9 @@ class Options(FileOptions):
         ["auth", None, "auto", "x509 (the proxy) or token (a WLCG bearer token); auto: "
          "a token named by $BEARER_TOKEN or $BEARER_TOKEN_FILE, else the proxy if "
          "there is one, else a token in $XDG_RUNTIME_DIR/bt_u$UID or /tmp/bt_u$UID."],
-        ["token-file", None, None, "The bearer token's file, read again for every call "
-         "so that a renewed token is used [default: WLCG token discovery]."],
+        ["token-file", None, None, "The bearer token's file, read again (in a thread) "
+         "every 10 s at most, so that a renewed token is used [default: WLCG token "
+         "discovery]."],
         ["ca-dir", None, None, "Trusted CAs, OpenSSL hashed directory "
          "[default: $X509_CERT_DIR, then " + DEFAULT_CA_DIR + "]."],
         ["wake", None, "tcp", "Wake mode: tcp (a TLS connection to the server), udp "
@@ -634,10 +671,11 @@ def buildDaemon(reactor, options):
     agent = Agent(reactor, contextFactory=policy, pool=pool, connectTimeout=10)
     authorization = None
     if options.authorization is not None:
-        # The token file is read for every call: in a thread, as every
-        # file the daemon reads.
-        def authorization():
-            return deferToThreadPool(reactor, reactor.getThreadPool(), options.authorization)
+        authorization = CachedAuthorization(
+            options.authorization,
+            lambda f: deferToThreadPool(reactor, reactor.getThreadPool(), f),
+            reactor,
+        )
     rpc = XMLRPCClient(agent, serverURL, pool=pool, authorization=authorization)
     host = url.hostname
 

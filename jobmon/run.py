@@ -271,7 +271,7 @@ def makeParser():
              "the proxy if there is one, else a token in $XDG_RUNTIME_DIR/bt_u$UID or "
              "/tmp/bt_u$UID [default: auto]")
     add("--token-file", metavar="FILE",
-        help="the bearer token's file, read again for every call [default: WLCG "
+        help="the bearer token's file, read again every 10 s at most [default: WLCG "
              "token discovery]")
     add("--ca-dir", metavar="DIR",
         help="trusted CAs [default: $X509_CERT_DIR, then {}]".format(DEFAULT_CA_DIR))

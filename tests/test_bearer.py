@@ -16,6 +16,7 @@ import json
 import os
 import random
 
+from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -30,7 +31,7 @@ from jobmon.bearer import (
     unverifiedClaims,
 )
 from jobmon.client import ClientError, _Credential, _TokenCredential
-from jobmon.daemon import bearerAuthorization
+from jobmon.daemon import CachedAuthorization, bearerAuthorization
 from jobmon.tls import CredentialError
 
 NOW = 1700000000
@@ -672,3 +673,58 @@ class DaemonBearerAuthorizationTests(_FilesMixin, SynchronousTestCase):
         authorization = bearerAuthorization(tokenSource(self.path), self.clock.seconds)
         e = self.assertRaises(CredentialError, authorization)
         self.assertIn("cannot read the bearer token " + self.path, str(e))
+
+
+class CachedAuthorizationTests(SynchronousTestCase):
+    """
+    L{CachedAuthorization}: the daemon's token, read in a thread at most
+    every few seconds.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.reads = []
+        self.threads = []
+
+        def read():
+            self.reads.append(self.clock.seconds())
+            return "Bearer t%d" % (len(self.reads),)
+
+        def runInThread(f):
+            self.threads.append(f)
+            return defer.maybeDeferred(f)
+
+        self.authorization = CachedAuthorization(read, runInThread, self.clock, interval=10)
+
+    def test_readInThreadThenCached(self):
+        """
+        The first call reads the token in a thread; calls within the
+        interval use it as it was; the next after it reads again.
+        """
+        self.assertEqual(self.successResultOf(self.authorization()), "Bearer t1")
+        self.assertEqual(len(self.threads), 1)
+        self.clock.advance(9.9)
+        self.assertEqual(self.authorization(), "Bearer t1")
+        self.assertEqual(len(self.reads), 1)
+        self.clock.advance(0.1)
+        self.assertEqual(self.successResultOf(self.authorization()), "Bearer t2")
+        self.assertEqual(self.reads, [0, 10.0])
+
+    def test_failedReadNotCached(self):
+        """
+        A read that fails (no token, expired) fails the call, and the next
+        call reads again.
+        """
+        answers = [CredentialError("no bearer token"), "Bearer renewed"]
+
+        def read():
+            answer = answers.pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+
+        authorization = CachedAuthorization(
+            read, lambda f: defer.maybeDeferred(f), self.clock, interval=10)
+        self.failureResultOf(authorization(), CredentialError)
+        self.assertEqual(self.successResultOf(authorization()), "Bearer renewed")
+        self.assertEqual(answers, [])
