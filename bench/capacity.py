@@ -109,7 +109,7 @@ from zope.interface import implementer  # noqa: E402
 
 from jobmon.errors import JobMonError  # noqa: E402
 from jobmon.protocols.xmlrpc import XMLRPCClient, _BytesProducer, _CappedBody  # noqa: E402
-from jobmon.tls import CredentialPolicy  # noqa: E402
+from jobmon.clienttls import CredentialPolicy  # noqa: E402
 
 HOST = "127.0.0.1"
 LOOPBACK_BROADCAST = "127.255.255.255"

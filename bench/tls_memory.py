@@ -206,7 +206,8 @@ def contexts(features, pkiDir, proxy):
     """
     from OpenSSL import SSL, crypto
 
-    from jobmon.tls import ServerContextFactory, readPEMFile
+    from jobmon.certificates import readPEMFile
+    from jobmon.tls import ServerContextFactory
 
     factory = ServerContextFactory(
         os.path.join(pkiDir, "hostcert.pem"), os.path.join(pkiDir, "hostkey.pem"),

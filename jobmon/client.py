@@ -4,7 +4,7 @@ A client for the JobMon server that uses only the standard library.
 L{JobMonClient} talks XML-RPC over HTTPS to the server (see C{docs/API.md}),
 authenticating with an X.509 proxy file (C{/tmp/x509up_u$UID}), a user
 certificate, or a WLCG bearer token (C{$BEARER_TOKEN}, C{$BEARER_TOKEN_FILE},
-C{$XDG_RUNTIME_DIR/bt_u$UID}, C{/tmp/bt_u$UID}: see L{jobmon.bearer}).  It keeps one HTTP/1.1 connection alive across calls, so an
+C{$XDG_RUNTIME_DIR/bt_u$UID}, C{/tmp/bt_u$UID}: see L{jobmon.credentials}).  It keeps one HTTP/1.1 connection alive across calls, so an
 in-process caller making many queries pays the TLS handshake once.
 
 There is one method per op of C{docs/API.md} (L{JobMonClient.ls},
@@ -54,7 +54,7 @@ never cross the wire.
   - L{PROTOCOL_ERROR} (2017): the answer is not XML-RPC.
 
 This module imports only the standard library and L{jobmon.errors},
-L{jobmon.bearer} and L{jobmon.options} (which do too), so that
+L{jobmon.credentials} and L{jobmon.options} (which do too), so that
 C{jobmon-query} starts fast.  It is not thread-safe: use one client per
 thread.
 """
@@ -68,7 +68,14 @@ import time
 import xmlrpc.client
 from urllib.parse import urlsplit
 
-from jobmon.bearer import TokenNotFound, discoveryPaths, expiredAt, tokenSource
+from jobmon import credentials
+from jobmon.credentials import (  # noqa: F401 (part of this API)
+    AUTH_MODES,
+    TokenNotFound,
+    defaultProxyPath,
+    expiredAt,
+    tokenSource,
+)
 from jobmon.errors import JobMonError
 from jobmon.options import DEFAULT_CA_DIR, defaultCADir  # noqa: F401 (part of this API)
 
@@ -166,9 +173,6 @@ _TOKEN_REFUSED_MESSAGE = (
     "certificate and does not accept bearer tokens; use --auth x509"
 )
 
-AUTH_MODES = ("auto", "x509", "token")
-"""How a client authenticates: L{JobMonClient}'s C{auth}."""
-
 
 class ClientError(JobMonError):
     """
@@ -186,22 +190,6 @@ def clientCodeName(code):
     code.
     """
     return CLIENT_NAMES.get(code)
-
-
-def defaultProxyPath(environ=None, uid=None):
-    """
-    Return the credential file to use when none is given:
-    C{$X509_USER_PROXY}, else C{/tmp/x509up_u<uid>}.
-
-    @param environ: the environment (default C{os.environ}).
-    @param uid: the user id (default C{os.getuid()}).
-    """
-    if environ is None:
-        environ = os.environ
-    path = environ.get("X509_USER_PROXY")
-    if path:
-        return path
-    return "/tmp/x509up_u%d" % (os.getuid() if uid is None else uid,)
 
 
 def parseServerURL(server):
@@ -413,7 +401,7 @@ class _TokenCredential:
     that shows no certificate.
 
     @ivar source: callable returning C{(token, where)}; see
-        L{jobmon.bearer.tokenSource}.
+        L{jobmon.credentials.tokenSource}.
     """
 
     refusedMessage = _TOKEN_REFUSED_MESSAGE
@@ -457,39 +445,13 @@ class _TokenCredential:
 def resolveAuth(auth, proxy=None, key=None, token=None, tokenFile=None, environ=None,
                 uid=None):
     """
-    Decide between a certificate and a bearer token.
-
-    C{"auto"} takes, in order: the credential named explicitly (C{proxy} or
-    C{key}: X.509; C{token} or C{tokenFile}: a token); a token named by
-    C{$BEARER_TOKEN} or C{$BEARER_TOKEN_FILE}; the X.509 proxy if
-    C{$X509_USER_PROXY} is set or C{/tmp/x509up_u$UID} exists; a token file
-    found by discovery (C{$XDG_RUNTIME_DIR/bt_u$UID}, C{/tmp/bt_u$UID});
-    else X.509 (whose missing file is then reported).  So a user with a
-    proxy keeps using it until she asks for a token or has only a token.
-
-    @param uid: the user id in the default file names (default
-        C{os.getuid()}).
-    @return: C{"x509"} or C{"token"}.
-    @raise ClientError: L{BAD_ARGUMENT} for an unknown C{auth}.
+    L{jobmon.credentials.resolveAuth}, with an unknown C{auth} reported as
+    a L{ClientError} (L{BAD_ARGUMENT}).
     """
-    environ = os.environ if environ is None else environ
-    if auth not in AUTH_MODES:
-        raise ClientError(
-            BAD_ARGUMENT, "auth must be one of %s, not %r" % (", ".join(AUTH_MODES), auth)
-        )
-    if auth != "auto":
-        return auth
-    if proxy or key:
-        return "x509"
-    if token is not None or tokenFile is not None:
-        return "token"
-    if (environ.get("BEARER_TOKEN") or "").strip() or environ.get("BEARER_TOKEN_FILE"):
-        return "token"
-    if environ.get("X509_USER_PROXY") or os.path.exists(defaultProxyPath(environ, uid)):
-        return "x509"
-    if any(os.path.exists(p) for p in discoveryPaths(environ, uid)):
-        return "token"
-    return "x509"
+    try:
+        return credentials.resolveAuth(auth, proxy, key, token, tokenFile, environ, uid)
+    except ValueError as e:
+        raise ClientError(BAD_ARGUMENT, str(e))
 
 
 def chooseCredential(auth, proxy, key, caDir, token=None, tokenFile=None, environ=None):

@@ -28,22 +28,18 @@ from twisted.python import usage
 from zope.interface import implementer
 
 from jobmon import __version__
-from jobmon.bearer import TokenNotFound, expiredAt, tokenSource
+from jobmon.credentials import TokenNotFound, expiredAt, tokenSource
 from jobmon.config import FileOptions, applyConfigFile
 from jobmon.errors import REMOTE_ERROR, REMOTE_TIMEOUT, JobMonError
 from jobmon.files import Workdir
-from jobmon.hub import checkJobId
+from jobmon.protocols.jobid import checkJobId
 from jobmon.operations import Operations, runWithTimeout
 from jobmon.options import DEFAULT_CA_DIR, defaultCADir, positive
 from jobmon.protocols.udp import UDPWakeListener
 from jobmon.protocols.wake import WakeClientFactory
 from jobmon.protocols.xmlrpc import XMLRPCClient
-from jobmon.tls import (
-    CredentialError,
-    CredentialPolicy,
-    caCertificates,
-    clientCredential,
-)
+from jobmon.certificates import CredentialError, caCertificates
+from jobmon.clienttls import CredentialPolicy, clientCredential
 
 
 def bearerAuthorization(source, clock=time.time):
@@ -52,7 +48,7 @@ def bearerAuthorization(source, clock=time.time):
     afresh from its source (blocking; see L{CachedAuthorization}), so that
     the token a site renews in its file is used without a restart.
 
-    @param source: see L{jobmon.bearer.tokenSource}.
+    @param source: see L{jobmon.credentials.tokenSource}.
     @return: a callable returning C{"Bearer <token>"}.
     @raise CredentialError: (from the callable) no token, or it expired.
     """
@@ -200,7 +196,7 @@ class Options(FileOptions):
         if not os.path.isdir(self["workdir"]):
             raise usage.UsageError("--workdir {} is not a directory".format(self["workdir"]))
         self["workdir"] = os.path.abspath(self["workdir"])
-        from jobmon.client import AUTH_MODES, defaultProxyPath, resolveAuth
+        from jobmon.credentials import AUTH_MODES, defaultProxyPath, resolveAuth
 
         if self["auth"] not in AUTH_MODES:
             raise usage.UsageError("--auth must be one of {}".format(", ".join(AUTH_MODES)))

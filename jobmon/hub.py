@@ -9,7 +9,6 @@ L{Hub.channelHello} and L{Hub.channelLost}.
 
 import bisect
 import math
-import re
 import secrets
 
 from attrs import define, evolve
@@ -34,11 +33,10 @@ from jobmon.errors import (
     JobMonError,
     isRemote,
 )
+from jobmon.protocols.jobid import checkJobId
 from jobmon.metrics import NullMetrics
 from jobmon.registry import JobRecord
 
-JOB_ID = re.compile(r"[\x21-\x7e]{1,256}")
-"""A job id: printable ASCII without white space, 1 to 256 characters."""
 
 OPS = frozenset(
     {
@@ -113,17 +111,6 @@ def checkLimit(limit, most=10000):
     if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= most:
         raise JobMonError(BAD_REQUEST, "limit must be an integer from 1 to {}".format(most))
     return limit
-
-
-def checkJobId(jobId):
-    """
-    @raise JobMonError: C{jobId} is not a valid job id.
-    """
-    if not isinstance(jobId, str) or not JOB_ID.fullmatch(jobId):
-        raise JobMonError(
-            BAD_REQUEST,
-            "invalid job id: 1 to 256 printable ASCII characters without spaces",
-        )
 
 
 def checkRequest(request):

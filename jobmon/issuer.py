@@ -14,7 +14,7 @@ import jwt
 from attrs import frozen
 from cryptography.hazmat.primitives import serialization
 
-from jobmon.pki import _newKey, _writeFile
+from jobmon.keyfiles import newKey, writeFile
 
 ISSUER_KEY = "issuer-key.pem"
 ISSUER_JWKS = "issuer.jwks"
@@ -109,7 +109,7 @@ def newSigningKey(keyType="ec"):
     A fresh private key of the kind L{makeIssuer} makes: P-256 or RSA 2048,
     as for the test PKI's certificates.
     """
-    return _newKey(keyType)
+    return newKey(keyType)
 
 
 def publicJWK(key, kid, algorithm):
@@ -137,7 +137,7 @@ def makeIssuer(directory, iss="https://tokens.jobmon-test.example/vo",
     algorithm = _ALGORITHM[keyType]
     key = newSigningKey(keyType)
     issuer = LocalIssuer(os.path.abspath(directory), iss, audience, kid, algorithm)
-    _writeFile(
+    writeFile(
         issuer.keyPath,
         key.private_bytes(
             serialization.Encoding.PEM,
@@ -146,7 +146,7 @@ def makeIssuer(directory, iss="https://tokens.jobmon-test.example/vo",
         ),
         0o600,
     )
-    _writeFile(
+    writeFile(
         issuer.jwksPath,
         json.dumps({"keys": [publicJWK(key, kid, algorithm)]}, indent=2).encode(),
         0o644,
@@ -166,8 +166,8 @@ def makeIssuer(directory, iss="https://tokens.jobmon-test.example/vo",
     if users:
         lines += ["", "[issuer.users]"]
         lines += ["{} = {}".format(json.dumps(s), json.dumps(n)) for s, n in users.items()]
-    _writeFile(issuer.configPath, ("\n".join(lines) + "\n").encode(), 0o644)
-    _writeFile(
+    writeFile(issuer.configPath, ("\n".join(lines) + "\n").encode(), 0o644)
+    writeFile(
         os.path.join(directory, ISSUER_META),
         json.dumps({"iss": iss, "audience": audience, "kid": kid,
                     "algorithm": algorithm}).encode(),

@@ -27,23 +27,22 @@ import os
 import re
 import secrets
 import sys
-import tempfile
 
 from attrs import frozen
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from jobmon.identity import (  # noqa: F401 (re-exported for tests and tools)
-    _SHORT_NAMES,
+from jobmon.keyfiles import newKey, writeFile
+from jobmon.certificates import (  # noqa: F401 (re-exported for tests and tools)
+    SHORT_NAMES,
     POLICY_INDEPENDENT,
     POLICY_INHERIT_ALL,
     POLICY_LIMITED,
     POLICY_NAMES,
     PROXY_CERT_INFO,
     ProxyInfo,
-    _asCryptography,
+    asCryptography,
     dnOf,
     parseProxyCertInfo,
     proxyInfoOf,
@@ -62,7 +61,7 @@ CLOCK_SKEW = datetime.timedelta(minutes=5)
 """How far in the past new certificates start, so that a peer whose clock
 is a little behind does not see them as not yet valid."""
 
-_OIDS = {short: oid for oid, short in _SHORT_NAMES.items()}
+_OIDS = {short: oid for oid, short in SHORT_NAMES.items()}
 
 _PEM_BLOCK = re.compile(
     rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----\r?\n?", re.DOTALL
@@ -248,27 +247,6 @@ def _appendCN(name, value):
 # --- files ----------------------------------------------------------------
 
 
-def _writeFile(path, data, mode):
-    """
-    Write C{data} to C{path} atomically, with permission bits C{mode}.
-
-    The data goes to a temporary file in the same directory, created 0600,
-    that is renamed over C{path}: a private key is never readable by
-    others, even for a moment, and readers never see half a proxy.
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".jobmon-pki-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            os.fchmod(f.fileno(), mode)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def _certPEM(cert):
     """
     PEM-encode a certificate.
@@ -364,17 +342,6 @@ def _publicDER(key):
     )
 
 
-def _newKey(keyType):
-    """
-    Make a private key: C{"ec"} (P-256, fast) or C{"rsa"} (2048 bits).
-    """
-    if keyType == "ec":
-        return ec.generate_private_key(ec.SECP256R1())
-    if keyType == "rsa":
-        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    raise ValueError("unknown key type %r (use 'ec' or 'rsa')" % (keyType,))
-
-
 def _now():
     """
     The current time in UTC, to the second as in certificates.
@@ -396,7 +363,7 @@ def subjectHash(cert):
     # subtly wrong.
     from OpenSSL import crypto
 
-    return crypto.X509.from_cryptography(_asCryptography(cert)).subject_name_hash()
+    return crypto.X509.from_cryptography(asCryptography(cert)).subject_name_hash()
 
 
 def makeCRL(ca, revoked=(), hours=24, lastUpdate=None):
@@ -426,7 +393,7 @@ def makeCRL(ca, revoked=(), hours=24, lastUpdate=None):
         )
     crl = builder.sign(ca.key, hashes.SHA256())
     path = os.path.join(ca.hashedDir, "%08x.r0" % (subjectHash(ca.cert),))
-    _writeFile(path, crl.public_bytes(serialization.Encoding.PEM), 0o644)
+    writeFile(path, crl.public_bytes(serialization.Encoding.PEM), 0o644)
     return path
 
 
@@ -447,7 +414,7 @@ def addHashedCert(cert, directory):
     while True:
         path = os.path.join(directory, "%s.%d" % (base, n))
         if not os.path.exists(path):
-            _writeFile(path, pem, 0o644)
+            writeFile(path, pem, 0o644)
             return path
         if readCertificates(path)[0] == cert:
             return path
@@ -477,7 +444,7 @@ def makeCA(directory, name="JobMon Test CA", days=30, keyType="ec"):
             "%s already exists: %s already holds a CA (remove it or choose "
             "another directory)" % (keyPath, directory)
         )
-    key = _newKey(keyType)
+    key = newKey(keyType)
     subject = _name(BASE_NAME + (("CN", name),))
     now = _now()
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
@@ -507,8 +474,8 @@ def makeCA(directory, name="JobMon Test CA", days=30, keyType="ec"):
         .add_extension(ski, critical=False)
         .sign(key, hashes.SHA256())
     )
-    _writeFile(keyPath, _keyPEM(key), 0o600)
-    _writeFile(certPath, _certPEM(cert), 0o644)
+    writeFile(keyPath, _keyPEM(key), 0o600)
+    writeFile(certPath, _certPEM(cert), 0o644)
     hashedDir = os.path.join(directory, "ca")
     addHashedCert(cert, hashedDir)
     return CA(cert, key, certPath, keyPath, hashedDir)
@@ -615,7 +582,7 @@ def makeHostCert(ca, certPath, keyPath, names=DEFAULT_HOST_NAMES, days=30, keyTy
     entries = [_sanEntry(n) for n in names]
     dnsNames = [e.value for e in entries if isinstance(e, x509.DNSName)]
     commonName = dnsNames[0] if dnsNames else names[0]
-    key = _newKey(keyType)
+    key = newKey(keyType)
     notBefore, notAfter = _validity(ca, None, None, days)
     cert = _issue(
         ca,
@@ -634,8 +601,8 @@ def makeHostCert(ca, certPath, keyPath, names=DEFAULT_HOST_NAMES, days=30, keyTy
             (x509.SubjectAlternativeName(entries), False),
         ],
     )
-    _writeFile(keyPath, _keyPEM(key), 0o600)
-    _writeFile(certPath, _certPEM(cert), 0o644)
+    writeFile(keyPath, _keyPEM(key), 0o600)
+    writeFile(certPath, _certPEM(cert), 0o644)
     return dnOf(cert)
 
 
@@ -664,7 +631,7 @@ def makeUserCert(
     @return: the slash-form DN
         (C{/DC=org/DC=jobmon-test/OU=People/CN=Alice Example}).
     """
-    key = _newKey(keyType)
+    key = newKey(keyType)
     notBefore, notAfter = _validity(ca, notBefore, notAfter, days)
     cert = _issue(
         ca,
@@ -677,8 +644,8 @@ def makeUserCert(
             (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False),
         ],
     )
-    _writeFile(keyPath, _keyPEM(key), 0o600)
-    _writeFile(certPath, _certPEM(cert), 0o644)
+    writeFile(keyPath, _keyPEM(key), 0o600)
+    writeFile(certPath, _certPEM(cert), 0o644)
     return dnOf(cert)
 
 
@@ -797,7 +764,7 @@ def makeProxy(
             raise PKIError("%s: the certificate expired at %s" % (certPath, end))
         notAfter = min(now + datetime.timedelta(hours=hours), end)
 
-    key = _newKey(keyType)
+    key = newKey(keyType)
     # RFC 3820 wants the new CN unique per issuer; like Globus, use a random
     # serial number as both serial and CN.
     serial = secrets.randbelow(2**31 - 1) + 1
@@ -829,7 +796,7 @@ def makeProxy(
             critical=True,
         )
     cert = builder.sign(signingKey if signingKey is not None else issuerKey, hashes.SHA256())
-    _writeFile(
+    writeFile(
         outPath,
         _certPEM(cert) + _keyPEM(key) + b"".join(_certPEM(c) for c in [issuer] + chain),
         0o600,
@@ -1057,7 +1024,7 @@ def _runTokens(args, out):
     token = issuer.mint(args.sub, scope=args.scope, lifetime=args.lifetime,
                         audience=args.audience)
     if args.out:
-        _writeFile(args.out, (token + "\n").encode("ascii"), 0o600)
+        writeFile(args.out, (token + "\n").encode("ascii"), 0o600)
         print("wrote %s (%s)" % (args.out, issuer.identity(args.sub)), file=out)
     else:
         print(token, file=out)

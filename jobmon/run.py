@@ -25,7 +25,7 @@ The job id comes from the batch system unless C{--job-id} is given (see
 L{detectJob}).  The daemon's output goes to a file in the working directory
 (L{defaultDaemonLog}), never to the job's standard output.
 
-This module imports only the standard library (and L{jobmon.client} with
+This module imports only the standard library (and L{jobmon.credentials} with
 the modules it uses, which do too): it is a small process supervisor that
 must start the job at once, so it has no reactor; the daemon it starts is
 the Twisted program.
@@ -40,9 +40,13 @@ import subprocess
 import sys
 import time
 
-from jobmon.bearer import TokenNotFound, tokenSource
-from jobmon.client import AUTH_MODES, defaultProxyPath, resolveAuth
-from jobmon.errors import JobMonError
+from jobmon.credentials import (
+    AUTH_MODES,
+    TokenNotFound,
+    defaultProxyPath,
+    resolveAuth,
+    tokenSource,
+)
 from jobmon.options import DEFAULT_CA_DIR, defaultCADir
 
 PROG = "jobmon-run"
@@ -406,8 +410,8 @@ def planDaemon(options, environ, cwd, readFile=readText, uid=None):
     try:
         auth = resolveAuth(options.auth or "auto", proxy=options.proxy,
                            tokenFile=tokenFile, environ=environ, uid=uid)
-    except JobMonError as e:
-        raise NoMonitoring(e.message) from None
+    except ValueError as e:
+        raise NoMonitoring(str(e)) from None
     args = [
         "--server", server,
         "--job-id", jobId,

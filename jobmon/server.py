@@ -32,10 +32,12 @@ from jobmon.metrics import Metrics, MetricsResource
 from jobmon.options import DEFAULT_CA_DIR, defaultCADir, portNumber, positive
 from jobmon.pending import MemoryRequestTable
 from jobmon.protocols.udp import UDPWakeSender
-from jobmon.protocols.wake import WakeServerFactory
-from jobmon.protocols.xmlrpc import QuietSite, XMLRPCResource, identifyTLS
+from jobmon.protocols.xmlrpc import XMLRPCResource
+from jobmon.site import QuietSite, identifyTLS
+from jobmon.wakes import WakeServerFactory
 from jobmon.registry import MemoryJobRegistry
-from jobmon.tls import CRL_MODES, CredentialError, RefusalBudget, ServerContextFactory
+from jobmon.certificates import CredentialError
+from jobmon.tls import CRL_MODES, RefusalBudget, ServerContextFactory
 from jobmon.tokens import TokenConfigError, TokenPolicy, splitAuthorization
 
 

@@ -1,7 +1,6 @@
 """
-TLS contexts for the server (client certificates and RFC 3820 proxies
-required) and for the job daemon (a proxy file as client credential, the
-server checked against the CA directory and its host name).
+The server's TLS context: client certificates and RFC 3820 proxies
+required, CRLs checked, refused handshakes logged a few at a time.
 """
 
 import os
@@ -9,16 +8,12 @@ import re
 import time
 
 from OpenSSL import SSL, crypto
-from twisted.internet import ssl
 from twisted.internet.interfaces import IOpenSSLContextFactory
 from twisted.logger import Logger
-from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
 
-_PEM_BLOCK = re.compile(
-    rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----\r?\n?", re.DOTALL
-)
-_HASHED_NAME = re.compile(r"^[0-9a-f]{8}\.[0-9]+$")
+from jobmon.certificates import CredentialError, caCertificates
+
 _CRL_NAME = re.compile(r"^[0-9a-f]{8}\.r[0-9]+$")
 
 UNABLE_TO_GET_CRL = 3
@@ -66,62 +61,6 @@ class RefusalBudget:
             }
         self._peers[peer] = (start, logged + 1, 0)
         return quiet
-
-
-class CredentialError(Exception):
-    """
-    A credential, CA directory or host certificate could not be loaded; the
-    message says which file and why.
-    """
-
-
-def readPEMFile(path):
-    """
-    Split a PEM file into its certificates and its private key.
-
-    @return: C{(certs, key)}: a list of PEM certificate blocks in file order
-        and the PEM key block (or L{None}).
-    @raise CredentialError: the file is missing, unreadable or holds no
-        certificate.
-    """
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise CredentialError("cannot read {}: {}".format(path, e.strerror))
-    certs, key = [], None
-    for match in _PEM_BLOCK.finditer(data):
-        kind = match.group(1)
-        if kind == b"CERTIFICATE":
-            certs.append(match.group(0))
-        elif kind.endswith(b"PRIVATE KEY"):
-            key = match.group(0)
-    if not certs:
-        raise CredentialError("{} holds no certificate".format(path))
-    return certs, key
-
-
-def caCertificates(caDir):
-    """
-    Load the CA certificates of an OpenSSL hashed directory (files named
-    C{<hash>.<n>}).
-
-    @return: a list of L{twisted.internet.ssl.Certificate}.
-    @raise CredentialError: the directory is missing or holds no CA.
-    """
-    try:
-        names = sorted(os.listdir(caDir))
-    except OSError as e:
-        raise CredentialError("cannot read CA directory {}: {}".format(caDir, e.strerror))
-    result = []
-    for name in names:
-        if not _HASHED_NAME.match(name):
-            continue
-        certs, _ = readPEMFile(os.path.join(caDir, name))
-        result.extend(ssl.Certificate.loadPEM(c) for c in certs)
-    if not result:
-        raise CredentialError("no CA certificate (<hash>.0 files) in {}".format(caDir))
-    return result
 
 
 @implementer(IOpenSSLContextFactory)
@@ -285,7 +224,7 @@ class ServerContextFactory:
         except AttributeError:
             pass
         try:
-            from jobmon.identity import dnOf
+            from jobmon.certificates import dnOf
 
             subject = dnOf(cert.to_cryptography())
         except Exception:
@@ -367,126 +306,3 @@ def _verifyReason(errno):
     return _VERIFY_REASONS.get(errno, "verification error")
 
 
-def clientCredential(path):
-    """
-    Load a client credential: a proxy file (proxy certificate, key, chain) or
-    a single file holding a certificate and its key.
-
-    @return: C{(privateCertificate, extraChain)} for
-        L{twisted.internet.ssl.optionsForClientTLS}.
-    @raise CredentialError: the file is missing, has no key, or the key does
-        not match.
-    """
-    certs, key = readPEMFile(path)
-    if key is None:
-        raise CredentialError("{} holds no private key".format(path))
-    try:
-        private = ssl.PrivateCertificate.fromCertificateAndKeyPair(
-            ssl.Certificate.loadPEM(certs[0]), ssl.KeyPair.load(key, crypto.FILETYPE_PEM)
-        )
-    except Exception as e:
-        raise CredentialError("invalid credential {}: {}".format(path, e))
-    chain = [ssl.Certificate.loadPEM(c).original for c in certs[1:]]
-    return private, chain
-
-
-def credentialExpiry(path):
-    """
-    When the credential in C{path} stops being valid: the earliest
-    C{notAfter} of its certificates (a proxy cannot outlive its chain).
-
-    @return: seconds since the epoch.
-    @raise CredentialError: the file cannot be read or holds no certificate.
-    """
-    from cryptography import x509
-
-    certs, _ = readPEMFile(path)
-    return min(
-        x509.load_pem_x509_certificate(c).not_valid_after_utc.timestamp() for c in certs
-    )
-
-
-def clientOptions(hostname, caDir, credentialPath):
-    """
-    TLS options for connecting to the JobMon server as a job daemon.
-
-    @param hostname: the server's name as in its URL (a DNS name or an IP
-        address); the server certificate must match it.
-    @param credentialPath: the proxy or certificate file to present, or
-        C{None} for none.
-    """
-    trust = ssl.trustRootFromCertificates(caCertificates(caDir))
-    if credentialPath is None:
-        # A daemon with a bearer token shows no certificate.
-        return ssl.optionsForClientTLS(hostname, trustRoot=trust)
-    private, chain = clientCredential(credentialPath)
-    return ssl.optionsForClientTLS(
-        hostname,
-        trustRoot=trust,
-        clientCertificate=private,
-        extraCertificateOptions={"extraCertChain": chain},
-    )
-
-
-@implementer(IPolicyForHTTPS)
-class CredentialPolicy:
-    """
-    An L{IPolicyForHTTPS} that presents the job's credential and trusts the
-    CA directory.
-
-    The credential file is read again when it changes on disk, so that a
-    renewed proxy is used without a restart.  With no credential file
-    (C{credentialPath} C{None}: a daemon with a bearer token), it only
-    trusts the CA directory.
-    """
-
-    log = Logger()
-
-    def __init__(self, caDir, credentialPath):
-        self.caDir = caDir
-        self.credentialPath = credentialPath
-        self._cache = {}
-
-    def _stamp(self):
-        try:
-            st = os.stat(self.credentialPath)
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size, st.st_ino)
-
-    def creatorForNetloc(self, hostname, port):
-        """
-        Return connection options for C{hostname}.
-
-        @raise CredentialError: the credential is missing, invalid, or
-            expired (the message says when, and that a renewed file is
-            picked up without a restart).
-        """
-        host = hostname.decode("ascii") if isinstance(hostname, bytes) else hostname
-        if self.credentialPath is None:
-            if host not in self._cache:
-                self._cache[host] = clientOptions(host, self.caDir, None)
-            return self._cache[host]
-        stamp = self._stamp()
-        cached = self._cache.get(host)
-        if cached is None or cached[0] != stamp:
-            notAfter = credentialExpiry(self.credentialPath)
-            cached = (stamp, clientOptions(host, self.caDir, self.credentialPath), notAfter)
-            self._cache[host] = cached
-            left = notAfter - time.time()
-            if 0 < left < 3600:
-                self.log.warn(
-                    "credential {path} expires in {minutes:.0f} minutes; renew it "
-                    "(the new file is picked up without a restart)",
-                    path=self.credentialPath,
-                    minutes=left / 60,
-                )
-        if cached[2] <= time.time():
-            raise CredentialError(
-                "credential {} expired at {} UTC; renew it (the new file is picked up "
-                "without a restart)".format(
-                    self.credentialPath,
-                    time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(cached[2])),
-                )
-            )
-        return cached[1]

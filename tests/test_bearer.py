@@ -1,5 +1,5 @@
 """
-Tests for L{jobmon.bearer} (finding the caller's bearer token, as the WLCG
+Tests for L{jobmon.credentials} (finding the caller's bearer token, as the WLCG
 Bearer Token Discovery convention says) and its users: the client's choice
 between a certificate and a token (L{jobmon.client.resolveAuth},
 L{jobmon.client.chooseCredential}), the client's token credential, and
@@ -20,8 +20,8 @@ from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from jobmon import client
-from jobmon.bearer import (
+from jobmon import client, credentials
+from jobmon.credentials import (
     TokenNotFound,
     discoverToken,
     discoveryPaths,
@@ -32,7 +32,7 @@ from jobmon.bearer import (
 )
 from jobmon.client import ClientError, _Credential, _TokenCredential
 from jobmon.daemon import CachedAuthorization, bearerAuthorization
-from jobmon.tls import CredentialError
+from jobmon.certificates import CredentialError
 
 NOW = 1700000000
 """The tests' present: 2023-11-14 22:13:20 UTC."""
@@ -412,7 +412,9 @@ class ResolveAuthTests(_FilesMixin, SynchronousTestCase):
     def setUp(self):
         _FilesMixin.setUp(self)
         self.proxyPath = os.path.join(self.runtime, "x509up")
-        self.patch(client, "defaultProxyPath", lambda environ=None, uid=None: self.proxyPath)
+        proxyPath = lambda environ=None, uid=None: self.proxyPath  # noqa: E731
+        self.patch(client, "defaultProxyPath", proxyPath)
+        self.patch(credentials, "defaultProxyPath", proxyPath)
         self.btPath = os.path.join(self.runtime, "bt_u%d" % (os.getuid(),))
 
     def resolve(self, environ, **kw):
@@ -487,7 +489,7 @@ class ResolveAuthTests(_FilesMixin, SynchronousTestCase):
         """
         With neither, X.509, whose missing file is then reported.
         """
-        self.patch(client, "discoveryPaths",
+        self.patch(credentials, "discoveryPaths",
                    lambda environ=None, uid=None: [self.btPath, self.btPath + ".tmp"])
         self.assertEqual(self.resolve({"XDG_RUNTIME_DIR": self.runtime}), "x509")
         write(self.btPath + ".tmp", "abc")
@@ -520,7 +522,9 @@ class ChooseCredentialTests(_FilesMixin, SynchronousTestCase):
     def setUp(self):
         _FilesMixin.setUp(self)
         self.proxyPath = os.path.join(self.runtime, "x509up")
-        self.patch(client, "defaultProxyPath", lambda environ=None, uid=None: self.proxyPath)
+        proxyPath = lambda environ=None, uid=None: self.proxyPath  # noqa: E731
+        self.patch(client, "defaultProxyPath", proxyPath)
+        self.patch(credentials, "defaultProxyPath", proxyPath)
 
     def test_tokenGiven(self):
         """

@@ -18,8 +18,9 @@ from jobmon.errors import JobMonError
 from jobmon.hub import Hub
 from jobmon.identity import Identity
 from jobmon.pending import MemoryRequestTable
-from jobmon.protocols.wake import WakeServerFactory
-from jobmon.protocols.xmlrpc import QuietSite, XMLRPCResource
+from jobmon.protocols.xmlrpc import XMLRPCResource
+from jobmon.site import QuietSite
+from jobmon.wakes import WakeServerFactory
 from jobmon.registry import MemoryJobRegistry
 from tests.test_hub import FakeChannel
 

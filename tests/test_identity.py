@@ -107,7 +107,8 @@ class CredentialPolicyTests(SynchronousTestCase):
         import datetime
         import time
 
-        from jobmon.tls import CredentialError, CredentialPolicy
+        from jobmon.certificates import CredentialError
+        from jobmon.clienttls import CredentialPolicy
 
         base = self.mktemp()
         p = pki.initPKI(base, users=("alice",))

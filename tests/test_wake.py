@@ -12,14 +12,14 @@ from twisted.trial.unittest import SynchronousTestCase
 from jobmon import errors
 from jobmon.errors import JobMonError
 from jobmon.identity import Identity
+from jobmon.admission import Refused
 from jobmon.protocols.wake import (
     HELLO_TIMEOUT,
     MAX_LINE,
-    Refused,
     WakeClientFactory,
-    WakeServerFactory,
     WakeServerProtocol,
 )
+from jobmon.wakes import WakeServerFactory
 
 ALICE = Identity("/DC=org/DC=test/CN=Alice")
 

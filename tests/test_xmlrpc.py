@@ -18,8 +18,9 @@ from twisted.web.resource import Resource
 from jobmon import errors
 from jobmon.errors import JobMonError
 from jobmon.identity import Identity
-from jobmon.protocols.wake import Refused
-from jobmon.protocols.xmlrpc import QuietSite, XMLRPCResource
+from jobmon.admission import Refused
+from jobmon.protocols.xmlrpc import XMLRPCResource
+from jobmon.site import QuietSite
 
 ALICE = Identity("/CN=Alice")
 
@@ -397,7 +398,7 @@ class XMLRPCClientTests(SynchronousTestCase):
         """
         A token that cannot be had fails the call without a request.
         """
-        from jobmon.tls import CredentialError
+        from jobmon.certificates import CredentialError
 
         def missing():
             raise CredentialError("no bearer token")

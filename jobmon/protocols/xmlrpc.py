@@ -23,17 +23,15 @@ from twisted.web.http import HTTPChannel, PotentialDataLoss
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IBodyProducer
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Request, Site
+from twisted.web.server import NOT_DONE_YET, Request
 from zope.interface import implementer
 
 from jobmon.errors import (
     BAD_REQUEST,
     INTERNAL,
-    NOT_AUTHENTICATED,
     TOO_LARGE,
     JobMonError,
 )
-from jobmon.protocols.wake import PerPeerLimit
 
 MAX_DEPTH = 40
 """Deepest XML nesting accepted: results nest about 12 deep."""
@@ -148,7 +146,7 @@ class CappedRequest(Request):
         self.content = _CappedContent(getattr(self.channel.site, "maxBody", 2**31), length)
 
 
-class _GuardedChannel(HTTPChannel):
+class GuardedChannel(HTTPChannel):
     """
     An HTTP channel with a deadline for receiving a request's line, headers
     and body, counted from its first byte: a slow sender cannot hold a
@@ -189,47 +187,6 @@ class _GuardedChannel(HTTPChannel):
 
 def _fault(code, message):
     return xmlrpc.client.dumps(xmlrpc.client.Fault(code, message), methodresponse=True)
-
-
-class QuietSite(PerPeerLimit, Site):
-    """
-    A L{Site} for the XML-RPC endpoint: no per-request access log line
-    (JobMon logs each call itself, with the caller's identity), request
-    bodies capped at C{maxBody}, each request received within
-    C{requestDeadline} seconds, idle connections closed after C{timeout}
-    seconds, and at most C{maxPerPeer} connections from one address.
-    """
-
-    noisy = False
-    displayTracebacks = False
-    requestFactory = CappedRequest
-    protocol = _GuardedChannel
-
-    def __init__(
-        self, resource, maxBody=16 * 1024 * 1024, requestDeadline=30.0, maxPerPeer=1024,
-        **kwargs,
-    ):
-        # The XML-RPC resource reads the body itself: parsing every POST's
-        # content type as a form (with the email package) is wasted time on
-        # the hot path.
-        kwargs.setdefault("parsePOSTFormSubmission", False)
-        kwargs.setdefault("timeout", 120)
-        super().__init__(resource, **kwargs)
-        self.maxBody = maxBody
-        self.requestDeadline = requestDeadline
-        self.maxPerPeer = maxPerPeer
-        self.peers = {}
-
-    def buildAdmitted(self, addr):
-        """
-        Build the HTTP channel of an admitted connection.
-        """
-        return Site.buildProtocol(self, addr)
-
-    def log(self, request):
-        """
-        Log nothing per HTTP request.
-        """
 
 
 class XMLRPCResource(Resource):
@@ -358,31 +315,6 @@ class XMLRPCResource(Resource):
         request.finish()
 
 
-def identifyTLS(identityOfConnection):
-    """
-    Make an C{identify} callable for L{XMLRPCResource} that reads the caller
-    from the request's TLS connection, cached per HTTP connection.
-
-    @param identityOfConnection: callable from a pyOpenSSL connection to an
-        identity (see L{jobmon.identity.identityOfConnection}).
-    """
-
-    def identify(request):
-        channel = request.channel
-        cached = getattr(channel, "_jobmonIdentity", None)
-        if cached is not None:
-            return cached
-        getHandle = getattr(request.transport, "getHandle", None)
-        connection = getHandle() if getHandle else None
-        if connection is None or not hasattr(connection, "get_verified_chain"):
-            raise JobMonError(NOT_AUTHENTICATED, "a client certificate is required")
-        identity = identityOfConnection(connection)
-        channel._jobmonIdentity = identity
-        return identity
-
-    return identify
-
-
 @implementer(IBodyProducer)
 class _BytesProducer:
     """
@@ -496,4 +428,4 @@ class XMLRPCClient:
         return self.pool.closeCachedConnections()
 
 
-__all__ = ["XMLRPCResource", "XMLRPCClient", "QuietSite", "identifyTLS"]
+__all__ = ["XMLRPCResource", "XMLRPCClient", "CappedRequest", "GuardedChannel", "parseCall"]

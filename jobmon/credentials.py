@@ -1,6 +1,10 @@
 """
-Finding the caller's bearer token, as the WLCG Bearer Token Discovery
-convention says, with the standard library only (the client imports it).
+Finding the caller's credential with the standard library only: the
+client, the CLI, the job daemon and C{jobmon-run} share it.
+
+A certificate: L{defaultProxyPath}.  Or a bearer token (L{resolveAuth}
+chooses between them), found as the WLCG Bearer Token Discovery
+convention says.
 
 In order, the first that is set or exists wins:
 
@@ -160,3 +164,59 @@ def expiredAt(token, now):
     if isinstance(expires, bool) or not isinstance(expires, (int, float)):
         return None
     return expires if now > expires + CLIENT_LEEWAY else None
+
+
+AUTH_MODES = ("auto", "x509", "token")
+"""How a client, a daemon or C{jobmon-run} authenticates: C{auth}."""
+
+
+def defaultProxyPath(environ=None, uid=None):
+    """
+    Return the credential file to use when none is given:
+    C{$X509_USER_PROXY}, else C{/tmp/x509up_u<uid>}.
+
+    @param environ: the environment (default C{os.environ}).
+    @param uid: the user id (default C{os.getuid()}).
+    """
+    if environ is None:
+        environ = os.environ
+    path = environ.get("X509_USER_PROXY")
+    if path:
+        return path
+    return "/tmp/x509up_u%d" % (os.getuid() if uid is None else uid,)
+
+
+def resolveAuth(auth, proxy=None, key=None, token=None, tokenFile=None, environ=None,
+                uid=None):
+    """
+    Decide between a certificate and a bearer token.
+
+    C{"auto"} takes, in order: the credential named explicitly (C{proxy} or
+    C{key}: X.509; C{token} or C{tokenFile}: a token); a token named by
+    C{$BEARER_TOKEN} or C{$BEARER_TOKEN_FILE}; the X.509 proxy if
+    C{$X509_USER_PROXY} is set or C{/tmp/x509up_u$UID} exists; a token file
+    found by discovery (C{$XDG_RUNTIME_DIR/bt_u$UID}, C{/tmp/bt_u$UID});
+    else X.509 (whose missing file is then reported).  So a user with a
+    proxy keeps using it until she asks for a token or has only a token.
+
+    @param uid: the user id in the default file names (default
+        C{os.getuid()}).
+    @return: C{"x509"} or C{"token"}.
+    @raise ValueError: an unknown C{auth}.
+    """
+    environ = os.environ if environ is None else environ
+    if auth not in AUTH_MODES:
+        raise ValueError("auth must be one of %s, not %r" % (", ".join(AUTH_MODES), auth))
+    if auth != "auto":
+        return auth
+    if proxy or key:
+        return "x509"
+    if token is not None or tokenFile is not None:
+        return "token"
+    if (environ.get("BEARER_TOKEN") or "").strip() or environ.get("BEARER_TOKEN_FILE"):
+        return "token"
+    if environ.get("X509_USER_PROXY") or os.path.exists(defaultProxyPath(environ, uid)):
+        return "x509"
+    if any(os.path.exists(p) for p in discoveryPaths(environ, uid)):
+        return "token"
+    return "x509"

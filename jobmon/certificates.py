@@ -1,0 +1,266 @@
+"""
+Facts about X.509 files and certificates that the server, the job daemon and
+the test PKI share: reading PEM files and CA directories, RFC 3820 proxy
+policies, and the slash-form DN grid tools print.
+"""
+
+import os
+import re
+
+from attrs import frozen
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+from twisted.internet import ssl
+
+
+PROXY_CERT_INFO = x509.ObjectIdentifier("1.3.6.1.5.5.7.1.14")
+"""The RFC 3820 ProxyCertInfo extension; its presence makes a proxy."""
+
+
+POLICY_INHERIT_ALL = x509.ObjectIdentifier("1.3.6.1.5.5.7.21.1")
+"""id-ppl-inheritAll: the proxy has all the rights of its issuer."""
+
+
+POLICY_INDEPENDENT = x509.ObjectIdentifier("1.3.6.1.5.5.7.21.2")
+"""id-ppl-independent: the proxy has none of the rights of its issuer."""
+
+
+POLICY_LIMITED = x509.ObjectIdentifier("1.3.6.1.4.1.3536.1.1.1.9")
+"""The Globus limited-proxy policy: not to be used to start jobs."""
+
+
+POLICY_NAMES = {
+    POLICY_INHERIT_ALL: "inheritAll",
+    POLICY_INDEPENDENT: "independent",
+    POLICY_LIMITED: "limited",
+}
+"""Short names of the policy languages above, for messages."""
+
+
+SHORT_NAMES = {
+    NameOID.COUNTRY_NAME: "C",
+    NameOID.STATE_OR_PROVINCE_NAME: "ST",
+    NameOID.LOCALITY_NAME: "L",
+    NameOID.ORGANIZATION_NAME: "O",
+    NameOID.ORGANIZATIONAL_UNIT_NAME: "OU",
+    NameOID.COMMON_NAME: "CN",
+    NameOID.DOMAIN_COMPONENT: "DC",
+    NameOID.EMAIL_ADDRESS: "emailAddress",
+    NameOID.USER_ID: "UID",
+}
+
+
+@frozen
+class ProxyInfo:
+    """
+    The decoded ProxyCertInfo extension of a proxy certificate.
+
+    @ivar pathLength: how many proxies may follow this one, or C{None} for
+        no limit.
+    @ivar policyLanguage: the policy OID (an C{ObjectIdentifier}), one of
+        L{POLICY_INHERIT_ALL}, L{POLICY_LIMITED}, L{POLICY_INDEPENDENT} or
+        another language.
+    @ivar policy: the policy bytes, or C{None}.
+    """
+
+    pathLength: object
+    policyLanguage: x509.ObjectIdentifier
+    policy: object = None
+
+    @property
+    def policyName(self):
+        """
+        A short name of the policy language, or its dotted OID.
+        """
+        return POLICY_NAMES.get(
+            self.policyLanguage, self.policyLanguage.dotted_string
+        )
+
+
+def _derRead(data, pos):
+    """
+    Read one DER element of C{data} at C{pos}.
+
+    @return: C{(tag, content, next position)}.
+    @raise ValueError: if the element is truncated or uses a form DER
+        forbids.
+    """
+    if pos + 2 > len(data):
+        raise ValueError("truncated DER element")
+    tag, first = data[pos], data[pos + 1]
+    pos += 2
+    if first & 0x80:
+        count = first & 0x7F
+        if count == 0 or count > 4 or pos + count > len(data):
+            raise ValueError("bad DER length")
+        length = int.from_bytes(data[pos : pos + count], "big")
+        pos += count
+    else:
+        length = first
+    if pos + length > len(data):
+        raise ValueError("truncated DER element")
+    return tag, data[pos : pos + length], pos + length
+
+
+def _derDecodeOID(body):
+    """
+    Decode the content of a DER OBJECT IDENTIFIER.
+    """
+    if not body or body[-1] & 0x80:
+        raise ValueError("bad OBJECT IDENTIFIER")
+    arcs, value = [], 0
+    for byte in body:
+        value = (value << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            arcs.append(value)
+            value = 0
+    first = min(arcs[0] // 40, 2)
+    arcs[0:1] = [first, arcs[0] - 40 * first]
+    return x509.ObjectIdentifier(".".join(str(a) for a in arcs))
+
+
+def parseProxyCertInfo(der):
+    """
+    Decode a ProxyCertInfo extension value (see L{encodeProxyCertInfo}).
+
+    @rtype: L{ProxyInfo}
+    @raise ValueError: if C{der} is not a well-formed ProxyCertInfo.
+    """
+    tag, content, end = _derRead(der, 0)
+    if tag != 0x30 or end != len(der):
+        raise ValueError("ProxyCertInfo is not one SEQUENCE")
+    tag, body, pos = _derRead(content, 0)
+    pathLength = None
+    if tag == 0x02:
+        pathLength = int.from_bytes(body, "big", signed=True)
+        tag, body, pos = _derRead(content, pos)
+    if tag != 0x30 or pos != len(content):
+        raise ValueError("ProxyCertInfo lacks its ProxyPolicy")
+    tag, oidBody, pos = _derRead(body, 0)
+    if tag != 0x06:
+        raise ValueError("ProxyPolicy lacks its policy language")
+    policy = None
+    if pos < len(body):
+        tag, policy, pos = _derRead(body, pos)
+        if tag != 0x04:
+            raise ValueError("ProxyPolicy policy is not an OCTET STRING")
+    if pos != len(body):
+        raise ValueError("trailing data in ProxyPolicy")
+    return ProxyInfo(pathLength, _derDecodeOID(oidBody), policy)
+
+
+def proxyInfoOf(cert):
+    """
+    Return the decoded ProxyCertInfo of C{cert} (a C{cryptography} or
+    pyOpenSSL certificate), or C{None} if C{cert} is not an RFC 3820 proxy.
+
+    Legacy Globus proxies (subject ending in C{CN=proxy}) have no such
+    extension and give C{None}: OpenSSL cannot verify them anyway.
+
+    @raise ValueError: if the extension is present but malformed.
+    """
+    cert = asCryptography(cert)
+    try:
+        ext = cert.extensions.get_extension_for_oid(PROXY_CERT_INFO)
+    except x509.ExtensionNotFound:
+        return None
+    return parseProxyCertInfo(ext.value.value)
+
+
+def asCryptography(cert):
+    """
+    Accept a pyOpenSSL C{X509} where a C{cryptography} certificate is
+    expected: a server gets the former from its TLS connection.
+    """
+    toCryptography = getattr(cert, "to_cryptography", None)
+    return toCryptography() if toCryptography is not None else cert
+
+
+def dnOf(cert):
+    """
+    Return the slash-form DN (C{/DC=org/DC=jobmon-test/OU=People/CN=Alice
+    Example}) of a certificate's subject.
+
+    RDNs come in their encoded order, the order grid tools print; the
+    attributes of a multi-valued RDN are joined with C{+}.  Attribute types
+    use OpenSSL's short names (C, ST, L, O, OU, CN, DC, emailAddress, UID)
+    and dotted OIDs otherwise.
+
+    @param cert: a C{cryptography} certificate, a pyOpenSSL C{X509} or a
+        C{cryptography} C{x509.Name}.
+    """
+    name = cert if isinstance(cert, x509.Name) else asCryptography(cert).subject
+    parts = []
+    for rdn in name.rdns:
+        parts.append(
+            "+".join(
+                "%s=%s"
+                % (SHORT_NAMES.get(attr.oid, attr.oid.dotted_string), attr.value)
+                for attr in rdn
+            )
+        )
+    return "".join("/" + part for part in parts)
+
+
+_PEM_BLOCK = re.compile(
+    rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----\r?\n?", re.DOTALL
+)
+
+
+_HASHED_NAME = re.compile(r"^[0-9a-f]{8}\.[0-9]+$")
+
+
+class CredentialError(Exception):
+    """
+    A credential, CA directory or host certificate could not be loaded; the
+    message says which file and why.
+    """
+
+
+def readPEMFile(path):
+    """
+    Split a PEM file into its certificates and its private key.
+
+    @return: C{(certs, key)}: a list of PEM certificate blocks in file order
+        and the PEM key block (or L{None}).
+    @raise CredentialError: the file is missing, unreadable or holds no
+        certificate.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise CredentialError("cannot read {}: {}".format(path, e.strerror))
+    certs, key = [], None
+    for match in _PEM_BLOCK.finditer(data):
+        kind = match.group(1)
+        if kind == b"CERTIFICATE":
+            certs.append(match.group(0))
+        elif kind.endswith(b"PRIVATE KEY"):
+            key = match.group(0)
+    if not certs:
+        raise CredentialError("{} holds no certificate".format(path))
+    return certs, key
+
+
+def caCertificates(caDir):
+    """
+    Load the CA certificates of an OpenSSL hashed directory (files named
+    C{<hash>.<n>}).
+
+    @return: a list of L{twisted.internet.ssl.Certificate}.
+    @raise CredentialError: the directory is missing or holds no CA.
+    """
+    try:
+        names = sorted(os.listdir(caDir))
+    except OSError as e:
+        raise CredentialError("cannot read CA directory {}: {}".format(caDir, e.strerror))
+    result = []
+    for name in names:
+        if not _HASHED_NAME.match(name):
+            continue
+        certs, _ = readPEMFile(os.path.join(caDir, name))
+        result.extend(ssl.Certificate.loadPEM(c) for c in certs)
+    if not result:
+        raise CredentialError("no CA certificate (<hash>.0 files) in {}".format(caDir))
+    return result

@@ -1,0 +1,76 @@
+"""
+The server's HTTPS site: the XML-RPC endpoint's connection limits, and the
+caller's identity read from its TLS connection.
+"""
+
+from twisted.web.server import Site
+
+from jobmon.admission import PerPeerLimit
+from jobmon.errors import NOT_AUTHENTICATED, JobMonError
+from jobmon.protocols.xmlrpc import CappedRequest, GuardedChannel
+
+
+class QuietSite(PerPeerLimit, Site):
+    """
+    A L{Site} for the XML-RPC endpoint: no per-request access log line
+    (JobMon logs each call itself, with the caller's identity), request
+    bodies capped at C{maxBody}, each request received within
+    C{requestDeadline} seconds, idle connections closed after C{timeout}
+    seconds, and at most C{maxPerPeer} connections from one address.
+    """
+
+    noisy = False
+    displayTracebacks = False
+    requestFactory = CappedRequest
+    protocol = GuardedChannel
+
+    def __init__(
+        self, resource, maxBody=16 * 1024 * 1024, requestDeadline=30.0, maxPerPeer=1024,
+        **kwargs,
+    ):
+        # The XML-RPC resource reads the body itself: parsing every POST's
+        # content type as a form (with the email package) is wasted time on
+        # the hot path.
+        kwargs.setdefault("parsePOSTFormSubmission", False)
+        kwargs.setdefault("timeout", 120)
+        super().__init__(resource, **kwargs)
+        self.maxBody = maxBody
+        self.requestDeadline = requestDeadline
+        self.maxPerPeer = maxPerPeer
+        self.peers = {}
+
+    def buildAdmitted(self, addr):
+        """
+        Build the HTTP channel of an admitted connection.
+        """
+        return Site.buildProtocol(self, addr)
+
+    def log(self, request):
+        """
+        Log nothing per HTTP request.
+        """
+
+
+def identifyTLS(identityOfConnection):
+    """
+    Make an C{identify} callable for L{XMLRPCResource} that reads the caller
+    from the request's TLS connection, cached per HTTP connection.
+
+    @param identityOfConnection: callable from a pyOpenSSL connection to an
+        identity (see L{jobmon.identity.identityOfConnection}).
+    """
+
+    def identify(request):
+        channel = request.channel
+        cached = getattr(channel, "_jobmonIdentity", None)
+        if cached is not None:
+            return cached
+        getHandle = getattr(request.transport, "getHandle", None)
+        connection = getHandle() if getHandle else None
+        if connection is None or not hasattr(connection, "get_verified_chain"):
+            raise JobMonError(NOT_AUTHENTICATED, "a client certificate is required")
+        identity = identityOfConnection(connection)
+        channel._jobmonIdentity = identity
+        return identity
+
+    return identify
