@@ -109,7 +109,7 @@ from zope.interface import implementer  # noqa: E402
 
 from jobmon.errors import JobMonError  # noqa: E402
 from jobmon.protocols.xmlrpc import XMLRPCClient, _BytesProducer, _CappedBody  # noqa: E402
-from jobmon.clienttls import CredentialPolicy  # noqa: E402
+from jobmon.worker.tls import CredentialPolicy  # noqa: E402
 
 HOST = "127.0.0.1"
 LOOPBACK_BROADCAST = "127.255.255.255"
@@ -317,7 +317,7 @@ def limitOptions():
     The command-line options that lift L{BENCH_LIMITS} on this version of
     the server (options it does not have are left out).
     """
-    from jobmon.server import Options
+    from jobmon.server.service import Options
 
     known = {p[0] for p in Options.optParameters}
     args = []
@@ -1470,7 +1470,7 @@ def proxyDN(path):
     """
     from cryptography import x509
 
-    from jobmon.identity import identityFromChain
+    from jobmon.server.identity import identityFromChain
 
     with open(path, "rb") as f:
         certs = x509.load_pem_x509_certificates(f.read())

@@ -120,8 +120,8 @@ def _plainWake():
     """
     from twisted.internet import endpoints
 
-    import jobmon.server as server
-    from jobmon.identity import Identity
+    import jobmon.server.service as server
+    from jobmon.server.identity import Identity
 
     made = []
     original = endpoints.SSL4ServerEndpoint

@@ -260,9 +260,9 @@ def makePKI(directory, keyType="ec"):
     A throwaway PKI in C{directory/pki} with user alice, and her proxy in
     C{directory/x509up_alice}.
 
-    @return: C{(pki, proxyPath)}, the first a L{jobmon.pki.PKI}.
+    @return: C{(pki, proxyPath)}, the first a L{jobmon.devtools.pki.PKI}.
     """
-    from jobmon import pki
+    from jobmon.devtools import pki
 
     thePKI = pki.initPKI(os.path.join(directory, "pki"), users=("alice",), keyType=keyType)
     alice = thePKI.users["alice"]
@@ -384,7 +384,7 @@ class BenchEnv:
             "1000000",
         ]
         if self.withTokens:
-            from jobmon.issuer import makeIssuer
+            from jobmon.devtools.issuer import makeIssuer
 
             self.issuer = makeIssuer(os.path.join(self.tmp, "issuer"),
                                      users={"alice": thePKI.users["alice"].dn})

@@ -618,7 +618,7 @@ def makeCredentials(env):
 
     @return: C{(malloryProxy, selfSignedPEM)}.
     """
-    from jobmon import pki
+    from jobmon.devtools import pki
 
     ca = pki.loadCA(os.path.join(env.tmp, "pki"))
     d = os.path.join(env.tmp, "mallory")

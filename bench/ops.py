@@ -24,7 +24,7 @@ through a real server and daemon.
   3. C{ps}, C{top} (interval 1 s) and C{res} of a job of 500 processes (a
      Python root and 499 C{sleep 600} children, its own process group),
      with a daemon started with C{--job-pid}; the size of the result, and
-     the same listing made in this process with L{jobmon.procs} plus the
+     the same listing made in this process with L{jobmon.worker.procs} plus the
      XML-RPC encoding and parsing of the result, to show where the time
      goes.
 
@@ -94,7 +94,7 @@ WRITE_INTERVAL = (0.15, 0.25)
 """Seconds between two lines appended for C{tail -f} (uniform)."""
 
 CHECK_INTERVAL_MS = 250.0
-"""The daemon's follow check interval (L{jobmon.operations}), for the text."""
+"""The daemon's follow check interval (L{jobmon.worker.operations}), for the text."""
 
 IDLE_SECONDS = 4.0
 """Seconds the daemon's CPU is measured with a follower waiting and no
@@ -106,7 +106,7 @@ CLI_STOP = 5.0
 STAMPED_DAEMON = r"""
 import sys, time
 stamps = open(sys.argv[1], "a", buffering=1)
-from jobmon import files
+from jobmon.worker import files
 _followOnce = files.Workdir.followOnce
 def followOnce(self, *args, **kwargs):
     # One line per look at the followed file: start, end, bytes found.
@@ -792,7 +792,7 @@ def measureProcesses(env, cfg):
     """
     C{ps}, C{top} and C{res} of a job of C{cfg["processes"]} processes.
     """
-    from jobmon.procs import JobProcesses
+    from jobmon.worker.procs import JobProcesses
 
     say("starting a job of {} processes".format(cfg["processes"]))
     job = startJob(env, cfg["processes"])
@@ -1020,7 +1020,7 @@ def tables(results, cfg):
                 _fmt(p["server_cpu_ms_per_ps"]), _fmt(p["client_cpu_ms_per_ps"]),
                 p["memory"]["before"]["rss_mib"], p["memory"]["after"]["rss_mib"],
                 p["memory"]["before"]["hwm_mib"], p["memory"]["after"]["hwm_mib"]))
-        out.append("\nThe same in this process (p50): jobmon.procs ps {} ms, res {} ms, "
+        out.append("\nThe same in this process (p50): jobmon.worker.procs ps {} ms, res {} ms, "
                    "top's first sample (topStart) {} ms, finding the tree (psutil children "
                    "and ppid) {} ms, {} files of /proc opened per ps; "
                    "the ps result as outputJobResult body ({} bytes): encode {} ms, "

@@ -1,7 +1,7 @@
 """
 Memory of one idle server-side TLS connection, by configuration: pyOpenSSL
 connections handshaken in memory, in one process, with the JobMon server's
-own TLS context (L{jobmon.tls.ServerContextFactory}) and alice's proxy on the
+own TLS context (L{jobmon.server.tls.ServerContextFactory}) and alice's proxy on the
 client side.  For L{capacity}'s diagnosis of a wake channel's memory.
 
 For each variant a fresh process makes N server connections the way
@@ -177,7 +177,7 @@ def makePair(features, serverCtx, clientCtx):
             _pump(client, server)
     # The server learns who calls from the verified chain.
     if "no-client-cert" not in features:
-        from jobmon.identity import identityOfConnection
+        from jobmon.server.identity import identityOfConnection
 
         identityOfConnection(server)
     return server, client, keep
@@ -207,7 +207,7 @@ def contexts(features, pkiDir, proxy):
     from OpenSSL import SSL, crypto
 
     from jobmon.certificates import readPEMFile
-    from jobmon.tls import ServerContextFactory
+    from jobmon.server.tls import ServerContextFactory
 
     factory = ServerContextFactory(
         os.path.join(pkiDir, "hostcert.pem"), os.path.join(pkiDir, "hostkey.pem"),

@@ -1,7 +1,7 @@
 """
 What bearer tokens cost, beside X.509 proxies.
 
-  1. In process: L{jobmon.tokens.TokenPolicy.check} of a token seen for the
+  1. In process: L{jobmon.server.tokens.TokenPolicy.check} of a token seen for the
      first time (signature and claims verified) for ES256, RS256 and EdDSA
      issuers, and of a token already in the cache (what every later call
      of a daemon or a kept-alive client costs).
@@ -37,8 +37,8 @@ def checkCosts(n):
     """
     Microseconds per L{TokenPolicy.check}: new tokens and cached ones.
     """
-    from jobmon.issuer import makeIssuer
-    from jobmon.tokens import TokenPolicy
+    from jobmon.devtools.issuer import makeIssuer
+    from jobmon.server.tokens import TokenPolicy
 
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -196,7 +196,9 @@ def _noFormParsing():
 def _traceDaemon(trace, inline):
     from twisted.internet import defer
 
-    from jobmon import daemon, files, operations
+    from jobmon.worker import daemon
+    from jobmon.worker import files
+    from jobmon.worker import operations
     from jobmon.protocols import xmlrpc
 
     # The daemon's ops hop to the thread pool through Operations.

@@ -108,7 +108,7 @@ def query(env, *args, show=True):
 
 def main():
     sys.path.insert(0, ROOT)
-    from jobmon import pki
+    from jobmon.devtools import pki
 
     shutil.rmtree(RUN, ignore_errors=True)
     os.makedirs(RUN)
@@ -123,7 +123,7 @@ def main():
             print("{:6s} {}  (proxy {})".format(name, user.dn, proxies[name]))
 
         say("A throwaway bearer-token issuer (WLCG profile), trusted by the server")
-        from jobmon.issuer import makeIssuer
+        from jobmon.devtools.issuer import makeIssuer
 
         issuer = makeIssuer(os.path.join(RUN, "issuer"))
         print("issuer {}: keys in {}, server configuration {}".format(

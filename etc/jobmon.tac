@@ -20,7 +20,7 @@ import shlex
 from twisted.application.service import Application
 from twisted.python import usage
 
-from jobmon.server import Options, makeService
+from jobmon.server.service import Options, makeService
 
 args = shlex.split(os.environ.get("JOBMON_SERVER_ARGS", ""))
 if os.environ.get("JOBMON_CONFIG"):

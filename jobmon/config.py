@@ -51,12 +51,12 @@ _NOT_OPTIONS = frozenset(["help", "version", CONFIG_KEY])
 
 PROGRAMS = {
     "server": (
-        "jobmon.server",
+        "jobmon.server.service",
         "twistd jobmon-server --config /etc/jobmon/server.toml",
         "The JobMon central server",
     ),
     "daemon": (
-        "jobmon.daemon",
+        "jobmon.worker.daemon",
         "twistd -n jobmon-daemon --config job.toml",
         "The JobMon job daemon",
     ),

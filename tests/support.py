@@ -14,7 +14,7 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 
-from jobmon import pki
+from jobmon.devtools import pki
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 """The source tree the child processes import JobMon from."""

@@ -1,5 +1,5 @@
 """
-Tests for L{jobmon.audit} and the hub's audit records.
+Tests for L{jobmon.server.audit} and the hub's audit records.
 """
 
 import errno
@@ -13,12 +13,12 @@ from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from jobmon import errors
-from jobmon.audit import AuditLog
+from jobmon.server.audit import AuditLog
 from jobmon.errors import JobMonError
-from jobmon.hub import Hub
-from jobmon.identity import Identity
-from jobmon.pending import MemoryRequestTable
-from jobmon.registry import MemoryJobRegistry
+from jobmon.server.hub import Hub
+from jobmon.server.identity import Identity
+from jobmon.server.pending import MemoryRequestTable
+from jobmon.server.registry import MemoryJobRegistry
 from tests.test_hub import FakeChannel
 
 ALICE = Identity("/CN=Alice")

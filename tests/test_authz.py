@@ -16,10 +16,10 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from jobmon import errors
 from jobmon.errors import JobMonError
-from jobmon.hub import Hub
-from jobmon.identity import Identity
-from jobmon.pending import MemoryRequestTable
-from jobmon.registry import MemoryJobRegistry
+from jobmon.server.hub import Hub
+from jobmon.server.identity import Identity
+from jobmon.server.pending import MemoryRequestTable
+from jobmon.server.registry import MemoryJobRegistry
 from tests.test_hub import FakeChannel
 
 OWNER = Identity("/DC=org/CN=Alice", proxy=True)

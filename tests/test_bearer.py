@@ -4,7 +4,7 @@ Bearer Token Discovery convention says) and its users: the client's choice
 between a certificate and a token (L{jobmon.client.resolveAuth},
 L{jobmon.client.chooseCredential}), the client's token credential, and
 the job daemon's C{Authorization} header
-(L{jobmon.daemon.bearerAuthorization}).
+(L{jobmon.worker.daemon.bearerAuthorization}).
 
 The environment and the uid are given explicitly; token files live under a
 temporary C{$XDG_RUNTIME_DIR}, or for C{/tmp/bt_u<uid>} under a uid no
@@ -31,7 +31,7 @@ from jobmon.credentials import (
     unverifiedClaims,
 )
 from jobmon.client import ClientError, _Credential, _TokenCredential
-from jobmon.daemon import CachedAuthorization, bearerAuthorization
+from jobmon.worker.daemon import CachedAuthorization, bearerAuthorization
 from jobmon.certificates import CredentialError
 
 NOW = 1700000000

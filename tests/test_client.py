@@ -1,7 +1,7 @@
 """
 Tests for L{jobmon.client}: helpers and error mapping in memory, then the
 real thing against a small standard-library XML-RPC server over TLS on
-127.0.0.1, with throwaway certificates from L{jobmon.pki}.
+127.0.0.1, with throwaway certificates from L{jobmon.devtools.pki}.
 """
 
 import datetime
@@ -16,7 +16,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from jobmon import client, errors, pki
+from jobmon import client, errors
+from jobmon.devtools import pki
 from jobmon.client import ClientError, JobMonClient
 from jobmon.errors import JobMonError
 

@@ -1,5 +1,5 @@
 """
-Tests for L{jobmon.commands}: the commands configuration, the checking of
+Tests for L{jobmon.worker.commands}: the commands configuration, the checking of
 a user's arguments, the process protocol's time limit (on a fake clock),
 and real runs of small programs.
 """
@@ -19,8 +19,8 @@ from twisted.internet.task import Clock, deferLater
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
-from jobmon import commands
-from jobmon.commands import (
+from jobmon.worker import commands
+from jobmon.worker.commands import (
     MAX_ARG_LENGTH,
     CommandConfigError,
     CommandTable,

@@ -18,9 +18,9 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from jobmon import config
-from jobmon.daemon import Options as DaemonOptions
-from jobmon.issuer import makeIssuer
-from jobmon.server import Options as ServerOptions
+from jobmon.worker.daemon import Options as DaemonOptions
+from jobmon.devtools.issuer import makeIssuer
+from jobmon.server.service import Options as ServerOptions
 from tests.support import ROOT, TWISTD, TestPKI, childEnv, spawn
 
 PROGRAMS = {"server": ServerOptions, "daemon": DaemonOptions}

@@ -1,5 +1,5 @@
 """
-Tests for L{jobmon.daemon.JobDaemon}: register, connect the wake channel,
+Tests for L{jobmon.worker.daemon.JobDaemon}: register, connect the wake channel,
 fetch, run and post, re-register after a loss, unregister on stop — with a
 fake server and L{Clock}.
 """
@@ -15,10 +15,10 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from jobmon import errors
-from jobmon.daemon import JobDaemon, xmlSafe
+from jobmon.worker.daemon import JobDaemon, xmlSafe
 from jobmon.errors import JobMonError
-from jobmon.files import Workdir
-from jobmon.operations import Operations
+from jobmon.worker.files import Workdir
+from jobmon.worker.operations import Operations
 
 
 def syncCall(f, *args):

@@ -19,7 +19,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
-from jobmon import errors, pki
+from jobmon import errors
+from jobmon.devtools import pki
 from jobmon.client import CERTIFICATE_REFUSED, JobMonClient
 from jobmon.errors import JobMonError
 from tests.support import (

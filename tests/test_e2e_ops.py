@@ -13,7 +13,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
-from jobmon import errors, pki
+from jobmon import errors
+from jobmon.devtools import pki
 from jobmon.client import JobMonClient
 from tests.support import (
     ROOT,

@@ -2,7 +2,7 @@
 Fault tests at scale: a real server restarted (SIGTERM, then SIGKILL) under
 100 daemons in each wake mode; every job comes back by itself and answers.
 
-The daemons are the real L{jobmon.daemon.JobDaemon}s, built from the same
+The daemons are the real L{jobmon.worker.daemon.JobDaemon}s, built from the same
 options as C{twistd jobmon-daemon}, run in this test's process (300 daemon
 processes would not fit a CI machine).
 """
@@ -16,8 +16,8 @@ from twisted.logger import Logger
 from twisted.trial.unittest import TestCase
 
 from jobmon.client import JobMonClient
-from jobmon.daemon import Options as DaemonOptions
-from jobmon.daemon import buildDaemon
+from jobmon.worker.daemon import Options as DaemonOptions
+from jobmon.worker.daemon import buildDaemon
 from jobmon.errors import JobMonError
 from tests.support import TestPKI, freeUDPPort, inThread, startServer
 

@@ -19,7 +19,7 @@ from twisted.trial.unittest import TestCase
 from jobmon import errors
 from jobmon.client import CERTIFICATE_REFUSED, CREDENTIAL_EXPIRED, JobMonClient
 from jobmon.errors import JobMonError
-from jobmon.issuer import makeIssuer, newSigningKey
+from jobmon.devtools.issuer import makeIssuer, newSigningKey
 from tests.support import (
     ROOT, FaultAssertions, TestPKI, childEnv, freeUDPPort, inThread, spawn, startDaemon,
     startServer,

@@ -1,5 +1,5 @@
 """
-Tests for L{jobmon.files}: confinement to the working directory, the
+Tests for L{jobmon.worker.files}: confinement to the working directory, the
 C{ls}, C{stat}, C{cat}, C{head}, C{tail}, C{follow}, C{du} and C{df}
 operations, and request checking.
 """
@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from jobmon import files
+from jobmon.worker import files
 from jobmon.errors import (
     BAD_REQUEST,
     IS_A_DIRECTORY,
@@ -28,7 +28,7 @@ from jobmon.errors import (
     UNSUPPORTED_OP,
     JobMonError,
 )
-from jobmon.files import Workdir
+from jobmon.worker.files import Workdir
 
 NOBODY = 65534
 

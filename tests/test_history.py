@@ -1,5 +1,5 @@
 """
-Tests for L{jobmon.history}: the SQLite job and query history.
+Tests for L{jobmon.server.history}: the SQLite job and query history.
 """
 
 from twisted.internet import defer
@@ -8,11 +8,11 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from jobmon import errors
 from jobmon.errors import JobMonError
-from jobmon.history import History
-from jobmon.hub import Hub
-from jobmon.identity import Identity
-from jobmon.pending import MemoryRequestTable
-from jobmon.registry import MemoryJobRegistry
+from jobmon.server.history import History
+from jobmon.server.hub import Hub
+from jobmon.server.identity import Identity
+from jobmon.server.pending import MemoryRequestTable
+from jobmon.server.registry import MemoryJobRegistry
 
 ALICE = Identity("/CN=Alice")
 BOB = Identity("/CN=Bob")

@@ -1,5 +1,5 @@
 """
-Tests for L{jobmon.hub}: registration, authorization, the link from a query
+Tests for L{jobmon.server.hub}: registration, authorization, the link from a query
 to its result, timeouts and jobs that go away.
 """
 
@@ -8,10 +8,10 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from jobmon import errors
 from jobmon.errors import JobMonError
-from jobmon.hub import Hub, checkRequest
-from jobmon.identity import Identity
-from jobmon.pending import MemoryRequestTable
-from jobmon.registry import MemoryJobRegistry
+from jobmon.server.hub import Hub, checkRequest
+from jobmon.server.identity import Identity
+from jobmon.server.pending import MemoryRequestTable
+from jobmon.server.registry import MemoryJobRegistry
 
 ALICE = Identity("/DC=org/DC=test/CN=Alice")
 BOB = Identity("/DC=org/DC=test/CN=Bob")
@@ -476,7 +476,7 @@ class HubTestCase(SynchronousTestCase):
         An identity with a bearer token holding C{scopes}, granting what the
         WLCG default scopes grant.
         """
-        from jobmon.tokens import DEFAULT_SCOPES, TokenInfo
+        from jobmon.server.tokens import DEFAULT_SCOPES, TokenInfo
 
         grants = frozenset(c for c, wanted in DEFAULT_SCOPES.items()
                            if set(wanted) & set(scopes))

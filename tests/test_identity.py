@@ -1,17 +1,18 @@
 """
-Tests for L{jobmon.identity}: who is behind a certificate chain.
+Tests for L{jobmon.server.identity}: who is behind a certificate chain.
 """
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from jobmon import errors, pki
+from jobmon import errors
+from jobmon.devtools import pki
 from jobmon.errors import JobMonError
-from jobmon.identity import Identity, identityFromChain
+from jobmon.server.identity import Identity, identityFromChain
 
 
 class IdentityFromChainTests(SynchronousTestCase):
     """
-    L{identityFromChain} with chains made by L{jobmon.pki}.
+    L{identityFromChain} with chains made by L{jobmon.devtools.pki}.
     """
 
     def setUp(self):
@@ -108,7 +109,7 @@ class CredentialPolicyTests(SynchronousTestCase):
         import time
 
         from jobmon.certificates import CredentialError
-        from jobmon.clienttls import CredentialPolicy
+        from jobmon.worker.tls import CredentialPolicy
 
         base = self.mktemp()
         p = pki.initPKI(base, users=("alice",))
@@ -138,7 +139,7 @@ class RefusalBudgetTests(SynchronousTestCase):
         The first refusals are logged; later ones in the window are not, and
         the next one logged after the window says how many were skipped.
         """
-        from jobmon.tls import RefusalBudget
+        from jobmon.server.tls import RefusalBudget
 
         now = [0.0]
         budget = RefusalBudget(burst=2, window=60, now=lambda: now[0])
@@ -153,7 +154,7 @@ class RefusalBudgetTests(SynchronousTestCase):
         """
         The table of addresses stays bounded under a flood from many.
         """
-        from jobmon.tls import RefusalBudget
+        from jobmon.server.tls import RefusalBudget
 
         now = [0.0]
         budget = RefusalBudget(burst=1, window=10, now=lambda: now[0], maxPeers=100)

@@ -1,5 +1,5 @@
 """
-Tests for L{jobmon.logs}: JSON-lines log files by category.
+Tests for L{jobmon.server.logs}: JSON-lines log files by category.
 """
 
 import json
@@ -8,7 +8,7 @@ import os
 from twisted.logger import Logger, LogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from jobmon.logs import LogFiles
+from jobmon.server.logs import LogFiles
 
 
 class LogFilesTests(SynchronousTestCase):

@@ -1,5 +1,5 @@
 """
-Tests for L{jobmon.operations}: dispatch, waiting ops on a L{Clock}, and
+Tests for L{jobmon.worker.operations}: dispatch, waiting ops on a L{Clock}, and
 time limits.
 """
 
@@ -10,7 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from jobmon import errors
 from jobmon.errors import JobMonError
-from jobmon.operations import FOLLOW_CHECK_INTERVAL, Operations, runWithTimeout
+from jobmon.worker.operations import FOLLOW_CHECK_INTERVAL, Operations, runWithTimeout
 
 
 def syncCall(f, *args):
@@ -263,14 +263,14 @@ class OperationsTests(SynchronousTestCase):
 
 class CapProcessesTests(SynchronousTestCase):
     """
-    Tests for L{jobmon.operations.capProcesses}.
+    Tests for L{jobmon.worker.operations.capProcesses}.
     """
 
     def test_underTheCap(self):
         """
         A small result is left alone.
         """
-        from jobmon.operations import capProcesses
+        from jobmon.worker.operations import capProcesses
 
         result = {"processes": [{"pid": 1, "cmdline": "sleep 1"}], "truncated": False}
         self.assertEqual(capProcesses(result, 10000)["truncated"], False)
@@ -280,7 +280,7 @@ class CapProcessesTests(SynchronousTestCase):
         Long command lines are shortened first; if that is not enough,
         processes at the end are left out; either way C{truncated} is set.
         """
-        from jobmon.operations import PROCESS_OVERHEAD, capProcesses
+        from jobmon.worker.operations import PROCESS_OVERHEAD, capProcesses
 
         procs = [{"pid": i, "cmdline": "x" * 5000} for i in range(10)]
         result = capProcesses({"processes": procs, "truncated": False},

@@ -1,5 +1,5 @@
 """
-Tests for L{jobmon.pki}: the certificates it makes are checked with the
+Tests for L{jobmon.devtools.pki}: the certificates it makes are checked with the
 C{openssl} command (the system OpenSSL, as the stdlib C{ssl} module uses)
 and with pyOpenSSL (the OpenSSL bundled with C{cryptography}), the two
 verifiers JobMon's clients and server rely on.
@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from OpenSSL import crypto
 from twisted.trial.unittest import SynchronousTestCase
 
-from jobmon import pki
+from jobmon.devtools import pki
 
 OPENSSL = "/usr/bin/openssl"
 

@@ -1,5 +1,5 @@
 """
-Tests for L{jobmon.procs}: the C{ps}, C{top}, C{res}, C{env} and C{signal}
+Tests for L{jobmon.worker.procs}: the C{ps}, C{top}, C{res}, C{env} and C{signal}
 operations, on real process trees that each test builds and tears down.
 
 Every process a test starts is stopped in its cleanup, children first: a
@@ -20,9 +20,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from jobmon import procs
+from jobmon.worker import procs
 from jobmon.errors import BAD_REQUEST, NOT_ALLOWED, REMOTE_ERROR, JobMonError
-from jobmon.procs import (
+from jobmon.worker.procs import (
     DEFAULT_REDACT,
     REDACTED,
     JobProcesses,

@@ -1,5 +1,5 @@
 """
-Tests for L{jobmon.run}, the job wrapper C{jobmon-run}: job id detection
+Tests for L{jobmon.worker.run}, the job wrapper C{jobmon-run}: job id detection
 for each batch system, option handling, and end to end with a real server,
 real daemons and real commands (exit status, signals, server down, bad
 credentials, and no daemon left behind).
@@ -18,7 +18,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from jobmon import run
+from jobmon.worker import run
 from jobmon.client import JobMonClient
 from tests.support import ROOT, TestPKI, childEnv, inThread, spawn, startServer
 
@@ -574,7 +574,7 @@ def sleep(seconds):
 
 class WrapperEndToEndTests(TestCase):
     """
-    C{python -m jobmon.run} with a real server, daemons and commands.
+    C{python -m jobmon.worker.run} with a real server, daemons and commands.
     """
 
     timeout = 90
@@ -608,7 +608,7 @@ class WrapperEndToEndTests(TestCase):
         Start C{jobmon-run OPTIONS --job-id JOB ... -- COMMAND} in the
         working directory.
         """
-        args = ["-m", "jobmon.run"]
+        args = ["-m", "jobmon.worker.run"]
         args += ["--server", server or self.server.url]
         args += ["--proxy", proxy or self.tpki.proxies["alice"], "--ca-dir", self.tpki.caDir]
         if jobId is not None:
@@ -856,7 +856,7 @@ class WrapperEndToEndTests(TestCase):
         wrapper says why in one line and runs the command.
         """
         noJob = self.wrapper(self.python("raise SystemExit(6)"))
-        args = ["-m", "jobmon.run", "--job-id", self.newJobId(), "--",
+        args = ["-m", "jobmon.worker.run", "--job-id", self.newJobId(), "--",
                 sys.executable, "-c", "raise SystemExit(0)"]
         noServer = spawn(self, "jobmon-run", args, env=wrapperEnv(), path=self.workdir,
                          program=sys.executable)
@@ -966,7 +966,7 @@ class WrapperEndToEndTests(TestCase):
         os.makedirs(bin_, exist_ok=True)
         shim = os.path.join(bin_, "jobmon-run")
         with open(shim, "w") as f:
-            f.write('#!/bin/sh\nexec "{}" -m jobmon.run "$@"\n'.format(sys.executable))
+            f.write('#!/bin/sh\nexec "{}" -m jobmon.worker.run "$@"\n'.format(sys.executable))
         os.chmod(shim, 0o755)
         env = wrapperEnv(_CONDOR_JOB_AD=ad, X509_CERT_DIR=self.tpki.caDir, **environ)
         env["PATH"] = bin_ + os.pathsep + env.get("PATH", "/usr/bin:/bin")
@@ -1000,7 +1000,7 @@ class WrapperEndToEndTests(TestCase):
         proxy, C{examples/htcondor-wrapper.sh} points C{BEARER_TOKEN_FILE}
         at it and the job registers as the token's bearer.
         """
-        from jobmon.issuer import makeIssuer
+        from jobmon.devtools.issuer import makeIssuer
 
         issuer = makeIssuer(os.path.join(self.tpki.base, "issuer"))
         server = await startServer(self, self.tpki, "--token-issuers", issuer.configPath)
@@ -1053,7 +1053,7 @@ class ExamplesTests(SynchronousTestCase):
 
 class WrapperProcessTests(TestCase):
     """
-    C{python -m jobmon.run} without monitoring.
+    C{python -m jobmon.worker.run} without monitoring.
     """
 
     timeout = 30
@@ -1062,7 +1062,7 @@ class WrapperProcessTests(TestCase):
         """
         Start C{jobmon-run ARGS}.
         """
-        return spawn(self, "jobmon-run", ["-m", "jobmon.run"] + list(args), env=wrapperEnv(),
+        return spawn(self, "jobmon-run", ["-m", "jobmon.worker.run"] + list(args), env=wrapperEnv(),
                      path=ROOT, program=sys.executable)
 
     async def test_noMonitor(self):

@@ -1,9 +1,9 @@
 """
-Tests for L{jobmon.tokens}: the server's check of bearer tokens against
+Tests for L{jobmon.server.tokens}: the server's check of bearer tokens against
 its configured issuers, the token configuration and its reloading, and
-L{jobmon.identity.Identity.may} for certificate and token callers.
+L{jobmon.server.identity.Identity.may} for certificate and token callers.
 
-Keys and tokens come from L{jobmon.issuer}; tokens of shapes a real issuer
+Keys and tokens come from L{jobmon.devtools.issuer}; tokens of shapes a real issuer
 would never make are assembled by hand (L{rawToken}).  Time is a
 L{Clock}, so no test depends on the wall clock.
 """
@@ -21,11 +21,12 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from jobmon import errors, tokens
+from jobmon import errors
+from jobmon.server import tokens
 from jobmon.errors import JobMonError
-from jobmon.identity import Identity
-from jobmon.issuer import makeIssuer, newSigningKey, publicJWK
-from jobmon.tokens import (
+from jobmon.server.identity import Identity
+from jobmon.devtools.issuer import makeIssuer, newSigningKey, publicJWK
+from jobmon.server.tokens import (
     MAX_TOKEN_BYTES,
     RETRY_FETCH,
     WLCG_ANY_AUDIENCE,
@@ -64,7 +65,7 @@ def rawToken(header, payload, sign=None):
 
 def privateKeyOf(issuer):
     """
-    The signing key of a L{jobmon.issuer.LocalIssuer}.
+    The signing key of a L{jobmon.devtools.issuer.LocalIssuer}.
     """
     with open(issuer.keyPath, "rb") as f:
         return serialization.load_pem_private_key(f.read(), None)
@@ -1281,7 +1282,7 @@ class IdentityMayTests(_IssuerMixin, SynchronousTestCase):
 
 class _FakeRequest:
     """
-    Just what L{jobmon.server.identifyCaller} reads of a request.
+    Just what L{jobmon.server.service.identifyCaller} reads of a request.
     """
 
     def __init__(self, authorization=None, host="192.0.2.7"):
@@ -1308,14 +1309,14 @@ class _RecordingAudit:
 
 class IdentifyCallerTests(_IssuerMixin, SynchronousTestCase):
     """
-    L{jobmon.server.identifyCaller}: a token, when sent, decides; refusals
+    L{jobmon.server.service.identifyCaller}: a token, when sent, decides; refusals
     are counted, logged and audited a few per address.
     """
 
     def setUp(self):
         super().setUp()
-        from jobmon.metrics import Metrics
-        from jobmon.server import identifyCaller
+        from jobmon.server.metrics import Metrics
+        from jobmon.server.service import identifyCaller
 
         self.certificateCalls = []
         self.metrics = Metrics()

@@ -17,10 +17,10 @@ from twisted.web.resource import Resource
 
 from jobmon import errors
 from jobmon.errors import JobMonError
-from jobmon.identity import Identity
-from jobmon.admission import Refused
+from jobmon.server.identity import Identity
+from jobmon.server.admission import Refused
 from jobmon.protocols.xmlrpc import XMLRPCResource
-from jobmon.site import QuietSite
+from jobmon.server.site import QuietSite
 
 ALICE = Identity("/CN=Alice")
 

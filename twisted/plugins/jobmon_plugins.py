@@ -8,14 +8,14 @@ from twisted.application.service import ServiceMaker
 
 jobmonServer = ServiceMaker(
     "JobMon server",
-    "jobmon.server",
+    "jobmon.server.service",
     "The JobMon central server: XML-RPC over HTTPS and job wake channels.",
     "jobmon-server",
 )
 
 jobmonDaemon = ServiceMaker(
     "JobMon job daemon",
-    "jobmon.daemon",
+    "jobmon.worker.daemon",
     "The JobMon job daemon: registers a running job and answers queries.",
     "jobmon-daemon",
 )

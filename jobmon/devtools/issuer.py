@@ -14,7 +14,7 @@ import jwt
 from attrs import frozen
 from cryptography.hazmat.primitives import serialization
 
-from jobmon.keyfiles import newKey, writeFile
+from jobmon.devtools.keys import newKey, writeFile
 
 ISSUER_KEY = "issuer-key.pem"
 ISSUER_JWKS = "issuer.jwks"

@@ -5,7 +5,7 @@ address.
 
 from twisted.internet.protocol import Factory
 
-from jobmon.admission import PerPeerLimit
+from jobmon.server.admission import PerPeerLimit
 from jobmon.protocols.wake import WakeServerProtocol
 
 

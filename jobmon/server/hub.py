@@ -34,8 +34,8 @@ from jobmon.errors import (
     isRemote,
 )
 from jobmon.protocols.jobid import checkJobId
-from jobmon.metrics import NullMetrics
-from jobmon.registry import JobRecord
+from jobmon.server.metrics import NullMetrics
+from jobmon.server.registry import JobRecord
 
 
 OPS = frozenset(
@@ -173,8 +173,8 @@ class Hub:
         returns the work as soon as it is queued; a job whose polls lapse is
         dropped by the cleanup cycle.
 
-    @ivar registry: an L{jobmon.registry.IJobRegistry}.
-    @ivar table: an L{jobmon.pending.IRequestTable}.
+    @ivar registry: an L{jobmon.server.registry.IJobRegistry}.
+    @ivar table: an L{jobmon.server.pending.IRequestTable}.
     @ivar admins: DNs that may see and query every job.
     @ivar queryTimeout: longest time a query waits for its job, in seconds.
     @ivar keepalive: TCP wake channel keep-alive interval, in seconds.
@@ -281,7 +281,7 @@ class Hub:
     def _require(self, identity, capability, method):
         """
         Refuse a caller whose bearer token's scopes do not grant
-        C{capability} (see L{jobmon.identity.Identity.may}); counted and
+        C{capability} (see L{jobmon.server.identity.Identity.may}); counted and
         audited.
         """
         if identity.may(capability):

@@ -17,7 +17,7 @@ from twisted.logger import Logger
 from jobmon.errors import BAD_REQUEST, UNSUPPORTED_OP, JobMonError
 
 FILE_OPS = frozenset({"ls", "stat", "cat", "head", "tail", "du", "df"})
-"""Ops the L{jobmon.files.Workdir} answers in one blocking call."""
+"""Ops the L{jobmon.worker.files.Workdir} answers in one blocking call."""
 
 OPS = FILE_OPS | frozenset(
     {"follow", "ps", "top", "res", "env", "commands", "run", "signal"}
@@ -32,9 +32,9 @@ class Operations:
     """
     Run requests for one job.
 
-    @ivar workdir: the job's L{jobmon.files.Workdir}.
-    @ivar processes: the job's L{jobmon.procs.JobProcesses}.
-    @ivar commands: the L{jobmon.commands.CommandTable} of site-approved
+    @ivar workdir: the job's L{jobmon.worker.files.Workdir}.
+    @ivar processes: the job's L{jobmon.worker.procs.JobProcesses}.
+    @ivar commands: the L{jobmon.worker.commands.CommandTable} of site-approved
         commands.
     @ivar allowedSignals: signal names (C{"TERM"}) users may send.
     @ivar redact: extra environment-name patterns to redact.
@@ -67,7 +67,7 @@ class Operations:
             lambda f, *a: deferToThreadPool(reactor, reactor.getThreadPool(), f, *a)
         )
         if runCommand is None:
-            from jobmon.commands import runCommand
+            from jobmon.worker.commands import runCommand
         self._runCommand = runCommand
 
     def timeoutFor(self, request):
@@ -80,7 +80,7 @@ class Operations:
                 prepared = self.commands.prepare(request.get("name"), request.get("args", []))
             except JobMonError:
                 return self.opTimeout
-            from jobmon.commands import KILL_GRACE, KILL_WAIT
+            from jobmon.worker.commands import KILL_GRACE, KILL_WAIT
 
             # Past the command's own limit the runner still kills its process
             # group and waits for the pipes: leave room for its own, clearer
@@ -136,7 +136,7 @@ class Operations:
         """
         The job's processes, CPU measured over an interval.
         """
-        from jobmon.procs import checkTop
+        from jobmon.worker.procs import checkTop
 
         interval = checkTop(request)
         token = await self._runInThread(self.processes.topStart)

@@ -135,7 +135,7 @@ class ServerContextFactory:
     def prepareReload(self):
         """
         Look at the files and, if they changed, build a new context without
-        installing it.  Blocking: L{jobmon.server.CredentialReloader} calls
+        installing it.  Blocking: L{jobmon.server.service.CredentialReloader} calls
         it in a thread, then L{install} in the reactor's.
 
         @return: what L{install} takes, or L{None} if nothing changed.

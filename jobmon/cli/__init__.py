@@ -2002,6 +2002,3 @@ def _complete(parser):
         return
     argcomplete.autocomplete(parser)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -38,7 +38,7 @@ class Identity:
     @ivar proxy: whether the caller presented a proxy certificate.
     @ivar limited: whether a limited proxy is anywhere in the chain.
     @ivar token: for a caller with a bearer token, its
-        L{jobmon.tokens.TokenInfo}; else C{None}.
+        L{jobmon.server.tokens.TokenInfo}; else C{None}.
     """
 
     dn: str

@@ -21,24 +21,24 @@ from twisted.logger import Logger
 from twisted.python import usage
 from twisted.web.resource import Resource
 
-from jobmon.audit import AuditLog
+from jobmon.server.audit import AuditLog
 from jobmon.config import FileOptions, applyConfigFile
-from jobmon.history import History
-from jobmon.hub import Hub
+from jobmon.server.history import History
+from jobmon.server.hub import Hub
 from jobmon.errors import NOT_AUTHENTICATED, JobMonError
-from jobmon.identity import Identity, identityOfConnection
-from jobmon.logs import LogFiles
-from jobmon.metrics import Metrics, MetricsResource
+from jobmon.server.identity import Identity, identityOfConnection
+from jobmon.server.logs import LogFiles
+from jobmon.server.metrics import Metrics, MetricsResource
 from jobmon.options import DEFAULT_CA_DIR, defaultCADir, portNumber, positive
-from jobmon.pending import MemoryRequestTable
+from jobmon.server.pending import MemoryRequestTable
 from jobmon.protocols.udp import UDPWakeSender
 from jobmon.protocols.xmlrpc import XMLRPCResource
-from jobmon.site import QuietSite, identifyTLS
-from jobmon.wakes import WakeServerFactory
-from jobmon.registry import MemoryJobRegistry
+from jobmon.server.site import QuietSite, identifyTLS
+from jobmon.server.wakes import WakeServerFactory
+from jobmon.server.registry import MemoryJobRegistry
 from jobmon.certificates import CredentialError
-from jobmon.tls import CRL_MODES, RefusalBudget, ServerContextFactory
-from jobmon.tokens import TokenConfigError, TokenPolicy, splitAuthorization
+from jobmon.server.tls import CRL_MODES, RefusalBudget, ServerContextFactory
+from jobmon.server.tokens import TokenConfigError, TokenPolicy, splitAuthorization
 
 
 log = Logger()
@@ -661,7 +661,7 @@ def buildServer(reactor, options):
             "jobmon.waitForWork": hub.waitForWork,
             "jobmon.outputJobResult": hub.outputJobResult,
             "jobmon.auditLog": hub.auditLog,
-            "jobmon.history": hub.historyOf,
+            "jobmon.server.history": hub.historyOf,
         },
         identify,
         maxBody=options["max-body"],

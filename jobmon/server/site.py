@@ -5,7 +5,7 @@ caller's identity read from its TLS connection.
 
 from twisted.web.server import Site
 
-from jobmon.admission import PerPeerLimit
+from jobmon.server.admission import PerPeerLimit
 from jobmon.errors import NOT_AUTHENTICATED, JobMonError
 from jobmon.protocols.xmlrpc import CappedRequest, GuardedChannel
 
@@ -57,7 +57,7 @@ def identifyTLS(identityOfConnection):
     from the request's TLS connection, cached per HTTP connection.
 
     @param identityOfConnection: callable from a pyOpenSSL connection to an
-        identity (see L{jobmon.identity.identityOfConnection}).
+        identity (see L{jobmon.server.identity.identityOfConnection}).
     """
 
     def identify(request):

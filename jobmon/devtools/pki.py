@@ -33,7 +33,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from jobmon.keyfiles import newKey, writeFile
+from jobmon.devtools.keys import newKey, writeFile
 from jobmon.certificates import (  # noqa: F401 (re-exported for tests and tools)
     SHORT_NAMES,
     POLICY_INDEPENDENT,
@@ -1007,7 +1007,7 @@ def _runTokens(args, out):
     """
     Carry out C{jobmon-pki token-issuer} and C{jobmon-pki token}.
     """
-    from jobmon.issuer import loadIssuer, makeIssuer
+    from jobmon.devtools.issuer import loadIssuer, makeIssuer
 
     if args.command == "token-issuer":
         issuer = makeIssuer(args.directory, iss=args.iss, audience=args.audience,

@@ -31,15 +31,15 @@ from jobmon import __version__
 from jobmon.credentials import TokenNotFound, expiredAt, tokenSource
 from jobmon.config import FileOptions, applyConfigFile
 from jobmon.errors import REMOTE_ERROR, REMOTE_TIMEOUT, JobMonError
-from jobmon.files import Workdir
+from jobmon.worker.files import Workdir
 from jobmon.protocols.jobid import checkJobId
-from jobmon.operations import Operations, runWithTimeout
+from jobmon.worker.operations import Operations, runWithTimeout
 from jobmon.options import DEFAULT_CA_DIR, defaultCADir, positive
 from jobmon.protocols.udp import UDPWakeListener
 from jobmon.protocols.wake import WakeClientFactory
 from jobmon.protocols.xmlrpc import XMLRPCClient
 from jobmon.certificates import CredentialError, caCertificates
-from jobmon.clienttls import CredentialPolicy, clientCredential
+from jobmon.worker.tls import CredentialPolicy, clientCredential
 
 
 def bearerAuthorization(source, clock=time.time):
@@ -220,8 +220,8 @@ class Options(FileOptions):
             caCertificates(self["ca-dir"])
         except CredentialError as e:
             raise usage.UsageError(str(e))
-        from jobmon.commands import CommandConfigError, loadCommands
-        from jobmon.procs import parseSignalNames
+        from jobmon.worker.commands import CommandConfigError, loadCommands
+        from jobmon.worker.procs import parseSignalNames
 
         try:
             self.commandTable = loadCommands(self["commands"])
@@ -233,7 +233,7 @@ class Options(FileOptions):
             )
         except ValueError as e:
             raise usage.UsageError("--allow-signal: {}".format(e))
-        from jobmon.procs import checkRedactPatterns
+        from jobmon.worker.procs import checkRedactPatterns
 
         try:
             self["redact"] = checkRedactPatterns(self["redact"])
@@ -265,7 +265,7 @@ class JobDaemon(MultiService):
 
     @ivar jobId: the job's id.
     @ivar rpc: an L{XMLRPCClient} to the server.
-    @ivar operations: the L{jobmon.operations.Operations} requests run
+    @ivar operations: the L{jobmon.worker.operations.Operations} requests run
         with.
     @ivar wakeEndpoint: callable from a port number to the endpoint of the
         server's wake port.
@@ -697,7 +697,7 @@ def buildDaemon(reactor, options):
         # Address reuse: every daemon on the host listens on the same port.
         return reactor.listenMulticast(port, protocol, listenMultiple=True)
 
-    from jobmon.procs import JobProcesses
+    from jobmon.worker.procs import JobProcesses
 
     operations = Operations(
         reactor,
