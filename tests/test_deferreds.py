@@ -36,7 +36,8 @@ class DeferredAsyncTests(SynchronousTestCase):
         """
         Cancelling the Deferred cancels what the coroutine awaits.
         """
-        waiting = Deferred()
+        cancelled = []
+        waiting = Deferred(cancelled.append)
 
         @deferredAsync
         async def wait():
@@ -45,4 +46,4 @@ class DeferredAsyncTests(SynchronousTestCase):
         d = wait()
         d.cancel()
         self.failureResultOf(d, CancelledError)
-        self.failureResultOf(waiting, CancelledError)
+        self.assertEqual(cancelled, [waiting])
