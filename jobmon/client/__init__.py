@@ -898,7 +898,7 @@ class JobMonClient:
         options = {"limit": limit}
         if jobId is not None:
             options["job_id"] = jobId
-        return self._call("jobmon.server.history", (options,))
+        return self._call("jobmon.history", (options,))
 
     def auditLog(self, jobId, limit=100):
         """

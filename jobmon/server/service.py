@@ -661,7 +661,7 @@ def buildServer(reactor, options):
             "jobmon.waitForWork": hub.waitForWork,
             "jobmon.outputJobResult": hub.outputJobResult,
             "jobmon.auditLog": hub.auditLog,
-            "jobmon.server.history": hub.historyOf,
+            "jobmon.history": hub.historyOf,
         },
         identify,
         maxBody=options["max-body"],
