@@ -19,23 +19,30 @@ import errno
 import heapq
 import math
 import os
-import re
 import stat
 import time
 
 from attrs import define, field
 
-from jobmon.errors import (
-    BAD_REQUEST,
-    IS_A_DIRECTORY,
-    NO_SUCH_FILE,
-    NOT_A_DIRECTORY,
-    OUTSIDE_WORKDIR,
-    PERMISSION_DENIED,
-    REMOTE_ERROR,
-    REMOTE_IO_ERROR,
-    UNSUPPORTED_OP,
-    JobMonError,
+from jobmon.errors import NO_SUCH_FILE, REMOTE_IO_ERROR, JobMonError
+from jobmon.worker.files import requests
+from jobmon.worker.files.confine import (
+    MAX_PATH_LENGTH,
+    ConfinedDirectory,
+    describe as _describe,
+    openDirectory,
+    openRegular,
+    osError as _osError,
+    statFollowingLink as _statFollowingLink,
+)
+from jobmon.worker.files.requests import (
+    DEFAULT_FOLLOW_WAIT,
+    DEFAULT_HEAD_LINES,
+    DEFAULT_TAIL_LINES,
+    MAX_FOLLOW_WAIT,
+    MAX_LS_DEPTH,
+    MAX_OFFSET,
+    MAX_TAIL_LINES,
 )
 
 DEFAULT_MAX_RESULT = 1024 * 1024
@@ -44,91 +51,17 @@ DEFAULT_MAX_RESULT = 1024 * 1024
 DEFAULT_MAX_ENTRIES = 10000
 """Default cap on the number of entries of one C{ls} result."""
 
-DEFAULT_TAIL_LINES = 10
-"""Lines returned by C{tail} when the request does not say."""
-
-MAX_TAIL_LINES = 100000
-"""The most lines a C{tail} request may ask for."""
-
-MAX_PATH_LENGTH = 4096
-"""The longest path a request may give, in characters (Linux's PATH_MAX)."""
-
-MAX_OFFSET = 2**63 - 1
-"""The largest offset or length accepted: the largest C{off_t}.  Larger
-values would make C{os.pread} overflow rather than fail cleanly."""
-
 TAIL_BLOCK = 64 * 1024
 """How many bytes C{tail} reads at a time, walking back from the end."""
 
-DEFAULT_HEAD_LINES = 10
-"""Lines returned by C{head} when the request does not say."""
-
 HEAD_BLOCK = 64 * 1024
 """How many bytes C{head} reads at a time, from the start."""
-
-MAX_LS_DEPTH = 8
-"""The most levels of subdirectories an C{ls} request may ask for."""
-
-DEFAULT_FOLLOW_WAIT = 10
-"""Seconds a C{follow} request waits for data when it does not say."""
-
-MAX_FOLLOW_WAIT = 25
-"""The longest wait, in seconds, a C{follow} request may ask for."""
 
 DEFAULT_MAX_DU_ENTRIES = 100000
 """Default cap on the entries one C{du} visits."""
 
 DEFAULT_DU_SECONDS = 10.0
 """Default cap on the seconds one C{du} spends walking."""
-
-_DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-"""How directories are opened for a walk: never through a symbolic link."""
-
-_INODE = re.compile(r"([0-9]+):([0-9]+)\Z")
-_DECIMAL = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\Z")
-
-_NO_DEFAULT = object()
-
-
-def _isInside(root, path):
-    """
-    Tell whether the absolute, normalised C{path} is C{root} or below it.
-
-    C{os.path.commonpath} compares whole components, so C{/w2} is not taken
-    for a child of C{/w} as a string prefix test would.
-    """
-    return os.path.commonpath([root, path]) == root
-
-
-def _describe(path):
-    """
-    Quote a path given by the user for an error message.
-
-    C{repr} escapes control characters and undecodable bytes, so the message
-    stays one printable line whatever the path holds.
-    """
-    return repr(path)
-
-
-def _osError(error, shown):
-    """
-    Turn an C{OSError} into the L{JobMonError} a user should see.
-
-    The message names the path as the user gave it (C{shown}), never the
-    absolute path in C{error}: that would reveal where the working directory
-    is, which the user did not ask for.
-    """
-    quoted = _describe(shown)
-    if isinstance(error, FileNotFoundError):
-        return JobMonError(NO_SUCH_FILE, "no such file: %s" % (quoted,))
-    if isinstance(error, NotADirectoryError):
-        return JobMonError(NOT_A_DIRECTORY, "not a directory: %s" % (quoted,))
-    if isinstance(error, IsADirectoryError):
-        return JobMonError(IS_A_DIRECTORY, "is a directory: %s" % (quoted,))
-    if isinstance(error, PermissionError):
-        return JobMonError(PERMISSION_DENIED, "permission denied: %s" % (quoted,))
-    reason = error.strerror or (os.strerror(error.errno) if error.errno else "error")
-    return JobMonError(REMOTE_IO_ERROR, "cannot read %s: %s" % (quoted, reason))
 
 
 def _entryType(mode):
@@ -163,120 +96,6 @@ def _entry(name, st, target=None):
     return entry
 
 
-def _integer(request, name, default=_NO_DEFAULT, maximum=MAX_OFFSET):
-    """
-    Read a non-negative integer argument of C{request}.
-
-    XML-RPC clients send large numbers as doubles and some clients send
-    numbers as strings, so an integral float or a string of ASCII digits is
-    accepted as well as an int.  C{bool} is refused although it is an C{int}
-    in Python: C{true} as a length is a client bug, not the number 1.
-
-    @raise JobMonError: C{BAD_REQUEST} if the argument is missing (and has
-        no default), ill-typed, negative or above C{maximum}.
-    """
-    if name not in request:
-        if default is _NO_DEFAULT:
-            raise JobMonError(BAD_REQUEST, "missing argument %r" % (name,))
-        return default
-    value = request[name]
-    problem = "%r must be a non-negative integer" % (name,)
-    if isinstance(value, bool):
-        raise JobMonError(BAD_REQUEST, problem)
-    if isinstance(value, float):
-        if not math.isfinite(value) or not value.is_integer():
-            raise JobMonError(BAD_REQUEST, problem)
-        value = int(value)
-    elif isinstance(value, str):
-        # isdigit alone admits digits int() refuses, such as superscripts.
-        if not (value.isascii() and value.isdigit()):
-            raise JobMonError(BAD_REQUEST, problem)
-        try:
-            value = int(value)
-        except ValueError:
-            # More digits than int() converts: far above any maximum anyway.
-            raise JobMonError(BAD_REQUEST, "%r is too large" % (name,)) from None
-    elif not isinstance(value, int):
-        raise JobMonError(BAD_REQUEST, problem)
-    if value < 0:
-        raise JobMonError(BAD_REQUEST, problem)
-    if value > maximum:
-        raise JobMonError(BAD_REQUEST, "%r must be at most %d" % (name, maximum))
-    return value
-
-
-def _number(request, name, default, maximum):
-    """
-    Read a non-negative number argument of C{request} (such as a time).
-
-    Like L{_integer}, but fractions are allowed: an int, a finite float or a
-    string of ASCII digits with an optional decimal point.
-
-    @return: the value, as a float.
-    @raise JobMonError: C{BAD_REQUEST} if the argument is ill-typed,
-        negative or above C{maximum}.
-    """
-    if name not in request:
-        return float(default)
-    value = request[name]
-    problem = "%r must be a non-negative number" % (name,)
-    if isinstance(value, bool):
-        raise JobMonError(BAD_REQUEST, problem)
-    if isinstance(value, str):
-        if not _DECIMAL.match(value):
-            raise JobMonError(BAD_REQUEST, problem)
-        value = float(value)
-    elif isinstance(value, int):
-        # Compared as an int first: a huge int would overflow float().
-        if value > maximum:
-            raise JobMonError(BAD_REQUEST, "%r must be at most %s" % (name, maximum))
-        value = float(value)
-    elif not isinstance(value, float):
-        raise JobMonError(BAD_REQUEST, problem)
-    if not math.isfinite(value) or value < 0:
-        raise JobMonError(BAD_REQUEST, problem)
-    if value > maximum:
-        raise JobMonError(BAD_REQUEST, "%r must be at most %s" % (name, maximum))
-    return value
-
-
-def _boolean(request, name, default):
-    """
-    Read a boolean argument of C{request}.
-
-    Only a real boolean is accepted: XML-RPC has a boolean type, and
-    guessing what C{"no"} or C{2} means would hide client bugs.
-
-    @raise JobMonError: C{BAD_REQUEST} if the argument is not a boolean.
-    """
-    if name not in request:
-        return default
-    value = request[name]
-    if not isinstance(value, bool):
-        raise JobMonError(BAD_REQUEST, "%r must be a boolean" % (name,))
-    return value
-
-
-def _inode(request):
-    """
-    Read the optional C{inode} argument of a C{follow} request.
-
-    @return: the file identity in the canonical C{"dev:ino"} form, or
-        L{None} if the request has none (absent or empty: a C{follow}
-        result for a missing file that had no identity carries C{""}).
-    @raise JobMonError: C{BAD_REQUEST} if it is not a C{"dev:ino"} string.
-    """
-    value = request.get("inode")
-    if value is None or value == "":
-        return None
-    match = _INODE.match(value) if isinstance(value, str) else None
-    if match is None:
-        raise JobMonError(
-            BAD_REQUEST, "'inode' must be a string \"device:inode\" from a result"
-        )
-    return "%d:%d" % (int(match.group(1)), int(match.group(2)))
-
-
 def _identity(st):
     """
     Return the C{"dev:ino"} string naming the file that C{st} describes.
@@ -297,26 +116,6 @@ class _Descending:
 
     def __lt__(self, other):
         return other.name < self.name
-
-
-def _checkPath(path):
-    """
-    Check that C{path}, as a request gave it, can name a file at all.
-
-    This does no I/O, so that a request can be checked before it is run.
-
-    @raise JobMonError: C{BAD_REQUEST} if it is not a usable string.
-    """
-    if not isinstance(path, str):
-        raise JobMonError(BAD_REQUEST, "path must be a string")
-    if "\0" in path:
-        raise JobMonError(BAD_REQUEST, "path must not contain a NUL byte")
-    if len(path) > MAX_PATH_LENGTH:
-        raise JobMonError(BAD_REQUEST, "path is too long")
-    try:
-        os.fsencode(path)
-    except UnicodeEncodeError:
-        raise JobMonError(BAD_REQUEST, "path is not a valid file name") from None
 
 
 def _positive(instance, attribute, value):
@@ -344,27 +143,8 @@ def _positiveNumber(instance, attribute, value):
         )
 
 
-def _statFollowingLink(named, real):
-    """
-    C{lstat} a path as named, and tell whether it is a directory once a
-    final symbolic link is followed (to C{real}, already confined).  A
-    dangling or unreadable link is not a directory: it is shown as a link.
-
-    @return: C{(lstatResult, isDirectory)}.
-    @raise OSError: the path cannot be looked at.
-    """
-    st = os.lstat(named)
-    isDirectory = stat.S_ISDIR(st.st_mode)
-    if stat.S_ISLNK(st.st_mode):
-        try:
-            isDirectory = stat.S_ISDIR(os.stat(real).st_mode)
-        except OSError:
-            isDirectory = False
-    return st, isDirectory
-
-
 @define
-class Workdir:
+class Workdir(ConfinedDirectory):
     """
     A job's working directory, and the operations a user may run in it.
 
@@ -390,7 +170,6 @@ class Workdir:
     @ivar duSeconds: the cap on the seconds one C{du} spends walking.
     """
 
-    path: str = field(converter=os.fsdecode)
     maxResult: int = field(default=DEFAULT_MAX_RESULT, validator=_positive)
     maxEntries: int = field(default=DEFAULT_MAX_ENTRIES, validator=_positive)
     maxDuEntries: int = field(
@@ -403,74 +182,6 @@ class Workdir:
     _pread = field(default=os.pread, repr=False, kw_only=True)
     # Tests pass a clock they move by hand, to hit the time bound of du.
     _monotonic = field(default=time.monotonic, repr=False, kw_only=True)
-    # Resolved on first use: the constructor does no I/O.
-    _root = field(default=None, init=False, repr=False)
-
-    @property
-    def root(self):
-        """
-        The working directory's real path (symbolic links resolved).
-        """
-        if self._root is None:
-            # Two threads may both compute it; they find the same value.
-            self._root = os.path.realpath(os.path.abspath(self.path))
-        return self._root
-
-    def resolve(self, path):
-        """
-        Confine C{path} to the working directory and return its real path.
-
-        The path need not exist.  C{""} and C{"."} name the working directory
-        itself.
-
-        @param path: a path relative to the working directory, or an absolute
-            path that resolves inside it.
-        @return: the absolute path with every symbolic link and C{..}
-            resolved, inside the working directory.
-        @raise JobMonError: C{BAD_REQUEST} if C{path} is not a usable string,
-            C{OUTSIDE_WORKDIR} if it resolves outside the working directory.
-        """
-        return self._locate(path)[0]
-
-    def _locate(self, path):
-        """
-        Confine C{path} as L{resolve} does, and also find the entry it names.
-
-        C{ls} and C{stat} describe a symbolic link itself, as C{lstat} does,
-        so they need the link's own location: its directory resolved, its
-        last component kept.  That location must be inside the working
-        directory too, or C{stat} would describe a link that lives outside.
-
-        @return: C{(real, named)}: the fully resolved path, and the path with
-            all but the last component resolved.
-        """
-        _checkPath(path)
-        root = self.root
-        # join() drops root when path is absolute, as wanted.
-        joined = os.path.join(root, path)
-        real = os.path.realpath(joined)
-        outside = JobMonError(
-            OUTSIDE_WORKDIR,
-            "%s is outside the job's working directory" % (_describe(path or "."),),
-        )
-        if not _isInside(root, real):
-            raise outside
-        parent, last = os.path.split(joined)
-        if last in ("", ".", ".."):
-            # Nothing left unresolved: "sub/", "a/.." name what they reach.
-            return real, real
-        named = os.path.join(os.path.realpath(parent), last)
-        if not _isInside(root, named):
-            raise outside
-        return real, named
-
-    def _relative(self, path):
-        """
-        Return C{path}, inside the working directory, relative to it with
-        C{/} separators (C{"."} for the directory itself).
-        """
-        relative = os.path.relpath(path, self.root)
-        return relative.replace(os.sep, "/")
 
     def run(self, request):
         """
@@ -485,58 +196,14 @@ class Workdir:
         @return: its result struct.
         @raise JobMonError: with the fault code a user should see.
         """
-        if not isinstance(request, dict):
-            raise JobMonError(BAD_REQUEST, "the request must be a struct")
-        op = request.get("op")
-        if not isinstance(op, str):
-            raise JobMonError(BAD_REQUEST, "the request has no op")
-        if op == "ls":
-            path = self._path(request, default=".")
-            depth = _integer(request, "depth", default=0, maximum=MAX_LS_DEPTH)
-            includeHidden = _boolean(request, "all", default=True)
-            return self.ls(path, depth, includeHidden)
-        if op == "stat":
-            return self.stat(self._path(request))
-        if op == "cat":
-            path = self._path(request)
-            offset = _integer(request, "offset", default=0)
-            length = _integer(request, "length", default=None)
-            return self.cat(path, offset, length)
-        if op == "head":
-            path = self._path(request)
-            lines, byteCount = self._linesOrBytes(request, DEFAULT_HEAD_LINES)
-            return self.head(path, lines, byteCount)
-        if op == "tail":
-            path = self._path(request)
-            lines, byteCount = self._linesOrBytes(request, DEFAULT_TAIL_LINES)
-            return self.tail(path, lines, byteCount)
-        if op == "follow":
-            path, offset, inode, wait = self.checkFollow(request)
-            return self.followOnce(path, offset, inode)
-        if op == "du":
-            return self.du(self._path(request, default="."))
-        if op == "df":
-            return self.df(self._path(request, default="."))
-        raise JobMonError(UNSUPPORTED_OP, "unsupported op: %s" % (_describe(op),))
+        op, args = requests.parse(request)
+        return getattr(self, _METHODS[op])(*args)
 
-    def _linesOrBytes(self, request, defaultLines):
-        """
-        Read the C{lines} or C{bytes} argument of a C{head} or C{tail}
-        request: one of them, not both.
-
-        @return: C{(lines, byteCount)}; C{byteCount} is L{None} when the
-            request counts lines.
-        """
-        if "lines" in request and "bytes" in request:
-            raise JobMonError(BAD_REQUEST, "give 'lines' or 'bytes', not both")
-        if "bytes" in request:
-            return defaultLines, _integer(request, "bytes")
-        lines = _integer(request, "lines", default=defaultLines, maximum=MAX_TAIL_LINES)
-        return lines, None
 
     def checkFollow(self, request):
         """
-        Check the arguments of a C{follow} request.
+        Check the arguments of a C{follow} request, without touching the
+        file system.
 
         The daemon calls this first, then L{followOnce} until the file has
         news or C{wait} seconds have passed.
@@ -549,29 +216,8 @@ class Workdir:
         @raise JobMonError: C{BAD_REQUEST} for a missing path or an
             ill-formed argument.
         """
-        if not isinstance(request, dict):
-            raise JobMonError(BAD_REQUEST, "the request must be a struct")
-        path = self._path(request)
-        # Confining the path needs the file system: followOnce does it.
-        _checkPath(path)
-        offset = _integer(request, "offset", default=0)
-        inode = _inode(request)
-        wait = _number(
-            request, "wait", default=DEFAULT_FOLLOW_WAIT, maximum=MAX_FOLLOW_WAIT
-        )
-        return path, offset, inode, wait
+        return requests.checkFollow(request)
 
-    def _path(self, request, default=_NO_DEFAULT):
-        """
-        Return the C{path} argument of C{request}.
-
-        Its type is checked later, by L{_locate}.
-        """
-        if "path" not in request:
-            if default is _NO_DEFAULT:
-                raise JobMonError(BAD_REQUEST, "missing argument 'path'")
-            return default
-        return request["path"]
 
     def ls(self, path=".", depth=0, includeHidden=True):
         """
@@ -593,12 +239,12 @@ class Workdir:
             when C{maxEntries} or C{maxResult} cut the listing; the entries
             kept are the first ones by name.
         """
-        real, named = self._locate(path)
+        real, named = self.locate(path)
         try:
             st, isDirectory = _statFollowingLink(named, real)
             if not isDirectory:
                 return {
-                    "path": self._relative(named),
+                    "path": self.relative(named),
                     "entries": [self._describeEntry(named, st)],
                     "truncated": False,
                 }
@@ -606,38 +252,17 @@ class Workdir:
         except OSError as e:
             raise _osError(e, path or ".") from None
         return {
-            "path": self._relative(named),
+            "path": self.relative(named),
             "entries": entries,
             "truncated": truncated,
         }
 
     def _openDirectory(self, path, identity):
         """
-        Open a directory met during a walk, without following a link.
-
-        The walk saw the directory as an entry of its parent; since then the
-        job may have replaced it, or a directory above it, by a symbolic
-        link leading out of the working directory.  C{O_NOFOLLOW} catches
-        the first, and checking that the directory opened is the one seen
-        (same device and inode) catches both.
-
-        @param identity: C{(st_dev, st_ino)} of the directory as seen, or
-            L{None} to skip that check (the walk's own, confined, start).
-        @return: an open descriptor, or L{None} if the directory is not the
-            one seen any more.
-        @raise OSError: if it cannot be opened.
+        Open a directory met during a walk, as
+        L{jobmon.worker.files.confine.openDirectory} does.
         """
-        fd = os.open(path, _DIRECTORY_FLAGS)
-        if identity is not None:
-            try:
-                st = os.fstat(fd)
-            except OSError:
-                os.close(fd)
-                raise
-            if (st.st_dev, st.st_ino) != identity:
-                os.close(fd)
-                return None
-        return fd
+        return openDirectory(path, identity)
 
     def _listTree(self, directory, depth, includeHidden):
         """
@@ -774,47 +399,14 @@ class Workdir:
 
         @return: an entry struct (see L{ls}) with C{path} added.
         """
-        real, named = self._locate(path)
+        real, named = self.locate(path)
         try:
             st = os.lstat(named)
             result = self._describeEntry(named, st)
         except OSError as e:
             raise _osError(e, path or ".") from None
-        result["path"] = self._relative(named)
+        result["path"] = self.relative(named)
         return result
-
-    def _openRegular(self, path, real):
-        """
-        Open C{real} for reading and check that it is a regular file.
-
-        C{O_NONBLOCK} keeps the open of a FIFO from waiting for a writer;
-        C{O_NOFOLLOW} refuses a last component that became a symbolic link
-        since L{_locate} resolved it.
-
-        @return: C{(fd, st)}, the open descriptor and its C{fstat}.
-        """
-        shown = path or "."
-        try:
-            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-            fd = os.open(real, flags)
-        except OSError as e:
-            raise _osError(e, shown) from None
-        try:
-            st = os.fstat(fd)
-        except OSError as e:
-            os.close(fd)
-            raise _osError(e, shown) from None
-        if stat.S_ISDIR(st.st_mode):
-            os.close(fd)
-            raise JobMonError(
-                IS_A_DIRECTORY, "is a directory: %s" % (_describe(shown),)
-            )
-        if not stat.S_ISREG(st.st_mode):
-            os.close(fd)
-            raise JobMonError(
-                REMOTE_ERROR, "not a regular file: %s" % (_describe(shown),)
-            )
-        return fd, st
 
     def _readAt(self, fd, length, offset):
         """
@@ -843,8 +435,8 @@ class Workdir:
             C{truncated} is true when the cap returned fewer bytes than
             C{length} asked or than the file has past C{offset}.
         """
-        real, named = self._locate(path)
-        fd, st = self._openRegular(path, real)
+        real, named = self.locate(path)
+        fd, st = openRegular(path, real)
         try:
             limit = self.maxResult if length is None else min(length, self.maxResult)
             if offset >= st.st_size:
@@ -865,7 +457,7 @@ class Workdir:
             cappedRequest and len(data) == self.maxResult and offset + len(data) < size
         )
         return {
-            "path": self._relative(named),
+            "path": self.relative(named),
             "data": data,
             "offset": float(offset),
             "size": float(size),
@@ -889,8 +481,8 @@ class Workdir:
         """
         if byteCount is not None:
             return self.cat(path, 0, byteCount)
-        real, named = self._locate(path)
-        fd, st = self._openRegular(path, real)
+        real, named = self.locate(path)
+        fd, st = openRegular(path, real)
         try:
             data, truncated = self._head(fd, lines)
             # As cat: the size after the read, so len(data) <= size.
@@ -900,7 +492,7 @@ class Workdir:
         finally:
             os.close(fd)
         return {
-            "path": self._relative(named),
+            "path": self.relative(named),
             "data": data,
             "offset": 0.0,
             "size": float(size),
@@ -957,8 +549,8 @@ class Workdir:
             C{maxResult} bytes, C{data} is the last C{maxResult} bytes and
             C{truncated} is true.
         """
-        real, named = self._locate(path)
-        fd, st = self._openRegular(path, real)
+        real, named = self.locate(path)
+        fd, st = openRegular(path, real)
         try:
             if byteCount is None:
                 offset, data, truncated = self._tail(fd, st.st_size, lines, path)
@@ -971,7 +563,7 @@ class Workdir:
         finally:
             os.close(fd)
         return {
-            "path": self._relative(named),
+            "path": self.relative(named),
             "data": data,
             "offset": float(offset),
             "size": float(st.st_size),
@@ -1076,14 +668,14 @@ class Workdir:
         """
         if inode == "":
             inode = None
-        real, named = self._locate(path)
+        real, named = self.locate(path)
         try:
-            fd, st = self._openRegular(path, real)
+            fd, st = openRegular(path, real)
         except JobMonError as e:
             if e.code != NO_SUCH_FILE:
                 raise
             return {
-                "path": self._relative(named),
+                "path": self.relative(named),
                 "data": b"",
                 "offset": float(offset),
                 "next_offset": float(offset),
@@ -1108,7 +700,7 @@ class Workdir:
         finally:
             os.close(fd)
         return {
-            "path": self._relative(named),
+            "path": self.relative(named),
             "data": data,
             "offset": float(start),
             "next_offset": float(start + len(data)),
@@ -1141,7 +733,7 @@ class Workdir:
             denied, I/O error); C{truncated} whether a bound was hit, so
             that the figures are lower bounds, or the entries were cut.
         """
-        real, named = self._locate(path)
+        real, named = self.locate(path)
         shown = path or "."
         try:
             st, isDirectory = _statFollowingLink(named, real)
@@ -1151,7 +743,7 @@ class Workdir:
             raise _osError(e, shown) from None
         if not isDirectory:
             return {
-                "path": self._relative(named),
+                "path": self.relative(named),
                 "total": float(st.st_blocks * 512),
                 "files": 1,
                 "dirs": 0,
@@ -1166,7 +758,7 @@ class Workdir:
             raise _osError(e, shown) from None
         entries, cut = self._duEntries(walk.children)
         return {
-            "path": self._relative(named),
+            "path": self.relative(named),
             "total": float(walk.total),
             "files": walk.files,
             "dirs": walk.dirs,
@@ -1206,7 +798,7 @@ class Workdir:
             (the blocks reserved for root count as neither); C{inodes_free}
             are the inodes available to unprivileged users.
         """
-        real, named = self._locate(path)
+        real, named = self.locate(path)
         try:
             vfs = os.statvfs(real)
         except OSError as e:
@@ -1217,7 +809,7 @@ class Workdir:
         free = vfs.f_bavail * unit
         percent = used * 100.0 / (used + free) if used + free else 0.0
         return {
-            "path": self._relative(named),
+            "path": self.relative(named),
             "total": float(total),
             "used": float(used),
             "free": float(free),
@@ -1225,6 +817,20 @@ class Workdir:
             "inodes_total": float(vfs.f_files),
             "inodes_free": float(vfs.f_favail),
         }
+
+
+_METHODS = {
+    "ls": "ls",
+    "stat": "stat",
+    "cat": "cat",
+    "head": "head",
+    "tail": "tail",
+    "follow": "followOnce",
+    "du": "du",
+    "df": "df",
+}
+"""For each op, the L{Workdir} method that runs it (a single look for
+C{follow})."""
 
 
 class _DiskUsage:
