@@ -28,7 +28,7 @@ from jobmon.errors import (
     UNSUPPORTED_OP,
     JobMonError,
 )
-from jobmon.worker.files import Workdir
+from jobmon.worker.files import Workdir, confine
 
 NOBODY = 65534
 
@@ -2791,3 +2791,62 @@ class DuTests(FixtureMixin, SynchronousTestCase):
         result = self.workdir.du("deep")
         self.assertEqual(result["dirs"], levels)
         self.assertIs(result["truncated"], False)
+
+
+class PartsTests(FixtureMixin, SynchronousTestCase):
+    """
+    Tests for the units behind L{Workdir}, used on their own:
+    L{confine.ConfinedDirectory}, L{requests.parse}, and the helpers a
+    L{Workdir} makes for each call.
+    """
+
+    def setUp(self):
+        self.buildFixture()
+
+    def test_locate(self):
+        """
+        L{confine.ConfinedDirectory.locate} gives the real path and the
+        entry as named: a link inside keeps its own name in the second.
+        """
+        directory = confine.ConfinedDirectory(self.root)
+        self.assertEqual(
+            directory.locate("latest.log"),
+            (os.path.join(self.root, "job.log"), os.path.join(self.root, "latest.log")),
+        )
+        self.assertEqual(directory.relative(os.path.join(self.root, "sub", "x")), "sub/x")
+        self.assertEqual(directory.relative(self.root), ".")
+        error = self.assertRaises(JobMonError, directory.locate, "leak")
+        self.assertEqual(error.code, OUTSIDE_WORKDIR)
+
+    def test_parse(self):
+        """
+        L{requests.parse} names the op and gives, in order, the arguments of
+        the L{Workdir} method that runs it, defaults filled in.
+        """
+        cases = [
+            ({"op": "ls"}, ("ls", (".", 0, True))),
+            ({"op": "ls", "path": "sub", "depth": 2, "all": False}, ("ls", ("sub", 2, False))),
+            ({"op": "stat", "path": "x"}, ("stat", ("x",))),
+            ({"op": "cat", "path": "x", "offset": "5"}, ("cat", ("x", 5, None))),
+            ({"op": "head", "path": "x"}, ("head", ("x", 10, None))),
+            ({"op": "tail", "path": "x", "bytes": 3}, ("tail", ("x", 10, 3))),
+            ({"op": "follow", "path": "x", "wait": 1}, ("follow", ("x", 0, None))),
+            ({"op": "du"}, ("du", (".",))),
+            ({"op": "df", "path": "sub"}, ("df", ("sub",))),
+        ]
+        for request, expected in cases:
+            self.assertEqual(files.requests.parse(request), expected, request)
+        error = self.assertRaises(JobMonError, files.requests.parse, {"op": "ps"})
+        self.assertEqual(error.code, UNSUPPORTED_OP)
+
+    def test_limitsAsTheyAreNow(self):
+        """
+        A limit changed after the L{Workdir} was built holds for the next
+        call: the helpers are made for each call.
+        """
+        workdir = Workdir(self.root)
+        workdir.maxResult = 3
+        self.assertEqual(workdir.cat("job.log")["data"], b"one")
+        workdir.maxResult = 1000
+        workdir.maxEntries = 1
+        self.assertEqual(len(workdir.ls(".")["entries"]), 1)
