@@ -11,7 +11,7 @@ import bisect
 import math
 import secrets
 
-from attrs import define, evolve
+from attrs import evolve
 from twisted.internet import defer
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -36,6 +36,7 @@ from jobmon.errors import (
 from jobmon.protocols.jobid import checkJobId
 from jobmon.server.metrics import NullMetrics
 from jobmon.server.registry import JobRecord
+from jobmon.server.wakes import PollWake, TCPWake, UDPWake, takeWork
 
 
 OPS = frozenset(
@@ -48,9 +49,6 @@ OPS = frozenset(
 
 ACTING_OPS = frozenset({"run", "signal"})
 """Ops that act on the job rather than read from it."""
-
-MODES = ("tcp", "udp", "poll")
-"""The wake modes, in the order they are listed."""
 
 MAX_INFO = 4096
 """Largest daemon info struct, in characters of its values and keys."""
@@ -146,60 +144,31 @@ def checkRequest(request):
     return forward, timeout
 
 
-@define
-class _UDPRetry:
-    """
-    Repeats of an unanswered UDP wake.
-    """
-
-    started: float
-    delay: float
-    timer: object = None
-
-
 class Hub:
     """
     Registered jobs, their wake channels and the queries waiting on them.
 
-    Three wake modes are served at once:
-
-      - C{tcp}: the daemon holds a TLS connection to the wake port; its
-        close marks the job gone at once.
-      - C{udp}: the server sends an authenticated datagram to the workers'
-        broadcast address, repeated with backoff until the daemon fetches;
-        daemons re-register periodically and a cleanup cycle drops those that
-        stop.
-      - C{poll}: the daemon keeps a C{waitForWork} call pending, which
-        returns the work as soon as it is queued; a job whose polls lapse is
-        dropped by the cleanup cycle.
+    Three wake modes are served at once, each by an
+    L{jobmon.server.wakes.IWake} provider (see L{jobmon.server.wakes}): a
+    TCP channel, UDP datagrams and the HTTPS long poll.  The hub asks a
+    job's wake to wake it, to let go of it and whether its daemon is still
+    there; it never branches on the mode.
 
     @ivar registry: an L{jobmon.server.registry.IJobRegistry}.
     @ivar table: an L{jobmon.server.pending.IRequestTable}.
     @ivar admins: DNs that may see and query every job.
     @ivar queryTimeout: longest time a query waits for its job, in seconds.
     @ivar keepalive: TCP wake channel keep-alive interval, in seconds.
-    @ivar connectGrace: how long a TCP job may take to connect its wake
-        channel before it is dropped, in seconds.
-    @ivar wakePort: the TCP wake port daemons connect to (set once it
-        listens).
-    @ivar udpSender: the L{jobmon.protocols.udp.UDPWakeSender}, or L{None}
-        when UDP wakes are not configured.
-    @ivar udpPort: the port daemons listen on for UDP wakes.
     @ivar reregisterInterval: seconds between re-registrations of UDP
         daemons.
     @ivar expireAfter: seconds without news after which a UDP or poll job
         is dropped.
-    @ivar maxPoll: longest C{waitForWork} wait, in seconds.
     @ivar maxPendingPerJob: most requests queued or running for one job.
+    @ivar wakes: the L{jobmon.server.wakes.IWake} providers, by mode, in
+        the order the modes are listed.
     """
 
     log = Logger()
-
-    udpFirstRetry = 0.25
-    """Seconds before an unanswered UDP wake is first repeated."""
-
-    udpMaxRetryDelay = 4.0
-    """Longest delay between repeats of a UDP wake."""
 
     def __init__(
         self,
@@ -231,14 +200,10 @@ class Hub:
         self.admins = frozenset(admins)
         self.queryTimeout = queryTimeout
         self.keepalive = keepalive
-        self.connectGrace = connectGrace
         self.maxPendingPerJob = maxPendingPerJob
-        self.udpSender = udpSender
-        self.udpPort = udpPort
         self.reregisterInterval = reregisterInterval
         self.expireAfter = expireAfter
         self.cleanupInterval = cleanupInterval
-        self.maxPoll = maxPoll
         self.maxPendingPerUser = maxPendingPerUser
         self.queryRate = queryRate
         self.queryBurst = queryBurst
@@ -248,13 +213,16 @@ class Hub:
         self.history = history
         self._buckets = {}
         self._pendingByUser = {}
-        self.wakePort = None
         self.stopping = False
-        self._channels = {}
-        self._graceTimers = {}
-        self._polls = {}
-        self._udpRetries = {}
-        self._udpSequence = {}
+        self._tcp = TCPWake(clock, table, self.metrics, connectGrace=connectGrace)
+        self._poll = PollWake(clock, registry, table, self.metrics, maxPoll=maxPoll)
+        self.wakes = {"tcp": self._tcp}
+        if udpSender is not None:
+            self.wakes["udp"] = UDPWake(
+                clock, registry, table, udpSender, udpPort, self.metrics,
+                giveUpAfter=queryTimeout,
+            )
+        self.wakes["poll"] = self._poll
         self._cleanup = LoopingCall(self.cleanup)
         self._cleanup.clock = clock
 
@@ -269,7 +237,42 @@ class Hub:
         """
         The wake modes this server offers.
         """
-        return tuple(m for m in MODES if m != "udp" or self.udpSender is not None)
+        return tuple(self.wakes)
+
+    @property
+    def wakePort(self):
+        """
+        The TCP wake port daemons connect to (set once it listens).
+        """
+        return self._tcp.port
+
+    @wakePort.setter
+    def wakePort(self, port):
+        self._tcp.port = port
+
+    @property
+    def udpSender(self):
+        """
+        The L{jobmon.protocols.udp.UDPWakeSender}, or L{None} when UDP
+        wakes are not configured.
+        """
+        udp = self.wakes.get("udp")
+        return udp.sender if udp is not None else None
+
+    @property
+    def udpPort(self):
+        """
+        The port daemons listen on for UDP wakes, or L{None}.
+        """
+        udp = self.wakes.get("udp")
+        return udp.port if udp is not None else None
+
+    def _wakeOf(self, record):
+        """
+        The L{jobmon.server.wakes.IWake} of a registered job: the one place
+        that maps a registration to the way it is woken.
+        """
+        return self.wakes[record.mode]
 
     # Helpers
 
@@ -309,35 +312,20 @@ class Hub:
             )
         return record
 
-    def _cancelTimer(self, timers, jobId):
-        timer = timers.pop(jobId, None)
-        if timer is not None and timer.active():
-            timer.cancel()
+    def _releaseWake(self, jobId, error=None):
+        """
+        Let go of whatever wakes the job now, in every mode (a daemon may
+        hold a poll whatever its mode): close its TCP channel, end its
+        pending poll with C{error}, stop repeating UDP wakes.
+        """
+        for wake in self.wakes.values():
+            wake.release(jobId, error)
 
-    def _stopUDPRetry(self, jobId):
+    def _held(self, jobId):
         """
-        Stop repeating the job's UDP wake (it fetched, or it is gone).
+        Whether the job's daemon is connected to any wake now.
         """
-        retry = self._udpRetries.pop(jobId, None)
-        if retry is not None and retry.timer is not None and retry.timer.active():
-            retry.timer.cancel()
-
-    def _releaseWake(self, jobId, pollResult=None):
-        """
-        Let go of whatever wakes the job now: close its TCP channel, end its
-        pending poll, stop repeating UDP wakes.
-        """
-        self._cancelTimer(self._graceTimers, jobId)
-        channel = self._channels.pop(jobId, None)
-        if channel is not None:
-            channel.close()
-        poll = self._polls.pop(jobId, None)
-        if poll is not None:
-            if isinstance(pollResult, Exception):
-                poll.errback(pollResult)
-            else:
-                poll.callback(pollResult or [])
-        self._stopUDPRetry(jobId)
+        return any(wake.holds(jobId) for wake in self.wakes.values())
 
     def _drop(self, jobId, why, message, reason):
         """
@@ -347,7 +335,6 @@ class Hub:
         if record is not None:
             self.metrics.removals.labels(reason).inc()
         self._releaseWake(jobId, JobMonError(NO_SUCH_JOB, message))
-        self._udpSequence.pop(jobId, None)
         failed = self.table.failJob(jobId, JobMonError(JOB_GONE, message))
         if record is not None:
             self._audit("removed", job_id=jobId, owner=record.owner, why=why, failed=failed)
@@ -592,11 +579,7 @@ class Hub:
         return {
             "jobs": len(self.registry),
             "requests": len(self.table),
-            "channels": len(self._channels),
-            "polls": len(self._polls),
-            "udp_retries": len(self._udpRetries),
-            "udp_sequences": len(self._udpSequence),
-            "grace_timers": len(self._graceTimers),
+            **{name: n for wake in self.wakes.values() for name, n in wake.sizes().items()},
             "users_pending": len(self._pendingByUser),
             "rate_buckets": len(self._buckets),
         }
@@ -629,62 +612,7 @@ class Hub:
         """
         Tell the job that work is queued, by its mode.
         """
-        jobId = record.jobId
-        if record.mode == "tcp":
-            channel = self._channels.get(jobId)
-            if channel is not None:
-                self.metrics.wakes.labels("tcp").inc()
-                channel.wake()
-        elif record.mode == "poll":
-            poll = self._polls.pop(jobId, None)
-            if poll is not None:
-                self.metrics.wakes.labels("poll").inc()
-                poll.callback(self._take(jobId))
-        elif record.mode == "udp" and jobId not in self._udpRetries:
-            retry = _UDPRetry(started=self.clock.seconds(), delay=self.udpFirstRetry)
-            self._udpRetries[jobId] = retry
-            self._sendUDP(record, retry)
-
-    def _sendUDP(self, record, retry):
-        jobId = record.jobId
-        sequence = self._udpSequence.get(jobId, 0) + 1
-        self._udpSequence[jobId] = sequence
-        self.metrics.wakes.labels("udp").inc()
-        self.udpSender.send(jobId, sequence, bytes.fromhex(record.secret))
-        retry.timer = self.clock.callLater(retry.delay, self._repeatUDP, jobId)
-
-    def _repeatUDP(self, jobId):
-        """
-        The daemon has not fetched since the last wake: send it again, with
-        a longer delay, for at most the query timeout.
-        """
-        retry = self._udpRetries.get(jobId)
-        record = self.registry.get(jobId)
-        if retry is None:
-            return
-        if record is None or record.mode != "udp" or not self.table.queued(jobId):
-            del self._udpRetries[jobId]
-            return
-        if self.clock.seconds() - retry.started >= self.queryTimeout:
-            del self._udpRetries[jobId]
-            self.metrics.wakesUnanswered.inc()
-            self.log.warn(
-                "job {job_id} did not answer UDP wakes for {seconds:g} s",
-                category="wake",
-                job_id=jobId,
-                seconds=self.queryTimeout,
-            )
-            return
-        retry.delay = min(retry.delay * 2, self.udpMaxRetryDelay)
-        self.metrics.wakeRepeats.inc()
-        self._sendUDP(record, retry)
-
-    def _take(self, jobId):
-        """
-        Hand out every queued request of a job, as C{getJobToDo} returns
-        them.
-        """
-        return [{"id": rid, "request": req} for rid, req in self.table.take(jobId)]
+        self._wakeOf(record).wake(record)
 
     # Methods for daemons
 
@@ -725,9 +653,10 @@ class Hub:
         host = info.get("host")
         host = host if isinstance(host, str) else ""
         instance = info.get("instance")
+        wake = self.wakes[mode]
         if (
             old is not None
-            and mode in ("udp", "poll")
+            and wake.renewable
             and old.mode == mode
             and isinstance(instance, str)
             and old.info.get("instance") == instance
@@ -735,26 +664,23 @@ class Hub:
             record = evolve(old, lastSeen=now, host=host, info=info)
             self.registry.put(record)
         else:
-            record = JobRecord(
-                jobId=jobId,
-                owner=identity.dn,
-                host=host,
-                mode=mode,
-                registered=now,
-                lastSeen=now,
-                token=secrets.token_urlsafe(24),
-                secret=secrets.token_hex(32) if mode == "udp" else "",
-                info=info,
-                state="ready" if mode == "udp" else "connecting",
-            )
+            wakeSecret = secrets.token_urlsafe(24)
             # The old wake channel goes; queued requests wait for the new.
             self._releaseWake(jobId)
-            self._udpSequence.pop(jobId, None)
+            record = wake.registered(
+                JobRecord(
+                    jobId=jobId,
+                    owner=identity.dn,
+                    host=host,
+                    mode=mode,
+                    registered=now,
+                    lastSeen=now,
+                    wakeSecret=wakeSecret,
+                    info=info,
+                ),
+                lambda why, message, reason: self._lost(jobId, wakeSecret, why, message, reason),
+            )
             self.registry.put(record)
-            if mode == "tcp":
-                self._graceTimers[jobId] = self.clock.callLater(
-                    self.connectGrace, self._graceExpired, jobId, record.token
-                )
             self.metrics.registrations.labels(mode).inc()
             self._audit(
                 "register", dn=identity.dn, job_id=jobId, host=record.host, mode=mode,
@@ -770,31 +696,23 @@ class Hub:
                 mode=mode,
                 again=" again" if old is not None else "",
             )
-        wake = {"mode": mode, "token": record.token}
-        if mode == "tcp":
-            wake["port"] = self.wakePort or 0
-        elif mode == "udp":
-            wake["port"] = self.udpPort
-            wake["secret"] = record.secret
-        elif mode == "poll":
-            wake["max_wait"] = self.maxPoll
+        reply = {"mode": mode, "token": record.wakeSecret}
+        reply.update(wake.reply(record))
         return {
             "job_id": jobId,
-            "wake": wake,
+            "wake": reply,
             "keepalive": self.keepalive,
             "reregister": self.reregisterInterval,
         }
 
-    def _graceExpired(self, jobId, token):
-        self._graceTimers.pop(jobId, None)
+    def _lost(self, jobId, wakeSecret, why, message, reason):
+        """
+        A job's wake found it gone: drop it, if the registration that wake
+        served (the one with C{wakeSecret}) is still the current one.
+        """
         record = self.registry.get(jobId)
-        if record is not None and record.token == token and jobId not in self._channels:
-            self._drop(
-                jobId,
-                "no wake channel within {:g} s".format(self.connectGrace),
-                "job {} never connected its wake channel".format(jobId),
-                "no wake channel",
-            )
+        if record is not None and record.wakeSecret == wakeSecret:
+            self._drop(jobId, why, message, reason)
 
     def unregisterJob(self, identity, jobId):
         """
@@ -810,8 +728,8 @@ class Hub:
         """
         record = self._owned(identity, jobId)
         self._touch(record)
-        self._stopUDPRetry(jobId)
-        return self._take(jobId)
+        self._wakeOf(record).fetched(jobId)
+        return takeWork(self.table, jobId)
 
     def waitForWork(self, identity, jobId, seconds):
         """
@@ -826,32 +744,12 @@ class Hub:
             or seconds < 0
         ):
             raise JobMonError(BAD_REQUEST, "seconds must be a number >= 0")
-        seconds = min(seconds, self.maxPoll)
-        self._touch(record, state="ready")
-        work = self._take(jobId)
+        seconds = min(seconds, self._poll.maxPoll)
+        record = self._touch(record, state="ready")
+        work = takeWork(self.table, jobId)
         if work or seconds == 0:
             return work
-        # A newer poll replaces an older one (its connection may be dead).
-        older = self._polls.pop(jobId, None)
-        if older is not None:
-            older.callback([])
-
-        def cancel(d):
-            if self._polls.get(jobId) is d:
-                del self._polls[jobId]
-
-        d = defer.Deferred(cancel)
-        self._polls[jobId] = d
-        d.addTimeout(seconds, self.clock, onTimeoutCancel=lambda result, t: [])
-
-        def ended(result):
-            current = self.registry.get(jobId)
-            if current is not None and current.token == record.token:
-                self._touch(current)
-            return result
-
-        d.addBoth(ended)
-        return d
+        return self._poll.wait(record, seconds)
 
     def outputJobResult(self, identity, jobId, requestId, result):
         """
@@ -890,9 +788,10 @@ class Hub:
 
     # TCP wake channels
 
-    def channelHello(self, channel, identity, jobId, token):
+    def channelHello(self, channel, identity, jobId, wakeSecret):
         """
-        Bind a wake channel to the registration whose token it presents.
+        Bind a wake channel to the registration whose secret it presents
+        (the C{token} of the hello and of the registration's reply).
 
         @param identity: the peer's certificate identity, or C{None} if it
             presented no certificate (a daemon with a bearer token).
@@ -905,40 +804,30 @@ class Hub:
         if record is None:
             raise JobMonError(NO_SUCH_JOB, "job {} is not registered".format(jobId))
         # A daemon with a bearer token has no certificate on the wake port:
-        # the registration's token, a secret it got over HTTPS, is its proof.
+        # the registration's secret, which it got over HTTPS, is its proof.
         if identity is not None and record.owner != identity.dn:
             raise JobMonError(
                 NOT_AUTHORIZED, "job {} is registered by another identity".format(jobId)
             )
-        if record.mode != "tcp" or not secrets.compare_digest(record.token, token):
+        if self._wakeOf(record) is not self._tcp or not secrets.compare_digest(
+            record.wakeSecret, wakeSecret
+        ):
             raise JobMonError(
                 NOT_AUTHORIZED, "wake token does not match the current registration"
             )
-        old = self._channels.get(jobId)
-        if old is not None and old is not channel:
-            self._channels.pop(jobId)
-            old.close()
-        self._channels[jobId] = channel
-        self._cancelTimer(self._graceTimers, jobId)
+        self._tcp.bind(jobId, channel)
         self._touch(record, state="ready")
         self.log.info("wake channel up for job {job_id}", job_id=jobId, category="wake")
-        # Work queued while the channel was connecting must not wait.
-        if self.table.queued(jobId):
-            self.clock.callLater(0, self._wakeIfCurrent, jobId, channel)
         return self.keepalive
-
-    def _wakeIfCurrent(self, jobId, channel):
-        if self._channels.get(jobId) is channel and self.table.queued(jobId):
-            channel.wake()
 
     def channelLost(self, channel):
         """
         A wake channel closed: the job is gone, unless the channel had
         already been replaced.
         """
-        jobId = channel.jobId
-        if self._channels.get(jobId) is not channel:
+        if not self._tcp.bound(channel):
             return
+        jobId = channel.jobId
         self._drop(
             jobId, "wake channel closed", "job {} went away".format(jobId), "channel closed"
         )
@@ -958,18 +847,19 @@ class Hub:
                 del self._buckets[dn]
         limit = now - self.expireAfter
         for record in self.registry.jobs():
-            if record.mode == "tcp" or record.jobId in self._polls:
+            silence = self._wakeOf(record).silence
+            # A job whose wake never lapses is dropped when its connection
+            # closes; one held by a wake now is alive.
+            if silence is None or record.lastSeen >= limit or self._held(record.jobId):
                 continue
-            if record.lastSeen < limit:
-                what = "re-registered" if record.mode == "udp" else "polled"
-                self._drop(
-                    record.jobId,
-                    "not {} for {:g} s".format(what, self.expireAfter),
-                    "job {} went away (not heard from for {:g} s)".format(
-                        record.jobId, self.expireAfter
-                    ),
-                    "expired",
-                )
+            self._drop(
+                record.jobId,
+                "not {} for {:g} s".format(silence, self.expireAfter),
+                "job {} went away (not heard from for {:g} s)".format(
+                    record.jobId, self.expireAfter
+                ),
+                "expired",
+            )
 
     def stop(self):
         """
@@ -980,8 +870,6 @@ class Hub:
         if self._cleanup.running:
             self._cleanup.stop()
         self.table.failAll(JobMonError(UNAVAILABLE, "the server is shutting down"))
-        for jobId in set(self._channels) | set(self._polls) | set(self._udpRetries) | set(
-            self._graceTimers
-        ):
-            self._releaseWake(jobId, JobMonError(UNAVAILABLE, "the server is shutting down"))
+        for wake in self.wakes.values():
+            wake.stop(JobMonError(UNAVAILABLE, "the server is shutting down"))
         return defer.succeed(None)
