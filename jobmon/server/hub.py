@@ -11,7 +11,7 @@ import bisect
 import math
 import secrets
 
-from attrs import evolve
+from attrs import evolve, field, frozen
 from twisted.internet import defer
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -36,7 +36,7 @@ from jobmon.errors import (
 from jobmon.protocols.jobid import checkJobId
 from jobmon.server.metrics import NullMetrics
 from jobmon.server.registry import JobRecord
-from jobmon.server.wakes import PollWake, TCPWake, UDPWake, takeWork
+from jobmon.server.wakes import standardWakes, takeWork
 
 
 OPS = frozenset(
@@ -144,6 +144,43 @@ def checkRequest(request):
     return forward, timeout
 
 
+@frozen
+class HubConfig:
+    """
+    The hub's limits, timeouts and intervals.
+
+    @ivar admins: DNs that may see and query every job.
+    @ivar queryTimeout: longest time a query waits for its job, in seconds
+        (also how long an unanswered UDP wake is repeated).
+    @ivar keepalive: TCP wake channel keep-alive interval, in seconds.
+    @ivar connectGrace: how long a TCP job may take to connect its wake
+        channel before it is dropped, in seconds.
+    @ivar maxPendingPerJob: most requests queued or running for one job.
+    @ivar reregisterInterval: seconds between re-registrations of UDP
+        daemons.
+    @ivar expireAfter: seconds without news after which a UDP or poll job
+        is dropped.
+    @ivar cleanupInterval: seconds between runs of the cleanup cycle.
+    @ivar maxPoll: longest C{waitForWork} wait, in seconds.
+    @ivar maxPendingPerUser: most queries one user may have pending.
+    @ivar queryRate: queries per second one user may make, on average.
+    @ivar queryBurst: queries one user may make at once.
+    """
+
+    admins: frozenset = field(default=frozenset(), converter=frozenset)
+    queryTimeout: float = 30.0
+    keepalive: float = 20
+    connectGrace: float = 30.0
+    maxPendingPerJob: int = 64
+    reregisterInterval: float = 60.0
+    expireAfter: float = 180.0
+    cleanupInterval: float = 10.0
+    maxPoll: float = 60.0
+    maxPendingPerUser: int = 256
+    queryRate: float = 50.0
+    queryBurst: int = 200
+
+
 class Hub:
     """
     Registered jobs, their wake channels and the queries waiting on them.
@@ -154,18 +191,16 @@ class Hub:
     job's wake to wake it, to let go of it and whether its daemon is still
     there; it never branches on the mode.
 
+    @ivar clock: an L{twisted.internet.interfaces.IReactorTime}.
     @ivar registry: an L{jobmon.server.registry.IJobRegistry}.
     @ivar table: an L{jobmon.server.pending.IRequestTable}.
-    @ivar admins: DNs that may see and query every job.
-    @ivar queryTimeout: longest time a query waits for its job, in seconds.
-    @ivar keepalive: TCP wake channel keep-alive interval, in seconds.
-    @ivar reregisterInterval: seconds between re-registrations of UDP
-        daemons.
-    @ivar expireAfter: seconds without news after which a UDP or poll job
-        is dropped.
-    @ivar maxPendingPerJob: most requests queued or running for one job.
+    @ivar config: the L{HubConfig}.
     @ivar wakes: the L{jobmon.server.wakes.IWake} providers, by mode, in
-        the order the modes are listed.
+        the order the modes are listed; C{"tcp"} and C{"poll"} are always
+        among them (the wake port and C{waitForWork} are always served).
+    @ivar metrics: a L{jobmon.server.metrics.Metrics}.
+    @ivar audit: the L{jobmon.server.audit} log, or L{None}.
+    @ivar history: the L{jobmon.server.history.History}, or L{None}.
     """
 
     log = Logger()
@@ -175,54 +210,36 @@ class Hub:
         clock,
         registry,
         table,
-        admins=(),
-        queryTimeout=30.0,
-        keepalive=20,
-        connectGrace=30.0,
-        maxPendingPerJob=64,
-        udpSender=None,
-        udpPort=None,
-        reregisterInterval=60.0,
-        expireAfter=180.0,
-        cleanupInterval=10.0,
-        maxPoll=60.0,
-        maxPendingPerUser=256,
-        queryRate=50.0,
-        queryBurst=200,
-        audit=None,
-        runInThread=None,
+        config=HubConfig(),
+        wakes=None,
         metrics=None,
+        audit=None,
         history=None,
+        runInThread=None,
     ):
+        """
+        @param wakes: the L{jobmon.server.wakes.IWake} providers; by
+            default those of L{jobmon.server.wakes.standardWakes} without
+            UDP.
+        @param runInThread: C{(f, *args)} -> L{Deferred}: runs blocking
+            reads (of the audit log) off the reactor thread.
+        """
         self.clock = clock
         self.registry = registry
         self.table = table
-        self.admins = frozenset(admins)
-        self.queryTimeout = queryTimeout
-        self.keepalive = keepalive
-        self.maxPendingPerJob = maxPendingPerJob
-        self.reregisterInterval = reregisterInterval
-        self.expireAfter = expireAfter
-        self.cleanupInterval = cleanupInterval
-        self.maxPendingPerUser = maxPendingPerUser
-        self.queryRate = queryRate
-        self.queryBurst = queryBurst
+        self.config = config
         self.audit = audit
         self._runInThread = runInThread
         self.metrics = metrics if metrics is not None else NullMetrics()
         self.history = history
+        if wakes is None:
+            wakes = standardWakes(clock, registry, table, config, self.metrics)
+        self.wakes = {wake.mode: wake for wake in wakes}
+        self._tcp = self.wakes["tcp"]
+        self._poll = self.wakes["poll"]
         self._buckets = {}
         self._pendingByUser = {}
         self.stopping = False
-        self._tcp = TCPWake(clock, table, self.metrics, connectGrace=connectGrace)
-        self._poll = PollWake(clock, registry, table, self.metrics, maxPoll=maxPoll)
-        self.wakes = {"tcp": self._tcp}
-        if udpSender is not None:
-            self.wakes["udp"] = UDPWake(
-                clock, registry, table, udpSender, udpPort, self.metrics,
-                giveUpAfter=queryTimeout,
-            )
-        self.wakes["poll"] = self._poll
         self._cleanup = LoopingCall(self.cleanup)
         self._cleanup.clock = clock
 
@@ -230,7 +247,7 @@ class Hub:
         """
         Start the cleanup cycle.
         """
-        self._cleanup.start(self.cleanupInterval, now=False)
+        self._cleanup.start(self.config.cleanupInterval, now=False)
 
     @property
     def modes(self):
@@ -278,7 +295,7 @@ class Hub:
 
     def _visible(self, identity, record):
         return record is not None and (
-            record.owner == identity.dn or identity.dn in self.admins
+            record.owner == identity.dn or identity.dn in self.config.admins
         )
 
     def _require(self, identity, capability, method):
@@ -362,7 +379,7 @@ class Hub:
         """
         me = {
             "dn": identity.dn,
-            "admin": identity.dn in self.admins,
+            "admin": identity.dn in self.config.admins,
             "proxy": identity.proxy,
             "limited": identity.limited,
         }
@@ -385,7 +402,7 @@ class Hub:
             raise JobMonError(BAD_REQUEST, "listJobs takes an optional struct of options")
         self._require(identity, "read", "listJobs")
         everything = options.get("all", False)
-        if everything and identity.dn not in self.admins:
+        if everything and identity.dn not in self.config.admins:
             raise JobMonError(NOT_AUTHORIZED, "only the server's admins may list all jobs")
         limit = checkLimit(options.get("limit", 1000))
         after = options.get("after")
@@ -455,7 +472,7 @@ class Hub:
         Return the last C{limit} audit records about a job (admins only).
         """
         self._require(identity, "read", "auditLog")
-        if identity.dn not in self.admins:
+        if identity.dn not in self.config.admins:
             raise JobMonError(NOT_AUTHORIZED, "only the server's admins may read the audit log")
         checkJobId(jobId)
         checkLimit(limit)
@@ -530,13 +547,13 @@ class Hub:
                     "run commands" if forward["op"] == "run" else "send signals"
                 ),
             )
-        if self.table.pending(jobId) >= self.maxPendingPerJob:
+        if self.table.pending(jobId) >= self.config.maxPendingPerJob:
             raise JobMonError(
                 TOO_MANY,
-                "job {} already has {} requests pending".format(jobId, self.maxPendingPerJob),
+                "job {} already has {} requests pending".format(jobId, self.config.maxPendingPerJob),
             )
         self._admit(identity)
-        timeout = min(timeout or self.queryTimeout, self.queryTimeout)
+        timeout = min(timeout or self.config.queryTimeout, self.config.queryTimeout)
         requestId, d = self.table.submit(jobId, forward)
         dn = identity.dn
         self._pendingByUser[dn] = self._pendingByUser.get(dn, 0) + 1
@@ -592,19 +609,19 @@ class Hub:
         @raise JobMonError: L{TOO_MANY} when over a limit.
         """
         dn = identity.dn
-        if self._pendingByUser.get(dn, 0) >= self.maxPendingPerUser:
+        if self._pendingByUser.get(dn, 0) >= self.config.maxPendingPerUser:
             raise JobMonError(
                 TOO_MANY,
-                "you already have {} queries pending".format(self.maxPendingPerUser),
+                "you already have {} queries pending".format(self.config.maxPendingPerUser),
             )
         now = self.clock.seconds()
-        tokens, last = self._buckets.get(dn, (self.queryBurst, now))
-        tokens = min(self.queryBurst, tokens + (now - last) * self.queryRate)
+        tokens, last = self._buckets.get(dn, (self.config.queryBurst, now))
+        tokens = min(self.config.queryBurst, tokens + (now - last) * self.config.queryRate)
         if tokens < 1:
             self._buckets[dn] = (tokens, now)
             raise JobMonError(
                 TOO_MANY,
-                "too many queries: at most {:g} per second".format(self.queryRate),
+                "too many queries: at most {:g} per second".format(self.config.queryRate),
             )
         self._buckets[dn] = (tokens - 1, now)
 
@@ -701,8 +718,8 @@ class Hub:
         return {
             "job_id": jobId,
             "wake": reply,
-            "keepalive": self.keepalive,
-            "reregister": self.reregisterInterval,
+            "keepalive": self.config.keepalive,
+            "reregister": self.config.reregisterInterval,
         }
 
     def _lost(self, jobId, wakeSecret, why, message, reason):
@@ -818,7 +835,7 @@ class Hub:
         self._tcp.bind(jobId, channel)
         self._touch(record, state="ready")
         self.log.info("wake channel up for job {job_id}", job_id=jobId, category="wake")
-        return self.keepalive
+        return self.config.keepalive
 
     def channelLost(self, channel):
         """
@@ -841,11 +858,11 @@ class Hub:
         """
         now = self.clock.seconds()
         # Buckets that have refilled say nothing: forget them.
-        full = (self.queryBurst - 1) / self.queryRate
+        full = (self.config.queryBurst - 1) / self.config.queryRate
         for dn, (tokens, last) in list(self._buckets.items()):
             if now - last >= full:
                 del self._buckets[dn]
-        limit = now - self.expireAfter
+        limit = now - self.config.expireAfter
         for record in self.registry.jobs():
             silence = self._wakeOf(record).silence
             # A job whose wake never lapses is dropped when its connection
@@ -854,9 +871,9 @@ class Hub:
                 continue
             self._drop(
                 record.jobId,
-                "not {} for {:g} s".format(silence, self.expireAfter),
+                "not {} for {:g} s".format(silence, self.config.expireAfter),
                 "job {} went away (not heard from for {:g} s)".format(
-                    record.jobId, self.expireAfter
+                    record.jobId, self.config.expireAfter
                 ),
                 "expired",
             )

@@ -445,6 +445,32 @@ class PollWake:
         return {"polls": len(self._polls)}
 
 
+def standardWakes(clock, registry, table, config, metrics=None, udpSender=None, udpPort=None):
+    """
+    The server's wakes: L{TCPWake} and L{PollWake}, and L{UDPWake} when
+    UDP wakes are configured, in the order the modes are listed.
+
+    @param clock: an L{twisted.internet.interfaces.IReactorTime}.
+    @param registry: the L{jobmon.server.registry.IJobRegistry}.
+    @param table: the L{jobmon.server.pending.IRequestTable}.
+    @param config: the hub's L{jobmon.server.hub.HubConfig} (its
+        C{connectGrace}, C{maxPoll} and C{queryTimeout}).
+    @param metrics: the L{jobmon.server.metrics.Metrics} wakes count in.
+    @param udpSender: the L{jobmon.protocols.udp.UDPWakeSender}, or L{None}
+        for no UDP wakes.
+    @param udpPort: the port daemons listen on for UDP wakes.
+    @return: a list of L{IWake} providers.
+    """
+    wakes = [TCPWake(clock, table, metrics, connectGrace=config.connectGrace)]
+    if udpSender is not None:
+        wakes.append(
+            UDPWake(clock, registry, table, udpSender, udpPort, metrics,
+                    giveUpAfter=config.queryTimeout)
+        )
+    wakes.append(PollWake(clock, registry, table, metrics, maxPoll=config.maxPoll))
+    return wakes
+
+
 class WakeServerFactory(PerPeerLimit, Factory):
     """
     Builds L{WakeServerProtocol}s for the server's wake port, at most
