@@ -10,10 +10,11 @@ from zope.interface.verify import verifyObject
 
 from jobmon import errors
 from jobmon.errors import JobMonError
-from jobmon.server.hub import Hub, HubConfig, checkRequest
+from jobmon.server.hub import Hub, HubConfig
 from jobmon.server.identity import Identity
 from jobmon.server.pending import MemoryRequestTable
 from jobmon.server.registry import MemoryJobRegistry
+from jobmon.server.requests import checkRequest
 from jobmon.server.wakes import IWake, standardWakes
 
 ALICE = Identity("/DC=org/DC=test/CN=Alice")
@@ -432,7 +433,7 @@ class HubTestCase(SynchronousTestCase):
         self.hub.cleanup()
         self.clock.advance(10)
         self.hub.cleanup()
-        self.assertEqual(self.hub._buckets, {})
+        self.assertEqual(self.hub.admission.buckets, {})
 
     def test_pendingPerUser(self):
         """
@@ -944,3 +945,17 @@ class WakeObjectTests(SynchronousTestCase):
         hub = Hub(clock, registry, table, config, wakes=wakes)
         self.assertEqual(hub.modes, ("tcp", "udp", "poll"))
         self.assertEqual(Hub(clock, registry, table).modes, ("tcp", "poll"))
+
+    def test_sizes(self):
+        """
+        The hub reports the size of every table it and its wakes keep, under
+        the names the metrics read.
+        """
+        clock, registry, table = Clock(), MemoryJobRegistry(), MemoryRequestTable()
+        config = HubConfig()
+        wakes = standardWakes(clock, registry, table, config, udpSender=FakeSender(), udpPort=9)
+        self.assertEqual(
+            set(Hub(clock, registry, table, config, wakes=wakes).sizes()),
+            {"jobs", "requests", "channels", "polls", "udp_retries", "udp_sequences",
+             "grace_timers", "users_pending", "rate_buckets"},
+        )

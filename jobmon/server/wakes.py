@@ -35,11 +35,6 @@ from jobmon.protocols.wake import WakeServerProtocol
 from jobmon.server.admission import PerPeerLimit
 from jobmon.server.metrics import NullMetrics
 
-HUB_LOG = "jobmon.server.hub.Hub"
-"""The namespace of the wakes' log events: they were the hub's, and the
-console lines and log filters of operators name it."""
-
-
 class IWake(Interface):
     """
     One wake mode: wakes the daemons of its jobs when work is queued for
@@ -266,7 +261,7 @@ class UDPWake:
         repeated (the query timeout).
     """
 
-    log = Logger(namespace=HUB_LOG)
+    log = Logger()
 
     mode = "udp"
     renewable = True
