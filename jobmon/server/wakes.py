@@ -16,9 +16,10 @@ its mode (a TCP channel, a pending poll, a UDP retry timer):
     returns the work as soon as it is queued; a job whose polls lapse is
     dropped by the cleanup cycle.
 
-The hub finds the provider of a job from its registration and never
-branches on the mode's name.  A new way of waking (a job whose connection
-is held by another server of a cluster) is one more provider.
+The hub finds the provider of a job from its registration (in
+L{jobmon.server.registrations.Registrations.wakeOf}) and never branches on
+the mode's name.  A new way of waking (a job whose connection is held by
+another server of a cluster, reached through it) is one more provider.
 
 The wake port's factory, L{WakeServerFactory}, is here too.
 """
@@ -35,14 +36,16 @@ from jobmon.protocols.wake import WakeServerProtocol
 from jobmon.server.admission import PerPeerLimit
 from jobmon.server.metrics import NullMetrics
 
+
 class IWake(Interface):
     """
     One wake mode: wakes the daemons of its jobs when work is queued for
     them, and keeps what that takes.
 
-    The hub calls these for a job whose registration has this mode, except
-    L{release}, L{holds} and L{stop}, which it calls on every provider (a
-    daemon may hold a long poll whatever its mode).
+    The hub (its L{jobmon.server.registrations.Registrations}) calls these
+    for a job whose registration has this mode, except L{release}, L{holds}
+    and L{stop}, which it calls on every provider (a daemon may hold a long
+    poll whatever its mode).
     """
 
     mode = Attribute(
@@ -70,8 +73,8 @@ class IWake(Interface):
 
         @param record: the new L{jobmon.server.registry.JobRecord}, not
             yet in the registry.
-        @param lost: call it later with C{(why, message, reason)} (as
-            L{jobmon.server.hub.Hub} logs and counts a removal) to drop the
+        @param lost: call it later with C{(why, message, reason)} (see
+            L{jobmon.server.registrations.Registrations.drop}) to drop the
             job, if this registration is still its current one.
         @return: the record to keep.
         """
@@ -104,6 +107,7 @@ class IWake(Interface):
         Let go of whatever this wake keeps for the job (it was unregistered,
         registered anew or is gone): close its channel, end its pending
         call with C{error} (an exception; L{None}: no work), stop timers.
+        A job the wake keeps nothing for is no error.
         """
 
     def stop(error):
