@@ -15,7 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from jobmon import errors
 from jobmon.server.audit import AuditLog
 from jobmon.errors import JobMonError
-from jobmon.server.hub import Hub
+from jobmon.server.hub import Hub, HubConfig
 from jobmon.server.identity import Identity
 from jobmon.server.pending import MemoryRequestTable
 from jobmon.server.registry import MemoryJobRegistry
@@ -118,7 +118,7 @@ class HubAuditTests(SynchronousTestCase):
         self.clock = Clock()
         self.audit = MemoryAudit()
         self.hub = Hub(
-            self.clock, MemoryJobRegistry(), MemoryRequestTable(), admins=[ADMIN.dn],
+            self.clock, MemoryJobRegistry(), MemoryRequestTable(), HubConfig(admins=[ADMIN.dn]),
             audit=self.audit, runInThread=lambda f, *a: defer.maybeDeferred(f, *a),
         )
         reply = self.hub.registerJob(ALICE, "j1", {"host": "wn", "wake": "tcp"})

@@ -16,7 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from jobmon import errors
 from jobmon.errors import JobMonError
-from jobmon.server.hub import Hub
+from jobmon.server.hub import Hub, HubConfig
 from jobmon.server.identity import Identity
 from jobmon.server.pending import MemoryRequestTable
 from jobmon.server.registry import MemoryJobRegistry
@@ -80,7 +80,7 @@ class MatrixTests(SynchronousTestCase):
 
     def newHub(self):
         hub = Hub(
-            Clock(), MemoryJobRegistry(), MemoryRequestTable(), admins=[ADMIN.dn],
+            Clock(), MemoryJobRegistry(), MemoryRequestTable(), HubConfig(admins=[ADMIN.dn]),
             audit=Audit(), runInThread=lambda f, *a: defer.maybeDeferred(f, *a),
         )
         self.reply = hub.registerJob(OWNER, "j1", {"host": "wn", "wake": "tcp"})

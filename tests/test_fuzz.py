@@ -15,7 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 
 from jobmon.errors import JobMonError
-from jobmon.server.hub import Hub
+from jobmon.server.hub import Hub, HubConfig
 from jobmon.server.identity import Identity
 from jobmon.server.pending import MemoryRequestTable
 from jobmon.protocols.xmlrpc import XMLRPCResource
@@ -52,7 +52,7 @@ def newHub():
     A hub with one registered, connected job of Alice's.
     """
     clock = Clock()
-    hub = Hub(clock, MemoryJobRegistry(), MemoryRequestTable(), admins=["/CN=Admin"])
+    hub = Hub(clock, MemoryJobRegistry(), MemoryRequestTable(), HubConfig(admins=["/CN=Admin"]))
     reply = hub.registerJob(ALICE, "job.1", {"host": "wn", "wake": "tcp"})
     hub.channelHello(FakeChannel("job.1"), ALICE, "job.1", reply["wake"]["token"])
     return clock, hub

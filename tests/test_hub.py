@@ -3,15 +3,19 @@ Tests for L{jobmon.server.hub}: registration, authorization, the link from a que
 to its result, timeouts and jobs that go away.
 """
 
+from attrs import evolve
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
 
 from jobmon import errors
 from jobmon.errors import JobMonError
-from jobmon.server.hub import Hub, checkRequest
+from jobmon.server.hub import Hub, HubConfig
 from jobmon.server.identity import Identity
 from jobmon.server.pending import MemoryRequestTable
 from jobmon.server.registry import MemoryJobRegistry
+from jobmon.server.requests import checkRequest
+from jobmon.server.wakes import IWake, standardWakes
 
 ALICE = Identity("/DC=org/DC=test/CN=Alice")
 BOB = Identity("/DC=org/DC=test/CN=Bob")
@@ -48,10 +52,16 @@ class HubTestCase(SynchronousTestCase):
             self.clock,
             self.registry,
             self.table,
-            admins=[ADMIN.dn],
-            queryTimeout=30,
-            keepalive=20,
-            connectGrace=10,
+            HubConfig(admins=[ADMIN.dn], queryTimeout=30, keepalive=20, connectGrace=10),
+        )
+        self.hub.wakePort = 8444
+
+    def reconfigure(self, **changes):
+        """
+        Replace the hub by one whose configuration has C{changes}.
+        """
+        self.hub = Hub(
+            self.clock, self.registry, self.table, evolve(self.hub.config, **changes)
         )
         self.hub.wakePort = 8444
 
@@ -395,7 +405,7 @@ class HubTestCase(SynchronousTestCase):
         """
         A job accepts a bounded number of pending requests.
         """
-        self.hub.maxPendingPerJob = 2
+        self.reconfigure(maxPendingPerJob=2)
         self.register()
         self.hub.query(ALICE, "job.1", {"op": "ls"})
         self.hub.query(ALICE, "job.1", {"op": "ls"})
@@ -407,8 +417,7 @@ class HubTestCase(SynchronousTestCase):
         A user gets a burst of queries, then as many per second as the rate
         allows; another user is not affected.
         """
-        self.hub.queryRate, self.hub.queryBurst = 2.0, 3
-        self.hub.maxPendingPerJob = 100
+        self.reconfigure(queryRate=2.0, queryBurst=3, maxPendingPerJob=100)
         self.register()
         self.register(BOB, "job.2")
         pending = [self.hub.query(ALICE, "job.1", {"op": "ls"}) for _ in range(3)]
@@ -424,14 +433,14 @@ class HubTestCase(SynchronousTestCase):
         self.hub.cleanup()
         self.clock.advance(10)
         self.hub.cleanup()
-        self.assertEqual(self.hub._buckets, {})
+        self.assertEqual(self.hub.admission.buckets, {})
 
     def test_pendingPerUser(self):
         """
         A user may have a bounded number of queries pending at once, across
         her jobs; finished ones make room.
         """
-        self.hub.maxPendingPerUser = 2
+        self.reconfigure(maxPendingPerUser=2)
         self.register()
         self.register(jobId="job.2")
         first = self.hub.query(ALICE, "job.1", {"op": "ls"})
@@ -595,22 +604,30 @@ class UDPModeTests(SynchronousTestCase):
     def setUp(self):
         self.clock = Clock()
         self.sender = FakeSender()
+        self.newHub(queryTimeout=30)
+        self.info = {"host": "wn01", "wake": "udp", "instance": "i1"}
+
+    def newHub(self, queryTimeout):
+        """
+        Start a hub with UDP wakes and tables of its own, stopped at the
+        end of the test.
+        """
         self.table = MemoryRequestTable()
         self.registry = MemoryJobRegistry()
+        config = HubConfig(
+            queryTimeout=queryTimeout, reregisterInterval=60, expireAfter=180, cleanupInterval=10
+        )
         self.hub = Hub(
             self.clock,
             self.registry,
             self.table,
-            queryTimeout=30,
-            udpSender=self.sender,
-            udpPort=9999,
-            reregisterInterval=60,
-            expireAfter=180,
-            cleanupInterval=10,
+            config,
+            wakes=standardWakes(
+                self.clock, self.registry, self.table, config, udpSender=self.sender, udpPort=9999
+            ),
         )
         self.hub.start()
         self.addCleanup(self.hub.stop)
-        self.info = {"host": "wn01", "wake": "udp", "instance": "i1"}
 
     def test_registerReply(self):
         """
@@ -700,7 +717,7 @@ class UDPModeTests(SynchronousTestCase):
         from twisted.logger import globalLogPublisher
 
         observer = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
-        self.hub.queryTimeout = 1000
+        self.newHub(queryTimeout=1000)
         self.hub.registerJob(ALICE, "j", self.info)
         self.clock.advance(170)
         d = self.hub.query(ALICE, "j", {"op": "ls"})
@@ -735,8 +752,8 @@ class PollModeTests(SynchronousTestCase):
         self.table = MemoryRequestTable()
         self.registry = MemoryJobRegistry()
         self.hub = Hub(
-            self.clock, self.registry, self.table, queryTimeout=30, expireAfter=90,
-            cleanupInterval=10, maxPoll=60,
+            self.clock, self.registry, self.table,
+            HubConfig(queryTimeout=30, expireAfter=90, cleanupInterval=10, maxPoll=60),
         )
         self.hub.start()
         self.addCleanup(self.hub.stop)
@@ -844,8 +861,10 @@ class LeakTests(SynchronousTestCase):
         """
         clock = Clock()
         sender = FakeSender()
-        hub = Hub(clock, MemoryJobRegistry(), MemoryRequestTable(), udpSender=sender,
-                  udpPort=9, expireAfter=30, cleanupInterval=5, queryTimeout=10)
+        registry, table = MemoryJobRegistry(), MemoryRequestTable()
+        config = HubConfig(expireAfter=30, cleanupInterval=5, queryTimeout=10)
+        hub = Hub(clock, registry, table, config,
+                  wakes=standardWakes(clock, registry, table, config, udpSender=sender, udpPort=9))
         hub.start()
         outcomes = []
         for round in range(3):
@@ -877,3 +896,66 @@ class LeakTests(SynchronousTestCase):
         [cycle] = clock.getDelayedCalls()
         hub.stop()
         self.assertEqual(clock.getDelayedCalls(), [])
+
+
+class ConfigTests(SynchronousTestCase):
+    """
+    L{HubConfig}: the hub's settings in one value.
+    """
+
+    def test_defaults(self):
+        """
+        The defaults are those of a hub built with no settings: the
+        server's documented defaults.
+        """
+        config = HubConfig()
+        self.assertEqual(
+            (config.admins, config.queryTimeout, config.keepalive, config.connectGrace,
+             config.maxPendingPerJob, config.reregisterInterval, config.expireAfter,
+             config.cleanupInterval, config.maxPoll, config.maxPendingPerUser,
+             config.queryRate, config.queryBurst),
+            (frozenset(), 30.0, 20, 30.0, 64, 60.0, 180.0, 10.0, 60.0, 256, 50.0, 200),
+        )
+
+    def test_frozen(self):
+        """
+        A configuration cannot change under a running hub; its admins are a
+        set, whatever they were given as.
+        """
+        config = HubConfig(admins=[ADMIN.dn, ADMIN.dn])
+        self.assertEqual(config.admins, frozenset([ADMIN.dn]))
+        self.assertRaises(AttributeError, setattr, config, "queryTimeout", 1)
+
+
+class WakeObjectTests(SynchronousTestCase):
+    """
+    The hub's wakes: one L{IWake} provider per mode.
+    """
+
+    def test_interface(self):
+        """
+        Every standard wake provides L{IWake}, and the hub offers their
+        modes in order.
+        """
+        clock, registry, table = Clock(), MemoryJobRegistry(), MemoryRequestTable()
+        config = HubConfig()
+        wakes = standardWakes(clock, registry, table, config, udpSender=FakeSender(), udpPort=9)
+        for wake in wakes:
+            verifyObject(IWake, wake)
+        hub = Hub(clock, registry, table, config, wakes=wakes)
+        self.assertEqual(hub.modes, ("tcp", "udp", "poll"))
+        self.assertEqual(Hub(clock, registry, table).modes, ("tcp", "poll"))
+
+    def test_sizes(self):
+        """
+        The hub reports the size of every table it and its wakes keep, under
+        the names the metrics read.
+        """
+        clock, registry, table = Clock(), MemoryJobRegistry(), MemoryRequestTable()
+        config = HubConfig()
+        wakes = standardWakes(clock, registry, table, config, udpSender=FakeSender(), udpPort=9)
+        self.assertEqual(
+            set(Hub(clock, registry, table, config, wakes=wakes).sizes()),
+            {"jobs", "requests", "channels", "polls", "udp_retries", "udp_sequences",
+             "grace_timers", "users_pending", "rate_buckets"},
+        )

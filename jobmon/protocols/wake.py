@@ -96,9 +96,9 @@ class WakeServerProtocol(_LineChannel):
     The server's end of one job's wake channel.
 
     @ivar hub: the object that binds channels to jobs; it provides
-        C{channelHello(channel, identity, jobId, token)} (returns the
-        keep-alive interval or raises L{JobMonError}) and
-        C{channelLost(channel)}.
+        C{channelHello(channel, identity, jobId, wakeSecret)}, given the
+        hello's C{token} (returns the keep-alive interval or raises
+        L{JobMonError}), and C{channelLost(channel)}.
     @ivar jobId: the job this channel is bound to, once welcomed.
     @ivar identity: the peer's identity, once it said hello.
     """

@@ -1,12 +1,15 @@
 """
-Admission: how many connections the server takes from one address.
+Admission: how many connections the server takes from one address, and how
+many queries from one user.
 
 The HTTPS site and the wake port share the mixin L{PerPeerLimit}: a worker
 node runs many jobs, but not without bound, and one address cannot take
-every descriptor.
+every descriptor.  The hub admits each query through L{QueryAdmission}.
 """
 
 from twisted.internet.protocol import Protocol
+
+from jobmon.errors import TOO_MANY, JobMonError
 
 
 class Refused(Protocol):
@@ -60,3 +63,79 @@ class PerPeerLimit:
             self.peers[host] = count
         else:
             self.peers.pop(host, None)
+
+
+class QueryAdmission:
+    """
+    The per-user limits on queries: at most C{maxPending} pending at once,
+    and a rate of C{rate} queries per second with bursts of C{burst} (a
+    token bucket per user).
+
+    @ivar clock: an L{twisted.internet.interfaces.IReactorTime}.
+    @ivar buckets: C{(allowance, when)} by DN: how many queries the user
+        could make at once, as of C{when}; the allowance grows back by
+        C{rate} per second up to C{burst}.
+    @ivar pending: how many queries each user has pending, by DN.
+    """
+
+    def __init__(self, clock, maxPending=256, rate=50.0, burst=200):
+        self.clock = clock
+        self.maxPending = maxPending
+        self.rate = rate
+        self.burst = burst
+        self.buckets = {}
+        self.pending = {}
+
+    def admit(self, dn):
+        """
+        Take a query of C{dn} from its allowance.
+
+        @raise JobMonError: L{TOO_MANY} when over a limit.
+        """
+        if self.pending.get(dn, 0) >= self.maxPending:
+            raise JobMonError(
+                TOO_MANY,
+                "you already have {} queries pending".format(self.maxPending),
+            )
+        now = self.clock.seconds()
+        allowance, last = self.buckets.get(dn, (self.burst, now))
+        allowance = min(self.burst, allowance + (now - last) * self.rate)
+        if allowance < 1:
+            self.buckets[dn] = (allowance, now)
+            raise JobMonError(
+                TOO_MANY,
+                "too many queries: at most {:g} per second".format(self.rate),
+            )
+        self.buckets[dn] = (allowance - 1, now)
+
+    def hold(self, dn, d):
+        """
+        Count an admitted query of C{dn} as pending until C{d} fires.
+        """
+        self.pending[dn] = self.pending.get(dn, 0) + 1
+
+        def settled(result):
+            count = self.pending.get(dn, 1) - 1
+            if count:
+                self.pending[dn] = count
+            else:
+                self.pending.pop(dn, None)
+            return result
+
+        d.addBoth(settled)
+
+    def forgetIdle(self):
+        """
+        Forget the buckets that have refilled: they say nothing.
+        """
+        now = self.clock.seconds()
+        full = (self.burst - 1) / self.rate
+        for dn, (allowance, last) in list(self.buckets.items()):
+            if now - last >= full:
+                del self.buckets[dn]
+
+    def sizes(self):
+        """
+        How many users have queries pending and buckets kept.
+        """
+        return {"users_pending": len(self.pending), "rate_buckets": len(self.buckets)}

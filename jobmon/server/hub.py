@@ -4,14 +4,17 @@ link from a user's pending query to the job's result.
 
 L{Hub} knows nothing of HTTP or sockets.  The XML-RPC resource calls its
 C{xmlrpc_*}-like methods with the caller's identity; the wake protocol calls
-L{Hub.channelHello} and L{Hub.channelLost}.
+L{Hub.channelHello} and L{Hub.channelLost}.  The hub checks callers and
+links queries to results; it leaves the registered jobs and their wakes to
+L{jobmon.server.registrations.Registrations}, the shape of requests to
+L{jobmon.server.requests} and the per-user limits to
+L{jobmon.server.admission.QueryAdmission}.
 """
 
 import bisect
 import math
-import secrets
 
-from attrs import define, evolve
+from attrs import field, frozen
 from twisted.internet import defer
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -20,241 +23,129 @@ from twisted.python.failure import Failure
 from jobmon.errors import (
     BAD_REQUEST,
     INTERNAL,
-    JOB_CONFLICT,
     NAMES,
-    JOB_GONE,
     NO_SUCH_JOB,
     NOT_AUTHORIZED,
     REMOTE_ERROR,
     TIMEOUT,
-    TOO_LARGE,
     TOO_MANY,
     UNAVAILABLE,
     JobMonError,
     isRemote,
 )
 from jobmon.protocols.jobid import checkJobId
+from jobmon.server.admission import QueryAdmission
 from jobmon.server.metrics import NullMetrics
-from jobmon.server.registry import JobRecord
-
-
-OPS = frozenset(
-    {
-        "ls", "stat", "cat", "head", "tail", "follow", "du", "df",
-        "ps", "top", "res", "env", "commands", "run", "signal",
-    }
+from jobmon.server.registrations import Registrations
+from jobmon.server.requests import (
+    ACTING_OPS,
+    checkLimit,
+    checkRequest,
+    resultSize,
+    xmlrpcSafe,
 )
-"""The request ops this server forwards (see C{docs/API.md})."""
-
-ACTING_OPS = frozenset({"run", "signal"})
-"""Ops that act on the job rather than read from it."""
-
-MODES = ("tcp", "udp", "poll")
-"""The wake modes, in the order they are listed."""
-
-MAX_INFO = 4096
-"""Largest daemon info struct, in characters of its values and keys."""
-
-MAX_REQUEST = 4096
-"""Largest request struct, in characters of its values and keys."""
+from jobmon.server.wakes import standardWakes, takeWork
 
 
-def _size(value, depth=0):
+@frozen
+class HubConfig:
     """
-    Measure a small XML-RPC value in characters, refusing nesting.
-    """
-    if isinstance(value, str):
-        return len(value)
-    if isinstance(value, (bool, int, float)) or value is None:
-        return 8
-    if isinstance(value, bytes):
-        return len(value)
-    if depth < 2 and isinstance(value, (list, tuple)):
-        return sum(_size(v, depth + 1) for v in value)
-    if depth < 2 and isinstance(value, dict):
-        return sum(len(str(k)) + _size(v, depth + 1) for k, v in value.items())
-    raise JobMonError(BAD_REQUEST, "nested or unsupported value in request")
+    The hub's limits, timeouts and intervals.
 
-
-def _xmlrpcSafe(value):
-    """
-    Make a decoded JSON value encodable as XML-RPC: integers beyond 32 bits
-    become doubles, C{None} an empty string.
-    """
-    if isinstance(value, dict):
-        return {str(k): _xmlrpcSafe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_xmlrpcSafe(v) for v in value]
-    if isinstance(value, int) and not isinstance(value, bool) and not -(2**31) <= value < 2**31:
-        return float(value)
-    if value is None:
-        return ""
-    return value
-
-
-def _resultSize(result):
-    """
-    The bytes of file data or command output in a result.
-    """
-    if not isinstance(result, dict):
-        return 0
-    return sum(
-        len(result[k]) for k in ("data", "stdout", "stderr") if isinstance(result.get(k), bytes)
-    )
-
-
-def checkLimit(limit, most=10000):
-    """
-    @return: C{limit}, a count of records to return.
-    @raise JobMonError: it is not an integer from 1 to C{most}.
-    """
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= most:
-        raise JobMonError(BAD_REQUEST, "limit must be an integer from 1 to {}".format(most))
-    return limit
-
-
-def checkRequest(request):
-    """
-    Check the shape of a query request before it is queued: a struct with a
-    known C{op}, small and flat.  The daemon checks each op's arguments.
-
-    @return: the request to forward (without the server-side C{timeout}) and
-        the timeout asked for, or L{None}.
-    @raise JobMonError: the request is malformed.
-    """
-    if not isinstance(request, dict):
-        raise JobMonError(BAD_REQUEST, "the request must be a struct")
-    if _size(request) > MAX_REQUEST:
-        raise JobMonError(TOO_LARGE, "request larger than {} characters".format(MAX_REQUEST))
-    op = request.get("op")
-    if not isinstance(op, str):
-        raise JobMonError(BAD_REQUEST, "the request needs an 'op' (one of {})".format(
-            ", ".join(sorted(OPS))))
-    if op not in OPS:
-        raise JobMonError(BAD_REQUEST, "unknown op {!r} (one of {})".format(
-            op, ", ".join(sorted(OPS))))
-    forward = dict(request)
-    timeout = forward.pop("timeout", None)
-    if timeout is not None:
-        if (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, (int, float))
-            or not math.isfinite(timeout)
-            or timeout <= 0
-        ):
-            raise JobMonError(BAD_REQUEST, "timeout must be a positive number of seconds")
-    return forward, timeout
-
-
-@define
-class _UDPRetry:
-    """
-    Repeats of an unanswered UDP wake.
+    @ivar admins: DNs that may see and query every job.
+    @ivar queryTimeout: longest time a query waits for its job, in seconds
+        (also how long an unanswered UDP wake is repeated).
+    @ivar keepalive: TCP wake channel keep-alive interval, in seconds.
+    @ivar connectGrace: how long a TCP job may take to connect its wake
+        channel before it is dropped, in seconds.
+    @ivar maxPendingPerJob: most requests queued or running for one job.
+    @ivar reregisterInterval: seconds between re-registrations of UDP
+        daemons.
+    @ivar expireAfter: seconds without news after which a UDP or poll job
+        is dropped.
+    @ivar cleanupInterval: seconds between runs of the cleanup cycle.
+    @ivar maxPoll: longest C{waitForWork} wait, in seconds.
+    @ivar maxPendingPerUser: most queries one user may have pending.
+    @ivar queryRate: queries per second one user may make, on average.
+    @ivar queryBurst: queries one user may make at once.
     """
 
-    started: float
-    delay: float
-    timer: object = None
+    admins: frozenset = field(default=frozenset(), converter=frozenset)
+    queryTimeout: float = 30.0
+    keepalive: float = 20
+    connectGrace: float = 30.0
+    maxPendingPerJob: int = 64
+    reregisterInterval: float = 60.0
+    expireAfter: float = 180.0
+    cleanupInterval: float = 10.0
+    maxPoll: float = 60.0
+    maxPendingPerUser: int = 256
+    queryRate: float = 50.0
+    queryBurst: int = 200
 
 
 class Hub:
     """
     Registered jobs, their wake channels and the queries waiting on them.
 
-    Three wake modes are served at once:
+    Three wake modes are served at once, each by an
+    L{jobmon.server.wakes.IWake} provider (see L{jobmon.server.wakes}): a
+    TCP channel, UDP datagrams and the HTTPS long poll.  The hub asks a
+    job's wake to wake it, to let go of it and whether its daemon is still
+    there; it never branches on the mode.
 
-      - C{tcp}: the daemon holds a TLS connection to the wake port; its
-        close marks the job gone at once.
-      - C{udp}: the server sends an authenticated datagram to the workers'
-        broadcast address, repeated with backoff until the daemon fetches;
-        daemons re-register periodically and a cleanup cycle drops those that
-        stop.
-      - C{poll}: the daemon keeps a C{waitForWork} call pending, which
-        returns the work as soon as it is queued; a job whose polls lapse is
-        dropped by the cleanup cycle.
-
+    @ivar clock: an L{twisted.internet.interfaces.IReactorTime}.
     @ivar registry: an L{jobmon.server.registry.IJobRegistry}.
     @ivar table: an L{jobmon.server.pending.IRequestTable}.
-    @ivar admins: DNs that may see and query every job.
-    @ivar queryTimeout: longest time a query waits for its job, in seconds.
-    @ivar keepalive: TCP wake channel keep-alive interval, in seconds.
-    @ivar connectGrace: how long a TCP job may take to connect its wake
-        channel before it is dropped, in seconds.
-    @ivar wakePort: the TCP wake port daemons connect to (set once it
-        listens).
-    @ivar udpSender: the L{jobmon.protocols.udp.UDPWakeSender}, or L{None}
-        when UDP wakes are not configured.
-    @ivar udpPort: the port daemons listen on for UDP wakes.
-    @ivar reregisterInterval: seconds between re-registrations of UDP
-        daemons.
-    @ivar expireAfter: seconds without news after which a UDP or poll job
-        is dropped.
-    @ivar maxPoll: longest C{waitForWork} wait, in seconds.
-    @ivar maxPendingPerJob: most requests queued or running for one job.
+    @ivar config: the L{HubConfig}.
+    @ivar registrations: the L{Registrations} of jobs and their wakes.
+    @ivar admission: the L{QueryAdmission} of users' queries.
+    @ivar metrics: a L{jobmon.server.metrics.Metrics}.
+    @ivar audit: the L{jobmon.server.audit} log, or L{None}.
+    @ivar history: the L{jobmon.server.history.History}, or L{None}.
+    @ivar stopping: whether the server is shutting down.
     """
 
     log = Logger()
-
-    udpFirstRetry = 0.25
-    """Seconds before an unanswered UDP wake is first repeated."""
-
-    udpMaxRetryDelay = 4.0
-    """Longest delay between repeats of a UDP wake."""
 
     def __init__(
         self,
         clock,
         registry,
         table,
-        admins=(),
-        queryTimeout=30.0,
-        keepalive=20,
-        connectGrace=30.0,
-        maxPendingPerJob=64,
-        udpSender=None,
-        udpPort=None,
-        reregisterInterval=60.0,
-        expireAfter=180.0,
-        cleanupInterval=10.0,
-        maxPoll=60.0,
-        maxPendingPerUser=256,
-        queryRate=50.0,
-        queryBurst=200,
-        audit=None,
-        runInThread=None,
+        config=HubConfig(),
+        wakes=None,
         metrics=None,
+        audit=None,
         history=None,
+        runInThread=None,
     ):
+        """
+        @param wakes: the L{jobmon.server.wakes.IWake} providers, in the
+            order their modes are listed; C{"tcp"} and C{"poll"} must be
+            among them (the wake port and C{waitForWork} are always
+            served).  By default those of
+            L{jobmon.server.wakes.standardWakes}, without UDP.
+        @param runInThread: C{(f, *args)} -> L{Deferred}: runs blocking
+            reads (of the audit log) off the reactor thread.
+        """
         self.clock = clock
         self.registry = registry
         self.table = table
-        self.admins = frozenset(admins)
-        self.queryTimeout = queryTimeout
-        self.keepalive = keepalive
-        self.connectGrace = connectGrace
-        self.maxPendingPerJob = maxPendingPerJob
-        self.udpSender = udpSender
-        self.udpPort = udpPort
-        self.reregisterInterval = reregisterInterval
-        self.expireAfter = expireAfter
-        self.cleanupInterval = cleanupInterval
-        self.maxPoll = maxPoll
-        self.maxPendingPerUser = maxPendingPerUser
-        self.queryRate = queryRate
-        self.queryBurst = queryBurst
+        self.config = config
         self.audit = audit
         self._runInThread = runInThread
         self.metrics = metrics if metrics is not None else NullMetrics()
         self.history = history
-        self._buckets = {}
-        self._pendingByUser = {}
-        self.wakePort = None
+        if wakes is None:
+            wakes = standardWakes(clock, registry, table, config, self.metrics)
+        self.registrations = Registrations(
+            clock, registry, table, config, wakes, self.metrics, self._audit
+        )
+        self.admission = QueryAdmission(
+            clock, config.maxPendingPerUser, config.queryRate, config.queryBurst
+        )
         self.stopping = False
-        self._channels = {}
-        self._graceTimers = {}
-        self._polls = {}
-        self._udpRetries = {}
-        self._udpSequence = {}
         self._cleanup = LoopingCall(self.cleanup)
         self._cleanup.clock = clock
 
@@ -262,20 +153,48 @@ class Hub:
         """
         Start the cleanup cycle.
         """
-        self._cleanup.start(self.cleanupInterval, now=False)
+        self._cleanup.start(self.config.cleanupInterval, now=False)
 
     @property
     def modes(self):
         """
         The wake modes this server offers.
         """
-        return tuple(m for m in MODES if m != "udp" or self.udpSender is not None)
+        return self.registrations.modes
+
+    @property
+    def wakePort(self):
+        """
+        The TCP wake port daemons connect to (set once it listens).
+        """
+        return self.registrations.wakes["tcp"].port
+
+    @wakePort.setter
+    def wakePort(self, port):
+        self.registrations.wakes["tcp"].port = port
+
+    @property
+    def udpSender(self):
+        """
+        The L{jobmon.protocols.udp.UDPWakeSender}, or L{None} when UDP
+        wakes are not configured.
+        """
+        udp = self.registrations.wakes.get("udp")
+        return udp.sender if udp is not None else None
+
+    @property
+    def udpPort(self):
+        """
+        The port daemons listen on for UDP wakes, or L{None}.
+        """
+        udp = self.registrations.wakes.get("udp")
+        return udp.port if udp is not None else None
 
     # Helpers
 
     def _visible(self, identity, record):
         return record is not None and (
-            record.owner == identity.dn or identity.dn in self.admins
+            record.owner == identity.dn or identity.dn in self.config.admins
         )
 
     def _require(self, identity, capability, method):
@@ -297,75 +216,16 @@ class Hub:
         Return the record of a job the caller owns (daemon methods).
         """
         self._require(identity, "register", "daemon")
-        checkJobId(jobId)
-        record = self.registry.get(jobId)
-        if record is None:
-            raise JobMonError(NO_SUCH_JOB, "job {} is not registered".format(jobId))
-        if record.owner != identity.dn:
-            self._refusedOwner(identity, "daemon", jobId, record.owner, NOT_AUTHORIZED,
-                               "not the job's owner")
-            raise JobMonError(
-                NOT_AUTHORIZED, "job {} is registered by another identity".format(jobId)
-            )
-        return record
+        return self.registrations.owned(identity, jobId)
 
-    def _cancelTimer(self, timers, jobId):
-        timer = timers.pop(jobId, None)
-        if timer is not None and timer.active():
-            timer.cancel()
-
-    def _stopUDPRetry(self, jobId):
+    def _audit(self, event, **fields):
         """
-        Stop repeating the job's UDP wake (it fetched, or it is gone).
+        Write an event to the audit log and to the history, where kept.
         """
-        retry = self._udpRetries.pop(jobId, None)
-        if retry is not None and retry.timer is not None and retry.timer.active():
-            retry.timer.cancel()
-
-    def _releaseWake(self, jobId, pollResult=None):
-        """
-        Let go of whatever wakes the job now: close its TCP channel, end its
-        pending poll, stop repeating UDP wakes.
-        """
-        self._cancelTimer(self._graceTimers, jobId)
-        channel = self._channels.pop(jobId, None)
-        if channel is not None:
-            channel.close()
-        poll = self._polls.pop(jobId, None)
-        if poll is not None:
-            if isinstance(pollResult, Exception):
-                poll.errback(pollResult)
-            else:
-                poll.callback(pollResult or [])
-        self._stopUDPRetry(jobId)
-
-    def _drop(self, jobId, why, message, reason):
-        """
-        Forget a job: release its wake channel, fail its pending requests.
-        """
-        record = self.registry.remove(jobId)
-        if record is not None:
-            self.metrics.removals.labels(reason).inc()
-        self._releaseWake(jobId, JobMonError(NO_SUCH_JOB, message))
-        self._udpSequence.pop(jobId, None)
-        failed = self.table.failJob(jobId, JobMonError(JOB_GONE, message))
-        if record is not None:
-            self._audit("removed", job_id=jobId, owner=record.owner, why=why, failed=failed)
-            self.log.info(
-                "job {job_id} of {owner} removed ({why}, last seen {last_seen:.0f} s ago); "
-                "{failed} pending request(s) failed",
-                category="cleanup" if reason == "expired" else "registration",
-                job_id=jobId,
-                owner=record.owner,
-                why=why,
-                last_seen=self.clock.seconds() - record.lastSeen,
-                failed=failed,
-            )
-
-    def _touch(self, record, state=None):
-        record = record.touched(self.clock.seconds(), state)
-        self.registry.put(record)
-        return record
+        if self.audit is not None:
+            self.audit.record(event, **fields)
+        if self.history is not None:
+            self.history.record(event, **fields)
 
     # Methods for users
 
@@ -375,7 +235,7 @@ class Hub:
         """
         me = {
             "dn": identity.dn,
-            "admin": identity.dn in self.admins,
+            "admin": identity.dn in self.config.admins,
             "proxy": identity.proxy,
             "limited": identity.limited,
         }
@@ -398,7 +258,7 @@ class Hub:
             raise JobMonError(BAD_REQUEST, "listJobs takes an optional struct of options")
         self._require(identity, "read", "listJobs")
         everything = options.get("all", False)
-        if everything and identity.dn not in self.admins:
+        if everything and identity.dn not in self.config.admins:
             raise JobMonError(NOT_AUTHORIZED, "only the server's admins may list all jobs")
         limit = checkLimit(options.get("limit", 1000))
         after = options.get("after")
@@ -451,7 +311,7 @@ class Hub:
                 size = 0
             else:
                 outcome = "ok"
-                size = _resultSize(result)
+                size = resultSize(result)
             duration = self.clock.seconds() - started
             self._audit(
                 "query", dn=identity.dn, job_id=jobId, owner=record.owner,
@@ -468,40 +328,14 @@ class Hub:
         Return the last C{limit} audit records about a job (admins only).
         """
         self._require(identity, "read", "auditLog")
-        if identity.dn not in self.admins:
+        if identity.dn not in self.config.admins:
             raise JobMonError(NOT_AUTHORIZED, "only the server's admins may read the audit log")
         checkJobId(jobId)
         checkLimit(limit)
         if self.audit is None:
             raise JobMonError(BAD_REQUEST, "this server keeps no audit log")
         d = self._runInThread(self.audit.read, jobId, limit)
-        return d.addCallback(lambda records: [_xmlrpcSafe(r) for r in records])
-
-    def _refusedOwner(self, identity, method, jobId, owner, code, reason):
-        """
-        Someone reached for a job registered by another identity: log,
-        count and audit it.
-        """
-        self.log.warn(
-            "{dn} refused by {method} on job {job_id} of {owner}: {reason}",
-            category="registration",
-            dn=identity.dn,
-            method=method,
-            job_id=jobId,
-            owner=owner,
-            reason=reason,
-        )
-        self.metrics.refusals.labels(reason).inc()
-        self._audit(
-            "refused", dn=identity.dn, method=method, job_id=jobId, owner=owner,
-            code=code, reason=reason,
-        )
-
-    def _audit(self, event, **fields):
-        if self.audit is not None:
-            self.audit.record(event, **fields)
-        if self.history is not None:
-            self.history.record(event, **fields)
+        return d.addCallback(lambda records: [xmlrpcSafe(r) for r in records])
 
     def historyOf(self, identity, options=None):
         """
@@ -543,26 +377,17 @@ class Hub:
                     "run commands" if forward["op"] == "run" else "send signals"
                 ),
             )
-        if self.table.pending(jobId) >= self.maxPendingPerJob:
+        if self.table.pending(jobId) >= self.config.maxPendingPerJob:
             raise JobMonError(
                 TOO_MANY,
-                "job {} already has {} requests pending".format(jobId, self.maxPendingPerJob),
+                "job {} already has {} requests pending".format(
+                    jobId, self.config.maxPendingPerJob
+                ),
             )
-        self._admit(identity)
-        timeout = min(timeout or self.queryTimeout, self.queryTimeout)
+        self.admission.admit(identity.dn)
+        timeout = min(timeout or self.config.queryTimeout, self.config.queryTimeout)
         requestId, d = self.table.submit(jobId, forward)
-        dn = identity.dn
-        self._pendingByUser[dn] = self._pendingByUser.get(dn, 0) + 1
-
-        def settled(result):
-            count = self._pendingByUser.get(dn, 1) - 1
-            if count:
-                self._pendingByUser[dn] = count
-            else:
-                self._pendingByUser.pop(dn, None)
-            return result
-
-        d.addBoth(settled)
+        self.admission.hold(identity.dn, d)
         if forward["op"] in ACTING_OPS:
             # Acts on the job: worth a line in the server's log.
             self.log.info(
@@ -574,7 +399,7 @@ class Hub:
                 owner=record.owner,
                 dn=identity.dn,
             )
-        self._wake(record)
+        self.registrations.wakeOf(record).wake(record)
 
         def timedOut(result, t):
             raise JobMonError(
@@ -583,108 +408,6 @@ class Hub:
 
         d.addTimeout(timeout, self.clock, onTimeoutCancel=timedOut)
         return d, record, forward
-
-    def sizes(self):
-        """
-        How many entries each of the hub's tables holds: for metrics, and
-        for tests that check nothing is left behind.
-        """
-        return {
-            "jobs": len(self.registry),
-            "requests": len(self.table),
-            "channels": len(self._channels),
-            "polls": len(self._polls),
-            "udp_retries": len(self._udpRetries),
-            "udp_sequences": len(self._udpSequence),
-            "grace_timers": len(self._graceTimers),
-            "users_pending": len(self._pendingByUser),
-            "rate_buckets": len(self._buckets),
-        }
-
-    def _admit(self, identity):
-        """
-        Apply the per-user limits: pending queries, and a token bucket of
-        C{queryRate} queries per second with bursts of C{queryBurst}.
-
-        @raise JobMonError: L{TOO_MANY} when over a limit.
-        """
-        dn = identity.dn
-        if self._pendingByUser.get(dn, 0) >= self.maxPendingPerUser:
-            raise JobMonError(
-                TOO_MANY,
-                "you already have {} queries pending".format(self.maxPendingPerUser),
-            )
-        now = self.clock.seconds()
-        tokens, last = self._buckets.get(dn, (self.queryBurst, now))
-        tokens = min(self.queryBurst, tokens + (now - last) * self.queryRate)
-        if tokens < 1:
-            self._buckets[dn] = (tokens, now)
-            raise JobMonError(
-                TOO_MANY,
-                "too many queries: at most {:g} per second".format(self.queryRate),
-            )
-        self._buckets[dn] = (tokens - 1, now)
-
-    def _wake(self, record):
-        """
-        Tell the job that work is queued, by its mode.
-        """
-        jobId = record.jobId
-        if record.mode == "tcp":
-            channel = self._channels.get(jobId)
-            if channel is not None:
-                self.metrics.wakes.labels("tcp").inc()
-                channel.wake()
-        elif record.mode == "poll":
-            poll = self._polls.pop(jobId, None)
-            if poll is not None:
-                self.metrics.wakes.labels("poll").inc()
-                poll.callback(self._take(jobId))
-        elif record.mode == "udp" and jobId not in self._udpRetries:
-            retry = _UDPRetry(started=self.clock.seconds(), delay=self.udpFirstRetry)
-            self._udpRetries[jobId] = retry
-            self._sendUDP(record, retry)
-
-    def _sendUDP(self, record, retry):
-        jobId = record.jobId
-        sequence = self._udpSequence.get(jobId, 0) + 1
-        self._udpSequence[jobId] = sequence
-        self.metrics.wakes.labels("udp").inc()
-        self.udpSender.send(jobId, sequence, bytes.fromhex(record.secret))
-        retry.timer = self.clock.callLater(retry.delay, self._repeatUDP, jobId)
-
-    def _repeatUDP(self, jobId):
-        """
-        The daemon has not fetched since the last wake: send it again, with
-        a longer delay, for at most the query timeout.
-        """
-        retry = self._udpRetries.get(jobId)
-        record = self.registry.get(jobId)
-        if retry is None:
-            return
-        if record is None or record.mode != "udp" or not self.table.queued(jobId):
-            del self._udpRetries[jobId]
-            return
-        if self.clock.seconds() - retry.started >= self.queryTimeout:
-            del self._udpRetries[jobId]
-            self.metrics.wakesUnanswered.inc()
-            self.log.warn(
-                "job {job_id} did not answer UDP wakes for {seconds:g} s",
-                category="wake",
-                job_id=jobId,
-                seconds=self.queryTimeout,
-            )
-            return
-        retry.delay = min(retry.delay * 2, self.udpMaxRetryDelay)
-        self.metrics.wakeRepeats.inc()
-        self._sendUDP(record, retry)
-
-    def _take(self, jobId):
-        """
-        Hand out every queued request of a job, as C{getJobToDo} returns
-        them.
-        """
-        return [{"id": rid, "request": req} for rid, req in self.table.take(jobId)]
 
     # Methods for daemons
 
@@ -702,106 +425,16 @@ class Hub:
         checkJobId(jobId)
         if self.stopping:
             raise JobMonError(UNAVAILABLE, "the server is shutting down")
-        if not isinstance(info, dict):
-            raise JobMonError(BAD_REQUEST, "info must be a struct")
-        if _size(info) > MAX_INFO:
-            raise JobMonError(TOO_LARGE, "info larger than {} characters".format(MAX_INFO))
-        mode = info.get("wake", "tcp")
-        if mode not in self.modes:
-            raise JobMonError(
-                BAD_REQUEST,
-                "wake mode {!r} is not offered by this server ({})".format(
-                    mode, ", ".join(self.modes)
-                ),
-            )
-        old = self.registry.get(jobId)
-        if old is not None and old.owner != identity.dn:
-            self._refusedOwner(identity, "registerJob", jobId, old.owner, JOB_CONFLICT,
-                               "registered by another identity")
-            raise JobMonError(
-                JOB_CONFLICT, "job {} is registered by another identity".format(jobId)
-            )
-        now = self.clock.seconds()
-        host = info.get("host")
-        host = host if isinstance(host, str) else ""
-        instance = info.get("instance")
-        if (
-            old is not None
-            and mode in ("udp", "poll")
-            and old.mode == mode
-            and isinstance(instance, str)
-            and old.info.get("instance") == instance
-        ):
-            record = evolve(old, lastSeen=now, host=host, info=info)
-            self.registry.put(record)
-        else:
-            record = JobRecord(
-                jobId=jobId,
-                owner=identity.dn,
-                host=host,
-                mode=mode,
-                registered=now,
-                lastSeen=now,
-                token=secrets.token_urlsafe(24),
-                secret=secrets.token_hex(32) if mode == "udp" else "",
-                info=info,
-                state="ready" if mode == "udp" else "connecting",
-            )
-            # The old wake channel goes; queued requests wait for the new.
-            self._releaseWake(jobId)
-            self._udpSequence.pop(jobId, None)
-            self.registry.put(record)
-            if mode == "tcp":
-                self._graceTimers[jobId] = self.clock.callLater(
-                    self.connectGrace, self._graceExpired, jobId, record.token
-                )
-            self.metrics.registrations.labels(mode).inc()
-            self._audit(
-                "register", dn=identity.dn, job_id=jobId, host=record.host, mode=mode,
-                again=old is not None,
-                batch=info.get("batch") if isinstance(info.get("batch"), str) else "",
-            )
-            self.log.info(
-                "job {job_id} registered by {dn} from {host} ({mode}){again}",
-                category="registration",
-                job_id=jobId,
-                dn=identity.dn,
-                host=record.host,
-                mode=mode,
-                again=" again" if old is not None else "",
-            )
-        wake = {"mode": mode, "token": record.token}
-        if mode == "tcp":
-            wake["port"] = self.wakePort or 0
-        elif mode == "udp":
-            wake["port"] = self.udpPort
-            wake["secret"] = record.secret
-        elif mode == "poll":
-            wake["max_wait"] = self.maxPoll
-        return {
-            "job_id": jobId,
-            "wake": wake,
-            "keepalive": self.keepalive,
-            "reregister": self.reregisterInterval,
-        }
-
-    def _graceExpired(self, jobId, token):
-        self._graceTimers.pop(jobId, None)
-        record = self.registry.get(jobId)
-        if record is not None and record.token == token and jobId not in self._channels:
-            self._drop(
-                jobId,
-                "no wake channel within {:g} s".format(self.connectGrace),
-                "job {} never connected its wake channel".format(jobId),
-                "no wake channel",
-            )
+        return self.registrations.register(identity, jobId, info)
 
     def unregisterJob(self, identity, jobId):
         """
         Remove a job owned by the caller.
         """
         self._owned(identity, jobId)
-        self._drop(jobId, "unregistered", "job {} unregistered".format(jobId), "unregistered")
+        self.registrations.drop(
+            jobId, "unregistered", "job {} unregistered".format(jobId), "unregistered"
+        )
         return True
 
     def getJobToDo(self, identity, jobId):
@@ -809,9 +442,9 @@ class Hub:
         Hand the daemon every queued request of its job.
         """
         record = self._owned(identity, jobId)
-        self._touch(record)
-        self._stopUDPRetry(jobId)
-        return self._take(jobId)
+        self.registrations.touch(record)
+        self.registrations.wakeOf(record).fetched(jobId)
+        return takeWork(self.table, jobId)
 
     def waitForWork(self, identity, jobId, seconds):
         """
@@ -826,32 +459,13 @@ class Hub:
             or seconds < 0
         ):
             raise JobMonError(BAD_REQUEST, "seconds must be a number >= 0")
-        seconds = min(seconds, self.maxPoll)
-        self._touch(record, state="ready")
-        work = self._take(jobId)
+        poll = self.registrations.wakes["poll"]
+        seconds = min(seconds, poll.maxPoll)
+        record = self.registrations.touch(record, state="ready")
+        work = takeWork(self.table, jobId)
         if work or seconds == 0:
             return work
-        # A newer poll replaces an older one (its connection may be dead).
-        older = self._polls.pop(jobId, None)
-        if older is not None:
-            older.callback([])
-
-        def cancel(d):
-            if self._polls.get(jobId) is d:
-                del self._polls[jobId]
-
-        d = defer.Deferred(cancel)
-        self._polls[jobId] = d
-        d.addTimeout(seconds, self.clock, onTimeoutCancel=lambda result, t: [])
-
-        def ended(result):
-            current = self.registry.get(jobId)
-            if current is not None and current.token == record.token:
-                self._touch(current)
-            return result
-
-        d.addBoth(ended)
-        return d
+        return poll.wait(record, seconds)
 
     def outputJobResult(self, identity, jobId, requestId, result):
         """
@@ -862,7 +476,7 @@ class Hub:
             raise JobMonError(BAD_REQUEST, "request id must be a string")
         if not isinstance(result, dict):
             raise JobMonError(BAD_REQUEST, "result must be a struct")
-        self._touch(record)
+        self.registrations.touch(record)
         error = result.get("error")
         if error is not None:
             code = error.get("code") if isinstance(error, dict) else None
@@ -890,9 +504,10 @@ class Hub:
 
     # TCP wake channels
 
-    def channelHello(self, channel, identity, jobId, token):
+    def channelHello(self, channel, identity, jobId, wakeSecret):
         """
-        Bind a wake channel to the registration whose token it presents.
+        Bind a wake channel to the registration whose secret it presents
+        (the C{token} of the hello and of the registration's reply).
 
         @param identity: the peer's certificate identity, or C{None} if it
             presented no certificate (a daemon with a bearer token).
@@ -900,76 +515,36 @@ class Hub:
         @raise JobMonError: the job or token is unknown, or the caller does
             not own the job.
         """
-        checkJobId(jobId)
-        record = self.registry.get(jobId)
-        if record is None:
-            raise JobMonError(NO_SUCH_JOB, "job {} is not registered".format(jobId))
-        # A daemon with a bearer token has no certificate on the wake port:
-        # the registration's token, a secret it got over HTTPS, is its proof.
-        if identity is not None and record.owner != identity.dn:
-            raise JobMonError(
-                NOT_AUTHORIZED, "job {} is registered by another identity".format(jobId)
-            )
-        if record.mode != "tcp" or not secrets.compare_digest(record.token, token):
-            raise JobMonError(
-                NOT_AUTHORIZED, "wake token does not match the current registration"
-            )
-        old = self._channels.get(jobId)
-        if old is not None and old is not channel:
-            self._channels.pop(jobId)
-            old.close()
-        self._channels[jobId] = channel
-        self._cancelTimer(self._graceTimers, jobId)
-        self._touch(record, state="ready")
-        self.log.info("wake channel up for job {job_id}", job_id=jobId, category="wake")
-        # Work queued while the channel was connecting must not wait.
-        if self.table.queued(jobId):
-            self.clock.callLater(0, self._wakeIfCurrent, jobId, channel)
-        return self.keepalive
-
-    def _wakeIfCurrent(self, jobId, channel):
-        if self._channels.get(jobId) is channel and self.table.queued(jobId):
-            channel.wake()
+        return self.registrations.bind(channel, identity, jobId, wakeSecret)
 
     def channelLost(self, channel):
         """
         A wake channel closed: the job is gone, unless the channel had
         already been replaced.
         """
-        jobId = channel.jobId
-        if self._channels.get(jobId) is not channel:
-            return
-        self._drop(
-            jobId, "wake channel closed", "job {} went away".format(jobId), "channel closed"
-        )
+        self.registrations.unbind(channel)
 
     # Cleanup and shutdown
 
     def cleanup(self):
         """
         Drop UDP jobs that stopped re-registering and poll jobs whose polls
-        lapsed, failing their pending queries.
+        lapsed, failing their pending queries; forget idle rate buckets.
         """
-        now = self.clock.seconds()
-        # Buckets that have refilled say nothing: forget them.
-        full = (self.queryBurst - 1) / self.queryRate
-        for dn, (tokens, last) in list(self._buckets.items()):
-            if now - last >= full:
-                del self._buckets[dn]
-        limit = now - self.expireAfter
-        for record in self.registry.jobs():
-            if record.mode == "tcp" or record.jobId in self._polls:
-                continue
-            if record.lastSeen < limit:
-                what = "re-registered" if record.mode == "udp" else "polled"
-                self._drop(
-                    record.jobId,
-                    "not {} for {:g} s".format(what, self.expireAfter),
-                    "job {} went away (not heard from for {:g} s)".format(
-                        record.jobId, self.expireAfter
-                    ),
-                    "expired",
-                )
+        self.admission.forgetIdle()
+        self.registrations.expire()
+
+    def sizes(self):
+        """
+        How many entries each of the hub's tables holds: for metrics, and
+        for tests that check nothing is left behind.
+        """
+        return {
+            "jobs": len(self.registry),
+            "requests": len(self.table),
+            **self.registrations.sizes(),
+            **self.admission.sizes(),
+        }
 
     def stop(self):
         """
@@ -980,8 +555,5 @@ class Hub:
         if self._cleanup.running:
             self._cleanup.stop()
         self.table.failAll(JobMonError(UNAVAILABLE, "the server is shutting down"))
-        for jobId in set(self._channels) | set(self._polls) | set(self._udpRetries) | set(
-            self._graceTimers
-        ):
-            self._releaseWake(jobId, JobMonError(UNAVAILABLE, "the server is shutting down"))
+        self.registrations.stop(JobMonError(UNAVAILABLE, "the server is shutting down"))
         return defer.succeed(None)

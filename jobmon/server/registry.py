@@ -22,8 +22,10 @@ class JobRecord:
     @ivar mode: the wake mode (C{"tcp"}, C{"udp"} or C{"poll"}).
     @ivar registered: time of this registration.
     @ivar lastSeen: last time the server heard from the daemon.
-    @ivar token: secret that binds a wake channel to this registration.
-    @ivar secret: hex key of the MAC on UDP wakes (UDP jobs only).
+    @ivar wakeSecret: the registration's secret (the C{token} of its reply):
+        a wake channel presents it to bind to this registration.
+    @ivar udpKey: hex key of the MAC on UDP wakes (the C{secret} of the
+        reply; UDP jobs only).
     @ivar info: what the daemon reported about itself (strings and
         numbers).
     @ivar state: C{"connecting"} until the wake channel is up, then
@@ -36,8 +38,8 @@ class JobRecord:
     mode: str
     registered: float
     lastSeen: float
-    token: str = field(repr=False)
-    secret: str = field(default="", repr=False)
+    wakeSecret: str = field(repr=False)
+    udpKey: str = field(default="", repr=False)
     info: dict = field(factory=dict, eq=False)
     state: str = "connecting"
 

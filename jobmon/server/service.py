@@ -24,7 +24,7 @@ from twisted.web.resource import Resource
 from jobmon.server.audit import AuditLog
 from jobmon.config import FileOptions, applyConfigFile
 from jobmon.server.history import History
-from jobmon.server.hub import Hub
+from jobmon.server.hub import Hub, HubConfig
 from jobmon.errors import NOT_AUTHENTICATED, JobMonError
 from jobmon.server.identity import Identity, identityOfConnection
 from jobmon.server.logs import LogFiles
@@ -34,7 +34,7 @@ from jobmon.server.pending import MemoryRequestTable
 from jobmon.protocols.udp import UDPWakeSender
 from jobmon.protocols.xmlrpc import XMLRPCResource
 from jobmon.server.site import QuietSite, identifyTLS
-from jobmon.server.wakes import WakeServerFactory
+from jobmon.server.wakes import WakeServerFactory, standardWakes
 from jobmon.server.registry import MemoryJobRegistry
 from jobmon.certificates import CredentialError
 from jobmon.server.tls import CRL_MODES, RefusalBudget, ServerContextFactory
@@ -623,17 +623,13 @@ def buildServer(reactor, options):
         udp = _DatagramListener(reactor, sender, options["interface"])
     metrics = Metrics()
     history = History(options["history"], reactor)
-    hub = Hub(
-        reactor,
-        MemoryJobRegistry(),
-        MemoryRequestTable(),
+    registry, table = MemoryJobRegistry(), MemoryRequestTable()
+    config = HubConfig(
         admins=options["admin"],
         queryTimeout=options["query-timeout"],
         keepalive=options["keepalive"],
         connectGrace=options["connect-grace"],
         maxPendingPerJob=options["max-pending-per-job"],
-        udpSender=sender,
-        udpPort=options["udp-broadcast"][1] if sender else None,
         reregisterInterval=options["reregister-interval"],
         expireAfter=options["reregister-interval"] * options["missed-registrations"],
         cleanupInterval=options["cleanup-interval"],
@@ -641,6 +637,17 @@ def buildServer(reactor, options):
         maxPendingPerUser=options["max-pending-per-user"],
         queryRate=options["query-rate"],
         queryBurst=options["query-burst"],
+    )
+    wakes = standardWakes(
+        reactor, registry, table, config, metrics,
+        udpSender=sender, udpPort=options["udp-broadcast"][1] if sender else None,
+    )
+    hub = Hub(
+        reactor,
+        registry,
+        table,
+        config,
+        wakes=wakes,
         audit=options.audit,
         metrics=metrics,
         history=history,

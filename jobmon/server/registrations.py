@@ -1,0 +1,333 @@
+"""
+The registered jobs as their daemons see them: registration, ownership,
+the wake that reaches each job, and when a job is gone.
+
+L{Registrations} is the hub's half that deals with daemons; the hub
+checks the caller's scopes before it calls in, and links queries to their
+results (see L{jobmon.server.hub}).
+"""
+
+import secrets
+
+from attrs import evolve
+from twisted.logger import Logger
+
+from jobmon.errors import (
+    BAD_REQUEST,
+    JOB_CONFLICT,
+    JOB_GONE,
+    NO_SUCH_JOB,
+    NOT_AUTHORIZED,
+    JobMonError,
+)
+from jobmon.protocols.jobid import checkJobId
+from jobmon.server.registry import JobRecord
+from jobmon.server.requests import checkInfo
+
+
+class Registrations:
+    """
+    Registers jobs, binds their wakes, and drops them when they are gone:
+    unregistered, their wake channel closed, or silent too long.
+
+    @ivar clock: an L{twisted.internet.interfaces.IReactorTime}.
+    @ivar registry: an L{jobmon.server.registry.IJobRegistry}.
+    @ivar table: an L{jobmon.server.pending.IRequestTable}; a job that goes
+        fails its pending requests.
+    @ivar config: the hub's L{jobmon.server.hub.HubConfig}.
+    @ivar wakes: the L{jobmon.server.wakes.IWake} providers, by mode, in
+        the order the modes are listed.
+    @ivar metrics: a L{jobmon.server.metrics.Metrics}.
+    @ivar record: C{(event, **fields)}: writes an event to the audit log
+        and history.
+    """
+
+    log = Logger()
+
+    def __init__(self, clock, registry, table, config, wakes, metrics, record):
+        self.clock = clock
+        self.registry = registry
+        self.table = table
+        self.config = config
+        self.wakes = {wake.mode: wake for wake in wakes}
+        self.metrics = metrics
+        self.record = record
+
+    @property
+    def modes(self):
+        """
+        The wake modes this server offers.
+        """
+        return tuple(self.wakes)
+
+    def wakeOf(self, record):
+        """
+        The L{jobmon.server.wakes.IWake} of a registered job: the one place
+        that maps a registration to the way it is woken.
+        """
+        return self.wakes[record.mode]
+
+    def touch(self, record, state=None):
+        """
+        Note contact from the job's daemon now, optionally in a new state.
+
+        @return: the record kept.
+        """
+        record = record.touched(self.clock.seconds(), state)
+        self.registry.put(record)
+        return record
+
+    # Registration
+
+    def register(self, identity, jobId, info):
+        """
+        Register a job owned by the caller, or refresh its registration (the
+        caller's scope, the job id and the server's state are checked).
+
+        @return: the registration's reply (see C{registerJob} in
+            C{docs/API.md}).
+        """
+        checkInfo(info)
+        mode = info.get("wake", "tcp")
+        if mode not in self.modes:
+            raise JobMonError(
+                BAD_REQUEST,
+                "wake mode {!r} is not offered by this server ({})".format(
+                    mode, ", ".join(self.modes)
+                ),
+            )
+        old = self.registry.get(jobId)
+        if old is not None and old.owner != identity.dn:
+            self.refusedOwner(identity, "registerJob", jobId, old.owner, JOB_CONFLICT,
+                              "registered by another identity")
+            raise JobMonError(
+                JOB_CONFLICT, "job {} is registered by another identity".format(jobId)
+            )
+        now = self.clock.seconds()
+        host = info.get("host")
+        host = host if isinstance(host, str) else ""
+        instance = info.get("instance")
+        wake = self.wakes[mode]
+        if (
+            old is not None
+            and wake.renewable
+            and old.mode == mode
+            and isinstance(instance, str)
+            and old.info.get("instance") == instance
+        ):
+            record = evolve(old, lastSeen=now, host=host, info=info)
+            self.registry.put(record)
+        else:
+            record = self._new(identity, jobId, info, wake, host, now)
+            self.metrics.registrations.labels(mode).inc()
+            self.record(
+                "register", dn=identity.dn, job_id=jobId, host=record.host, mode=mode,
+                again=old is not None,
+                batch=info.get("batch") if isinstance(info.get("batch"), str) else "",
+            )
+            self.log.info(
+                "job {job_id} registered by {dn} from {host} ({mode}){again}",
+                category="registration",
+                job_id=jobId,
+                dn=identity.dn,
+                host=record.host,
+                mode=mode,
+                again=" again" if old is not None else "",
+            )
+        reply = {"mode": mode, "token": record.wakeSecret}
+        reply.update(wake.reply(record))
+        return {
+            "job_id": jobId,
+            "wake": reply,
+            "keepalive": self.config.keepalive,
+            "reregister": self.config.reregisterInterval,
+        }
+
+    def _new(self, identity, jobId, info, wake, host, now):
+        """
+        Keep a new registration, replacing any earlier one: the old wake
+        channel goes, while queued requests wait for the new one.
+        """
+        wakeSecret = secrets.token_urlsafe(24)
+        self._release(jobId)
+
+        def lost(why, message, reason):
+            current = self.registry.get(jobId)
+            if current is not None and current.wakeSecret == wakeSecret:
+                self.drop(jobId, why, message, reason)
+
+        record = wake.registered(
+            JobRecord(
+                jobId=jobId,
+                owner=identity.dn,
+                host=host,
+                mode=wake.mode,
+                registered=now,
+                lastSeen=now,
+                wakeSecret=wakeSecret,
+                info=info,
+            ),
+            lost,
+        )
+        self.registry.put(record)
+        return record
+
+    def owned(self, identity, jobId):
+        """
+        Return the record of a job the caller owns (for the daemon methods,
+        once the caller's scope is checked).
+
+        @raise JobMonError: the job is unknown or another identity's.
+        """
+        checkJobId(jobId)
+        record = self.registry.get(jobId)
+        if record is None:
+            raise JobMonError(NO_SUCH_JOB, "job {} is not registered".format(jobId))
+        if record.owner != identity.dn:
+            self.refusedOwner(identity, "daemon", jobId, record.owner, NOT_AUTHORIZED,
+                              "not the job's owner")
+            raise JobMonError(
+                NOT_AUTHORIZED, "job {} is registered by another identity".format(jobId)
+            )
+        return record
+
+    def refusedOwner(self, identity, method, jobId, owner, code, reason):
+        """
+        Someone reached for a job registered by another identity: log,
+        count and audit it.
+        """
+        self.log.warn(
+            "{dn} refused by {method} on job {job_id} of {owner}: {reason}",
+            category="registration",
+            dn=identity.dn,
+            method=method,
+            job_id=jobId,
+            owner=owner,
+            reason=reason,
+        )
+        self.metrics.refusals.labels(reason).inc()
+        self.record(
+            "refused", dn=identity.dn, method=method, job_id=jobId, owner=owner,
+            code=code, reason=reason,
+        )
+
+    # TCP wake channels
+
+    def bind(self, channel, identity, jobId, wakeSecret):
+        """
+        Bind a wake channel to the registration whose secret it presents.
+
+        @return: the keep-alive interval.
+        @raise JobMonError: see L{jobmon.server.hub.Hub.channelHello}.
+        """
+        checkJobId(jobId)
+        record = self.registry.get(jobId)
+        if record is None:
+            raise JobMonError(NO_SUCH_JOB, "job {} is not registered".format(jobId))
+        # A daemon with a bearer token has no certificate on the wake port:
+        # the registration's secret, which it got over HTTPS, is its proof.
+        if identity is not None and record.owner != identity.dn:
+            raise JobMonError(
+                NOT_AUTHORIZED, "job {} is registered by another identity".format(jobId)
+            )
+        tcp = self.wakes["tcp"]
+        if self.wakeOf(record) is not tcp or not secrets.compare_digest(
+            record.wakeSecret, wakeSecret
+        ):
+            raise JobMonError(
+                NOT_AUTHORIZED, "wake token does not match the current registration"
+            )
+        tcp.bind(jobId, channel)
+        self.touch(record, state="ready")
+        self.log.info("wake channel up for job {job_id}", job_id=jobId, category="wake")
+        return self.config.keepalive
+
+    def unbind(self, channel):
+        """
+        A wake channel closed: the job is gone, unless the channel had
+        already been replaced.
+        """
+        if not self.wakes["tcp"].bound(channel):
+            return
+        jobId = channel.jobId
+        self.drop(
+            jobId, "wake channel closed", "job {} went away".format(jobId), "channel closed"
+        )
+
+    # Going
+
+    def _release(self, jobId, error=None):
+        """
+        Let go of whatever wakes the job now, in every mode (a daemon may
+        hold a poll whatever its mode): close its TCP channel, end its
+        pending poll with C{error}, stop repeating UDP wakes.
+        """
+        for wake in self.wakes.values():
+            wake.release(jobId, error)
+
+    def _held(self, jobId):
+        """
+        Whether the job's daemon is connected to any wake now.
+        """
+        return any(wake.holds(jobId) for wake in self.wakes.values())
+
+    def drop(self, jobId, why, message, reason):
+        """
+        Forget a job: release its wake channel, fail its pending requests.
+
+        @param why: what the log and audit say of it.
+        @param message: what its pending queries and poll fail with.
+        @param reason: its label in the removals metric.
+        """
+        record = self.registry.remove(jobId)
+        if record is not None:
+            self.metrics.removals.labels(reason).inc()
+        self._release(jobId, JobMonError(NO_SUCH_JOB, message))
+        failed = self.table.failJob(jobId, JobMonError(JOB_GONE, message))
+        if record is not None:
+            self.record("removed", job_id=jobId, owner=record.owner, why=why, failed=failed)
+            self.log.info(
+                "job {job_id} of {owner} removed ({why}, last seen {last_seen:.0f} s ago); "
+                "{failed} pending request(s) failed",
+                category="cleanup" if reason == "expired" else "registration",
+                job_id=jobId,
+                owner=record.owner,
+                why=why,
+                last_seen=self.clock.seconds() - record.lastSeen,
+                failed=failed,
+            )
+
+    def expire(self):
+        """
+        Drop the jobs whose daemons fell silent: UDP jobs that stopped
+        re-registering and poll jobs whose polls lapsed.
+        """
+        expireAfter = self.config.expireAfter
+        limit = self.clock.seconds() - expireAfter
+        for record in self.registry.jobs():
+            silence = self.wakeOf(record).silence
+            # A job whose wake never lapses is dropped when its connection
+            # closes; one held by a wake now is alive.
+            if silence is None or record.lastSeen >= limit or self._held(record.jobId):
+                continue
+            self.drop(
+                record.jobId,
+                "not {} for {:g} s".format(silence, expireAfter),
+                "job {} went away (not heard from for {:g} s)".format(
+                    record.jobId, expireAfter
+                ),
+                "expired",
+            )
+
+    def stop(self, error):
+        """
+        Release every wake (server shutdown); C{error} ends pending polls.
+        """
+        for wake in self.wakes.values():
+            wake.stop(error)
+
+    def sizes(self):
+        """
+        How many entries each wake's tables hold, by table.
+        """
+        return {name: n for wake in self.wakes.values() for name, n in wake.sizes().items()}

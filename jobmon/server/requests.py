@@ -1,0 +1,126 @@
+"""
+What the server accepts from its callers before it queues anything: the
+shape and size of a query's request and of a daemon's info, page sizes;
+and how results are measured and made fit for XML-RPC.
+"""
+
+import math
+
+from jobmon.errors import BAD_REQUEST, TOO_LARGE, JobMonError
+
+OPS = frozenset(
+    {
+        "ls", "stat", "cat", "head", "tail", "follow", "du", "df",
+        "ps", "top", "res", "env", "commands", "run", "signal",
+    }
+)
+"""The request ops this server forwards (see C{docs/API.md})."""
+
+ACTING_OPS = frozenset({"run", "signal"})
+"""Ops that act on the job rather than read from it."""
+
+MAX_INFO = 4096
+"""Largest daemon info struct, in characters of its values and keys."""
+
+MAX_REQUEST = 4096
+"""Largest request struct, in characters of its values and keys."""
+
+
+def _size(value, depth=0):
+    """
+    Measure a small XML-RPC value in characters, refusing nesting.
+    """
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, (bool, int, float)) or value is None:
+        return 8
+    if isinstance(value, bytes):
+        return len(value)
+    if depth < 2 and isinstance(value, (list, tuple)):
+        return sum(_size(v, depth + 1) for v in value)
+    if depth < 2 and isinstance(value, dict):
+        return sum(len(str(k)) + _size(v, depth + 1) for k, v in value.items())
+    raise JobMonError(BAD_REQUEST, "nested or unsupported value in request")
+
+
+def xmlrpcSafe(value):
+    """
+    Make a decoded JSON value encodable as XML-RPC: integers beyond 32 bits
+    become doubles, C{None} an empty string.
+    """
+    if isinstance(value, dict):
+        return {str(k): xmlrpcSafe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [xmlrpcSafe(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**31) <= value < 2**31:
+        return float(value)
+    if value is None:
+        return ""
+    return value
+
+
+def resultSize(result):
+    """
+    The bytes of file data or command output in a result.
+    """
+    if not isinstance(result, dict):
+        return 0
+    return sum(
+        len(result[k]) for k in ("data", "stdout", "stderr") if isinstance(result.get(k), bytes)
+    )
+
+
+def checkLimit(limit, most=10000):
+    """
+    @return: C{limit}, a count of records to return.
+    @raise JobMonError: it is not an integer from 1 to C{most}.
+    """
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= most:
+        raise JobMonError(BAD_REQUEST, "limit must be an integer from 1 to {}".format(most))
+    return limit
+
+
+def checkInfo(info):
+    """
+    Check the info struct a daemon registers with: a struct, small and
+    flat.
+
+    @raise JobMonError: it is not.
+    """
+    if not isinstance(info, dict):
+        raise JobMonError(BAD_REQUEST, "info must be a struct")
+    if _size(info) > MAX_INFO:
+        raise JobMonError(TOO_LARGE, "info larger than {} characters".format(MAX_INFO))
+
+
+def checkRequest(request):
+    """
+    Check the shape of a query request before it is queued: a struct with a
+    known C{op}, small and flat.  The daemon checks each op's arguments.
+
+    @return: the request to forward (without the server-side C{timeout}) and
+        the timeout asked for, or L{None}.
+    @raise JobMonError: the request is malformed.
+    """
+    if not isinstance(request, dict):
+        raise JobMonError(BAD_REQUEST, "the request must be a struct")
+    if _size(request) > MAX_REQUEST:
+        raise JobMonError(TOO_LARGE, "request larger than {} characters".format(MAX_REQUEST))
+    op = request.get("op")
+    if not isinstance(op, str):
+        raise JobMonError(BAD_REQUEST, "the request needs an 'op' (one of {})".format(
+            ", ".join(sorted(OPS))))
+    if op not in OPS:
+        raise JobMonError(BAD_REQUEST, "unknown op {!r} (one of {})".format(
+            op, ", ".join(sorted(OPS))))
+    forward = dict(request)
+    timeout = forward.pop("timeout", None)
+    if timeout is not None:
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, (int, float))
+            or not math.isfinite(timeout)
+            or timeout <= 0
+        ):
+            raise JobMonError(BAD_REQUEST, "timeout must be a positive number of seconds")
+    return forward, timeout
