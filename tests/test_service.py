@@ -392,6 +392,21 @@ class StartupErrorTests(ServiceTestsMixin, SynchronousTestCase):
         self.start(service)
         self.assertEqual(len(self.reactor.sslServers), 2)
 
+    def test_makeServiceExits(self):
+        """
+        C{makeService} (the twistd plugin's and the .tac's entry) reads the
+        files at once: a bad one exits with one line, begun by the program
+        named.
+        """
+        from jobmon.server import service as module
+
+        self.patch(module, "raiseFileLimit", lambda: None)
+        options = self.parse("--hostcert", "/nonexistent.pem")
+        error = self.assertRaises(SystemExit, module.makeService, options)
+        self.assertEqual(str(error), "jobmon-server: cannot read /nonexistent.pem")
+        error = self.assertRaises(SystemExit, module.makeService, options, program="jobmon.tac")
+        self.assertEqual(str(error), "jobmon.tac: cannot read /nonexistent.pem")
+
     def test_portTaken(self):
         """
         A port that cannot be had stops start-up with its error.

@@ -466,11 +466,14 @@ def raiseFileLimit():
     return soft
 
 
-def makeService(options):
+def makeService(options, program="jobmon-server"):
     """
     twistd entry point: the server on the global reactor, with its files
     read at once, so that a bad one stops C{twistd} with one line (before
     it detaches from the terminal) rather than a traceback.
+
+    @param program: what that line begins with.
+    @raise SystemExit: a file is missing or bad.
     """
     from twisted.internet import reactor
 
@@ -479,5 +482,5 @@ def makeService(options):
     try:
         service.load()
     except StartupError as e:
-        raise SystemExit("jobmon-server: {}".format(e))
+        raise SystemExit("{}: {}".format(program, e))
     return service
