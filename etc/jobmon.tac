@@ -12,7 +12,8 @@
 #
 # As on the command line, options in JOBMON_SERVER_ARGS win over the file;
 # a --config in JOBMON_SERVER_ARGS wins over JOBMON_CONFIG.  A bad
-# configuration stops start-up with one line naming the file and the key.
+# configuration stops start-up with one line naming the file and the key,
+# and so does a missing or bad file it names (host key, token issuers...).
 
 import os
 import shlex
@@ -32,4 +33,4 @@ except usage.UsageError as e:
     raise SystemExit("jobmon.tac: {}".format(e))
 
 application = Application("jobmon-server")
-makeService(options).setServiceParent(application)
+makeService(options, program="jobmon.tac").setServiceParent(application)

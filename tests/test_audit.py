@@ -72,6 +72,7 @@ class AuditLogTests(SynchronousTestCase):
         raises.
         """
         log = AuditLog(os.path.join(self.dir, "a.jsonl"), self.clock)
+        log.open()
         self.addCleanup(log.close)
         full = [True]
         realWrite = log._file.write

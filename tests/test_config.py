@@ -14,6 +14,7 @@ import tomllib
 
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
+from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
@@ -21,6 +22,7 @@ from jobmon import config
 from jobmon.worker.daemon import Options as DaemonOptions
 from jobmon.devtools.issuer import makeIssuer
 from jobmon.server.service import Options as ServerOptions
+from jobmon.server.service import buildService
 from tests.support import ROOT, TWISTD, TestPKI, childEnv, spawn
 
 PROGRAMS = {"server": ServerOptions, "daemon": DaemonOptions}
@@ -480,11 +482,15 @@ class PKICase:
 
     def parseServer(self, args):
         """
-        Parse the server's options fully; close the audit log afterwards.
+        Parse the server's options fully, and run the server's start-up
+        checks on them (L{ServerService.load}: the files they name are
+        read, the audit log opened); close the audit log afterwards.
         """
         options = ServerOptions()
         options.parseOptions(args)
-        self.addCleanup(options.audit.close)
+        service = buildService(options, MemoryReactorClock(), installSignal=False)
+        self.addCleanup(service.audit.close)
+        service.load()
         return options
 
 

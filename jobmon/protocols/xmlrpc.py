@@ -26,6 +26,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 from zope.interface import implementer
 
+from jobmon.deferreds import deferredAsync
 from jobmon.errors import (
     BAD_REQUEST,
     INTERNAL,
@@ -156,9 +157,13 @@ class GuardedChannel(HTTPChannel):
     """
 
     _deadline = None
+    _answering = False
+    """Whether a received request is being answered: bytes that arrive then
+    belong to a pipelined request, which HTTPChannel buffers until the
+    answer is sent, so they start no deadline."""
 
     def dataReceived(self, data):
-        if self._deadline is None and not self._handlingRequest:
+        if self._deadline is None and not self._answering:
             seconds = getattr(self.site, "requestDeadline", None)
             if seconds:
                 self._deadline = self.callLater(seconds, self._tooSlow)
@@ -175,7 +180,13 @@ class GuardedChannel(HTTPChannel):
 
     def allContentReceived(self):
         self._disarm()
+        # Before the request runs: it may be answered before this returns.
+        self._answering = True
         super().allContentReceived()
+
+    def requestDone(self, request):
+        self._answering = False
+        super().requestDone(request)
 
     def connectionLost(self, reason):
         self._disarm()
@@ -281,13 +292,18 @@ class XMLRPCResource(Resource):
             ).encode("utf-8")
 
         d = defer.maybeDeferred(fn, identity, *params)
-        finished = request.notifyFinish()
-        # The client went away: withdraw the call (a pending query leaves the
-        # server's tables at once).
-        finished.addErrback(lambda _: d.cancel())
+        gone = []
+
+        def clientGone(reason):
+            # The client went away: withdraw the call (a pending query leaves
+            # the server's tables at once), and write it no answer.
+            gone.append(reason)
+            d.cancel()
+
+        request.notifyFinish().addErrback(clientGone)
         d.addCallback(self._encode)
         d.addErrback(self._encodeError, name, identity)
-        d.addCallback(self._write, request)
+        d.addCallback(self._write, request, gone)
         return NOT_DONE_YET
 
     def _encode(self, result):
@@ -308,8 +324,8 @@ class XMLRPCResource(Resource):
         )
         return _fault(INTERNAL, "internal server error in {}".format(name))
 
-    def _write(self, body, request):
-        if body is None or request._disconnected or request.finished:
+    def _write(self, body, request, gone):
+        if body is None or gone or request.finished:
             return
         request.write(body.encode("utf-8"))
         request.finish()
@@ -413,11 +429,12 @@ class XMLRPCClient:
             raise JobMonError(f.faultCode, f.faultString)
         return result
 
-    def callRemote(self, method, *args):
+    @deferredAsync
+    async def callRemote(self, method, *args):
         """
         Like L{call}, returning a L{Deferred}.
         """
-        return defer.Deferred.fromCoroutine(self.call(method, *args))
+        return await self.call(method, *args)
 
     def close(self):
         """

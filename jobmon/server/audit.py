@@ -20,9 +20,13 @@ class AuditLog:
     Append audit records to C{path}, rotating it past C{rotateBytes} and
     keeping C{keep} old files (C{path.1} is the newest).
 
-    Writing never raises: a full or read-only disk is logged once (and
-    again when writing works again), and the server goes on.
+    The file is opened by L{open} (the server does when it starts), or by
+    the first record.  Writing never raises: a full or read-only disk is
+    logged once (and again when writing works again), and the server goes
+    on.
 
+    @ivar name: the path as given, for messages.
+    @ivar path: the absolute path.
     @ivar written: records written.
     @ivar lost: records that could not be written.
     """
@@ -30,17 +34,29 @@ class AuditLog:
     log = Logger()
 
     def __init__(self, path, clock=None, rotateBytes=10 * 1024 * 1024, keep=10):
+        self.name = path
         self.path = os.path.abspath(path)
         self.clock = clock
         self.keep = keep
-        directory, name = os.path.split(self.path)
-        self._file = LogFile(
-            name, directory, rotateLength=rotateBytes, maxRotatedFiles=keep,
-            defaultMode=0o600,
-        )
+        self.rotateBytes = rotateBytes
+        self._file = None
         self.written = 0
         self.lost = 0
         self._failing = False
+
+    def open(self):
+        """
+        Open the file (created, private to its owner, if missing); nothing
+        if it is open already.
+
+        @raise OSError: it cannot be opened.
+        """
+        if self._file is None:
+            directory, name = os.path.split(self.path)
+            self._file = LogFile(
+                name, directory, rotateLength=self.rotateBytes, maxRotatedFiles=self.keep,
+                defaultMode=0o600,
+            )
 
     def record(self, event, **fields):
         """
@@ -61,6 +77,8 @@ class AuditLog:
         entry.update(fields)
         line = json.dumps(entry, separators=(",", ":"), default=str) + "\n"
         try:
+            if self._file is None:
+                self.open()
             self._file.write(line)
             self._file.flush()
         except OSError as e:
@@ -111,6 +129,8 @@ class AuditLog:
 
     def close(self):
         """
-        Close the file.
+        Close the file, if it is open.
         """
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
+            self._file = None

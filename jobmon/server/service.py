@@ -2,526 +2,215 @@
 The JobMon central server: C{twistd jobmon-server}.
 
 One reactor serves the XML-RPC endpoint (HTTPS, client certificates
-required) and the TCP wake port (TLS, same certificates).
+required), the TCP wake port (TLS, same certificates), UDP wakes and the
+metrics port when they are asked for.  L{Options} only parse;
+L{buildService} wires the server and reads no file; the files it cannot
+start without (host credential, CA directory, token issuers, audit log)
+are read by L{ServerService.load}, which L{makeService} calls before
+C{twistd} goes on, so that a bad one stops it with one line.
 """
 
 import gc
 import json
 import os
-import signal
 
 from OpenSSL import SSL
-from twisted.application.service import MultiService, Service
+from twisted.application.internet import StreamServerEndpointService, UDPServer
+from twisted.application.service import MultiService
 from twisted.internet import endpoints
-from twisted.internet.abstract import isIPAddress
-from twisted.internet.defer import Deferred
-from twisted.internet.task import LoopingCall
+from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
-from twisted.python import usage
 from twisted.web.resource import Resource
+from zope.interface import implementer
 
+from jobmon.deferreds import deferredAsync
+from jobmon.errors import NOT_AUTHENTICATED, JobMonError
+from jobmon.protocols.udp import UDPWakeSender
+from jobmon.protocols.xmlrpc import XMLRPCResource
 from jobmon.server.audit import AuditLog
-from jobmon.config import FileOptions, applyConfigFile
 from jobmon.server.history import History
 from jobmon.server.hub import Hub, HubConfig
-from jobmon.errors import NOT_AUTHENTICATED, JobMonError
 from jobmon.server.identity import Identity, identityOfConnection
 from jobmon.server.logs import LogFiles
 from jobmon.server.metrics import Metrics, MetricsResource
-from jobmon.options import DEFAULT_CA_DIR, defaultCADir, portNumber, positive
+from jobmon.server.options import Options
 from jobmon.server.pending import MemoryRequestTable
-from jobmon.protocols.udp import UDPWakeSender
-from jobmon.protocols.xmlrpc import XMLRPCResource
-from jobmon.server.site import QuietSite, identifyTLS
-from jobmon.server.wakes import WakeServerFactory, standardWakes
 from jobmon.server.registry import MemoryJobRegistry
-from jobmon.certificates import CredentialError
-from jobmon.server.tls import CRL_MODES, RefusalBudget, ServerContextFactory
-from jobmon.server.tokens import TokenConfigError, TokenPolicy, splitAuthorization
+from jobmon.server.reloader import EXPECTED, CredentialReloader
+from jobmon.server.site import QuietSite, identifyTLS
+from jobmon.server.tls import RefusalBudget, ServerContextFactory
+from jobmon.server.tokens import TokenPolicy, splitAuthorization
+from jobmon.server.wakes import WakeServerFactory, standardWakes
 
+__all__ = ["Options", "makeService", "buildService", "ServerService", "StartupError"]
 
 log = Logger()
 
 
-class Options(FileOptions):
+class StartupError(Exception):
     """
-    Command-line options of C{twistd jobmon-server}.
-    """
-
-    synopsis = "[options]"
-    longdesc = (
-        "Run the JobMon central server: XML-RPC over HTTPS for users and job "
-        "daemons, and the TCP wake port for job daemons."
-    )
-
-    optParameters = [
-        ["config", None, None, "TOML configuration file: keys are the long option names; "
-         "options given on the command line override it (docs/CONFIG.md)."],
-        ["interface", None, "0.0.0.0", "Address to listen on."],
-        ["https-port", None, 8443, "XML-RPC over HTTPS port (0: any free port).", portNumber],
-        ["wake-port", None, 8444, "TCP wake channel port (0: any free port).", portNumber],
-        ["hostcert", None, "/etc/grid-security/hostcert.pem", "Host certificate (PEM)."],
-        ["hostkey", None, "/etc/grid-security/hostkey.pem", "Host key (PEM)."],
-        [
-            "ca-dir",
-            None,
-            None,
-            "Trusted CAs, OpenSSL hashed directory "
-            "[default: $X509_CERT_DIR, then " + DEFAULT_CA_DIR + "].",
-        ],
-        [
-            "crl-check",
-            None,
-            "auto",
-            "Revocation: auto (check certificates whose CA has a CRL file <hash>.r0 "
-            "in the CA directory), require (refuse those whose CA has none), off.",
-        ],
-        [
-            "reload-interval",
-            None,
-            60.0,
-            "Seconds between checks of the CA directory, host credential and token "
-            "issuers for changes (SIGHUP reloads at once).",
-            positive(float),
-        ],
-        [
-            "query-timeout",
-            None,
-            30.0,
-            "Seconds a query waits for its job.",
-            positive(float),
-        ],
-        [
-            "keepalive",
-            None,
-            20,
-            "Wake channel keep-alive interval, seconds; a silent peer is dropped "
-            "after three intervals.",
-            positive(int),
-        ],
-        [
-            "connect-grace",
-            None,
-            30.0,
-            "Seconds a registered job has to connect its wake channel.",
-            positive(float),
-        ],
-        [
-            "max-body",
-            None,
-            16 * 1024 * 1024,
-            "Largest XML-RPC request body accepted, bytes (results included).",
-            positive(int),
-        ],
-        [
-            "max-pending-per-job",
-            None,
-            64,
-            "Most requests queued or running for one job.",
-            positive(int),
-        ],
-        [
-            "max-pending-per-user",
-            None,
-            256,
-            "Most queries one user may have pending at once.",
-            positive(int),
-        ],
-        [
-            "query-rate",
-            None,
-            50.0,
-            "Queries per second one user may make (sustained).",
-            positive(float),
-        ],
-        [
-            "query-burst",
-            None,
-            200,
-            "Queries one user may make in a burst above the rate.",
-            positive(int),
-        ],
-        [
-            "max-per-peer",
-            None,
-            1024,
-            "Most connections to each port from one address.",
-            positive(int),
-        ],
-        [
-            "request-deadline",
-            None,
-            30.0,
-            "Seconds a client has to send a whole request once it starts.",
-            positive(float),
-        ],
-        [
-            "idle-timeout",
-            None,
-            120.0,
-            "Seconds an idle HTTPS connection is kept.",
-            positive(float),
-        ],
-        [
-            "udp-broadcast",
-            None,
-            None,
-            "Offer UDP wakes, sent to this ADDR:PORT (the workers' broadcast address, "
-            "e.g. 10.1.255.255:8445; 127.255.255.255:PORT on one host).",
-        ],
-        [
-            "reregister-interval",
-            None,
-            60.0,
-            "Seconds between re-registrations of UDP daemons.",
-            positive(float),
-        ],
-        [
-            "missed-registrations",
-            None,
-            3,
-            "UDP and poll jobs not heard from for this many intervals are dropped.",
-            positive(int),
-        ],
-        [
-            "cleanup-interval",
-            None,
-            10.0,
-            "Seconds between cleanup cycles.",
-            positive(float),
-        ],
-        [
-            "max-poll",
-            None,
-            60.0,
-            "Longest wait of a poll-mode daemon's waitForWork call, seconds.",
-            positive(float),
-        ],
-        [
-            "log-dir",
-            None,
-            None,
-            "Also write structured JSON-lines logs here: jobmon-registration, -query, "
-            "-wake, -cleanup and -server.jsonl (or one jobmon.jsonl with --log-single).",
-        ],
-        [
-            "metrics-port",
-            None,
-            None,
-            "Serve Prometheus metrics (/metrics) and a health check (/healthz) over "
-            "plain HTTP on this port [default: off].",
-            portNumber,
-        ],
-        [
-            "metrics-interface",
-            None,
-            "127.0.0.1",
-            "Address of the metrics port.",
-        ],
-        [
-            "history",
-            None,
-            "jobmon-history.sqlite3",
-            "SQLite database of job and query history (jobmon-query history).",
-        ],
-        [
-            "audit-log",
-            None,
-            "jobmon-audit.jsonl",
-            "The audit trail: JSON lines, one per query, refusal and registration.",
-        ],
-        [
-            "audit-rotate",
-            None,
-            10 * 1024 * 1024,
-            "Rotate the audit log past this many bytes.",
-            positive(int),
-        ],
-        [
-            "audit-keep",
-            None,
-            10,
-            "Rotated audit logs kept.",
-            positive(int),
-        ],
-        [
-            "token-issuers",
-            None,
-            None,
-            "Also accept WLCG/SciTokens bearer tokens from the issuers this TOML file "
-            "names, with their key files and scopes (docs/SECURITY.md); a client "
-            "certificate becomes optional [default: certificates only].",
-        ],
-        [
-            "port-file",
-            None,
-            None,
-            "Once listening, write the bound ports here as JSON "
-            '({"https": N, "wake": N}); useful with port 0.',
-        ],
-    ]
-
-    optFlags = [
-        [
-            "log-single",
-            None,
-            "With --log-dir, one file with a category field instead of one per category.",
-        ],
-        [
-            "wake-tls13",
-            None,
-            "Use TLS 1.3 on the wake port too (default: TLS 1.2 there, which "
-            "costs about 10 KB less per idle wake channel).",
-        ],
-    ]
-
-    configPaths = (
-        "hostcert", "hostkey", "ca-dir", "audit-log", "port-file", "log-dir", "history",
-        "token-issuers",
-    )
-    """Options a configuration file gives relative to its directory."""
-
-    def __init__(self):
-        super().__init__()
-        self["admin"] = []
-
-    def opt_admin(self, dn):
-        """
-        A DN that may see and query every job (repeatable).
-        """
-        self["admin"].append(dn)
-
-    def postOptions(self):
-        applyConfigFile(self)
-        if self["udp-broadcast"] is not None:
-            address, _, port = self["udp-broadcast"].rpartition(":")
-            try:
-                port = int(port)
-                if not 0 < port < 65536 or not isIPAddress(address):
-                    raise ValueError()
-            except ValueError:
-                raise usage.UsageError(
-                    "--udp-broadcast must be ADDR:PORT with an IPv4 address, not {!r}".format(
-                        self["udp-broadcast"]
-                    )
-                )
-            self["udp-broadcast"] = (address, port)
-        if self["ca-dir"] is None:
-            self["ca-dir"] = defaultCADir()
-        if self["crl-check"] not in CRL_MODES:
-            raise usage.UsageError(
-                "--crl-check must be one of {}".format(", ".join(CRL_MODES))
-            )
-        self.tokens = None
-        if self["token-issuers"] is not None:
-            self.tokens = TokenPolicy(self["token-issuers"])
-            try:
-                self.tokens.load()
-            except TokenConfigError as e:
-                raise usage.UsageError(str(e))
-        self.contextFactory = ServerContextFactory(
-            self["hostcert"], self["hostkey"], self["ca-dir"], crlCheck=self["crl-check"],
-            requireCertificate=self.tokens is None,
-        )
-        try:
-            self.contextFactory.load()
-        except CredentialError as e:
-            raise usage.UsageError(str(e))
-        try:
-            self.audit = AuditLog(
-                self["audit-log"], rotateBytes=self["audit-rotate"], keep=self["audit-keep"]
-            )
-        except OSError as e:
-            raise usage.UsageError(
-                "cannot open the audit log {}: {}".format(self["audit-log"], e.strerror or e)
-            )
-        self.contextFactory.audit = self.audit
-
-
-class _PortService(Service):
-    """
-    A service that holds a listening port, bound in
-    C{privilegedStartService}, and closes it when it stops.
+    A file the server cannot start without is missing or bad; the message
+    (one line) names it and says what is wrong.
     """
 
-    port = None
 
-    def stopService(self):
-        super().stopService()
-        if self.port is not None:
-            port, self.port = self.port, None
-            return port.stopListening()
-
-
-class _Listener(_PortService):
+@implementer(IStreamServerEndpoint)
+class BoundEndpoint:
     """
-    Listen on a stream endpoint when the service starts; stop listening when
-    it stops.  Binding happens in C{privilegedStartService} and fails
-    start-up at once if the port cannot be had.
+    An endpoint that keeps what listening on it gave: the port, or why
+    there is none.
+
+    L{StreamServerEndpointService} keeps its port to itself and only logs a
+    failure to listen; the server tells its bound ports (port 0 takes any
+    free one) and must not run without one of them, so L{ServerService}
+    reads them here.
+
+    @ivar endpoint: the endpoint listened on.
+    @ivar port: the L{IListeningPort}, once listening.
+    @ivar failure: the L{Failure} of the attempt to listen, if it failed.
     """
 
-    def __init__(self, endpoint, factory):
+    def __init__(self, endpoint):
         self.endpoint = endpoint
-        self.factory = factory
+        self.port = None
+        self.failure = None
 
-    def privilegedStartService(self):
-        super().privilegedStartService()
-        outcome = []
-        self.endpoint.listen(self.factory).addBoth(outcome.append)
-        if not outcome:
-            raise RuntimeError("endpoint did not listen synchronously")
-        if not hasattr(outcome[0], "getHost"):
-            outcome[0].raiseException()
-        self.port = outcome[0]
-
-
-class _DatagramListener(_PortService):
-    """
-    The UDP socket the server sends wakes from.
-    """
-
-    def __init__(self, reactor, protocol, interface):
-        self.reactor = reactor
-        self.protocol = protocol
-        self.interface = interface
-
-    def privilegedStartService(self):
-        super().privilegedStartService()
-        # Send from the interface the server listens on, any port.
-        interface = "" if self.interface == "0.0.0.0" else self.interface
-        self.port = self.reactor.listenUDP(0, self.protocol, interface=interface)
-
-
-class CredentialReloader(Service):
-    """
-    Reload the TLS context when the CA directory (certificates, CRLs) or the
-    host credential change on disk, and the token issuers when their files
-    do, checked every C{interval} seconds and on SIGHUP.  New connections
-    use the new context; a bad new file is logged and the old one kept.
-
-    @ivar contextFactories: what to reload: objects with C{prepareReload}
-        (called in a thread), C{install} and C{describe}.
-    """
-
-    log = Logger()
-
-    def __init__(self, reactor, contextFactories, interval, installSignal=True,
-                 runInThread=None):
-        self.reactor = reactor
-        self.contextFactories = contextFactories
-        self.runInThread = runInThread or (
-            lambda f: deferToThreadPool(reactor, reactor.getThreadPool(), f)
-        )
-        self._checking = False
-        self.interval = interval
-        self.installSignal = installSignal
-        self._loop = None
-        self._previousHandler = None
-
-    def startService(self):
-        super().startService()
-        self._loop = LoopingCall(self.check)
-        self._loop.clock = self.reactor
-        self._loop.start(self.interval, now=False)
-        if self.installSignal:
-            self._previousHandler = signal.signal(
-                signal.SIGHUP, lambda *args: self.reactor.callFromThread(self.check)
-            )
-
-    def stopService(self):
-        super().stopService()
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-        if self.installSignal and self._previousHandler is not None:
-            signal.signal(signal.SIGHUP, self._previousHandler)
-
-    def check(self):
+    def listen(self, factory):
         """
-        Reload if anything changed: the files are read and the contexts
-        built in a thread, then installed in the reactor's.
+        Listen on the endpoint, keeping the outcome.
+
+        @return: a L{Deferred} firing with the port, or with L{None} if
+            listening failed (the failure is kept in C{failure}, for the
+            server to raise).
         """
-        if self._checking:
-            return None
-        self._checking = True
-
-        def prepare():
-            prepared = []
-            for f in self.contextFactories:
-                try:
-                    prepared.append((f, f.prepareReload(), None))
-                except (CredentialError, TokenConfigError) as e:
-                    prepared.append((f, None, e))
-            return prepared
-
-        d = self.runInThread(prepare)
-        d.addCallback(self._install)
-        d.addBoth(self._done)
+        d = self.endpoint.listen(factory)
+        d.addCallbacks(self._listening, self._failed)
         return d
 
-    def _install(self, prepared):
-        said = set()
-        for factory, p, error in prepared:
-            if error is not None:
-                self.log.error("cannot reload {what}, keeping the old ones: {why}",
-                               what=factory.kind, why=str(error))
-            elif p is not None:
-                factory.install(p)
-                line = factory.describe()
-                if line not in said:
-                    said.add(line)
-                    self.log.info("reloaded {what}", what=line)
+    def _listening(self, port):
+        self.port = port
+        return port
 
-    def _done(self, result):
-        self._checking = False
+    def _failed(self, failure):
+        self.failure = failure
+        return None
 
 
 class ServerService(MultiService):
     """
-    The whole server: the hub, the HTTPS listener and the wake listener.
+    The whole server: the hub, its listeners (HTTPS, TCP wake, UDP wakes,
+    metrics) and credential reloader as child services, and the files it
+    keeps (audit log, history database, log files).
+
+    Ports are bound in C{privilegedStartService}, after L{load}, and a port
+    that cannot be had stops start-up at once.  C{stopService} stops the
+    hub, then every child, then closes the files, and returns a
+    L{Deferred} that fires when all is released.
+
+    @ivar endpoints: the L{BoundEndpoint} of each listener, by the name the
+        port file gives its port.
+    @ivar credentials: what L{load} loads: objects with C{load()}, raising
+        L{CredentialError} or L{TokenConfigError}.
+    @ivar freezeHeap: whether start-up ends with a full garbage collection
+        and C{gc.freeze()}.
     """
 
     log = Logger()
 
-    def __init__(self, reactor, hub, https, wake, udp=None, portFile=None):
+    freezeHeap = True
+
+    def __init__(self, reactor, hub, credentials=(), audit=None, history=None,
+                 logFiles=None, portFile=None):
         super().__init__()
         self.reactor = reactor
         self.hub = hub
-        self.https = https
-        self.wake = wake
-        self.udp = udp
+        self.credentials = list(credentials)
+        self.audit = audit
+        self.history = history
+        self.logFiles = logFiles
         self.portFile = portFile
-        self.logFiles = None
-        https.setServiceParent(self)
-        wake.setServiceParent(self)
-        if udp is not None:
-            udp.setServiceParent(self)
+        self.endpoints = {}
+        self.loaded = False
+        self._bound = False
+
+    def listen(self, name, endpoint, factory):
+        """
+        Listen on C{endpoint} with C{factory} while the server runs (a
+        L{StreamServerEndpointService} child).
+
+        @param name: the port's name in the port file.
+        """
+        bound = BoundEndpoint(endpoint)
+        StreamServerEndpointService(bound, factory).setServiceParent(self)
+        self.endpoints[name] = bound
+
+    def load(self):
+        """
+        Read what the server cannot start without: its credentials (token
+        issuers, TLS contexts) and the audit log, opened.  Blocking, and
+        done once: before the reactor runs.
+
+        @raise StartupError: a file is missing or bad.
+        """
+        if self.loaded:
+            return
+        try:
+            for credential in self.credentials:
+                credential.load()
+        except EXPECTED as e:
+            raise StartupError(str(e))
+        if self.audit is not None:
+            try:
+                self.audit.open()
+            except OSError as e:
+                raise StartupError(
+                    "cannot open the audit log {}: {}".format(self.audit.name, e.strerror or e)
+                )
+        self.loaded = True
 
     def privilegedStartService(self):
+        """
+        Load the credentials (if L{load} was not called) and bind every
+        port.
+
+        @raise StartupError: a file is missing or bad.
+        @raise twisted.internet.error.CannotListenError: a port cannot be
+            had.
+        """
+        self.load()
         super().privilegedStartService()
-        self.hub.wakePort = self.wake.port.getHost().port
+        for bound in self.endpoints.values():
+            if bound.failure is not None:
+                bound.failure.raiseException()
+            if bound.port is None:
+                raise RuntimeError("endpoint {} did not listen at once".format(bound.endpoint))
+        self.hub.wakePort = self.endpoints["wake"].port.getHost().port
+        self._bound = True
 
     def startService(self):
+        """
+        Start the log files, the children, the hub and the history; say
+        where the server listens, in the log and the port file.
+        """
+        if not self._bound:
+            self.privilegedStartService()
         if self.logFiles is not None:
             self.logFiles.start()
         super().startService()
         self.hub.start()
-        if self.hub.history is not None:
-            self.hub.history.start().addErrback(
+        if self.history is not None:
+            self.history.start().addErrback(
                 lambda f: self.log.failure("cannot open the history database", f)
             )
         ports = {
-            "https": self.https.port.getHost().port,
-            "wake": self.wake.port.getHost().port,
+            name: bound.port.getHost().port for name, bound in self.endpoints.items()
         }
-        metrics = getattr(self, "metricsListener", None)
-        if metrics is not None:
-            ports["metrics"] = metrics.port.getHost().port
         udp = ""
         if self.hub.udpSender is not None:
             ports["udp"] = self.hub.udpPort
             udp = ", UDP wakes to {}:{}".format(*self.hub.udpSender.address)
-        if metrics is not None:
+        if "metrics" in ports:
             udp += ", metrics on {}".format(ports["metrics"])
         self.log.info(
             "JobMon server listening: XML-RPC on {https}, TCP wake on {wake}{udp_text}",
@@ -529,27 +218,37 @@ class ServerService(MultiService):
             https=ports["https"],
             wake=ports["wake"],
         )
-        # Start-up leaves tens of thousands of long-lived objects; without
-        # this, the first full collection over them stalls a request by
-        # ~15 ms.
-        gc.collect()
-        gc.freeze()
+        if self.freezeHeap:
+            # Start-up leaves tens of thousands of long-lived objects;
+            # without this, the first full collection over them stalls a
+            # request by ~15 ms.
+            gc.collect()
+            gc.freeze()
         if self.portFile:
             tmp = self.portFile + ".tmp"
             with open(tmp, "w") as f:
                 json.dump(ports, f)
             os.replace(tmp, self.portFile)
 
-    async def _stop(self):
+    @deferredAsync
+    async def stopService(self):
+        """
+        Stop the hub (failing what is pending), then every child (ports
+        closed, timers stopped), then close the history, log files and
+        audit log.
+
+        @return: a L{Deferred} that fires when all is released.
+        """
         await self.hub.stop()
         await MultiService.stopService(self)
-        if self.hub.history is not None:
-            await self.hub.history.stop()
+        # A restart reads the files again and binds new ports.
+        self._bound = self.loaded = False
+        if self.history is not None:
+            await self.history.stop()
         if self.logFiles is not None:
             self.logFiles.stop()
-
-    def stopService(self):
-        return Deferred.fromCoroutine(self._stop())
+        if self.audit is not None:
+            self.audit.close()
 
 
 def identifyCaller(identifyCertificate, tokens, audit=None, metrics=None,
@@ -613,16 +312,38 @@ def identifyCaller(identifyCertificate, tokens, audit=None, metrics=None,
     return identify
 
 
-def buildServer(reactor, options):
+def buildService(options, reactor, runInThread=None, installSignal=True):
     """
-    Build the server service from parsed L{Options}.
+    Wire the server from parsed L{Options}, reading no file: they are read
+    by L{ServerService.load}, when it starts at the latest.
+
+    @param reactor: the reactor the server listens and keeps time with.
+    @param runInThread: C{runInThread(f, *args)}, a L{Deferred} of
+        C{f(*args)} run off the reactor thread, for the credential reloads
+        and the history database [default: the reactor's thread pool for
+        the first, a thread of its own for the second].
+    @param installSignal: whether SIGHUP reloads the credentials while the
+        server runs.
+    @rtype: L{ServerService}
     """
-    udp = sender = None
+    sender = None
     if options["udp-broadcast"] is not None:
         sender = UDPWakeSender(options["udp-broadcast"])
-        udp = _DatagramListener(reactor, sender, options["interface"])
     metrics = Metrics()
-    history = History(options["history"], reactor)
+    history = History(options["history"], reactor, runInThread=runInThread)
+    audit = AuditLog(options["audit-log"], rotateBytes=options["audit-rotate"],
+                     keep=options["audit-keep"])
+    tokens = None
+    if options["token-issuers"] is not None:
+        tokens = TokenPolicy(options["token-issuers"])
+    ctx = ServerContextFactory(
+        options["hostcert"], options["hostkey"], options["ca-dir"], crlCheck=options["crl-check"],
+        audit=audit, requireCertificate=tokens is None,
+    )
+    # Wake channels carry only "wake" and keep-alives, and there may be tens
+    # of thousands: TLS 1.2 (ECDHE, AEAD) costs about 10 KB less per idle
+    # connection than TLS 1.3 with a post-quantum key share.
+    wakeCtx = ctx.sibling(maxVersion=None if options["wake-tls13"] else SSL.TLS1_2_VERSION)
     registry, table = MemoryJobRegistry(), MemoryRequestTable()
     config = HubConfig(
         admins=options["admin"],
@@ -648,14 +369,13 @@ def buildServer(reactor, options):
         table,
         config,
         wakes=wakes,
-        audit=options.audit,
+        audit=audit,
         metrics=metrics,
         history=history,
         runInThread=lambda f, *a: deferToThreadPool(reactor, reactor.getThreadPool(), f, *a),
     )
     identify = identifyCaller(
-        identifyTLS(identityOfConnection), options.tokens, audit=options.audit,
-        metrics=metrics,
+        identifyTLS(identityOfConnection), tokens, audit=audit, metrics=metrics,
     )
     rpc = XMLRPCResource(
         {
@@ -685,53 +405,52 @@ def buildServer(reactor, options):
 
     def wakeIdentify(transport):
         connection = transport.getHandle()
-        if options.tokens is not None and connection.get_peer_certificate() is None:
+        if tokens is not None and connection.get_peer_certificate() is None:
             # A daemon that registered with a token: its registration's
             # wake token is what binds the channel.
             return None
         return identityOfConnection(connection)
 
-    ctx = options.contextFactory
-    # Wake channels carry only "wake" and keep-alives, and there may be tens
-    # of thousands: TLS 1.2 (ECDHE, AEAD) costs about 10 KB less per idle
-    # connection than TLS 1.3 with a post-quantum key share.
-    wakeCtx = ctx.sibling(maxVersion=None if options["wake-tls13"] else SSL.TLS1_2_VERSION)
-    wakeCtx.load()
-    https = _Listener(
-        endpoints.SSL4ServerEndpoint(
-            reactor, options["https-port"], ctx, interface=options["interface"]
-        ),
-        site,
+    metrics.watch(hub)
+    logFiles = None
+    if options["log-dir"]:
+        logFiles = LogFiles(options["log-dir"], split=not options["log-single"])
+    credentials = [ctx, wakeCtx] if tokens is None else [tokens, ctx, wakeCtx]
+    service = ServerService(
+        reactor, hub, credentials=credentials, audit=audit, history=history,
+        logFiles=logFiles, portFile=options["port-file"],
     )
-    wake = _Listener(
-        endpoints.SSL4ServerEndpoint(
-            reactor, options["wake-port"], wakeCtx, interface=options["interface"]
-        ),
+    interface = options["interface"]
+    service.listen(
+        "https", endpoints.SSL4ServerEndpoint(reactor, options["https-port"], ctx,
+                                              interface=interface), site,
+    )
+    service.listen(
+        "wake", endpoints.SSL4ServerEndpoint(reactor, options["wake-port"], wakeCtx,
+                                             interface=interface),
         WakeServerFactory(hub, wakeIdentify, reactor, maxPerPeer=options["max-per-peer"]),
     )
-    metrics.watch(hub)
-    service = ServerService(reactor, hub, https, wake, udp=udp, portFile=options["port-file"])
-    if options["log-dir"]:
-        service.logFiles = LogFiles(options["log-dir"], split=not options["log-single"])
+    if sender is not None:
+        # Send from the interface the server listens on, any port.
+        UDPServer(0, sender, interface="" if interface == "0.0.0.0" else interface,
+                  reactor=reactor).setServiceParent(service)
     if options["metrics-port"] is not None:
         from twisted.web.server import Site
 
-        site = Site(MetricsResource(metrics, hub))
-        site.noisy = False
-        site.log = lambda request: None
-        service.metricsListener = _Listener(
-            endpoints.TCP4ServerEndpoint(
-                reactor, options["metrics-port"], interface=options["metrics-interface"]
-            ),
-            site,
+        metricsSite = Site(MetricsResource(metrics, hub))
+        metricsSite.noisy = False
+        metricsSite.log = lambda request: None
+        service.listen(
+            "metrics",
+            endpoints.TCP4ServerEndpoint(reactor, options["metrics-port"],
+                                         interface=options["metrics-interface"]),
+            metricsSite,
         )
-        service.metricsListener.setServiceParent(service)
-    reloadable = [ctx, wakeCtx]
-    if options.tokens is not None:
-        reloadable.append(options.tokens)
-    CredentialReloader(reactor, reloadable, options["reload-interval"]).setServiceParent(
-        service
-    )
+    reloadable = [ctx, wakeCtx] if tokens is None else [ctx, wakeCtx, tokens]
+    CredentialReloader(
+        reactor, reloadable, options["reload-interval"], installSignal=installSignal,
+        runInThread=runInThread,
+    ).setServiceParent(service)
     return service
 
 
@@ -754,11 +473,21 @@ def raiseFileLimit():
     return soft
 
 
-def makeService(options):
+def makeService(options, program="jobmon-server"):
     """
-    twistd entry point.
+    twistd entry point: the server on the global reactor, with its files
+    read at once, so that a bad one stops C{twistd} with one line (before
+    it detaches from the terminal) rather than a traceback.
+
+    @param program: what that line begins with.
+    @raise SystemExit: a file is missing or bad.
     """
     from twisted.internet import reactor
 
     raiseFileLimit()
-    return buildServer(reactor, options)
+    service = buildService(options, reactor)
+    try:
+        service.load()
+    except StartupError as e:
+        raise SystemExit("{}: {}".format(program, e))
+    return service

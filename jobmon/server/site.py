@@ -3,6 +3,8 @@ The server's HTTPS site: the XML-RPC endpoint's connection limits, and the
 caller's identity read from its TLS connection.
 """
 
+from weakref import WeakKeyDictionary
+
 from twisted.web.server import Site
 
 from jobmon.server.admission import PerPeerLimit
@@ -60,9 +62,13 @@ def identifyTLS(identityOfConnection):
         identity (see L{jobmon.server.identity.identityOfConnection}).
     """
 
+    # One entry per open HTTP connection: the chain is verified once per
+    # connection, and an entry goes with its connection.
+    cache = WeakKeyDictionary()
+
     def identify(request):
         channel = request.channel
-        cached = getattr(channel, "_jobmonIdentity", None)
+        cached = cache.get(channel)
         if cached is not None:
             return cached
         getHandle = getattr(request.transport, "getHandle", None)
@@ -70,7 +76,7 @@ def identifyTLS(identityOfConnection):
         if connection is None or not hasattr(connection, "get_verified_chain"):
             raise JobMonError(NOT_AUTHENTICATED, "a client certificate is required")
         identity = identityOfConnection(connection)
-        channel._jobmonIdentity = identity
+        cache[channel] = identity
         return identity
 
     return identify

@@ -6,6 +6,7 @@ required, CRLs checked, refused handshakes logged a few at a time.
 import os
 import re
 import time
+import weakref
 
 from OpenSSL import SSL, crypto
 from twisted.internet.interfaces import IOpenSSLContextFactory
@@ -92,6 +93,9 @@ class ServerContextFactory:
         self.maxVersion = maxVersion
         self.requireCertificate = requireCertificate
         self.refusals = RefusalBudget()
+        # The handshakes already refused: the verify callback runs for each
+        # certificate of a chain, the refusal is logged once.
+        self._refusedConnections = weakref.WeakSet()
         self.crls = 0
         self._context = None
         self._stamp = None
@@ -104,8 +108,7 @@ class ServerContextFactory:
         @raise CredentialError: a file is missing or invalid.
         """
         stamp = self.stamp()
-        self._context = self._build()
-        self._stamp = stamp
+        self.install(self._build() + (stamp,))
 
     def stamp(self):
         """
@@ -135,8 +138,8 @@ class ServerContextFactory:
     def prepareReload(self):
         """
         Look at the files and, if they changed, build a new context without
-        installing it.  Blocking: L{jobmon.server.service.CredentialReloader} calls
-        it in a thread, then L{install} in the reactor's.
+        installing it.  Blocking: L{jobmon.server.reloader.CredentialReloader}
+        calls it in a thread, then L{install} in the reactor's.
 
         @return: what L{install} takes, or L{None} if nothing changed.
         @raise CredentialError: the new files are invalid.
@@ -144,16 +147,22 @@ class ServerContextFactory:
         stamp = self.stamp()
         if stamp == self._stamp:
             return None
-        return self._build(), stamp
+        return self._build() + (stamp,)
 
     def install(self, prepared):
         """
         Use a context made by L{prepareReload} for new connections;
         established ones keep theirs.
         """
-        self._context, self._stamp = prepared
+        self._context, self.crls, self._stamp = prepared
 
     def _build(self):
+        """
+        Build a context from the files; touch no attribute of C{self} that
+        connections read, since this runs in a thread.
+
+        @return: the context and the number of CRL files it checks.
+        """
         ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
         ctx.set_min_proto_version(SSL.TLS1_2_VERSION)
         if self.maxVersion is not None:
@@ -185,8 +194,8 @@ class ServerContextFactory:
         caCertificates(self.caDir)
         ctx.load_verify_locations(None, self.caDir)
         flags = crypto.X509StoreFlags.ALLOW_PROXY_CERTS
-        self.crls = len([n for n in os.listdir(self.caDir) if _CRL_NAME.match(n)])
-        check = self.crlCheck == "require" or (self.crlCheck == "auto" and self.crls)
+        crls = len([n for n in os.listdir(self.caDir) if _CRL_NAME.match(n)])
+        check = self.crlCheck == "require" or (self.crlCheck == "auto" and crls)
         if check:
             # Every certificate of the chain, not only the leaf: the leaf is
             # usually a proxy, which CRLs do not list (OpenSSL skips proxies).
@@ -209,20 +218,17 @@ class ServerContextFactory:
         if self.requireCertificate:
             mode |= SSL.VERIFY_FAIL_IF_NO_PEER_CERT
         ctx.set_verify(mode, verify)
-        return ctx
+        return ctx, crls
 
     def _refused(self, connection, cert, errno, depth):
         """
         Log (and audit) a certificate refused at the handshake, once per
         connection: the client learns only that it was refused.
         """
-        protocol = connection.get_app_data()
-        if getattr(protocol, "_jobmonRefusalLogged", False):
+        if connection in self._refusedConnections:
             return
-        try:
-            protocol._jobmonRefusalLogged = True
-        except AttributeError:
-            pass
+        self._refusedConnections.add(connection)
+        protocol = connection.get_app_data()
         try:
             from jobmon.certificates import dnOf
 

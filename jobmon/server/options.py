@@ -1,0 +1,291 @@
+"""
+The command-line options of C{twistd jobmon-server} (and the keys of its
+configuration file): parsed and checked here, used by
+L{jobmon.server.service}, which reads the files they name when the server
+starts.
+"""
+
+from twisted.internet.abstract import isIPAddress
+from twisted.python import usage
+
+from jobmon.config import FileOptions, applyConfigFile
+from jobmon.options import DEFAULT_CA_DIR, defaultCADir, portNumber, positive
+from jobmon.server.tls import CRL_MODES
+
+
+class Options(FileOptions):
+    """
+    Command-line options of C{twistd jobmon-server}.
+    """
+
+    synopsis = "[options]"
+    longdesc = (
+        "Run the JobMon central server: XML-RPC over HTTPS for users and job "
+        "daemons, and the TCP wake port for job daemons."
+    )
+
+    optParameters = [
+        ["config", None, None, "TOML configuration file: keys are the long option names; "
+         "options given on the command line override it (docs/CONFIG.md)."],
+        ["interface", None, "0.0.0.0", "Address to listen on."],
+        ["https-port", None, 8443, "XML-RPC over HTTPS port (0: any free port).", portNumber],
+        ["wake-port", None, 8444, "TCP wake channel port (0: any free port).", portNumber],
+        ["hostcert", None, "/etc/grid-security/hostcert.pem", "Host certificate (PEM)."],
+        ["hostkey", None, "/etc/grid-security/hostkey.pem", "Host key (PEM)."],
+        [
+            "ca-dir",
+            None,
+            None,
+            "Trusted CAs, OpenSSL hashed directory "
+            "[default: $X509_CERT_DIR, then " + DEFAULT_CA_DIR + "].",
+        ],
+        [
+            "crl-check",
+            None,
+            "auto",
+            "Revocation: auto (check certificates whose CA has a CRL file <hash>.r0 "
+            "in the CA directory), require (refuse those whose CA has none), off.",
+        ],
+        [
+            "reload-interval",
+            None,
+            60.0,
+            "Seconds between checks of the CA directory, host credential and token "
+            "issuers for changes (SIGHUP reloads at once).",
+            positive(float),
+        ],
+        [
+            "query-timeout",
+            None,
+            30.0,
+            "Seconds a query waits for its job.",
+            positive(float),
+        ],
+        [
+            "keepalive",
+            None,
+            20,
+            "Wake channel keep-alive interval, seconds; a silent peer is dropped "
+            "after three intervals.",
+            positive(int),
+        ],
+        [
+            "connect-grace",
+            None,
+            30.0,
+            "Seconds a registered job has to connect its wake channel.",
+            positive(float),
+        ],
+        [
+            "max-body",
+            None,
+            16 * 1024 * 1024,
+            "Largest XML-RPC request body accepted, bytes (results included).",
+            positive(int),
+        ],
+        [
+            "max-pending-per-job",
+            None,
+            64,
+            "Most requests queued or running for one job.",
+            positive(int),
+        ],
+        [
+            "max-pending-per-user",
+            None,
+            256,
+            "Most queries one user may have pending at once.",
+            positive(int),
+        ],
+        [
+            "query-rate",
+            None,
+            50.0,
+            "Queries per second one user may make (sustained).",
+            positive(float),
+        ],
+        [
+            "query-burst",
+            None,
+            200,
+            "Queries one user may make in a burst above the rate.",
+            positive(int),
+        ],
+        [
+            "max-per-peer",
+            None,
+            1024,
+            "Most connections to each port from one address.",
+            positive(int),
+        ],
+        [
+            "request-deadline",
+            None,
+            30.0,
+            "Seconds a client has to send a whole request once it starts.",
+            positive(float),
+        ],
+        [
+            "idle-timeout",
+            None,
+            120.0,
+            "Seconds an idle HTTPS connection is kept.",
+            positive(float),
+        ],
+        [
+            "udp-broadcast",
+            None,
+            None,
+            "Offer UDP wakes, sent to this ADDR:PORT (the workers' broadcast address, "
+            "e.g. 10.1.255.255:8445; 127.255.255.255:PORT on one host).",
+        ],
+        [
+            "reregister-interval",
+            None,
+            60.0,
+            "Seconds between re-registrations of UDP daemons.",
+            positive(float),
+        ],
+        [
+            "missed-registrations",
+            None,
+            3,
+            "UDP and poll jobs not heard from for this many intervals are dropped.",
+            positive(int),
+        ],
+        [
+            "cleanup-interval",
+            None,
+            10.0,
+            "Seconds between cleanup cycles.",
+            positive(float),
+        ],
+        [
+            "max-poll",
+            None,
+            60.0,
+            "Longest wait of a poll-mode daemon's waitForWork call, seconds.",
+            positive(float),
+        ],
+        [
+            "log-dir",
+            None,
+            None,
+            "Also write structured JSON-lines logs here: jobmon-registration, -query, "
+            "-wake, -cleanup and -server.jsonl (or one jobmon.jsonl with --log-single).",
+        ],
+        [
+            "metrics-port",
+            None,
+            None,
+            "Serve Prometheus metrics (/metrics) and a health check (/healthz) over "
+            "plain HTTP on this port [default: off].",
+            portNumber,
+        ],
+        [
+            "metrics-interface",
+            None,
+            "127.0.0.1",
+            "Address of the metrics port.",
+        ],
+        [
+            "history",
+            None,
+            "jobmon-history.sqlite3",
+            "SQLite database of job and query history (jobmon-query history).",
+        ],
+        [
+            "audit-log",
+            None,
+            "jobmon-audit.jsonl",
+            "The audit trail: JSON lines, one per query, refusal and registration.",
+        ],
+        [
+            "audit-rotate",
+            None,
+            10 * 1024 * 1024,
+            "Rotate the audit log past this many bytes.",
+            positive(int),
+        ],
+        [
+            "audit-keep",
+            None,
+            10,
+            "Rotated audit logs kept.",
+            positive(int),
+        ],
+        [
+            "token-issuers",
+            None,
+            None,
+            "Also accept WLCG/SciTokens bearer tokens from the issuers this TOML file "
+            "names, with their key files and scopes (docs/SECURITY.md); a client "
+            "certificate becomes optional [default: certificates only].",
+        ],
+        [
+            "port-file",
+            None,
+            None,
+            "Once listening, write the bound ports here as JSON "
+            '({"https": N, "wake": N}); useful with port 0.',
+        ],
+    ]
+
+    optFlags = [
+        [
+            "log-single",
+            None,
+            "With --log-dir, one file with a category field instead of one per category.",
+        ],
+        [
+            "wake-tls13",
+            None,
+            "Use TLS 1.3 on the wake port too (default: TLS 1.2 there, which "
+            "costs about 10 KB less per idle wake channel).",
+        ],
+    ]
+
+    configPaths = (
+        "hostcert", "hostkey", "ca-dir", "audit-log", "port-file", "log-dir", "history",
+        "token-issuers",
+    )
+    """Options a configuration file gives relative to its directory."""
+
+    def __init__(self):
+        super().__init__()
+        self["admin"] = []
+
+    def opt_admin(self, dn):
+        """
+        A DN that may see and query every job (repeatable).
+        """
+        self["admin"].append(dn)
+
+    def postOptions(self):
+        """
+        Fill in the configuration file's values and check what the coercers
+        cannot: nothing is opened or read but the configuration file, and
+        the files named are read when the service starts
+        (L{jobmon.server.service.makeService}).
+        """
+        applyConfigFile(self)
+        if self["udp-broadcast"] is not None:
+            address, _, port = self["udp-broadcast"].rpartition(":")
+            try:
+                port = int(port)
+                if not 0 < port < 65536 or not isIPAddress(address):
+                    raise ValueError()
+            except ValueError:
+                raise usage.UsageError(
+                    "--udp-broadcast must be ADDR:PORT with an IPv4 address, not {!r}".format(
+                        self["udp-broadcast"]
+                    )
+                )
+            self["udp-broadcast"] = (address, port)
+        if self["ca-dir"] is None:
+            self["ca-dir"] = defaultCADir()
+        if self["crl-check"] not in CRL_MODES:
+            raise usage.UsageError(
+                "--crl-check must be one of {}".format(", ".join(CRL_MODES))
+            )
+
