@@ -84,15 +84,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
         self.wfile.flush()
 
-    def finish(self):
-        """
-        Tell the test the connection is over.
-        """
-        try:
-            super().finish()
-        finally:
-            self.server.closed.set()
-
 
 class _Server(socketserver.ThreadingMixIn, HTTPServer):
     """
@@ -130,6 +121,16 @@ class _Server(socketserver.ThreadingMixIn, HTTPServer):
         with self.lock:
             self.accepted += 1
         return sock, address
+
+    def shutdown_request(self, request):
+        """
+        Close a connection, then tell the test it is over (not before: a
+        client looking at the socket in between would still see it open).
+        """
+        try:
+            super().shutdown_request(request)
+        finally:
+            self.closed.set()
 
 
 def answerNormally(number, method, params):
