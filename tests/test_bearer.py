@@ -21,6 +21,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from jobmon import client, credentials
+from jobmon.client import credential as clientCredential
 from jobmon.credentials import (
     TokenNotFound,
     discoverToken,
@@ -413,7 +414,7 @@ class ResolveAuthTests(_FilesMixin, SynchronousTestCase):
         _FilesMixin.setUp(self)
         self.proxyPath = os.path.join(self.runtime, "x509up")
         proxyPath = lambda environ=None, uid=None: self.proxyPath  # noqa: E731
-        self.patch(client, "defaultProxyPath", proxyPath)
+        self.patch(clientCredential, "defaultProxyPath", proxyPath)
         self.patch(credentials, "defaultProxyPath", proxyPath)
         self.btPath = os.path.join(self.runtime, "bt_u%d" % (os.getuid(),))
 
@@ -523,7 +524,7 @@ class ChooseCredentialTests(_FilesMixin, SynchronousTestCase):
         _FilesMixin.setUp(self)
         self.proxyPath = os.path.join(self.runtime, "x509up")
         proxyPath = lambda environ=None, uid=None: self.proxyPath  # noqa: E731
-        self.patch(client, "defaultProxyPath", proxyPath)
+        self.patch(clientCredential, "defaultProxyPath", proxyPath)
         self.patch(credentials, "defaultProxyPath", proxyPath)
 
     def test_tokenGiven(self):

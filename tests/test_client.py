@@ -951,7 +951,7 @@ class OpRequestTests(SynchronousTestCase):
         """
         Pages are fetched until one comes back short.
         """
-        import jobmon.client as client
+        from jobmon.client import api
 
         pages = [[{"job_id": "a"}, {"job_id": "b"}], [{"job_id": "c"}]]
         calls = []
@@ -960,7 +960,7 @@ class OpRequestTests(SynchronousTestCase):
             calls.append(params)
             return pages.pop(0)
 
-        self.patch(client, "LIST_PAGE", 2)
+        self.patch(api, "LIST_PAGE", 2)
         self.client._call = fake
         self.assertEqual([j["job_id"] for j in self.client.listJobs()], ["a", "b", "c"])
         self.assertEqual(calls, [({"limit": 2},), ({"limit": 2, "after": "b"},)])

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from OpenSSL import crypto
 from twisted.trial.unittest import SynchronousTestCase
 
-from jobmon.devtools import pki
+from jobmon.devtools import certs, pki
 
 OPENSSL = "/usr/bin/openssl"
 
@@ -48,7 +48,7 @@ def pemLabels(path):
     """
     The labels of the PEM blocks of C{path}, in order.
     """
-    return [label for label, _ in pki._pemBlocks(pki._readFile(path))]
+    return [label for label, _ in certs._pemBlocks(certs._readFile(path))]
 
 
 def opensslVerify(capath, path):

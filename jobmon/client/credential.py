@@ -1,0 +1,273 @@
+"""
+What the client authenticates with: a certificate (L{_Credential}) or a
+bearer token (L{_TokenCredential}), chosen by L{chooseCredential}.
+
+Each gives the SSL context of a new connection (trusting the CA directory,
+see L{_trustingContext}) and the C{Authorization} header of each request,
+and checks the credential first, so that a missing or expired one is
+reported by the client rather than refused by the server.
+
+Like the rest of L{jobmon.client}, this imports only the standard library
+and L{jobmon.errors}, L{jobmon.credentials} and L{jobmon.options}.
+"""
+
+import os
+import ssl
+import time
+
+from jobmon import credentials
+from jobmon.client.errors import (
+    BAD_ARGUMENT,
+    BAD_CREDENTIAL,
+    CREDENTIAL_EXPIRED,
+    NO_CA_DIR,
+    NO_CREDENTIAL,
+    ClientError,
+    _sslReason,
+)
+from jobmon.credentials import TokenNotFound, defaultProxyPath, expiredAt, tokenSource
+from jobmon.options import defaultCADir
+
+_REFUSED_MESSAGE = (
+    "the server refused your certificate (expired, unknown CA, revoked or "
+    "unsupported proxy type)"
+)
+
+_TOKEN_REFUSED_MESSAGE = (
+    "the server closed the connection at the TLS handshake: it wants a client "
+    "certificate and does not accept bearer tokens; use --auth x509"
+)
+
+
+def certificateDates(path):
+    """
+    Return C{(notBefore, notAfter)} of the first certificate in the PEM file
+    C{path}, in seconds since the epoch, or C{(None, None)} if they cannot be
+    read.
+
+    This uses C{ssl._ssl._test_decode_cert}, private but part of the
+    standard library, to avoid depending on C{cryptography}; any failure just
+    skips the check.
+    """
+    try:
+        info = ssl._ssl._test_decode_cert(path)
+        return (
+            ssl.cert_time_to_seconds(info["notBefore"]),
+            ssl.cert_time_to_seconds(info["notAfter"]),
+        )
+    except Exception:
+        return None, None
+
+
+def _utc(seconds):
+    """
+    Format a time for a message.
+    """
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds))
+
+
+def _trustingContext(caDir):
+    """
+    An SSL context that verifies the server against C{caDir} (a hashed
+    directory or one PEM bundle) and presents no certificate.
+    """
+    if not os.path.exists(caDir):
+        raise ClientError(
+            NO_CA_DIR,
+            "the CA directory %s does not exist; set X509_CERT_DIR" % (caDir,),
+        )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = True
+    context.verify_mode = ssl.CERT_REQUIRED
+    try:
+        if os.path.isdir(caDir):
+            context.load_verify_locations(capath=caDir)
+        else:
+            # A single PEM bundle works too.
+            context.load_verify_locations(cafile=caDir)
+    except (OSError, ValueError) as e:
+        raise ClientError(NO_CA_DIR, "cannot load CA certificates from %s: %s" % (caDir, e))
+    return context
+
+
+class _TokenCredential:
+    """
+    A bearer token, read afresh for every request, over a TLS connection
+    that shows no certificate.
+
+    @ivar source: callable returning C{(token, where)}; see
+        L{jobmon.credentials.tokenSource}.
+    """
+
+    refusedMessage = _TOKEN_REFUSED_MESSAGE
+
+    def __init__(self, source, caDir):
+        self.source = source
+        self.caDir = caDir
+        self._context = None
+
+    def context(self, now=None):
+        """
+        The SSL context for a new connection (the token is checked too, so
+        that a missing or expired one is reported before connecting).
+        """
+        self.authorization(now)
+        if self._context is None:
+            self._context = _trustingContext(self.caDir)
+        return self._context
+
+    def authorization(self, now=None):
+        """
+        The C{Authorization} header value for the next request.
+
+        @raise ClientError: L{NO_CREDENTIAL} (no token, unreadable) or
+            L{CREDENTIAL_EXPIRED}.
+        """
+        try:
+            token, where = self.source()
+        except TokenNotFound as e:
+            raise ClientError(NO_CREDENTIAL, str(e))
+        expires = expiredAt(token, time.time() if now is None else now)
+        if expires is not None:
+            raise ClientError(
+                CREDENTIAL_EXPIRED,
+                "your bearer token from %s expired at %s; get a new one "
+                "(oidc-token, htgettoken)" % (where, _utc(expires)),
+            )
+        return "Bearer " + token
+
+
+def resolveAuth(auth, proxy=None, key=None, token=None, tokenFile=None, environ=None,
+                uid=None):
+    """
+    L{jobmon.credentials.resolveAuth}, with an unknown C{auth} reported as
+    a L{ClientError} (L{BAD_ARGUMENT}).
+    """
+    try:
+        return credentials.resolveAuth(auth, proxy, key, token, tokenFile, environ, uid)
+    except ValueError as e:
+        raise ClientError(BAD_ARGUMENT, str(e))
+
+
+def chooseCredential(auth, proxy, key, caDir, token=None, tokenFile=None, environ=None):
+    """
+    Make the credential a client authenticates with (see L{resolveAuth}).
+
+    @param token: a token string, used as given.
+    @param tokenFile: a file holding the token, read for every request.
+    """
+    auth = resolveAuth(auth, proxy, key, token, tokenFile, environ)
+    caDir = caDir if caDir else defaultCADir(environ)
+    if token is not None:
+        where = "the token argument"
+        source = lambda: (token, where)  # noqa: E731
+    else:
+        source = tokenSource(tokenFile, environ)
+    if auth == "token":
+        return _TokenCredential(source, caDir)
+    return _Credential(proxy if proxy else defaultProxyPath(environ), key, caDir)
+
+
+class _Credential:
+    """
+    The SSL context built from a credential file, reloaded when the file
+    changes (a renewed proxy).
+    """
+
+    def __init__(self, proxy, key, caDir):
+        self.proxy = proxy
+        self.key = key
+        self.caDir = caDir
+        self._signature = None
+        self._context = None
+        self._dates = (None, None)
+
+    def _stat(self, path, what):
+        """
+        Stat a credential file, turning failures into L{NO_CREDENTIAL}.
+        """
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise ClientError(
+                NO_CREDENTIAL,
+                "no credential: %s does not exist; run voms-proxy-init or set "
+                "X509_USER_PROXY" % (path,)
+                if what == "credential"
+                else "no credential: the key file %s does not exist" % (path,),
+            )
+        except OSError as e:
+            raise ClientError(
+                NO_CREDENTIAL,
+                "no credential: cannot read %s: %s"
+                % (path, (e.strerror or str(e)).lower()),
+            )
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def context(self, now=None):
+        """
+        Return the SSL context for a new connection, after checking that the
+        files exist and the certificate is currently valid.
+
+        @raise ClientError: L{NO_CREDENTIAL}, L{CREDENTIAL_EXPIRED},
+            L{BAD_CREDENTIAL} or L{NO_CA_DIR}.
+        """
+        signature = [self._stat(self.proxy, "credential")]
+        if self.key is not None:
+            signature.append(self._stat(self.key, "key"))
+        signature = tuple(signature)
+        if signature != self._signature or self._context is None:
+            self._context = self._load()
+            self._dates = certificateDates(self.proxy)
+            self._signature = signature
+        self._checkDates(time.time() if now is None else now)
+        return self._context
+
+    def _checkDates(self, now):
+        """
+        Refuse a certificate outside its validity period, with a message
+        better than the server's bare refusal.
+        """
+        notBefore, notAfter = self._dates
+        if notAfter is not None and now > notAfter:
+            raise ClientError(
+                CREDENTIAL_EXPIRED,
+                "your credential %s expired at %s; renew it (voms-proxy-init)"
+                % (self.proxy, _utc(notAfter)),
+            )
+        # A little slack: a proxy made a moment ago on a machine whose clock
+        # is slightly ahead still works on most servers.
+        if notBefore is not None and now + 300 < notBefore:
+            raise ClientError(
+                CREDENTIAL_EXPIRED,
+                "your credential %s is not valid before %s; check the clock"
+                % (self.proxy, _utc(notBefore)),
+            )
+
+    def authorization(self, now=None):
+        """
+        A certificate needs no C{Authorization} header.
+        """
+        return None
+
+    refusedMessage = _REFUSED_MESSAGE
+
+    def _load(self):
+        """
+        Build the SSL context.
+        """
+        context = _trustingContext(self.caDir)
+        try:
+            context.load_cert_chain(self.proxy, self.key)
+        except ssl.SSLError as e:
+            raise ClientError(
+                BAD_CREDENTIAL,
+                "cannot use the credential %s: %s" % (self.proxy, _sslReason(e)),
+            )
+        except OSError as e:
+            raise ClientError(
+                NO_CREDENTIAL,
+                "no credential: cannot read %s: %s"
+                % (self.proxy, (e.strerror or str(e)).lower()),
+            )
+        return context
