@@ -669,10 +669,6 @@ class Worker:
         await defer.gatherResults([Deferred.fromCoroutine(one()) for _ in range(k)])
         return changed[0], errors
 
-    async def cmd_exit(self):
-        reactor.callLater(0.1, reactor.stop)
-        return {}
-
 
 class WorkerCommands(LineReceiver):
     """
