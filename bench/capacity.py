@@ -66,6 +66,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import common  # noqa: E402  (puts the repository root on sys.path)
+from common import say  # noqa: E402
 from twisted.internet import defer, reactor  # noqa: E402
 from twisted.internet.defer import Deferred, DeferredSemaphore  # noqa: E402
 from twisted.internet.endpoints import TCP4ClientEndpoint, wrapClientTLS  # noqa: E402
@@ -133,14 +134,6 @@ LIMITS_LIFTED = ["--max-per-peer", "1000000"] + common.QUERY_LIMITS_LIFTED
 come from 127.0.0.1 as one user, which the per-address connection limit
 and the per-user query rate are meant to stop (a real site's daemons come
 from many addresses)."""
-
-
-def say(message):
-    """
-    A progress line on stderr.
-    """
-    sys.stderr.write("capacity: {}\n".format(message))
-    sys.stderr.flush()
 
 
 def sleep(seconds):

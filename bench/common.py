@@ -558,6 +558,13 @@ def machineCPU():
     return (total - idle) / ticks, total / ticks, softirq / ticks
 
 
+def mib(kib):
+    """
+    KiB (as in C{/proc/PID/status}) in MiB to one decimal, or L{None}.
+    """
+    return None if kib is None else round(kib / 1024.0, 1)
+
+
 def settle(pid, quiet=0.02, interval=0.3, limit=10.0):
     """
     Wait until process C{pid} is idle (less than C{quiet} CPU seconds over

@@ -98,7 +98,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import common  # noqa: E402  (sets sys.path for jobmon)
-from common import JOB_ID, machineCPU, procStatus  # noqa: E402
+from common import JOB_ID, machineCPU, mib, procStatus, say  # noqa: E402
 
 RESPONSIVE_P99_MS = 100.0
 """The good client's p99 (queries and reconnections) under which the server
@@ -158,14 +158,6 @@ QUICK = {
     "min_stat": 1_000,
     "sustain_seconds": 3.0,
 }
-
-
-def say(message):
-    """
-    A progress line on standard error.
-    """
-    sys.stderr.write("hardening: {}\n".format(message))
-    sys.stderr.flush()
 
 
 # --- process figures ---------------------------------------------------------
@@ -1046,10 +1038,6 @@ def _statEvery(row, cfg, secondsLeft, minStat, current):
 # --- report --------------------------------------------------------------------
 
 
-def _mib(kib):
-    return None if kib is None else round(kib / 1024.0, 1)
-
-
 def floodTables(doc):
     """
     Part 1 as Markdown.
@@ -1083,8 +1071,8 @@ def floodTables(doc):
         if not w:
             continue
         rows.append([
-            label, _mib(w["rss_before_kib"]), _mib(w["rss_during_kib"]), _mib(w["rss_after_kib"]),
-            _mib(w["hwm_after_kib"]), "{} / {} / {}".format(
+            label, mib(w["rss_before_kib"]), mib(w["rss_during_kib"]), mib(w["rss_after_kib"]),
+            mib(w["hwm_after_kib"]), "{} / {} / {}".format(
                 w["fds_before"], w["fds_during"], w["fds_after"]),
             w["daemon_cpu_percent"], w["flood_cpu_percent"], w["others_cpu_percent"],
             w["server_log_bytes"], w["audit_bytes"],
@@ -1102,18 +1090,19 @@ def floodTables(doc):
         rows.append([
             kind, KIND_TEXT[kind], w["flood_rate"], w["server_cpu_percent"],
             w["server_cpu_ms_per_flood_request"] or "-", w["unexpected"], w["errors"],
-            _mib(w["rss_during_kib"]), _mib(w["hwm_after_kib"]),
+            mib(w["rss_during_kib"]), mib(w["hwm_after_kib"]),
         ])
     for label, w in doc.get("handshake_kinds", {}).items():
         rows.append([
             "handshake", "TLS handshake with " + label + ", refused", w["flood_rate"],
             w["server_cpu_percent"], w["server_cpu_ms_per_flood_request"] or "-",
-            w["accepted"], w["errors"], _mib(w["rss_during_kib"]), _mib(w["hwm_after_kib"]),
+            w["accepted"], w["errors"], mib(w["rss_during_kib"]), mib(w["hwm_after_kib"]),
         ])
     out.append("Each kind of malformed request or refused handshake alone (no good "
-               "client; for handshakes, \"wrong answers\" are handshakes accepted):\n\n" + common.markdownTable(
-        ["kind", "request", "req/s", "server CPU %", "server CPU ms per req",
-         "wrong answers", "errors", "RSS during MiB", "peak MiB"], rows))
+               "client; for handshakes, \"wrong answers\" are handshakes accepted):\n\n"
+               + common.markdownTable(
+                   ["kind", "request", "req/s", "server CPU %", "server CPU ms per req",
+                    "wrong answers", "errors", "RSS during MiB", "peak MiB"], rows))
     hs = doc["windows"].get("handshake", {})
     notes = []
     for key, label in (("malformed", "Mixed flood"), ("small", "Small-kinds flood")):

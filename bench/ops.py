@@ -159,11 +159,8 @@ def memory(pid):
     C{VmRSS} and C{VmHWM} of process C{pid}, in MiB (Linux), or L{None}s.
     """
     status = common.procStatus(pid)
-    return {"rss_mib": _mib(status.get("VmRSS")), "hwm_mib": _mib(status.get("VmHWM"))}
-
-
-def _mib(kib):
-    return None if kib is None else round(kib / 1024.0, 1)
+    return {"rss_mib": common.mib(status.get("VmRSS")),
+            "hwm_mib": common.mib(status.get("VmHWM"))}
 
 
 def childrenCPU():
