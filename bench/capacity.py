@@ -1,8 +1,7 @@
 """
 Capacity of one JobMon server per wake mode: how many TCP wake connections
 it holds and at what memory cost, how many UDP re-registrations per second it
-serves, how many pending HTTPS polls it holds, the round trip of a query in
-each mode, and where a TCP channel's memory goes.
+serves, and how many pending HTTPS polls it holds.
 
 Each part starts its own real server (C{twistd -n jobmon-server} on
 127.0.0.1, throwaway PKI) and drives it with simulated job daemons, all
@@ -19,51 +18,40 @@ connections under a per-process limit of 20,000 descriptors:
      server's RSS (C{/proc/PID/status}) is read after each half-step, once
      the server is idle again.  Then, with every connection open: the
      server's idle CPU, its CPU with every daemon pinging once per the
-     default keep-alive (20 s), C{--queries} real queries to random jobs
-     (each simulated daemon answers its wake with C{getJobToDo} and
+     default keep-alive (20 s), 200 real queries to random jobs (each
+     simulated daemon answers its wake with C{getJobToDo} and
      C{outputJobResult}), C{listJobs} (its count must be N), what happens at
      the server's descriptor limit (if the ramp was capped by it), and the
      memory left once every connection is closed.
-  2. C{udp}: C{--udp-jobs} (5000) UDP jobs registered once, then registered
-     again (same C{instance}: a refresh) as fast as possible for
-     C{--udp-seconds} (15) with K kept-alive HTTPS connections from P
-     generator processes, for each C{PxK} in C{--udp-runs}.
-  3. C{poll}: C{--poll-jobs} (5000) poll jobs, each with one
-     C{waitForWork} call pending on its own HTTPS connection (from this
-     process), then queries to some of them.
-  4. C{rt}: the round trip (C{whoami}, C{stat}) through a real job daemon in
-     each mode, with L{roundtrip.measure}.  For UDP the server broadcasts to
-     C{127.255.255.255:PORT} and the daemon runs under L{loopback_twistd},
-     which binds its UDP socket to that address instead of every interface.
-  5. C{diag}: C{--diag-jobs} (5000) channels against servers run under
-     L{capacity_probe} (TLS wake port, plain TCP wake port, TLS with
-     tracemalloc), comparing C heap, Python objects and RSS per registration
-     and per channel; then L{tls_memory}'s per-configuration figures for one
-     idle TLS connection.
+  2. C{udp}: 5000 UDP jobs registered once, then registered again (same
+     C{instance}: a refresh) as fast as possible for 15 s with K kept-alive
+     HTTPS connections from P generator processes, for each C{PxK} of
+     1x1, 1x4, 1x16, 1x32, 2x16 and 2x32.
+  3. C{poll}: 5000 poll jobs, each with one C{waitForWork} call pending on
+     its own HTTPS connection, then queries to some of them.
+
+The round trip through a real daemon in each wake mode is
+C{bench/roundtrip.py --wake tcp|udp|poll}; the memory of one TLS connection
+by configuration is C{bench/tls_memory.py}.
 
 Usage::
 
-    .venv/bin/python bench/capacity.py [--quick] [--parts tcp,udp,poll,diag,rt]
-        [--tcp-jobs 20000] [--tcp-step 1000] [--udp-jobs 5000]
-        [--udp-seconds 15] [--udp-runs 1x1,1x4,1x16,1x32,2x16,2x32]
-        [--poll-jobs 5000] [--diag-jobs 5000] [--queries 200] [-n 1000]
-        [--py-spy] [--key-type ec|rsa] [--json PATH] [--keep]
+    .venv/bin/python bench/capacity.py [--quick] [--parts tcp,udp,poll]
+        [--tcp-jobs 20000] [--no-fd-edge] [--max-minutes 40] [--json PATH]
 
-C{--quick} is a smoke run (500 TCP, 500 UDP, 500 poll jobs, 3 s per run,
-500 diagnosed channels, 100 round trips; about a minute).  The figures are
-printed as Markdown.
+C{--quick} is a smoke run (500 TCP, 500 UDP, 500 poll jobs, 3 s per UDP
+run; about a minute).  The figures are printed as Markdown.
 
 Every simulated daemon and the querier connect from 127.0.0.1 as one user:
-the server's per-address connection limit and per-user query rate (if this
-version of the server has them) are lifted with its options, and the report
-says so.  This script asks for a descriptor limit of 65,536 (children
-inherit it), which only works with CAP_SYS_RESOURCE.  Every process started
-is stopped at the end (SIGTERM, then SIGKILL), also on errors and Ctrl-C,
-and the whole run is bounded in time (C{--max-minutes}).
+the server's per-address connection limit and per-user query rate are
+lifted with its options (L{LIMITS_LIFTED}), and the report says so.  This
+script asks for a descriptor limit of 65,536 (children inherit it), which
+only works with CAP_SYS_RESOURCE.  Every process started is stopped at the
+end (SIGTERM, then SIGKILL), also on errors and Ctrl-C, and the whole run is
+bounded in time (C{--max-minutes}).
 """
 
 import argparse
-import collections
 import itertools
 import json
 import os
@@ -71,21 +59,17 @@ import random
 import resource
 import secrets
 import shutil
-import signal
-import socket
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import xmlrpc.client  # noqa: E402
-
 import common  # noqa: E402  (puts the repository root on sys.path)
+from common import say  # noqa: E402
 from twisted.internet import defer, reactor  # noqa: E402
 from twisted.internet.defer import Deferred, DeferredSemaphore  # noqa: E402
 from twisted.internet.endpoints import TCP4ClientEndpoint, wrapClientTLS  # noqa: E402
-from twisted.internet.interfaces import IHandshakeListener  # noqa: E402
 from twisted.internet.protocol import Factory, ProcessProtocol  # noqa: E402
 from twisted.internet.task import LoopingCall, deferLater  # noqa: E402
 from twisted.logger import (  # noqa: E402
@@ -95,24 +79,17 @@ from twisted.logger import (  # noqa: E402
     globalLogBeginner,
     textFileLogObserver,
 )
-from twisted.protocols.basic import LineOnlyReceiver, LineReceiver  # noqa: E402
+from twisted.protocols.basic import LineReceiver  # noqa: E402
 from twisted.python.failure import Failure  # noqa: E402
-from twisted.web.client import (  # noqa: E402
-    Agent,
-    HTTP11ClientProtocol,
-    HTTPConnectionPool,
-    Request,
-    _HTTP11ClientFactory,
-)
-from twisted.web.http_headers import Headers  # noqa: E402
+from twisted.web.client import Agent, HTTPConnectionPool  # noqa: E402
+from twisted.web.iweb import IPolicyForHTTPS  # noqa: E402
 from zope.interface import implementer  # noqa: E402
 
-from jobmon.errors import JobMonError  # noqa: E402
-from jobmon.protocols.xmlrpc import XMLRPCClient, _BytesProducer, _CappedBody  # noqa: E402
-from jobmon.worker.tls import CredentialPolicy  # noqa: E402
+from jobmon.protocols.wake import WakeClientProtocol  # noqa: E402
+from jobmon.protocols.xmlrpc import XMLRPCClient  # noqa: E402
+from jobmon.worker.tls import clientOptions  # noqa: E402
 
 HOST = "127.0.0.1"
-LOOPBACK_BROADCAST = "127.255.255.255"
 FD_LIMIT = 65536
 """The descriptor limit this script asks for (only root with
 CAP_SYS_RESOURCE gets more than the hard limit)."""
@@ -143,26 +120,20 @@ STAT_SIZE = 1048576.0
 
 FULL = {
     "tcp_jobs": 20000, "tcp_step": 1000, "udp_jobs": 5000, "udp_seconds": 15.0,
-    "poll_jobs": 5000, "poll_step": 1000, "queries": 200, "n": 1000, "warmup": 100,
-    "ping_seconds": 10.0, "pyspy_seconds": 10.0, "tcp_procs": None, "fd_edge": True,
-    "udp_runs": "1x1,1x4,1x16,1x32,2x16,2x32", "diag_jobs": 5000,
-    "tls_n": 2000,
+    "poll_jobs": 5000, "poll_step": 1000, "queries": 200, "ping_seconds": 10.0,
+    "fd_edge": True, "udp_runs": [(1, 1), (1, 4), (1, 16), (1, 32), (2, 16), (2, 32)],
 }
 QUICK = {
     "tcp_jobs": 500, "tcp_step": 250, "udp_jobs": 500, "udp_seconds": 3.0,
-    "poll_jobs": 500, "poll_step": 250, "queries": 20, "n": 100, "warmup": 20,
-    "ping_seconds": 2.0, "pyspy_seconds": 3.0, "tcp_procs": None, "fd_edge": True,
-    "udp_runs": "1x1,1x4,1x16,1x32,2x16", "diag_jobs": 500,
-    "tls_n": 300,
+    "poll_jobs": 500, "poll_step": 250, "queries": 20, "ping_seconds": 2.0,
+    "fd_edge": True, "udp_runs": [(1, 1), (1, 4), (1, 16), (1, 32), (2, 16)],
 }
 
-
-def say(message):
-    """
-    A progress line on stderr.
-    """
-    sys.stderr.write("capacity: {}\n".format(message))
-    sys.stderr.flush()
+LIMITS_LIFTED = ["--max-per-peer", "1000000"] + common.QUERY_LIMITS_LIFTED
+"""Server options of the benchmark: every simulated daemon and the querier
+come from 127.0.0.1 as one user, which the per-address connection limit
+and the per-user query rate are meant to stop (a real site's daemons come
+from many addresses)."""
 
 
 def sleep(seconds):
@@ -223,19 +194,6 @@ def fdLimit(pid):
     return None
 
 
-def freeUDPPort():
-    """
-    A UDP port free on the loopback broadcast address (small race: it is
-    released before the server takes it).
-    """
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        s.bind((LOOPBACK_BROADCAST, 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
-
-
 # Process figures
 
 
@@ -290,57 +248,18 @@ async def bounded(limit, calls):
     return results, failures
 
 
-BENCH_LIMITS = [
-    ("max-per-peer", "1000000"),
-    ("query-rate", "1000000"),
-    ("query-burst", "1000000"),
-]
-"""Server limits raised for the benchmark, where the server has them: every
-simulated daemon and the querier come from 127.0.0.1 as one user, which the
-per-address connection limit and the per-user query rate are meant to stop
-(a real site's daemons come from many addresses)."""
-
-
-def gitCommit():
-    """
-    The commit of the source tree under test, with C{+changes} if JobMon's
-    files differ from it (L{common.sourceVersion}).
-    """
-    source = common.sourceVersion()
-    if source is None:
-        return None
-    return source["commit"] + ("+changes" if source["changed"] else "")
-
-
-def limitOptions():
-    """
-    The command-line options that lift L{BENCH_LIMITS} on this version of
-    the server (options it does not have are left out).
-    """
-    from jobmon.server.service import Options
-
-    known = {p[0] for p in Options.optParameters}
-    args = []
-    for name, value in BENCH_LIMITS:
-        if name in known:
-            args += ["--" + name, value]
-    return args
-
-
 class Server:
     """
-    A real C{twistd -n jobmon-server} for one part of the benchmark.
+    A real C{twistd -n jobmon-server} for one part of the benchmark, with
+    L{LIMITS_LIFTED}.
     """
 
-    def __init__(self, env, name, extra, prefix=(), childEnv=None):
+    def __init__(self, env, name, extra):
         self.name = name
-        # The probe wrapper runs twistd itself and takes twistd's arguments.
-        args = (list(prefix) if prefix else [common.TWISTD]) + common.serverArgs(
-            env.hostCert, env.hostKey, env.caDir) + limitOptions() + list(extra)
-        self.proc = common.Proc(
-            "jobmon-server ({})".format(name), args, os.path.join(env.tmp, name + ".log"),
-            env=common.childEnv(PYTHONUNBUFFERED="1", **(childEnv or {})), cwd=env.tmp,
-        )
+        args = [common.TWISTD] + common.serverArgs(
+            env.hostCert, env.hostKey, env.caDir) + LIMITS_LIFTED + list(extra)
+        self.proc = common.Proc("jobmon-server ({})".format(name), args,
+                                os.path.join(env.tmp, name + ".log"), cwd=env.tmp)
         match = self.proc.waitFor(common.SERVER_READY)
         self.ports = {"https": int(match.group(1)), "wake": int(match.group(2))}
         self.url = "https://{}:{}/RPC2".format(HOST, self.ports["https"])
@@ -364,64 +283,68 @@ class Env:
     The throwaway PKI and the client side shared by every part.
     """
 
-    def __init__(self, keyType="ec", keep=False):
-        self.keep = keep
+    def __init__(self):
         self.tmp = tempfile.mkdtemp(prefix="jobmon-capacity-")
-        thePKI, self.proxy = common.makePKI(self.tmp, keyType)
+        thePKI, self.proxy = common.makePKI(self.tmp)
         self.caDir = thePKI.ca.hashedDir
         self.hostCert = thePKI.hostCertPath
         self.hostKey = thePKI.hostKeyPath
-        self.policy = CredentialPolicy(self.caDir, self.proxy)
+        self.tls = clientOptions(HOST, self.caDir, self.proxy)
 
     def rpc(self, url, connections):
         """
         An L{XMLRPCClient} for alice (see L{makeRPC}).
         """
-        return makeRPC(self.policy, url, connections)
-
-    def endpoint(self, port):
-        """
-        A TLS client endpoint to C{port} with alice's proxy.
-        """
-        return makeEndpoint(self.policy, port)
+        return makeRPC(self.tls, url, connections)
 
     def close(self):
         """
-        Remove the temporary directory (unless asked to keep it).
+        Remove the temporary directory.
         """
-        if self.keep:
-            say("kept {}".format(self.tmp))
-        else:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def makeRPC(policy, url, connections):
+@implementer(IPolicyForHTTPS)
+class _FixedPolicy:
     """
-    An L{XMLRPCClient} whose pool keeps up to C{connections} HTTPS
-    connections alive.
+    The same TLS client options for every connection.  The daemon's
+    L{jobmon.worker.tls.CredentialPolicy} also watches the proxy file for a
+    renewal, which a run of a few minutes does not need.
     """
 
-    class QuietFactory(_HTTP11ClientFactory):
-        noisy = False
+    def __init__(self, tls):
+        self.tls = tls
 
+    def creatorForNetloc(self, hostname, port):
+        return self.tls
+
+
+def makeRPC(tls, url, connections):
+    """
+    The product's L{XMLRPCClient} (as a daemon makes it) whose pool keeps up
+    to C{connections} HTTPS connections alive.
+    """
     pool = HTTPConnectionPool(reactor, persistent=True)
     pool.maxPersistentPerHost = connections
     pool.cachedConnectionTimeout = 3600
-    pool._factory = QuietFactory
-    agent = Agent(reactor, contextFactory=policy, pool=pool, connectTimeout=30)
+    agent = Agent(reactor, contextFactory=_FixedPolicy(tls), pool=pool, connectTimeout=30)
     return XMLRPCClient(agent, url, pool=pool)
 
 
-def makeEndpoint(policy, port):
+def makeEndpoint(tls, port):
     """
-    A TLS client endpoint to C{port} on 127.0.0.1 with the policy's
-    credential.
+    A TLS client endpoint to C{port} on 127.0.0.1 with the options C{tls}.
     """
-    options = policy.creatorForNetloc(HOST.encode("ascii"), port)
-    return wrapClientTLS(options, TCP4ClientEndpoint(reactor, HOST, port, timeout=30))
+    return wrapClientTLS(tls, TCP4ClientEndpoint(reactor, HOST, port, timeout=30))
 
 
 # Simulated daemons
+#
+# A real daemon is a process of ~55 MB: 20,000 of them do not fit on one
+# machine.  A simulated daemon is the wire side of one, with the product's
+# own protocol classes (XMLRPCClient, WakeClientProtocol); instead of doing
+# file operations it answers every request with a stat-like result naming
+# its job.
 
 
 def statResult(jobId, request):
@@ -520,56 +443,34 @@ class SimJob:
             self.counters.served += 1
 
 
-_PING = b'{"type":"ping"}'
-_PONG = b'{"type":"pong"}'
-
-
-class SimWakeChannel(LineOnlyReceiver):
+class SimWakeChannel(WakeClientProtocol):
     """
-    A simulated daemon's end of the TCP wake channel: hello, then answer
-    wakes and pings.  It pings only when told to (L{ping}).
+    The product's daemon end of the TCP wake channel for a simulated job;
+    it counts the pongs it gets and the connections it loses, and pings
+    only when told to (L{ping}): the server's keep-alive for the benchmark
+    is an hour.
     """
-
-    delimiter = b"\n"
-    MAX_LENGTH = 4096
 
     def __init__(self, job):
+        super().__init__(job.jobId, job.token, job.wake, reactor)
         self.job = job
-        self.welcomed = Deferred()
-
-    def connectionMade(self):
-        self.sendLine(json.dumps(
-            {"type": "hello", "job_id": self.job.jobId, "token": self.job.token},
-            separators=(",", ":")).encode("ascii"))
 
     def lineReceived(self, line):
-        message = json.loads(line)
-        kind = message.get("type")
-        if kind == "wake":
-            self.job.wake()
-        elif kind == "pong":
+        if b'"pong"' in line:
             self.job.counters.pongs += 1
-        elif kind == "ping":
-            self.sendLine(_PONG)
-        elif kind == "welcome":
-            if not self.welcomed.called:
-                self.job.channel = self
-                self.welcomed.callback(self)
-        elif kind == "error" and not self.welcomed.called:
-            self.welcomed.errback(JobMonError(message.get("code", 400), message.get("message")))
+        super().lineReceived(line)
 
     def ping(self):
         """
         Send a keep-alive ping.
         """
-        self.sendLine(_PING)
+        self.send(b'{"type":"ping"}')
 
     def connectionLost(self, reason):
         self.job.counters.lost += 1
         if self.job.channel is self:
             self.job.channel = None
-        if not self.welcomed.called:
-            self.welcomed.errback(reason)
+        super().connectionLost(reason)
 
 
 class _ChannelFactory(Factory):
@@ -579,7 +480,9 @@ class _ChannelFactory(Factory):
         self.job = job
 
     def buildProtocol(self, addr):
-        return SimWakeChannel(self.job)
+        p = SimWakeChannel(self.job)
+        p.factory = self
+        return p
 
 
 async def connectChannel(endpoint, job):
@@ -589,95 +492,8 @@ async def connectChannel(endpoint, job):
     protocol = await endpoint.connect(_ChannelFactory(job))
     d = protocol.welcomed
     d.addTimeout(60, reactor)
-    return await d
-
-
-@implementer(IHandshakeListener)
-class PollConnection(HTTP11ClientProtocol):
-    """
-    An HTTPS connection of its own for one simulated poll daemon, which
-    says when its TLS handshake is done.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.handshake = Deferred()
-
-    def handshakeCompleted(self):
-        if not self.handshake.called:
-            self.handshake.callback(None)
-
-    def connectionLost(self, reason):
-        super().connectionLost(reason)
-        if not self.handshake.called:
-            self.handshake.errback(reason)
-
-
-class _PollFactory(Factory):
-    noisy = False
-    protocol = PollConnection
-
-
-class SimPoll:
-    """
-    One simulated poll daemon: a C{waitForWork} call pending on its own
-    connection; when it returns work, the results are posted over the shared
-    pool.
-    """
-
-    def __init__(self, job, port):
-        self.job = job
-        self.port = port
-        self.connection = None
-        self.error = None
-        self.returned = Deferred()
-
-    async def start(self, endpoint, seconds):
-        """
-        Connect, send the C{waitForWork} call, and return once the TLS
-        handshake is done (the call is then on its way to the server).
-        """
-        self.connection = await endpoint.connect(_PollFactory())
-        body = xmlrpc.client.dumps((self.job.jobId, seconds), "jobmon.waitForWork").encode()
-        request = Request(
-            b"POST", b"/RPC2",
-            Headers({b"content-type": [b"text/xml"],
-                     b"host": ["{}:{}".format(HOST, self.port).encode()]}),
-            _BytesProducer(body), persistent=True,
-        )
-        responded = self.connection.request(request)
-        responded.addCallback(self._response)
-        responded.addErrback(self._failed)
-        d = self.connection.handshake
-        d.addTimeout(60, reactor)
-        await d
-
-    def _response(self, response):
-        finished = Deferred()
-        response.deliverBody(_CappedBody(finished, 16 * 1024 * 1024))
-        finished.addCallback(self._body)
-        return finished
-
-    def _body(self, data):
-        (items,), _ = xmlrpc.client.loads(data, use_builtin_types=True)
-        d = Deferred.fromCoroutine(self.job.answer(items))
-        d.addBoth(lambda r: self.returned.callback(len(items)) if not self.returned.called else r)
-        return d
-
-    def _failed(self, failure):
-        # A poll that fails (the connection closed at the end of the run)
-        # returns nothing; L{error} says why.
-        self.error = failure
-        if not self.returned.called:
-            self.returned.callback(None)
-        return None
-
-    def close(self):
-        """
-        Drop the connection (the pending call is withdrawn).
-        """
-        if self.connection is not None and self.connection.transport is not None:
-            self.connection.transport.abortConnection()
+    job.channel = await d
+    return job.channel
 
 
 # Load generator processes
@@ -711,16 +527,12 @@ class Worker:
             raise ValueError("unknown command {!r}".format(cmd))
         return await handler(**message.get("args", {}))
 
-    async def cmd_init(self, url, wake_port, ca_dir, proxy, concurrency, plain=False):
+    async def cmd_init(self, url, wake_port, ca_dir, proxy, concurrency):
         self.url = url
-        self.policy = CredentialPolicy(ca_dir, proxy)
-        self.rpc = makeRPC(self.policy, url, concurrency)
+        self.tls = clientOptions(HOST, ca_dir, proxy)
+        self.rpc = makeRPC(self.tls, url, concurrency)
         self.concurrency = concurrency
-        self.endpoint = None
-        if wake_port and plain:
-            self.endpoint = TCP4ClientEndpoint(reactor, HOST, wake_port, timeout=30)
-        elif wake_port:
-            self.endpoint = makeEndpoint(self.policy, wake_port)
+        self.endpoint = makeEndpoint(self.tls, wake_port) if wake_port else None
         return {"pid": os.getpid(), "fd_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0]}
 
     async def cmd_register(self, mode, start, count):
@@ -806,7 +618,7 @@ class Worker:
         """
         if self.refreshRPC is not None:
             await self.refreshRPC.close()
-        self.refreshRPC = makeRPC(self.policy, self.url, k)
+        self.refreshRPC = makeRPC(self.tls, self.url, k)
         await self._refresh(k, mode, 1.0, [])
         return {"k": k}
 
@@ -849,10 +661,6 @@ class Worker:
 
         await defer.gatherResults([Deferred.fromCoroutine(one()) for _ in range(k)])
         return changed[0], errors
-
-    async def cmd_exit(self):
-        reactor.callLater(0.1, reactor.stop)
-        return {}
 
 
 class WorkerCommands(LineReceiver):
@@ -975,7 +783,7 @@ class WorkerProcess(ProcessProtocol):
                 return
 
 
-async def startWorkers(count, env, server, wakePort, concurrency, maxMinutes, plain=False):
+async def startWorkers(count, env, server, wakePort, concurrency, maxMinutes):
     """
     Start C{count} workers and initialize them for C{server}.
     """
@@ -983,7 +791,7 @@ async def startWorkers(count, env, server, wakePort, concurrency, maxMinutes, pl
     try:
         await defer.gatherResults([w.command(
             "init", url=server.url, wake_port=wakePort, ca_dir=env.caDir, proxy=env.proxy,
-            concurrency=concurrency, plain=plain) for w in workers])
+            concurrency=concurrency) for w in workers])
     except Exception:
         await stopWorkers(workers)
         raise
@@ -1056,12 +864,12 @@ def kb(value):
     return round(value, 1) if value is not None else None
 
 
-async def tcpPart(env, cfg, pyspy):
+async def tcpPart(env, cfg):
     """
     Ramp up TCP wake channels; see the module docstring.
     """
     total, step = cfg["tcp_jobs"], cfg["tcp_step"]
-    procs = cfg["tcp_procs"] or max(1, -(-total // WORKER_CHANNELS))
+    procs = max(1, -(-total // WORKER_CHANNELS))
     out = {"jobs_asked": total, "step": step, "steps": [], "procs": procs}
     server = Server(env, "tcp", [
         "--keepalive", "3600", "--connect-grace", "600", "--query-timeout", "30"])
@@ -1075,7 +883,6 @@ async def tcpPart(env, cfg, pyspy):
     out["jobs"] = total
     rpc = env.rpc(server.url, 2)
     workers = []
-    spy = None
     try:
         await rpc.call("jobmon.whoami")
         await settle(server.pid)
@@ -1092,8 +899,6 @@ async def tcpPart(env, cfg, pyspy):
         done = 0
         while done < total:
             count = min(step, total - done)
-            if pyspy and spy is None and done >= total // 2:
-                spy = startPySpy(env, server, "tcp-ramp", cfg["pyspy_seconds"])
             s0, c0 = time.monotonic(), common.cpuSeconds(server.pid)
             replies = await defer.gatherResults([
                 w.command("register", mode="tcp", start=a, count=n)
@@ -1142,9 +947,6 @@ async def tcpPart(env, cfg, pyspy):
         out["ramp_cpu_s"] = round(final["cpu"] - cpu0, 2)
         out["kib_per_connection"] = kb((final["VmRSS"] - base["VmRSS"]) / total)
         out["anon_kib_per_connection"] = kb((final["RssAnon"] - base["RssAnon"]) / total)
-        if spy is not None:
-            out["pyspy"] = finishPySpy(spy)
-            spy = None
 
         # Idle with every channel open.
         c0, s0 = common.cpuSeconds(server.pid), time.monotonic()
@@ -1200,8 +1002,6 @@ async def tcpPart(env, cfg, pyspy):
         out["close_cpu_s"] = round(closed["cpu"] - c0, 2)
         out["close_seconds"] = round(time.monotonic() - s0, 1)
     finally:
-        if spy is not None:
-            finishPySpy(spy)
         await rpc.close()
         await stopWorkers(workers)
         server.stop()
@@ -1243,7 +1043,7 @@ async def fdEdge(env, server, workers, rpc, total):
     await w.command("close", start=before - 50, count=None)
     await settle(server.pid, limit=30)
     out["new_connection_after_release"] = await newConnectionCall(env, server)
-    log = server.proc._text()
+    log = server.proc.text()
     out["server_log_emfile_lines"] = log.count("EMFILE")
     say("tcp: fd edge: {} of {} extra channels connected (server fds {}); kept-alive call {}, "
         "new connection {}, after release {}".format(
@@ -1271,17 +1071,18 @@ async def newConnectionCall(env, server):
 # Part 2: UDP re-registrations
 
 
-async def udpPart(env, cfg, runs, pyspy):
+async def udpPart(env, cfg):
     """
     Register UDP jobs once, then refresh them as fast as possible with K
     connections from P worker processes, for each (P, K).
     """
     total = cfg["udp_jobs"]
-    port = freeUDPPort()
+    port = common.freeUDPPort()
     server = Server(env, "udp", [
-        "--udp-broadcast", "{}:{}".format(LOOPBACK_BROADCAST, port),
+        "--udp-broadcast", "{}:{}".format(common.LOOPBACK_BROADCAST, port),
         "--reregister-interval", "3600", "--cleanup-interval", "3600"])
     out = {"jobs": total, "udp_port": port, "runs": []}
+    runs = cfg["udp_runs"]
     maxProcs = max(p for p, _ in runs)
     rpc = env.rpc(server.url, 2)
     workers = []
@@ -1314,12 +1115,6 @@ async def udpPart(env, cfg, runs, pyspy):
             out["runs"].append(run)
             say("udp: P={procs} K={k}: {per_s}/s, server CPU {server_cpu_percent} %, "
                 "p50 {p50_ms} ms, p99 {p99_ms} ms".format(**run))
-        if pyspy:
-            spy = startPySpy(env, server, "udp-refresh", cfg["pyspy_seconds"])
-            run = await refreshRun(server, workers[:1], 16, cfg["pyspy_seconds"] + 1.0)
-            run["note"] = "under py-spy (not a throughput figure)"
-            out["pyspy_run"] = run
-            out["pyspy"] = finishPySpy(spy)
         count, ready, seconds = await listJobs(rpc, "udp")
         out["listJobs"] = {"count": count, "ready": ready, "seconds": round(seconds, 3)}
         await settle(server.pid)
@@ -1379,6 +1174,43 @@ async def refreshRun(server, workers, k, seconds):
 # Part 3: pending polls
 
 
+async def serverFds(server, count, limit=60.0):
+    """
+    Wait until the server has at least C{count} descriptors open (one per
+    accepted connection), for at most C{limit} seconds.
+    """
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        fds = common.procStatus(server.pid, ())["fds"]
+        if fds is not None and fds >= count:
+            return
+        await sleep(0.01)
+    raise RuntimeError("the server did not accept the polls' connections in time")
+
+
+def startPoll(pollRPC, job, seconds, state):
+    """
+    Start a simulated poll daemon's C{waitForWork} call; the results of
+    work it returns are posted over the job's own client.  Each call in
+    flight has an HTTPS connection of its own (the pool opens one when none
+    is idle).
+    """
+    d = pollRPC.callRemote("jobmon.waitForWork", job.jobId, seconds)
+
+    def returned(items):
+        state["returned"] += 1
+        return Deferred.fromCoroutine(job.answer(items))
+
+    def failed(failure):
+        # A poll that fails (the connection closed at the end of the run)
+        # returns nothing.
+        state["errors"] += 1
+
+    d.addCallback(returned)
+    d.addErrback(failed)
+    return d
+
+
 async def pollPart(env, cfg):
     """
     Poll jobs, each with a C{waitForWork} call pending on its own
@@ -1391,17 +1223,17 @@ async def pollPart(env, cfg):
     out = {"jobs": total, "step": step, "steps": []}
     counters = Counters()
     rpc = env.rpc(server.url, REGISTER_CONCURRENCY)
-    polls = []
+    pollRPC = env.rpc(server.url, 1)
+    jobs, state = [], {"returned": 0, "errors": 0}
     try:
         await rpc.call("jobmon.whoami")
         await settle(server.pid)
         base = server.status()
         out["idle"] = base
-        endpoint = env.endpoint(server.ports["https"])
         t0 = time.monotonic()
-        while len(polls) < total:
+        while len(jobs) < total:
             batch = [SimJob("cap.poll.{:06d}".format(i), rpc, counters)
-                     for i in range(len(polls), min(total, len(polls) + step))]
+                     for i in range(len(jobs), min(total, len(jobs) + step))]
             _, failed = await bounded(
                 REGISTER_CONCURRENCY,
                 [lambda j=j: Deferred.fromCoroutine(j.register("poll")) for j in batch])
@@ -1410,19 +1242,22 @@ async def pollPart(env, cfg):
                     len(failed), failed[0].getErrorMessage()))
             await settle(server.pid)
             registered = server.status()
-            sims = [SimPoll(j, server.ports["https"]) for j in batch]
             s0, c0 = time.monotonic(), common.cpuSeconds(server.pid)
-            _, failed = await bounded(
-                CONNECT_CONCURRENCY,
-                [lambda p=p: Deferred.fromCoroutine(p.start(endpoint, 600.0)) for p in sims])
-            polls.extend(sims)
-            if failed:
-                raise RuntimeError("{} polls failed at {}, first: {}".format(
-                    len(failed), len(polls), failed[0].getErrorMessage()))
+            # CONNECT_CONCURRENCY new connections at a time, as in the TCP
+            # part: the next ones start once the server has accepted these.
+            for first in range(0, len(batch), CONNECT_CONCURRENCY):
+                chunk = batch[first:first + CONNECT_CONCURRENCY]
+                for job in chunk:
+                    startPoll(pollRPC, job, 600.0, state)
+                await serverFds(server, registered["fds"] + first + len(chunk))
+            jobs.extend(batch)
             await settle(server.pid)
             pending = server.status()
             s1 = time.monotonic()
-            n = len(polls)
+            n = len(jobs)
+            if state["errors"] or state["returned"]:
+                raise RuntimeError("{} polls failed and {} returned at {}".format(
+                    state["errors"], state["returned"], n))
             row = {
                 "polls": n,
                 "rss_kib": pending["VmRSS"],
@@ -1446,241 +1281,18 @@ async def pollPart(env, cfg):
         # Real queries, each to a different job (a poll that returned is not
         # renewed by the simulation).
         latencies = []
-        for p in random.sample(polls, min(cfg["queries"], len(polls))):
-            latencies.append(await query(rpc, p.job.jobId))
+        for job in random.sample(jobs, min(cfg["queries"], len(jobs))):
+            latencies.append(await query(rpc, job.jobId))
         out["queries"] = common.summarize(latencies)
-        out["still_pending"] = sum(1 for p in polls if not p.returned.called)
-        out["poll_errors"] = sum(1 for p in polls if p.error is not None)
+        out["still_pending"] = total - state["returned"] - state["errors"]
+        out["poll_errors"] = state["errors"]
         say("poll: listJobs {} (ready {}), {} queries answered, {} polls pending".format(
             count, ready, counters.served, out["still_pending"]))
     finally:
         await rpc.close()
-        for p in polls:
-            p.close()
         server.stop()
+        await pollRPC.close()
     return out
-
-
-# Diagnosis: where a TCP channel's memory goes
-
-
-def proxyDN(path):
-    """
-    The DN a server sees for the proxy file C{path}.
-    """
-    from cryptography import x509
-
-    from jobmon.server.identity import identityFromChain
-
-    with open(path, "rb") as f:
-        certs = x509.load_pem_x509_certificates(f.read())
-    return identityFromChain(certs).dn
-
-
-async def probeDump(server, statsPath, label):
-    """
-    Ask a probed server for its memory figures (SIGUSR1) and return them.
-    """
-    def lines():
-        try:
-            with open(statsPath) as f:
-                return f.read().splitlines()
-        except OSError:
-            return []
-
-    before = len(lines())
-    os.kill(server.pid, signal.SIGUSR1)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        await sleep(0.1)
-        got = lines()
-        if len(got) > before:
-            record = json.loads(got[before])
-            record["label"] = label
-            return record
-    raise RuntimeError("the probed server did not dump its figures")
-
-
-DIAG_VARIANTS = [
-    ("tls", "-"),
-    ("plain", "plainwake"),
-    ("tls-tracemalloc", "tracemalloc"),
-]
-"""(name, capacity_probe variants) of the diagnostic runs."""
-
-DIAG_METRICS = ("VmRSS", "RssAnon", "VmRSS_after_trim", "heap_in_use", "heap_free",
-                "pymalloc_blocks", "gc_objects", "traced", "traced_small", "traced_large")
-
-
-async def diagPart(env, cfg):
-    """
-    Ramp to C{diag_jobs} channels in one step against probed servers (TLS
-    wake port, plain wake port, TLS with tracemalloc) and compare the
-    memory figures per registration and per channel.
-    """
-    n = cfg["diag_jobs"]
-    dn = proxyDN(env.proxy)
-    out = {"jobs": n, "runs": {}}
-    for name, variants in DIAG_VARIANTS:
-        stats = os.path.join(env.tmp, "diag-{}.stats".format(name))
-        server = Server(
-            env, "diag-" + name, ["--keepalive", "3600", "--connect-grace", "600"],
-            prefix=[sys.executable, os.path.join(common.BENCH, "capacity_probe.py"),
-                    variants, stats, "--"],
-            childEnv={"PROBE_DN": dn})
-        rpc = env.rpc(server.url, 2)
-        workers = []
-        dumps = []
-        try:
-            await rpc.call("jobmon.whoami")
-            workers = await startWorkers(1, env, server, server.ports["wake"],
-                                         REGISTER_CONCURRENCY, cfg["max_minutes"],
-                                         plain=(name == "plain"))
-            await settle(server.pid)
-            dumps.append(await probeDump(server, stats, "idle"))
-            checkReplies(await allOf(workers, "register", mode="tcp", start=0, count=n),
-                         "registrations")
-            await settle(server.pid)
-            dumps.append(await probeDump(server, stats, "registered"))
-            checkReplies(await allOf(workers, "connect", concurrency=CONNECT_CONCURRENCY),
-                         "wake connections")
-            await settle(server.pid)
-            dumps.append(await probeDump(server, stats, "connected"))
-            await allOf(workers, "close")
-            await settle(server.pid, limit=60)
-            dumps.append(await probeDump(server, stats, "closed"))
-        finally:
-            await rpc.close()
-            await stopWorkers(workers)
-            server.stop()
-        idle, registered, connected, closed = dumps
-
-        def per(a, b):
-            return {m: round((b[m] - a[m]) / n, 1) for m in DIAG_METRICS
-                    if a.get(m) is not None and b.get(m) is not None}
-
-        run = {
-            "dumps": dumps,
-            "per_registration": per(idle, registered),
-            "per_channel": per(registered, connected),
-            "per_job_after_close": per(idle, closed),
-            "types_grown": connected.get("types_grown"),
-            "lines_grown": connected.get("lines_grown"),
-        }
-        out["runs"][name] = run
-        say("diag {}: per channel {} B RSS, {} B C heap in use, {} pymalloc blocks".format(
-            name, round(1024 * run["per_channel"]["VmRSS"]),
-            run["per_channel"].get("heap_in_use"), run["per_channel"].get("pymalloc_blocks")))
-    return out
-
-
-# Part 4: round trips through a real daemon, per mode
-
-
-def rtWrapper(mode):
-    """
-    A L{common.BenchEnv} wrapper: the server's limits lifted as for the
-    other parts; for UDP, the server broadcasts wakes to
-    C{127.255.255.255:PORT} and the daemon runs under L{loopback_twistd}.
-    """
-    extra = limitOptions()
-    if mode == "udp":
-        extra += ["--udp-broadcast", "{}:{}".format(LOOPBACK_BROADCAST, freeUDPPort())]
-
-    def wrapper(role, args, tmp):
-        if role == "server":
-            return [common.TWISTD] + args + extra
-        if mode == "udp":
-            return [sys.executable, os.path.join(common.BENCH, "loopback_twistd.py")] + args
-        return [common.TWISTD] + args
-
-    return wrapper
-
-
-def roundTrips(cfg):
-    """
-    C{whoami} and C{stat} round trips through a real daemon in each wake
-    mode (blocking: runs before the reactor).
-    """
-    import roundtrip
-
-    results = {}
-    common.WAKE_READY.setdefault("udp", r"listening for UDP wakes on port")
-    for mode in ("tcp", "udp", "poll"):
-        wrapper = rtWrapper(mode)
-
-        say("round trips, {} wake".format(mode))
-        with common.BenchEnv(wake=mode, wrapper=wrapper, quiet=True) as env:
-            results[mode] = roundtrip.measure(
-                env, cfg["n"], cfg["warmup"], ops=["whoami", "stat"], progress=False)
-    return results
-
-
-# py-spy
-
-
-def startPySpy(env, server, label, seconds, rate=200):
-    """
-    Start C{py-spy record -f raw} on the server for C{seconds}.
-    """
-    out = os.path.join(env.tmp, label + ".pyspy")
-    proc = common.startPySpy(server.pid, out, seconds, rate, "py-spy " + label)
-    if proc is None:
-        say("py-spy not found: no profile")
-        return None
-    return proc, out, label
-
-
-def finishPySpy(spy):
-    """
-    Wait for py-spy and summarize its profile (categories, leaf functions
-    and the JobMon or Twisted functions with the most samples below them).
-    """
-    if spy is None:
-        return None
-    import breakdown
-
-    proc, out, label = spy
-    try:
-        proc.popen.wait(60)
-    except Exception:
-        pass
-    proc.stop()
-    if not os.path.exists(out):
-        return {"error": proc.output()}
-    summary = breakdown.summarizeProfile(out, top=15)
-    summary["inclusive"] = inclusiveProfile(out)
-    keep = os.path.join(common.BENCH, "out", "capacity-{}.pyspy.txt".format(label))
-    try:
-        shutil.copy(out, keep)
-        summary["file"] = os.path.relpath(keep, common.ROOT)
-    except OSError:
-        pass
-    return summary
-
-
-_PLUMBING = (
-    "twisted/scripts/", "twisted/application/", "twisted/internet/base.py",
-    "epollreactor.py", "twisted/python/log.py", "twisted/python/context.py",
-    "posixbase.py", "<module>", "twisted/internet/tcp.py", "twisted/protocols/policies.py",
-    "twisted/internet/defer.py",
-)
-"""Frames on (nearly) every stack: left out of the inclusive profile."""
-
-
-def inclusiveProfile(path, top=20):
-    """
-    Share of samples with each function anywhere on the stack, leaving out
-    the reactor's own frames (L{_PLUMBING}).
-    """
-    counts = collections.Counter()
-    total = 0
-    for frames, count in common.pyspyStacks(path):
-        total += count
-        for frame in set(frames):
-            if not any(p in frame for p in _PLUMBING):
-                counts[frame] += count
-    return [(k, round(100.0 * v / total, 1)) for k, v in counts.most_common(top)] if total else []
 
 
 # Report
@@ -1690,8 +1302,10 @@ def report(doc):
     """
     The results as Markdown.
     """
-    parts = ["Source: commit {}; server limits lifted for the benchmark: `{}`.".format(
-        doc.get("commit"), " ".join(doc.get("server_options") or []) or "none")]
+    source = doc["machine"].get("source") or {}
+    parts = ["Source: commit {}{}; server limits lifted for the benchmark: `{}`.".format(
+        source.get("commit"), " with changes" if source.get("changed") else "",
+        " ".join(doc["server_options"]))]
     tcp = doc.get("tcp")
     if tcp:
         rows = [[s["connections"], s["rss_kib"], s["rss_anon_kib"], s["kib_per_connection"],
@@ -1790,156 +1404,50 @@ def report(doc):
                      poll["jobs"], poll["kib_per_poll_job"], poll["listJobs"]["count"],
                      poll["listJobs"]["ready"], q["n"], q["p50_ms"], q["p99_ms"]))
         parts.append(text)
-    rt = doc.get("rt")
-    if rt:
-        rows = []
-        for mode in ("tcp", "udp", "poll"):
-            r = rt.get(mode)
-            if not r:
-                continue
-            for op in ("whoami", "stat"):
-                s = r[op]
-                rows.append([mode, op, s["n"], s["p50_ms"], s["p90_ms"], s["p99_ms"],
-                             s["max_ms"], s["cpu_ms_per_query"].get("server", "-"),
-                             s["cpu_ms_per_query"].get("daemon", "-") if op != "whoami" else "-"])
-        parts.append("### Round trips per mode (real daemon)\n\n" + common.markdownTable(
-            ["mode", "op", "n", "p50 ms", "p90 ms", "p99 ms", "max ms", "server CPU ms/q",
-             "daemon CPU ms/q"], rows))
-    diag = doc.get("diag")
-    if diag:
-        parts.append(diagReport(diag))
-    for key in ("tcp", "udp"):
-        prof = (doc.get(key) or {}).get("pyspy")
-        if prof and prof.get("samples"):
-            text = "### py-spy: server during {}\n\n".format(
-                "the TCP ramp" if key == "tcp" else "UDP refreshes (K=16)")
-            text += common.markdownTable(["category", "samples", "%"], prof["categories"])
-            text += "\n\n" + common.markdownTable(["leaf function", "samples", "%"],
-                                                   prof["leaves"])
-            text += "\n\n" + common.markdownTable(["on the stack", "%"], prof["inclusive"])
-            parts.append(text)
     return "\n\n".join(parts)
 
 
-def diagReport(diag):
+async def run(env, parts, cfg):
     """
-    The memory diagnosis as Markdown.
+    Run the chosen parts in turn.
+
+    @return: their figures, by part.
     """
-    n = diag["jobs"]
-    rows = []
-    for name, run in diag["runs"].items():
-        for what in ("per_registration", "per_channel"):
-            d = run[what]
-            rows.append([name, what.replace("per_", ""), round(d["VmRSS"] * 1024),
-                         round(d.get("heap_in_use", 0)), d.get("pymalloc_blocks", "-"),
-                         d.get("gc_objects", "-"),
-                         round(d["traced"]) if "traced" in d else "-"])
-    text = ("### Where a TCP channel's memory goes\n\n{} jobs registered, then {} channels "
-            "connected, against a server run under `bench/capacity_probe.py` (figures per job "
-            "or channel; C heap = glibc `mallinfo2` bytes in use; traced = tracemalloc, "
-            "Python allocations).\n\n".format(n, n))
-    text += common.markdownTable(
-        ["server", "step", "RSS bytes", "C heap bytes", "pymalloc blocks", "gc objects",
-         "Python bytes traced"], rows)
-    tls = diag["runs"].get("tls")
-    if tls and tls.get("types_grown"):
-        text += "\n\nPython objects per job, registration and channel (TLS server):\n\n"
-        text += common.markdownTable(
-            ["type", "per job"],
-            [[t, round(c / float(n), 2)] for t, c in tls["types_grown"][:16]])
-    traced = diag["runs"].get("tls-tracemalloc")
-    if traced and traced.get("lines_grown"):
-        text += ("\n\nPython allocations that grew most, registration and channel "
-                 "(tracemalloc):\n\n")
-        text += common.markdownTable(
-            ["source line", "bytes per job", "blocks per job"],
-            [[line.replace(common.ROOT + "/", "").replace(
-                os.path.dirname(os.__file__) + "/", ""),
-              round(size / float(n)), round(count / float(n), 2)]
-             for line, size, count in traced["lines_grown"][:16]])
-    if diag.get("tls_memory"):
-        import tls_memory
-
-        text += ("\n\nOne idle server-side TLS connection, by configuration "
-                 "(`bench/tls_memory.py`, pyOpenSSL in memory, {} connections "
-                 "each):\n\n".format(diag["tls_memory"][0]["n"]))
-        text += tls_memory.table(diag["tls_memory"])
-    return text
-
-
-async def run(env, args, cfg, runs):
     doc = {}
-    parts = args.parts
-    if "tcp" in parts:
-        doc["tcp"] = await tcpPart(env, cfg, args.pyspy)
-    if "udp" in parts:
-        doc["udp"] = await udpPart(env, cfg, runs, args.pyspy)
-    if "poll" in parts:
-        doc["poll"] = await pollPart(env, cfg)
-    if "diag" in parts:
-        doc["diag"] = await diagPart(env, cfg)
+    for name, part in (("tcp", tcpPart), ("udp", udpPart), ("poll", pollPart)):
+        if name in parts:
+            doc[name] = await part(env, cfg)
     return doc
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a small smoke run")
-    parser.add_argument("--parts", default="tcp,udp,poll,diag,rt",
-                        help="comma-separated subset of tcp,udp,poll,diag,rt (all)")
+    parser.add_argument("--parts", default="tcp,udp,poll",
+                        help="comma-separated subset of tcp,udp,poll (all)")
     parser.add_argument("--tcp-jobs", type=int, help="TCP channels (20000)")
-    parser.add_argument("--tcp-step", type=int, help="channels per step (1000)")
-    parser.add_argument("--tcp-procs", type=int,
-                        help="load generator processes for TCP (one per {})".format(
-                            WORKER_CHANNELS))
     parser.add_argument("--no-fd-edge", dest="fd_edge", action="store_false", default=None,
                         help="do not probe the server's descriptor limit")
-    parser.add_argument("--udp-jobs", type=int, help="UDP jobs (5000)")
-    parser.add_argument("--udp-seconds", type=float, help="seconds per UDP run (15)")
-    parser.add_argument("--udp-runs",
-                        help="UDP runs as PROCSxK, comma-separated (1x1,1x4,1x16,1x32,2x16,2x32)")
-    parser.add_argument("--poll-jobs", type=int, help="pending polls (5000)")
-    parser.add_argument("--poll-step", type=int, help="polls per step (1000)")
-    parser.add_argument("--queries", type=int, help="queries to simulated jobs (200)")
-    parser.add_argument("--ping-seconds", type=float, help="seconds of ping load (10)")
-    parser.add_argument("--diag-jobs", type=int,
-                        help="channels per diagnostic run (5000; part diag)")
-    parser.add_argument("-n", type=int, help="round trips per op and mode (1000)")
-    parser.add_argument("--warmup", type=int, help="untimed round trips first (100)")
-    parser.add_argument("--py-spy", dest="pyspy", action="store_true",
-                        help="profile the server during the TCP ramp and UDP refreshes")
-    parser.add_argument("--pyspy-seconds", type=float)
-    parser.add_argument("--key-type", choices=("ec", "rsa"), default="ec",
-                        help="key type of the throwaway PKI (ec)")
     parser.add_argument("--max-minutes", type=float, default=40.0,
                         help="stop everything after this long (40)")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         return workerMain(args.max_minutes)
     cfg = dict(QUICK if args.quick else FULL)
-    for key in cfg:
-        value = getattr(args, key, None)
+    for key in ("tcp_jobs", "fd_edge"):
+        value = getattr(args, key)
         if value is not None:
             cfg[key] = value
     cfg["max_minutes"] = args.max_minutes
-    args.parts = set(args.parts.split(","))
-    if not args.parts <= {"tcp", "udp", "poll", "rt", "diag"}:
-        parser.error("--parts: choose among tcp,udp,poll,rt,diag")
-    try:
-        runs = [tuple(int(x) for x in r.split("x")) for r in cfg["udp_runs"].split(",")]
-    except ValueError:
-        parser.error("--udp-runs: PROCSxK,...")
-    if not (1 <= cfg["tcp_jobs"] <= 60000 and 1 <= cfg["udp_jobs"] <= 100000
-            and 1 <= cfg["poll_jobs"] <= 15000 and 0 < cfg["udp_seconds"] <= 300
-            and all(len(r) == 2 and 1 <= r[0] <= 4 and r[0] <= r[1] <= 256 for r in runs)
-            and 0 <= cfg["queries"] <= 100000 and cfg["tcp_step"] >= 1
-            and cfg["poll_step"] >= 1 and 0 < args.max_minutes <= 180
-            and (cfg["tcp_procs"] is None or 1 <= cfg["tcp_procs"] <= 8)):
-        parser.error("sizes out of range")
+    parts = set(args.parts.split(","))
+    if not parts <= {"tcp", "udp", "poll"}:
+        parser.error("--parts: choose among tcp,udp,poll")
+    if not (1 <= cfg["tcp_jobs"] <= 60000 and 0 < args.max_minutes <= 180):
+        parser.error("--tcp-jobs must be 1..60000 and --max-minutes in (0, 180]")
     limit = raiseFdLimit()
-    if "poll" in args.parts and limit < cfg["poll_jobs"] + 500:
+    if "poll" in parts and limit < cfg["poll_jobs"] + 500:
         parser.error("the file descriptor limit is {}: too low for {} polls".format(
             limit, cfg["poll_jobs"]))
     common.installSignalHandlers()
@@ -1948,33 +1456,23 @@ def main(argv=None):
         redirectStandardIO=False)
 
     document = {"benchmark": "capacity", "machine": common.machine(), "config": cfg,
-                "key_type": args.key_type, "fd_limit": limit,
-                "server_options": limitOptions(),
-                "commit": gitCommit()}
+                "fd_limit": limit, "server_options": LIMITS_LIFTED}
     started = time.monotonic()
-    env = Env(args.key_type, keep=args.keep)
+    env = Env()
     try:
-        if args.parts & {"tcp", "udp", "poll", "diag"}:
-            outcome = []
-            d = Deferred.fromCoroutine(run(env, args, cfg, runs))
-            d.addBoth(outcome.append)
-            d.addBoth(lambda _: reactor.stop())
-            watchdog = reactor.callLater(args.max_minutes * 60, reactor.stop)
-            reactor.run(installSignalHandlers=True)
-            if watchdog.active():
-                watchdog.cancel()
-            if not outcome:
-                raise SystemExit("capacity: stopped before the end (time limit or signal)")
-            if isinstance(outcome[0], Failure):
-                outcome[0].raiseException()
-            document.update(outcome[0])
-        if "diag" in args.parts:
-            import tls_memory
-
-            say("diag: TLS memory per configuration")
-            document["diag"]["tls_memory"] = tls_memory.run(cfg["tls_n"], keyType=args.key_type)
-        if "rt" in args.parts:
-            document["rt"] = roundTrips(cfg)
+        outcome = []
+        d = Deferred.fromCoroutine(run(env, parts, cfg))
+        d.addBoth(outcome.append)
+        d.addBoth(lambda _: reactor.stop())
+        watchdog = reactor.callLater(args.max_minutes * 60, reactor.stop)
+        reactor.run(installSignalHandlers=True)
+        if watchdog.active():
+            watchdog.cancel()
+        if not outcome:
+            raise SystemExit("capacity: stopped before the end (time limit or signal)")
+        if isinstance(outcome[0], Failure):
+            outcome[0].raiseException()
+        document.update(outcome[0])
     finally:
         common.Proc.stopAll()
         env.close()

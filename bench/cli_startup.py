@@ -97,7 +97,7 @@ def _runOnce(argv, environ):
     return elapsed, proc.stdout
 
 
-def measure(env, repeats, progress=True):
+def measure(env, repeats):
     """
     Run each command once untimed (to warm the page cache and check it
     works), then C{repeats} timed rounds.
@@ -110,8 +110,7 @@ def measure(env, repeats, progress=True):
         _, out = _runOnce(argv, environs[where])
         if name.startswith("query") and out.count(b"\n") != 10:
             raise RuntimeError("jobmon-query printed {!r}, not 10 lines".format(out[-200:]))
-    if progress:
-        common.say("{} rounds of {} commands".format(repeats, len(cmds)))
+    common.say("{} rounds of {} commands".format(repeats, len(cmds)))
     times = {name: [] for name, _, _, _ in cmds}
     for _ in range(repeats):
         for name, _, argv, where in cmds:
@@ -125,98 +124,6 @@ def measure(env, repeats, progress=True):
     for r in results.values():
         r["over_bare_p50_ms"] = round(r["p50_ms"] - bare, 3)
     return results
-
-
-def importProfile(env, limit=10):
-    """
-    The slowest imports of C{jobmon.cli} (byte-code cached), from C{python
-    -X importtime}: up to C{limit} C{(module, cumulative microseconds)}
-    pairs, the module name indented by its nesting depth, for the report.
-    """
-    environ = environments(env)["cached"]
-    _runOnce([sys.executable, "-c", "import jobmon.cli"], environ)
-    proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import jobmon.cli"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        env=environ, cwd=common.ROOT, timeout=RUN_TIMEOUT,
-    )
-    rows = []
-    for line in proc.stderr.decode("utf-8", "replace").splitlines():
-        if not line.startswith("import time:") or "cumulative" in line:
-            continue
-        parts = line[len("import time:"):].split("|")
-        if len(parts) != 3:
-            continue
-        name = parts[2].rstrip()
-        try:
-            cumulative = int(parts[1])
-        except ValueError:
-            continue
-        # "-X importtime" indents nested imports by two spaces per level,
-        # after one separating space.
-        depth = (len(name) - len(name.lstrip(" ")) - 1) // 2
-        rows.append(("  " * depth + name.strip(), cumulative))
-    rows.sort(key=lambda r: -r[1])
-    return rows[:limit]
-
-
-_PHASES = r"""
-import sys, time
-t0 = time.perf_counter()
-import jobmon.cli
-from jobmon import client as c
-t1 = time.perf_counter()
-parser = jobmon.cli.buildParser()
-parser.parse_args(["--server", URL, "tail", "job.1", "job.log", "-n", "10"])
-t2 = time.perf_counter()
-cl = c.JobMonClient(URL, proxy=PROXY, caDir=CA, timeout=30)
-cl._credential.context()
-t3 = time.perf_counter()
-cl._connect()
-t4 = time.perf_counter()
-cl.tail("job.1", "job.log", lines=10)
-t5 = time.perf_counter()
-cl.tail("job.1", "job.log", lines=10)
-t6 = time.perf_counter()
-print(" ".join("%.3f" % (1000 * x) for x in (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5)))
-"""
-
-PHASES = [
-    "imports (jobmon.cli and what it pulls in)",
-    "argument parser: build and parse",
-    "SSL context: CA directory and credential",
-    "TCP connect and TLS handshake",
-    "the query (first in the process)",
-    "(a second query on the same connection, for comparison)",
-]
-
-
-def phases(env, runs=7):
-    """
-    Where C{jobmon-query}'s time goes inside the process: a child that does
-    the same steps as the CLI, timing each (medians of C{runs} processes).
-
-    @return: a list of C{(phase, median ms)}.
-    """
-    environ = environments(env)["cached"]
-    code = (_PHASES.replace("URL", repr(env.url)).replace("PROXY", repr(env.proxy))
-            .replace("CA", repr(env.caDir)))
-    samples = []
-    for _ in range(runs):
-        _, out = _runOnce([sys.executable, "-c", code], environ)
-        samples.append([float(x) for x in out.split()])
-    return [
-        (name, round(sorted(s[i] for s in samples)[len(samples) // 2], 2))
-        for i, name in enumerate(PHASES)
-    ]
-
-
-def phasesTable(rows):
-    """
-    The phases as Markdown.
-    """
-    return common.markdownTable(["phase inside the process", "median ms"],
-                                [list(r) for r in rows])
 
 
 def table(results):
@@ -246,20 +153,13 @@ def main(argv=None):
     common.installSignalHandlers()
     with common.BenchEnv() as env:
         results = measure(env, args.repeats)
-        imports = importProfile(env)
-        inside = phases(env)
     document = {
         "benchmark": "cli_startup",
         "machine": common.machine(),
         "repeats": args.repeats,
         "results": results,
-        "slowest_imports_us": imports,
-        "phases_ms": inside,
     }
-    text = "{}\n\n{}\n\nSlowest imports (cumulative, byte-code cached):\n\n{}".format(
-        table(results), phasesTable(inside),
-        common.markdownTable(["module", "ms"], [[m, round(us / 1000.0, 1)] for m, us in imports]))
-    common.emit(document, text, args.json)
+    common.emit(document, table(results), args.json)
     return 0
 
 

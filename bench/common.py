@@ -1,7 +1,8 @@
 """
 Shared pieces of the JobMon benchmarks: a throwaway PKI, a real server and
 a real job daemon (C{twistd} processes on 127.0.0.1), a sample working
-directory, and the statistics and tables the scripts print.
+directory, process figures from C{/proc}, and the statistics and tables the
+scripts print.
 
 These are standalone scripts, not trial tests: the processes are started
 with L{subprocess.Popen} and stopped (SIGTERM, then SIGKILL) when the
@@ -16,6 +17,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -34,10 +36,6 @@ if ROOT not in sys.path:
 BIN = os.path.dirname(sys.executable)
 TWISTD = os.path.join(BIN, "twistd")
 
-PYSPY = shutil.which("py-spy", path=BIN + os.pathsep + os.environ.get("PATH", ""))
-"""The C{py-spy} executable (the virtualenv's, or on the C{PATH}), or
-L{None}."""
-
 START_TIMEOUT = 30.0
 """Seconds a process has to print the line the benchmark waits for."""
 
@@ -55,6 +53,14 @@ SMALL_SIZE = 4096
 
 DIR_FILES = 20
 """Number of files in C{dir20/}, the directory C{ls} lists."""
+
+LOOPBACK_BROADCAST = "127.255.255.255"
+"""Where the server broadcasts UDP wakes (see L{loopback_twistd})."""
+
+QUERY_LIMITS_LIFTED = ["--query-rate", "1000000", "--query-burst", "1000000"]
+"""Server options for benchmarks: one benchmark client makes thousands of
+queries per second, which the per-user rate limit (meant for people)
+would refuse."""
 
 
 def say(message):
@@ -81,6 +87,8 @@ def childEnv(**extra):
 
 
 def _loadPrctl():
+    if not sys.platform.startswith("linux"):
+        return None
     try:
         import ctypes
 
@@ -89,17 +97,19 @@ def _loadPrctl():
         return None
 
 
-_prctl = _loadPrctl() if sys.platform.startswith("linux") else None
+# Looked up before any fork: a child must not load libraries.
+_prctl = _loadPrctl()
 
 
-def _dieWithParent():
+def dieWithParent():
     """
     Ask Linux to SIGKILL this (child) process when the benchmark that forked
-    it dies, so that no server outlives a killed benchmark.  Best effort; the
-    C{prctl} function is looked up before the fork.
+    it dies, so that no server or load generator outlives a killed
+    benchmark.  Best effort: does nothing where C{prctl} is missing.
     """
     PR_SET_PDEATHSIG = 1
-    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if _prctl is not None:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def installSignalHandlers():
@@ -133,17 +143,16 @@ class Proc:
 
     def __init__(self, name, args, logPath, env=None, cwd=None):
         self.name = name
-        self.args = list(args)
         self.logPath = logPath
         with open(logPath, "wb") as log:
             self.popen = subprocess.Popen(
-                self.args,
+                list(args),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=env or childEnv(),
+                env=env or childEnv(PYTHONUNBUFFERED="1"),
                 cwd=cwd or ROOT,
-                preexec_fn=_dieWithParent if _prctl is not None else None,
+                preexec_fn=dieWithParent,
                 # Ctrl-C reaches the benchmark only; it stops the children
                 # itself, in order (daemon first, so that it can unregister).
                 start_new_session=True,
@@ -157,7 +166,10 @@ class Proc:
         """
         return self.popen.pid
 
-    def _text(self):
+    def text(self):
+        """
+        Everything the process wrote so far.
+        """
         try:
             with open(self.logPath, "rb") as f:
                 return f.read().decode("utf-8", "replace")
@@ -168,7 +180,7 @@ class Proc:
         """
         The last C{last} lines of output, as one string.
         """
-        return "".join(self._text().splitlines(True)[-last:])
+        return "".join(self.text().splitlines(True)[-last:])
 
     def waitFor(self, pattern, timeout=START_TIMEOUT):
         """
@@ -181,7 +193,7 @@ class Proc:
         deadline = time.monotonic() + timeout
         while True:
             ended = self.popen.poll() is not None
-            match = regex.search(self._text())
+            match = regex.search(self.text())
             if match:
                 return match
             if ended or time.monotonic() > deadline:
@@ -235,6 +247,7 @@ atexit.register(Proc.stopAll)
 
 WAKE_READY = {
     "tcp": r"wake channel up",
+    "udp": r"listening for UDP wakes on port",
     "poll": r"registered with .* \(poll wake\)",
 }
 """The daemon's output line that says it can be woken, per wake mode."""
@@ -253,6 +266,19 @@ def serverArgs(hostCert, hostKey, caDir):
         "--interface", "127.0.0.1", "--https-port", "0", "--wake-port", "0",
         "--hostcert", hostCert, "--hostkey", hostKey, "--ca-dir", caDir,
     ]
+
+
+def freeUDPPort():
+    """
+    A UDP port free on L{LOOPBACK_BROADCAST} (small race: it is released
+    before the server and daemon take it).
+    """
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.bind((LOOPBACK_BROADCAST, 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
 
 
 def makePKI(directory, keyType="ec"):
@@ -302,8 +328,9 @@ def makeWorkdir(path):
 
 class BenchEnv:
     """
-    A throwaway PKI, a server and (optionally) a daemon for job L{JOB_ID},
-    as a context manager that stops and removes everything on exit.
+    A throwaway PKI, a real C{twistd -n jobmon-server} and (optionally) a
+    real C{twistd -n jobmon-daemon} for job L{JOB_ID}, as a context manager
+    that stops and removes everything on exit.
 
     @ivar tmp: the temporary directory holding everything.
     @ivar caDir: the hashed CA directory.
@@ -314,23 +341,19 @@ class BenchEnv:
     @ivar daemon: the daemon's L{Proc}, or L{None}.
     """
 
-    def __init__(self, daemon=True, wrapper=None, keep=False, quiet=False, wake="tcp",
-                 tokens=False, daemonToken=False):
+    def __init__(self, daemon=True, quiet=False, wake="tcp", tokens=False, daemonToken=False):
         """
         @param daemon: whether to start a daemon for L{JOB_ID}.
-        @param wake: the daemon's wake mode, C{tcp} or C{poll} (HTTPS long
-            poll).  UDP is left out: its daemon listens on every interface,
-            and the benchmarks use 127.0.0.1 only.
-        @param wrapper: L{None} to run C{twistd}, or a function from
-            C{(role, twistdArgs, tmpDir)} to a full command line (used to
-            run instrumented copies).
-        @param keep: keep the temporary directory (its logs) on exit.
+        @param wake: the daemon's wake mode, C{tcp}, C{udp} or C{poll}
+            (HTTPS long poll).  For C{udp} the server broadcasts to
+            L{LOOPBACK_BROADCAST} and the daemon runs under
+            L{loopback_twistd}, so that its UDP port is not opened on
+            every interface.
         @param quiet: print no progress lines.
         @param tokens: make a bearer-token issuer (subject C{alice} is alice's
             DN) and have the server trust it; see L{tokenClient}.
         @param daemonToken: with C{tokens}, the daemon authenticates with a
-            token of alice's (read from its file for every call) instead of
-            her proxy.
+            token of alice's instead of her proxy.
         """
         if wake not in WAKE_READY:
             raise ValueError("wake mode must be one of " + ", ".join(sorted(WAKE_READY)))
@@ -339,8 +362,6 @@ class BenchEnv:
         self.daemonToken = daemonToken
         self.issuer = None
         self.wake = wake
-        self.wrapper = wrapper
-        self.keep = keep
         self.quiet = quiet
         self.tmp = None
         self.server = None
@@ -349,11 +370,6 @@ class BenchEnv:
     def _say(self, message):
         if not self.quiet:
             say(message)
-
-    def _command(self, role, args):
-        if self.wrapper is not None:
-            return self.wrapper(role, args, self.tmp)
-        return [TWISTD] + args
 
     def __enter__(self):
         try:
@@ -375,70 +391,62 @@ class BenchEnv:
         self.workdir = os.path.join(self.tmp, "work")
         makeWorkdir(self.workdir)
 
-        args = serverArgs(thePKI.hostCertPath, thePKI.hostKeyPath, self.caDir) + [
-            # One benchmark client makes thousands of queries per second:
-            # lift the per-user rate limit meant for people.
-            "--query-rate",
-            "1000000",
-            "--query-burst",
-            "1000000",
-        ]
+        args = serverArgs(thePKI.hostCertPath, thePKI.hostKeyPath, self.caDir)
+        args += QUERY_LIMITS_LIFTED
+        if self.wake == "udp":
+            args += ["--udp-broadcast", "{}:{}".format(LOOPBACK_BROADCAST, freeUDPPort())]
         if self.withTokens:
             from jobmon.devtools.issuer import makeIssuer
 
             self.issuer = makeIssuer(os.path.join(self.tmp, "issuer"),
                                      users={"alice": thePKI.users["alice"].dn})
             args += ["--token-issuers", self.issuer.configPath]
-        self.server = Proc(
-            "jobmon-server",
-            self._command("server", args),
-            os.path.join(self.tmp, "server.log"),
-            env=childEnv(PYTHONUNBUFFERED="1"),
-            cwd=self.tmp,
-        )
+        self.server = Proc("jobmon-server", [TWISTD] + args,
+                           os.path.join(self.tmp, "server.log"), cwd=self.tmp)
         match = self.server.waitFor(SERVER_READY)
         self.httpsPort, self.wakePort = int(match.group(1)), int(match.group(2))
         self.url = "https://127.0.0.1:{}/RPC2".format(self.httpsPort)
         self._say("server pid {} at {} (wake port {})".format(
             self.server.pid, self.url, self.wakePort))
         if self.withDaemon:
-            self.daemon = Proc(
-                "jobmon-daemon",
-                self._command("daemon", self.daemonArgs(JOB_ID, self.workdir)),
-                os.path.join(self.tmp, "daemon.log"),
-                env=childEnv(PYTHONUNBUFFERED="1"),
-                cwd=self.tmp,
-            )
-            self.daemon.waitFor(WAKE_READY[self.wake])
-            self._say("daemon pid {} for job {} ({} wake)".format(
-                self.daemon.pid, JOB_ID, self.wake))
+            self.daemon = self.startDaemon(JOB_ID, self.workdir)
 
     def daemonArgs(self, jobId, workdir):
         """
         C{twistd}'s arguments for a C{jobmon-daemon} of job C{jobId} in
-        C{workdir}, on this server with alice's proxy, in this environment's
-        wake mode.
+        C{workdir}, on this server with alice's credential, in this
+        environment's wake mode.
         """
         return [
-            "-n",
-            "--pidfile=",
-            "jobmon-daemon",
-            "--server",
-            self.url,
-            "--job-id",
-            jobId,
-            "--workdir",
-            workdir,
+            "-n", "--pidfile=", "jobmon-daemon",
+            "--server", self.url, "--job-id", jobId, "--workdir", workdir,
             *self._daemonCredential(),
-            "--ca-dir",
-            self.caDir,
-            "--retry-initial-delay",
-            "0.2",
-            "--retry-max-delay",
-            "1",
-            "--wake",
-            self.wake,
+            "--ca-dir", self.caDir,
+            "--retry-initial-delay", "0.2", "--retry-max-delay", "1",
+            "--wake", self.wake,
         ]
+
+    def startDaemon(self, jobId, workdir, extra=()):
+        """
+        Start a real C{twistd -n jobmon-daemon} for C{jobId} (see
+        L{daemonArgs}) with C{extra} arguments, and wait until it can be
+        woken.
+
+        @return: its L{Proc}.
+        """
+        head = [TWISTD]
+        if self.wake == "udp":
+            head = [sys.executable, os.path.join(BENCH, "loopback_twistd.py")]
+        daemon = Proc("jobmon-daemon " + jobId,
+                      head + self.daemonArgs(jobId, workdir) + list(extra),
+                      os.path.join(self.tmp, "daemon-{}.log".format(jobId)), cwd=self.tmp)
+        try:
+            daemon.waitFor(WAKE_READY[self.wake])
+        except BaseException:
+            daemon.stop()
+            raise
+        self._say("daemon pid {} for job {} ({} wake)".format(daemon.pid, jobId, self.wake))
+        return daemon
 
     def _daemonCredential(self):
         if not self.daemonToken:
@@ -451,7 +459,7 @@ class BenchEnv:
     def close(self):
         """
         Stop the daemon (it unregisters), then the server; remove the
-        temporary directory unless asked to keep it.
+        temporary directory.
         """
         try:
             for proc in (self.daemon, self.server):
@@ -463,10 +471,7 @@ class BenchEnv:
         finally:
             self.daemon = self.server = None
             if self.tmp is not None:
-                if self.keep:
-                    self._say("kept {}".format(self.tmp))
-                else:
-                    shutil.rmtree(self.tmp, ignore_errors=True)
+                shutil.rmtree(self.tmp, ignore_errors=True)
                 self.tmp = None
 
     def tokenClient(self, timeout=30.0, scope="compute.read compute.modify"):
@@ -487,6 +492,17 @@ class BenchEnv:
         from jobmon.client import JobMonClient
 
         return JobMonClient(self.url, proxy=self.proxy, caDir=self.caDir, timeout=timeout)
+
+    def cliCommand(self, *args):
+        """
+        The command line of the real C{jobmon-query} (the virtualenv's
+        console script) as alice against this server.
+        """
+        script = os.path.join(BIN, "jobmon-query")
+        head = [sys.executable, script] if os.path.exists(script) else [
+            sys.executable, "-m", "jobmon.cli"]
+        return head + ["--server", self.url, "--proxy", self.proxy,
+                       "--ca-dir", self.caDir] + list(args)
 
 
 def cpuSeconds(pid):
@@ -542,6 +558,29 @@ def machineCPU():
     return (total - idle) / ticks, total / ticks, softirq / ticks
 
 
+def mib(kib):
+    """
+    KiB (as in C{/proc/PID/status}) in MiB to one decimal, or L{None}.
+    """
+    return None if kib is None else round(kib / 1024.0, 1)
+
+
+def settle(pid, quiet=0.02, interval=0.3, limit=10.0):
+    """
+    Wait until process C{pid} is idle (less than C{quiet} CPU seconds over
+    C{interval}), for at most C{limit} seconds: memory read then is not
+    caught in the middle of work.
+    """
+    deadline = time.monotonic() + limit
+    before = cpuSeconds(pid)
+    while time.monotonic() < deadline:
+        time.sleep(interval)
+        now = cpuSeconds(pid)
+        if before is None or now is None or now - before < quiet:
+            return
+        before = now
+
+
 def timed(call, n):
     """
     Call C{call()} C{n} times in a row.
@@ -556,38 +595,6 @@ def timed(call, n):
         last = call()
         durations.append(clock() - t0)
     return durations, last
-
-
-def startPySpy(pid, out, seconds, rate=200, name="py-spy"):
-    """
-    Start C{py-spy record -f raw} on process C{pid} for C{seconds},
-    writing the profile to C{out} and py-spy's own output to C{out.log}.
-
-    @return: the L{Proc}, or L{None} without py-spy (L{PYSPY}).
-    """
-    if PYSPY is None:
-        return None
-    return Proc(
-        name,
-        [PYSPY, "record", "-f", "raw", "-r", str(rate), "-d", str(int(seconds)), "-o", out,
-         "-p", str(pid)],
-        out + ".log",
-    )
-
-
-def pyspyStacks(path):
-    """
-    The samples of a C{py-spy record -f raw} file: C{(frames, count)} per
-    stack, the frames from the root to the leaf.
-    """
-    with open(path) as f:
-        for line in f:
-            stack, _, count = line.rstrip("\n").rpartition(" ")
-            try:
-                count = int(count)
-            except ValueError:
-                continue
-            yield stack.split(";"), count
 
 
 def sourceVersion():
@@ -706,6 +713,7 @@ def machine():
         "python": platform.python_version(),
         "kernel": platform.release(),
         "ssl_stdlib": ssl.OPENSSL_VERSION,
+        "source": sourceVersion(),
     }
     try:
         with open("/proc/cpuinfo") as f:

@@ -58,7 +58,7 @@ Usage::
         [--seconds 10] [--kind-seconds 3] [--flood 2x4] [--handshakes 2x4]
         [--queries 1000000] [--clients 3] [--stat-every 10] [--min-stat 100000]
         [--sample-every 50000] [--memory-minutes 11] [--sustain-seconds 120]
-        [--py-spy] [--json [PATH]] [--keep]
+        [--json [PATH]]
 
 C{--parts sustain} (not run by default) floods a fresh server for
 C{--sustain-seconds} (120) with refused handshakes, then another with the
@@ -66,13 +66,15 @@ five small malformed kinds, and reads the server's RSS every 10 s: whether
 memory grown during a flood levels off.
 
 C{--quick} is a smoke run (about 30 s: 1.5 s windows, 0.5 s per kind,
-10,000 queries sampled every 2,000).  C{--py-spy} adds, after the measured runs,
-a profile of the server (C{py-spy record}) during each flood, in a separate
-window since sampling slows the server.  The report is Markdown; C{--json}
+10,000 queries sampled every 2,000).  The report is Markdown; C{--json}
 prints JSON instead (or, with a PATH, writes it there as well).
 
 The flood and client processes are this script's own (C{multiprocessing},
-spawned, each with a deadline and killed with its parent); every process
+spawned, each with a deadline and killed with its parent).  The floods
+speak HTTP and TLS over raw sockets: the product's client cannot send
+malformed requests or present a certificate of an unknown CA, and is not
+meant to.  The memory part's clients are the product's
+L{jobmon.client.JobMonClient}.  Every process
 started is stopped at the end (SIGTERM, then SIGKILL), also on errors and
 Ctrl-C (SIGTERM too).  The server is started with a huge C{--query-rate} (see
 L{common.BenchEnv}), so the per-user rate limit plays no part: malformed
@@ -96,7 +98,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import common  # noqa: E402  (sets sys.path for jobmon)
-from common import JOB_ID, machineCPU, procStatus  # noqa: E402
+from common import JOB_ID, machineCPU, mib, procStatus, say  # noqa: E402
 
 RESPONSIVE_P99_MS = 100.0
 """The good client's p99 (queries and reconnections) under which the server
@@ -144,7 +146,6 @@ FULL = {
     "sample_every": 50_000,
     "memory_minutes": 11.0,
     "min_stat": 100_000,
-    "pyspy_seconds": 5.0,
     "sustain_seconds": 120.0,
 }
 QUICK = {
@@ -155,35 +156,11 @@ QUICK = {
     "sample_every": 2_000,
     "memory_minutes": 1.0,
     "min_stat": 1_000,
-    "pyspy_seconds": 2.0,
     "sustain_seconds": 3.0,
 }
 
 
-def say(message):
-    """
-    A progress line on standard error.
-    """
-    sys.stderr.write("hardening: {}\n".format(message))
-    sys.stderr.flush()
-
-
 # --- process figures ---------------------------------------------------------
-
-
-def settle(pid, quiet=0.02, interval=0.3, limit=10.0):
-    """
-    Wait until process C{pid} is idle (less than C{quiet} CPU seconds over
-    C{interval}), for at most C{limit} seconds.
-    """
-    deadline = time.monotonic() + limit
-    before = common.cpuSeconds(pid)
-    while time.monotonic() < deadline:
-        time.sleep(interval)
-        now = common.cpuSeconds(pid)
-        if before is None or now is None or now - before < quiet:
-            return
-        before = now
 
 
 def fileSize(path):
@@ -264,7 +241,9 @@ _FAULT = re.compile(rb"faultCode</name>\s*<value>\s*<(?:int|i4)>(-?\d+)<")
 
 class _Response:
     """
-    Reads HTTP/1.1 responses from a socket, one after the other.
+    Reads HTTP/1.1 responses from a socket, one after the other: a flooding
+    connection checks every answer (fault 400 or 413) at the least cost to
+    the machine the server shares.
     """
 
     def __init__(self, sock):
@@ -318,11 +297,6 @@ class _Response:
         else:
             body = self._exactly(int(headers.get(b"content-length", b"0")))
         return status, headers, body
-
-
-def _dieWithParent():
-    if common._prctl is not None:
-        common._dieWithParent()
 
 
 def _reap(process, timeout):
@@ -459,7 +433,7 @@ def floodWorker(mode, host, port, certPath, kinds, threads, counts, stop, stopAt
         C{kinds} of requests in turn) or C{"handshake"} (handshakes with a
         certificate the server refuses).
     """
-    _dieWithParent()
+    common.dieWithParent()
     stopAt = min(stopAt, time.monotonic() + 3600)
     ctx = _clientContext(certPath)
     bodies = makeBodies() if mode == "malformed" else None
@@ -683,7 +657,7 @@ def runWindow(env, flood, seconds, ramp, good):
     finally:
         if flood is not None and not stopped:
             flood.stop()
-    settle(pid)
+    common.settle(pid)
     after = procStatus(pid)
     serverCPU = s1 - s0
     result.update({
@@ -737,63 +711,6 @@ def responsive(good):
     )
 
 
-def pyspyProfile(env, flood, seconds, ramp):
-    """
-    Profile the server with C{py-spy record} during C{flood} (and the good
-    client), for C{seconds}.
-
-    @return: L{breakdown.summarizeProfile}'s summary, or a dict with an
-        C{error}, or L{None} without py-spy.
-    """
-    import breakdown
-
-    if common.PYSPY is None:
-        return None
-    out = os.path.join(env.tmp, "server-{}.pyspy".format(flood.mode))
-    flood.start()
-    spy = None
-    try:
-        waitForActivity(flood)
-        time.sleep(ramp)
-        spy = common.startPySpy(env.server.pid, out, seconds)
-        try:
-            spy.waitFor(r"Sampling process", timeout=15)
-        except RuntimeError as e:
-            return {"error": str(e).splitlines()[0]}
-        goodClient(env, seconds + 0.5)
-        spy.popen.wait(seconds + 30)
-    finally:
-        if spy is not None:
-            spy.stop()
-        flood.stop()
-    if not os.path.exists(out):
-        return {"error": "py-spy wrote no profile"}
-    summary = breakdown.summarizeProfile(out, top=12)
-    summary["inclusive"] = inclusiveProfile(out)
-    return summary
-
-
-def inclusiveProfile(path, top=16, below=90.0):
-    """
-    The functions on the most sampled stacks of a C{py-spy record -f raw}
-    file (each function counted once per stack), leaving out those on more
-    than C{below} percent of them (the reactor's own loop).
-
-    @return: a list of C{(function, samples, percent)}.
-    """
-    counts = collections.Counter()
-    total = 0
-    for frames, n in common.pyspyStacks(path):
-        total += n
-        # "name (file:line)" -> "name (file)": a function, not a line.
-        for name in {re.sub(r":\d+\)$", ")", frame) for frame in frames}:
-            counts[name] += n
-    if not total:
-        return []
-    rows = [(k, v, round(100.0 * v / total, 1)) for k, v in counts.most_common()]
-    return [r for r in rows if r[2] <= below][:top]
-
-
 def parseShape(text):
     """
     C{"PxK"} as C{(P, K)}.
@@ -826,14 +743,14 @@ def auditSummary(directory):
     return {e: {"records": n, "bytes": sizes[e]} for e, n in events.items()}
 
 
-def floodPart(cfg, shape, hsShape, pyspy, keep):
+def floodPart(cfg, shape, hsShape):
     """
     Part 1: the good client alone, each kind of malformed request alone, the
     good client during the mixed malformed flood and during the handshake
     flood.
     """
     doc = {"windows": {}, "kinds": {}}
-    with common.BenchEnv(keep=keep) as env:
+    with common.BenchEnv() as env:
         proxy, selfSigned = makeCredentials(env)
         host, port = "127.0.0.1", env.httpsPort
         doc["server_log"] = env.server.logPath
@@ -844,7 +761,7 @@ def floodPart(cfg, shape, hsShape, pyspy, keep):
             return Flood(mode, host, port, cert or None, which[0], which[1], kinds=kinds,
                          limit=cfg["seconds"] * 4 + 120)
 
-        settle(env.server.pid)
+        common.settle(env.server.pid)
         doc["idle_rss_kib"] = procStatus(env.server.pid).get("VmRSS")
         say("baseline: good client alone for {:g} s".format(cfg["seconds"]))
         doc["windows"]["baseline"] = runWindow(env, None, cfg["seconds"], cfg["ramp"], True)
@@ -872,12 +789,6 @@ def floodPart(cfg, shape, hsShape, pyspy, keep):
             env, flood("handshake", hsShape), cfg["seconds"], cfg["ramp"], True)
         say("good client alone again")
         doc["windows"]["after"] = runWindow(env, None, cfg["seconds"], cfg["ramp"], True)
-        if pyspy:
-            doc["profiles"] = {}
-            for mode, which in (("malformed", shape), ("handshake", hsShape)):
-                say("py-spy: server during the {} flood".format(mode))
-                doc["profiles"][mode] = pyspyProfile(
-                    env, flood(mode, which), cfg["pyspy_seconds"], cfg["ramp"])
         doc["audit"] = auditSummary(env.tmp)
         log = env.server.output(1_000_000)
         doc["server_log_lines"] = log.count("\n")
@@ -890,7 +801,7 @@ def floodPart(cfg, shape, hsShape, pyspy, keep):
     return doc
 
 
-def sustainPart(cfg, shape, hsShape, keep):
+def sustainPart(cfg, shape, hsShape):
     """
     Optional part: the server's RSS every 10 s during C{sustain_seconds} of
     a refused-handshake flood, then (on a fresh server) of a flood of the
@@ -900,9 +811,9 @@ def sustainPart(cfg, shape, hsShape, keep):
     small = [k for k in KINDS if k != "oversized"]
     for name, mode, which, kinds in (("handshake", "handshake", hsShape, KINDS),
                                      ("small", "malformed", shape, small)):
-        with common.BenchEnv(keep=keep) as env:
+        with common.BenchEnv() as env:
             proxy, selfSigned = makeCredentials(env)
-            settle(env.server.pid)
+            common.settle(env.server.pid)
             rows = [{"seconds": 0, "requests": 0,
                      "rss_kib": procStatus(env.server.pid).get("VmRSS")}]
             seconds = cfg["sustain_seconds"]
@@ -925,7 +836,7 @@ def sustainPart(cfg, shape, hsShape, keep):
                                  "fds": st.get("fds")})
             finally:
                 flood.stop()
-            settle(env.server.pid)
+            common.settle(env.server.pid)
             doc[name] = {"flood": "{}x{}".format(*which), "samples": rows,
                          "after_kib": procStatus(env.server.pid).get("VmRSS")}
     return doc
@@ -958,7 +869,7 @@ def memoryWorker(url, proxy, caDir, statEvery, counts, stop, stopAt, results):
     C{[whoami, stat, failures]}.  Puts the latencies of every 64th call of
     each kind, summarized, on the queue C{results}.
     """
-    _dieWithParent()
+    common.dieWithParent()
     from jobmon.client import JobMonClient
     from jobmon.errors import JobMonError
 
@@ -998,7 +909,7 @@ def memoryWorker(url, proxy, caDir, statEvery, counts, stop, stopAt, results):
     })
 
 
-def memoryPart(cfg, clients, statEvery, minStat, keep):
+def memoryPart(cfg, clients, statEvery, minStat):
     """
     Part 2: RSS of the server and the daemon every C{sample_every} queries,
     up to C{queries} or C{memory_minutes}.  At each sample, if the rate so
@@ -1008,7 +919,7 @@ def memoryPart(cfg, clients, statEvery, minStat, keep):
     mp = multiprocessing.get_context("spawn")
     doc = {"clients": clients, "stat_every": [statEvery], "samples": []}
     shared = mp.RawValue("i", statEvery)
-    with common.BenchEnv(keep=keep) as env:
+    with common.BenchEnv() as env:
         stop = mp.Event()
         results = mp.Queue()
         limit = cfg["memory_minutes"] * 60.0
@@ -1045,7 +956,7 @@ def memoryPart(cfg, clients, statEvery, minStat, keep):
             doc["samples"].append(row)
             return row
 
-        settle(env.server.pid)
+        common.settle(env.server.pid)
         try:
             started = time.monotonic()
             sample(started)
@@ -1095,7 +1006,7 @@ def memoryPart(cfg, clients, statEvery, minStat, keep):
                 / max(1, last["queries"]), 3),
             "reports": reports,
         })
-        settle(env.server.pid)
+        common.settle(env.server.pid)
         doc["idle_after"] = {"server": procStatus(env.server.pid),
                              "daemon": procStatus(env.daemon.pid)}
         doc["server_alive"] = env.server.popen.poll() is None
@@ -1125,10 +1036,6 @@ def _statEvery(row, cfg, secondsLeft, minStat, current):
 
 
 # --- report --------------------------------------------------------------------
-
-
-def _mib(kib):
-    return None if kib is None else round(kib / 1024.0, 1)
 
 
 def floodTables(doc):
@@ -1164,8 +1071,8 @@ def floodTables(doc):
         if not w:
             continue
         rows.append([
-            label, _mib(w["rss_before_kib"]), _mib(w["rss_during_kib"]), _mib(w["rss_after_kib"]),
-            _mib(w["hwm_after_kib"]), "{} / {} / {}".format(
+            label, mib(w["rss_before_kib"]), mib(w["rss_during_kib"]), mib(w["rss_after_kib"]),
+            mib(w["hwm_after_kib"]), "{} / {} / {}".format(
                 w["fds_before"], w["fds_during"], w["fds_after"]),
             w["daemon_cpu_percent"], w["flood_cpu_percent"], w["others_cpu_percent"],
             w["server_log_bytes"], w["audit_bytes"],
@@ -1183,18 +1090,19 @@ def floodTables(doc):
         rows.append([
             kind, KIND_TEXT[kind], w["flood_rate"], w["server_cpu_percent"],
             w["server_cpu_ms_per_flood_request"] or "-", w["unexpected"], w["errors"],
-            _mib(w["rss_during_kib"]), _mib(w["hwm_after_kib"]),
+            mib(w["rss_during_kib"]), mib(w["hwm_after_kib"]),
         ])
     for label, w in doc.get("handshake_kinds", {}).items():
         rows.append([
             "handshake", "TLS handshake with " + label + ", refused", w["flood_rate"],
             w["server_cpu_percent"], w["server_cpu_ms_per_flood_request"] or "-",
-            w["accepted"], w["errors"], _mib(w["rss_during_kib"]), _mib(w["hwm_after_kib"]),
+            w["accepted"], w["errors"], mib(w["rss_during_kib"]), mib(w["hwm_after_kib"]),
         ])
     out.append("Each kind of malformed request or refused handshake alone (no good "
-               "client; for handshakes, \"wrong answers\" are handshakes accepted):\n\n" + common.markdownTable(
-        ["kind", "request", "req/s", "server CPU %", "server CPU ms per req",
-         "wrong answers", "errors", "RSS during MiB", "peak MiB"], rows))
+               "client; for handshakes, \"wrong answers\" are handshakes accepted):\n\n"
+               + common.markdownTable(
+                   ["kind", "request", "req/s", "server CPU %", "server CPU ms per req",
+                    "wrong answers", "errors", "RSS during MiB", "peak MiB"], rows))
     hs = doc["windows"].get("handshake", {})
     notes = []
     for key, label in (("malformed", "Mixed flood"), ("small", "Small-kinds flood")):
@@ -1246,21 +1154,6 @@ def floodTables(doc):
     if errors:
         notes.append("Error samples: " + "; ".join(errors[:6]))
     out.append("\n".join("- " + n for n in notes))
-    for mode, p in (doc.get("profiles") or {}).items():
-        if p is None:
-            out.append("py-spy is not installed: no profile.")
-        elif "error" in p:
-            out.append("py-spy could not profile: {}".format(p["error"]))
-        else:
-            out.append("Server during the {} flood, py-spy ({} samples), by category:\n\n".format(
-                mode, p["samples"]) + common.markdownTable(
-                    ["category (frame nearest the leaf)", "samples", "%"],
-                    [list(r) for r in p["categories"]]))
-            out.append("Busiest leaf functions:\n\n" + common.markdownTable(
-                ["function", "samples", "%"], [list(r) for r in p["leaves"]]))
-            out.append("Functions on the most stacks (inclusive, under 90 %):\n\n"
-                       + common.markdownTable(["function", "samples", "%"],
-                                              [list(r) for r in p.get("inclusive", [])]))
     return "\n\n".join(out)
 
 
@@ -1319,10 +1212,7 @@ def main(argv=None):
     parser.add_argument("--sample-every", type=int, help="memory: RSS every N queries (50,000)")
     parser.add_argument("--memory-minutes", type=float,
                         help="memory: stop after this many minutes whatever the count (11)")
-    parser.add_argument("--py-spy", dest="pyspy", action="store_true",
-                        help="also profile the server during each flood")
     common.jsonOption(parser)
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directories")
     args = parser.parse_args(argv)
     cfg = dict(QUICK if args.quick else FULL)
     for key in ("seconds", "kind_seconds", "queries", "sample_every", "memory_minutes",
@@ -1351,14 +1241,13 @@ def main(argv=None):
     started = time.monotonic()
     text = []
     if "flood" in parts:
-        document["flood"] = floodPart(cfg, shape, hsShape, args.pyspy, args.keep)
+        document["flood"] = floodPart(cfg, shape, hsShape)
         text.append(floodTables(document["flood"]))
     if "sustain" in parts:
-        document["sustain"] = sustainPart(cfg, shape, hsShape, args.keep)
+        document["sustain"] = sustainPart(cfg, shape, hsShape)
         text.append(sustainTable(document["sustain"]))
     if "memory" in parts:
-        document["memory"] = memoryPart(cfg, args.clients, args.stat_every, cfg["min_stat"],
-                                        args.keep)
+        document["memory"] = memoryPart(cfg, args.clients, args.stat_every, cfg["min_stat"])
         text.append(memoryTables(document["memory"]))
     document["wall_seconds"] = round(time.monotonic() - started, 1)
     common.emit(document, "\n\n".join(text), args.json)

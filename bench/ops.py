@@ -1,6 +1,6 @@
 """
 Cost of the JobMon ops that wait, read big files or list many processes,
-through a real server and daemon.
+through a real server and real daemons.
 
   1. C{tail -f} latency, write to print: the real C{jobmon-query tail -f}
      runs as a child with its output piped to this process, which appends a
@@ -8,11 +8,8 @@ through a real server and daemon.
      (random, so that writes fall at every phase of the daemon's 250 ms
      checks) and reads the lines back from the pipe.  Latency = time read
      from the pipe - time written (one clock for every process on the
-     machine).  The daemon runs with its C{Workdir.followOnce} wrapped to
-     stamp each look at the file, which splits each line's latency into
-     the daemon's wait for its next check, the check itself, and the
-     transport (result posted to the server, answer to the client, the CLI
-     writing it, the pipe).
+     machine).  Before the lines are written, the daemon's CPU is read
+     while the follower waits and nothing changes (the idle cost).
   2. C{tail -n 100} of a 1 GiB file of log lines (real data, written for
      the run and evicted from the page cache first) against C{tail -n 100}
      of a 10 KiB file, alternately, on one in-process
@@ -23,16 +20,13 @@ through a real server and daemon.
      per MiB.
   3. C{ps}, C{top} (interval 1 s) and C{res} of a job of 500 processes (a
      Python root and 499 C{sleep 600} children, its own process group),
-     with a daemon started with C{--job-pid}; the size of the result, and
-     the same listing made in this process with L{jobmon.worker.procs} plus the
-     XML-RPC encoding and parsing of the result, to show where the time
-     goes.
+     with a daemon started with C{--job-pid}: latency, the size of the
+     answer, and the CPU each process spent per C{ps}.
 
 Usage::
 
     .venv/bin/python bench/ops.py [--quick] [--parts follow,files,processes]
-        [--lines N] [--file-mib N] [--tail-n N] [--cat-seconds S] [--no-cat]
-        [--processes N] [--ps-n N] [--json [PATH]] [--keep]
+        [--processes N] [--ps-n N] [--json [PATH]]
 
 C{--quick} is a smoke run (20 lines, a 64 MiB file, 50 processes, fewer
 queries).  Every process started is stopped (the job's whole process group
@@ -94,7 +88,8 @@ WRITE_INTERVAL = (0.15, 0.25)
 """Seconds between two lines appended for C{tail -f} (uniform)."""
 
 CHECK_INTERVAL_MS = 250.0
-"""The daemon's follow check interval (L{jobmon.worker.operations}), for the text."""
+"""How often the daemon looks at a followed file (C{FOLLOW_CHECK_INTERVAL}
+in L{jobmon.worker.operations}), for the text and the idle cost per look."""
 
 IDLE_SECONDS = 4.0
 """Seconds the daemon's CPU is measured with a follower waiting and no
@@ -102,25 +97,6 @@ writes."""
 
 CLI_STOP = 5.0
 """Seconds a CLI has to end after SIGINT before it gets SIGTERM."""
-
-STAMPED_DAEMON = r"""
-import sys, time
-stamps = open(sys.argv[1], "a", buffering=1)
-from jobmon.worker import files
-_followOnce = files.Workdir.followOnce
-def followOnce(self, *args, **kwargs):
-    # One line per look at the followed file: start, end, bytes found.
-    t0 = time.monotonic_ns()
-    result = _followOnce(self, *args, **kwargs)
-    stamps.write("%d %d %d\n" % (t0, time.monotonic_ns(), len(result.get("data") or b"")))
-    return result
-files.Workdir.followOnce = followOnce
-from twisted.scripts.twistd import run
-sys.argv = sys.argv[2:]
-run()
-"""
-"""A daemon whose C{followOnce} appends a time stamp line to a file (the
-JobMon sources are not changed)."""
 
 JOB_SCRIPT = r"""
 import signal, subprocess, sys
@@ -136,48 +112,6 @@ group (killed as a whole at the end)."""
 # -- processes ----------------------------------------------------------------
 
 
-def startDaemon(env, jobId, workdir, extra=(), stampFile=None):
-    """
-    Start a C{twistd -n jobmon-daemon} for C{jobId} on C{env}'s server, as
-    L{common.BenchEnv} does, with C{extra} arguments; with C{stampFile},
-    its C{followOnce} calls are stamped there.
-
-    @return: the L{common.Proc}, once its wake channel is up.
-    """
-    args = env.daemonArgs(jobId, workdir) + list(extra)
-    if stampFile is None:
-        command = [common.TWISTD] + args
-    else:
-        command = [sys.executable, "-c", STAMPED_DAEMON, stampFile, common.TWISTD] + args
-    daemon = common.Proc(
-        "jobmon-daemon " + jobId,
-        command,
-        os.path.join(env.tmp, "daemon-{}.log".format(jobId)),
-        env=common.childEnv(PYTHONUNBUFFERED="1"),
-        cwd=env.tmp,
-    )
-    try:
-        daemon.waitFor(common.WAKE_READY[env.wake])
-    except BaseException:
-        daemon.stop()
-        raise
-    say("daemon pid {} for job {}".format(daemon.pid, jobId))
-    return daemon
-
-
-def cliCommand(env, *args):
-    """
-    The command line of the real C{jobmon-query} (the venv's console script)
-    against C{env}'s server.
-    """
-    script = os.path.join(common.BIN, "jobmon-query")
-    if os.path.exists(script):
-        head = [sys.executable, script]
-    else:
-        head = [sys.executable, "-m", "jobmon.cli"]
-    return head + ["--server", env.url, "--proxy", env.proxy, "--ca-dir", env.caDir] + list(args)
-
-
 def startCLI(env, *args):
     """
     Start C{jobmon-query ARGS} with its standard output piped to us (and its
@@ -186,13 +120,13 @@ def startCLI(env, *args):
     errPath = os.path.join(env.tmp, "cli-{}.err".format(int(time.monotonic_ns())))
     with open(errPath, "wb") as err:
         return subprocess.Popen(
-            cliCommand(env, *args),
+            env.cliCommand(*args),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=err,
             env=common.childEnv(),
             cwd=common.ROOT,
-            preexec_fn=common._dieWithParent if common._prctl is not None else None,
+            preexec_fn=common.dieWithParent,
             start_new_session=True,
         )
 
@@ -225,11 +159,8 @@ def memory(pid):
     C{VmRSS} and C{VmHWM} of process C{pid}, in MiB (Linux), or L{None}s.
     """
     status = common.procStatus(pid)
-    return {"rss_mib": _mib(status.get("VmRSS")), "hwm_mib": _mib(status.get("VmHWM"))}
-
-
-def _mib(kib):
-    return None if kib is None else round(kib / 1024.0, 1)
+    return {"rss_mib": common.mib(status.get("VmRSS")),
+            "hwm_mib": common.mib(status.get("VmHWM"))}
 
 
 def childrenCPU():
@@ -311,62 +242,20 @@ def _readLines(fd, pending, timeout):
     return [(now, line) for line in parts[:-1]], parts[-1], False
 
 
-def _splitLatencies(written, received, stampsPath):
-    """
-    Split each line's latency with the daemon's stamps: the wait for the
-    daemon's next look at the file, the look, and the transport.
-
-    @param written: C{{seq: written_ns}}.
-    @param received: C{{seq: read_ns}}.
-    @return: lists of seconds: C{(wait, check, transport)}.
-    """
-    looks = []
-    try:
-        with open(stampsPath) as f:
-            for line in f:
-                start, end, found = (int(v) for v in line.split())
-                looks.append((start, end, found))
-    except (OSError, ValueError):
-        return [], [], []
-    looks.sort()
-    wait, check, transport = [], [], []
-    for seq, t in written.items():
-        if seq not in received:
-            continue
-        # The first look that started after the write and found bytes.
-        for start, end, found in looks:
-            if start >= t and found:
-                if end <= received[seq]:
-                    wait.append((start - t) / 1e9)
-                    check.append((end - start) / 1e9)
-                    transport.append((received[seq] - end) / 1e9)
-                break
-    return wait, check, transport
-
-
-def _countLooks(stampsPath):
-    try:
-        with open(stampsPath) as f:
-            return sum(1 for _ in f)
-    except OSError:
-        return 0
-
-
-def _idleFollowCost(daemon, stampsPath, seconds):
+def _idleFollowCost(daemon, seconds):
     """
     The daemon's CPU while one follower waits and the file does not change:
-    per second, and per look at the file.
+    per second, and per look at the file (one every L{CHECK_INTERVAL_MS}).
     """
-    looks0, cpu0 = _countLooks(stampsPath), common.cpuSeconds(daemon.pid)
-    started = time.monotonic()
+    cpu0, started = common.cpuSeconds(daemon.pid), time.monotonic()
     time.sleep(seconds)
-    elapsed = time.monotonic() - started
-    looks, cpu1 = _countLooks(stampsPath) - looks0, common.cpuSeconds(daemon.pid)
-    if cpu0 is None or cpu1 is None or not looks:
+    elapsed, cpu1 = time.monotonic() - started, common.cpuSeconds(daemon.pid)
+    if cpu0 is None or cpu1 is None:
         return None
+    looks = elapsed * 1000.0 / CHECK_INTERVAL_MS
     return {
         "seconds": round(elapsed, 2),
-        "looks": looks,
+        "looks": round(looks),
         "cpu_ms_per_s": round((cpu1 - cpu0) * 1000.0 / elapsed, 2),
         "cpu_ms_per_look": round((cpu1 - cpu0) * 1000.0 / looks, 3),
     }
@@ -376,12 +265,11 @@ def measureFollow(env, cfg, seed=1):
     """
     C{jobmon-query tail -f} latency from write to print.
     """
-    stamps = os.path.join(env.tmp, "follow-stamps.txt")
     log = os.path.join(env.workdir, "job.log")
     with open(log, "rb") as f:
         f.seek(-LINE_WIDTH * 2, os.SEEK_END)
         lastLine = f.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
-    daemon = startDaemon(env, JOB_ID, env.workdir, stampFile=stamps)
+    daemon = env.startDaemon(JOB_ID, env.workdir)
     cli = None
     written, received = {}, {}
     try:
@@ -400,7 +288,7 @@ def measureFollow(env, cfg, seed=1):
         # Let the first follow request reach the daemon, then measure what
         # a follower costs the daemon while nothing is written.
         time.sleep(0.5)
-        idle = _idleFollowCost(daemon, stamps, IDLE_SECONDS)
+        idle = _idleFollowCost(daemon, IDLE_SECONDS)
         say("tail -f: {} lines, one every {:g}-{:g} s".format(cfg["lines"], *WRITE_INTERVAL))
         rng = random.Random(seed)
         out = os.open(log, os.O_WRONLY | os.O_APPEND)
@@ -432,17 +320,11 @@ def measureFollow(env, cfg, seed=1):
             stopCLI(cli)
         daemon.stop()
     latencies = [(received[s] - written[s]) / 1e9 for s in written if s in received]
-    wait, check, transport = _splitLatencies(written, received, stamps)
     return {
         "idle": idle,
         "written": len(written),
         "received": len(received),
         "latency": common.summarize(latencies),
-        "split": {
-            "daemon_wait": common.summarize(wait),
-            "check": common.summarize(check),
-            "transport": common.summarize(transport),
-        },
         "write_interval_s": list(WRITE_INTERVAL),
     }
 
@@ -504,7 +386,7 @@ def _timeTail(client, path, expected):
     return elapsed
 
 
-def measureBigFile(env, cfg, withCat=True):
+def measureBigFile(env, cfg):
     """
     C{tail -n 100} of a big and a small file, the daemon's memory, and
     C{cat} of the big file through the CLI.
@@ -520,7 +402,7 @@ def measureBigFile(env, cfg, withCat=True):
         writeLogFile(small, SMALL_BYTES)
         evict(big)
         result["cached_percent_before"] = cachedPercent(big)
-        daemon = startDaemon(env, JOB_ID, env.workdir)
+        daemon = env.startDaemon(JOB_ID, env.workdir)
         client = env.client()
         try:
             expected = TAIL_LINES * LINE_WIDTH
@@ -549,12 +431,10 @@ def measureBigFile(env, cfg, withCat=True):
                 if cpu0 is not None and cpu1 is not None else None,
             }
             result["memory_tail"] = {"before": memBefore, "after": memAfter}
-            result["pieces"] = pieces(big)
         finally:
             client.close()
-        if withCat:
-            evict(big)
-            result["cat"] = measureCat(env, daemon, "big.log", size, cfg["cat_seconds"])
+        evict(big)
+        result["cat"] = measureCat(env, daemon, "big.log", size, cfg["cat_seconds"])
     finally:
         if daemon is not None:
             daemon.stop()
@@ -564,51 +444,6 @@ def measureBigFile(env, cfg, withCat=True):
             except FileNotFoundError:
                 pass
     return result
-
-
-def pieces(path, mib=64):
-    """
-    Time, in this process, the pieces of a C{cat} result of 1 MiB: reading
-    the file cold from the disk (C{mib} MiB, cache evicted first), and the
-    XML-RPC work on a 1 MiB C{data}: the daemon's encoding of its result,
-    and each parse and encoding after that.
-    """
-    evict(path)
-    block = 1024 * 1024
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        t0 = time.perf_counter()
-        for i in range(mib):
-            os.pread(fd, block, i * block)
-        coldRead = (time.perf_counter() - t0) / mib
-        t0 = time.perf_counter()
-        for i in range(mib):
-            os.pread(fd, block, i * block)
-        warmRead = (time.perf_counter() - t0) / mib
-        data = os.pread(fd, block, 0)
-    finally:
-        os.close(fd)
-    evict(path)
-    value = {"path": "big.log", "data": xmlrpc.client.Binary(data), "offset": 0.0,
-             "size": 1073741824.0, "truncated": True}
-    call = lambda: xmlrpc.client.dumps(  # noqa: E731
-        ("job.1", "req-1", value), "jobmon.outputJobResult")
-    body = call()
-    answer = xmlrpc.client.dumps((value,), methodresponse=True)
-    runs = 10
-    out = {"read_cold_ms_per_mib": round(coldRead * 1000, 2),
-           "read_warm_ms_per_mib": round(warmRead * 1000, 2),
-           "xml_bytes_per_mib": len(answer)}
-    for name, fn in (
-        ("encode_ms", call),
-        ("parse_ms", lambda: xmlrpc.client.loads(body)),
-        ("parse_binary_ms", lambda: xmlrpc.client.loads(body, use_builtin_types=True)),
-    ):
-        t0 = time.perf_counter()
-        for _ in range(runs):
-            fn()
-        out[name] = round((time.perf_counter() - t0) * 1000.0 / runs, 2)
-    return out
 
 
 def measureCat(env, daemon, path, size, bound):
@@ -701,7 +536,7 @@ def startJob(env, processes):
         stderr=subprocess.STDOUT,
         cwd=env.workdir,
         env=common.childEnv(),
-        preexec_fn=common._dieWithParent if common._prctl is not None else None,
+        preexec_fn=common.dieWithParent,
         start_new_session=True,
     )
     try:
@@ -751,25 +586,6 @@ def killJob(job, timeout=10.0):
         job.stdout.close()
 
 
-def _filesOpenedPerCall(call, runs=3):
-    """
-    How many files C{call} opens (C{io.open} calls, counted by cProfile):
-    psutil opens a file of C{/proc} for each fact it reads.
-    """
-    import cProfile
-    import pstats
-
-    profile = cProfile.Profile()
-    profile.enable()
-    for _ in range(runs):
-        call()
-    profile.disable()
-    for (filename, _, function), row in pstats.Stats(profile).stats.items():
-        if filename == "~" and function == "<built-in method io.open>":
-            return round(row[1] / runs)
-    return None
-
-
 def _answerBytes(result):
     """
     The size of C{result} as an XML-RPC answer (the client normalized some
@@ -792,13 +608,11 @@ def measureProcesses(env, cfg):
     """
     C{ps}, C{top} and C{res} of a job of C{cfg["processes"]} processes.
     """
-    from jobmon.worker.procs import JobProcesses
-
     say("starting a job of {} processes".format(cfg["processes"]))
     job = startJob(env, cfg["processes"])
     daemon = None
     try:
-        daemon = startDaemon(env, PS_JOB, env.workdir, ["--job-pid", str(job.pid)])
+        daemon = env.startDaemon(PS_JOB, env.workdir, ["--job-pid", str(job.pid)])
         client = env.client()
         try:
             memBefore = memory(daemon.pid)
@@ -822,23 +636,6 @@ def measureProcesses(env, cfg):
             memAfter = memory(daemon.pid)
         finally:
             client.close()
-        # The same listing in this process: psutil reading /proc, then the
-        # XML-RPC work the result goes through.
-        local = JobProcesses(rootPid=job.pid, daemonPid=daemon.pid)
-        local.ps()
-        localTimes, localResult = common.timed(local.ps, 5)
-        resLocal, _ = common.timed(local.res, 5)
-        topStartLocal, _ = common.timed(local.topStart, 5)
-        treeLocal, _ = common.timed(local._tree, 5)
-        opens = _filesOpenedPerCall(local.ps)
-        wire = {
-            "root": localResult["root"], "processes": localResult["processes"],
-            "truncated": localResult["truncated"],
-        }
-        body = xmlrpc.client.dumps(("job.ps", "req-1", wire), "jobmon.outputJobResult")
-        encode, _ = common.timed(lambda: xmlrpc.client.dumps(
-            ("job.ps", "req-1", wire), "jobmon.outputJobResult"), 5)
-        parse, _ = common.timed(lambda: xmlrpc.client.loads(body), 5)
     finally:
         if daemon is not None:
             daemon.stop()
@@ -860,33 +657,23 @@ def measureProcesses(env, cfg):
         if server0 is not None and server1 is not None else None,
         "client_cpu_ms_per_ps": round(clientCPU, 2),
         "memory": {"before": memBefore, "after": memAfter},
-        "in_process": {
-            "psutil_ps": summary(localTimes),
-            "psutil_res": summary(resLocal),
-            "psutil_top_start": summary(topStartLocal),
-            "psutil_tree": summary(treeLocal),
-            "proc_files_opened_per_ps": opens,
-            "xml_encode": summary(encode),
-            "xml_parse": summary(parse),
-            "xml_body_bytes": len(body.encode("utf-8")),
-        },
     }
 
 
 # -- the run ------------------------------------------------------------------
 
 
-def run(cfg, withCat=True, keep=False, parts=("follow", "files", "processes")):
+def run(cfg, parts=("follow", "files", "processes")):
     """
     Start a server and run the chosen parts with the sizes of C{cfg}.
 
     @return: the results, by part.
     """
     results = {}
-    with common.BenchEnv(daemon=False, keep=keep) as env:
+    with common.BenchEnv(daemon=False) as env:
         for name, measure in (
             ("follow", lambda: measureFollow(env, cfg)),
-            ("files", lambda: measureBigFile(env, cfg, withCat)),
+            ("files", lambda: measureBigFile(env, cfg)),
             ("processes", lambda: measureProcesses(env, cfg)),
         ):
             if name in parts:
@@ -904,25 +691,16 @@ def _fmt(value, digits=2):
     return "{:.{}f}".format(value, digits)
 
 
-def tables(results, cfg):
+def tables(results):
     """
     The results as Markdown tables with a few lines of notes.
     """
     out = []
     f = results.get("follow")
     if f:
-        lat, split = f["latency"], f["split"]
+        lat = f["latency"]
         rows = [["write -> read from the CLI's stdout", lat["n"], lat["p50_ms"], lat["p90_ms"],
                  lat["p99_ms"], lat["max_ms"], lat["mean_ms"]]]
-        for key, label in (
-            ("daemon_wait", "  daemon: wait for its next look at the file"),
-            ("check", "  daemon: the look (followOnce, in a thread)"),
-            ("transport", "  transport: result -> server -> CLI -> pipe"),
-        ):
-            s = split[key]
-            if s["n"]:
-                rows.append([label, s["n"], s["p50_ms"], s["p90_ms"], s["p99_ms"],
-                             s["max_ms"], s["mean_ms"]])
         out.append("### tail -f: write to print\n")
         out.append(common.markdownTable(
             ["jobmon-query tail -f", "lines", "p50 ms", "p90 ms", "p99 ms", "max ms",
@@ -934,7 +712,7 @@ def tables(results, cfg):
         if f.get("idle"):
             i = f["idle"]
             out.append("With the follower waiting and no writes, the daemon used {} ms of CPU "
-                       "per second ({} looks in {:g} s: {} ms per look).\n".format(
+                       "per second (about {} looks in {:g} s: {} ms per look).\n".format(
                            i["cpu_ms_per_s"], i["looks"], i["seconds"], i["cpu_ms_per_look"]))
     b = results.get("files")
     if b:
@@ -987,16 +765,6 @@ def tables(results, cfg):
                            m["daemon"]["rss_mib"], m["daemon"]["hwm_mib"],
                            m["server"]["rss_mib"], m["server"]["hwm_mib"],
                            _fmt(m["cli_hwm_mib"], 1)))
-            p = b.get("pieces")
-            if p:
-                out.append(
-                    "\nPieces of one 1 MiB result, timed in this process: disk read {} ms "
-                    "cold, {} ms from the cache; the XML-RPC body is {} bytes; encoding it "
-                    "(xmlrpc.client.dumps) {} ms, parsing it {} ms ({} ms with "
-                    "use_builtin_types).".format(
-                        p["read_cold_ms_per_mib"], p["read_warm_ms_per_mib"],
-                        p["xml_bytes_per_mib"], p["encode_ms"], p["parse_ms"],
-                        p["parse_binary_ms"]))
     p = results.get("processes")
     if p:
         rows = []
@@ -1012,7 +780,6 @@ def tables(results, cfg):
         out.append(common.markdownTable(
             ["query (in-process client)", "n", "p50 ms", "p99 ms", "max ms", "mean ms",
              "answer bytes"], rows))
-        i = p["in_process"]
         out.append(
             "\nFirst ps {} ms (a new connection). CPU per ps: daemon {} ms, server {} ms, "
             "client {} ms. Daemon memory: VmRSS {} -> {} MiB, VmHWM {} -> {} MiB.".format(
@@ -1020,16 +787,6 @@ def tables(results, cfg):
                 _fmt(p["server_cpu_ms_per_ps"]), _fmt(p["client_cpu_ms_per_ps"]),
                 p["memory"]["before"]["rss_mib"], p["memory"]["after"]["rss_mib"],
                 p["memory"]["before"]["hwm_mib"], p["memory"]["after"]["hwm_mib"]))
-        out.append("\nThe same in this process (p50): jobmon.worker.procs ps {} ms, res {} ms, "
-                   "top's first sample (topStart) {} ms, finding the tree (psutil children "
-                   "and ppid) {} ms, {} files of /proc opened per ps; "
-                   "the ps result as outputJobResult body ({} bytes): encode {} ms, "
-                   "parse {} ms.".format(
-                       i["psutil_ps"]["p50_ms"], i["psutil_res"]["p50_ms"],
-                       i["psutil_top_start"]["p50_ms"], i["psutil_tree"]["p50_ms"],
-                       i["proc_files_opened_per_ps"],
-                       i["xml_body_bytes"], i["xml_encode"]["p50_ms"],
-                       i["xml_parse"]["p50_ms"]))
     busy = ["{} {}%".format(name, results[name]["machine"]["busy_percent"])
             for name in ("follow", "files", "processes")
             if results.get(name) and results[name].get("machine")]
@@ -1043,33 +800,21 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 20 lines, a 64 MiB file, 50 processes")
-    parser.add_argument("--lines", type=int, help="lines written for tail -f (100)")
-    parser.add_argument("--file-mib", type=int, help="size of the big file, MiB (1024)")
-    parser.add_argument("--tail-n", type=int, help="tail -n 100 queries of each file (50)")
-    parser.add_argument("--cat-seconds", type=float,
-                        help="the longest the cat of the big file may run (120)")
     parser.add_argument("--processes", type=int, help="processes of the sample job (500)")
     parser.add_argument("--ps-n", type=int, help="timed ps queries (20)")
-    parser.add_argument("--no-cat", dest="cat", action="store_false",
-                        help="skip the cat of the big file")
     parser.add_argument("--parts", default="follow,files,processes",
                         help="comma-separated subset of: follow,files,processes")
     common.jsonOption(parser)
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the temporary directory (logs; the big file is "
-                             "deleted anyway)")
     args = parser.parse_args(argv)
     cfg = dict(QUICK if args.quick else FULL)
-    for key in ("lines", "file_mib", "tail_n", "cat_seconds", "processes", "ps_n"):
+    for key in ("processes", "ps_n"):
         value = getattr(args, key)
         if value is not None:
             cfg[key] = value
     parts = tuple(args.parts.split(","))
     if not set(parts) <= {"follow", "files", "processes"}:
         parser.error("--parts: choose among follow,files,processes")
-    if not (1 <= cfg["lines"] <= 10000 and 1 <= cfg["file_mib"] <= 4096
-            and 1 <= cfg["tail_n"] <= 10000 and 1 <= cfg["cat_seconds"] <= 600
-            and 2 <= cfg["processes"] <= 2000 and 1 <= cfg["ps_n"] <= 1000):
+    if not (2 <= cfg["processes"] <= 2000 and 1 <= cfg["ps_n"] <= 1000):
         parser.error("sizes out of range")
     needed = cfg["file_mib"] * 1024 * 1024 * 2
     free = os.statvfs(tempfile.gettempdir())
@@ -1078,16 +823,15 @@ def main(argv=None):
             tempfile.gettempdir(), cfg["file_mib"]))
     common.installSignalHandlers()
     started = time.monotonic()
-    results = run(cfg, withCat=args.cat, keep=args.keep, parts=parts)
+    results = run(cfg, parts=parts)
     document = {
         "benchmark": "ops",
         "machine": common.machine(),
-        "source": common.sourceVersion(),
         "config": cfg,
         "results": results,
         "seconds": round(time.monotonic() - started, 1),
     }
-    common.emit(document, tables(results, cfg), args.json)
+    common.emit(document, tables(results), args.json)
     return 0
 
 

@@ -13,14 +13,19 @@ connection) makes N sequential calls of each kind, after a warm-up:
 With the default TCP wake, each query goes client -> server (XML-RPC),
 server -> daemon (wake line), daemon -> server (C{getJobToDo}), the file
 operation in a thread, daemon -> server (C{outputJobResult}), server ->
-client.  With C{--wake poll} the daemon's pending C{waitForWork} call
-returns the request itself (no wake line, no C{getJobToDo}).  The
-difference between a query and C{whoami} is the cost of the daemon leg.
+client.  With C{--wake udp} the wake is a datagram the server broadcasts to
+C{127.255.255.255} (the daemon runs under L{loopback_twistd}).  With
+C{--wake poll} the daemon's pending C{waitForWork} call returns the request
+itself (no wake line, no C{getJobToDo}).  The difference between a query
+and C{whoami} is the cost of the daemon leg.
+
+Besides latencies, the table gives queries per second and the CPU time
+each process (client, server, daemon) spent per query.
 
 Usage::
 
-    .venv/bin/python bench/roundtrip.py [-n 2000] [--warmup 100] [--wake tcp|poll]
-        [--ops stat,ls,...] [--json [PATH]]
+    .venv/bin/python bench/roundtrip.py [-n 2000] [--warmup 100]
+        [--wake tcp|udp|poll] [--ops stat,ls,...] [--json [PATH]]
 
 The table is printed in Markdown; C{--json} prints JSON instead (or, with a
 PATH, writes it there as well as printing the table).
@@ -76,7 +81,7 @@ OPS = [
 """(name, description, call, check of the result)."""
 
 
-def measure(env, n, warmup, ops=None, progress=True):
+def measure(env, n, warmup, ops=None):
     """
     Run each op C{warmup} times, then C{n} timed times, sequentially on one
     client.
@@ -91,8 +96,7 @@ def measure(env, n, warmup, ops=None, progress=True):
         for name, description, call, check in OPS:
             if wanted is not None and name not in wanted:
                 continue
-            if progress:
-                common.say("{} x {} (+{} warm-up)".format(name, n, warmup))
+            common.say("{} x {} (+{} warm-up)".format(name, n, warmup))
             first = call(client)
             if check is not None:
                 check(first)
@@ -179,8 +183,6 @@ def main(argv=None):
     common.jsonOption(parser, "table")
     parser.add_argument("--wake", choices=sorted(common.WAKE_READY), default="tcp",
                         help="the daemon's wake mode (tcp)")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the temporary directory (logs)")
     args = parser.parse_args(argv)
     if args.n < 1 or args.n > 1000000 or args.warmup < 0:
         parser.error("-n must be 1..1000000 and --warmup >= 0")
@@ -189,7 +191,7 @@ def main(argv=None):
     known = [o[0] for o in OPS]
     if ops is not None and not set(ops) <= set(known):
         parser.error("--ops: choose among " + ",".join(known))
-    with common.BenchEnv(keep=args.keep, wake=args.wake) as env:
+    with common.BenchEnv(wake=args.wake) as env:
         results = measure(env, args.n, args.warmup, ops)
     document = {
         "benchmark": "roundtrip",

@@ -1,20 +1,25 @@
 """
 Run the JobMon benchmarks with moderate sizes and print their tables
-(C{make bench}): round trips, C{jobmon-query} start-up, the breakdown of
-a query's time, and the ops that wait or read big things (C{tail -f}
-latency, C{tail}/C{cat} of a 256 MiB file, C{ps} of 500 processes).  The
-whole run takes about a minute and a half on two cores (the ops part about
-40 s); the JSON of every figure goes to C{bench/out/results.json}.
+(C{make bench}): round trips (latency, queries/s, CPU per query),
+C{jobmon-query} start-up, and the ops that wait or read big things
+(C{tail -f} latency and the idle follower's CPU, C{tail}/C{cat} of a
+256 MiB file, C{ps} of 500 processes).  The whole run takes about a
+minute on two cores (the ops part about 40 s); the JSON of every figure
+goes to C{bench/out/results.json}.
 
 Usage (from the repository root)::
 
-    .venv/bin/python bench/run_all.py [-n 1000] [--repeats 30]
-        [--breakdown-n 300] [--rounds 2] [--no-breakdown] [--py-spy]
-        [--no-ops | --ops-full]
+    .venv/bin/python bench/run_all.py [-n 1000] [--warmup 100] [--repeats 30]
+        [--no-ops | --ops-full | --quick]
+
+C{--quick} is a smoke run (100 round trips per op, 3 start-ups, the ops
+benchmark's smallest sizes), to check that everything works.
 
 Each benchmark can also be run alone, with its full defaults:
-C{bench/roundtrip.py}, C{bench/cli_startup.py}, C{bench/breakdown.py},
-C{bench/ops.py} (a 1 GiB file).
+C{bench/roundtrip.py}, C{bench/cli_startup.py}, C{bench/ops.py} (a 1 GiB
+file); the capacity, hardening, token and TLS memory benchmarks
+(C{bench/capacity.py}, C{bench/hardening.py}, C{bench/tokens.py},
+C{bench/tls_memory.py}) take minutes and are run on their own.
 """
 
 import argparse
@@ -25,7 +30,6 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import breakdown  # noqa: E402
 import cli_startup  # noqa: E402
 import common  # noqa: E402  (puts the repository root on sys.path)
 import ops  # noqa: E402
@@ -39,26 +43,23 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=100, help="untimed queries first (100)")
     parser.add_argument("--repeats", type=int, default=30,
                         help="runs of each command in the start-up benchmark (30)")
-    parser.add_argument("--breakdown-n", type=int, default=300,
-                        help="stat queries per breakdown run (300)")
-    parser.add_argument("--rounds", type=int, default=2,
-                        help="rounds of the breakdown's variants (2)")
-    parser.add_argument("--no-breakdown", dest="breakdown", action="store_false",
-                        help="skip the breakdown of a query's time")
-    parser.add_argument("--py-spy", dest="pyspy", action="store_true",
-                        help="also profile the server and daemon with py-spy")
     parser.add_argument("--no-ops", dest="ops", action="store_false",
                         help="skip the ops benchmark (tail -f, big files, many processes)")
     parser.add_argument("--ops-full", action="store_true",
                         help="run the ops benchmark at its full sizes (a 1 GiB file, "
                              "100 tail -f lines: about 90 s instead of 40)")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: 100 round trips per op, 3 start-ups, the ops "
+                             "benchmark's smallest sizes")
     parser.add_argument("--out", default=os.path.join(common.BENCH, "out", "results.json"),
                         help="where to write the JSON (bench/out/results.json)")
     args = parser.parse_args(argv)
-    if not (1 <= args.n <= 100000 and 1 <= args.repeats <= 1000
-            and 1 <= args.breakdown_n <= 100000 and 1 <= args.rounds <= 20
-            and args.warmup >= 0):
+    if args.quick:
+        args.n, args.warmup, args.repeats = 100, 10, 3
+    if not (1 <= args.n <= 100000 and 1 <= args.repeats <= 1000 and args.warmup >= 0):
         parser.error("sizes out of range")
+    if args.quick and args.ops_full:
+        parser.error("--quick and --ops-full exclude each other")
     common.installSignalHandlers()
     started = time.monotonic()
     machine = common.machine()
@@ -76,32 +77,17 @@ def main(argv=None):
         print(roundtrip.table(rt) + "\n")
         sys.stdout.flush()
         cli = cli_startup.measure(env, args.repeats)
-        inside = cli_startup.phases(env)
-        document["cli_startup"] = {
-            "repeats": args.repeats,
-            "results": cli,
-            "slowest_imports_us": cli_startup.importProfile(env),
-            "phases_ms": inside,
-        }
+        document["cli_startup"] = {"repeats": args.repeats, "results": cli}
         print("## jobmon-query start-up (whole process, wall time)\n")
         print(cli_startup.table(cli) + "\n")
-        print(cli_startup.phasesTable(inside) + "\n")
-        sys.stdout.flush()
-
-    if args.breakdown:
-        bd, text = breakdown.run(args.breakdown_n, min(args.warmup, 100), rounds=args.rounds,
-                                 pyspy=args.pyspy)
-        document["breakdown"] = dict(bd, n=args.breakdown_n, rounds=args.rounds)
-        print("## Where a stat query's time goes\n")
-        print(text + "\n")
         sys.stdout.flush()
 
     if args.ops:
-        sizes = dict(ops.FULL if args.ops_full else ops.MODERATE)
+        sizes = dict(ops.QUICK if args.quick else ops.FULL if args.ops_full else ops.MODERATE)
         results = ops.run(sizes)
         document["ops"] = {"config": sizes, "results": results}
         print("## Ops: tail -f, big files, many processes\n")
-        print(ops.tables(results, sizes) + "\n")
+        print(ops.tables(results) + "\n")
 
     document["seconds"] = round(time.monotonic() - started, 1)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

@@ -2,7 +2,10 @@
 Memory of one idle server-side TLS connection, by configuration: pyOpenSSL
 connections handshaken in memory, in one process, with the JobMon server's
 own TLS context (L{jobmon.server.tls.ServerContextFactory}) and alice's proxy on the
-client side.  For L{capacity}'s diagnosis of a wake channel's memory.
+client side: what one idle TLS connection (a wake channel) costs the server,
+and what each TLS setting changes.  It runs in this process, not through a
+server: the variants change the server's context in ways no server option
+does.
 
 For each variant a fresh process makes N server connections the way
 Twisted's TLS transport does (memory BIOs), completes each handshake with a
@@ -32,7 +35,8 @@ are measured by default.
 
 Usage::
 
-    .venv/bin/python bench/tls_memory.py [-n 2000] [--variants server,...] [--json PATH]
+    .venv/bin/python bench/tls_memory.py [-n 2000] [--variants server,...]
+        [--key-type ec|rsa] [--json [PATH]]
 """
 
 import argparse
@@ -186,7 +190,10 @@ def makePair(features, serverCtx, clientCtx):
 def _resetBIOs(server):
     """
     Give the connection fresh, empty memory BIOs (the old ones, and the
-    buffers they grew to during the handshake, are freed).
+    buffers they grew to during the handshake, are freed).  pyOpenSSL has
+    no public way to do this: this variant reaches into its private
+    C{_lib}, C{_ssl}, C{_into_ssl} and C{_from_ssl}, to price what a change
+    in Twisted or pyOpenSSL would save.
     """
     from OpenSSL.SSL import _lib
 
@@ -318,7 +325,7 @@ def main(argv=None):
     parser.add_argument("--variants", help="comma-separated subset of " +
                         ",".join(v for v, _ in VARIANTS) + "; join with + to combine")
     parser.add_argument("--key-type", choices=("ec", "rsa"), default="ec")
-    parser.add_argument("--json", metavar="PATH")
+    common.jsonOption(parser, "table")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--pki", help=argparse.SUPPRESS)
     parser.add_argument("--proxy", help=argparse.SUPPRESS)

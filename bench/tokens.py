@@ -1,16 +1,18 @@
 """
 What bearer tokens cost, beside X.509 proxies.
 
-  1. In process: L{jobmon.server.tokens.TokenPolicy.check} of a token seen for the
-     first time (signature and claims verified) for ES256, RS256 and EdDSA
-     issuers, and of a token already in the cache (what every later call
-     of a daemon or a kept-alive client costs).
+  1. In process: L{jobmon.server.tokens.TokenPolicy.check} of a token seen
+     for the first time (signature and claims verified) for ES256 and RS256
+     issuers (made with L{jobmon.devtools.issuer}), and of a token already
+     in the cache (what every later call of a daemon or a kept-alive client
+     costs).  The server's own policy object, run in this process: a token
+     check cannot be timed from outside the server.
   2. Through a real server and daemon: C{whoami} and C{stat} round trips on
      one kept-alive connection, with alice's proxy and with alice's token
      (the issuer maps subject C{alice} to her DN, so both reach her job).
   3. The same C{stat} round trips with a daemon that authenticates with a
-     token (read from its file, in a thread, for each of its calls) instead
-     of the proxy.
+     token (read from its file in a thread, kept for 10 s) instead of the
+     proxy.
   4. A new connection per call (handshake included): C{whoami} with the
      proxy (a client certificate chain to verify) and with the token (no
      client certificate; one token check per new token, cached after).
@@ -21,7 +23,6 @@ Usage::
 """
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -109,8 +110,11 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--connections", type=int, default=300,
                         help="new connections per credential")
-    parser.add_argument("--json", nargs="?", const="-", metavar="PATH")
+    common.jsonOption(parser)
     args = parser.parse_args(argv)
+    if not (1 <= args.n <= 100000 and 0 <= args.warmup <= 10000
+            and 1 <= args.connections <= 10000):
+        parser.error("-n 1..100000, --warmup 0..10000, --connections 1..10000")
 
     common.installSignalHandlers()
     out = {"machine": common.machine(), "check": checkCosts(args.n)}
@@ -124,21 +128,15 @@ def main(argv=None):
             if name.startswith("stat"))
 
     rows = [[alg, v["new_us"], v["cached_us"]] for alg, v in out["check"].items()]
-    print("### Token check, in process\n")
-    print(common.markdownTable(["algorithm", "new token µs", "cached µs"], rows))
+    text = "### Token check, in process\n\n" + common.markdownTable(
+        ["algorithm", "new token µs", "cached µs"], rows)
     rows = []
     for section in ("round_trip", "new_connection"):
         for name, s in out[section].items():
             rows.append([name, s["n"], s["p50_ms"], s["p90_ms"], s["p99_ms"], s["mean_ms"]])
-    print("\n### Through the server (one client, sequential)\n")
-    print(common.markdownTable(["call", "n", "p50 ms", "p90 ms", "p99 ms", "mean ms"], rows))
-    if args.json:
-        text = json.dumps(out, indent=2)
-        if args.json == "-":
-            print(text)
-        else:
-            with open(args.json, "w") as f:
-                f.write(text + "\n")
+    text += "\n\n### Through the server (one client, sequential)\n\n" + common.markdownTable(
+        ["call", "n", "p50 ms", "p90 ms", "p99 ms", "mean ms"], rows)
+    common.emit(out, text, args.json)
     return 0
 
 
