@@ -49,84 +49,42 @@ commands (C{json}, C{base64}, C{fnmatch}) are imported when used.
 
 import argparse
 import os
-import stat as _stat
 import sys
 import time
 
 from jobmon import client as _client
 from jobmon import errors
+from jobmon.cli.exits import (  # noqa: F401 (the exit statuses are part of this API)
+    EXIT_AUTH, EXIT_CODES, EXIT_FORBIDDEN, EXIT_GONE, EXIT_INTERRUPTED, EXIT_NO_JOB,
+    EXIT_OK, EXIT_REMOTE, EXIT_SERVER, EXIT_STATUS_HELP, EXIT_TIMEOUT, EXIT_USAGE,
+    exitCode,
+)
+from jobmon.cli.format import (  # noqa: F401
+    _MONTHS, formatAge, formatDuration, formatElapsed, formatMode, formatTime,
+    humanSize, printable, shortDN,
+)
+from jobmon.cli.format import formatSize as _size
+from jobmon.cli.format import table as _table
+from jobmon.cli.output import BINARY_SAMPLE, looksBinary, toJSON  # noqa: F401
+from jobmon.cli.output import JSONStream as _JSONStream
+from jobmon.cli.output import Output as _Output
+from jobmon.cli.output import flushQuietly as _flushQuietly
+from jobmon.cli.output import oneLine as _oneLine
+from jobmon.cli.output import silence as _silence
+from jobmon.cli.output import writeError as _writeError
+from jobmon.cli.parser import PROG
+from jobmon.cli.parser import GLOBAL_WITH_VALUE as _GLOBAL_WITH_VALUE
+from jobmon.cli.parser import Parser as _Parser
+from jobmon.cli.parser import ParserExit as _ParserExit
+from jobmon.cli.parser import UsageError as _UsageError
+from jobmon.cli.parser import addGlobalOptions as _addGlobalOptions
+from jobmon.cli.parser import addJob as _job
+from jobmon.cli.parser import count as _count
+from jobmon.cli.parser import positive as _positive
+from jobmon.cli.parser import seconds as _seconds
+from jobmon.cli.session import Session as _Session
 from jobmon.errors import JobMonError
 
-PROG = "jobmon-query"
-
-EXIT_OK = 0
-"""Success."""
-EXIT_REMOTE = 1
-"""The operation failed in the job (codes 1001-1099 but 1008), or the
-command of C{run} exited with a status other than 0."""
-EXIT_USAGE = 2
-"""Usage error, or a request the server found malformed or too large."""
-EXIT_AUTH = 3
-"""Authentication failed, either way."""
-EXIT_FORBIDDEN = 4
-"""Not authorized."""
-EXIT_NO_JOB = 5
-"""No such job, or an ambiguous job id prefix."""
-EXIT_GONE = 6
-"""The job went away."""
-EXIT_TIMEOUT = 7
-"""A timeout, on the server, the worker or the client."""
-EXIT_SERVER = 8
-"""Server unreachable or failing, or an internal error."""
-EXIT_INTERRUPTED = 130
-"""Interrupted by the user."""
-
-EXIT_CODES = {
-    errors.BAD_REQUEST: EXIT_USAGE,
-    errors.TOO_LARGE: EXIT_USAGE,
-    _client.BAD_URL: EXIT_USAGE,
-    _client.BAD_ARGUMENT: EXIT_USAGE,
-    errors.NOT_AUTHENTICATED: EXIT_AUTH,
-    _client.NO_CREDENTIAL: EXIT_AUTH,
-    _client.CREDENTIAL_EXPIRED: EXIT_AUTH,
-    _client.BAD_CREDENTIAL: EXIT_AUTH,
-    _client.CERTIFICATE_REFUSED: EXIT_AUTH,
-    _client.SERVER_NOT_TRUSTED: EXIT_AUTH,
-    _client.NO_CA_DIR: EXIT_AUTH,
-    errors.NOT_AUTHORIZED: EXIT_FORBIDDEN,
-    errors.NO_SUCH_JOB: EXIT_NO_JOB,
-    errors.JOB_GONE: EXIT_GONE,
-    errors.TIMEOUT: EXIT_TIMEOUT,
-    errors.REMOTE_TIMEOUT: EXIT_TIMEOUT,
-    _client.CLIENT_TIMEOUT: EXIT_TIMEOUT,
-    errors.JOB_CONFLICT: EXIT_SERVER,
-    errors.TOO_MANY: EXIT_SERVER,
-    errors.INTERNAL: EXIT_SERVER,
-    errors.UNAVAILABLE: EXIT_SERVER,
-    _client.UNREACHABLE: EXIT_SERVER,
-    _client.TLS_ERROR: EXIT_SERVER,
-    _client.CONNECTION_LOST: EXIT_SERVER,
-    _client.HTTP_ERROR: EXIT_SERVER,
-    _client.PROTOCOL_ERROR: EXIT_SERVER,
-}
-"""Exit status for each error code; see L{exitCode} for the others."""
-
-EXIT_STATUS_HELP = """\
-exit status:
-  0  success (also when the reader of the output goes away: ... | head)
-  1  the operation failed in the job (no such file, permission denied...),
-     or the command of 'run' exited with a status other than 0
-  2  usage error or bad request (400, 413)
-  3  authentication: credential missing, expired, unusable or refused (401),
-     or the server's certificate could not be verified
-  4  not authorized (403)
-  5  no such job (404), or a job id prefix that matches several jobs
-  6  the job went away (410)
-  7  timeout (408, 1008, no answer in time)
-  8  server unreachable or server error (500, 503, 429, 409, connection or
-     HTTP failures, internal errors)
-  130  interrupted (Ctrl-C)
-"""
 
 EXAMPLES_HELP = """\
 examples:
@@ -199,191 +157,11 @@ REREGISTER_GRACE = 60.0
 server refuse connections, before the command gives up: a restarted server
 needs that time to see the job's daemon register again."""
 
-BINARY_SAMPLE = 8192
-"""How many bytes L{looksBinary} looks at."""
-
-AMBIGUOUS_SHOWN = 5
-"""How many candidate ids an ambiguous job prefix error names."""
 
 _CLEAR_SCREEN = b"\x1b[H\x1b[2J"
 
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
-           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-_SIX_MONTHS = 31556952 // 2
-"""Half a Gregorian year, as GNU C{ls} counts it."""
-
-_FUTURE_SLACK = 3600
-"""Seconds an mtime may lie in the future and still count as recent: the
-worker's clock may be ahead of ours."""
-
-_TYPE_BITS = {"file": _stat.S_IFREG, "dir": _stat.S_IFDIR, "link": _stat.S_IFLNK}
-
-
-def exitCode(code):
-    """
-    Return the exit status for the error code C{code} (a server fault code
-    or a L{jobmon.client} code).
-    """
-    if code in EXIT_CODES:
-        return EXIT_CODES[code]
-    if isinstance(code, int) and errors.isRemote(code):
-        return EXIT_REMOTE
-    return EXIT_SERVER
-
 
 # -- formatting ---------------------------------------------------------------
-
-
-def printable(text):
-    """
-    Return C{text} with control and other unprintable characters escaped
-    (C{\\n}, C{\\x1b}...), so that a file name or a server message cannot
-    break a line or drive the terminal.
-    """
-    if text.isprintable():
-        return text
-    out = []
-    for ch in text:
-        if ch.isprintable():
-            out.append(ch)
-        else:
-            out.append(ch.encode("unicode_escape", "backslashreplace").decode("ascii"))
-    return "".join(out)
-
-
-def formatMode(type_, mode):
-    """
-    Return the C{ls -l} mode string (C{drwxr-xr-x}) of an entry of type
-    C{type_} (C{file}, C{dir}, C{link}, C{other}) with permission bits
-    C{mode}.
-    """
-    return _stat.filemode(_TYPE_BITS.get(type_, 0) | (int(mode) & 0o7777))
-
-
-def formatTime(mtime, now):
-    """
-    Return an mtime as C{ls -l} shows it: C{Nov 26 06:30} if it is within
-    the last six months, else C{Nov 26  2024}.
-    """
-    try:
-        t = time.localtime(mtime)
-    except (OverflowError, OSError, ValueError):
-        return "?" * 12
-    month = _MONTHS[t.tm_mon - 1]
-    if now - _SIX_MONTHS <= mtime <= now + _FUTURE_SLACK:
-        return "%s %2d %02d:%02d" % (month, t.tm_mday, t.tm_hour, t.tm_min)
-    return "%s %2d  %d" % (month, t.tm_mday, t.tm_year)
-
-
-def formatAge(seconds):
-    """
-    Return a duration the short way: C{5s}, C{3m}, C{2h10m}, C{4d}.
-    """
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return "%ds" % (seconds,)
-    if seconds < 3600:
-        return "%dm" % (seconds // 60,)
-    if seconds < 86400:
-        hours, minutes = divmod(seconds // 60, 60)
-        return "%dh%dm" % (hours, minutes) if minutes else "%dh" % (hours,)
-    return "%dd" % (seconds // 86400,)
-
-
-def formatDuration(seconds):
-    """
-    Return an amount of (CPU) time for a person: C{0.4s}, C{12.5s},
-    C{3m07s}, C{2h05m}, C{4d03h}.
-    """
-    seconds = max(0.0, float(seconds))
-    if seconds < 60:
-        return "%.1fs" % (seconds,)
-    whole = int(seconds)
-    if whole < 3600:
-        return "%dm%02ds" % divmod(whole, 60)
-    if whole < 86400:
-        return "%dh%02dm" % divmod(whole // 60, 60)
-    return "%dd%02dh" % divmod(whole // 3600, 24)
-
-
-def formatElapsed(seconds):
-    """
-    Return a process's running time as C{ps} shows it: C{MM:SS},
-    C{HH:MM:SS} or C{D-HH:MM:SS}.
-    """
-    seconds = max(0, int(seconds))
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return "%d-%02d:%02d:%02d" % (days, hours, minutes, secs)
-    if hours:
-        return "%02d:%02d:%02d" % (hours, minutes, secs)
-    return "%02d:%02d" % (minutes, secs)
-
-
-def humanSize(size):
-    """
-    Return a byte count the way C{ls -h} and C{du -h} show it, in powers of
-    1024: C{512}, C{1.5K}, C{12K}, C{3.4G}.
-    """
-    size = float(size)
-    if abs(size) < 1024:
-        return "%d" % (size,)
-    for unit in "KMGTPE":
-        size /= 1024.0
-        if abs(size) < 1024 or unit == "E":
-            break
-    if abs(size) < 9.95:
-        return "%.1f%s" % (size, unit)
-    return "%.0f%s" % (size, unit)
-
-
-def _size(value, human):
-    """
-    Return a byte count, human-readable or in full.
-    """
-    if value is None:
-        return "-"
-    return humanSize(value) if human else "%d" % (value,)
-
-
-def shortDN(dn):
-    """
-    Return the last CN of a slash-form DN (C{/DC=org/CN=Alice} gives
-    C{Alice}; C{/CN=host/node1.example.org} gives C{host/node1.example.org}),
-    or the DN itself if it has no CN.  A bearer token's identity,
-    C{https://issuer.example/vo#carol}, gives C{carol@issuer.example}.
-    """
-    if dn.startswith("https://") and "#" in dn:
-        issuer, _, subject = dn.partition("#")
-        return "%s@%s" % (subject, issuer[len("https://"):].split("/")[0])
-    at = dn.rfind("/CN=")
-    if at < 0:
-        return dn
-    return dn[at + 4:] or dn
-
-
-def looksBinary(data):
-    """
-    Tell whether C{data} looks binary: a NUL byte or a byte sequence that is
-    not UTF-8 in its first L{BINARY_SAMPLE} bytes.  A character cut at either
-    end of the sample (a chunk of a longer file) does not count.
-    """
-    import codecs
-
-    sample = bytes(data[:BINARY_SAMPLE])
-    if b"\0" in sample:
-        return True
-    start = 0
-    while start < 3 and start < len(sample) and 0x80 <= sample[start] < 0xC0:
-        start += 1
-    try:
-        codecs.getincrementaldecoder("utf-8")().decode(sample[start:], final=False)
-    except UnicodeDecodeError:
-        return True
-    return False
 
 
 def formatWhoami(info):
@@ -408,24 +186,6 @@ def formatWhoami(info):
     if notes:
         line += " (%s)" % (", ".join(notes),)
     return line
-
-
-def _table(header, rows, right=()):
-    """
-    Lay out rows in columns two spaces apart; columns whose index is in
-    C{right} are right-aligned.
-    """
-    widths = [len(h) for h in header]
-    for row in rows:
-        widths = [max(w, len(cell)) for w, cell in zip(widths, row)]
-    lines = []
-    for row in [header] + rows:
-        cells = [
-            cell.rjust(w) if i in right else cell.ljust(w)
-            for i, (cell, w) in enumerate(zip(row, widths))
-        ]
-        lines.append("  ".join(cells).rstrip())
-    return lines
 
 
 def filterJobs(jobs, state=None, mode=None, host=None):
@@ -713,199 +473,7 @@ def signalName(text):
     return name
 
 
-def toJSON(value):
-    """
-    Return C{value} with every bytes value replaced for JSON: a dict key
-    C{k} holding bytes becomes C{k_base64} holding the base64 text; bytes
-    elsewhere become base64 text.
-    """
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            if isinstance(item, (bytes, bytearray)):
-                out[key + "_base64"] = _base64(item)
-            else:
-                out[key] = toJSON(item)
-        return out
-    if isinstance(value, (list, tuple)):
-        return [toJSON(item) for item in value]
-    if isinstance(value, (bytes, bytearray)):
-        return _base64(value)
-    return value
-
-
-def _base64(data):
-    """
-    Return C{data} as base64 text.
-    """
-    import base64
-
-    return base64.b64encode(bytes(data)).decode("ascii")
-
-
 # -- the command line ---------------------------------------------------------
-
-
-class _UsageError(Exception):
-    """
-    A command-line error, reported in one line with exit status 2.
-    """
-
-
-class _ParserExit(Exception):
-    """
-    The parser is done (C{--help}, C{--version}).
-    """
-
-    def __init__(self, status):
-        super().__init__(status)
-        self.status = status
-
-
-class _Parser(argparse.ArgumentParser):
-    """
-    An argument parser that writes to the injected streams and reports
-    errors in one line instead of exiting.
-    """
-
-    out = None
-    err = None
-
-    def error(self, message):
-        """
-        Raise L{_UsageError} instead of printing the usage and exiting.
-        """
-        sub = self.prog[len(PROG):].strip()
-        if sub:
-            message = "%s: %s" % (sub, message)
-        raise _UsageError(message + " (see %s --help)" % (self.prog,))
-
-    def exit(self, status=0, message=None):
-        """
-        Raise L{_ParserExit} instead of exiting.
-        """
-        if message:
-            self._print_message(message, sys.stderr)
-        raise _ParserExit(status)
-
-    def _print_message(self, message, file=None):
-        if not message:
-            return
-        if file is None or file is sys.stdout:
-            file = self.out or sys.stdout
-        elif file is sys.stderr:
-            file = self.err or sys.stderr
-        file.write(message)
-
-
-def _count(text):
-    """
-    Parse a non-negative integer argument.
-    """
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("not a whole number: %r" % (text,))
-    if value < 0:
-        raise argparse.ArgumentTypeError("must not be negative: %r" % (text,))
-    return value
-
-
-def _positive(text):
-    """
-    Parse a positive integer argument.
-    """
-    value = _count(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be at least 1: %r" % (text,))
-    return value
-
-
-def _seconds(text):
-    """
-    Parse a positive number of seconds.
-    """
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("not a number: %r" % (text,))
-    if not 0 < value < 1e7:
-        raise argparse.ArgumentTypeError("must be a positive number of seconds: %r" % (text,))
-    return value
-
-
-_GLOBAL_WITH_VALUE = (
-    "--server", "--proxy", "--key", "--ca-dir", "--timeout", "--auth", "--token-file",
-)
-"""The global options that take a value."""
-
-
-def _addGlobalOptions(parser, defaults):
-    """
-    Add the global options to C{parser}.  With C{defaults} false they get no
-    default, so that giving them after the command does not hide the values
-    given before it.
-    """
-    suppress = {} if defaults else {"default": argparse.SUPPRESS}
-    group = parser.add_argument_group("global options")
-    group.add_argument(
-        "--server", metavar="URL",
-        help="the JobMon server, https://host[:port][/path] "
-             "(default: $JOBMON_SERVER)",
-        **suppress,
-    )
-    group.add_argument(
-        "--proxy", metavar="FILE",
-        help="proxy or certificate+key file "
-             "(default: $X509_USER_PROXY, else /tmp/x509up_u$UID)",
-        **suppress,
-    )
-    group.add_argument(
-        "--key", metavar="FILE",
-        help="private key, when --proxy is a certificate alone "
-             "(usercert.pem with userkey.pem)",
-        **suppress,
-    )
-    group.add_argument(
-        "--auth", choices=_client.AUTH_MODES,
-        help="x509 (proxy or certificate) or token (a WLCG bearer token); auto: "
-             "a token named by $BEARER_TOKEN or $BEARER_TOKEN_FILE, else the proxy "
-             "if there is one, else a token in $XDG_RUNTIME_DIR/bt_u$UID or "
-             "/tmp/bt_u$UID (default: $JOBMON_AUTH, else auto)",
-        **suppress,
-    )
-    group.add_argument(
-        "--token-file", metavar="FILE", dest="token_file",
-        help="the bearer token's file, read for every request (implies --auth "
-             "token unless --auth says otherwise)",
-        **suppress,
-    )
-    group.add_argument(
-        "--ca-dir", metavar="DIR", dest="ca_dir",
-        help="trusted CA certificates, hashed layout "
-             "(default: $X509_CERT_DIR, else %s)" % (_client.DEFAULT_CA_DIR,),
-        **suppress,
-    )
-    group.add_argument(
-        "--timeout", metavar="S", type=_seconds,
-        help="seconds to wait for an answer, also the query's timeout on the "
-             "server (default: 60)",
-        **({"default": 60.0} if defaults else suppress),
-    )
-    group.add_argument(
-        "--json", action="store_true",
-        help="print the result as one JSON document (bytes as base64 in "
-             "'data_base64'); with -f, one JSON object per line",
-        **({"default": False} if defaults else suppress),
-    )
-
-
-def _job(sub):
-    """
-    Add the JOB argument.
-    """
-    sub.add_argument("job", metavar="JOB",
-                     help="the job's id, or a prefix of it that names one of your jobs")
 
 
 def _raw(sub):
@@ -1134,256 +702,7 @@ def buildParser(stdout=None, stderr=None, argv=None):
 # -- output -------------------------------------------------------------------
 
 
-class _Output:
-    """
-    Standard output as bytes: text lines are encoded for the stream, file
-    data is written as is.
-    """
-
-    def __init__(self, stream):
-        self._stream = stream
-        self._binary = getattr(stream, "buffer", None)
-        self._encoding = getattr(stream, "encoding", None) or "utf-8"
-
-    def line(self, text):
-        """
-        Write one line of text.
-        """
-        self.raw((text + "\n").encode(self._encoding, "backslashreplace"))
-
-    def lines(self, lines):
-        """
-        Write lines of text.
-        """
-        for text in lines:
-            self.line(text)
-
-    def raw(self, data):
-        """
-        Write bytes unchanged.
-        """
-        if self._binary is None:
-            self._stream.write(bytes(data).decode(self._encoding, "replace"))
-        else:
-            self._binary.write(data)
-
-    def json(self, value):
-        """
-        Write C{value} as one indented JSON document.
-        """
-        import json
-
-        self.line(json.dumps(toJSON(value), indent=2, sort_keys=True))
-
-    def jsonLine(self, value):
-        """
-        Write C{value} as JSON on one line, and flush.
-        """
-        import json
-
-        self.line(json.dumps(toJSON(value), sort_keys=True))
-        self.flush()
-
-    def flush(self):
-        """
-        Flush the stream.
-        """
-        if self._binary is not None:
-            self._binary.flush()
-        self._stream.flush()
-
-    def isatty(self):
-        """
-        Tell whether the stream is a terminal.
-        """
-        try:
-            return bool(self._stream.isatty())
-        except (AttributeError, OSError, ValueError):
-            return False
-
-    def width(self, environ):
-        """
-        Return the terminal's width in columns (C{$COLUMNS}, else the
-        terminal's, else 80).
-        """
-        try:
-            return max(1, int(environ["COLUMNS"]))
-        except (KeyError, ValueError):
-            pass
-        try:
-            return os.get_terminal_size(self._stream.fileno()).columns or 80
-        except (AttributeError, OSError, ValueError):
-            return 80
-
-
-class _JSONStream:
-    """
-    One JSON document for a file read in chunks: the fields first, then the
-    data as base64, written as the chunks come, so that the file is never
-    held in memory.
-    """
-
-    def __init__(self, out, path, offset, size):
-        import json
-
-        self._out = out
-        self._pending = b""
-        out.raw(('{"path": %s, "offset": %d, "size": %d, "data_base64": "'
-                 % (json.dumps(path), offset, size)).encode("ascii"))
-
-    def write(self, data):
-        """
-        Add bytes to the document (whole base64 groups are written now).
-        """
-        import base64
-
-        data = self._pending + bytes(data)
-        whole = len(data) - len(data) % 3
-        self._out.raw(base64.b64encode(data[:whole]))
-        self._pending = data[whole:]
-        self._out.flush()
-
-    def close(self, truncated):
-        """
-        End the document.
-        """
-        import base64
-
-        self._out.raw(base64.b64encode(self._pending) + b'", "truncated": '
-                      + (b"true" if truncated else b"false") + b"}\n")
-
-
-def _writeError(stream, data):
-    """
-    Write bytes (a command's standard error) to the text stream C{stream}.
-    """
-    binary = getattr(stream, "buffer", None)
-    stream.flush()
-    if binary is None:
-        encoding = getattr(stream, "encoding", None) or "utf-8"
-        stream.write(bytes(data).decode(encoding, "replace"))
-    else:
-        binary.write(data)
-        binary.flush()
-    stream.flush()
-
-
-def _oneLine(message):
-    """
-    Make C{message} a single printable line.
-    """
-    return printable(" ".join(str(message).splitlines()))
-
-
-def _silence(stream):
-    """
-    Point C{stream}'s file descriptor at C{/dev/null}, so that flushing it
-    again at exit does not fail (the recipe of the Python documentation for
-    C{SIGPIPE}).
-    """
-    try:
-        fd = stream.fileno()
-    except (AttributeError, OSError, ValueError):
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, fd)
-    finally:
-        os.close(devnull)
-
-
 # -- the commands -------------------------------------------------------------
-
-
-class _Session:
-    """
-    What a command needs: the parsed arguments, the client, the output, and
-    the job id, resolved from a prefix when needed.
-
-    @ivar job: the job's id, as given, then as resolved.
-    @ivar following: whether the command is following a file (Ctrl-C then
-        ends it quietly).
-    """
-
-    def __init__(self, args, client, out, say, stderr, environ, sleep, clock):
-        self.args = args
-        self.client = client
-        self.out = out
-        self.say = say
-        self.stderr = stderr
-        self.environ = environ
-        self.sleep = sleep
-        self.clock = clock
-        self.json = args.json
-        self.job = getattr(args, "job", None)
-        self._resolved = False
-        self.following = False
-        self.guardBinary = (
-            not self.json and not getattr(args, "raw", False) and out.isatty()
-        )
-
-    def query(self, method, *args, **kw):
-        """
-        Call the client's C{method} for the job.  If the server knows no
-        such job the first time, and the id is a unique prefix of one of the
-        caller's jobs, call again with that job's id.
-        """
-        call = getattr(self.client, method)
-        try:
-            result = call(self.job, *args, **kw)
-        except JobMonError as e:
-            if e.code != errors.NO_SUCH_JOB or self._resolved:
-                raise
-            self._resolved = True
-            self._resolve(e)
-            result = call(self.job, *args, **kw)
-        self._resolved = True
-        return result
-
-    def _resolve(self, error):
-        """
-        Find the caller's job whose id starts with L{job}.
-
-        @raise JobMonError: C{error} if there is none, L{errors.NO_SUCH_JOB}
-            naming the candidates if there are several.
-        """
-        try:
-            jobs = self.client.listJobs()
-        except JobMonError:
-            raise error from None
-        ids = sorted({str(j.get("job_id", "")) for j in jobs})
-        matches = [i for i in ids if i.startswith(self.job)]
-        if not matches or self.job in matches:
-            raise error
-        if len(matches) > 1:
-            shown = ", ".join(matches[:AMBIGUOUS_SHOWN])
-            if len(matches) > AMBIGUOUS_SHOWN:
-                shown += " and %d more" % (len(matches) - AMBIGUOUS_SHOWN,)
-            raise JobMonError(
-                errors.NO_SUCH_JOB,
-                "job id %r is ambiguous: %d of your jobs start with it: %s"
-                % (self.job, len(matches), shown),
-            )
-        self.job = matches[0]
-
-    def emit(self, data, total=None):
-        """
-        Write file bytes and flush; on a terminal, binary data becomes a
-        notice on standard error (unless C{--raw}).
-
-        @param total: the size to report in the notice (default: that of
-            C{data}).
-        @return: whether the bytes were written.
-        """
-        if not data:
-            return True
-        if self.guardBinary and looksBinary(data):
-            self.say("binary data (%d bytes) not shown on a terminal; use --raw "
-                     "or redirect" % (len(data) if total is None else total,))
-            return False
-        self.out.raw(data)
-        self.out.flush()
-        return True
 
 
 def _show(s, result, format):
@@ -1979,16 +1298,6 @@ def main(argv=None, stdout=None, stderr=None, environ=None, clientFactory=None,
                 client.close()
             except Exception:
                 pass
-
-
-def _flushQuietly(out):
-    """
-    Flush what was written before an error, ignoring a closed pipe.
-    """
-    try:
-        out.flush()
-    except Exception:
-        pass
 
 
 def _complete(parser):

@@ -1,0 +1,218 @@
+"""
+What every parser of C{jobmon-query} is made of: the argument parser that
+reports errors in one line, the argument types, the global options, the
+C{JOB} argument, and L{Command}, the one place where each command declares
+its help, its arguments and what it does.
+
+The parser itself, with every command in the order of the help, is built by
+L{jobmon.cli.registry.buildParser}.
+"""
+
+import argparse
+import sys
+
+from jobmon import client as _client
+
+PROG = "jobmon-query"
+"""The program's name, in its messages and help."""
+
+
+class UsageError(Exception):
+    """
+    A command-line error, reported in one line with exit status 2.
+    """
+
+
+class ParserExit(Exception):
+    """
+    The parser is done (C{--help}, C{--version}).
+    """
+
+    def __init__(self, status):
+        super().__init__(status)
+        self.status = status
+
+
+class Parser(argparse.ArgumentParser):
+    """
+    An argument parser that writes to the injected streams and reports
+    errors in one line instead of exiting.
+    """
+
+    out = None
+    err = None
+
+    def error(self, message):
+        """
+        Raise L{UsageError} instead of printing the usage and exiting.
+        """
+        sub = self.prog[len(PROG):].strip()
+        if sub:
+            message = "%s: %s" % (sub, message)
+        raise UsageError(message + " (see %s --help)" % (self.prog,))
+
+    def exit(self, status=0, message=None):
+        """
+        Raise L{ParserExit} instead of exiting.
+        """
+        if message:
+            self._print_message(message, sys.stderr)
+        raise ParserExit(status)
+
+    def _print_message(self, message, file=None):
+        if not message:
+            return
+        if file is None or file is sys.stdout:
+            file = self.out or sys.stdout
+        elif file is sys.stderr:
+            file = self.err or sys.stderr
+        file.write(message)
+
+
+def count(text):
+    """
+    Parse a non-negative integer argument.
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not a whole number: %r" % (text,))
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative: %r" % (text,))
+    return value
+
+
+def positive(text):
+    """
+    Parse a positive integer argument.
+    """
+    value = count(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be at least 1: %r" % (text,))
+    return value
+
+
+def seconds(text):
+    """
+    Parse a positive number of seconds.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not a number: %r" % (text,))
+    if not 0 < value < 1e7:
+        raise argparse.ArgumentTypeError("must be a positive number of seconds: %r" % (text,))
+    return value
+
+
+GLOBAL_WITH_VALUE = (
+    "--server", "--proxy", "--key", "--ca-dir", "--timeout", "--auth", "--token-file",
+)
+"""The global options that take a value."""
+
+
+def addGlobalOptions(parser, defaults):
+    """
+    Add the global options to C{parser}.  With C{defaults} false they get no
+    default, so that giving them after the command does not hide the values
+    given before it.
+    """
+    suppress = {} if defaults else {"default": argparse.SUPPRESS}
+    group = parser.add_argument_group("global options")
+    group.add_argument(
+        "--server", metavar="URL",
+        help="the JobMon server, https://host[:port][/path] "
+             "(default: $JOBMON_SERVER)",
+        **suppress,
+    )
+    group.add_argument(
+        "--proxy", metavar="FILE",
+        help="proxy or certificate+key file "
+             "(default: $X509_USER_PROXY, else /tmp/x509up_u$UID)",
+        **suppress,
+    )
+    group.add_argument(
+        "--key", metavar="FILE",
+        help="private key, when --proxy is a certificate alone "
+             "(usercert.pem with userkey.pem)",
+        **suppress,
+    )
+    group.add_argument(
+        "--auth", choices=_client.AUTH_MODES,
+        help="x509 (proxy or certificate) or token (a WLCG bearer token); auto: "
+             "a token named by $BEARER_TOKEN or $BEARER_TOKEN_FILE, else the proxy "
+             "if there is one, else a token in $XDG_RUNTIME_DIR/bt_u$UID or "
+             "/tmp/bt_u$UID (default: $JOBMON_AUTH, else auto)",
+        **suppress,
+    )
+    group.add_argument(
+        "--token-file", metavar="FILE", dest="token_file",
+        help="the bearer token's file, read for every request (implies --auth "
+             "token unless --auth says otherwise)",
+        **suppress,
+    )
+    group.add_argument(
+        "--ca-dir", metavar="DIR", dest="ca_dir",
+        help="trusted CA certificates, hashed layout "
+             "(default: $X509_CERT_DIR, else %s)" % (_client.DEFAULT_CA_DIR,),
+        **suppress,
+    )
+    group.add_argument(
+        "--timeout", metavar="S", type=seconds,
+        help="seconds to wait for an answer, also the query's timeout on the "
+             "server (default: 60)",
+        **({"default": 60.0} if defaults else suppress),
+    )
+    group.add_argument(
+        "--json", action="store_true",
+        help="print the result as one JSON document (bytes as base64 in "
+             "'data_base64'); with -f, one JSON object per line",
+        **({"default": False} if defaults else suppress),
+    )
+
+
+def addJob(sub):
+    """
+    Add the JOB argument.
+    """
+    sub.add_argument("job", metavar="JOB",
+                     help="the job's id, or a prefix of it that names one of your jobs")
+
+
+class Command:
+    """
+    One command of C{jobmon-query}, all in one place: its line in the main
+    help, its own help, its arguments and what it does.  Each command is a
+    subclass in the module of its kind (L{jobmon.cli.jobs},
+    L{jobmon.cli.files}, L{jobmon.cli.processes}, L{jobmon.cli.commands});
+    L{jobmon.cli.registry} lists them in the order of the help.
+
+    @cvar name: the command's word on the command line.
+    @cvar help: its line in the main help's list of commands.
+    @cvar description: the text that opens its own help (default: C{help}).
+    @cvar examples: the lines of its help's C{examples:} section.
+    @cvar helpFlag: whether C{-h} asks for its help; false for a command
+        whose C{-h} means something else (it adds C{--help} itself).
+    """
+
+    name = None
+    help = None
+    description = None
+    examples = ()
+    helpFlag = True
+
+    def configure(self, parser):
+        """
+        Add the command's own arguments to its C{parser} (by default none);
+        the global options are added after them.
+        """
+
+    def run(self, session):
+        """
+        Do the command and print its result.
+
+        @param session: the L{jobmon.cli.session.Session} of this run.
+        @return: the exit status, or C{None} for
+            L{jobmon.cli.exits.EXIT_OK}.
+        """
+        raise NotImplementedError(self.name)
