@@ -1915,7 +1915,7 @@ class AuditFormatTests(SynchronousTestCase):
         One line per record: time, event, who (short), what, outcome, and
         for queries the bytes and duration.
         """
-        from jobmon.cli import formatAudit
+        from jobmon.cli.jobs import formatAudit
 
         lines = formatAudit([
             {"time": "2026-11-26T06:40:55.250Z", "event": "query",

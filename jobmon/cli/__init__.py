@@ -54,6 +54,7 @@ import time
 
 from jobmon import client as _client
 from jobmon import errors
+from jobmon.cli import jobs
 from jobmon.cli.exits import (  # noqa: F401 (the exit statuses are part of this API)
     EXIT_AUTH, EXIT_CODES, EXIT_FORBIDDEN, EXIT_GONE, EXIT_INTERRUPTED, EXIT_NO_JOB,
     EXIT_OK, EXIT_REMOTE, EXIT_SERVER, EXIT_STATUS_HELP, EXIT_TIMEOUT, EXIT_USAGE,
@@ -72,7 +73,7 @@ from jobmon.cli.output import flushQuietly as _flushQuietly
 from jobmon.cli.output import oneLine as _oneLine
 from jobmon.cli.output import silence as _silence
 from jobmon.cli.output import writeError as _writeError
-from jobmon.cli.parser import PROG
+from jobmon.cli.parser import PROG, Command
 from jobmon.cli.parser import GLOBAL_WITH_VALUE as _GLOBAL_WITH_VALUE
 from jobmon.cli.parser import Parser as _Parser
 from jobmon.cli.parser import ParserExit as _ParserExit
@@ -112,9 +113,6 @@ tab completion (needs the argcomplete package):
 """
 
 COMMAND_EXAMPLES = {
-    "whoami": ["jobmon-query whoami", "jobmon-query --json whoami"],
-    "jobs": ["jobmon-query jobs", "jobmon-query jobs --state ready --host 'wn*'",
-             "jobmon-query jobs --all -l        # admins: every user's jobs"],
     "ls": ["jobmon-query ls 1234.0", "jobmon-query ls 1234.0 output -l",
            "jobmon-query ls 1234.0 -a --depth 2"],
     "stat": ["jobmon-query stat 1234.0 job.log"],
@@ -137,8 +135,6 @@ COMMAND_EXAMPLES = {
             "jobmon-query run 1234.0 grep -i error job.log",
             "jobmon-query --json run 1234.0 nvidia-smi -q"],
     "signal": ["jobmon-query signal 1234.0 USR1", "jobmon-query signal 1234.0 TERM"],
-    "audit": ["jobmon-query audit 1234.0", "jobmon-query --json audit 1234.0 -n 1000"],
-    "history": ["jobmon-query history", "jobmon-query history 1234.0"],
 }
 """Examples shown by C{jobmon-query COMMAND --help}."""
 
@@ -162,80 +158,6 @@ _CLEAR_SCREEN = b"\x1b[H\x1b[2J"
 
 
 # -- formatting ---------------------------------------------------------------
-
-
-def formatWhoami(info):
-    """
-    Return the line C{whoami} prints: the DN and notes in parentheses.
-    """
-    notes = []
-    if info.get("admin"):
-        notes.append("admin")
-    if info.get("limited"):
-        notes.append("limited proxy")
-    elif info.get("proxy"):
-        notes.append("via proxy")
-    token = info.get("token")
-    if isinstance(token, dict):
-        notes.append("bearer token, scopes: %s" % (" ".join(token.get("scopes") or []) or "none",))
-        expires = token.get("expires")
-        if isinstance(expires, (int, float)):
-            notes.append("expires %s" % (
-                time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(expires)),))
-    line = printable(info.get("dn", "?"))
-    if notes:
-        line += " (%s)" % (", ".join(notes),)
-    return line
-
-
-def filterJobs(jobs, state=None, mode=None, host=None):
-    """
-    Return the jobs whose state and mode are C{state} and C{mode} (ignoring
-    case) and whose host matches the shell pattern C{host}; C{None} matches
-    anything.
-    """
-    if host is not None:
-        from fnmatch import fnmatchcase
-
-        host = host.lower()
-    kept = []
-    for job in jobs:
-        if state is not None and str(job.get("state", "")).lower() != state.lower():
-            continue
-        if mode is not None and str(job.get("mode", "")).lower() != mode.lower():
-            continue
-        if host is not None and not fnmatchcase(str(job.get("host", "")).lower(), host):
-            continue
-        kept.append(job)
-    return kept
-
-
-def formatJobs(jobs, now, long=False):
-    """
-    Return the lines of the C{jobs} table, or C{["No jobs."]}.
-
-    @param long: show owners' full DNs instead of their last CN.
-    """
-    if not jobs:
-        return ["No jobs."]
-    rows = []
-    for job in jobs:
-        owner = job.get("owner", "")
-        registered = job.get("registered")
-        seen = job.get("last_seen")
-        rows.append([
-            printable(str(job.get("job_id", ""))),
-            printable(owner if long else shortDN(owner)),
-            printable(str(job.get("host", ""))),
-            printable(str(job.get("batch") or "-")),
-            printable(str(job.get("mode", ""))),
-            printable(str(job.get("state", ""))),
-            formatAge(now - registered) if registered is not None else "-",
-            formatAge(now - seen) if seen is not None else "-",
-            str(job.get("pending", "")),
-        ])
-    header = ["JOB", "OWNER", "HOST", "BATCH", "MODE", "STATE", "AGE", "SEEN", "PENDING"]
-    return _table(header, rows, right=(6, 7, 8))
 
 
 def formatListing(result, now):
@@ -499,18 +421,7 @@ def _configure(name, sub):
     """
     Add the arguments of command C{name} to its parser C{sub}.
     """
-    if name == "jobs":
-        sub.add_argument("--all", action="store_true",
-                         help="every user's jobs (the server's admins only)")
-        sub.add_argument("--state", metavar="S",
-                         help="only jobs in this state (ready, connecting)")
-        sub.add_argument("--mode", metavar="M", help="only jobs with this wake mode "
-                                                     "(tcp, udp, poll)")
-        sub.add_argument("--host", metavar="GLOB",
-                         help="only jobs on hosts matching this shell pattern")
-        sub.add_argument("-l", "--long", action="store_true",
-                         help="show owners' full DNs, not their last CN")
-    elif name == "ls":
+    if name == "ls":
         _job(sub)
         sub.add_argument("path", metavar="PATH", nargs="?", default=".",
                          help="directory or file, relative to the working "
@@ -572,14 +483,6 @@ def _configure(name, sub):
         sub.add_argument("name", metavar="NAME", help="the command (see 'commands')")
         sub.add_argument("args", metavar="ARGS", nargs=argparse.REMAINDER,
                          help="its arguments; everything after NAME is passed on")
-    elif name == "history":
-        sub.add_argument("job", metavar="JOB", nargs="?", help="only this job (its whole id)")
-        sub.add_argument("-n", "--lines", metavar="N", type=_positive, default=50,
-                         help="how many jobs and queries, newest last (default: 50)")
-    elif name == "audit":
-        sub.add_argument("job", metavar="JOB", help="the job's id (the whole id)")
-        sub.add_argument("-n", "--lines", metavar="N", type=_positive, default=50,
-                         help="how many records, newest last (default: 50)")
     elif name == "signal":
         _job(sub)
         sub.add_argument("signal", metavar="SIG", type=signalName,
@@ -680,19 +583,18 @@ def buildParser(stdout=None, stderr=None, argv=None):
     _addGlobalOptions(parser, True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     wanted = None if argv is None else _wantedCommand(argv)
-    known = [name for name, _ in _COMMAND_HELP]
-    for name, help_ in _COMMAND_HELP:
+    for command in _ORDER:
         sub = commands.add_parser(
-            name, help=help_, description=_DESCRIPTIONS.get(name, help_),
-            epilog="examples:\n" + "".join(
-                "  %s\n" % (line,) for line in COMMAND_EXAMPLES.get(name, ())),
+            command.name, help=command.help,
+            description=command.description or command.help,
+            epilog="examples:\n" + "".join("  %s\n" % (line,) for line in command.examples),
             formatter_class=argparse.RawDescriptionHelpFormatter,
-            add_help=name not in _NO_HELP_FLAG,
+            add_help=command.helpFlag,
         )
         sub.out = stdout
         sub.err = stderr
-        if wanted is None or wanted == name or wanted not in known:
-            _configure(name, sub)
+        if wanted is None or wanted == command.name or wanted not in _BY_NAME:
+            command.configure(sub)
             _addGlobalOptions(sub, False)
     parser.out = stdout
     parser.err = stderr
@@ -714,30 +616,6 @@ def _show(s, result, format):
         s.out.json(result)
     else:
         s.out.lines(format(result))
-
-
-def _cmdWhoami(s):
-    """
-    C{whoami}: the caller's identity.
-    """
-    result = s.client.whoami()
-    if s.json:
-        s.out.json(result)
-    else:
-        s.out.line(formatWhoami(result))
-
-
-def _cmdJobs(s):
-    """
-    C{jobs}: the caller's jobs (or everyone's), filtered here.
-    """
-    a = s.args
-    jobs = s.client.listJobs(all=True) if a.all else s.client.listJobs()
-    jobs = filterJobs(jobs, a.state, a.mode, a.host)
-    if s.json:
-        s.out.json(jobs)
-    else:
-        s.out.lines(formatJobs(jobs, time.time(), a.long))
 
 
 def _cmdLs(s):
@@ -1098,78 +976,7 @@ def _cmdSignal(s):
             printable(str(result.get("signal", s.args.signal))), result.get("pid", "?")))
 
 
-def formatAudit(records):
-    """
-    Return one line per audit record: time, event, who, what, outcome.
-    """
-    if not records:
-        return ["No records."]
-    lines = []
-    for r in records:
-        what = r.get("op") or r.get("method") or r.get("mode") or r.get("why") or ""
-        args = r.get("args")
-        if isinstance(args, dict) and args:
-            what += " " + " ".join("%s=%s" % (k, args[k]) for k in sorted(args))
-        outcome = r.get("outcome", r.get("code", ""))
-        extra = ""
-        if r.get("event") == "query":
-            extra = " %sB %.3fs" % (int(r.get("bytes", 0)), float(r.get("duration", 0)))
-        lines.append(printable("%s %-8s %s %s -> %s%s" % (
-            r.get("time", "?"), r.get("event", "?"), shortDN(str(r.get("dn", r.get("owner", "")))),
-            what, outcome, extra)))
-    return lines
-
-
-def formatHistory(result):
-    """
-    Return the lines of a C{history} result: the jobs, then the queries.
-    """
-    def when(t):
-        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "-"
-
-    jobs = result.get("jobs", [])
-    queries = result.get("queries", [])
-    lines = []
-    if jobs:
-        rows = [[printable(str(j.get("job_id", ""))), printable(str(j.get("host", ""))),
-                 printable(str(j.get("mode", ""))), when(j.get("registered")),
-                 when(j.get("ended")) if j.get("ended") else "running",
-                 printable(str(j.get("why", "")))] for j in jobs]
-        lines += _table(["JOB", "HOST", "MODE", "REGISTERED", "ENDED", "WHY"], rows)
-    if queries:
-        if lines:
-            lines.append("")
-        rows = []
-        for q in queries:
-            args = q.get("args") or {}
-            what = " ".join("%s=%s" % (k, args[k]) for k in sorted(args)) if isinstance(
-                args, dict) else ""
-            rows.append([when(q.get("time")), printable(str(q.get("job_id", ""))),
-                         printable(str(q.get("op", ""))), printable(what),
-                         printable(str(q.get("outcome", "")))])
-        lines += _table(["TIME", "JOB", "OP", "ARGS", "OUTCOME"], rows)
-    return lines or ["No history."]
-
-
-def _cmdHistory(s):
-    """
-    C{history}: the caller's own jobs and queries.
-    """
-    _show(s, s.client.history(s.args.job, s.args.lines), formatHistory)
-
-
-def _cmdAudit(s):
-    """
-    C{audit}: the server's audit records about a job (admins only).
-    """
-    _show(s, s.client.auditLog(s.args.job, s.args.lines), formatAudit)
-
-
 _COMMANDS = {
-    "audit": _cmdAudit,
-    "history": _cmdHistory,
-    "whoami": _cmdWhoami,
-    "jobs": _cmdJobs,
     "ls": _cmdLs,
     "stat": _cmdStat,
     "cat": _cmdCat,
@@ -1187,6 +994,36 @@ _COMMANDS = {
 }
 """Each command's function: called with a L{_Session}, it prints the result
 and returns the exit status (C{None} for 0)."""
+
+
+class _Legacy(Command):
+    """
+    A command not yet in the module of its kind, described by the tables
+    above (while the commands move there, one kind at a time).
+    """
+
+    def __init__(self, name):
+        self.name = name
+        self.help = dict(_COMMAND_HELP)[name]
+        self.description = _DESCRIPTIONS.get(name)
+        self.examples = COMMAND_EXAMPLES[name]
+        self.helpFlag = name not in _NO_HELP_FLAG
+
+    def configure(self, sub):
+        _configure(self.name, sub)
+
+    def run(self, session):
+        return _COMMANDS[self.name](session)
+
+
+_MOVED = {command.name: command for command in (
+    jobs.Whoami(), jobs.Jobs(), jobs.History(), jobs.Audit(),
+)}
+
+_ORDER = [_MOVED.get(name) or _Legacy(name) for name, _ in _COMMAND_HELP]
+"""Every command, in the order of the help."""
+
+_BY_NAME = {command.name: command for command in _ORDER}
 
 
 def main(argv=None, stdout=None, stderr=None, environ=None, clientFactory=None,
@@ -1270,7 +1107,7 @@ def main(argv=None, stdout=None, stderr=None, environ=None, clientFactory=None,
                 timeout=args.timeout,
             )
         session = _Session(args, client, out, say, stderr, environ, sleep, clock)
-        status = _COMMANDS[args.command](session)
+        status = _BY_NAME[args.command].run(session)
         out.flush()
         return EXIT_OK if status is None else status
     except BrokenPipeError:
