@@ -15,6 +15,7 @@ import time
 from twisted.trial.unittest import SynchronousTestCase
 
 from jobmon import cli, client, errors
+from jobmon.cli import files, follow
 from jobmon.errors import JobMonError
 
 SERVER = "https://jobmon.example.org:8443/RPC2"
@@ -1011,7 +1012,7 @@ class LsTests(SynchronousTestCase):
             "a.txt    ccc.log  eeeee",
             "bb       d",
         ])
-        self.assertEqual(cli.formatNames(["a", "b"], 1), ["a", "b"])
+        self.assertEqual(files.formatNames(["a", "b"], 1), ["a", "b"])
 
     def test_options(self):
         """
@@ -1256,10 +1257,10 @@ class FollowTests(SynchronousTestCase):
         self.assertEqual((status, out, err), (130, b"one\ntwo\nthree\nfour\n", ""))
         self.assertEqual(fake.calls, [
             ("tail", "1", "job.log", 2, None),
-            ("follow", "1", "job.log", 108, None, cli.FOLLOW_WAIT),
-            ("follow", "1", "job.log", 114, "8:1", cli.FOLLOW_WAIT),
-            ("follow", "1", "job.log", 114, "8:1", cli.FOLLOW_WAIT),
-            ("follow", "1", "job.log", 119, "8:1", cli.FOLLOW_WAIT),
+            ("follow", "1", "job.log", 108, None, follow.FOLLOW_WAIT),
+            ("follow", "1", "job.log", 114, "8:1", follow.FOLLOW_WAIT),
+            ("follow", "1", "job.log", 114, "8:1", follow.FOLLOW_WAIT),
+            ("follow", "1", "job.log", 119, "8:1", follow.FOLLOW_WAIT),
         ])
         self.assertTrue(fake.closed)
 
