@@ -53,7 +53,7 @@ import sys
 import time
 
 from jobmon import client as _client
-from jobmon.cli import files, jobs
+from jobmon.cli import files, jobs, processes
 from jobmon.cli.exits import (  # noqa: F401 (the exit statuses are part of this API)
     EXIT_AUTH, EXIT_CODES, EXIT_FORBIDDEN, EXIT_GONE, EXIT_INTERRUPTED, EXIT_NO_JOB,
     EXIT_OK, EXIT_REMOTE, EXIT_SERVER, EXIT_STATUS_HELP, EXIT_TIMEOUT, EXIT_USAGE,
@@ -63,7 +63,6 @@ from jobmon.cli.format import (  # noqa: F401
     _MONTHS, formatAge, formatDuration, formatElapsed, formatMode, formatTime,
     humanSize, printable, shortDN,
 )
-from jobmon.cli.format import formatSize as _size
 from jobmon.cli.format import table as _table
 from jobmon.cli.output import BINARY_SAMPLE, looksBinary, toJSON  # noqa: F401
 from jobmon.cli.output import Output as _Output
@@ -78,8 +77,6 @@ from jobmon.cli.parser import ParserExit as _ParserExit
 from jobmon.cli.parser import UsageError as _UsageError
 from jobmon.cli.parser import addGlobalOptions as _addGlobalOptions
 from jobmon.cli.parser import addJob as _job
-from jobmon.cli.parser import positive as _positive
-from jobmon.cli.parser import seconds as _seconds
 from jobmon.cli.session import Session as _Session
 from jobmon.errors import JobMonError
 
@@ -110,110 +107,15 @@ tab completion (needs the argcomplete package):
 """
 
 COMMAND_EXAMPLES = {
-    "ps": ["jobmon-query ps 1234.0"],
-    "top": ["jobmon-query top 1234.0", "jobmon-query top 1234.0 -d 2 -n 10"],
-    "res": ["jobmon-query res 1234.0"],
-    "env": ["jobmon-query env 1234.0 | grep ^PATH="],
     "commands": ["jobmon-query commands 1234.0"],
     "run": ["jobmon-query run 1234.0 nvidia-smi",
             "jobmon-query run 1234.0 grep -i error job.log",
             "jobmon-query --json run 1234.0 nvidia-smi -q"],
-    "signal": ["jobmon-query signal 1234.0 USR1", "jobmon-query signal 1234.0 TERM"],
 }
 """Examples shown by C{jobmon-query COMMAND --help}."""
 
 
-_CLEAR_SCREEN = b"\x1b[H\x1b[2J"
-
-
 # -- formatting ---------------------------------------------------------------
-
-
-def formatProcesses(processes, tree=True):
-    """
-    Return the lines of a C{ps} or C{top} table: PID, PPID, USER, STATE,
-    %CPU, RSS, ELAPSED, COMMAND.
-
-    @param tree: indent each command by its depth in the process tree
-        (C{processes} in tree order, parents first); else keep the order
-        given.
-    """
-    depths = {}
-    rows = []
-    for proc in processes:
-        pid, ppid = proc.get("pid"), proc.get("ppid")
-        depth = depths[ppid] + 1 if ppid in depths else 0
-        depths[pid] = depth
-        command = proc.get("cmdline") or "[%s]" % (proc.get("name", "?"),)
-        command = printable(str(command))
-        if tree:
-            command = "  " * depth + command
-        if proc.get("daemon"):
-            command += " (jobmon)"
-        cpu = proc.get("cpu_percent")
-        rows.append([
-            str(pid), str(ppid),
-            printable(str(proc.get("user", "?"))),
-            printable(str(proc.get("state", "?"))),
-            "%.1f" % (cpu,) if cpu is not None else "-",
-            _size(proc.get("rss"), True),
-            formatElapsed(proc["elapsed"]) if proc.get("elapsed") is not None else "-",
-            command,
-        ])
-    header = ["PID", "PPID", "USER", "STATE", "%CPU", "RSS", "ELAPSED", "COMMAND"]
-    return _table(header, rows, right=(0, 1, 4, 5, 6))
-
-
-def byCPU(processes):
-    """
-    Return C{processes} sorted by C{cpu_percent}, highest first (stable).
-    """
-    return sorted(processes, key=lambda p: -(p.get("cpu_percent") or 0.0))
-
-
-_RES_FIELDS = (
-    ("processes", str),
-    ("threads", str),
-    ("cpu_user", formatDuration),
-    ("cpu_system", formatDuration),
-    ("rss", humanSize),
-    ("rss_peak", humanSize),
-    ("open_files", str),
-    ("read_bytes", humanSize),
-    ("write_bytes", humanSize),
-    ("elapsed", formatDuration),
-)
-
-
-def formatRes(result):
-    """
-    Return the C{key: value} lines of a C{res} result, sizes and times in
-    human units; fields the worker does not report are left out.
-    """
-    lines = []
-    known = set()
-    for key, show in _RES_FIELDS:
-        known.add(key)
-        value = result.get(key)
-        if value is not None:
-            lines.append("%s: %s" % (key, show(value)))
-    for key in sorted(set(result) - known):
-        lines.append("%s: %s" % (printable(str(key)), printable(str(result[key]))))
-    return lines
-
-
-def formatEnv(result):
-    """
-    Return the C{NAME=value} lines of an C{env} result, sorted by name;
-    redacted values show C{<redacted>}.
-    """
-    variables = result.get("variables", {})
-    redacted = set(result.get("redacted", ()))
-    lines = []
-    for name in sorted(variables):
-        value = "<redacted>" if name in redacted else str(variables[name])
-        lines.append("%s=%s" % (printable(str(name)), printable(value)))
-    return lines
 
 
 def formatCommands(result):
@@ -235,28 +137,6 @@ def formatCommands(result):
     return _table(["NAME", "TIMEOUT", "USAGE", "DESCRIPTION"], rows, right=(1,))
 
 
-def signalName(text):
-    """
-    Return the signal name to send for C{text}: C{TERM} for C{term},
-    C{SIGTERM}, C{-TERM} or C{15}.
-
-    @raise argparse.ArgumentTypeError: for a number that names no signal.
-    """
-    name = text.strip().upper().lstrip("-")
-    if name.isdigit():
-        import signal
-
-        try:
-            name = signal.Signals(int(name)).name
-        except ValueError:
-            raise argparse.ArgumentTypeError("no such signal: %r" % (text,))
-    if name.startswith("SIG"):
-        name = name[3:]
-    if not name:
-        raise argparse.ArgumentTypeError("no such signal: %r" % (text,))
-    return name
-
-
 # -- the command line ---------------------------------------------------------
 
 
@@ -264,25 +144,13 @@ def _configure(name, sub):
     """
     Add the arguments of command C{name} to its parser C{sub}.
     """
-    if name == "top":
-        _job(sub)
-        sub.add_argument("-d", "--delay", metavar="SECONDS", type=_seconds, default=1.0,
-                         help="measure CPU use over this many seconds (default: 1, "
-                              "at most 10)")
-        sub.add_argument("-n", "--count", metavar="COUNT", type=_positive, default=1,
-                         help="number of samples (default: 1)")
-    elif name in ("ps", "res", "env", "commands"):
+    if name == "commands":
         _job(sub)
     elif name == "run":
         _job(sub)
         sub.add_argument("name", metavar="NAME", help="the command (see 'commands')")
         sub.add_argument("args", metavar="ARGS", nargs=argparse.REMAINDER,
                          help="its arguments; everything after NAME is passed on")
-    elif name == "signal":
-        _job(sub)
-        sub.add_argument("signal", metavar="SIG", type=signalName,
-                         help="a signal name or number: TERM, SIGUSR1, 10 (write "
-                              "'-- -TERM' for the dash form)")
 
 
 _COMMAND_HELP = (
@@ -307,17 +175,12 @@ _COMMAND_HELP = (
 )
 
 _DESCRIPTIONS = {
-    "top": "Sample the job's processes COUNT times, CPU use measured over\n"
-           "SECONDS each time, busiest first.  With --json and COUNT > 1, one\n"
-           "JSON object per line.",
     "run": "Run one of the commands the job's configuration offers (see\n"
            "'commands'), never through a shell.  Everything after NAME is\n"
            "passed on as its arguments, also words that start with '-'.  Its\n"
            "standard output and error go to ours.  The exit status is 0 if it\n"
            "exited with 0, else 1, with 'jobmon-query: NAME exited with status\n"
            "N' on standard error.",
-    "signal": "Send a signal to the job's root process, if the daemon's\n"
-              "configuration allows that signal (else status 1).",
 }
 """Longer descriptions for some commands' help."""
 
@@ -401,59 +264,6 @@ def _show(s, result, format):
         s.out.lines(format(result))
 
 
-def _cmdPs(s):
-    """
-    C{ps}: the job's process tree.
-    """
-    result = s.query("ps")
-    if s.json:
-        s.out.json(result)
-        return
-    s.out.lines(formatProcesses(result.get("processes", [])))
-    if result.get("truncated"):
-        s.say("process list truncated: %d processes shown"
-              % (len(result.get("processes", [])),))
-
-
-def _cmdTop(s):
-    """
-    C{top}: C{COUNT} samples of the job's processes, busiest first.
-    """
-    a = s.args
-    clear = s.out.isatty() and a.count > 1 and not s.json
-    for sample in range(a.count):
-        result = s.query("top", a.delay)
-        if s.json:
-            if a.count == 1:
-                s.out.json(result)
-            else:
-                s.out.jsonLine(result)
-            continue
-        if clear:
-            s.out.raw(_CLEAR_SCREEN)
-        elif sample:
-            s.out.line("")
-        processes = byCPU(result.get("processes", []))
-        s.out.line("%s  %d processes, CPU over %gs" % (
-            time.strftime("%H:%M:%S"), len(processes), a.delay))
-        s.out.lines(formatProcesses(processes, tree=False))
-        s.out.flush()
-
-
-def _cmdRes(s):
-    """
-    C{res}: the job's resource totals.
-    """
-    _show(s, s.query("res"), formatRes)
-
-
-def _cmdEnv(s):
-    """
-    C{env}: the job's environment.
-    """
-    _show(s, s.query("env"), formatEnv)
-
-
 def _cmdCommands(s):
     """
     C{commands}: what C{run} offers.
@@ -488,26 +298,9 @@ def _cmdRun(s):
     return EXIT_REMOTE
 
 
-def _cmdSignal(s):
-    """
-    C{signal}: send a signal to the job.
-    """
-    result = s.query("signal", s.args.signal)
-    if s.json:
-        s.out.json(result)
-    else:
-        s.out.line("sent SIG%s to process %s" % (
-            printable(str(result.get("signal", s.args.signal))), result.get("pid", "?")))
-
-
 _COMMANDS = {
-    "ps": _cmdPs,
-    "top": _cmdTop,
-    "res": _cmdRes,
-    "env": _cmdEnv,
     "commands": _cmdCommands,
     "run": _cmdRun,
-    "signal": _cmdSignal,
 }
 """Each command's function: called with a L{_Session}, it prints the result
 and returns the exit status (C{None} for 0)."""
@@ -536,6 +329,7 @@ class _Legacy(Command):
 _MOVED = {command.name: command for command in (
     jobs.Whoami(), jobs.Jobs(), jobs.History(), jobs.Audit(),
     files.Ls(), files.Stat(), files.Cat(), files.Head(), files.Tail(), files.Du(), files.Df(),
+    processes.Ps(), processes.Top(), processes.Res(), processes.Env(), processes.Signal(),
 )}
 
 _ORDER = [_MOVED.get(name) or _Legacy(name) for name, _ in _COMMAND_HELP]
