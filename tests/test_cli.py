@@ -15,7 +15,8 @@ import time
 from twisted.trial.unittest import SynchronousTestCase
 
 from jobmon import cli, client, errors
-from jobmon.cli import files, follow
+from jobmon.cli import files, follow, output, registry
+from jobmon.cli import format as fmt
 from jobmon.errors import JobMonError
 
 SERVER = "https://jobmon.example.org:8443/RPC2"
@@ -432,7 +433,7 @@ class UsageTests(SynchronousTestCase):
         """
         Each command has its own help.
         """
-        for name in cli._COMMANDS:
+        for name in registry.COMMANDS:
             status, out, err = run([name, "--help"])
             self.assertEqual((status, err), (0, ""), name)
             self.assertIn(b"usage: jobmon-query " + name.encode(), out)
@@ -512,7 +513,7 @@ class OutputTests(SynchronousTestCase):
         recent = time.time() - 3600
         old = time.mktime((2020, 3, 5, 12, 0, 0, 0, 0, -1))
         t = time.localtime(recent)
-        recentText = "%s %2d %02d:%02d" % (cli._MONTHS[t.tm_mon - 1], t.tm_mday,
+        recentText = "%s %2d %02d:%02d" % (fmt._MONTHS[t.tm_mon - 1], t.tm_mday,
                                           t.tm_hour, t.tm_min)
         fake = FakeClient({"ls": {"path": "out", "truncated": False, "entries": [
             entry("data", "dir", 4096, recent, 0o755),
@@ -693,43 +694,43 @@ class FormatTests(SynchronousTestCase):
         for seconds, text in [(-3, "0s"), (0, "0s"), (59, "59s"), (60, "1m"),
                               (3599, "59m"), (3600, "1h"), (7805, "2h10m"),
                               (86399, "23h59m"), (86400 * 4 + 5, "4d")]:
-            self.assertEqual(cli.formatAge(seconds), text, seconds)
+            self.assertEqual(fmt.formatAge(seconds), text, seconds)
 
     def test_formatMode(self):
         """
         Type letter and permission bits, with setuid, setgid and sticky.
         """
-        self.assertEqual(cli.formatMode("dir", 0o1777), "drwxrwxrwt")
-        self.assertEqual(cli.formatMode("file", 0o2750), "-rwxr-s---")
-        self.assertEqual(cli.formatMode("file", 0o4644), "-rwSr--r--")
-        self.assertEqual(cli.formatMode("other", 0o644), "?rw-r--r--")
-        self.assertEqual(cli.formatMode("link", 0o777), "lrwxrwxrwx")
+        self.assertEqual(fmt.formatMode("dir", 0o1777), "drwxrwxrwt")
+        self.assertEqual(fmt.formatMode("file", 0o2750), "-rwxr-s---")
+        self.assertEqual(fmt.formatMode("file", 0o4644), "-rwSr--r--")
+        self.assertEqual(fmt.formatMode("other", 0o644), "?rw-r--r--")
+        self.assertEqual(fmt.formatMode("link", 0o777), "lrwxrwxrwx")
 
     def test_formatTime(self):
         """
         Recent times show the clock, old and future ones the year.
         """
         now = time.mktime((2026, 6, 15, 12, 0, 0, 0, 0, -1))
-        self.assertEqual(cli.formatTime(now - 86400, now), "Jun 14 12:00")
-        self.assertEqual(cli.formatTime(now - 200 * 86400, now).split()[-1], "2025")
-        self.assertEqual(cli.formatTime(now + 2 * 86400, now), "Jun 17  2026")
-        self.assertEqual(cli.formatTime(1e30, now), "?" * 12)
+        self.assertEqual(fmt.formatTime(now - 86400, now), "Jun 14 12:00")
+        self.assertEqual(fmt.formatTime(now - 200 * 86400, now).split()[-1], "2025")
+        self.assertEqual(fmt.formatTime(now + 2 * 86400, now), "Jun 17  2026")
+        self.assertEqual(fmt.formatTime(1e30, now), "?" * 12)
 
     def test_shortDN(self):
         """
         The last CN, which may contain slashes.
         """
-        self.assertEqual(cli.shortDN(ALICE), "Alice Example")
-        self.assertEqual(cli.shortDN("/DC=org/CN=host/a.example.org"), "host/a.example.org")
-        self.assertEqual(cli.shortDN("/O=x/OU=y"), "/O=x/OU=y")
-        self.assertEqual(cli.shortDN("https://iss.example:8443/vo#carol-42"),
+        self.assertEqual(fmt.shortDN(ALICE), "Alice Example")
+        self.assertEqual(fmt.shortDN("/DC=org/CN=host/a.example.org"), "host/a.example.org")
+        self.assertEqual(fmt.shortDN("/O=x/OU=y"), "/O=x/OU=y")
+        self.assertEqual(fmt.shortDN("https://iss.example:8443/vo#carol-42"),
                          "carol-42@iss.example:8443")
 
     def test_toJSON(self):
         """
         Bytes become base64 text.
         """
-        self.assertEqual(cli.toJSON({"data": b"\x01", "l": [b"\x02"], "n": 1}),
+        self.assertEqual(output.toJSON({"data": b"\x01", "l": [b"\x02"], "n": 1}),
                          {"data_base64": "AQ==", "l": ["Ag=="], "n": 1})
 
 
@@ -1051,14 +1052,14 @@ class BinaryTests(SynchronousTestCase):
         NUL bytes or bytes that are not UTF-8 make data binary; a character
         cut at either end of the sample does not.
         """
-        self.assertFalse(cli.looksBinary(b""))
-        self.assertFalse(cli.looksBinary("h\u00e9llo \u2603\n".encode()))
-        self.assertTrue(cli.looksBinary(b"abc\x00def"))
-        self.assertTrue(cli.looksBinary(b"caf\xe9 latin-1"))
-        self.assertFalse(cli.looksBinary("\u2603".encode()[1:] + b"abc"))
-        self.assertFalse(cli.looksBinary(b"abc" + "\u2603".encode()[:2]))
-        self.assertFalse(cli.looksBinary(b"x" * 8191 + "\u2603".encode()))
-        self.assertFalse(cli.looksBinary(b"x" * 8192 + b"\x00"))
+        self.assertFalse(output.looksBinary(b""))
+        self.assertFalse(output.looksBinary("h\u00e9llo \u2603\n".encode()))
+        self.assertTrue(output.looksBinary(b"abc\x00def"))
+        self.assertTrue(output.looksBinary(b"caf\xe9 latin-1"))
+        self.assertFalse(output.looksBinary("\u2603".encode()[1:] + b"abc"))
+        self.assertFalse(output.looksBinary(b"abc" + "\u2603".encode()[:2]))
+        self.assertFalse(output.looksBinary(b"x" * 8191 + "\u2603".encode()))
+        self.assertFalse(output.looksBinary(b"x" * 8192 + b"\x00"))
 
     def test_terminal(self):
         """
@@ -1836,7 +1837,7 @@ class ParserTests(SynchronousTestCase):
             (["--help"], None),
             (["--", "ls"], None),
         ]:
-            self.assertEqual(cli._wantedCommand(argv), name, argv)
+            self.assertEqual(registry.wantedCommand(argv), name, argv)
 
     def test_guessedWrong(self):
         """
@@ -1854,7 +1855,7 @@ class ParserTests(SynchronousTestCase):
         exit status table.
         """
         out = run(["--help"])[1].decode()
-        for name in cli._COMMANDS:
+        for name in registry.COMMANDS:
             self.assertIn("\n    %s " % (name,), out)
         self.assertIn('eval "$(register-python-argcomplete jobmon-query)"', out)
         self.assertIn('register-python-argcomplete jobmon-query', cli.__doc__)
