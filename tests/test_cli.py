@@ -15,7 +15,7 @@ import time
 from twisted.trial.unittest import SynchronousTestCase
 
 from jobmon import cli, client, errors
-from jobmon.cli import files, follow, output, registry
+from jobmon.cli import files, output, parser
 from jobmon.cli import format as fmt
 from jobmon.errors import JobMonError
 
@@ -433,7 +433,7 @@ class UsageTests(SynchronousTestCase):
         """
         Each command has its own help.
         """
-        for name in registry.COMMANDS:
+        for name in cli.COMMANDS:
             status, out, err = run([name, "--help"])
             self.assertEqual((status, err), (0, ""), name)
             self.assertIn(b"usage: jobmon-query " + name.encode(), out)
@@ -1258,10 +1258,10 @@ class FollowTests(SynchronousTestCase):
         self.assertEqual((status, out, err), (130, b"one\ntwo\nthree\nfour\n", ""))
         self.assertEqual(fake.calls, [
             ("tail", "1", "job.log", 2, None),
-            ("follow", "1", "job.log", 108, None, follow.FOLLOW_WAIT),
-            ("follow", "1", "job.log", 114, "8:1", follow.FOLLOW_WAIT),
-            ("follow", "1", "job.log", 114, "8:1", follow.FOLLOW_WAIT),
-            ("follow", "1", "job.log", 119, "8:1", follow.FOLLOW_WAIT),
+            ("follow", "1", "job.log", 108, None, files.FOLLOW_WAIT),
+            ("follow", "1", "job.log", 114, "8:1", files.FOLLOW_WAIT),
+            ("follow", "1", "job.log", 114, "8:1", files.FOLLOW_WAIT),
+            ("follow", "1", "job.log", 119, "8:1", files.FOLLOW_WAIT),
         ])
         self.assertTrue(fake.closed)
 
@@ -1837,7 +1837,7 @@ class ParserTests(SynchronousTestCase):
             (["--help"], None),
             (["--", "ls"], None),
         ]:
-            self.assertEqual(registry.wantedCommand(argv), name, argv)
+            self.assertEqual(parser.wantedCommand(argv), name, argv)
 
     def test_guessedWrong(self):
         """
@@ -1855,7 +1855,7 @@ class ParserTests(SynchronousTestCase):
         exit status table.
         """
         out = run(["--help"])[1].decode()
-        for name in registry.COMMANDS:
+        for name in cli.COMMANDS:
             self.assertIn("\n    %s " % (name,), out)
         self.assertIn('eval "$(register-python-argcomplete jobmon-query)"', out)
         self.assertIn('register-python-argcomplete jobmon-query', cli.__doc__)

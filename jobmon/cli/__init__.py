@@ -49,11 +49,11 @@ formatted, in the module of its kind: L{jobmon.cli.jobs} (C{whoami},
 C{jobs}, C{history}, C{audit}), L{jobmon.cli.files} (C{ls}, C{stat},
 C{cat}, C{head}, C{tail}, C{du}, C{df}), L{jobmon.cli.processes} (C{ps},
 C{top}, C{res}, C{env}, C{signal}) and L{jobmon.cli.commands} (C{commands},
-C{run}).  L{jobmon.cli.registry} lists them in the order of the help and
-builds the parser.  What they share: L{jobmon.cli.parser} (the parser's
-parts), L{jobmon.cli.session} (what a command runs with),
-L{jobmon.cli.output}, L{jobmon.cli.format}, L{jobmon.cli.follow} and
-L{jobmon.cli.exits}.  This module runs a command: L{main}.
+C{run}).  This module lists them in the order of the help (L{COMMANDS}) and
+runs one (L{main}).  What they share: L{jobmon.cli.parser} (the parser and
+its parts), L{jobmon.cli.session} (what a command runs with),
+L{jobmon.cli.output} (writing), L{jobmon.cli.format} (values and tables)
+and L{jobmon.cli.exits} (exit statuses).
 
 The package imports only the standard library and L{jobmon.client} /
 L{jobmon.errors}, so that the command starts fast; modules needed by a few
@@ -65,6 +65,7 @@ import sys
 import time
 
 from jobmon import client as _client
+from jobmon.cli import commands, files, jobs, processes
 from jobmon.cli.exits import (
     EXIT_AUTH, EXIT_CODES, EXIT_FORBIDDEN, EXIT_GONE, EXIT_INTERRUPTED, EXIT_NO_JOB,
     EXIT_OK, EXIT_REMOTE, EXIT_SERVER, EXIT_STATUS_HELP, EXIT_TIMEOUT, EXIT_USAGE,
@@ -72,7 +73,7 @@ from jobmon.cli.exits import (
 )
 from jobmon.cli.output import Output, flushQuietly, oneLine, silence
 from jobmon.cli.parser import PROG, ParserExit, UsageError
-from jobmon.cli.registry import COMMANDS, buildParser
+from jobmon.cli.parser import buildParser as _buildParser
 from jobmon.cli.session import Session
 from jobmon.errors import JobMonError
 
@@ -81,6 +82,36 @@ __all__ = [
     "EXIT_NO_JOB", "EXIT_OK", "EXIT_REMOTE", "EXIT_SERVER", "EXIT_STATUS_HELP",
     "EXIT_TIMEOUT", "EXIT_USAGE", "PROG", "buildParser", "exitCode", "main",
 ]
+
+COMMANDS = {command.name: command for command in (
+    jobs.Whoami(),
+    jobs.Jobs(),
+    files.Ls(),
+    files.Stat(),
+    files.Cat(),
+    files.Head(),
+    files.Tail(),
+    files.Du(),
+    files.Df(),
+    processes.Ps(),
+    processes.Top(),
+    processes.Res(),
+    processes.Env(),
+    commands.Commands(),
+    commands.Run(),
+    processes.Signal(),
+    jobs.History(),
+    jobs.Audit(),
+)}
+"""Every command by name, in the order of the help."""
+
+
+def buildParser(stdout=None, stderr=None, argv=None):
+    """
+    Return the argument parser of C{jobmon-query} with L{COMMANDS}: see
+    L{jobmon.cli.parser.buildParser}.
+    """
+    return _buildParser(COMMANDS, stdout, stderr, argv)
 
 
 def main(argv=None, stdout=None, stderr=None, environ=None, clientFactory=None,

@@ -4,17 +4,45 @@ reports errors in one line, the argument types, the global options, the
 C{JOB} argument, and L{Command}, the one place where each command declares
 its help, its arguments and what it does.
 
-The parser itself, with every command in the order of the help, is built by
-L{jobmon.cli.registry.buildParser}.
+L{buildParser} builds the parser from the table of commands that
+L{jobmon.cli} keeps.  Only the parser of the command about to run is filled
+in with its arguments, so that the start-up does not pay for the others.
 """
 
 import argparse
 import sys
 
 from jobmon import client as _client
+from jobmon.cli.exits import EXIT_STATUS_HELP
 
 PROG = "jobmon-query"
 """The program's name, in its messages and help."""
+
+EXAMPLES_HELP = """\
+examples:
+  export JOBMON_SERVER=https://jobmon.example.org:8443/RPC2
+  jobmon-query whoami
+  jobmon-query --proxy ~/.globus/usercert.pem --key ~/.globus/userkey.pem whoami
+  jobmon-query jobs --state ready
+  jobmon-query ls 1234.0 -l
+  jobmon-query ls 1234 output/ --depth 2      # a unique prefix names the job
+  jobmon-query tail 1234.0 job.log -n 50
+  jobmon-query tail -F 1234.0 job.log         # follow until Ctrl-C
+  jobmon-query cat 1234.0 result.root > result.root
+  jobmon-query cat 1234.0 job.log --offset 1048576 | less
+  jobmon-query du -h 1234.0
+  jobmon-query ps 1234.0
+  jobmon-query top 1234.0 -d 2 -n 5
+  jobmon-query run 1234.0 nvidia-smi -q
+  jobmon-query signal 1234.0 USR1
+  jobmon-query --json ls 1234.0 | jq '.entries[].name'
+
+Each command has its own help: jobmon-query COMMAND --help.
+
+tab completion (needs the argcomplete package):
+  eval "$(register-python-argcomplete jobmon-query)"
+"""
+"""The examples of the main help."""
 
 
 class UsageError(Exception):
@@ -185,7 +213,7 @@ class Command:
     help, its own help, its arguments and what it does.  Each command is a
     subclass in the module of its kind (L{jobmon.cli.jobs},
     L{jobmon.cli.files}, L{jobmon.cli.processes}, L{jobmon.cli.commands});
-    L{jobmon.cli.registry} lists them in the order of the help.
+    L{jobmon.cli.COMMANDS} lists them in the order of the help.
 
     @cvar name: the command's word on the command line.
     @cvar help: its line in the main help's list of commands.
@@ -216,3 +244,62 @@ class Command:
             L{jobmon.cli.exits.EXIT_OK}.
         """
         raise NotImplementedError(self.name)
+
+
+def wantedCommand(argv):
+    """
+    Guess which command C{argv} runs, without parsing it: the first word
+    that is neither an option nor the value of a global option.  Only that
+    command's parser is filled in (start-up time).
+    """
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--":
+            return None
+        elif arg in GLOBAL_WITH_VALUE:
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def buildParser(commands, stdout=None, stderr=None, argv=None):
+    """
+    Return the argument parser of C{jobmon-query}, writing help to
+    C{stdout} and messages to C{stderr}.
+
+    @param commands: every L{Command} by name, in the order of the help.
+    @param argv: the arguments about to be parsed: only the parser of the
+        command they name is filled in.  By default every command's is.
+    """
+    from jobmon import __version__
+
+    parser = Parser(
+        prog=PROG,
+        description="Ask a running batch job about its files, processes and\n"
+                    "resources, through a JobMon server.",
+        epilog=EXAMPLES_HELP + "\n" + EXIT_STATUS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version="%(prog)s " + __version__)
+    addGlobalOptions(parser, True)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    wanted = None if argv is None else wantedCommand(argv)
+    for command in commands.values():
+        sub = subparsers.add_parser(
+            command.name, help=command.help,
+            description=command.description or command.help,
+            epilog="examples:\n" + "".join("  %s\n" % (line,) for line in command.examples),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            add_help=command.helpFlag,
+        )
+        sub.out = stdout
+        sub.err = stderr
+        if wanted is None or wanted == command.name or wanted not in commands:
+            command.configure(sub)
+            addGlobalOptions(sub, False)
+    parser.out = stdout
+    parser.err = stderr
+    return parser
