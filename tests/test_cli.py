@@ -22,6 +22,11 @@ from jobmon.errors import JobMonError
 SERVER = "https://jobmon.example.org:8443/RPC2"
 ALICE = "/DC=org/DC=example/OU=People/CN=Alice Example"
 
+SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(cli.__file__))))
+"""The folder holding the C{jobmon} package under test (C{jobmon/cli/} is a
+package): the C{PYTHONPATH} of the child processes, so that they run this
+code and not an installed copy."""
+
 
 class Seq:
     """
@@ -747,7 +752,7 @@ class ImportTests(SynchronousTestCase):
         code = ("import sys, jobmon.cli; print(' '.join(sorted(m for m in sys.modules "
                 "if m.split('.')[0] in ('twisted', 'cryptography', 'OpenSSL', 'attr', "
                 "'attrs', 'zope'))))")
-        here = os.path.dirname(os.path.dirname(os.path.abspath(cli.__file__)))
+        here = SOURCE_ROOT
         env = dict(os.environ, PYTHONPATH=here)
         out = subprocess.run([sys.executable, "-c", code], capture_output=True,
                              env=env, check=True, text=True).stdout
@@ -781,7 +786,7 @@ class BrokenPipeTests(SynchronousTestCase):
         When the reader closes the pipe, the process exits with status 0
         and writes nothing on stderr, not even at interpreter shutdown.
         """
-        here = os.path.dirname(os.path.dirname(os.path.abspath(cli.__file__)))
+        here = SOURCE_ROOT
         process = subprocess.Popen(
             [sys.executable, "-c", _PIPE_SCRIPT], stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=here))
@@ -1849,6 +1854,56 @@ class ParserTests(SynchronousTestCase):
         self.assertEqual((status, err), (0, ""))
         self.assertEqual(fake.made[0][0], "https://other")
 
+    def test_onlyWantedParser(self):
+        """
+        When the arguments surely name the command (every word before it is
+        a global option spelt in full, or its value), only that command's
+        parser is made; otherwise (an abbreviation, C{--help}, no command)
+        every command's is.
+        """
+        def made(argv):
+            parser = cli.buildParser(argv=argv)
+            return list(parser._subparsers._group_actions[0].choices)
+
+        everything = list(cli.COMMANDS)
+        for argv, name in [(["ls", "1"], "ls"),
+                           (["--json", "--server", "https://s", "tail", "1", "f"], "tail"),
+                           (["--timeout=5", "cat", "1", "f", "--help"], "cat")]:
+            self.assertEqual(made(argv), [name], argv)
+        for argv in [["--serv", "https://s", "ls", "1"], ["-h", "ls"], ["--he", "ls"],
+                     ["--version", "ls"], ["--json"], ["bogus"], ["--", "ls"], None]:
+            self.assertEqual(made(argv), everything, argv)
+
+    def test_table(self):
+        """
+        Each entry of L{cli.COMMANDS} names the module and class of the
+        command of that name, which has a help line and examples.
+        """
+        for name in cli.COMMANDS:
+            command = cli.command(name)
+            self.assertEqual(command.name, name)
+            self.assertIs(cli.command(name), command)
+            self.assertTrue(command.help, name)
+            self.assertTrue(command.examples, name)
+
+    def test_onlyItsModule(self):
+        """
+        A run imports only the module of the command it runs.
+        """
+        code = ("import sys\nfrom jobmon import cli\n"
+                "class C:\n"
+                "    def __init__(self, *a, **k): pass\n"
+                "    def ps(self, *a, **k): return {'processes': []}\n"
+                "    def close(self): pass\n"
+                "cli.main(['--server', 'https://s', 'ps', '1'], clientFactory=C)\n"
+                "print(sorted(m for m in ('jobmon.cli.jobs', 'jobmon.cli.files', "
+                "'jobmon.cli.processes', 'jobmon.cli.commands') if m in sys.modules))\n")
+        here = SOURCE_ROOT
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                             env=dict(os.environ, PYTHONPATH=here), check=True,
+                             text=True).stdout
+        self.assertEqual(out.splitlines()[-1], "['jobmon.cli.processes']", out)
+
     def test_epilog(self):
         """
         The main help shows every command, examples, completion and the
@@ -1900,7 +1955,7 @@ class ParserTests(SynchronousTestCase):
                 "cli.main(['--server', 'https://s', 'tail', '1', 'f'], clientFactory=C)\n"
                 "print(sorted(m for m in ('json', 'argcomplete') "
                 "if m in sys.modules))\n")
-        here = os.path.dirname(os.path.dirname(os.path.abspath(cli.__file__)))
+        here = SOURCE_ROOT
         out = subprocess.run([sys.executable, "-c", code], capture_output=True,
                              env=dict(os.environ, PYTHONPATH=here), check=True,
                              text=True).stdout

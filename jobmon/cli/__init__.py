@@ -65,7 +65,6 @@ import sys
 import time
 
 from jobmon import client as _client
-from jobmon.cli import commands, files, jobs, processes
 from jobmon.cli.exits import (
     EXIT_AUTH, EXIT_CODES, EXIT_FORBIDDEN, EXIT_GONE, EXIT_INTERRUPTED, EXIT_NO_JOB,
     EXIT_OK, EXIT_REMOTE, EXIT_SERVER, EXIT_STATUS_HELP, EXIT_TIMEOUT, EXIT_USAGE,
@@ -83,27 +82,46 @@ __all__ = [
     "EXIT_TIMEOUT", "EXIT_USAGE", "PROG", "buildParser", "exitCode", "main",
 ]
 
-COMMANDS = {command.name: command for command in (
-    jobs.Whoami(),
-    jobs.Jobs(),
-    files.Ls(),
-    files.Stat(),
-    files.Cat(),
-    files.Head(),
-    files.Tail(),
-    files.Du(),
-    files.Df(),
-    processes.Ps(),
-    processes.Top(),
-    processes.Res(),
-    processes.Env(),
-    commands.Commands(),
-    commands.Run(),
-    processes.Signal(),
-    jobs.History(),
-    jobs.Audit(),
-)}
-"""Every command by name, in the order of the help."""
+COMMANDS = {
+    "whoami": ("jobs", "Whoami"),
+    "jobs": ("jobs", "Jobs"),
+    "ls": ("files", "Ls"),
+    "stat": ("files", "Stat"),
+    "cat": ("files", "Cat"),
+    "head": ("files", "Head"),
+    "tail": ("files", "Tail"),
+    "du": ("files", "Du"),
+    "df": ("files", "Df"),
+    "ps": ("processes", "Ps"),
+    "top": ("processes", "Top"),
+    "res": ("processes", "Res"),
+    "env": ("processes", "Env"),
+    "commands": ("commands", "Commands"),
+    "run": ("commands", "Run"),
+    "signal": ("processes", "Signal"),
+    "history": ("jobs", "History"),
+    "audit": ("jobs", "Audit"),
+}
+"""Every command, in the order of the help: its name, and its
+L{jobmon.cli.parser.Command} as the module of L{jobmon.cli} and the class
+that define it.  A module is imported when one of its commands is wanted
+(L{command}): a run imports only the module of the command it runs, unless
+the help lists them all."""
+
+_found = {}
+"""The commands L{command} has made, by name."""
+
+
+def command(name):
+    """
+    Return the command C{name} of L{COMMANDS}, importing its module.
+    """
+    if name not in _found:
+        module, cls = COMMANDS[name]
+        module = "jobmon.cli." + module
+        __import__(module)
+        _found[name] = getattr(sys.modules[module], cls)()
+    return _found[name]
 
 
 def buildParser(stdout=None, stderr=None, argv=None):
@@ -111,7 +129,7 @@ def buildParser(stdout=None, stderr=None, argv=None):
     Return the argument parser of C{jobmon-query} with L{COMMANDS}: see
     L{jobmon.cli.parser.buildParser}.
     """
-    return _buildParser(COMMANDS, stdout, stderr, argv)
+    return _buildParser(tuple(COMMANDS), command, stdout, stderr, argv)
 
 
 def main(argv=None, stdout=None, stderr=None, environ=None, clientFactory=None,
@@ -195,7 +213,7 @@ def main(argv=None, stdout=None, stderr=None, environ=None, clientFactory=None,
                 timeout=args.timeout,
             )
         session = Session(args, client, out, say, stderr, environ, sleep, clock)
-        status = COMMANDS[args.command].run(session)
+        status = command(args.command).run(session)
         out.flush()
         return EXIT_OK if status is None else status
     except BrokenPipeError:

@@ -5,8 +5,9 @@ C{JOB} argument, and L{Command}, the one place where each command declares
 its help, its arguments and what it does.
 
 L{buildParser} builds the parser from the table of commands that
-L{jobmon.cli} keeps.  Only the parser of the command about to run is filled
-in with its arguments, so that the start-up does not pay for the others.
+L{jobmon.cli} keeps.  Only the parser of the command about to run is made
+and filled in with its arguments, so that the start-up does not pay for the
+others.
 """
 
 import argparse
@@ -252,27 +253,44 @@ def wantedCommand(argv):
     that is neither an option nor the value of a global option.  Only that
     command's parser is filled in (start-up time).
     """
+    return _guess(argv)[0]
+
+
+def _guess(argv):
+    """
+    Return the word L{wantedCommand} takes for the command, and whether it
+    surely is: whether every word before it is a global option spelt in
+    full, or its value.  An abbreviation (C{--serv}) may take the word for
+    its value, and C{--help} shows every command.
+    """
     skip = False
+    sure = True
     for arg in argv:
         if skip:
             skip = False
         elif arg == "--":
-            return None
+            return None, False
         elif arg in GLOBAL_WITH_VALUE:
             skip = True
         elif not arg.startswith("-"):
-            return arg
-    return None
+            return arg, sure
+        elif arg != "--json" and arg.partition("=")[0] not in GLOBAL_WITH_VALUE:
+            sure = False
+    return None, False
 
 
-def buildParser(commands, stdout=None, stderr=None, argv=None):
+def buildParser(names, find, stdout=None, stderr=None, argv=None):
     """
     Return the argument parser of C{jobmon-query}, writing help to
     C{stdout} and messages to C{stderr}.
 
-    @param commands: every L{Command} by name, in the order of the help.
+    @param names: the name of every command, in the order of the help.
+    @param find: called with a name, returns that L{Command}.
     @param argv: the arguments about to be parsed: only the parser of the
-        command they name is filled in.  By default every command's is.
+        command they name is filled in, and if they surely name one (see
+        L{_guess}), only that command's parser is made: the others would
+        not be used, and making them would be most of the start-up's own
+        time.  By default every command's parser is made and filled in.
     """
     from jobmon import __version__
 
@@ -286,10 +304,12 @@ def buildParser(commands, stdout=None, stderr=None, argv=None):
     parser.add_argument("--version", action="version", version="%(prog)s " + __version__)
     addGlobalOptions(parser, True)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    wanted = None if argv is None else wantedCommand(argv)
-    for command in commands.values():
+    wanted, sure = (None, False) if argv is None else _guess(argv)
+    made = (wanted,) if sure and wanted in names else names
+    for name in made:
+        command = find(name)
         sub = subparsers.add_parser(
-            command.name, help=command.help,
+            name, help=command.help,
             description=command.description or command.help,
             epilog="examples:\n" + "".join("  %s\n" % (line,) for line in command.examples),
             formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -297,7 +317,7 @@ def buildParser(commands, stdout=None, stderr=None, argv=None):
         )
         sub.out = stdout
         sub.err = stderr
-        if wanted is None or wanted == command.name or wanted not in commands:
+        if wanted is None or wanted == name or wanted not in names:
             command.configure(sub)
             addGlobalOptions(sub, False)
     parser.out = stdout
