@@ -15,10 +15,17 @@ import time
 from twisted.trial.unittest import SynchronousTestCase
 
 from jobmon import cli, client, errors
+from jobmon.cli import files, output, parser
+from jobmon.cli import format as fmt
 from jobmon.errors import JobMonError
 
 SERVER = "https://jobmon.example.org:8443/RPC2"
 ALICE = "/DC=org/DC=example/OU=People/CN=Alice Example"
+
+SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(cli.__file__))))
+"""The folder holding the C{jobmon} package under test (C{jobmon/cli/} is a
+package): the C{PYTHONPATH} of the child processes, so that they run this
+code and not an installed copy."""
 
 
 class Seq:
@@ -431,7 +438,7 @@ class UsageTests(SynchronousTestCase):
         """
         Each command has its own help.
         """
-        for name in cli._COMMANDS:
+        for name in cli.COMMANDS:
             status, out, err = run([name, "--help"])
             self.assertEqual((status, err), (0, ""), name)
             self.assertIn(b"usage: jobmon-query " + name.encode(), out)
@@ -511,7 +518,7 @@ class OutputTests(SynchronousTestCase):
         recent = time.time() - 3600
         old = time.mktime((2020, 3, 5, 12, 0, 0, 0, 0, -1))
         t = time.localtime(recent)
-        recentText = "%s %2d %02d:%02d" % (cli._MONTHS[t.tm_mon - 1], t.tm_mday,
+        recentText = "%s %2d %02d:%02d" % (fmt._MONTHS[t.tm_mon - 1], t.tm_mday,
                                           t.tm_hour, t.tm_min)
         fake = FakeClient({"ls": {"path": "out", "truncated": False, "entries": [
             entry("data", "dir", 4096, recent, 0o755),
@@ -692,43 +699,43 @@ class FormatTests(SynchronousTestCase):
         for seconds, text in [(-3, "0s"), (0, "0s"), (59, "59s"), (60, "1m"),
                               (3599, "59m"), (3600, "1h"), (7805, "2h10m"),
                               (86399, "23h59m"), (86400 * 4 + 5, "4d")]:
-            self.assertEqual(cli.formatAge(seconds), text, seconds)
+            self.assertEqual(fmt.formatAge(seconds), text, seconds)
 
     def test_formatMode(self):
         """
         Type letter and permission bits, with setuid, setgid and sticky.
         """
-        self.assertEqual(cli.formatMode("dir", 0o1777), "drwxrwxrwt")
-        self.assertEqual(cli.formatMode("file", 0o2750), "-rwxr-s---")
-        self.assertEqual(cli.formatMode("file", 0o4644), "-rwSr--r--")
-        self.assertEqual(cli.formatMode("other", 0o644), "?rw-r--r--")
-        self.assertEqual(cli.formatMode("link", 0o777), "lrwxrwxrwx")
+        self.assertEqual(fmt.formatMode("dir", 0o1777), "drwxrwxrwt")
+        self.assertEqual(fmt.formatMode("file", 0o2750), "-rwxr-s---")
+        self.assertEqual(fmt.formatMode("file", 0o4644), "-rwSr--r--")
+        self.assertEqual(fmt.formatMode("other", 0o644), "?rw-r--r--")
+        self.assertEqual(fmt.formatMode("link", 0o777), "lrwxrwxrwx")
 
     def test_formatTime(self):
         """
         Recent times show the clock, old and future ones the year.
         """
         now = time.mktime((2026, 6, 15, 12, 0, 0, 0, 0, -1))
-        self.assertEqual(cli.formatTime(now - 86400, now), "Jun 14 12:00")
-        self.assertEqual(cli.formatTime(now - 200 * 86400, now).split()[-1], "2025")
-        self.assertEqual(cli.formatTime(now + 2 * 86400, now), "Jun 17  2026")
-        self.assertEqual(cli.formatTime(1e30, now), "?" * 12)
+        self.assertEqual(fmt.formatTime(now - 86400, now), "Jun 14 12:00")
+        self.assertEqual(fmt.formatTime(now - 200 * 86400, now).split()[-1], "2025")
+        self.assertEqual(fmt.formatTime(now + 2 * 86400, now), "Jun 17  2026")
+        self.assertEqual(fmt.formatTime(1e30, now), "?" * 12)
 
     def test_shortDN(self):
         """
         The last CN, which may contain slashes.
         """
-        self.assertEqual(cli.shortDN(ALICE), "Alice Example")
-        self.assertEqual(cli.shortDN("/DC=org/CN=host/a.example.org"), "host/a.example.org")
-        self.assertEqual(cli.shortDN("/O=x/OU=y"), "/O=x/OU=y")
-        self.assertEqual(cli.shortDN("https://iss.example:8443/vo#carol-42"),
+        self.assertEqual(fmt.shortDN(ALICE), "Alice Example")
+        self.assertEqual(fmt.shortDN("/DC=org/CN=host/a.example.org"), "host/a.example.org")
+        self.assertEqual(fmt.shortDN("/O=x/OU=y"), "/O=x/OU=y")
+        self.assertEqual(fmt.shortDN("https://iss.example:8443/vo#carol-42"),
                          "carol-42@iss.example:8443")
 
     def test_toJSON(self):
         """
         Bytes become base64 text.
         """
-        self.assertEqual(cli.toJSON({"data": b"\x01", "l": [b"\x02"], "n": 1}),
+        self.assertEqual(output.toJSON({"data": b"\x01", "l": [b"\x02"], "n": 1}),
                          {"data_base64": "AQ==", "l": ["Ag=="], "n": 1})
 
 
@@ -745,7 +752,7 @@ class ImportTests(SynchronousTestCase):
         code = ("import sys, jobmon.cli; print(' '.join(sorted(m for m in sys.modules "
                 "if m.split('.')[0] in ('twisted', 'cryptography', 'OpenSSL', 'attr', "
                 "'attrs', 'zope'))))")
-        here = os.path.dirname(os.path.dirname(os.path.abspath(cli.__file__)))
+        here = SOURCE_ROOT
         env = dict(os.environ, PYTHONPATH=here)
         out = subprocess.run([sys.executable, "-c", code], capture_output=True,
                              env=env, check=True, text=True).stdout
@@ -779,7 +786,7 @@ class BrokenPipeTests(SynchronousTestCase):
         When the reader closes the pipe, the process exits with status 0
         and writes nothing on stderr, not even at interpreter shutdown.
         """
-        here = os.path.dirname(os.path.dirname(os.path.abspath(cli.__file__)))
+        here = SOURCE_ROOT
         process = subprocess.Popen(
             [sys.executable, "-c", _PIPE_SCRIPT], stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=here))
@@ -1011,7 +1018,7 @@ class LsTests(SynchronousTestCase):
             "a.txt    ccc.log  eeeee",
             "bb       d",
         ])
-        self.assertEqual(cli.formatNames(["a", "b"], 1), ["a", "b"])
+        self.assertEqual(files.formatNames(["a", "b"], 1), ["a", "b"])
 
     def test_options(self):
         """
@@ -1050,14 +1057,14 @@ class BinaryTests(SynchronousTestCase):
         NUL bytes or bytes that are not UTF-8 make data binary; a character
         cut at either end of the sample does not.
         """
-        self.assertFalse(cli.looksBinary(b""))
-        self.assertFalse(cli.looksBinary("h\u00e9llo \u2603\n".encode()))
-        self.assertTrue(cli.looksBinary(b"abc\x00def"))
-        self.assertTrue(cli.looksBinary(b"caf\xe9 latin-1"))
-        self.assertFalse(cli.looksBinary("\u2603".encode()[1:] + b"abc"))
-        self.assertFalse(cli.looksBinary(b"abc" + "\u2603".encode()[:2]))
-        self.assertFalse(cli.looksBinary(b"x" * 8191 + "\u2603".encode()))
-        self.assertFalse(cli.looksBinary(b"x" * 8192 + b"\x00"))
+        self.assertFalse(output.looksBinary(b""))
+        self.assertFalse(output.looksBinary("h\u00e9llo \u2603\n".encode()))
+        self.assertTrue(output.looksBinary(b"abc\x00def"))
+        self.assertTrue(output.looksBinary(b"caf\xe9 latin-1"))
+        self.assertFalse(output.looksBinary("\u2603".encode()[1:] + b"abc"))
+        self.assertFalse(output.looksBinary(b"abc" + "\u2603".encode()[:2]))
+        self.assertFalse(output.looksBinary(b"x" * 8191 + "\u2603".encode()))
+        self.assertFalse(output.looksBinary(b"x" * 8192 + b"\x00"))
 
     def test_terminal(self):
         """
@@ -1256,10 +1263,10 @@ class FollowTests(SynchronousTestCase):
         self.assertEqual((status, out, err), (130, b"one\ntwo\nthree\nfour\n", ""))
         self.assertEqual(fake.calls, [
             ("tail", "1", "job.log", 2, None),
-            ("follow", "1", "job.log", 108, None, cli.FOLLOW_WAIT),
-            ("follow", "1", "job.log", 114, "8:1", cli.FOLLOW_WAIT),
-            ("follow", "1", "job.log", 114, "8:1", cli.FOLLOW_WAIT),
-            ("follow", "1", "job.log", 119, "8:1", cli.FOLLOW_WAIT),
+            ("follow", "1", "job.log", 108, None, files.FOLLOW_WAIT),
+            ("follow", "1", "job.log", 114, "8:1", files.FOLLOW_WAIT),
+            ("follow", "1", "job.log", 114, "8:1", files.FOLLOW_WAIT),
+            ("follow", "1", "job.log", 119, "8:1", files.FOLLOW_WAIT),
         ])
         self.assertTrue(fake.closed)
 
@@ -1835,7 +1842,7 @@ class ParserTests(SynchronousTestCase):
             (["--help"], None),
             (["--", "ls"], None),
         ]:
-            self.assertEqual(cli._wantedCommand(argv), name, argv)
+            self.assertEqual(parser.wantedCommand(argv), name, argv)
 
     def test_guessedWrong(self):
         """
@@ -1847,13 +1854,63 @@ class ParserTests(SynchronousTestCase):
         self.assertEqual((status, err), (0, ""))
         self.assertEqual(fake.made[0][0], "https://other")
 
+    def test_onlyWantedParser(self):
+        """
+        When the arguments surely name the command (every word before it is
+        a global option spelt in full, or its value), only that command's
+        parser is made; otherwise (an abbreviation, C{--help}, no command)
+        every command's is.
+        """
+        def made(argv):
+            parser = cli.buildParser(argv=argv)
+            return list(parser._subparsers._group_actions[0].choices)
+
+        everything = list(cli.COMMANDS)
+        for argv, name in [(["ls", "1"], "ls"),
+                           (["--json", "--server", "https://s", "tail", "1", "f"], "tail"),
+                           (["--timeout=5", "cat", "1", "f", "--help"], "cat")]:
+            self.assertEqual(made(argv), [name], argv)
+        for argv in [["--serv", "https://s", "ls", "1"], ["-h", "ls"], ["--he", "ls"],
+                     ["--version", "ls"], ["--json"], ["bogus"], ["--", "ls"], None]:
+            self.assertEqual(made(argv), everything, argv)
+
+    def test_table(self):
+        """
+        Each entry of L{cli.COMMANDS} names the module and class of the
+        command of that name, which has a help line and examples.
+        """
+        for name in cli.COMMANDS:
+            command = cli.command(name)
+            self.assertEqual(command.name, name)
+            self.assertIs(cli.command(name), command)
+            self.assertTrue(command.help, name)
+            self.assertTrue(command.examples, name)
+
+    def test_onlyItsModule(self):
+        """
+        A run imports only the module of the command it runs.
+        """
+        code = ("import sys\nfrom jobmon import cli\n"
+                "class C:\n"
+                "    def __init__(self, *a, **k): pass\n"
+                "    def ps(self, *a, **k): return {'processes': []}\n"
+                "    def close(self): pass\n"
+                "cli.main(['--server', 'https://s', 'ps', '1'], clientFactory=C)\n"
+                "print(sorted(m for m in ('jobmon.cli.jobs', 'jobmon.cli.files', "
+                "'jobmon.cli.processes', 'jobmon.cli.commands') if m in sys.modules))\n")
+        here = SOURCE_ROOT
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                             env=dict(os.environ, PYTHONPATH=here), check=True,
+                             text=True).stdout
+        self.assertEqual(out.splitlines()[-1], "['jobmon.cli.processes']", out)
+
     def test_epilog(self):
         """
         The main help shows every command, examples, completion and the
         exit status table.
         """
         out = run(["--help"])[1].decode()
-        for name in cli._COMMANDS:
+        for name in cli.COMMANDS:
             self.assertIn("\n    %s " % (name,), out)
         self.assertIn('eval "$(register-python-argcomplete jobmon-query)"', out)
         self.assertIn('register-python-argcomplete jobmon-query', cli.__doc__)
@@ -1898,7 +1955,7 @@ class ParserTests(SynchronousTestCase):
                 "cli.main(['--server', 'https://s', 'tail', '1', 'f'], clientFactory=C)\n"
                 "print(sorted(m for m in ('json', 'argcomplete') "
                 "if m in sys.modules))\n")
-        here = os.path.dirname(os.path.dirname(os.path.abspath(cli.__file__)))
+        here = SOURCE_ROOT
         out = subprocess.run([sys.executable, "-c", code], capture_output=True,
                              env=dict(os.environ, PYTHONPATH=here), check=True,
                              text=True).stdout
@@ -1915,7 +1972,7 @@ class AuditFormatTests(SynchronousTestCase):
         One line per record: time, event, who (short), what, outcome, and
         for queries the bytes and duration.
         """
-        from jobmon.cli import formatAudit
+        from jobmon.cli.jobs import formatAudit
 
         lines = formatAudit([
             {"time": "2026-11-26T06:40:55.250Z", "event": "query",

@@ -1,0 +1,113 @@
+"""
+The commands a job's configuration offers: C{commands} lists them, C{run}
+runs one.  Each is one L{Command} with what formats its result.
+"""
+
+import argparse
+
+from jobmon.cli.exits import EXIT_OK, EXIT_REMOTE
+from jobmon.cli.format import formatAge, printable, table
+from jobmon.cli.output import writeError
+from jobmon.cli.parser import Command, addJob
+
+
+# -- commands -----------------------------------------------------------------
+
+
+class Commands(Command):
+    """
+    C{commands}: what C{run} offers.
+    """
+
+    name = "commands"
+    help = "list the commands the job offers to 'run'"
+    examples = ("jobmon-query commands 1234.0",)
+
+    def configure(self, sub):
+        """
+        C{JOB}.
+        """
+        addJob(sub)
+
+    def run(self, s):
+        """
+        Print the table of the job's commands.
+        """
+        s.show(s.query("commands"), formatCommands)
+
+
+def formatCommands(result):
+    """
+    Return the table of a C{commands} result, or C{["No commands."]}.
+    """
+    commands = result.get("commands", [])
+    if not commands:
+        return ["No commands."]
+    rows = []
+    for command in commands:
+        timeout = command.get("timeout")
+        rows.append([
+            printable(str(command.get("name", "?"))),
+            formatAge(timeout) if timeout is not None else "-",
+            printable(str(command.get("usage") or "")),
+            printable(str(command.get("description") or "")),
+        ])
+    return table(["NAME", "TIMEOUT", "USAGE", "DESCRIPTION"], rows, right=(1,))
+
+
+# -- run ----------------------------------------------------------------------
+
+
+class Run(Command):
+    """
+    C{run}: a command of the job; its output, and status 0 or 1.
+    """
+
+    name = "run"
+    help = "run one of the job's commands; its exit status becomes 0 or 1"
+    description = (
+        "Run one of the commands the job's configuration offers (see\n"
+        "'commands'), never through a shell.  Everything after NAME is\n"
+        "passed on as its arguments, also words that start with '-'.  Its\n"
+        "standard output and error go to ours.  The exit status is 0 if it\n"
+        "exited with 0, else 1, with 'jobmon-query: NAME exited with status\n"
+        "N' on standard error.")
+    examples = ("jobmon-query run 1234.0 nvidia-smi",
+                "jobmon-query run 1234.0 grep -i error job.log",
+                "jobmon-query --json run 1234.0 nvidia-smi -q")
+
+    def configure(self, sub):
+        """
+        C{JOB}, C{NAME} and the rest of the line as its arguments.
+        """
+        addJob(sub)
+        sub.add_argument("name", metavar="NAME", help="the command (see 'commands')")
+        sub.add_argument("args", metavar="ARGS", nargs=argparse.REMAINDER,
+                         help="its arguments; everything after NAME is passed on")
+
+    def run(self, s):
+        """
+        Write the command's output and error as they are; say how it
+        exited unless with 0.
+        """
+        a = s.args
+        result = s.query("run", a.name, list(a.args))
+        if s.json:
+            s.out.json(result)
+        else:
+            s.out.raw(result.get("stdout", b""))
+            s.out.flush()
+            err = result.get("stderr", b"")
+            if err:
+                writeError(s.stderr, err)
+            if result.get("truncated"):
+                s.say("the output of %s was cut (its output limit)" % (printable(a.name),))
+        code = result.get("exit_code", 0)
+        if code == 0:
+            return EXIT_OK
+        name = printable(str(result.get("name", a.name)))
+        if isinstance(code, int) and code < 0:
+            s.say("%s exited with status %d (killed by signal %d)" % (name, code, -code))
+        else:
+            s.say("%s exited with status %s" % (name, code))
+        return EXIT_REMOTE

@@ -1,0 +1,113 @@
+"""
+What a command of C{jobmon-query} runs with: its arguments, the client, the
+output, and the job's id, resolved from a unique prefix when the server
+knows no job by the name given.
+"""
+
+from jobmon import errors
+from jobmon.cli.output import looksBinary
+from jobmon.errors import JobMonError
+
+AMBIGUOUS_SHOWN = 5
+"""How many candidate ids an ambiguous job prefix error names."""
+
+
+class Session:
+    """
+    What a command needs: the parsed arguments, the client, the output, and
+    the job id, resolved from a prefix when needed.
+
+    @ivar job: the job's id, as given, then as resolved.
+    @ivar following: whether the command is following a file (Ctrl-C then
+        ends it quietly).
+    """
+
+    def __init__(self, args, client, out, say, stderr, environ, sleep, clock):
+        self.args = args
+        self.client = client
+        self.out = out
+        self.say = say
+        self.stderr = stderr
+        self.environ = environ
+        self.sleep = sleep
+        self.clock = clock
+        self.json = args.json
+        self.job = getattr(args, "job", None)
+        self._resolved = False
+        self.following = False
+        self.guardBinary = (
+            not self.json and not getattr(args, "raw", False) and out.isatty()
+        )
+
+    def query(self, method, *args, **kw):
+        """
+        Call the client's C{method} for the job.  If the server knows no
+        such job the first time, and the id is a unique prefix of one of the
+        caller's jobs, call again with that job's id.
+        """
+        call = getattr(self.client, method)
+        try:
+            result = call(self.job, *args, **kw)
+        except JobMonError as e:
+            if e.code != errors.NO_SUCH_JOB or self._resolved:
+                raise
+            self._resolved = True
+            self._resolve(e)
+            result = call(self.job, *args, **kw)
+        self._resolved = True
+        return result
+
+    def _resolve(self, error):
+        """
+        Find the caller's job whose id starts with L{job}.
+
+        @raise JobMonError: C{error} if there is none, L{errors.NO_SUCH_JOB}
+            naming the candidates if there are several.
+        """
+        try:
+            jobs = self.client.listJobs()
+        except JobMonError:
+            raise error from None
+        ids = sorted({str(j.get("job_id", "")) for j in jobs})
+        matches = [i for i in ids if i.startswith(self.job)]
+        if not matches or self.job in matches:
+            raise error
+        if len(matches) > 1:
+            shown = ", ".join(matches[:AMBIGUOUS_SHOWN])
+            if len(matches) > AMBIGUOUS_SHOWN:
+                shown += " and %d more" % (len(matches) - AMBIGUOUS_SHOWN,)
+            raise JobMonError(
+                errors.NO_SUCH_JOB,
+                "job id %r is ambiguous: %d of your jobs start with it: %s"
+                % (self.job, len(matches), shown),
+            )
+        self.job = matches[0]
+
+    def emit(self, data, total=None):
+        """
+        Write file bytes and flush; on a terminal, binary data becomes a
+        notice on standard error (unless C{--raw}).
+
+        @param total: the size to report in the notice (default: that of
+            C{data}).
+        @return: whether the bytes were written.
+        """
+        if not data:
+            return True
+        if self.guardBinary and looksBinary(data):
+            self.say("binary data (%d bytes) not shown on a terminal; use --raw "
+                     "or redirect" % (len(data) if total is None else total,))
+            return False
+        self.out.raw(data)
+        self.out.flush()
+        return True
+
+    def show(self, result, format):
+        """
+        Print C{result}: as one JSON document with C{--json}, else as the
+        lines C{format(result)} gives.
+        """
+        if self.json:
+            self.out.json(result)
+        else:
+            self.out.lines(format(result))
