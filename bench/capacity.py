@@ -371,7 +371,7 @@ class Env:
         self.caDir = thePKI.ca.hashedDir
         self.hostCert = thePKI.hostCertPath
         self.hostKey = thePKI.hostKeyPath
-        self.policy = CredentialPolicy(self.caDir, self.proxy)
+        self.policy = staticPolicy(self.caDir, self.proxy)
 
     def rpc(self, url, connections):
         """
@@ -393,6 +393,16 @@ class Env:
             say("kept {}".format(self.tmp))
         else:
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def staticPolicy(caDir, proxy):
+    """
+    A L{CredentialPolicy} for C{HOST}, loaded once: a benchmark's files do
+    not change while it runs.
+    """
+    policy = CredentialPolicy(reactor, caDir, proxy, hostnames=[HOST])
+    policy.loadNow()
+    return policy
 
 
 def makeRPC(policy, url, connections):
@@ -713,7 +723,7 @@ class Worker:
 
     async def cmd_init(self, url, wake_port, ca_dir, proxy, concurrency, plain=False):
         self.url = url
-        self.policy = CredentialPolicy(ca_dir, proxy)
+        self.policy = staticPolicy(ca_dir, proxy)
         self.rpc = makeRPC(self.policy, url, concurrency)
         self.concurrency = concurrency
         self.endpoint = None
