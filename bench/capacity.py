@@ -67,7 +67,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import common  # noqa: E402  (puts the repository root on sys.path)
 from common import say  # noqa: E402
-from twisted.internet import defer, reactor  # noqa: E402
+from twisted.internet import defer, reactor, ssl  # noqa: E402
 from twisted.internet.defer import Deferred, DeferredSemaphore  # noqa: E402
 from twisted.internet.endpoints import TCP4ClientEndpoint, wrapClientTLS  # noqa: E402
 from twisted.internet.protocol import Factory, ProcessProtocol  # noqa: E402
@@ -87,7 +87,8 @@ from zope.interface import implementer  # noqa: E402
 
 from jobmon.protocols.wake import WakeClientProtocol  # noqa: E402
 from jobmon.protocols.xmlrpc import XMLRPCClient  # noqa: E402
-from jobmon.worker.tls import clientOptions  # noqa: E402
+from jobmon.certificates import caCertificates  # noqa: E402
+from jobmon.worker.tls import clientOptions, loadCredential  # noqa: E402
 
 HOST = "127.0.0.1"
 FD_LIMIT = 65536
@@ -289,7 +290,7 @@ class Env:
         self.caDir = thePKI.ca.hashedDir
         self.hostCert = thePKI.hostCertPath
         self.hostKey = thePKI.hostKeyPath
-        self.tls = clientOptions(HOST, self.caDir, self.proxy)
+        self.tls = clientTLS(self.caDir, self.proxy)
 
     def rpc(self, url, connections):
         """
@@ -302,6 +303,15 @@ class Env:
         Remove the temporary directory.
         """
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def clientTLS(caDir, proxy):
+    """
+    The daemon's TLS client options for C{HOST}, made once from the CA
+    directory and alice's proxy.
+    """
+    trust = ssl.trustRootFromCertificates(caCertificates(caDir))
+    return clientOptions(HOST, trust, loadCredential(proxy))
 
 
 @implementer(IPolicyForHTTPS)
@@ -529,7 +539,7 @@ class Worker:
 
     async def cmd_init(self, url, wake_port, ca_dir, proxy, concurrency):
         self.url = url
-        self.tls = clientOptions(HOST, ca_dir, proxy)
+        self.tls = clientTLS(ca_dir, proxy)
         self.rpc = makeRPC(self.tls, url, concurrency)
         self.concurrency = concurrency
         self.endpoint = makeEndpoint(self.tls, wake_port) if wake_port else None

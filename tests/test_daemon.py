@@ -7,6 +7,7 @@ fake server and L{Clock}.
 import os
 
 from twisted.application.internet import backoffPolicy
+from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.task import Clock
@@ -77,6 +78,24 @@ class FakeEndpoint:
         return defer.succeed(protocol)
 
 
+class FakeCredentials(Service):
+    """
+    Stands for L{jobmon.worker.tls.CredentialPolicy}: loaded when the test
+    fires L{loaded}.
+    """
+
+    def __init__(self):
+        self.loaded = defer.Deferred()
+
+    def whenLoaded(self):
+        """
+        Fire when the test says the options are loaded.
+        """
+        d = defer.Deferred()
+        self.loaded.addCallback(lambda _: d.callback(None))
+        return d
+
+
 class JobDaemonTests(SynchronousTestCase):
     """
     Drive a L{JobDaemon} against a fake server.
@@ -102,20 +121,29 @@ class JobDaemonTests(SynchronousTestCase):
             "jobmon.unregisterJob": True,
         }
 
+        self.workdir = workdir
+        self.daemon = self.makeDaemon()
+
+    def makeDaemon(self, **kwargs):
+        """
+        A TCP-wake daemon for job.7 against the fake server.
+        """
+
         def wakeEndpoint(port):
             self.ports.append(port)
             return FakeEndpoint(self)
 
-        self.daemon = JobDaemon(
+        return JobDaemon(
             self.clock,
             "job.7",
             "https://server/RPC2",
             self.rpc,
-            Operations(self.clock, Workdir(workdir), None, None, runInThread=syncCall,
+            Operations(self.clock, Workdir(self.workdir), None, None, runInThread=syncCall,
                        runCommand=object()),
             wakeEndpoint,
             {"host": "wn", "wake": "tcp"},
             retryPolicy=backoffPolicy(initialDelay=1, maxDelay=4, jitter=lambda: 0),
+            **kwargs,
         )
 
     def start(self):
@@ -237,6 +265,26 @@ class JobDaemonTests(SynchronousTestCase):
         self.assertTrue(transport.disconnecting)
         protocol.connectionLost(None)
         self.successResultOf(d)
+
+    def test_registrationWaitsForCredentials(self):
+        """
+        The credentials service runs as the daemon's child, and the first
+        registration waits until it has loaded the TLS options.
+        """
+        credentials = FakeCredentials()
+        self.daemon = self.makeDaemon(credentials=credentials)
+        self.daemon.startService()
+        self.assertTrue(credentials.running)
+        self.assertEqual(self.rpc.methods(), [])
+        credentials.loaded.callback(None)
+        self.assertEqual(self.rpc.methods(), ["jobmon.registerJob"])
+        self.assertEqual(len(self.connections), 1)
+        protocol, _ = self.connections[-1]
+        protocol.dataReceived(b'{"type":"welcome","keepalive":10}\n')
+        d = self.daemon.stopService()
+        protocol.connectionLost(None)
+        self.successResultOf(d)
+        self.assertFalse(credentials.running)
 
     def test_refusedRegistration(self):
         """

@@ -94,41 +94,6 @@ class IdentityFromChainTests(SynchronousTestCase):
         )
 
 
-class CredentialPolicyTests(SynchronousTestCase):
-    """
-    The daemon's client credential: renewed files are picked up, expired
-    ones refused with a clear message.
-    """
-
-    def test_expiredThenRenewed(self):
-        """
-        An expired proxy gives a message naming the file and the time; a
-        renewed file at the same path works without a restart.
-        """
-        import datetime
-        import time
-
-        from jobmon.certificates import CredentialError
-        from jobmon.worker.tls import CredentialPolicy
-
-        base = self.mktemp()
-        p = pki.initPKI(base, users=("alice",))
-        alice = p.users["alice"]
-        path = base + "/x509up"
-        now = time.time()
-        pki.makeProxy(
-            alice.certPath, alice.keyPath, path,
-            notBefore=datetime.datetime.fromtimestamp(now - 7200, datetime.timezone.utc),
-            notAfter=datetime.datetime.fromtimestamp(now - 60, datetime.timezone.utc),
-        )
-        policy = CredentialPolicy(p.ca.hashedDir, path)
-        e = self.assertRaises(CredentialError, policy.creatorForNetloc, b"localhost", 8443)
-        self.assertIn("expired at", str(e))
-        self.assertIn("renew it", str(e))
-        pki.makeProxy(alice.certPath, alice.keyPath, path, hours=2)
-        self.assertIsNotNone(policy.creatorForNetloc(b"localhost", 8443))
-
-
 class RefusalBudgetTests(SynchronousTestCase):
     """
     Refusals are logged a few per address per window; the rest counted.

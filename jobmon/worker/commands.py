@@ -29,6 +29,7 @@ from twisted.internet import defer
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 
+from jobmon.deferreds import deferredAsync
 from jobmon.errors import REMOTE_ERROR, REMOTE_TIMEOUT, JobMonError
 from jobmon.worker.commandconfig import (  # noqa: F401 (re-exported)
     ARGS_PLACEHOLDER,
@@ -408,7 +409,8 @@ async def _runCommand(reactor, prepared, cwd, env, killGrace, killWait):
     }
 
 
-def runCommand(reactor, prepared, cwd, env=None, killGrace=KILL_GRACE, killWait=KILL_WAIT):
+@deferredAsync
+async def runCommand(reactor, prepared, cwd, env=None, killGrace=KILL_GRACE, killWait=KILL_WAIT):
     """
     Run a prepared command in C{cwd}, without a shell.
 
@@ -432,6 +434,4 @@ def runCommand(reactor, prepared, cwd, env=None, killGrace=KILL_GRACE, killWait=
         the command ran out of time, C{REMOTE_ERROR} if it could not start.
         Cancelling it kills the command's process group.
     """
-    return defer.Deferred.fromCoroutine(
-        _runCommand(reactor, prepared, cwd, env, killGrace, killWait)
-    )
+    return await _runCommand(reactor, prepared, cwd, env, killGrace, killWait)

@@ -30,6 +30,7 @@ from zope.interface import implementer
 from jobmon import __version__
 from jobmon.credentials import TokenNotFound, expiredAt, tokenSource
 from jobmon.config import FileOptions, applyConfigFile
+from jobmon.deferreds import deferredAsync
 from jobmon.errors import REMOTE_ERROR, REMOTE_TIMEOUT, JobMonError
 from jobmon.worker.files import Workdir
 from jobmon.protocols.jobid import checkJobId
@@ -42,13 +43,14 @@ from jobmon.certificates import CredentialError, caCertificates
 from jobmon.worker.tls import CredentialPolicy, clientCredential
 
 
-def bearerAuthorization(source, clock=time.time):
+def bearerAuthorization(source, now=time.time):
     """
     The C{Authorization} header of a daemon with a bearer token, read
     afresh from its source (blocking; see L{CachedAuthorization}), so that
     the token a site renews in its file is used without a restart.
 
     @param source: see L{jobmon.credentials.tokenSource}.
+    @param now: the current time, in seconds since the epoch.
     @return: a callable returning C{"Bearer <token>"}.
     @raise CredentialError: (from the callable) no token, or it expired.
     """
@@ -58,7 +60,7 @@ def bearerAuthorization(source, clock=time.time):
             token, where = source()
         except TokenNotFound as e:
             raise CredentialError(str(e))
-        expires = expiredAt(token, clock())
+        expires = expiredAt(token, now())
         if expires is not None:
             raise CredentialError(
                 "bearer token from {} expired at {} UTC; renew it (the new token "
@@ -253,7 +255,7 @@ class _RegisteringEndpoint:
         self.daemon = daemon
 
     def connect(self, factory):
-        return defer.Deferred.fromCoroutine(self.daemon._registerAndConnect(factory))
+        return self.daemon._registerAndConnect(factory)
 
     def __repr__(self):
         return "<registering wake endpoint for {}>".format(self.daemon.serverURL)
@@ -269,6 +271,10 @@ class JobDaemon(MultiService):
         with.
     @ivar wakeEndpoint: callable from a port number to the endpoint of the
         server's wake port.
+    @ivar credentials: the service keeping the TLS options up to date (a
+        L{jobmon.worker.tls.CredentialPolicy}), run as this daemon's first
+        child: registration waits for its C{whenLoaded()}.  C{None} when
+        L{rpc} and L{wakeEndpoint} need none.
     """
 
     log = Logger()
@@ -287,6 +293,7 @@ class JobDaemon(MultiService):
         retryPolicy=None,
         callTimeout=30.0,
         maxConcurrent=4,
+        credentials=None,
     ):
         super().__init__()
         self.reactor = reactor
@@ -310,6 +317,11 @@ class JobDaemon(MultiService):
         self._fetchAgain = False
         self._inFlight = set()
         self.channel = None
+        self.credentials = credentials
+        if credentials is not None:
+            # First, so that the first load starts before the first
+            # registration waits for it.
+            credentials.setServiceParent(self)
         if mode == "tcp":
             self.factory = WakeClientFactory(
                 lambda: (self.jobId, self._token), self.wakeUp, reactor
@@ -342,6 +354,8 @@ class JobDaemon(MultiService):
         """
         if self._stopping:
             raise defer.CancelledError("daemon is stopping")
+        if self.credentials is not None:
+            await self.credentials.whenLoaded()
         try:
             reply = await self._call("jobmon.registerJob", self.jobId, self.info)
             self._token = reply["wake"]["token"]
@@ -363,6 +377,7 @@ class JobDaemon(MultiService):
         self._registered = True
         return reply
 
+    @deferredAsync
     async def _registerAndConnect(self, factory):
         reply = await self.register()
         return await self.wakeEndpoint(reply["wake"]["port"]).connect(factory)
@@ -389,9 +404,10 @@ class JobDaemon(MultiService):
             self._fetchAgain = True
             return
         self._fetching = True
-        d = defer.Deferred.fromCoroutine(self._fetchLoop())
+        d = self._fetchLoop()
         d.addErrback(lambda f: self.log.failure("fetch failed", f))
 
+    @deferredAsync
     async def _fetchLoop(self):
         try:
             while True:
@@ -446,7 +462,11 @@ class JobDaemon(MultiService):
             self.log.warn("cannot post result of {request_id}: {why}",
                           request_id=requestId, why=_describe(e))
 
-    async def _stop(self):
+    @deferredAsync
+    async def stopService(self):
+        """
+        Unregister, then close the wake channel and pooled connections.
+        """
         self._stopping = True
         if self._inFlight:
             # Let running requests post their results, briefly.
@@ -467,12 +487,6 @@ class JobDaemon(MultiService):
                               job_id=self.jobId, why=_describe(e))
         await MultiService.stopService(self)
         await self.rpc.close()
-
-    def stopService(self):
-        """
-        Unregister, then close the wake channel and pooled connections.
-        """
-        return defer.Deferred.fromCoroutine(self._stop())
 
 
 _XML_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -516,7 +530,7 @@ class _LoopService(Service):
 
     def startService(self):
         super().startService()
-        self._loop = defer.Deferred.fromCoroutine(self.run())
+        self._loop = self.run()
         self._loop.addErrback(self._ended)
 
     def _ended(self, failure):
@@ -535,7 +549,13 @@ class _LoopService(Service):
             loop, self._loop = self._loop, None
             loop.cancel()
 
-    async def run(self):
+    def run(self):
+        """
+        The loop.
+
+        @return: a L{Deferred} that cancelling stops (subclasses write it as
+            a L{deferredAsync} coroutine).
+        """
         raise NotImplementedError()
 
 
@@ -562,6 +582,7 @@ class _UDPWake(_LoopService):
         self.portNumber = number
         self.log.info("listening for UDP wakes on port {port}", port=number)
 
+    @deferredAsync
     async def run(self):
         failures = 0
         while not self.daemon._stopping:
@@ -599,6 +620,7 @@ class _PollWake(_LoopService):
     dropped) leads to a new registration, with backoff.
     """
 
+    @deferredAsync
     async def run(self):
         failures = 0
         registered = False
@@ -660,7 +682,8 @@ def buildDaemon(reactor, options):
     serverURL = options["server"]
     if not url.path or url.path == "/":
         serverURL = serverURL.rstrip("/") + "/RPC2"
-    policy = CredentialPolicy(options["ca-dir"], options["proxy"])
+    host = url.hostname
+    policy = CredentialPolicy(reactor, options["ca-dir"], options["proxy"], hostnames=[host])
     pool = HTTPConnectionPool(reactor, persistent=True)
     pool.maxPersistentPerHost = 4
     pool._factory = QuietFactory
@@ -673,7 +696,6 @@ def buildDaemon(reactor, options):
             reactor,
         )
     rpc = XMLRPCClient(agent, serverURL, pool=pool, authorization=authorization)
-    host = url.hostname
 
     def wakeEndpoint(port):
         options_ = policy.creatorForNetloc(host, port)
@@ -725,6 +747,7 @@ def buildDaemon(reactor, options):
             maxDelay=options["retry-max-delay"],
             jitter=random.random,
         ),
+        credentials=policy,
     )
 
 
