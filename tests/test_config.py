@@ -21,13 +21,14 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from jobmon import config
 from jobmon.worker.daemon import Options as DaemonOptions
 from jobmon.devtools.issuer import makeIssuer
+from jobmon.devtools import configdocs
 from jobmon.server.service import Options as ServerOptions
 from jobmon.server.service import buildService
 from tests.support import ROOT, TWISTD, TestPKI, childEnv, spawn
 
 PROGRAMS = {"server": ServerOptions, "daemon": DaemonOptions}
 
-REGENERATE = "run: .venv/bin/python -m jobmon.config regenerate"
+REGENERATE = "run: .venv/bin/python -m jobmon.devtools.configdocs regenerate"
 
 
 def writeFile(path, text):
@@ -110,7 +111,7 @@ class DescribeTests(SynchronousTestCase):
             path = os.path.join(ROOT, "etc", program + ".toml.example")
             with open(path) as f:
                 text = f.read()
-            if text != config.exampleFile(program):
+            if text != configdocs.exampleFile(program):
                 self.fail("{} differs from the options; {}".format(path, REGENERATE))
 
     def test_examplesListEveryOption(self):
@@ -145,8 +146,8 @@ class DescribeTests(SynchronousTestCase):
         with open(os.path.join(ROOT, "docs", "CONFIG.md")) as f:
             text = f.read()
         for program, cls in PROGRAMS.items():
-            block = config.markdownBlock(text, program)
-            if block != config.markdownTable(program):
+            block = configdocs.markdownBlock(text, program)
+            if block != configdocs.markdownTable(program):
                 self.fail("docs/CONFIG.md: the {} table differs from the options; {}".format(
                     program, REGENERATE))
             rows = re.findall(r"^\| `([a-z0-9-]+)` \|", block, re.MULTILINE)
