@@ -212,15 +212,15 @@ class FakeTime:
     """
 
     def __init__(self):
-        self.now = 1000.0
+        self.seconds = 1000.0
         self.sleeps = []
 
-    def clock(self):
-        return self.now
+    def now(self):
+        return self.seconds
 
     def sleep(self, seconds):
         self.sleeps.append(seconds)
-        self.now += seconds
+        self.seconds += seconds
 
 
 def run(argv, fake=None, environ=None, tty=False, stdout=None, time_=None):
@@ -244,7 +244,7 @@ def run(argv, fake=None, environ=None, tty=False, stdout=None, time_=None):
     status = cli.main(
         argv, stdout=stdout, stderr=stderr, environ=environ,
         clientFactory=(fake or FakeClient()).factory,
-        sleep=time_.sleep, clock=time_.clock,
+        sleep=time_.sleep, now=time_.now,
     )
     stdout.flush()
     stderr.flush()

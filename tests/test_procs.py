@@ -26,7 +26,7 @@ from jobmon.worker.procs import (
     DEFAULT_REDACT,
     REDACTED,
     JobProcesses,
-    TopToken,
+    TopSample,
     checkRedactPatterns,
     checkTop,
     parseRedactPatterns,
@@ -536,11 +536,11 @@ class TopTests(ProcessMixin, SynchronousTestCase):
         parent, found = self.spawnTree([SLEEP, BUSY, SLEEP])
         busy = [p.pid for p in found if p.cmdline() == BUSY][0]
         jobs = JobProcesses(parent.pid, os.getpid())
-        token = jobs.topStart()
+        sample = jobs.topStart()
         # The daemon waits on its clock between the phases; here the CPU
         # to measure is real, and so is the interval.
         time.sleep(1.0)
-        result = jobs.topFinish(token)
+        result = jobs.topFinish(sample)
         processes = result["processes"]
         self.assertEqual(len(processes), 4)
         self.assertEqual(processes[0]["pid"], busy)
@@ -562,11 +562,11 @@ class TopTests(ProcessMixin, SynchronousTestCase):
         parent, found = self.spawnTree([SLEEP, BUSY])
         busy = [p.pid for p in found if p.cmdline() == BUSY][0]
         jobs = JobProcesses(parent.pid, os.getpid())
-        token = jobs.topStart()
+        sample = jobs.topStart()
         time.sleep(0.3)
         jobs.ps()
         time.sleep(0.2)
-        result = jobs.topFinish(token)
+        result = jobs.topFinish(sample)
         self.assertEqual(result["processes"][0]["pid"], busy)
         self.assertGreater(result["processes"][0]["cpu_percent"], 20)
         self.assertTrue(0.45 <= result["interval"] < 10, result["interval"])
@@ -578,8 +578,8 @@ class TopTests(ProcessMixin, SynchronousTestCase):
         """
         sleeper = self.spawnSleeper()
         jobs = JobProcesses(sleeper.pid, os.getpid())
-        token = jobs.topStart()
-        result = jobs.topFinish(TopToken(started=token.started, processes={}))
+        sample = jobs.topStart()
+        result = jobs.topFinish(TopSample(started=sample.started, processes={}))
         self.assertEqual([p["pid"] for p in result["processes"]], [sleeper.pid])
 
     def test_rootGone(self):
@@ -589,10 +589,10 @@ class TopTests(ProcessMixin, SynchronousTestCase):
         """
         sleeper = self.spawnSleeper()
         jobs = JobProcesses(sleeper.pid, os.getpid())
-        token = jobs.topStart()
+        sample = jobs.topStart()
         sleeper.kill()
         sleeper.wait()
-        for call in (lambda: jobs.topFinish(token), jobs.topStart):
+        for call in (lambda: jobs.topFinish(sample), jobs.topStart):
             error = self.assertRaises(JobMonError, call)
             self.assertEqual(error.code, REMOTE_ERROR)
 

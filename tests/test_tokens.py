@@ -112,7 +112,7 @@ class _IssuerMixin:
         A loaded L{TokenPolicy} for the configuration at C{path}, on
         C{self.clock}.
         """
-        policy = TokenPolicy(path, clock=self.clock.seconds)
+        policy = TokenPolicy(path, now=self.clock.seconds)
         policy.load()
         return policy
 
@@ -756,7 +756,7 @@ class CacheTests(_IssuerMixin, SynchronousTestCase):
         Beyond C{cacheSize} tokens, the least recently used is forgotten
         and checked again when it comes back.
         """
-        policy = TokenPolicy(self.issuer.configPath, clock=self.clock.seconds, cacheSize=2)
+        policy = TokenPolicy(self.issuer.configPath, now=self.clock.seconds, cacheSize=2)
         policy.load()
         first, second, third = [self.mint(sub) for sub in ("a", "b", "c")]
         policy.check(first)
@@ -1111,7 +1111,7 @@ class ReloadTests(_IssuerMixin, SynchronousTestCase):
         """
         A policy not yet loaded reads its files.
         """
-        policy = TokenPolicy(self.issuer.configPath, clock=self.clock.seconds)
+        policy = TokenPolicy(self.issuer.configPath, now=self.clock.seconds)
         prepared = policy.prepareReload()
         self.assertIsNotNone(prepared)
         policy.install(prepared)
@@ -1422,7 +1422,7 @@ class FetchedKeysTests(_IssuerMixin, SynchronousTestCase):
         os.makedirs(os.path.dirname(path))
         writeFile(path, 'audience = ["{}"]\n{}\n[[issuer]]\niss = "{}"\n{}\n'.format(
             self.issuer.audience, extra, self.ISS, source))
-        policy = TokenPolicy(path, clock=self.clock.seconds, fetch=self.fetch)
+        policy = TokenPolicy(path, now=self.clock.seconds, fetch=self.fetch)
         policy.load()
         return policy
 

@@ -133,7 +133,7 @@ def buildParser(stdout=None, stderr=None, argv=None):
 
 
 def main(argv=None, stdout=None, stderr=None, environ=None, clientFactory=None,
-         sleep=None, clock=None):
+         sleep=None, now=None):
     """
     Run C{jobmon-query} and return its exit status.
 
@@ -149,7 +149,8 @@ def main(argv=None, stdout=None, stderr=None, environ=None, clientFactory=None,
         L{jobmon.client.JobMonClient}).
     @param sleep: waits between reconnection attempts while following
         (default C{time.sleep}).
-    @param clock: a monotonic clock (default C{time.monotonic}).
+    @param now: the time on a monotonic clock, a function (default
+        C{time.monotonic}).
     """
     if argv is None:
         argv = sys.argv[1:]
@@ -163,8 +164,8 @@ def main(argv=None, stdout=None, stderr=None, environ=None, clientFactory=None,
         clientFactory = _client.JobMonClient
     if sleep is None:
         sleep = time.sleep
-    if clock is None:
-        clock = time.monotonic
+    if now is None:
+        now = time.monotonic
 
     def say(message):
         try:
@@ -212,7 +213,7 @@ def main(argv=None, stdout=None, stderr=None, environ=None, clientFactory=None,
                 caDir=caDir,
                 timeout=args.timeout,
             )
-        session = Session(args, client, out, say, stderr, environ, sleep, clock)
+        session = Session(args, client, out, say, stderr, environ, sleep, now)
         status = command(args.command).run(session)
         out.flush()
         return EXIT_OK if status is None else status

@@ -458,7 +458,7 @@ def follow(s, path, offset, inode=None):
             if how is None:
                 raise
             if how == "grace":
-                now = s.clock()
+                now = s.now()
                 if graceStart is None:
                     graceStart = now
                 elif now - graceStart > REREGISTER_GRACE:

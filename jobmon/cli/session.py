@@ -22,7 +22,7 @@ class Session:
         ends it quietly).
     """
 
-    def __init__(self, args, client, out, say, stderr, environ, sleep, clock):
+    def __init__(self, args, client, out, say, stderr, environ, sleep, now):
         self.args = args
         self.client = client
         self.out = out
@@ -30,7 +30,7 @@ class Session:
         self.stderr = stderr
         self.environ = environ
         self.sleep = sleep
-        self.clock = clock
+        self.now = now
         self.json = args.json
         self.job = getattr(args, "job", None)
         self._resolved = False

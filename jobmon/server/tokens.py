@@ -584,14 +584,15 @@ class TokenPolicy:
     which the server runs in a thread.
 
     @ivar path: the token configuration file.
+    @ivar now: the current time in seconds since the epoch (a function).
     @ivar fetch: how a document is fetched (L{fetchJSON}).
     """
 
     log = Logger()
 
-    def __init__(self, path, clock=time.time, cacheSize=4096, fetch=fetchJSON):
+    def __init__(self, path, now=time.time, cacheSize=4096, fetch=fetchJSON):
         self.path = path
-        self.clock = clock
+        self.now = now
         self.cacheSize = cacheSize
         self.fetch = fetch
         self.config = None
@@ -622,7 +623,7 @@ class TokenPolicy:
         @return: what L{install} takes, or C{None} if nothing changed.
         @raise TokenConfigError: a changed file cannot be used.
         """
-        now = self.clock()
+        now = self.now()
         config = self.config
         stamp = self._stamp
         changed = config is None or _fileStamp(config.files) != stamp
@@ -702,7 +703,7 @@ class TokenPolicy:
         @raise JobMonError: L{NOT_AUTHENTICATED}, with a message saying what
             is wrong with the token.
         """
-        now = self.clock()
+        now = self.now()
         cached = self._cache.get(token)
         if cached is not None:
             info, name = cached
@@ -758,7 +759,7 @@ class TokenPolicy:
                     "require": ["exp", "sub"],
                     "verify_aud": False,
                     # PyJWT would use its own clock; the times are checked
-                    # below against self.clock, as the cache is.
+                    # below against self.now, as the cache is.
                     "verify_exp": False,
                     "verify_nbf": False,
                     "verify_iat": False,

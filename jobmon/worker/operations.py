@@ -139,9 +139,9 @@ class Operations:
         from jobmon.worker.procs import checkTop
 
         interval = checkTop(request)
-        token = await self._runInThread(self.processes.topStart)
+        sample = await self._runInThread(self.processes.topStart)
         await deferLater(self.reactor, interval, lambda: None)
-        result = await self._runInThread(self.processes.topFinish, token)
+        result = await self._runInThread(self.processes.topFinish, sample)
         return capProcesses(result, self.workdir.maxResult)
 
     async def op_res(self, request):

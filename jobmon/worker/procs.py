@@ -364,7 +364,7 @@ def _elapsed(proc, now):
 
 
 @frozen
-class TopToken:
+class TopSample:
     """
     What L{JobProcesses.topStart} primed, for L{JobProcesses.topFinish}.
 
@@ -553,7 +553,7 @@ class JobProcesses:
         """
         Start measuring CPU use for C{top}: sample every process of the job.
 
-        @return: a token for L{topFinish}.
+        @return: a L{TopSample} for L{topFinish}.
         @raise JobMonError: C{REMOTE_ERROR} if the job's root process is
             gone.
         """
@@ -565,9 +565,9 @@ class JobProcesses:
             except psutil.NoSuchProcess:
                 continue
             primed[proc.pid] = proc
-        return TopToken(started=time.monotonic(), processes=primed)
+        return TopSample(started=time.monotonic(), processes=primed)
 
-    def topFinish(self, token):
+    def topFinish(self, sample):
         """
         End a L{top} measurement started by L{topStart}.
 
@@ -581,8 +581,8 @@ class JobProcesses:
             gone.
         """
         with self._lock:
-            result = self._sample(self._tree(), token.processes)
-        result["interval"] = round(time.monotonic() - token.started, 3)
+            result = self._sample(self._tree(), sample.processes)
+        result["interval"] = round(time.monotonic() - sample.started, 3)
         result["processes"].sort(key=lambda p: -p["cpu_percent"])
         return result
 

@@ -603,11 +603,11 @@ class Wrapper:
     @ivar say: called with each one-line message for standard error.
     """
 
-    def __init__(self, say, stopGrace=STOP_GRACE, sleep=time.sleep, clock=time.monotonic):
+    def __init__(self, say, stopGrace=STOP_GRACE, sleep=time.sleep, now=time.monotonic):
         self.say = say
         self.stopGrace = stopGrace
         self.sleep = sleep
-        self.clock = clock
+        self.now = now
         self.forwarder = _Forwarder()
         self.command = None
         self.daemon = None
@@ -731,9 +731,9 @@ class Wrapper:
             os.kill(self.daemon.pid, signal.SIGTERM)
         except OSError:
             pass
-        deadline = self.clock() + self.stopGrace
+        deadline = self.now() + self.stopGrace
         while not self._daemonExited():
-            if self.clock() >= deadline:
+            if self.now() >= deadline:
                 self.say("the JobMon daemon did not stop within {:g} s; "
                          "killed".format(self.stopGrace))
                 try:

@@ -151,7 +151,7 @@ class Workdir(ConfinedDirectory):
     duSeconds: float = field(default=DEFAULT_DU_SECONDS, validator=_positiveNumber, kw_only=True)
     # Tests pass a wrapper to count the bytes read.
     _pread = field(default=os.pread, repr=False, kw_only=True)
-    # Tests pass a clock they move by hand, to hit the time bound of du.
+    # Tests pass a time function they move by hand, to hit the time bound of du.
     _monotonic = field(default=time.monotonic, repr=False, kw_only=True)
 
     def run(self, request):

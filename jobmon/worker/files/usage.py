@@ -29,7 +29,7 @@ class DiskUsage:
     @ivar maxEntries: the cap on the entries of one C{du} result.
     @ivar maxDuEntries: the cap on the entries one C{du} visits.
     @ivar duSeconds: the cap on the seconds one C{du} spends walking.
-    @ivar monotonic: the clock that C{duSeconds} is measured with.
+    @ivar monotonic: the time function C{duSeconds} is measured with.
     @ivar openDirectory: opens a directory met during a walk, as
         L{jobmon.worker.files.confine.openDirectory} does.
     """
@@ -169,8 +169,8 @@ class _Walk:
         self._openDirectory = usage.openDirectory
         self._maxEntries = usage.maxDuEntries
         self._root = root
-        self._clock = usage.monotonic
-        self._deadline = self._clock() + usage.duSeconds
+        self._now = usage.monotonic
+        self._deadline = self._now() + usage.duSeconds
         self._visited = 0
         # (dev, ino) of files with several links, counted once.
         self._seen = set()
@@ -185,7 +185,7 @@ class _Walk:
         """
         Tell whether a bound is reached, and note it.
         """
-        if self._visited >= self._maxEntries or self._clock() >= self._deadline:
+        if self._visited >= self._maxEntries or self._now() >= self._deadline:
             self.truncated = True
         return self.truncated
 
