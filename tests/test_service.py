@@ -7,6 +7,7 @@ logged and leave the last good credentials in use.
 
 import json
 import os
+import re
 import signal
 
 from OpenSSL import SSL
@@ -24,6 +25,7 @@ from jobmon.devtools import pki
 from jobmon.protocols.udp import UDPWakeSender
 from jobmon.server.reloader import CredentialReloader
 from jobmon.server.service import (
+    apiMethods,
     Options,
     ServerService,
     StartupError,
@@ -33,6 +35,9 @@ from jobmon.server.site import QuietSite
 from jobmon.server.tls import ServerContextFactory
 from jobmon.server.tokens import TokenConfigError
 from jobmon.server.wakes import WakeServerFactory
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def synchronously(f, *args):
@@ -706,3 +711,53 @@ def formatted(event):
     from twisted.logger import formatEvent
 
     return formatEvent(event)
+
+
+class APITests(SynchronousTestCase):
+    """
+    The server's XML-RPC methods are the ones C{docs/API.md} documents, and
+    the client and the daemon call only those.
+    """
+
+    def documented(self):
+        """
+        The method names of C{docs/API.md}'s headings.
+        """
+        with open(os.path.join(ROOT, "docs", "API.md"), encoding="utf-8") as f:
+            return set(re.findall(r"^### `(jobmon\.[A-Za-z]+)\(", f.read(), re.M))
+
+    def called(self, folder):
+        """
+        The C{jobmon.X} method names that the code under C{jobmon/folder}
+        calls (string literals given to C{_call} or C{callRemote}).
+        """
+        names = set()
+        for directory, _, files in os.walk(os.path.join(ROOT, "jobmon", folder)):
+            for name in files:
+                if name.endswith(".py"):
+                    with open(os.path.join(directory, name), encoding="utf-8") as f:
+                        names.update(re.findall(
+                            r"(?:_call|callRemote)\(\s*\"(jobmon\.[A-Za-z]+)\"", f.read()
+                        ))
+        return names
+
+    def test_serverMethods(self):
+        """
+        The server answers exactly the documented methods.
+        """
+        class AnyHub:
+            def __getattr__(self, name):
+                return name
+
+        self.assertEqual(set(apiMethods(AnyHub())), self.documented())
+
+    def test_callers(self):
+        """
+        The client library and the daemon call documented methods only (and
+        call some: the pattern finds their calls).
+        """
+        documented = self.documented()
+        for folder in ("client", "worker"):
+            called = self.called(folder)
+            self.assertTrue(called, folder)
+            self.assertEqual(called - documented, set(), folder)

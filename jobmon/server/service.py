@@ -312,6 +312,24 @@ def identifyCaller(identifyCertificate, tokens, audit=None, metrics=None,
     return identify
 
 
+def apiMethods(hub):
+    """
+    The XML-RPC methods of C{docs/API.md}, by name: the hub's entry points.
+    """
+    return {
+        "jobmon.whoami": hub.whoami,
+        "jobmon.listJobs": hub.listJobs,
+        "jobmon.query": hub.query,
+        "jobmon.registerJob": hub.registerJob,
+        "jobmon.unregisterJob": hub.unregisterJob,
+        "jobmon.getJobToDo": hub.getJobToDo,
+        "jobmon.waitForWork": hub.waitForWork,
+        "jobmon.outputJobResult": hub.outputJobResult,
+        "jobmon.auditLog": hub.auditLog,
+        "jobmon.history": hub.historyOf,
+    }
+
+
 def buildService(options, reactor, runInThread=None, installSignal=True):
     """
     Wire the server from parsed L{Options}, reading no file: they are read
@@ -377,22 +395,7 @@ def buildService(options, reactor, runInThread=None, installSignal=True):
     identify = identifyCaller(
         identifyTLS(identityOfConnection), tokens, audit=audit, metrics=metrics,
     )
-    rpc = XMLRPCResource(
-        {
-            "jobmon.whoami": hub.whoami,
-            "jobmon.listJobs": hub.listJobs,
-            "jobmon.query": hub.query,
-            "jobmon.registerJob": hub.registerJob,
-            "jobmon.unregisterJob": hub.unregisterJob,
-            "jobmon.getJobToDo": hub.getJobToDo,
-            "jobmon.waitForWork": hub.waitForWork,
-            "jobmon.outputJobResult": hub.outputJobResult,
-            "jobmon.auditLog": hub.auditLog,
-            "jobmon.history": hub.historyOf,
-        },
-        identify,
-        maxBody=options["max-body"],
-    )
+    rpc = XMLRPCResource(apiMethods(hub), identify, maxBody=options["max-body"])
     root = Resource()
     root.putChild(b"RPC2", rpc)
     site = QuietSite(
