@@ -737,7 +737,7 @@ class APITests(SynchronousTestCase):
                 if name.endswith(".py"):
                     with open(os.path.join(directory, name), encoding="utf-8") as f:
                         names.update(re.findall(
-                            r"(?:_call|callRemote)\(\s*\"(jobmon\.[A-Za-z]+)\"", f.read()
+                            r"(?:_call|callRemote)\(\s*\"(jobmon\.[A-Za-z.]+)\"", f.read()
                         ))
         return names
 
