@@ -6,7 +6,7 @@ with the stated fault.
 
 The TLS-level rows (expired, not yet valid, revoked, unknown CA, forged,
 legacy and independent proxies, host certificates) are in
-L{tests.test_e2e.CertificateTests} and L{tests.test_identity}.
+L{tests.e2e.test_queries.CertificateTests} and L{tests.server.test_identity}.
 """
 
 from twisted.internet import defer
@@ -20,7 +20,7 @@ from jobmon.server.hub import Hub, HubConfig
 from jobmon.server.identity import Identity
 from jobmon.server.pending import MemoryRequestTable
 from jobmon.server.registry import MemoryJobRegistry
-from tests.test_hub import FakeChannel
+from tests.server.test_hub import FakeChannel
 
 OWNER = Identity("/DC=org/CN=Alice", proxy=True)
 OWNER_LIMITED = Identity("/DC=org/CN=Alice", proxy=True, limited=True)

@@ -35,9 +35,9 @@ from jobmon.server.site import QuietSite
 from jobmon.server.tls import ServerContextFactory
 from jobmon.server.tokens import TokenConfigError
 from jobmon.server.wakes import WakeServerFactory
+from tests.support import ROOT
 
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def synchronously(f, *args):

@@ -19,7 +19,7 @@ from jobmon.server.hub import Hub, HubConfig
 from jobmon.server.identity import Identity
 from jobmon.server.pending import MemoryRequestTable
 from jobmon.server.registry import MemoryJobRegistry
-from tests.test_hub import FakeChannel
+from tests.server.test_hub import FakeChannel
 
 ALICE = Identity("/CN=Alice")
 BOB = Identity("/CN=Bob")

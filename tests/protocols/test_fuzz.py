@@ -22,7 +22,7 @@ from jobmon.protocols.xmlrpc import XMLRPCResource
 from jobmon.server.site import QuietSite
 from jobmon.server.wakes import WakeServerFactory
 from jobmon.server.registry import MemoryJobRegistry
-from tests.test_hub import FakeChannel
+from tests.server.test_hub import FakeChannel
 
 ALICE = Identity("/CN=Alice")
 MALLORY = Identity("/CN=Mallory")
