@@ -686,6 +686,9 @@ def buildDaemon(reactor, options):
     policy = CredentialPolicy(reactor, options["ca-dir"], options["proxy"], hostnames=[host])
     pool = HTTPConnectionPool(reactor, persistent=True)
     pool.maxPersistentPerHost = 4
+    # HTTPConnectionPool has no public way to choose its connections'
+    # factory, and only a factory says whether its start and stop are
+    # logged; a job's log would otherwise get two lines per connection.
     pool._factory = QuietFactory
     agent = Agent(reactor, contextFactory=policy, pool=pool, connectTimeout=10)
     authorization = None
