@@ -19,7 +19,7 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from jobmon import config
-from jobmon.worker.daemon import Options as DaemonOptions
+from jobmon.worker.daemon import Options as DaemonOptions, loadStartup
 from jobmon.devtools.issuer import makeIssuer
 from jobmon.devtools import configdocs
 from jobmon.server.service import Options as ServerOptions
@@ -785,7 +785,7 @@ class EveryOptionTests(PKICase, SynchronousTestCase):
         options.parseOptions(["--config", path])
         for key, (_, expected) in values.items():
             self.assertEqual(options[key], expected, key)
-        self.assertIn("hello", options.commandTable)
+        self.assertIn("hello", loadStartup(options).commandTable)
 
 
 class UnitFileTests(SynchronousTestCase):
@@ -887,6 +887,26 @@ class TwistdTests(PKICase, TestCase):
             env=childEnv(), capture_output=True, timeout=60,
         )
         self.assertOneLine(result, '{}: unknown key "job_id"'.format(path))
+
+    def test_badDaemonFile(self):
+        """
+        A daemon whose CA directory cannot be read stops as it starts, with
+        one line naming it (read by L{jobmon.worker.daemon.loadStartup}, not
+        while parsing).
+        """
+        base = os.path.abspath(self.mktemp())
+        os.makedirs(base)
+        missing = os.path.join(base, "missing")
+        path = writeFile(os.path.join(base, "job.toml"), (
+            'server = "https://jobmon.example/RPC2"\njob-id = "1.0"\n'
+            'proxy = "missing"\nca-dir = "missing"\n'
+        ))
+        result = subprocess.run(
+            [TWISTD, "-n", "--pidfile=", "jobmon-daemon", "--config", path],
+            env=childEnv(), capture_output=True, timeout=60, cwd=base,
+        )
+        self.assertOneLine(
+            result, "jobmon-daemon: cannot read {}: No such file or directory".format(missing))
 
     def test_badConfigTac(self):
         """

@@ -17,6 +17,7 @@ import socket
 import time
 from urllib.parse import urlsplit
 
+from attrs import frozen
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer, endpoints
@@ -41,6 +42,9 @@ from jobmon.protocols.wake import WakeClientFactory
 from jobmon.protocols.xmlrpc import XMLRPCClient
 from jobmon.certificates import CredentialError, caCertificates
 from jobmon.worker.tls import CredentialPolicy, clientCredential
+
+PROGRAM = "jobmon-daemon"
+"""What the daemon's one-line start-up error begins with."""
 
 
 def bearerAuthorization(source, now=time.time):
@@ -177,6 +181,10 @@ class Options(FileOptions):
         self["redact"].append(pattern)
 
     def postOptions(self):
+        """
+        Check and complete the values; no credential, CA or commands file
+        is read here (see L{loadStartup}), only the configuration file.
+        """
         applyConfigFile(self)
         if self["server"] is None:
             self["server"] = os.environ.get("JOBMON_SERVER")
@@ -209,26 +217,12 @@ class Options(FileOptions):
             self["ca-dir"] = defaultCADir()
         if self["host-name"] is None:
             self["host-name"] = socket.gethostname()
-        self.authorization = None
-        try:
-            if self["auth"] == "token":
-                self["proxy"] = None
-                self.authorization = bearerAuthorization(tokenSource(self["token-file"]))
-                self.authorization()
-            else:
-                if self["proxy"] is None:
-                    self["proxy"] = defaultProxyPath()
-                clientCredential(self["proxy"])
-            caCertificates(self["ca-dir"])
-        except CredentialError as e:
-            raise usage.UsageError(str(e))
-        from jobmon.worker.commands import CommandConfigError, loadCommands
+        if self["auth"] == "token":
+            self["proxy"] = None
+        elif self["proxy"] is None:
+            self["proxy"] = defaultProxyPath()
         from jobmon.worker.procs import parseSignalNames
 
-        try:
-            self.commandTable = loadCommands(self["commands"])
-        except CommandConfigError as e:
-            raise usage.UsageError(str(e))
         try:
             self["allow-signal"] = (
                 parseSignalNames(self["allow-signal"]) if self["allow-signal"] else frozenset()
@@ -241,6 +235,60 @@ class Options(FileOptions):
             self["redact"] = checkRedactPatterns(self["redact"])
         except ValueError as e:
             raise usage.UsageError("--redact: {}".format(e))
+
+
+class StartupError(Exception):
+    """
+    A file the daemon cannot start without is missing or bad; the message
+    (one line) names it and says what is wrong.
+    """
+
+
+@frozen
+class Startup:
+    """
+    What the daemon read before it starts (see L{loadStartup}).
+
+    @ivar authorization: the blocking read of the C{Authorization} header
+        (see L{bearerAuthorization}), or L{None} with an X.509 credential.
+    @ivar commandTable: the site-approved commands (see
+        L{jobmon.worker.commands.loadCommands}).
+    """
+
+    authorization: object
+    commandTable: object
+
+
+def _oneLine(error):
+    # twistd and jobmon-run show only the last line of a failed start.
+    return " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+
+
+def loadStartup(options):
+    """
+    Read what the daemon cannot start without: its bearer token (checked
+    unexpired) or its proxy, its CA directory and its commands files.
+    Blocking: L{makeService} calls it before the reactor runs, so that a bad
+    file stops the daemon with one line.
+
+    @param options: parsed L{Options}.
+    @return: a L{Startup}.
+    @raise StartupError: a file is missing or bad.
+    """
+    from jobmon.worker.commands import CommandConfigError, loadCommands
+
+    authorization = None
+    try:
+        if options["auth"] == "token":
+            authorization = bearerAuthorization(tokenSource(options["token-file"]))
+            authorization()
+        else:
+            clientCredential(options["proxy"])
+        caCertificates(options["ca-dir"])
+        commandTable = loadCommands(options["commands"])
+    except (CredentialError, CommandConfigError) as e:
+        raise StartupError(_oneLine(e)) from None
+    return Startup(authorization, commandTable)
 
 
 @implementer(IStreamClientEndpoint)
@@ -668,9 +716,11 @@ def _describe(error):
     return text.splitlines()[0] if text else repr(error)
 
 
-def buildDaemon(reactor, options):
+def buildDaemon(reactor, options, startup):
     """
     Build the daemon service from parsed L{Options}.
+
+    @param startup: what L{loadStartup} read for these options.
     """
     from twisted.web.client import Agent, HTTPConnectionPool, _HTTP11ClientFactory
 
@@ -692,9 +742,9 @@ def buildDaemon(reactor, options):
     pool._factory = QuietFactory
     agent = Agent(reactor, contextFactory=policy, pool=pool, connectTimeout=10)
     authorization = None
-    if options.authorization is not None:
+    if startup.authorization is not None:
         authorization = CachedAuthorization(
-            options.authorization,
+            startup.authorization,
             lambda f: deferToThreadPool(reactor, reactor.getThreadPool(), f),
             reactor,
         )
@@ -730,7 +780,7 @@ def buildDaemon(reactor, options):
         JobProcesses(
             rootPid=options["job-pid"] or os.getppid(), daemonPid=os.getpid()
         ),
-        options.commandTable,
+        startup.commandTable,
         allowedSignals=options["allow-signal"],
         redact=options["redact"],
         opTimeout=options["op-timeout"],
@@ -756,11 +806,20 @@ def buildDaemon(reactor, options):
 
 def makeService(options):
     """
-    twistd entry point.
+    twistd entry point: the daemon on the global reactor, with its files
+    read at once, so that a bad one stops C{twistd} with one line (which
+    C{jobmon-run} reports) rather than a traceback.
+
+    @raise SystemExit: a file is missing or bad.
     """
     import signal
 
     from twisted.internet import reactor
+
+    try:
+        startup = loadStartup(options)
+    except StartupError as e:
+        raise SystemExit("{}: {}".format(PROGRAM, e))
 
     # A batch system may signal every process of a job (scancel -s USR1):
     # those are the job's signals, not the daemon's; without this the
@@ -768,4 +827,4 @@ def makeService(options):
     for name in ("SIGUSR1", "SIGUSR2"):
         signal.signal(getattr(signal, name), signal.SIG_IGN)
 
-    return buildDaemon(reactor, options)
+    return buildDaemon(reactor, options, startup)

@@ -507,7 +507,8 @@ def describeDaemonExit(code):
 def daemonReason(text):
     """
     The reason a daemon gave for exiting: the last line of its output,
-    without C{twistd}'s program-name prefix.
+    without C{twistd}'s program-name prefix (a bad option) or the daemon's
+    own (a bad file, found as it starts).
 
     @param text: the end of the daemon's output.
     @return: the line, or L{None}.
@@ -515,7 +516,7 @@ def daemonReason(text):
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if not lines:
         return None
-    last = re.sub(r"^\S*(twistd|-c)( -n)?: ", "", lines[-1])
+    last = re.sub(r"^(\S*(twistd|-c)( -n)?|jobmon-daemon): ", "", lines[-1])
     return last[:300]
 
 

@@ -17,7 +17,7 @@ from twisted.trial.unittest import TestCase
 
 from jobmon.client import JobMonClient
 from jobmon.worker.daemon import Options as DaemonOptions
-from jobmon.worker.daemon import buildDaemon
+from jobmon.worker.daemon import buildDaemon, loadStartup
 from jobmon.errors import JobMonError
 from tests.support import TestPKI, freeUDPPort, inThread, startServer
 
@@ -89,7 +89,7 @@ class RestartTests(TestCase):
                     "--ca-dir", tpki.caDir, "--retry-initial-delay", "0.2",
                     "--retry-max-delay", "1", "--job-pid", str(os.getpid()),
                 ])
-                daemon = buildDaemon(reactor, options)
+                daemon = buildDaemon(reactor, options, loadStartup(options))
                 daemon.startService()
                 daemons.append(daemon)
 

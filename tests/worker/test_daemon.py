@@ -4,7 +4,10 @@ fetch, run and post, re-register after a loss, unregister on stop — with a
 fake server and L{Clock}.
 """
 
+import builtins
+import io
 import os
+import time
 
 from twisted.application.internet import backoffPolicy
 from twisted.application.service import Service
@@ -13,13 +16,23 @@ from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.python import usage
 from zope.interface import implementer
 
 from jobmon import errors
-from jobmon.worker.daemon import JobDaemon, xmlSafe
+from jobmon.worker.daemon import (
+    JobDaemon,
+    Options,
+    StartupError,
+    loadStartup,
+    makeService,
+    xmlSafe,
+)
 from jobmon.errors import JobMonError
 from jobmon.worker.files import Workdir
 from jobmon.worker.operations import Operations
+from tests.support import TestPKI
+from tests.test_credentials import fakeJWT
 
 
 def syncCall(f, *args):
@@ -450,3 +463,192 @@ class OtherModesTests(SynchronousTestCase):
         self.assertEqual(self.rpc.methods()[-1], "jobmon.waitForWork")
         daemon.stopService()
         self.flushLoggedErrors()
+
+
+class OptionsParseOnlyTests(SynchronousTestCase):
+    """
+    L{Options.postOptions} only parses: the credential, the CA directory
+    and the commands files are read by L{loadStartup}, as the daemon starts.
+    """
+
+    def setUp(self):
+        self.base = os.path.abspath(self.mktemp())
+        os.makedirs(self.base)
+
+    def parseWithoutFiles(self, *args):
+        """
+        Parse C{args} (after a valid server, job id and working directory)
+        with every way of reading a file or a directory failing the test.
+        """
+
+        def forbidden(*a, **kw):
+            raise AssertionError("postOptions read {!r}".format(a[:1]))
+
+        options = Options()
+        self.patch(builtins, "open", forbidden)
+        self.patch(io, "open", forbidden)
+        self.patch(os, "listdir", forbidden)
+        self.patch(os, "scandir", forbidden)
+        options.parseOptions([
+            "--server", "https://jobmon.example:8443/RPC2", "--job-id", "1234.0",
+            "--workdir", self.base,
+        ] + list(args))
+        return options
+
+    def test_x509ReadsNoFile(self):
+        """
+        With a proxy, a CA directory and a commands file that do not even
+        exist, the options parse; their paths are kept for the start.
+        """
+        missing = os.path.join(self.base, "missing")
+        options = self.parseWithoutFiles(
+            "--proxy", missing + "/x509up", "--ca-dir", missing + "/ca",
+            "--commands", missing + "/commands.toml", "--allow-signal", "USR1",
+            "--redact", "PIN",
+        )
+        self.assertEqual(options["auth"], "x509")
+        self.assertEqual(options["proxy"], missing + "/x509up")
+        self.assertEqual(options["ca-dir"], missing + "/ca")
+        self.assertEqual(options["commands"], [missing + "/commands.toml"])
+        self.assertEqual(options["allow-signal"], frozenset(["USR1"]))
+        self.assertFalse(hasattr(options, "commandTable"))
+        self.assertFalse(hasattr(options, "authorization"))
+
+    def test_tokenReadsNoFile(self):
+        """
+        With a bearer token file that does not exist, the options parse too;
+        the token mode has no proxy.
+        """
+        options = self.parseWithoutFiles(
+            "--auth", "token", "--token-file", os.path.join(self.base, "token"),
+            "--proxy", os.path.join(self.base, "x509up"),
+        )
+        self.assertEqual(options["auth"], "token")
+        self.assertIsNone(options["proxy"])
+        self.assertEqual(options["token-file"], os.path.join(self.base, "token"))
+
+    def test_badValuesStillRefused(self):
+        """
+        Values that need no file are still checked while parsing.
+        """
+        for args, message in [
+            (["--wake", "smoke"], "--wake must be tcp, udp or poll"),
+            (["--auth", "kerberos"], "--auth must be one of"),
+            (["--allow-signal", "NOPE"], "--allow-signal: "),
+            (["--workdir", os.path.join(self.base, "no")], "is not a directory"),
+        ]:
+            e = self.assertRaises(
+                usage.UsageError, Options().parseOptions,
+                ["--server", "https://jobmon.example/RPC2", "--job-id", "1.0",
+                 "--workdir", self.base] + args,
+            )
+            self.assertIn(message, str(e))
+
+
+class LoadStartupTests(SynchronousTestCase):
+    """
+    L{loadStartup}: the files the daemon cannot start without, each bad one
+    a L{StartupError} of one line naming it; L{makeService} turns it into
+    C{SystemExit("jobmon-daemon: ...")}, the last line C{jobmon-run}
+    reports.
+    """
+
+    def setUp(self):
+        self.tpki = TestPKI(os.path.abspath(self.mktemp()))
+        self.base = self.tpki.base
+        self.commands = os.path.join(self.base, "commands.toml")
+        with open(self.commands, "w") as f:
+            f.write('[commands.hello]\nargv = ["echo", "hello"]\n')
+
+    def options(self, *args):
+        """
+        Parsed options with alice's proxy, the test CA and a commands file,
+        then C{args}.
+        """
+        options = Options()
+        options.parseOptions([
+            "--server", "https://jobmon.example:8443/RPC2", "--job-id", "1234.0",
+            "--workdir", self.base, "--proxy", self.tpki.proxies["alice"],
+            "--ca-dir", self.tpki.caDir, "--commands", self.commands,
+        ] + list(args))
+        return options
+
+    def refused(self, *args):
+        """
+        The one-line message of L{loadStartup}'s L{StartupError} for the
+        options C{args}.
+        """
+        e = self.assertRaises(StartupError, loadStartup, self.options(*args))
+        message = str(e)
+        self.assertNotIn("\n", message)
+        self.assertTrue(message)
+        return message
+
+    def writeToken(self, name, claims):
+        """
+        A token file holding a token with C{claims}.
+        """
+        path = os.path.join(self.base, name)
+        with open(path, "w") as f:
+            f.write(fakeJWT(claims))
+        return path
+
+    def test_x509(self):
+        """
+        With a proxy there is no C{Authorization} header; the commands are
+        loaded.
+        """
+        startup = loadStartup(self.options())
+        self.assertIsNone(startup.authorization)
+        self.assertIn("hello", startup.commandTable)
+
+    def test_token(self):
+        """
+        With a token, the header is read from its file.
+        """
+        path = self.writeToken("token", {"exp": time.time() + 3600})
+        startup = loadStartup(self.options("--auth", "token", "--token-file", path))
+        with open(path) as f:
+            self.assertEqual(startup.authorization(), "Bearer " + f.read())
+
+    def test_errors(self):
+        """
+        Each bad file: one line naming it and what is wrong.
+        """
+        missing = os.path.join(self.base, "missing")
+        garbage = os.path.join(self.base, "garbage")
+        with open(garbage, "w") as f:
+            f.write("not a certificate\n")
+        emptyCA = os.path.join(self.base, "ca")
+        os.makedirs(emptyCA)
+        badCommands = os.path.join(self.base, "bad.toml")
+        with open(badCommands, "w") as f:
+            f.write("[commands.x\n")
+        expired = self.writeToken("expired", {"exp": time.time() - 3600})
+        for args, expected in [
+            (["--proxy", missing], "cannot read " + missing),
+            (["--proxy", garbage], garbage),
+            (["--proxy", self.tpki.pki.ca.certPath], "holds no private key"),
+            (["--ca-dir", missing], "cannot read CA directory " + missing),
+            (["--ca-dir", emptyCA], "no CA certificate"),
+            (["--commands", missing], missing + ": cannot read: No such file or directory"),
+            (["--commands", badCommands], badCommands),
+            (["--auth", "token", "--token-file", missing],
+             "cannot read the bearer token " + missing),
+            (["--auth", "token", "--token-file", expired],
+             "bearer token from {} expired at".format(expired)),
+        ]:
+            self.assertIn(expected, self.refused(*args), args)
+
+    def test_makeServiceExits(self):
+        """
+        L{makeService} stops with the program's name and the one line,
+        before building anything.
+        """
+        missing = os.path.join(self.base, "missing")
+        e = self.assertRaises(SystemExit, makeService, self.options("--ca-dir", missing))
+        self.assertEqual(
+            str(e.code),
+            "jobmon-daemon: cannot read CA directory {}: No such file or "
+            "directory".format(missing),
+        )

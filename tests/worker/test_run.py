@@ -467,6 +467,10 @@ class HelperTests(SynchronousTestCase):
             "/venv/bin/twistd -n: cannot read /x: No such file or directory\n\n"
         )
         self.assertEqual(run.daemonReason(text), "cannot read /x: No such file or directory")
+        self.assertEqual(
+            run.daemonReason("jobmon-daemon: no CA certificate in /ca\n"),
+            "no CA certificate in /ca",
+        )
         self.assertEqual(run.daemonReason("2026-01-01 [-] something broke\n"),
                          "2026-01-01 [-] something broke")
         self.assertIsNone(run.daemonReason("\n \n"))
