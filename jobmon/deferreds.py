@@ -1,11 +1,13 @@
 """
 The one bridge from C{async def} to L{Deferred}, for callers (Twisted's
-service machinery, L{Deferred} chains, cancellation) that want a Deferred.
+service machinery, L{Deferred} chains, cancellation) that want a Deferred;
+and the one way blocking work is sent to the reactor's thread pool.
 """
 
 import functools
 
 from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThreadPool
 
 
 def deferredAsync(function):
@@ -20,3 +22,20 @@ def deferredAsync(function):
         return Deferred.fromCoroutine(function(*args, **kwargs))
 
     return wrapper
+
+
+def threadRunner(reactor):
+    """
+    The C{runInThread} of code that must not block the reactor: like
+    C{deferToThread}, but on the thread pool of the given reactor (looked
+    up at each call, so a reactor without threads is fine until used).
+
+    @param reactor: an C{IReactorThreads}.
+    @return: a callable C{(f, *args)} that runs C{f(*args)} in a thread and
+        returns a L{Deferred} of its result.
+    """
+
+    def runInThread(f, *args):
+        return deferToThreadPool(reactor, reactor.getThreadPool(), f, *args)
+
+    return runInThread

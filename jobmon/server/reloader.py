@@ -8,11 +8,11 @@ import signal
 
 from twisted.application.service import Service
 from twisted.internet.task import LoopingCall
-from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from jobmon.certificates import CredentialError
+from jobmon.deferreds import threadRunner
 from jobmon.server.tokens import TokenConfigError
 
 EXPECTED = (CredentialError, TokenConfigError)
@@ -45,9 +45,7 @@ class CredentialReloader(Service):
                  runInThread=None):
         self.reactor = reactor
         self.contextFactories = contextFactories
-        self.runInThread = runInThread or (
-            lambda f: deferToThreadPool(reactor, reactor.getThreadPool(), f)
-        )
+        self.runInThread = runInThread or threadRunner(reactor)
         self._checking = False
         self.interval = interval
         self.installSignal = installSignal

@@ -19,12 +19,11 @@ from twisted.application.internet import StreamServerEndpointService, UDPServer
 from twisted.application.service import MultiService
 from twisted.internet import endpoints
 from twisted.internet.interfaces import IStreamServerEndpoint
-from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.web.resource import Resource
 from zope.interface import implementer
 
-from jobmon.deferreds import deferredAsync
+from jobmon.deferreds import deferredAsync, threadRunner
 from jobmon.errors import NOT_AUTHENTICATED, JobMonError
 from jobmon.protocols.udp import UDPWakeSender
 from jobmon.protocols.xmlrpc import XMLRPCResource
@@ -390,7 +389,7 @@ def buildService(options, reactor, runInThread=None, installSignal=True):
         audit=audit,
         metrics=metrics,
         history=history,
-        runInThread=lambda f, *a: deferToThreadPool(reactor, reactor.getThreadPool(), f, *a),
+        runInThread=threadRunner(reactor),
     )
     identify = identifyCaller(
         identifyTLS(identityOfConnection), tokens, audit=audit, metrics=metrics,

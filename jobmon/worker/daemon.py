@@ -23,7 +23,6 @@ from twisted.application.service import MultiService, Service
 from twisted.internet import defer, endpoints
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.task import deferLater
-from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python import usage
 from zope.interface import implementer
@@ -31,7 +30,7 @@ from zope.interface import implementer
 from jobmon import __version__
 from jobmon.credentials import TokenNotFound, expiredAt, tokenSource
 from jobmon.config import FileOptions, applyConfigFile
-from jobmon.deferreds import deferredAsync
+from jobmon.deferreds import deferredAsync, threadRunner
 from jobmon.errors import REMOTE_ERROR, REMOTE_TIMEOUT, JobMonError
 from jobmon.worker.files import Workdir
 from jobmon.protocols.jobid import checkJobId
@@ -745,7 +744,7 @@ def buildDaemon(reactor, options, startup):
     if startup.authorization is not None:
         authorization = CachedAuthorization(
             startup.authorization,
-            lambda f: deferToThreadPool(reactor, reactor.getThreadPool(), f),
+            threadRunner(reactor),
             reactor,
         )
     rpc = XMLRPCClient(agent, serverURL, pool=pool, authorization=authorization)

@@ -11,9 +11,9 @@ Each op has a time limit.
 from attrs import evolve
 from twisted.internet import defer
 from twisted.internet.task import deferLater
-from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
+from jobmon.deferreds import threadRunner
 from jobmon.errors import BAD_REQUEST, UNSUPPORTED_OP, JobMonError
 
 FILE_OPS = frozenset({"ls", "stat", "cat", "head", "tail", "du", "df"})
@@ -63,9 +63,7 @@ class Operations:
         self.allowedSignals = frozenset(allowedSignals)
         self.redact = tuple(redact)
         self.opTimeout = opTimeout
-        self._runInThread = runInThread or (
-            lambda f, *a: deferToThreadPool(reactor, reactor.getThreadPool(), f, *a)
-        )
+        self._runInThread = runInThread or threadRunner(reactor)
         if runCommand is None:
             from jobmon.worker.commands import runCommand
         self._runCommand = runCommand

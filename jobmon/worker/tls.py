@@ -18,12 +18,12 @@ from OpenSSL import crypto
 from twisted.application.service import Service
 from twisted.internet import defer, ssl
 from twisted.internet.task import LoopingCall
-from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
 
 from jobmon.certificates import CredentialError, caCertificates, readPEMFile
+from jobmon.deferreds import threadRunner
 
 CREDENTIAL_RECHECK = 15.0
 """Seconds between two looks at the credential file and the CA directory."""
@@ -220,9 +220,7 @@ class CredentialPolicy(Service):
         self.credentialPath = credentialPath
         self.hostnames = [_hostName(h) for h in hostnames]
         self.interval = interval
-        self.runInThread = runInThread or (
-            lambda f, *a: deferToThreadPool(reactor, reactor.getThreadPool(), f, *a)
-        )
+        self.runInThread = runInThread or threadRunner(reactor)
         self._loaded = None
         self._failure = None
         self._checking = None
