@@ -49,7 +49,6 @@ from jobmon.client.api import (  # noqa: F401 (part of this API)
 from jobmon.client.connection import (  # noqa: F401 (part of this API)
     DEFAULT_PATH,
     DEFAULT_PORT,
-    _isDropped,
     _isRefusal,
     parseServerURL,
 )
@@ -77,7 +76,6 @@ from jobmon.client.errors import (  # noqa: F401 (part of this API)
     TLS_ERROR,
     UNREACHABLE,
     ClientError,
-    _sslReason,
     clientCodeName,
 )
 from jobmon.client.values import _xmlNumber  # noqa: F401 (part of this API)
