@@ -97,6 +97,18 @@ class LayoutTests(SynchronousTestCase):
         for name, path in self.modules.items():
             self.graph[name] = {m for m in importsOf(name, path) if m in self.modules}
 
+    def test_seesThePackage(self):
+        """
+        The rules look at the real package, imports inside functions
+        included: were the walk to find nothing, every other test here
+        would pass on an empty graph.
+        """
+        self.assertIn("jobmon.server.service", self.modules)
+        self.assertIn("jobmon.worker.daemon", self.modules)
+        self.assertIn("jobmon.server.hub", self.graph["jobmon.server.service"])
+        # loadStartup imports the commands module when it runs.
+        self.assertIn("jobmon.worker.commands", self.graph["jobmon.worker.daemon"])
+
     def test_rolesApart(self):
         """
         The worker and the server never import each other; the client and
