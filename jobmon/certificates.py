@@ -121,7 +121,8 @@ def _derDecodeOID(body):
 
 def parseProxyCertInfo(der):
     """
-    Decode a ProxyCertInfo extension value (see L{encodeProxyCertInfo}).
+    Decode a ProxyCertInfo extension value (see
+    L{jobmon.devtools.proxies.encodeProxyCertInfo}, the test tools' encoder).
 
     @rtype: L{ProxyInfo}
     @raise ValueError: if C{der} is not a well-formed ProxyCertInfo.

@@ -70,7 +70,8 @@ class JobMonClient(_Connection):
         @param environ: the environment for discovery (default
             C{os.environ}).
 
-        @raise ClientError: L{BAD_URL} if C{server} is malformed.
+        @raise ClientError: L{jobmon.client.errors.BAD_URL} if C{server} is
+            malformed.
         """
         _Connection.__init__(
             self, server, timeout,

@@ -66,7 +66,8 @@ class BoundEndpoint:
     reads them here.
 
     @ivar endpoint: the endpoint listened on.
-    @ivar port: the L{IListeningPort}, once listening.
+    @ivar port: the L{twisted.internet.interfaces.IListeningPort}, once
+        listening.
     @ivar failure: the L{Failure} of the attempt to listen, if it failed.
     """
 
@@ -110,7 +111,8 @@ class ServerService(MultiService):
     @ivar endpoints: the L{BoundEndpoint} of each listener, by the name the
         port file gives its port.
     @ivar credentials: what L{load} loads: objects with C{load()}, raising
-        L{CredentialError} or L{TokenConfigError}.
+        L{jobmon.certificates.CredentialError} or
+        L{jobmon.server.tokens.TokenConfigError}.
     @ivar freezeHeap: whether start-up ends with a full garbage collection
         and C{gc.freeze()}.
     """

@@ -55,8 +55,9 @@ class QuietSite(PerPeerLimit, Site):
 
 def identifyTLS(identityOfConnection):
     """
-    Make an C{identify} callable for L{XMLRPCResource} that reads the caller
-    from the request's TLS connection, cached per HTTP connection.
+    Make an C{identify} callable for
+    L{jobmon.protocols.xmlrpc.XMLRPCResource} that reads the caller from the
+    request's TLS connection, cached per HTTP connection.
 
     @param identityOfConnection: callable from a pyOpenSSL connection to an
         identity (see L{jobmon.server.identity.identityOfConnection}).

@@ -569,7 +569,7 @@ class JobProcesses:
 
     def topFinish(self, sample):
         """
-        End a L{top} measurement started by L{topStart}.
+        End a C{top} measurement started by L{topStart}.
 
         Processes started since L{topStart} are shown with their average
         since they started.

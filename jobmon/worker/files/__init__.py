@@ -10,7 +10,7 @@ a regular file.
 Requests and results are the structs of C{docs/API.md} ("Requests and
 results"), with two differences the daemon smooths over: C{data} is raw
 C{bytes} (the daemon wraps it for XML-RPC), and failures are raised as
-L{JobMonError} rather than returned.
+L{jobmon.errors.JobMonError} rather than returned.
 
 L{Workdir} is what the daemon uses; each concern behind it is a module of
 its own:
