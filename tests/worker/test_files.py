@@ -28,7 +28,7 @@ from jobmon.errors import (
     UNSUPPORTED_OP,
     JobMonError,
 )
-from jobmon.worker.files import Workdir, confine
+from jobmon.worker.files import Workdir, confine, reading
 
 NOBODY = 65534
 
@@ -1119,7 +1119,7 @@ class TailTests(FixtureMixin, SynchronousTestCase):
         last lines as splitting the whole file would, cut to the last
         C{maxResult} bytes with C{truncated} exactly when bytes were lost.
         """
-        self.patch(files, "TAIL_BLOCK", block)
+        self.patch(reading, "TAIL_BLOCK", block)
         self.write("random", data)
         result = Workdir(self.root, maxResult=maxResult).tail("random", lines)
         expected = referenceTail(data, lines)
@@ -1146,8 +1146,8 @@ class TailTests(FixtureMixin, SynchronousTestCase):
         self.assertEqual(result["offset"], float(size + 1))
         self.assertEqual(result["size"], float(size + 20))
         self.assertIs(result["truncated"], False)
-        self.assertLessEqual(pread.total, files.TAIL_BLOCK)
-        lastBlock = size + 20 - files.TAIL_BLOCK
+        self.assertLessEqual(pread.total, reading.TAIL_BLOCK)
+        lastBlock = size + 20 - reading.TAIL_BLOCK
         self.assertTrue(all(offset >= lastBlock for _, offset in pread.calls))
 
     def test_largeSparseFileCapped(self):
@@ -1838,7 +1838,7 @@ class HeadTests(FixtureMixin, SynchronousTestCase):
         pread = CountingPread()
         result = Workdir(self.root, pread=pread).head("big", 3)
         self.assertEqual(result["data"], b"line\n" * 3)
-        self.assertLessEqual(pread.total, files.HEAD_BLOCK)
+        self.assertLessEqual(pread.total, reading.HEAD_BLOCK)
 
     @settings(deadline=None, max_examples=200)
     @given(
@@ -1853,7 +1853,7 @@ class HeadTests(FixtureMixin, SynchronousTestCase):
         first lines as splitting the whole file would, cut to C{maxResult}
         bytes, with C{truncated} exactly when bytes were lost.
         """
-        self.patch(files, "HEAD_BLOCK", block)
+        self.patch(reading, "HEAD_BLOCK", block)
         self.write("random", data)
         result = Workdir(self.root, maxResult=maxResult).head("random", lines)
         expected = referenceHead(data, lines)
