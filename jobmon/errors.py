@@ -158,3 +158,12 @@ class JobMonError(Exception):
         Rebuild the error from an XML-RPC fault.
         """
         return cls(fault.faultCode, fault.faultString)
+
+
+class StartupError(Exception):
+    """
+    A file a program (the server, the job daemon) cannot start without is
+    missing or bad; the message (one line) names it and says what is
+    wrong.  It never crosses the wire: the program exits with it before its
+    reactor runs.
+    """

@@ -24,7 +24,7 @@ from twisted.web.resource import Resource
 from zope.interface import implementer
 
 from jobmon.deferreds import deferredAsync, threadRunner
-from jobmon.errors import NOT_AUTHENTICATED, JobMonError
+from jobmon.errors import NOT_AUTHENTICATED, JobMonError, StartupError
 from jobmon.protocols.udp import UDPWakeSender
 from jobmon.protocols.xmlrpc import XMLRPCResource
 from jobmon.server.audit import AuditLog
@@ -45,13 +45,6 @@ from jobmon.server.wakes import WakeServerFactory, standardWakes
 __all__ = ["Options", "makeService", "buildService", "ServerService", "StartupError"]
 
 log = Logger()
-
-
-class StartupError(Exception):
-    """
-    A file the server cannot start without is missing or bad; the message
-    (one line) names it and says what is wrong.
-    """
 
 
 @implementer(IStreamServerEndpoint)

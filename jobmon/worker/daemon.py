@@ -31,7 +31,7 @@ from jobmon import __version__
 from jobmon.credentials import TokenNotFound, expiredAt, tokenSource
 from jobmon.config import FileOptions, applyConfigFile
 from jobmon.deferreds import deferredAsync, threadRunner
-from jobmon.errors import REMOTE_ERROR, REMOTE_TIMEOUT, JobMonError
+from jobmon.errors import REMOTE_ERROR, REMOTE_TIMEOUT, JobMonError, StartupError
 from jobmon.worker.files import Workdir
 from jobmon.protocols.jobid import checkJobId
 from jobmon.worker.operations import Operations, runWithTimeout
@@ -234,13 +234,6 @@ class Options(FileOptions):
             self["redact"] = checkRedactPatterns(self["redact"])
         except ValueError as e:
             raise usage.UsageError("--redact: {}".format(e))
-
-
-class StartupError(Exception):
-    """
-    A file the daemon cannot start without is missing or bad; the message
-    (one line) names it and says what is wrong.
-    """
 
 
 @frozen
