@@ -12,7 +12,6 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from twisted.internet import ssl
 
-
 PROXY_CERT_INFO = x509.ObjectIdentifier("1.3.6.1.5.5.7.1.14")
 """The RFC 3820 ProxyCertInfo extension; its presence makes a proxy."""
 

@@ -19,11 +19,12 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from jobmon import config
-from jobmon.worker.daemon import Options as DaemonOptions, loadStartup
-from jobmon.devtools.issuer import makeIssuer
 from jobmon.devtools import configdocs
+from jobmon.devtools.issuer import makeIssuer
 from jobmon.server.service import Options as ServerOptions
 from jobmon.server.service import buildService
+from jobmon.worker.daemon import Options as DaemonOptions
+from jobmon.worker.daemon import loadStartup
 from tests.support import ROOT, TWISTD, TestPKI, childEnv, spawn
 
 PROGRAMS = {"server": ServerOptions, "daemon": DaemonOptions}

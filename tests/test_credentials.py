@@ -21,19 +21,19 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from jobmon import client, credentials
+from jobmon.certificates import CredentialError
+from jobmon.client import ClientError, _Credential, _TokenCredential
 from jobmon.client import credential as clientCredential
 from jobmon.credentials import (
     TokenNotFound,
     discoverToken,
     discoveryPaths,
-    readTokenFile,
     expiredAt,
+    readTokenFile,
     tokenSource,
     unverifiedClaims,
 )
-from jobmon.client import ClientError, _Credential, _TokenCredential
 from jobmon.worker.daemon import CachedAuthorization, bearerAuthorization
-from jobmon.certificates import CredentialError
 
 NOW = 1700000000
 """The tests' present: 2023-11-14 22:13:20 UTC."""

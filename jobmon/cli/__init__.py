@@ -66,8 +66,18 @@ import time
 
 from jobmon import client as _client
 from jobmon.cli.exits import (
-    EXIT_AUTH, EXIT_CODES, EXIT_FORBIDDEN, EXIT_GONE, EXIT_INTERRUPTED, EXIT_NO_JOB,
-    EXIT_OK, EXIT_REMOTE, EXIT_SERVER, EXIT_STATUS_HELP, EXIT_TIMEOUT, EXIT_USAGE,
+    EXIT_AUTH,
+    EXIT_CODES,
+    EXIT_FORBIDDEN,
+    EXIT_GONE,
+    EXIT_INTERRUPTED,
+    EXIT_NO_JOB,
+    EXIT_OK,
+    EXIT_REMOTE,
+    EXIT_SERVER,
+    EXIT_STATUS_HELP,
+    EXIT_TIMEOUT,
+    EXIT_USAGE,
     exitCode,
 )
 from jobmon.cli.output import Output, flushQuietly, oneLine, silence

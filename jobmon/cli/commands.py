@@ -10,7 +10,6 @@ from jobmon.cli.format import formatAge, printable, table
 from jobmon.cli.output import writeError
 from jobmon.cli.parser import Command, addJob
 
-
 # -- commands -----------------------------------------------------------------
 
 

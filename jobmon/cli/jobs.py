@@ -9,7 +9,6 @@ import time
 from jobmon.cli.format import formatAge, printable, shortDN, table
 from jobmon.cli.parser import Command, positive
 
-
 # -- whoami -------------------------------------------------------------------
 
 

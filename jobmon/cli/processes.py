@@ -8,10 +8,14 @@ import argparse
 import time
 
 from jobmon.cli.format import (
-    formatDuration, formatElapsed, formatSize, humanSize, printable, table,
+    formatDuration,
+    formatElapsed,
+    formatSize,
+    humanSize,
+    printable,
+    table,
 )
 from jobmon.cli.parser import Command, addJob, positive, seconds
-
 
 # -- ps -----------------------------------------------------------------------
 

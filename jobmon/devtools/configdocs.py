@@ -17,7 +17,6 @@ from jobmon.config import optionsOf, tomlValue
 from jobmon.server.options import Options as ServerOptions
 from jobmon.worker.daemon import Options as DaemonOptions
 
-
 PROGRAMS = {
     "server": (
         ServerOptions,

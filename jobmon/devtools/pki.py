@@ -29,12 +29,12 @@ the hashed directory) pyOpenSSL are used: no Twisted.
 import sys
 
 from jobmon.certificates import (  # noqa: F401 (re-exported for tests and tools)
-    SHORT_NAMES,
     POLICY_INDEPENDENT,
     POLICY_INHERIT_ALL,
     POLICY_LIMITED,
     POLICY_NAMES,
     PROXY_CERT_INFO,
+    SHORT_NAMES,
     ProxyInfo,
     asCryptography,
     dnOf,
@@ -67,7 +67,6 @@ from jobmon.devtools.certs import (  # noqa: F401 (re-exported)
 )
 from jobmon.devtools.pkicli import main
 from jobmon.devtools.proxies import encodeProxyCertInfo, makeProxy  # noqa: F401 (re-exported)
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -22,7 +22,6 @@ from jobmon.certificates import (
 )
 from jobmon.errors import NOT_AUTHENTICATED, JobMonError
 
-
 # --- Reading DER: cryptography cannot parse ProxyCertInfo ---
 
 

@@ -7,9 +7,9 @@ from weakref import WeakKeyDictionary
 
 from twisted.web.server import Site
 
-from jobmon.server.admission import PerPeerLimit
 from jobmon.errors import NOT_AUTHENTICATED, JobMonError
 from jobmon.protocols.xmlrpc import CappedRequest, GuardedChannel
+from jobmon.server.admission import PerPeerLimit
 
 
 class QuietSite(PerPeerLimit, Site):

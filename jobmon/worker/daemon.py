@@ -28,18 +28,18 @@ from twisted.python import usage
 from zope.interface import implementer
 
 from jobmon import __version__
-from jobmon.credentials import TokenNotFound, expiredAt, tokenSource
+from jobmon.certificates import CredentialError, caCertificates
 from jobmon.config import FileOptions, applyConfigFile
+from jobmon.credentials import TokenNotFound, expiredAt, tokenSource
 from jobmon.deferreds import deferredAsync, threadRunner
 from jobmon.errors import REMOTE_ERROR, REMOTE_TIMEOUT, JobMonError, StartupError
-from jobmon.worker.files import Workdir
-from jobmon.protocols.jobid import checkJobId
-from jobmon.worker.operations import Operations, runWithTimeout
 from jobmon.options import DEFAULT_CA_DIR, defaultCADir, positive
+from jobmon.protocols.jobid import checkJobId
 from jobmon.protocols.udp import UDPWakeListener
 from jobmon.protocols.wake import WakeClientFactory
 from jobmon.protocols.xmlrpc import XMLRPCClient
-from jobmon.certificates import CredentialError, caCertificates
+from jobmon.worker.files import Workdir
+from jobmon.worker.operations import Operations, runWithTimeout
 from jobmon.worker.tls import CredentialPolicy, clientCredential
 
 PROGRAM = "jobmon-daemon"

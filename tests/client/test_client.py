@@ -17,8 +17,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from twisted.trial.unittest import SynchronousTestCase
 
 from jobmon import client, errors
-from jobmon.devtools import pki
 from jobmon.client import ClientError, JobMonClient
+from jobmon.devtools import pki
 from jobmon.errors import JobMonError
 
 ALICE_CN = "Alice Example"

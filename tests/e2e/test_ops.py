@@ -14,8 +14,8 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from jobmon import errors
-from jobmon.devtools import pki
 from jobmon.client import JobMonClient
+from jobmon.devtools import pki
 from tests.support import (
     ROOT,
     FaultAssertions,

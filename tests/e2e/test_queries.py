@@ -20,11 +20,18 @@ from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
 from jobmon import errors
-from jobmon.devtools import pki
 from jobmon.client import CERTIFICATE_REFUSED, JobMonClient
+from jobmon.devtools import pki
 from jobmon.errors import JobMonError
 from tests.support import (
-    ROOT, FaultAssertions, TestPKI, childEnv, freeUDPPort, inThread, startDaemon, startServer,
+    ROOT,
+    FaultAssertions,
+    TestPKI,
+    childEnv,
+    freeUDPPort,
+    inThread,
+    startDaemon,
+    startServer,
     waitForPending,
 )
 

@@ -16,9 +16,9 @@ from twisted.logger import Logger
 from twisted.trial.unittest import TestCase
 
 from jobmon.client import JobMonClient
+from jobmon.errors import JobMonError
 from jobmon.worker.daemon import Options as DaemonOptions
 from jobmon.worker.daemon import buildDaemon, loadStartup
-from jobmon.errors import JobMonError
 from tests.support import TestPKI, freeUDPPort, inThread, startServer
 
 PER_MODE = 100

@@ -18,13 +18,19 @@ from twisted.trial.unittest import TestCase
 
 from jobmon import errors
 from jobmon.client import CERTIFICATE_REFUSED, CREDENTIAL_EXPIRED, JobMonClient
-from jobmon.errors import JobMonError
 from jobmon.devtools.issuer import makeIssuer, newSigningKey
+from jobmon.errors import JobMonError
 from tests.support import (
-    ROOT, FaultAssertions, TestPKI, childEnv, freeUDPPort, inThread, spawn, startDaemon,
+    ROOT,
+    FaultAssertions,
+    TestPKI,
+    childEnv,
+    freeUDPPort,
+    inThread,
+    spawn,
+    startDaemon,
     startServer,
 )
-
 
 READ = "compute.read"
 ALL = "compute.read compute.modify compute.create"
@@ -468,7 +474,8 @@ class FetchedKeysTests(TestCase):
     timeout = 60
 
     async def _setUp(self):
-        from twisted.internet import reactor, ssl as tssl
+        from twisted.internet import reactor
+        from twisted.internet import ssl as tssl
         from twisted.web.resource import Resource
         from twisted.web.server import Site
         from twisted.web.static import Data

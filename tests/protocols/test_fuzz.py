@@ -15,13 +15,13 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 
 from jobmon.errors import JobMonError
+from jobmon.protocols.xmlrpc import XMLRPCResource
 from jobmon.server.hub import Hub, HubConfig
 from jobmon.server.identity import Identity
 from jobmon.server.pending import MemoryRequestTable
-from jobmon.protocols.xmlrpc import XMLRPCResource
+from jobmon.server.registry import MemoryJobRegistry
 from jobmon.server.site import QuietSite
 from jobmon.server.wakes import WakeServerFactory
-from jobmon.server.registry import MemoryJobRegistry
 from tests.server.test_hub import FakeChannel
 
 ALICE = Identity("/CN=Alice")

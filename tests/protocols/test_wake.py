@@ -11,14 +11,14 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from jobmon import errors
 from jobmon.errors import JobMonError
-from jobmon.server.identity import Identity
-from jobmon.server.admission import Refused
 from jobmon.protocols.wake import (
     HELLO_TIMEOUT,
     MAX_LINE,
     WakeClientFactory,
     WakeServerProtocol,
 )
+from jobmon.server.admission import Refused
+from jobmon.server.identity import Identity
 from jobmon.server.wakes import WakeServerFactory
 
 ALICE = Identity("/DC=org/DC=test/CN=Alice")

@@ -17,9 +17,9 @@ from twisted.web.resource import Resource
 
 from jobmon import errors
 from jobmon.errors import JobMonError
-from jobmon.server.identity import Identity
-from jobmon.server.admission import Refused
 from jobmon.protocols.xmlrpc import XMLRPCResource
+from jobmon.server.admission import Refused
+from jobmon.server.identity import Identity
 from jobmon.server.site import QuietSite
 
 ALICE = Identity("/CN=Alice")

@@ -13,8 +13,8 @@ from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from jobmon import errors
-from jobmon.server.audit import AuditLog
 from jobmon.errors import JobMonError
+from jobmon.server.audit import AuditLog
 from jobmon.server.hub import Hub, HubConfig
 from jobmon.server.identity import Identity
 from jobmon.server.pending import MemoryRequestTable

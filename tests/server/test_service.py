@@ -25,10 +25,10 @@ from jobmon.devtools import pki
 from jobmon.protocols.udp import UDPWakeSender
 from jobmon.server.reloader import CredentialReloader
 from jobmon.server.service import (
-    apiMethods,
     Options,
     ServerService,
     StartupError,
+    apiMethods,
     buildService,
 )
 from jobmon.server.site import QuietSite
@@ -36,8 +36,6 @@ from jobmon.server.tls import ServerContextFactory
 from jobmon.server.tokens import TokenConfigError
 from jobmon.server.wakes import WakeServerFactory
 from tests.support import ROOT
-
-
 
 
 def synchronously(f, *args):

@@ -22,10 +22,10 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from jobmon import errors
-from jobmon.server import tokens
-from jobmon.errors import JobMonError
-from jobmon.server.identity import Identity
 from jobmon.devtools.issuer import makeIssuer, newSigningKey, publicJWK
+from jobmon.errors import JobMonError
+from jobmon.server import tokens
+from jobmon.server.identity import Identity
 from jobmon.server.tokens import (
     MAX_TOKEN_BYTES,
     RETRY_FETCH,

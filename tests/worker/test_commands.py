@@ -19,6 +19,13 @@ from twisted.internet.task import Clock, deferLater
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
+from jobmon.errors import (
+    BAD_REQUEST,
+    NO_SUCH_COMMAND,
+    REMOTE_ERROR,
+    REMOTE_TIMEOUT,
+    JobMonError,
+)
 from jobmon.worker import commands
 from jobmon.worker.commands import (
     MAX_ARG_LENGTH,
@@ -27,13 +34,6 @@ from jobmon.worker.commands import (
     PreparedCommand,
     loadCommands,
     runCommand,
-)
-from jobmon.errors import (
-    BAD_REQUEST,
-    NO_SUCH_COMMAND,
-    REMOTE_ERROR,
-    REMOTE_TIMEOUT,
-    JobMonError,
 )
 
 PROGRAMS = {"nvidia-smi": None, "echo": "/usr/bin/echo", "true": "/usr/bin/true"}

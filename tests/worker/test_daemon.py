@@ -15,11 +15,12 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
-from twisted.trial.unittest import SynchronousTestCase
 from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from jobmon import errors
+from jobmon.errors import JobMonError
 from jobmon.worker.daemon import (
     JobDaemon,
     Options,
@@ -28,7 +29,6 @@ from jobmon.worker.daemon import (
     makeService,
     xmlSafe,
 )
-from jobmon.errors import JobMonError
 from jobmon.worker.files import Workdir
 from jobmon.worker.operations import Operations
 from tests.support import TestPKI

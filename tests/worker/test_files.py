@@ -15,7 +15,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from jobmon.worker import files
 from jobmon.errors import (
     BAD_REQUEST,
     IS_A_DIRECTORY,
@@ -28,6 +27,7 @@ from jobmon.errors import (
     UNSUPPORTED_OP,
     JobMonError,
 )
+from jobmon.worker import files
 from jobmon.worker.files import Workdir, confine, reading
 
 NOBODY = 65534

@@ -20,8 +20,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from jobmon.worker import procs
 from jobmon.errors import BAD_REQUEST, NOT_ALLOWED, REMOTE_ERROR, JobMonError
+from jobmon.worker import procs
 from jobmon.worker.procs import (
     DEFAULT_REDACT,
     REDACTED,

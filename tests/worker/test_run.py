@@ -18,8 +18,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from jobmon.worker import run
 from jobmon.client import JobMonClient
+from jobmon.worker import run
 from tests.support import ROOT, TestPKI, childEnv, inThread, spawn, startServer
 
 

@@ -31,7 +31,11 @@ import time
 from attrs import define, field
 
 from jobmon.worker.files import requests
-from jobmon.worker.files.confine import MAX_PATH_LENGTH, ConfinedDirectory, openDirectory
+from jobmon.worker.files.confine import (
+    MAX_PATH_LENGTH,
+    ConfinedDirectory,
+    openDirectory,
+)
 from jobmon.worker.files.listing import Listing
 from jobmon.worker.files.reading import HEAD_BLOCK, TAIL_BLOCK, Reader
 from jobmon.worker.files.requests import (

@@ -16,7 +16,12 @@ from collections.abc import Callable
 from attrs import frozen
 
 from jobmon.errors import NO_SUCH_FILE, REMOTE_IO_ERROR, JobMonError
-from jobmon.worker.files.confine import ConfinedDirectory, describe, openRegular, osError
+from jobmon.worker.files.confine import (
+    ConfinedDirectory,
+    describe,
+    openRegular,
+    osError,
+)
 
 TAIL_BLOCK = 64 * 1024
 """How many bytes C{tail} reads at a time, walking back from the end."""
