@@ -6,7 +6,7 @@ Messages are JSON objects, one per line (at most L{MAX_LINE} bytes):
 
   - daemon to server: C{hello} (job id and registration token), C{ping};
   - server to daemon: C{welcome} (keep-alive interval), C{wake}, C{error},
-    C{pong}.
+    C{notice} (a line for the daemon's log), C{pong}.
 
 The daemon pings every keep-alive interval and the server answers; each
 side drops the connection after three intervals without a line from the
@@ -159,6 +159,15 @@ class WakeServerProtocol(_LineChannel):
         """
         self.send(_WAKE)
 
+    def notice(self, message):
+        """
+        Tell the daemon something worth a line in its log (a second daemon
+        was refused its job).  Daemons that do not know notices ignore
+        them.
+        """
+        text = message[: MAX_LINE // 2]
+        self.send(_encode({"type": "notice", "message": text}))
+
     def close(self):
         """
         Close the channel (the registration it served was replaced or
@@ -214,6 +223,8 @@ class WakeClientProtocol(_LineChannel):
             pass
         elif kind == "welcome":
             self._welcome(message)
+        elif kind == "notice":
+            self.log.warn("the server says: {message}", message=str(message.get("message", "")))
         elif kind == "error":
             error = JobMonError(
                 message.get("code") if isinstance(message.get("code"), int) else BAD_REQUEST,

@@ -417,9 +417,9 @@ class Hub:
 
         A daemon that registers again with the same C{instance} and mode (a
         UDP daemon's periodic re-registration, a poll daemon after an error)
-        keeps its secret and channel; any other registration replaces the
-        earlier one, whose wake channel is released while queued requests
-        wait for the new one.
+        keeps its secret and channel; another daemon is refused while the
+        registered one is alive, and otherwise replaces it, whose wake
+        channel is released while queued requests wait for the new one.
         """
         self._require(identity, "register", "registerJob")
         checkJobId(jobId)
@@ -427,11 +427,15 @@ class Hub:
             raise JobMonError(UNAVAILABLE, "the server is shutting down")
         return self.registrations.register(identity, jobId, info)
 
-    def unregisterJob(self, identity, jobId):
+    def unregisterJob(self, identity, jobId, token=None):
         """
-        Remove a job owned by the caller.
+        Remove a job owned by the caller; with the daemon's registration
+        C{token}, only if that registration is still the job's (a daemon
+        whose job was taken over leaves the new holder's in place: false).
         """
-        self._owned(identity, jobId)
+        record = self._owned(identity, jobId)
+        if not self.registrations.isCurrent(record, token):
+            return False
         self.registrations.drop(
             jobId, "unregistered", "job {} unregistered".format(jobId), "unregistered"
         )
@@ -446,12 +450,16 @@ class Hub:
         self.registrations.wakeOf(record).fetched(jobId)
         return takeWork(self.table, jobId)
 
-    def waitForWork(self, identity, jobId, seconds):
+    def waitForWork(self, identity, jobId, seconds, token=None):
         """
         Long poll: return the job's queued requests as soon as there are
-        any, or an empty list after C{seconds}.
+        any, or an empty list after C{seconds}.  A daemon that gives its
+        registration C{token} is refused once another daemon took the job
+        over, so that two daemons never share a job's work.
         """
         record = self._owned(identity, jobId)
+        if not self.registrations.isCurrent(record, token):
+            raise self.registrations.replacedError(record)
         if (
             isinstance(seconds, bool)
             or not isinstance(seconds, (int, float))

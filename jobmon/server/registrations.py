@@ -8,6 +8,7 @@ results (see L{jobmon.server.hub}).
 """
 
 import secrets
+import time
 
 from attrs import evolve
 from twisted.logger import Logger
@@ -52,6 +53,9 @@ class Registrations:
         self.wakes = {wake.mode: wake for wake in wakes}
         self.metrics = metrics
         self.record = record
+        # The last daemon refused each job (its instance): its holder is
+        # told and the refusal logged as a warning once, not at each retry.
+        self._rivals = {}
 
     @property
     def modes(self):
@@ -108,13 +112,14 @@ class Registrations:
         host = host if isinstance(host, str) else ""
         instance = info.get("instance")
         wake = self.wakes[mode]
-        if (
+        sameDaemon = (
             old is not None
-            and wake.renewable
-            and old.mode == mode
             and isinstance(instance, str)
             and old.info.get("instance") == instance
-        ):
+        )
+        if old is not None and not sameDaemon:
+            self._contest(identity, old, info, host, now)
+        if sameDaemon and wake.renewable and old.mode == mode:
             record = evolve(old, lastSeen=now, host=host, info=info)
             self.registry.put(record)
         else:
@@ -141,7 +146,98 @@ class Registrations:
             "wake": reply,
             "keepalive": self.config.keepalive,
             "reregister": self.config.reregisterInterval,
+            # waitForWork and unregisterJob take the token (see
+            # isCurrent): older servers refuse an extra argument.
+            "token_checks": True,
         }
+
+    def live(self, record, now):
+        """
+        Whether the daemon of C{record} is alive by the server's knowledge:
+        it holds a wake (an open channel, a pending poll) or its mode's sign
+        of life is recent (see L{jobmon.server.wakes.IWake.live}).
+        """
+        return self._held(record.jobId) or self.wakeOf(record).live(record, now)
+
+    def _contest(self, identity, old, info, host, now):
+        """
+        A daemon other than the one registered asks for the same job of the
+        same owner (two daemons given one job id, or a daemon restarted
+        after the first one crashed).  While the registered daemon is
+        alive, the newcomer is refused, and the holder told once; a holder
+        that fell silent is taken over.
+
+        @raise JobMonError: C{JOB_CONFLICT} if the holder is alive.
+        """
+        jobId = old.jobId
+        rival = info.get("instance")
+        if not isinstance(rival, str) or not isinstance(old.info.get("instance"), str):
+            # A daemon from before instances: the same daemon cannot be told
+            # from another, so the newest registration wins, as it did.
+            return
+        heard = now - old.lastSeen
+        newcomer = _daemonName(host, info)
+        holder = _daemonName(old.host, old.info)
+        if not self.live(old, now):
+            self.log.info(
+                "job {job_id} of {dn}: the daemon on {holder} was last heard from "
+                "{heard:.0f} s ago; the daemon on {newcomer} takes it over",
+                category="registration", job_id=jobId, dn=identity.dn, holder=holder,
+                heard=heard, newcomer=newcomer,
+            )
+            return
+        since = _utc(old.registered)
+        first = self._rivals.get(jobId) != rival
+        self._rivals[jobId] = rival
+        emit = self.log.warn if first else self.log.debug
+        emit(
+            "job {job_id} of {dn}: registration by the daemon on {newcomer} refused: "
+            "the live daemon on {holder} holds it since {since} UTC (last heard from "
+            "{heard:.0f} s ago)",
+            category="registration", job_id=jobId, dn=identity.dn, newcomer=newcomer,
+            holder=holder, since=since, heard=heard,
+        )
+        if first:
+            self.wakeOf(old).notify(
+                jobId,
+                "another daemon for job {} (on {}) tried to register it at {} UTC and "
+                "was refused: this daemon keeps the job".format(jobId, newcomer, _utc(now)),
+            )
+        reason = "held by a live daemon"
+        self.metrics.refusals.labels(reason).inc()
+        self.record(
+            "refused", dn=identity.dn, method="registerJob", job_id=jobId, owner=old.owner,
+            code=JOB_CONFLICT, reason=reason,
+        )
+        raise JobMonError(
+            JOB_CONFLICT,
+            "job {} is already registered by a live daemon on {} since {} UTC; this "
+            "daemon may register it once that one stops".format(jobId, holder, since),
+        )
+
+    def isCurrent(self, record, token):
+        """
+        Whether C{token}, the registration token a daemon presents with a
+        call, is that of C{record}, the job's current registration; L{None}
+        (a daemon that does not send it) is taken as current.
+        """
+        if token is None:
+            return True
+        return isinstance(token, str) and secrets.compare_digest(
+            record.wakeSecret.encode("utf-8"), token.encode("utf-8", "replace")
+        )
+
+    def replacedError(self, record):
+        """
+        The error for a daemon whose registration was taken over: it should
+        register again (and is refused while the new holder is alive).
+        """
+        return JobMonError(
+            NO_SUCH_JOB,
+            "job {} is now registered by another daemon (on {}, since {} UTC)".format(
+                record.jobId, _daemonName(record.host, record.info), _utc(record.registered)
+            ),
+        )
 
     def _new(self, identity, jobId, info, wake, host, now):
         """
@@ -262,6 +358,7 @@ class Registrations:
         hold a poll whatever its mode): close its TCP channel, end its
         pending poll with C{error}, stop repeating UDP wakes.
         """
+        self._rivals.pop(jobId, None)
         for wake in self.wakes.values():
             wake.release(jobId, error)
 
@@ -323,6 +420,7 @@ class Registrations:
         """
         Release every wake (server shutdown); C{error} ends pending polls.
         """
+        self._rivals.clear()
         for wake in self.wakes.values():
             wake.stop(error)
 
@@ -330,4 +428,24 @@ class Registrations:
         """
         How many entries each wake's tables hold, by table.
         """
-        return {name: n for wake in self.wakes.values() for name, n in wake.sizes().items()}
+        sizes = {name: n for wake in self.wakes.values() for name, n in wake.sizes().items()}
+        sizes["rivals"] = len(self._rivals)
+        return sizes
+
+
+def _utc(seconds):
+    """
+    A time in seconds since the epoch, as C{YYYY-MM-DD HH:MM:SS} (UTC).
+    """
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds))
+
+
+def _daemonName(host, info):
+    """
+    A daemon as the logs and messages name it: C{"host wn01 (pid 4242)"}.
+    """
+    pid = info.get("pid")
+    name = "host {}".format(host or "?")
+    if isinstance(pid, int) and not isinstance(pid, bool):
+        name += " (pid {})".format(pid)
+    return name

@@ -32,6 +32,7 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from zope.interface import Attribute, Interface, implementer
 
+from jobmon.errors import JOB_CONFLICT, JobMonError
 from jobmon.protocols.wake import WakeServerProtocol
 from jobmon.server.admission import PerPeerLimit
 from jobmon.server.metrics import NullMetrics
@@ -102,6 +103,23 @@ class IWake(Interface):
         contact.
         """
 
+    def live(record, now):
+        """
+        Whether the daemon of C{record} shows itself alive at C{now} by
+        this mode's own sign (a channel open or still connecting, a poll
+        pending, a re-registration seen recently): while it does, a second
+        daemon's registration for the job is refused; once it does not, a
+        new daemon may take the job over.
+        """
+
+    def notify(jobId, message):
+        """
+        Tell the job's daemon C{message} (a second daemon was refused the
+        job), as soon as this mode can: over its channel, by ending its
+        pending call, or in the reply to its next re-registration.  Nothing
+        if it cannot be reached now.
+        """
+
     def release(jobId, error=None):
         """
         Let go of whatever this wake keeps for the job (it was unregistered,
@@ -121,6 +139,11 @@ class IWake(Interface):
         Return how many entries each of the wake's tables holds, by name:
         for metrics, and for tests that check nothing is left behind.
         """
+
+
+POLL_LIVE = 30.0
+"""Seconds after its last contact that a poll-mode daemon with no poll
+pending still counts as alive (see L{IWake.live})."""
 
 
 def takeWork(table, jobId):
@@ -194,6 +217,18 @@ class TCPWake:
 
     def holds(self, jobId):
         return jobId in self._channels
+
+    def live(self, record, now):
+        # A registration still connecting its channel is dropped at the end
+        # of its grace: until then its daemon counts as alive.
+        return self.holds(record.jobId) or (
+            record.state == "connecting" and now - record.registered < self.connectGrace
+        )
+
+    def notify(self, jobId, message):
+        channel = self._channels.get(jobId)
+        if channel is not None:
+            channel.notice(message)
 
     def bind(self, jobId, channel):
         """
@@ -277,7 +312,8 @@ class UDPWake:
     maxRetryDelay = 4.0
     """Longest delay between repeats of a wake."""
 
-    def __init__(self, clock, registry, table, sender, port, metrics=None, giveUpAfter=30.0):
+    def __init__(self, clock, registry, table, sender, port, metrics=None, giveUpAfter=30.0,
+                 liveFor=90.0):
         self.clock = clock
         self.registry = registry
         self.table = table
@@ -285,14 +321,28 @@ class UDPWake:
         self.port = port
         self.metrics = metrics if metrics is not None else NullMetrics()
         self.giveUpAfter = giveUpAfter
+        self.liveFor = liveFor
         self._retries = {}
         self._sequences = {}
+        self._notices = {}
 
     def registered(self, record, lost):
         return evolve(record, udpKey=secrets.token_hex(32), state="ready")
 
     def reply(self, record):
-        return {"port": self.port, "secret": record.udpKey}
+        reply = {"port": self.port, "secret": record.udpKey}
+        notice = self._notices.pop(record.jobId, None)
+        if notice is not None:
+            reply["notice"] = notice
+        return reply
+
+    def live(self, record, now):
+        return now - record.lastSeen < self.liveFor
+
+    def notify(self, jobId, message):
+        # A datagram cannot carry it: the daemon's next re-registration
+        # (within the re-registration interval) does.
+        self._notices[jobId] = message
 
     def wake(self, record):
         if record.jobId not in self._retries:
@@ -347,13 +397,18 @@ class UDPWake:
     def release(self, jobId, error=None):
         self.fetched(jobId)
         self._sequences.pop(jobId, None)
+        self._notices.pop(jobId, None)
 
     def stop(self, error):
-        for jobId in set(self._retries) | set(self._sequences):
+        for jobId in set(self._retries) | set(self._sequences) | set(self._notices):
             self.release(jobId, error)
 
     def sizes(self):
-        return {"udp_retries": len(self._retries), "udp_sequences": len(self._sequences)}
+        return {
+            "udp_retries": len(self._retries),
+            "udp_sequences": len(self._sequences),
+            "udp_notices": len(self._notices),
+        }
 
 
 @implementer(IWake)
@@ -371,12 +426,13 @@ class PollWake:
     renewable = True
     silence = "polled"
 
-    def __init__(self, clock, registry, table, metrics=None, maxPoll=60.0):
+    def __init__(self, clock, registry, table, metrics=None, maxPoll=60.0, liveFor=30.0):
         self.clock = clock
         self.registry = registry
         self.table = table
         self.metrics = metrics if metrics is not None else NullMetrics()
         self.maxPoll = maxPoll
+        self.liveFor = liveFor
         self._polls = {}
 
     def registered(self, record, lost):
@@ -428,6 +484,18 @@ class PollWake:
     def holds(self, jobId):
         return jobId in self._polls
 
+    def live(self, record, now):
+        # A live daemon polls again as soon as a poll returns, and within
+        # seconds after a failed one.
+        return self.holds(record.jobId) or now - record.lastSeen < self.liveFor
+
+    def notify(self, jobId, message):
+        # The pending poll is the only way to the daemon: end it with the
+        # message (the daemon logs it and polls again).
+        poll = self._polls.pop(jobId, None)
+        if poll is not None:
+            poll.errback(JobMonError(JOB_CONFLICT, message))
+
     def release(self, jobId, error=None):
         poll = self._polls.pop(jobId, None)
         if poll is not None:
@@ -462,11 +530,15 @@ def standardWakes(clock, registry, table, config, metrics=None, udpSender=None, 
     """
     wakes = [TCPWake(clock, table, metrics, connectGrace=config.connectGrace)]
     if udpSender is not None:
+        # A live daemon re-registers every interval (less a random tenth):
+        # half an interval more allows for a slow or retried one.
         wakes.append(
             UDPWake(clock, registry, table, udpSender, udpPort, metrics,
-                    giveUpAfter=config.queryTimeout)
+                    giveUpAfter=config.queryTimeout,
+                    liveFor=min(1.5 * config.reregisterInterval, config.expireAfter))
         )
-    wakes.append(PollWake(clock, registry, table, metrics, maxPoll=config.maxPoll))
+    wakes.append(PollWake(clock, registry, table, metrics, maxPoll=config.maxPoll,
+                          liveFor=min(POLL_LIVE, config.expireAfter)))
     return wakes
 
 

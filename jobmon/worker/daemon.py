@@ -32,7 +32,13 @@ from jobmon.certificates import CredentialError, caCertificates
 from jobmon.config import FileOptions, applyConfigFile
 from jobmon.credentials import TokenNotFound, expiredAt, tokenSource
 from jobmon.deferreds import deferredAsync, threadRunner
-from jobmon.errors import REMOTE_ERROR, REMOTE_TIMEOUT, JobMonError, StartupError
+from jobmon.errors import (
+    JOB_CONFLICT,
+    REMOTE_ERROR,
+    REMOTE_TIMEOUT,
+    JobMonError,
+    StartupError,
+)
 from jobmon.options import DEFAULT_CA_DIR, defaultCADir, positive
 from jobmon.protocols.jobid import checkJobId
 from jobmon.protocols.udp import UDPWakeListener
@@ -350,6 +356,7 @@ class JobDaemon(MultiService):
         self.callTimeout = callTimeout
         self._limit = defer.DeferredSemaphore(maxConcurrent)
         self._token = None
+        self._tokenChecks = False
         self._registered = False
         self._announce = True
         self._stopping = False
@@ -399,6 +406,7 @@ class JobDaemon(MultiService):
         try:
             reply = await self._call("jobmon.registerJob", self.jobId, self.info)
             self._token = reply["wake"]["token"]
+            self._tokenChecks = reply.get("token_checks") is True
         except Exception as e:
             self._announce = True
             self.log.warn(
@@ -415,7 +423,18 @@ class JobDaemon(MultiService):
                           job_id=self.jobId, server=self.serverURL, mode=self.mode)
             self._announce = self.mode == "tcp"
         self._registered = True
+        notice = reply["wake"].get("notice")
+        if isinstance(notice, str):
+            self.log.warn("the server says: {message}", message=notice)
         return reply
+
+    def tokenArgs(self):
+        """
+        The registration token, as the last argument of C{waitForWork} and
+        C{unregisterJob}, when the server checks it (so that a daemon whose
+        job was taken over neither polls nor unregisters the new holder's).
+        """
+        return (self._token,) if self._tokenChecks and self._token else ()
 
     @deferredAsync
     async def _registerAndConnect(self, factory):
@@ -518,7 +537,7 @@ class JobDaemon(MultiService):
                 pass
         if self._registered:
             try:
-                d = self.rpc.callRemote("jobmon.unregisterJob", self.jobId)
+                d = self.rpc.callRemote("jobmon.unregisterJob", self.jobId, *self.tokenArgs())
                 d.addTimeout(5, self.reactor)
                 await d
                 self.log.info("job {job_id} unregistered", job_id=self.jobId)
@@ -671,7 +690,9 @@ class _PollWake(_LoopService):
                     reply = await self.daemon.register()
                     maxWait = float(reply["wake"].get("max_wait", maxWait))
                     registered = True
-                d = self.daemon.rpc.callRemote("jobmon.waitForWork", self.daemon.jobId, maxWait)
+                d = self.daemon.rpc.callRemote(
+                    "jobmon.waitForWork", self.daemon.jobId, maxWait, *self.daemon.tokenArgs()
+                )
                 d.addTimeout(maxWait + self.daemon.callTimeout, self.daemon.reactor)
                 items = await d
                 if failures:
@@ -684,6 +705,11 @@ class _PollWake(_LoopService):
             except Exception as e:
                 if self.daemon._stopping:
                     return
+                if registered and isinstance(e, JobMonError) and e.code == JOB_CONFLICT:
+                    # The server ended the poll to say a second daemon was
+                    # refused this job: this one keeps it.
+                    self.log.warn("the server says: {message}", message=e.message)
+                    continue
                 registered = False
                 failures += 1
                 if failures == 1:

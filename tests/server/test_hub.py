@@ -696,13 +696,15 @@ class UDPModeTests(SynchronousTestCase):
     def test_reregistrationKeepsSecret(self):
         """
         The same daemon (same instance) re-registering keeps its secret and
-        stays alive; another instance gets a new secret.
+        stays alive; another instance, once the first fell silent, gets a
+        new secret.
         """
         first = self.hub.registerJob(ALICE, "j", self.info)
         self.clock.advance(50)
         again = self.hub.registerJob(ALICE, "j", self.info)
         self.assertEqual(first["wake"]["secret"], again["wake"]["secret"])
         self.assertEqual(self.hub.listJobs(ALICE)[0]["last_seen"], 50)
+        self.clock.advance(90)
         other = self.hub.registerJob(ALICE, "j", dict(self.info, instance="i2"))
         self.assertNotEqual(first["wake"]["secret"], other["wake"]["secret"])
 
@@ -872,6 +874,9 @@ class LeakTests(SynchronousTestCase):
             channel = FakeChannel("t")
             hub.channelHello(channel, ALICE, "t", tcp["wake"]["token"])
             hub.registerJob(BOB, "u", {"wake": "udp", "instance": "i"})
+            # A second daemon refused: its holder's notice waits.
+            self.assertRaises(JobMonError, hub.registerJob, BOB, "u",
+                              {"wake": "udp", "instance": "rival"})
             hub.registerJob(ALICE, "p", {"wake": "poll", "instance": "i"})
             hub.registerJob(BOB, "never", {"wake": "tcp"})
             poll = hub.waitForWork(ALICE, "p", 60)
@@ -957,5 +962,5 @@ class WakeObjectTests(SynchronousTestCase):
         self.assertEqual(
             set(Hub(clock, registry, table, config, wakes=wakes).sizes()),
             {"jobs", "requests", "channels", "polls", "udp_retries", "udp_sequences",
-             "grace_timers", "users_pending", "rate_buckets"},
+             "udp_notices", "grace_timers", "rivals", "users_pending", "rate_buckets"},
         )
