@@ -224,7 +224,8 @@ class WakeClientProtocol(_LineChannel):
         elif kind == "welcome":
             self._welcome(message)
         elif kind == "notice":
-            self.log.warn("the server says: {message}", message=str(message.get("message", "")))
+            notice = str(message.get("message", ""))
+            self.log.warn("the server says: {notice}", notice=notice)
         elif kind == "error":
             error = JobMonError(
                 message.get("code") if isinstance(message.get("code"), int) else BAD_REQUEST,

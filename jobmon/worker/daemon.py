@@ -425,7 +425,7 @@ class JobDaemon(MultiService):
         self._registered = True
         notice = reply["wake"].get("notice")
         if isinstance(notice, str):
-            self.log.warn("the server says: {message}", message=notice)
+            self.log.warn("the server says: {notice}", notice=notice)
         return reply
 
     def tokenArgs(self):
@@ -708,7 +708,7 @@ class _PollWake(_LoopService):
                 if registered and isinstance(e, JobMonError) and e.code == JOB_CONFLICT:
                     # The server ended the poll to say a second daemon was
                     # refused this job: this one keeps it.
-                    self.log.warn("the server says: {message}", message=e.message)
+                    self.log.warn("the server says: {notice}", notice=e.message)
                     continue
                 registered = False
                 failures += 1

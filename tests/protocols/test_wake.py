@@ -88,6 +88,18 @@ class WakeServerTests(SynchronousTestCase):
         self.proto.wake()
         self.assertEqual(lines(self.transport), [{"type": "wake"}])
 
+    def test_notice(self):
+        """
+        C{notice} sends one notice line, its message cut to half a line.
+        """
+        self.hello()
+        lines(self.transport)
+        self.proto.notice("a second daemon was refused")
+        self.proto.notice("x" * 5000)
+        short, long = lines(self.transport)
+        self.assertEqual(short, {"type": "notice", "message": "a second daemon was refused"})
+        self.assertEqual(len(long["message"]), 2048)
+
     def test_refusedHello(self):
         """
         A refused hello gets an error line and the connection is closed; the
@@ -221,6 +233,21 @@ class WakeClientTests(SynchronousTestCase):
         """
         self.proto.dataReceived(b'{"type":"welcome","keepalive":10}\n{"type":"wake"}\n')
         self.assertEqual(self.wakes, [1])
+
+    def test_notice(self):
+        """
+        A notice from the server is a warning in the daemon's log; the
+        channel stays up.
+        """
+        from twisted.internet.testing import EventLoggingObserver
+        from twisted.logger import LogLevel, globalLogPublisher
+
+        logged = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        self.proto.dataReceived(b'{"type":"welcome","keepalive":10}\n')
+        self.proto.dataReceived(b'{"type":"notice","message":"refused a rival"}\n')
+        [event] = [e for e in logged if e.get("notice") == "refused a rival"]
+        self.assertEqual(event["log_level"], LogLevel.warn)
+        self.assertFalse(self.transport.disconnecting)
 
     def test_error(self):
         """

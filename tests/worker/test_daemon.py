@@ -465,6 +465,58 @@ class OtherModesTests(SynchronousTestCase):
         self.flushLoggedErrors()
 
 
+    def test_pollNotice(self):
+        """
+        A poll ended with fault 409 (the server refused a second daemon for
+        this job) is logged as the server's message; the daemon polls on
+        at once, with its registration token when the server checks it,
+        without registering again.
+        """
+        from twisted.internet.testing import EventLoggingObserver
+        from twisted.logger import LogLevel, globalLogPublisher
+
+        logged = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        self.rpc.answers["jobmon.registerJob"] = {
+            "wake": {"mode": "poll", "token": "t", "max_wait": 50}, "reregister": 60,
+            "token_checks": True,
+        }
+        self.rpc.answers["jobmon.waitForWork"] = "hang"
+        daemon = self.daemon("poll")
+        daemon.startService()
+        self.assertEqual(self.rpc.calls[-1], ("jobmon.waitForWork", "job.7", 50.0, "t"))
+        self.rpc.pending.pop().errback(
+            JobMonError(errors.JOB_CONFLICT, "another daemon for job job.7 was refused")
+        )
+        self.assertEqual(self.rpc.methods(), ["jobmon.registerJob", "jobmon.waitForWork",
+                                              "jobmon.waitForWork"])
+        [event] = [e for e in logged if e.get("notice", "").startswith("another daemon")]
+        self.assertEqual(event["log_level"], LogLevel.warn)
+        self.successResultOf(daemon.stopService())
+        self.assertEqual(self.rpc.calls[-1], ("jobmon.unregisterJob", "job.7", "t"))
+
+    def test_udpNotice(self):
+        """
+        A notice in the reply to a UDP daemon's re-registration is logged
+        as a warning.
+        """
+        from twisted.internet.testing import EventLoggingObserver
+        from twisted.logger import LogLevel, globalLogPublisher
+
+        logged = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        self.rpc.answers["jobmon.registerJob"] = {
+            "wake": {"mode": "udp", "port": 7777, "token": "t", "secret": "00" * 32,
+                     "notice": "a second daemon was refused"},
+            "reregister": 60,
+        }
+        daemon = self.daemon("udp")
+        daemon.startService()
+        [event] = [e for e in logged if e.get("notice") == "a second daemon was refused"]
+        self.assertEqual(event["log_level"], LogLevel.warn)
+        daemon.stopService()
+        # The server did not say it checks tokens: none is sent.
+        self.assertEqual(self.rpc.calls[-1], ("jobmon.unregisterJob", "job.7"))
+
+
 class OptionsParseOnlyTests(SynchronousTestCase):
     """
     L{Options.postOptions} only parses: the credential, the CA directory
