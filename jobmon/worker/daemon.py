@@ -158,7 +158,9 @@ class Options(FileOptions):
         ["host-name", None, None, "Host name reported to the server [default: this "
          "host's name]."],
         ["job-pid", None, None, "The job's root process: ps, top, res, env and signal "
-         "look at its tree [default: the daemon's parent, the job wrapper].", int],
+         "look at its tree [default: the daemon's parent, the job wrapper; if that is "
+         "not a job (PID 1, a system service, a login shell), the daemon's own process "
+         "group].", positive(int)],
         ["allow-signal", None, "", "Signals users may send to the job, e.g. TERM,USR1 "
          "[default: none]."],
     ]
@@ -791,13 +793,15 @@ def buildDaemon(reactor, options, startup):
         return reactor.listenMulticast(port, protocol, listenMultiple=True)
 
     from jobmon.worker.procs import JobProcesses
+    from jobmon.worker.scope import chooseScope
 
+    scope = chooseScope(options["job-pid"])
+    if scope.warning is not None:
+        JobDaemon.log.warn("{warning}", warning=scope.warning)
     operations = Operations(
         reactor,
         Workdir(options["workdir"], maxResult=options["max-result"]),
-        JobProcesses(
-            rootPid=options["job-pid"] or os.getppid(), daemonPid=os.getpid()
-        ),
+        JobProcesses(rootPid=scope.rootPid, daemonPid=os.getpid(), group=scope.group),
         startup.commandTable,
         allowedSignals=options["allow-signal"],
         redact=options["redact"],

@@ -376,6 +376,21 @@ class TopSample:
     processes: dict = field(repr=False)
 
 
+def groupMembers(group):
+    """
+    The pids of the processes of process group C{group} (blocking: one
+    pass over the process table).
+    """
+    members = []
+    for pid in psutil.pids():
+        try:
+            if os.getpgid(pid) == group:
+                members.append(pid)
+        except OSError:
+            continue
+    return members
+
+
 def _positive(instance, attribute, value):
     """
     Validate that a limit or a process id is a positive int.
@@ -404,13 +419,21 @@ class JobProcesses:
         signalled.
     @ivar maxProcesses: the cap on the processes of a C{ps} or C{top}
         result.
+    @ivar group: when not L{None}, the job is this process group (the
+        daemon's own, when no job started it: see
+        L{jobmon.worker.scope}) rather than the tree of C{rootPid}: its
+        leader is the root, or the daemon if the leader is gone.
     """
 
     rootPid: int = field(factory=os.getppid, validator=_positive)
     daemonPid: int = field(factory=os.getpid, validator=_positive)
     maxProcesses: int = field(default=DEFAULT_MAX_PROCESSES, validator=_positive)
-    # Tests pass fakes: a kill that records, a fake /proc for VmHWM.
+    group: object = field(default=None, kw_only=True)
+    # Tests pass fakes: a kill that records, a fake /proc for VmHWM, a
+    # process group table.
     _kill = field(default=os.kill, repr=False, kw_only=True)
+    _getpgid = field(default=os.getpgid, repr=False, kw_only=True)
+    _listGroup = field(default=groupMembers, repr=False, kw_only=True)
     _procDirectory: str = field(default="/proc", repr=False, kw_only=True)
     # The root as first seen: its start time tells a reused pid.
     _root = field(default=None, init=False, repr=False)
@@ -448,11 +471,39 @@ class JobProcesses:
             raise self._goneError()
         return current
 
+    def _groupTree(self):
+        """
+        Return the psutil processes of the job's process group, in tree
+        order, its leader (or, if it is gone, the daemon) first.
+        """
+        processes = {}
+        for pid in self._listGroup(self.group):
+            try:
+                processes[pid] = psutil.Process(pid)
+            except psutil.NoSuchProcess:
+                continue
+        rootPid = self.group if self.group in processes else self.daemonPid
+        if rootPid not in processes:
+            processes[rootPid] = psutil.Process(rootPid)
+        parents = {}
+        for pid, proc in processes.items():
+            if pid == rootPid:
+                continue
+            try:
+                parents[pid] = proc.ppid()
+            except (psutil.AccessDenied, psutil.ZombieProcess):
+                parents[pid] = None
+            except psutil.NoSuchProcess:
+                continue
+        return [processes[pid] for pid in treeOrder(rootPid, parents)]
+
     def _tree(self):
         """
         Return the psutil processes of the job, in tree order (see
         L{treeOrder}), the root first.
         """
+        if self.group is not None:
+            return self._groupTree()
         root = self._rootProcess()
         try:
             descendants = root.children(recursive=True)
@@ -530,7 +581,8 @@ class JobProcesses:
             samples[proc.pid] = proc
             processes.append(described)
         self._samples = samples
-        return {"root": self.rootPid, "processes": processes, "truncated": truncated}
+        root = tree[0].pid if tree else self.rootPid
+        return {"root": root, "processes": processes, "truncated": truncated}
 
     def ps(self):
         """
@@ -679,7 +731,7 @@ class JobProcesses:
             gone.
         """
         patterns = DEFAULT_REDACT + checkRedactPatterns(extraPatterns)
-        root = self._rootProcess()
+        root = self._groupTree()[0] if self.group is not None else self._rootProcess()
         try:
             env = root.environ()
         except (psutil.AccessDenied, psutil.ZombieProcess):
@@ -700,10 +752,15 @@ class JobProcesses:
         @param allowed: the signals the daemon allows, as normalised names
             (what L{parseSignalNames} returns).
         @return: C{{"signal": NAME, "pid": PID}}, with the normalised name.
+        In a process group (see L{group}), the signal goes to the group's
+        leader, if it is still in the group and is not the daemon.  Process
+        1 is never signalled.
+
         @raise JobMonError: C{BAD_REQUEST} if C{name} is not a signal;
             C{NOT_ALLOWED} if it is not in C{allowed}, or if the root
-            process is the daemon itself; C{REMOTE_ERROR} if the root
-            process is gone or the signal cannot be sent.
+            process is the daemon itself, process 1 or no longer in the
+            job's process group; C{REMOTE_ERROR} if the root process is
+            gone or the signal cannot be sent.
         """
         normalised = _signalName(name)
         if normalised not in allowed:
@@ -712,23 +769,57 @@ class JobProcesses:
                 "signal {} is not allowed on this job (the daemon's "
                 "--allow-signal)".format(normalised),
             )
-        if self.rootPid == self.daemonPid:
+        target = self.rootPid if self.group is None else self.group
+        if target == 1:
+            raise JobMonError(
+                NOT_ALLOWED,
+                "process 1 is the system's (or container's) init process: JobMon never "
+                "signals it",
+            )
+        if target == self.daemonPid:
+            if self.group is not None:
+                raise JobMonError(
+                    NOT_ALLOWED,
+                    "this daemon was not started by a job, and its process group {} "
+                    "holds no job process to signal (start it from the job, or with "
+                    "--job-pid)".format(self.group),
+                )
             raise JobMonError(
                 NOT_ALLOWED,
                 "the job's root process {} is the JobMon daemon itself: it is "
-                "not signalled".format(self.rootPid),
+                "not signalled".format(target),
             )
-        # Refuses a root whose pid now belongs to another process.
-        self._rootProcess()
+        if self.group is not None:
+            self._checkInGroup(target)
+        else:
+            # Refuses a root whose pid now belongs to another process.
+            self._rootProcess()
         try:
-            self._kill(self.rootPid, signal.Signals["SIG" + normalised])
+            self._kill(target, signal.Signals["SIG" + normalised])
         except ProcessLookupError:
             raise self._goneError() from None
         except OSError as e:
             raise JobMonError(
                 REMOTE_ERROR,
                 "cannot send signal {} to process {}: {}".format(
-                    normalised, self.rootPid, e.strerror or "error"
+                    normalised, target, e.strerror or "error"
                 ),
             ) from None
-        return {"signal": normalised, "pid": self.rootPid}
+        return {"signal": normalised, "pid": target}
+
+    def _checkInGroup(self, pid):
+        """
+        Refuse to signal C{pid} unless it is in the job's process group.
+
+        @raise JobMonError: C{NOT_ALLOWED} if it is gone or elsewhere.
+        """
+        try:
+            group = self._getpgid(pid)
+        except OSError:
+            group = None
+        if group != self.group:
+            raise JobMonError(
+                NOT_ALLOWED,
+                "process {} is no longer in the job's process group {}: it is not "
+                "signalled".format(pid, self.group),
+            )
