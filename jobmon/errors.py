@@ -31,7 +31,8 @@ TIMEOUT = 408
 """The job did not answer within the query timeout."""
 
 JOB_CONFLICT = 409
-"""The job id is registered by another identity."""
+"""The job id is registered by another identity, or by another live daemon
+of the same identity."""
 
 JOB_GONE = 410
 """The job went away (its daemon disconnected, unregistered or stopped

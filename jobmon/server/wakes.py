@@ -298,6 +298,8 @@ class UDPWake:
     @ivar table: the L{jobmon.server.pending.IRequestTable}.
     @ivar giveUpAfter: seconds after which an unanswered wake is no longer
         repeated (the query timeout).
+    @ivar liveFor: seconds after its last contact that a daemon counts as
+        alive (see L{IWake.live}).
     """
 
     log = Logger()
@@ -420,6 +422,8 @@ class PollWake:
     @ivar registry: the L{jobmon.server.registry.IJobRegistry}.
     @ivar table: the L{jobmon.server.pending.IRequestTable}.
     @ivar maxPoll: longest C{waitForWork} wait, in seconds.
+    @ivar liveFor: seconds after its last contact that a daemon with no
+        poll pending counts as alive (see L{IWake.live}).
     """
 
     mode = "poll"
