@@ -438,6 +438,7 @@ class PollWake:
         self.maxPoll = maxPoll
         self.liveFor = liveFor
         self._polls = {}
+        self._notices = {}
 
     def registered(self, record, lost):
         return record
@@ -460,6 +461,9 @@ class PollWake:
         @param record: the job's current record.
         """
         jobId = record.jobId
+        notice = self._notices.pop(jobId, None)
+        if notice is not None:
+            return defer.fail(JobMonError(JOB_CONFLICT, notice))
         # A newer poll replaces an older one (its connection may be dead).
         older = self._polls.pop(jobId, None)
         if older is not None:
@@ -495,12 +499,16 @@ class PollWake:
 
     def notify(self, jobId, message):
         # The pending poll is the only way to the daemon: end it with the
-        # message (the daemon logs it and polls again).
+        # message (the daemon logs it and polls again); between two polls,
+        # the next one.
         poll = self._polls.pop(jobId, None)
         if poll is not None:
             poll.errback(JobMonError(JOB_CONFLICT, message))
+        else:
+            self._notices[jobId] = message
 
     def release(self, jobId, error=None):
+        self._notices.pop(jobId, None)
         poll = self._polls.pop(jobId, None)
         if poll is not None:
             if error is not None:
@@ -509,11 +517,11 @@ class PollWake:
                 poll.callback([])
 
     def stop(self, error):
-        for jobId in list(self._polls):
+        for jobId in set(self._polls) | set(self._notices):
             self.release(jobId, error)
 
     def sizes(self):
-        return {"polls": len(self._polls)}
+        return {"polls": len(self._polls), "poll_notices": len(self._notices)}
 
 
 def standardWakes(clock, registry, table, config, metrics=None, udpSender=None, udpPort=None):

@@ -962,5 +962,6 @@ class WakeObjectTests(SynchronousTestCase):
         self.assertEqual(
             set(Hub(clock, registry, table, config, wakes=wakes).sizes()),
             {"jobs", "requests", "channels", "polls", "udp_retries", "udp_sequences",
-             "udp_notices", "grace_timers", "rivals", "users_pending", "rate_buckets"},
+             "udp_notices", "poll_notices", "grace_timers", "rivals", "users_pending",
+             "rate_buckets"},
         )

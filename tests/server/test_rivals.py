@@ -324,10 +324,26 @@ class PollRivalTests(RivalTestCase):
         poll = self.poll(reply)
         self.assertRefused("poll")
         self.assertNoResult(poll)
+        self.assertEqual(len(self.warnings()), 1)
         d = self.hub.query(ALICE, "j", {"op": "ls"})
         self.assertEqual(len(self.successResultOf(poll)), 1)
         d.cancel()
         self.failureResultOf(d)
+
+    def test_toldBetweenPolls(self):
+        """
+        A rival refused while the holder has no poll pending is told at the
+        holder's next poll.
+        """
+        reply = self.first("poll")
+        self.assertRefused("poll")
+        failure = self.failureResultOf(self.poll(reply), JobMonError)
+        self.assertEqual(failure.value.code, errors.JOB_CONFLICT)
+        self.assertIn("on host wn02 (pid 202)", failure.value.message)
+        poll = self.poll(reply)
+        self.assertNoResult(poll)
+        poll.cancel()
+        self.failureResultOf(poll)
 
     def test_crashedHolderTakenOver(self):
         """
