@@ -541,8 +541,11 @@ class JobDaemon(MultiService):
             try:
                 d = self.rpc.callRemote("jobmon.unregisterJob", self.jobId, *self.tokenArgs())
                 d.addTimeout(5, self.reactor)
-                await d
-                self.log.info("job {job_id} unregistered", job_id=self.jobId)
+                if await d is False:
+                    self.log.info("job {job_id} left registered: another daemon holds it now",
+                                  job_id=self.jobId)
+                else:
+                    self.log.info("job {job_id} unregistered", job_id=self.jobId)
             except Exception as e:
                 self.log.warn("cannot unregister job {job_id}: {why}",
                               job_id=self.jobId, why=_describe(e))

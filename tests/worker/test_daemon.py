@@ -491,8 +491,12 @@ class OtherModesTests(SynchronousTestCase):
                                               "jobmon.waitForWork"])
         [event] = [e for e in logged if e.get("notice", "").startswith("another daemon")]
         self.assertEqual(event["log_level"], LogLevel.warn)
+        # Another daemon took the job over meanwhile: the server leaves it.
+        self.rpc.answers["jobmon.unregisterJob"] = False
         self.successResultOf(daemon.stopService())
         self.assertEqual(self.rpc.calls[-1], ("jobmon.unregisterJob", "job.7", "t"))
+        [left] = [e for e in logged if "left registered" in e.get("log_format", "")]
+        self.assertEqual(left["job_id"], "job.7")
 
     def test_udpNotice(self):
         """
