@@ -800,7 +800,7 @@ def buildDaemon(reactor, options, startup):
 
     scope = chooseScope(options["job-pid"])
     if scope.warning is not None:
-        JobDaemon.log.warn("{warning}", warning=scope.warning)
+        JobDaemon.log.warn("{note}", note=scope.warning)
     operations = Operations(
         reactor,
         Workdir(options["workdir"], maxResult=options["max-result"]),

@@ -253,3 +253,37 @@ class NeverSignalTests(SynchronousTestCase):
         self.assertRefused(jobs, sent, "no longer in the job's process group 600")
         jobs, sent = self.jobs(600, group=600, groups={})
         self.assertRefused(jobs, sent, "no longer in the job's process group 600")
+
+
+class BuildDaemonTests(SynchronousTestCase):
+    """
+    The daemon built by C{twistd jobmon-daemon} uses the scope chosen and
+    logs its warning in one line.
+    """
+
+    def test_warningLogged(self):
+        """
+        A daemon that no job started looks at its process group, and its
+        log says so.
+        """
+        from twisted.internet.testing import EventLoggingObserver, MemoryReactorClock
+        from twisted.logger import LogLevel, globalLogPublisher
+
+        from jobmon.worker import scope
+        from jobmon.worker.daemon import Options, buildDaemon, loadStartup
+        from tests.support import TestPKI
+
+        tpki = TestPKI(os.path.abspath(self.mktemp()))
+        options = Options()
+        options.parseOptions([
+            "--server", "https://127.0.0.1:1/RPC2", "--job-id", "j", "--workdir", tpki.base,
+            "--proxy", tpki.proxies["alice"], "--ca-dir", tpki.caDir,
+        ])
+        chosen = scope.JobScope(rootPid=4321, group=4321, warning="not started by a job")
+        self.patch(scope, "chooseScope", lambda jobPid: chosen)
+        logged = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        daemon = buildDaemon(MemoryReactorClock(), options, loadStartup(options))
+        processes = daemon.operations.processes
+        self.assertEqual((processes.rootPid, processes.group), (4321, 4321))
+        [event] = [e for e in logged if e.get("note") == "not started by a job"]
+        self.assertEqual(event["log_level"], LogLevel.warn)
