@@ -22,6 +22,14 @@ def _raw(sub):
                      help="write binary data to a terminal too")
 
 
+def _human(sub):
+    """
+    Add C{-h}: sizes in K, M, G.
+    """
+    sub.add_argument("-h", "--human-readable", dest="human", action="store_true",
+                     help="sizes in K, M, G (powers of 1024)")
+
+
 def _linesOrBytes(sub, what):
     """
     Add C{-n N} and C{-c N}, which exclude each other.
@@ -62,6 +70,7 @@ class Ls(Command):
                          help="long format: mode, size, time, name")
         sub.add_argument("-a", "--all", action="store_true",
                          help="include names that start with a dot")
+        _human(sub)
         sub.add_argument("--depth", metavar="N", type=count, default=None,
                          help="also list subdirectories, N levels down (at most 8)")
 
@@ -79,7 +88,7 @@ class Ls(Command):
             return
         entries = result.get("entries", [])
         if a.long:
-            s.out.lines(formatListing(result, time.time()))
+            s.out.lines(formatListing(result, time.time(), a.human))
         else:
             width = s.out.width(s.environ) if s.out.isatty() else None
             s.out.lines(formatNames([e.get("name", "?") for e in entries], width))
@@ -87,13 +96,15 @@ class Ls(Command):
             s.say("listing truncated (entry cap): %d entries shown" % (len(entries),))
 
 
-def formatListing(result, now):
+def formatListing(result, now, human=False):
     """
     Return the lines of an C{ls} result, C{ls -l} style: mode, size, mtime,
     name (and C{-> target} for links).
+
+    @param human: sizes in K, M, G (C{ls -lh}).
     """
     entries = result.get("entries", [])
-    sizes = ["%d" % (e.get("size", 0),) for e in entries]
+    sizes = [formatSize(e.get("size", 0), human) for e in entries]
     width = max([len(s) for s in sizes], default=0)
     lines = []
     for entry, size in zip(entries, sizes):
@@ -505,21 +516,17 @@ def follow(s, path, offset, inode=None):
 class _Disk(Command):
     """
     What C{du} and C{df} share: their arguments, and C{-h} for
-    human-readable sizes, so that their help is C{--help} only.
+    human-readable sizes.
     """
-
-    helpFlag = False
 
     def configure(self, sub):
         """
-        C{JOB}, an optional C{PATH}, C{-h} and C{--help}.
+        C{JOB}, an optional C{PATH} and C{-h}.
         """
         addJob(sub)
         sub.add_argument("path", metavar="PATH", nargs="?", default=".",
                          help="directory (default: .)")
-        sub.add_argument("-h", "--human-readable", dest="human", action="store_true",
-                         help="sizes in K, M, G (powers of 1024)")
-        sub.add_argument("--help", action="help", help="show this help and exit")
+        _human(sub)
 
 
 class Du(_Disk):

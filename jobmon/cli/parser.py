@@ -66,10 +66,31 @@ class Parser(argparse.ArgumentParser):
     """
     An argument parser that writes to the injected streams and reports
     errors in one line instead of exiting.
+
+    @ivar intermixed: whether options may come anywhere among the
+        positional arguments (C{ls 1234 -l sub}); a C{--} ends the options
+        (see L{parseIntermixed}).  Commands whose last argument takes the
+        rest of the line (C{run}) keep the plain parsing.
     """
 
     out = None
     err = None
+    intermixed = False
+    _inPass = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        """
+        Parse as L{parseIntermixed} does when L{intermixed} is set; the
+        subcommands action of the main parser calls this.
+        """
+        if not self.intermixed or self._inPass:
+            return super().parse_known_args(args, namespace)
+        namespace, extras = parseIntermixed(
+            self, sys.argv[1:] if args is None else list(args), namespace)
+        if extras:
+            # Said here, the message names the command.
+            self.error("unrecognized arguments: %s" % (" ".join(extras),))
+        return namespace, extras
 
     def error(self, message):
         """
@@ -96,6 +117,83 @@ class Parser(argparse.ArgumentParser):
         elif file is sys.stderr:
             file = self.err or sys.stderr
         file.write(message)
+
+
+_DASHES = "--\0"
+"""What L{parseIntermixed} shows argparse for a word C{--} that is not the
+end of the options."""
+
+
+def parseIntermixed(parser, args, namespace=None):
+    """
+    Parse C{args} with C{parser}, its options allowed anywhere among its
+    positional arguments, and every word after the first C{--} taken as a
+    positional argument, whatever it looks like (a file named C{-x}).
+
+    The words before C{--} are parsed twice, as
+    C{argparse.ArgumentParser.parse_known_intermixed_args} does: first the
+    options, the positional arguments set aside; then the positional
+    arguments, from the words left and those after C{--}.  That second pass
+    takes no word for an option, where Python 3.11's own handling of C{--}
+    loses words.
+
+    @return: C{(namespace, unrecognized words)}.
+    """
+    after = []
+    if "--" in args:
+        split = args.index("--")
+        args, after = args[:split], args[split + 1:]
+    positionals = parser._get_positional_actions()
+    optionals = parser._get_optional_actions()
+    saved = [(action, action.nargs, action.default) for action in positionals]
+    parser._inPass = True
+    try:
+        # First pass: the options; the positional arguments take nothing.
+        for action in positionals:
+            action.nargs = argparse.SUPPRESS
+            action.default = argparse.SUPPRESS
+        try:
+            namespace, rest = parser.parse_known_args(args, namespace)
+        finally:
+            for action, nargs, default in saved:
+                action.nargs = nargs
+                action.default = default
+        for action in positionals:
+            if getattr(namespace, action.dest, None) == []:
+                delattr(namespace, action.dest)
+        unknown = [word for word in rest if parser._parse_optional(word) is not None]
+        words = [word for word in rest if parser._parse_optional(word) is None] + after
+        # argparse drops a "--" whatever the prefix: a word "--" after the
+        # first is hidden from it, then given back.
+        words = [_DASHES if word == "--" else word for word in words]
+        # Second pass: the positional arguments; no word is an option now.
+        required = [(action, action.required) for action in optionals]
+        groups = [(group, group.required) for group in parser._mutually_exclusive_groups]
+        prefix = parser.prefix_chars
+        try:
+            for action, _ in required:
+                action.required = False
+            for group, _ in groups:
+                group.required = False
+            parser.prefix_chars = "\0"
+            namespace, extras = parser.parse_known_args(words, namespace)
+            for action in positionals:
+                value = getattr(namespace, action.dest, None)
+                if value == _DASHES:
+                    setattr(namespace, action.dest, "--")
+                elif isinstance(value, list):
+                    setattr(namespace, action.dest,
+                            ["--" if v == _DASHES else v for v in value])
+            extras = ["--" if word == _DASHES else word for word in extras]
+        finally:
+            parser.prefix_chars = prefix
+            for action, was in required:
+                action.required = was
+            for group, was in groups:
+                group.required = was
+    finally:
+        parser._inPass = False
+    return namespace, unknown + extras
 
 
 def count(text):
@@ -220,15 +318,19 @@ class Command:
     @cvar help: its line in the main help's list of commands.
     @cvar description: the text that opens its own help (default: C{help}).
     @cvar examples: the lines of its help's C{examples:} section.
-    @cvar helpFlag: whether C{-h} asks for its help; false for a command
-        whose C{-h} means something else (it adds C{--help} itself).
+    @cvar intermixed: whether its options may come anywhere among its
+        positional arguments (see L{parseIntermixed}); false for a command
+        whose last argument takes the rest of the line.
+
+    A command's help is C{--help} only: C{-h} is free for the command's
+    own use (human-readable sizes in C{ls}, C{du} and C{df}).
     """
 
     name = None
     help = None
     description = None
     examples = ()
-    helpFlag = True
+    intermixed = True
 
     def configure(self, parser):
         """
@@ -313,10 +415,12 @@ def buildParser(names, find, stdout=None, stderr=None, argv=None):
             description=command.description or command.help,
             epilog="examples:\n" + "".join("  %s\n" % (line,) for line in command.examples),
             formatter_class=argparse.RawDescriptionHelpFormatter,
-            add_help=command.helpFlag,
+            add_help=False,
         )
         sub.out = stdout
         sub.err = stderr
+        sub.intermixed = command.intermixed
+        sub.add_argument("--help", action="help", help="show this help and exit")
         if wanted is None or wanted == name or wanted not in names:
             command.configure(sub)
             addGlobalOptions(sub, False)
