@@ -394,7 +394,7 @@ def buildParser(names, find, stdout=None, stderr=None, argv=None):
         not be used, and making them would be most of the start-up's own
         time.  By default every command's parser is made and filled in.
     """
-    from jobmon import __version__
+    from jobmon.options import versionAction
 
     parser = Parser(
         prog=PROG,
@@ -403,7 +403,7 @@ def buildParser(names, find, stdout=None, stderr=None, argv=None):
         epilog=EXAMPLES_HELP + "\n" + EXIT_STATUS_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version="%(prog)s " + __version__)
+    parser.add_argument("--version", action=versionAction())
     addGlobalOptions(parser, True)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     wanted, sure = (None, False) if argv is None else _guess(argv)
