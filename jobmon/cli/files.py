@@ -10,7 +10,7 @@ from jobmon import client as _client
 from jobmon import errors
 from jobmon.cli.format import formatMode, formatSize, formatTime, printable, table
 from jobmon.cli.output import JSONStream
-from jobmon.cli.parser import Command, UsageError, addJob, count
+from jobmon.cli.parser import Command, FromStart, UsageError, addJob, count, tailCount
 from jobmon.errors import JobMonError
 
 
@@ -30,15 +30,20 @@ def _human(sub):
                      help="sizes in K, M, G (powers of 1024)")
 
 
-def _linesOrBytes(sub, what):
+def _linesOrBytes(sub, what, fromStart=False):
     """
-    Add C{-n N} and C{-c N}, which exclude each other.
+    Add C{-n N} and C{-c N}, which exclude each other; with C{fromStart},
+    also C{+N} (from line or byte N on).
     """
     group = sub.add_mutually_exclusive_group()
-    group.add_argument("-n", "--lines", metavar="N", type=count, default=None,
-                       help="the %s N lines (default: 10)" % (what,))
-    group.add_argument("-c", "--bytes", metavar="N", type=count, default=None,
-                       help="the %s N bytes instead" % (what,))
+    group.add_argument("-n", "--lines", metavar="N", type=tailCount if fromStart else count,
+                       default=None,
+                       help="the %s N lines (default: 10)%s"
+                            % (what, "; +N: from line N on" if fromStart else ""))
+    group.add_argument("-c", "--bytes", metavar="N", type=tailCount if fromStart else count,
+                       default=None,
+                       help="the %s N bytes instead%s"
+                            % (what, "; +N: from byte N on" if fromStart else ""))
 
 
 # -- ls -----------------------------------------------------------------------
@@ -351,7 +356,7 @@ class Tail(Command):
         """
         addJob(sub)
         sub.add_argument("path", metavar="PATH", help="the file")
-        _linesOrBytes(sub, "last")
+        _linesOrBytes(sub, "last", fromStart=True)
         _raw(sub)
         group = sub.add_mutually_exclusive_group()
         group.add_argument("-f", "--follow", action="store_true",
@@ -367,6 +372,9 @@ class Tail(Command):
         from where they end (C{-F}: from its start once it appears).
         """
         a = s.args
+        if isinstance(a.lines, FromStart) or isinstance(a.bytes, FromStart):
+            _tailFrom(s)
+            return
         if not (a.follow or a.retry):
             _headOrTail(s, "tail")
             return
@@ -381,6 +389,56 @@ class Tail(Command):
         else:
             offset = result.get("offset", 0) + len(result.get("data", b""))
         follow(s, a.path, offset)
+
+
+def _tailFrom(s):
+    """
+    C{tail -n +N} and C{tail -c +N}: write the file from line or byte N on
+    (a C{tail} query with C{from_line}, or C{cat} from byte N); then, with
+    C{-f}/C{-F}, follow it from where that ends.
+    """
+    a = s.args
+    following = a.follow or a.retry
+    s.following = following
+    try:
+        if a.bytes is not None:
+            offset = _streamCat(s, a.path, max(a.bytes - 1, 0), None)
+        else:
+            offset = _fromLine(s, a.path, a.lines, following)
+    except JobMonError as e:
+        if not (a.retry and e.code == errors.NO_SUCH_FILE):
+            raise
+        # tail -F: wait for the file to appear; follow says it is missing.
+        offset = 0
+    if following:
+        follow(s, a.path, offset)
+
+
+def _fromLine(s, path, line, following):
+    """
+    Write C{path} from line C{line} on; without C{following}, the rest of
+    a file larger than one result too (as C{cat} does).
+
+    @return: the offset after the last byte written.
+    """
+    result = s.query("tail", path, fromLine=line)
+    data = result.get("data", b"")
+    pos = result.get("offset", 0) + len(data)
+    if s.json:
+        if following:
+            s.out.jsonLine(result)
+        else:
+            s.out.json(result)
+            if result.get("truncated"):
+                s.say("output cut at %d bytes (result cap); use cat --offset %d to read on"
+                      % (len(data), pos))
+        return pos
+    if not s.emit(data):
+        return result.get("size", pos)
+    if result.get("truncated") and not following:
+        # The rest, in chunks: follow would read it anyway.
+        pos = _streamCat(s, path, pos, None)
+    return pos
 
 
 def _headOrTail(s, op):

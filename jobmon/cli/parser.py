@@ -209,6 +209,24 @@ def count(text):
     return value
 
 
+class FromStart(int):
+    """
+    A count given as C{+N} (C{tail -n +N}, C{tail -c +N}): from line or
+    byte N on, counted from 1, rather than the last N.
+    """
+
+
+def tailCount(text):
+    """
+    Parse the count of C{tail -n} or C{tail -c}: C{N} (or C{-N}) for the
+    last N, C{+N} for a L{FromStart}.
+    """
+    digits = text[1:] if text[:1] in ("+", "-") else text
+    if not (digits.isascii() and digits.isdigit()):
+        raise argparse.ArgumentTypeError("not a whole number: %r" % (text,))
+    return FromStart(digits) if text.startswith("+") else int(digits)
+
+
 def positive(text):
     """
     Parse a positive integer argument.

@@ -6,9 +6,10 @@ choices, C{--version}.
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from jobmon import cli
-from jobmon.cli import parser
-from tests.cli.test_cli import FakeClient, entry, run
+from jobmon import cli, errors
+from jobmon.cli import files, parser
+from jobmon.errors import JobMonError
+from tests.cli.test_cli import FakeClient, Seq, data, entry, followed, run
 
 LISTING = {"path": "sub", "entries": [entry("big", size=3 * 1024 * 1024)],
            "truncated": False}
@@ -257,3 +258,107 @@ def argparseKnown(p, argv):
     import argparse
 
     return argparse.ArgumentParser.parse_known_args(p, argv)
+
+
+class TailFromTests(SynchronousTestCase):
+    """
+    C{tail -n +N} and C{tail -c +N}: from line or byte N on, as coreutils'
+    C{tail}; plain and with C{-f}.
+    """
+
+    def test_fromLine(self):
+        """
+        C{tail -n +2}: a C{tail} query with C{fromLine}.
+        """
+        answer = dict(data(b"two\nthree\n", 4, path="job.log"), from_line=2)
+        fake = FakeClient({"tail": answer})
+        status, out, err = run(["tail", "1", "job.log", "-n", "+2"], fake)
+        self.assertEqual((status, out, err), (0, b"two\nthree\n", ""))
+        self.assertEqual(fake.calls, [("tail", "1", "job.log", None, None, 2)])
+
+    def test_fromLineRest(self):
+        """
+        A file larger than one result: the rest is read with C{cat}, to its
+        end.
+        """
+        answer = dict(data(b"two\n", 4, size=14, truncated=True, path="job.log"),
+                      from_line=2)
+        fake = FakeClient({"tail": answer, "cat": data(b"three\n", 8, size=14)})
+        status, out, err = run(["tail", "1", "job.log", "-n", "+2"], fake)
+        self.assertEqual((status, out, err), (0, b"two\nthree\n", ""))
+        self.assertEqual(fake.calls, [("tail", "1", "job.log", None, None, 2),
+                                      ("cat", "1", "job.log", 8, None)])
+
+    def test_fromLineFollow(self):
+        """
+        C{tail -f -n +2}: then follow from where it ended.
+        """
+        answer = dict(data(b"two\n", 4, size=8, path="job.log"), from_line=2)
+        fake = FakeClient({"tail": answer,
+                           "follow": Seq(followed(b"more\n", 8), KeyboardInterrupt())})
+        status, out, err = run(["tail", "-f", "1", "job.log", "-n", "+2"], fake)
+        self.assertEqual((status, out, err), (130, b"two\nmore\n", ""))
+        self.assertEqual(fake.calls, [
+            ("tail", "1", "job.log", None, None, 2),
+            ("follow", "1", "job.log", 8, None, files.FOLLOW_WAIT),
+            ("follow", "1", "job.log", 13, "8:1", files.FOLLOW_WAIT),
+        ])
+
+    def test_fromLineFollowMissing(self):
+        """
+        C{tail -F -n +1} of a file that does not exist yet waits for it.
+        """
+        fake = FakeClient({"tail": JobMonError(errors.NO_SUCH_FILE, "no such file"),
+                           "follow": Seq(followed(b"new\n", 0), KeyboardInterrupt())})
+        status, out, err = run(["tail", "-F", "1", "job.log", "-n", "+1"], fake)
+        self.assertEqual((status, out), (130, b"new\n"))
+        self.assertEqual(fake.calls[1], ("follow", "1", "job.log", 0, None, files.FOLLOW_WAIT))
+
+    def test_fromByte(self):
+        """
+        C{tail -c +5}: the bytes from the fifth on, as C{cat --offset 4}.
+        """
+        fake = FakeClient({"cat": data(b"two\n", 4, size=8)})
+        status, out, err = run(["tail", "1", "job.log", "-c", "+5"], fake)
+        self.assertEqual((status, out, err), (0, b"two\n", ""))
+        self.assertEqual(fake.calls, [("cat", "1", "job.log", 4, None)])
+
+    def test_fromByteFollow(self):
+        """
+        C{tail -f -c +5}: then follow.
+        """
+        fake = FakeClient({"cat": data(b"two\n", 4, size=8),
+                           "follow": Seq(followed(b"x", 8), KeyboardInterrupt())})
+        status, out, err = run(["tail", "-f", "1", "job.log", "-c", "+5"], fake)
+        self.assertEqual((status, out), (130, b"two\nx"))
+        self.assertEqual(fake.calls[1], ("follow", "1", "job.log", 8, None, files.FOLLOW_WAIT))
+
+    def test_lastStill(self):
+        """
+        C{-n N} and C{-n -N} still mean the last N lines.
+        """
+        fake = FakeClient({"tail": data(b"x\n")})
+        run(["tail", "1", "f", "-n", "3"], fake)
+        run(["tail", "1", "f", "-n", "-3"], fake)
+        self.assertEqual(fake.calls, [("tail", "1", "f", 3, None)] * 2)
+
+    def test_badCount(self):
+        """
+        C{+x} and C{+-1} are usage errors.
+        """
+        for argv in (["tail", "1", "f", "-n", "+x"], ["tail", "1", "f", "-c", "+-1"]):
+            status, out, err = run(argv)
+            self.assertEqual((status, out), (2, b""), argv)
+            self.assertIn("not a whole number", err)
+
+    def test_oldDaemon(self):
+        """
+        An older daemon's answer (the last lines, no C{from_line}) is not
+        written: the real client raises L{errors.UNSUPPORTED_OP}, status 1
+        and one line saying why.
+        """
+        fake = FakeClient({"tail": JobMonError(errors.UNSUPPORTED_OP,
+                                               "this job's daemon is too old")})
+        status, out, err = run(["tail", "1", "f", "-n", "+2"], fake)
+        self.assertEqual((status, out), (1, b""))
+        self.assertEqual(err, "jobmon-query: this job's daemon is too old\n")

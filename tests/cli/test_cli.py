@@ -111,11 +111,12 @@ class FakeClient:
         """
         return self._answer("head", jobId, path, lines, bytes)
 
-    def tail(self, jobId, path, lines=None, timeout=None, bytes=None):
+    def tail(self, jobId, path, lines=None, timeout=None, bytes=None, fromLine=None):
         """
-        Fake L{JobMonClient.tail}.
+        Fake L{JobMonClient.tail}; C{fromLine} is recorded only when given.
         """
-        return self._answer("tail", jobId, path, lines, bytes)
+        return self._answer("tail", jobId, path, lines, bytes,
+                            *(() if fromLine is None else (fromLine,)))
 
     def follow(self, jobId, path, offset=0, inode=None, wait=10.0, timeout=None):
         """
