@@ -31,7 +31,8 @@ examples:
   jobmon-query tail -F 1234.0 job.log         # follow until Ctrl-C
   jobmon-query cat 1234.0 result.root > result.root
   jobmon-query cat 1234.0 job.log --offset 1048576 | less
-  jobmon-query du -h 1234.0
+  jobmon-query du 1234.0 -h output
+  jobmon-query tail 1234.0 job.log -n +100   # from line 100 on
   jobmon-query ps 1234.0
   jobmon-query top 1234.0 -d 2 -n 5
   jobmon-query run 1234.0 nvidia-smi -q
@@ -40,8 +41,10 @@ examples:
 
 Each command has its own help: jobmon-query COMMAND --help.
 
-tab completion (needs the argcomplete package):
-  eval "$(register-python-argcomplete jobmon-query)"
+Options may come anywhere among a command's arguments; -- ends them.
+
+tab completion of commands, options and job ids (bash; zsh likewise):
+  eval "$(jobmon-query completion bash)"
 """
 """The examples of the main help."""
 
@@ -77,6 +80,33 @@ class Parser(argparse.ArgumentParser):
     err = None
     intermixed = False
     _inPass = False
+    _setAside = ()
+
+    def format_usage(self):
+        """
+        The usage, with the positional arguments L{parseIntermixed} may
+        have set aside (C{--help} among them).
+        """
+        return self._whole(super().format_usage)
+
+    def format_help(self):
+        """
+        The help, with the positional arguments L{parseIntermixed} may have
+        set aside.
+        """
+        return self._whole(super().format_help)
+
+    def _whole(self, f):
+        setAside = self._setAside
+        for action, nargs, default in setAside:
+            action.nargs = nargs
+            action.default = default
+        try:
+            return f()
+        finally:
+            for action, nargs, default in setAside:
+                action.nargs = argparse.SUPPRESS
+                action.default = argparse.SUPPRESS
 
     def parse_known_args(self, args=None, namespace=None):
         """
@@ -152,9 +182,11 @@ def parseIntermixed(parser, args, namespace=None):
         for action in positionals:
             action.nargs = argparse.SUPPRESS
             action.default = argparse.SUPPRESS
+        parser._setAside = saved
         try:
             namespace, rest = parser.parse_known_args(args, namespace)
         finally:
+            parser._setAside = ()
             for action, nargs, default in saved:
                 action.nargs = nargs
                 action.default = default
@@ -336,6 +368,9 @@ class Command:
     @cvar help: its line in the main help's list of commands.
     @cvar description: the text that opens its own help (default: C{help}).
     @cvar examples: the lines of its help's C{examples:} section.
+    @cvar needsClient: whether it talks to the server: if not (C{completion}),
+        it runs without a server given, and its session's C{client} is
+        C{None} (C{session.connect} makes one).
     @cvar intermixed: whether its options may come anywhere among its
         positional arguments (see L{parseIntermixed}); false for a command
         whose last argument takes the rest of the line.
@@ -349,6 +384,7 @@ class Command:
     description = None
     examples = ()
     intermixed = True
+    needsClient = True
 
     def configure(self, parser):
         """

@@ -1913,36 +1913,9 @@ class ParserTests(SynchronousTestCase):
         out = run(["--help"])[1].decode()
         for name in cli.COMMANDS:
             self.assertIn("\n    %s " % (name,), out)
-        self.assertIn('eval "$(register-python-argcomplete jobmon-query)"', out)
-        self.assertIn('register-python-argcomplete jobmon-query', cli.__doc__)
+        self.assertIn('eval "$(jobmon-query completion bash)"', out)
+        self.assertIn('jobmon-query completion bash', cli.__doc__)
         self.assertIn("exited with a status other than 0", out)
-
-    def test_completion(self):
-        """
-        C{argcomplete} is used only while the shell completes, when it is
-        installed.
-        """
-        import types
-
-        completed = []
-        fake = types.ModuleType("argcomplete")
-        fake.autocomplete = completed.append
-        self.patch(sys, "modules", dict(sys.modules, argcomplete=fake))
-        run(["whoami"], FakeClient({"whoami": {"dn": ALICE}}))
-        self.assertEqual(completed, [])
-        run(["whoami"], FakeClient({"whoami": {"dn": ALICE}}),
-            environ={"JOBMON_SERVER": SERVER, "_ARGCOMPLETE": "1"})
-        self.assertEqual(len(completed), 1)
-        self.assertIsInstance(completed[0], argparse.ArgumentParser)
-        self.assertIn("run", completed[0]._subparsers._group_actions[0].choices)
-
-    def test_completionMissing(self):
-        """
-        Without C{argcomplete}, completing does nothing harmful.
-        """
-        self.patch(sys, "modules", dict(sys.modules, argcomplete=None))
-        self.assertEqual(run(["whoami"], FakeClient({"whoami": {"dn": ALICE}}),
-                             environ={"JOBMON_SERVER": SERVER, "_ARGCOMPLETE": "1"})[0], 0)
 
     def test_notImported(self):
         """
