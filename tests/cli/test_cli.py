@@ -3,7 +3,6 @@ Tests for L{jobmon.cli}, the C{jobmon-query} command, driven through
 L{jobmon.cli.main} with a fake client.
 """
 
-import argparse
 import base64
 import io
 import json
