@@ -64,7 +64,7 @@ class Completion(Command):
         "Print a script that makes the shell complete jobmon-query's\n"
         "commands, options and job ids (asked of the server, with a short\n"
         "timeout).  Load it from your shell's start-up file, or install it\n"
-        "(see docs/COMMANDS.md).")
+        "(see README.md, \"Tab completion and the manual page\").")
     examples = ("jobmon-query completion bash > "
                 "~/.local/share/bash-completion/completions/jobmon-query",
                 'eval "$(jobmon-query completion bash)"      # or this in ~/.bashrc',
