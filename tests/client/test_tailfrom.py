@@ -48,3 +48,18 @@ class TailFromTests(SynchronousTestCase):
         e = self.assertRaises(JobMonError, self.client.tail, "1.0", "f", fromLine=2)
         self.assertEqual(e.code, errors.UNSUPPORTED_OP)
         self.assertIn("too old", e.message)
+
+    def test_intSubclass(self):
+        """
+        A subclass of int (the command line's count of C{+N}) is sent as a
+        plain int, which XML-RPC can carry.
+        """
+        import xmlrpc.client
+
+        class Count(int):
+            pass
+
+        self.answer = {"data": b"", "offset": 0.0, "size": 0.0, "from_line": 2.0}
+        request, _, _ = self.sent("tail", "f", fromLine=Count(2))
+        self.assertIs(type(request["from_line"]), int)
+        xmlrpc.client.dumps((request,))
