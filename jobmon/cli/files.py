@@ -348,7 +348,8 @@ class Tail(Command):
         "--raw.")
     examples = ("jobmon-query tail 1234.0 job.log -n 50",
                 "jobmon-query tail -c 1024 1234.0 job.log",
-                "jobmon-query tail -F 1234.0 job.log    # follow until Ctrl-C")
+                "jobmon-query tail -F 1234.0 job.log    # follow until Ctrl-C",
+                "jobmon-query tail 1234.0 job.log -n +1 -f   # all of it, then follow")
 
     def configure(self, sub):
         """

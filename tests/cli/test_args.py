@@ -155,6 +155,15 @@ class HelpTests(SynchronousTestCase):
             self.assertEqual((status, err), (0, ""), name)
             self.assertIn(b"  --help  ", out.replace(b"--help ", b"--help  "), name)
 
+    def test_usageShowsArguments(self):
+        """
+        The help of a command shows its positional arguments in the usage,
+        also when C{--help} comes after them.
+        """
+        for argv in (["ls", "--help"], ["ls", "1", "--help"]):
+            out = run(argv)[1].decode()
+            self.assertIn("JOB [PATH]\n", out, argv)
+
     def test_dashHNotHelp(self):
         """
         In a command without a C{-h} option, C{-h} is a usage error that
