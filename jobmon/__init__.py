@@ -8,3 +8,18 @@ server, the daemon and the wire protocols.
 """
 
 __version__ = "0.1.0"
+"""The version of this source tree (that of C{pyproject.toml})."""
+
+
+def version():
+    """
+    The version of the installed package, as its metadata says; in a source
+    tree that is not installed, L{__version__}.  C{importlib.metadata} is
+    imported only when asked (it costs start-up time).
+    """
+    from importlib import metadata
+
+    try:
+        return metadata.version("jobmon")
+    except metadata.PackageNotFoundError:
+        return __version__

@@ -46,3 +46,29 @@ def portNumber(value):
     if not 0 <= number <= 65535:
         raise ValueError("not a port number")
     return number
+
+
+def versionAction():
+    """
+    An argparse action for C{--version}: print C{"PROG VERSION"} (see
+    L{jobmon.version}) and exit with status 0, through the parser's own
+    C{_print_message} and C{exit} so that a parser writing to other streams
+    keeps doing so.  The version is looked up only when asked.
+    """
+    import argparse
+
+    class Version(argparse.Action):
+        def __init__(self, option_strings, dest=argparse.SUPPRESS,
+                     default=argparse.SUPPRESS, help="show the program's version and exit"):
+            super().__init__(option_strings=option_strings, dest=dest, default=default,
+                             nargs=0, help=help)
+
+        def __call__(self, parser, namespace, values, option_string=None):
+            import sys
+
+            from jobmon import version
+
+            parser._print_message("%s %s\n" % (parser.prog, version()), sys.stdout)
+            parser.exit(0)
+
+    return Version

@@ -39,9 +39,11 @@ exit statuses are listed once, in L{jobmon.cli.exits.EXIT_STATUS_HELP}
 (shown by C{--help}), and computed by the table
 L{jobmon.cli.exits.EXIT_CODES} and the function L{jobmon.cli.exits.exitCode}.
 
-Tab completion needs the optional C{argcomplete} package: run
-C{eval "$(register-python-argcomplete jobmon-query)"}.  It is imported only
-while the shell completes, so that ordinary runs do not pay for it.
+Tab completion: C{eval "$(jobmon-query completion bash)"} (or C{zsh}), or
+the installed C{share/bash-completion/completions/jobmon-query}; see
+L{jobmon.cli.completion}.  Options may come anywhere among a command's
+arguments (C{ls 1234 -l sub}); C{--} ends them.  A command's help is
+C{--help} (C{-h} means human-readable sizes in C{ls}, C{du} and C{df}).
 
 Each command is in one place: a L{jobmon.cli.parser.Command} that holds
 its help, examples and arguments, what it does and how its result is
@@ -49,8 +51,8 @@ formatted, in the module of its kind: L{jobmon.cli.jobs} (C{whoami},
 C{jobs}, C{history}, C{audit}), L{jobmon.cli.files} (C{ls}, C{stat},
 C{cat}, C{head}, C{tail}, C{du}, C{df}), L{jobmon.cli.processes} (C{ps},
 C{top}, C{res}, C{env}, C{signal}) and L{jobmon.cli.commands} (C{commands},
-C{run}).  This module lists them in the order of the help (L{COMMANDS}) and
-runs one (L{main}).  What they share: L{jobmon.cli.parser} (the parser and
+C{run}); C{completion} is in L{jobmon.cli.completion}.  This module lists
+them in the order of the help (L{COMMANDS}) and runs one (L{main}).  What they share: L{jobmon.cli.parser} (the parser and
 its parts), L{jobmon.cli.session} (what a command runs with),
 L{jobmon.cli.output} (writing), L{jobmon.cli.format} (values and tables)
 and L{jobmon.cli.exits} (exit statuses).
@@ -60,6 +62,7 @@ L{jobmon.errors}, so that the command starts fast; modules needed by a few
 commands (C{json}, C{base64}, C{fnmatch}) are imported when used.
 """
 
+import argparse
 import os
 import sys
 import time
@@ -111,6 +114,7 @@ COMMANDS = {
     "signal": ("processes", "Signal"),
     "history": ("jobs", "History"),
     "audit": ("jobs", "Audit"),
+    "completion": ("completion", "Completion"),
 }
 """Every command, in the order of the help: its name, and its
 L{jobmon.cli.parser.Command} as the module of L{jobmon.cli} and the class
@@ -184,12 +188,8 @@ def main(argv=None, stdout=None, stderr=None, environ=None, clientFactory=None,
         except (OSError, ValueError):
             pass
 
-    completing = "_ARGCOMPLETE" in environ
     try:
-        parser = buildParser(stdout, stderr, None if completing else argv)
-        if completing:
-            _complete(parser)
-        args = parser.parse_args(argv)
+        args = buildParser(stdout, stderr, argv).parse_args(argv)
     except ParserExit as e:
         return e.status
     except UsageError as e:
@@ -197,34 +197,33 @@ def main(argv=None, stdout=None, stderr=None, environ=None, clientFactory=None,
         return EXIT_USAGE
 
     server = args.server or environ.get("JOBMON_SERVER")
-    if not server:
+    wanted = command(args.command)
+    if not server and wanted.needsClient:
         say("no server given: use --server URL or set JOBMON_SERVER")
         return EXIT_USAGE
 
     out = Output(stdout)
     client = None
     session = None
+    made = []
+
+    def connect(options, timeout):
+        """
+        Make a client from the global options C{options} (a dict by dest),
+        with C{timeout}, closed at the end of the run.
+        """
+        given = dict(vars(args), server=None, proxy=None, key=None, auth=None,
+                     token_file=None, ca_dir=None)
+        given.update(options, timeout=timeout)
+        made.append(_connect(argparse.Namespace(**given), environ, clientFactory))
+        return made[-1]
+
     try:
-        auth = _client.resolveAuth(
-            args.auth or environ.get("JOBMON_AUTH") or "auto",
-            proxy=args.proxy, key=args.key, tokenFile=args.token_file, environ=environ,
-        )
-        caDir = args.ca_dir or _client.defaultCADir(environ)
-        if auth == "token":
-            client = clientFactory(
-                server, caDir=caDir, timeout=args.timeout, auth="token",
-                tokenFile=args.token_file, environ=environ,
-            )
-        else:
-            client = clientFactory(
-                server,
-                proxy=args.proxy or _client.defaultProxyPath(environ),
-                key=args.key,
-                caDir=caDir,
-                timeout=args.timeout,
-            )
+        if wanted.needsClient:
+            client = _connect(args, environ, clientFactory)
         session = Session(args, client, out, say, stderr, environ, sleep, now)
-        status = command(args.command).run(session)
+        session.connect = connect
+        status = wanted.run(session)
         out.flush()
         return EXIT_OK if status is None else status
     except BrokenPipeError:
@@ -247,21 +246,38 @@ def main(argv=None, stdout=None, stderr=None, environ=None, clientFactory=None,
         say("internal error: %s: %s" % (type(e).__name__, e))
         return EXIT_SERVER
     finally:
-        if client is not None:
-            try:
-                client.close()
-            except Exception:
-                pass
+        for each in [client] + made:
+            if each is not None:
+                try:
+                    each.close()
+                except Exception:
+                    pass
 
 
-def _complete(parser):
+def _connect(args, environ, clientFactory):
     """
-    Complete the command line for the shell, if C{argcomplete} is
-    installed (it exits the process when it has answered).
+    Make the client for the global options C{args}: the server, the
+    credential (a token or a proxy, see L{jobmon.client.resolveAuth}) and
+    the CA directory, with their defaults from C{environ}.
     """
-    try:
-        import argcomplete
-    except ImportError:
-        return
-    argcomplete.autocomplete(parser)
+    server = args.server or environ.get("JOBMON_SERVER")
+    if not server:
+        raise UsageError("no server given: use --server URL or set JOBMON_SERVER")
+    auth = _client.resolveAuth(
+        args.auth or environ.get("JOBMON_AUTH") or "auto",
+        proxy=args.proxy, key=args.key, tokenFile=args.token_file, environ=environ,
+    )
+    caDir = args.ca_dir or _client.defaultCADir(environ)
+    if auth == "token":
+        return clientFactory(
+            server, caDir=caDir, timeout=args.timeout, auth="token",
+            tokenFile=args.token_file, environ=environ,
+        )
+    return clientFactory(
+        server,
+        proxy=args.proxy or _client.defaultProxyPath(environ),
+        key=args.key,
+        caDir=caDir,
+        timeout=args.timeout,
+    )
 

@@ -64,6 +64,7 @@ class Run(Command):
 
     name = "run"
     help = "run one of the job's commands; its exit status becomes 0 or 1"
+    intermixed = False
     description = (
         "Run one of the commands the job's configuration offers (see\n"
         "'commands'), never through a shell.  Everything after NAME is\n"

@@ -10,7 +10,7 @@ from jobmon import client as _client
 from jobmon import errors
 from jobmon.cli.format import formatMode, formatSize, formatTime, printable, table
 from jobmon.cli.output import JSONStream
-from jobmon.cli.parser import Command, UsageError, addJob, count
+from jobmon.cli.parser import Command, FromStart, UsageError, addJob, count, tailCount
 from jobmon.errors import JobMonError
 
 
@@ -22,15 +22,28 @@ def _raw(sub):
                      help="write binary data to a terminal too")
 
 
-def _linesOrBytes(sub, what):
+def _human(sub):
     """
-    Add C{-n N} and C{-c N}, which exclude each other.
+    Add C{-h}: sizes in K, M, G.
+    """
+    sub.add_argument("-h", "--human-readable", dest="human", action="store_true",
+                     help="sizes in K, M, G (powers of 1024)")
+
+
+def _linesOrBytes(sub, what, fromStart=False):
+    """
+    Add C{-n N} and C{-c N}, which exclude each other; with C{fromStart},
+    also C{+N} (from line or byte N on).
     """
     group = sub.add_mutually_exclusive_group()
-    group.add_argument("-n", "--lines", metavar="N", type=count, default=None,
-                       help="the %s N lines (default: 10)" % (what,))
-    group.add_argument("-c", "--bytes", metavar="N", type=count, default=None,
-                       help="the %s N bytes instead" % (what,))
+    group.add_argument("-n", "--lines", metavar="N", type=tailCount if fromStart else count,
+                       default=None,
+                       help="the %s N lines (default: 10)%s"
+                            % (what, "; +N: from line N on" if fromStart else ""))
+    group.add_argument("-c", "--bytes", metavar="N", type=tailCount if fromStart else count,
+                       default=None,
+                       help="the %s N bytes instead%s"
+                            % (what, "; +N: from byte N on" if fromStart else ""))
 
 
 # -- ls -----------------------------------------------------------------------
@@ -62,6 +75,7 @@ class Ls(Command):
                          help="long format: mode, size, time, name")
         sub.add_argument("-a", "--all", action="store_true",
                          help="include names that start with a dot")
+        _human(sub)
         sub.add_argument("--depth", metavar="N", type=count, default=None,
                          help="also list subdirectories, N levels down (at most 8)")
 
@@ -79,7 +93,7 @@ class Ls(Command):
             return
         entries = result.get("entries", [])
         if a.long:
-            s.out.lines(formatListing(result, time.time()))
+            s.out.lines(formatListing(result, time.time(), a.human))
         else:
             width = s.out.width(s.environ) if s.out.isatty() else None
             s.out.lines(formatNames([e.get("name", "?") for e in entries], width))
@@ -87,13 +101,15 @@ class Ls(Command):
             s.say("listing truncated (entry cap): %d entries shown" % (len(entries),))
 
 
-def formatListing(result, now):
+def formatListing(result, now, human=False):
     """
     Return the lines of an C{ls} result, C{ls -l} style: mode, size, mtime,
     name (and C{-> target} for links).
+
+    @param human: sizes in K, M, G (C{ls -lh}).
     """
     entries = result.get("entries", [])
-    sizes = ["%d" % (e.get("size", 0),) for e in entries]
+    sizes = [formatSize(e.get("size", 0), human) for e in entries]
     width = max([len(s) for s in sizes], default=0)
     lines = []
     for entry, size in zip(entries, sizes):
@@ -332,7 +348,8 @@ class Tail(Command):
         "--raw.")
     examples = ("jobmon-query tail 1234.0 job.log -n 50",
                 "jobmon-query tail -c 1024 1234.0 job.log",
-                "jobmon-query tail -F 1234.0 job.log    # follow until Ctrl-C")
+                "jobmon-query tail -F 1234.0 job.log    # follow until Ctrl-C",
+                "jobmon-query tail 1234.0 job.log -n +1 -f   # all of it, then follow")
 
     def configure(self, sub):
         """
@@ -340,7 +357,7 @@ class Tail(Command):
         """
         addJob(sub)
         sub.add_argument("path", metavar="PATH", help="the file")
-        _linesOrBytes(sub, "last")
+        _linesOrBytes(sub, "last", fromStart=True)
         _raw(sub)
         group = sub.add_mutually_exclusive_group()
         group.add_argument("-f", "--follow", action="store_true",
@@ -356,6 +373,9 @@ class Tail(Command):
         from where they end (C{-F}: from its start once it appears).
         """
         a = s.args
+        if isinstance(a.lines, FromStart) or isinstance(a.bytes, FromStart):
+            _tailFrom(s)
+            return
         if not (a.follow or a.retry):
             _headOrTail(s, "tail")
             return
@@ -370,6 +390,56 @@ class Tail(Command):
         else:
             offset = result.get("offset", 0) + len(result.get("data", b""))
         follow(s, a.path, offset)
+
+
+def _tailFrom(s):
+    """
+    C{tail -n +N} and C{tail -c +N}: write the file from line or byte N on
+    (a C{tail} query with C{from_line}, or C{cat} from byte N); then, with
+    C{-f}/C{-F}, follow it from where that ends.
+    """
+    a = s.args
+    following = a.follow or a.retry
+    s.following = following
+    try:
+        if a.bytes is not None:
+            offset = _streamCat(s, a.path, max(a.bytes - 1, 0), None)
+        else:
+            offset = _fromLine(s, a.path, a.lines, following)
+    except JobMonError as e:
+        if not (a.retry and e.code == errors.NO_SUCH_FILE):
+            raise
+        # tail -F: wait for the file to appear; follow says it is missing.
+        offset = 0
+    if following:
+        follow(s, a.path, offset)
+
+
+def _fromLine(s, path, line, following):
+    """
+    Write C{path} from line C{line} on; without C{following}, the rest of
+    a file larger than one result too (as C{cat} does).
+
+    @return: the offset after the last byte written.
+    """
+    result = s.query("tail", path, fromLine=line)
+    data = result.get("data", b"")
+    pos = result.get("offset", 0) + len(data)
+    if s.json:
+        if following:
+            s.out.jsonLine(result)
+        else:
+            s.out.json(result)
+            if result.get("truncated"):
+                s.say("output cut at %d bytes (result cap); use cat --offset %d to read on"
+                      % (len(data), pos))
+        return pos
+    if not s.emit(data):
+        return result.get("size", pos)
+    if result.get("truncated") and not following:
+        # The rest, in chunks: follow would read it anyway.
+        pos = _streamCat(s, path, pos, None)
+    return pos
 
 
 def _headOrTail(s, op):
@@ -505,21 +575,17 @@ def follow(s, path, offset, inode=None):
 class _Disk(Command):
     """
     What C{du} and C{df} share: their arguments, and C{-h} for
-    human-readable sizes, so that their help is C{--help} only.
+    human-readable sizes.
     """
-
-    helpFlag = False
 
     def configure(self, sub):
         """
-        C{JOB}, an optional C{PATH}, C{-h} and C{--help}.
+        C{JOB}, an optional C{PATH} and C{-h}.
         """
         addJob(sub)
         sub.add_argument("path", metavar="PATH", nargs="?", default=".",
                          help="directory (default: .)")
-        sub.add_argument("-h", "--human-readable", dest="human", action="store_true",
-                         help="sizes in K, M, G (powers of 1024)")
-        sub.add_argument("--help", action="help", help="show this help and exit")
+        _human(sub)
 
 
 class Du(_Disk):

@@ -9,6 +9,13 @@ import time
 from jobmon.cli.format import formatAge, printable, shortDN, table
 from jobmon.cli.parser import Command, positive
 
+JOB_STATES = ("connecting", "ready")
+"""The states a job may be in on the server: C{connecting} until its wake
+channel is up, then C{ready}."""
+
+WAKE_MODES = ("tcp", "udp", "poll")
+"""The wake modes a job's daemon may use."""
+
 # -- whoami -------------------------------------------------------------------
 
 
@@ -75,10 +82,10 @@ class Jobs(Command):
         """
         sub.add_argument("--all", action="store_true",
                          help="every user's jobs (the server's admins only)")
-        sub.add_argument("--state", metavar="S",
-                         help="only jobs in this state (ready, connecting)")
-        sub.add_argument("--mode", metavar="M", help="only jobs with this wake mode "
-                                                     "(tcp, udp, poll)")
+        sub.add_argument("--state", type=str.lower, choices=JOB_STATES,
+                         help="only jobs in this state")
+        sub.add_argument("--mode", type=str.lower, choices=WAKE_MODES,
+                         help="only jobs with this wake mode")
         sub.add_argument("--host", metavar="GLOB",
                          help="only jobs on hosts matching this shell pattern")
         sub.add_argument("-l", "--long", action="store_true",

@@ -31,7 +31,8 @@ examples:
   jobmon-query tail -F 1234.0 job.log         # follow until Ctrl-C
   jobmon-query cat 1234.0 result.root > result.root
   jobmon-query cat 1234.0 job.log --offset 1048576 | less
-  jobmon-query du -h 1234.0
+  jobmon-query du 1234.0 -h output
+  jobmon-query tail 1234.0 job.log -n +100   # from line 100 on
   jobmon-query ps 1234.0
   jobmon-query top 1234.0 -d 2 -n 5
   jobmon-query run 1234.0 nvidia-smi -q
@@ -40,8 +41,10 @@ examples:
 
 Each command has its own help: jobmon-query COMMAND --help.
 
-tab completion (needs the argcomplete package):
-  eval "$(register-python-argcomplete jobmon-query)"
+Options may come anywhere among a command's arguments; -- ends them.
+
+tab completion of commands, options and job ids (bash; zsh likewise):
+  eval "$(jobmon-query completion bash)"
 """
 """The examples of the main help."""
 
@@ -66,10 +69,58 @@ class Parser(argparse.ArgumentParser):
     """
     An argument parser that writes to the injected streams and reports
     errors in one line instead of exiting.
+
+    @ivar intermixed: whether options may come anywhere among the
+        positional arguments (C{ls 1234 -l sub}); a C{--} ends the options
+        (see L{parseIntermixed}).  Commands whose last argument takes the
+        rest of the line (C{run}) keep the plain parsing.
     """
 
     out = None
     err = None
+    intermixed = False
+    _inPass = False
+    _setAside = ()
+
+    def format_usage(self):
+        """
+        The usage, with the positional arguments L{parseIntermixed} may
+        have set aside (C{--help} among them).
+        """
+        return self._whole(super().format_usage)
+
+    def format_help(self):
+        """
+        The help, with the positional arguments L{parseIntermixed} may have
+        set aside.
+        """
+        return self._whole(super().format_help)
+
+    def _whole(self, f):
+        setAside = self._setAside
+        for action, nargs, default in setAside:
+            action.nargs = nargs
+            action.default = default
+        try:
+            return f()
+        finally:
+            for action, nargs, default in setAside:
+                action.nargs = argparse.SUPPRESS
+                action.default = argparse.SUPPRESS
+
+    def parse_known_args(self, args=None, namespace=None):
+        """
+        Parse as L{parseIntermixed} does when L{intermixed} is set; the
+        subcommands action of the main parser calls this.
+        """
+        if not self.intermixed or self._inPass:
+            return super().parse_known_args(args, namespace)
+        namespace, extras = parseIntermixed(
+            self, sys.argv[1:] if args is None else list(args), namespace)
+        if extras:
+            # Said here, the message names the command.
+            self.error("unrecognized arguments: %s" % (" ".join(extras),))
+        return namespace, extras
 
     def error(self, message):
         """
@@ -98,6 +149,85 @@ class Parser(argparse.ArgumentParser):
         file.write(message)
 
 
+_DASHES = "--\0"
+"""What L{parseIntermixed} shows argparse for a word C{--} that is not the
+end of the options."""
+
+
+def parseIntermixed(parser, args, namespace=None):
+    """
+    Parse C{args} with C{parser}, its options allowed anywhere among its
+    positional arguments, and every word after the first C{--} taken as a
+    positional argument, whatever it looks like (a file named C{-x}).
+
+    The words before C{--} are parsed twice, as
+    C{argparse.ArgumentParser.parse_known_intermixed_args} does: first the
+    options, the positional arguments set aside; then the positional
+    arguments, from the words left and those after C{--}.  That second pass
+    takes no word for an option, where Python 3.11's own handling of C{--}
+    loses words.
+
+    @return: C{(namespace, unrecognized words)}.
+    """
+    after = []
+    if "--" in args:
+        split = args.index("--")
+        args, after = args[:split], args[split + 1:]
+    positionals = parser._get_positional_actions()
+    optionals = parser._get_optional_actions()
+    saved = [(action, action.nargs, action.default) for action in positionals]
+    parser._inPass = True
+    try:
+        # First pass: the options; the positional arguments take nothing.
+        for action in positionals:
+            action.nargs = argparse.SUPPRESS
+            action.default = argparse.SUPPRESS
+        parser._setAside = saved
+        try:
+            namespace, rest = parser.parse_known_args(args, namespace)
+        finally:
+            parser._setAside = ()
+            for action, nargs, default in saved:
+                action.nargs = nargs
+                action.default = default
+        for action in positionals:
+            if getattr(namespace, action.dest, None) == []:
+                delattr(namespace, action.dest)
+        unknown = [word for word in rest if parser._parse_optional(word) is not None]
+        words = [word for word in rest if parser._parse_optional(word) is None] + after
+        # argparse drops a "--" whatever the prefix: a word "--" after the
+        # first is hidden from it, then given back.
+        words = [_DASHES if word == "--" else word for word in words]
+        # Second pass: the positional arguments; no word is an option now.
+        required = [(action, action.required) for action in optionals]
+        groups = [(group, group.required) for group in parser._mutually_exclusive_groups]
+        prefix = parser.prefix_chars
+        try:
+            for action, _ in required:
+                action.required = False
+            for group, _ in groups:
+                group.required = False
+            parser.prefix_chars = "\0"
+            namespace, extras = parser.parse_known_args(words, namespace)
+            for action in positionals:
+                value = getattr(namespace, action.dest, None)
+                if value == _DASHES:
+                    setattr(namespace, action.dest, "--")
+                elif isinstance(value, list):
+                    setattr(namespace, action.dest,
+                            ["--" if v == _DASHES else v for v in value])
+            extras = ["--" if word == _DASHES else word for word in extras]
+        finally:
+            parser.prefix_chars = prefix
+            for action, was in required:
+                action.required = was
+            for group, was in groups:
+                group.required = was
+    finally:
+        parser._inPass = False
+    return namespace, unknown + extras
+
+
 def count(text):
     """
     Parse a non-negative integer argument.
@@ -109,6 +239,24 @@ def count(text):
     if value < 0:
         raise argparse.ArgumentTypeError("must not be negative: %r" % (text,))
     return value
+
+
+class FromStart(int):
+    """
+    A count given as C{+N} (C{tail -n +N}, C{tail -c +N}): from line or
+    byte N on, counted from 1, rather than the last N.
+    """
+
+
+def tailCount(text):
+    """
+    Parse the count of C{tail -n} or C{tail -c}: C{N} (or C{-N}) for the
+    last N, C{+N} for a L{FromStart}.
+    """
+    digits = text[1:] if text[:1] in ("+", "-") else text
+    if not (digits.isascii() and digits.isdigit()):
+        raise argparse.ArgumentTypeError("not a whole number: %r" % (text,))
+    return FromStart(digits) if text.startswith("+") else int(digits)
 
 
 def positive(text):
@@ -220,15 +368,23 @@ class Command:
     @cvar help: its line in the main help's list of commands.
     @cvar description: the text that opens its own help (default: C{help}).
     @cvar examples: the lines of its help's C{examples:} section.
-    @cvar helpFlag: whether C{-h} asks for its help; false for a command
-        whose C{-h} means something else (it adds C{--help} itself).
+    @cvar needsClient: whether it talks to the server: if not (C{completion}),
+        it runs without a server given, and its session's C{client} is
+        C{None} (C{session.connect} makes one).
+    @cvar intermixed: whether its options may come anywhere among its
+        positional arguments (see L{parseIntermixed}); false for a command
+        whose last argument takes the rest of the line.
+
+    A command's help is C{--help} only: C{-h} is free for the command's
+    own use (human-readable sizes in C{ls}, C{du} and C{df}).
     """
 
     name = None
     help = None
     description = None
     examples = ()
-    helpFlag = True
+    intermixed = True
+    needsClient = True
 
     def configure(self, parser):
         """
@@ -292,7 +448,7 @@ def buildParser(names, find, stdout=None, stderr=None, argv=None):
         not be used, and making them would be most of the start-up's own
         time.  By default every command's parser is made and filled in.
     """
-    from jobmon import __version__
+    from jobmon.options import versionAction
 
     parser = Parser(
         prog=PROG,
@@ -301,7 +457,7 @@ def buildParser(names, find, stdout=None, stderr=None, argv=None):
         epilog=EXAMPLES_HELP + "\n" + EXIT_STATUS_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version="%(prog)s " + __version__)
+    parser.add_argument("--version", action=versionAction())
     addGlobalOptions(parser, True)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     wanted, sure = (None, False) if argv is None else _guess(argv)
@@ -313,10 +469,12 @@ def buildParser(names, find, stdout=None, stderr=None, argv=None):
             description=command.description or command.help,
             epilog="examples:\n" + "".join("  %s\n" % (line,) for line in command.examples),
             formatter_class=argparse.RawDescriptionHelpFormatter,
-            add_help=command.helpFlag,
+            add_help=False,
         )
         sub.out = stdout
         sub.err = stderr
+        sub.intermixed = command.intermixed
+        sub.add_argument("--help", action="help", help="show this help and exit")
         if wanted is None or wanted == name or wanted not in names:
             command.configure(sub)
             addGlobalOptions(sub, False)

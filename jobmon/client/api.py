@@ -6,6 +6,7 @@ Like the rest of L{jobmon.client}, this imports only the standard library
 and L{jobmon.errors}, L{jobmon.credentials} and L{jobmon.options}.
 """
 
+from jobmon import errors
 from jobmon.client.connection import _Connection
 from jobmon.client.credential import _TokenCredential, chooseCredential
 from jobmon.client.errors import BAD_ARGUMENT, ClientError
@@ -17,6 +18,7 @@ from jobmon.client.values import (
     _normalizeProcesses,
     _xmlNumber,
 )
+from jobmon.errors import JobMonError
 
 LIST_PAGE = 1000
 """Jobs asked for per C{listJobs} call: long lists come a page at a time."""
@@ -205,15 +207,32 @@ class JobMonClient(_Connection):
                 "head", timeout, **_linesOrBytes(path, lines, bytes)))
         )
 
-    def tail(self, jobId, path, lines=None, timeout=None, bytes=None):
+    def tail(self, jobId, path, lines=None, timeout=None, bytes=None, fromLine=None):
         """
         Read the last C{lines} lines (default 10) or, if C{bytes} is given,
         the last C{bytes} bytes of C{path}: fields as for L{cat}.
+
+        @param fromLine: read the file from this line on instead (C{tail -n
+            +N}, lines counted from 1), at most one result's worth; the
+            result then also has C{from_line}.
+        @raise JobMonError: L{errors.UNSUPPORTED_OP} when C{fromLine} is
+            given and the job's daemon is too old to know it (it answers
+            with the last lines, which are not what was asked).
         """
-        return _normalizeData(
-            self.query(jobId, self._request(
-                "tail", timeout, **_linesOrBytes(path, lines, bytes)))
-        )
+        if fromLine is None:
+            fields = _linesOrBytes(path, lines, bytes)
+        elif lines is not None or bytes is not None:
+            raise ClientError(BAD_ARGUMENT, "give fromLine alone, without lines or bytes")
+        else:
+            fields = {"path": path, "from_line": _xmlNumber(fromLine, "fromLine")}
+        result = _normalizeData(self.query(jobId, self._request("tail", timeout, **fields)))
+        if fromLine is not None and "from_line" not in result:
+            raise JobMonError(
+                errors.UNSUPPORTED_OP,
+                "this job's daemon is too old for tail from a line (-n +N): update "
+                "JobMon where the job runs, or use cat --offset",
+            )
+        return result
 
     def follow(self, jobId, path, offset=0, inode=None, wait=10.0, timeout=None):
         """

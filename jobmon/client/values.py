@@ -18,10 +18,11 @@ def _xmlNumber(value, name):
     """
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ClientError(BAD_ARGUMENT, "%s must be a number, not %r" % (name, value))
+    # Plain int and float: XML-RPC cannot marshal their subclasses.
     if isinstance(value, float):
-        return value
+        return float(value)
     if -(2**31) <= value < 2**31:
-        return value
+        return int(value)
     if abs(value) > 2**53:
         raise ClientError(BAD_ARGUMENT, "%s is too large: %d" % (name, value))
     return float(value)

@@ -14,6 +14,7 @@ from jobmon.devtools.authority import DEFAULT_HOST_NAMES, DEFAULT_USERS, initPKI
 from jobmon.devtools.certs import EncryptedKeyError, PKIError
 from jobmon.devtools.keys import writeFile
 from jobmon.devtools.proxies import makeProxy
+from jobmon.options import versionAction
 
 
 def _commaList(text):
@@ -56,6 +57,7 @@ def _parser():
         prog="jobmon-pki",
         description="Make throwaway test certificates and proxies for JobMon.",
     )
+    parser.add_argument("--version", action=versionAction())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     init = sub.add_parser(

@@ -47,7 +47,7 @@ from jobmon.credentials import (
     resolveAuth,
     tokenSource,
 )
-from jobmon.options import DEFAULT_CA_DIR, defaultCADir
+from jobmon.options import DEFAULT_CA_DIR, defaultCADir, versionAction
 
 PROG = "jobmon-run"
 
@@ -261,6 +261,7 @@ def makeParser():
         ),
     )
     add = parser.add_argument
+    add("--version", action=versionAction())
     add("--server", metavar="URL",
         help="the JobMon server [default: $JOBMON_SERVER]")
     add("--job-id", metavar="ID",
@@ -770,7 +771,11 @@ def main(argv=None, environ=None, stderr=None):
         except (OSError, ValueError):
             pass
 
-    options, command, problem = parseArguments(argv)
+    try:
+        options, command, problem = parseArguments(argv)
+    except SystemExit as e:
+        # --help and --version: printed; nothing to run.
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
     if command is None:
         if problem is None and options is not None:
             problem = "no command given"

@@ -3,7 +3,6 @@ Tests for L{jobmon.cli}, the C{jobmon-query} command, driven through
 L{jobmon.cli.main} with a fake client.
 """
 
-import argparse
 import base64
 import io
 import json
@@ -111,11 +110,12 @@ class FakeClient:
         """
         return self._answer("head", jobId, path, lines, bytes)
 
-    def tail(self, jobId, path, lines=None, timeout=None, bytes=None):
+    def tail(self, jobId, path, lines=None, timeout=None, bytes=None, fromLine=None):
         """
-        Fake L{JobMonClient.tail}.
+        Fake L{JobMonClient.tail}; C{fromLine} is recorded only when given.
         """
-        return self._answer("tail", jobId, path, lines, bytes)
+        return self._answer("tail", jobId, path, lines, bytes,
+                            *(() if fromLine is None else (fromLine,)))
 
     def follow(self, jobId, path, offset=0, inode=None, wait=10.0, timeout=None):
         """
@@ -1912,36 +1912,9 @@ class ParserTests(SynchronousTestCase):
         out = run(["--help"])[1].decode()
         for name in cli.COMMANDS:
             self.assertIn("\n    %s " % (name,), out)
-        self.assertIn('eval "$(register-python-argcomplete jobmon-query)"', out)
-        self.assertIn('register-python-argcomplete jobmon-query', cli.__doc__)
+        self.assertIn('eval "$(jobmon-query completion bash)"', out)
+        self.assertIn('jobmon-query completion bash', cli.__doc__)
         self.assertIn("exited with a status other than 0", out)
-
-    def test_completion(self):
-        """
-        C{argcomplete} is used only while the shell completes, when it is
-        installed.
-        """
-        import types
-
-        completed = []
-        fake = types.ModuleType("argcomplete")
-        fake.autocomplete = completed.append
-        self.patch(sys, "modules", dict(sys.modules, argcomplete=fake))
-        run(["whoami"], FakeClient({"whoami": {"dn": ALICE}}))
-        self.assertEqual(completed, [])
-        run(["whoami"], FakeClient({"whoami": {"dn": ALICE}}),
-            environ={"JOBMON_SERVER": SERVER, "_ARGCOMPLETE": "1"})
-        self.assertEqual(len(completed), 1)
-        self.assertIsInstance(completed[0], argparse.ArgumentParser)
-        self.assertIn("run", completed[0]._subparsers._group_actions[0].choices)
-
-    def test_completionMissing(self):
-        """
-        Without C{argcomplete}, completing does nothing harmful.
-        """
-        self.patch(sys, "modules", dict(sys.modules, argcomplete=None))
-        self.assertEqual(run(["whoami"], FakeClient({"whoami": {"dn": ALICE}}),
-                             environ={"JOBMON_SERVER": SERVER, "_ARGCOMPLETE": "1"})[0], 0)
 
     def test_notImported(self):
         """

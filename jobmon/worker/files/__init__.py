@@ -37,7 +37,7 @@ from jobmon.worker.files.confine import (
     openDirectory,
 )
 from jobmon.worker.files.listing import Listing
-from jobmon.worker.files.reading import HEAD_BLOCK, TAIL_BLOCK, Reader
+from jobmon.worker.files.reading import HEAD_BLOCK, MAX_LINE_SCAN, TAIL_BLOCK, Reader
 from jobmon.worker.files.requests import (
     DEFAULT_FOLLOW_WAIT,
     DEFAULT_HEAD_LINES,
@@ -66,6 +66,7 @@ __all__ = [
     "MAX_OFFSET",
     "MAX_TAIL_LINES",
     "HEAD_BLOCK",
+    "MAX_LINE_SCAN",
     "TAIL_BLOCK",
 ]
 
@@ -87,6 +88,7 @@ _METHODS = {
     "cat": "cat",
     "head": "head",
     "tail": "tail",
+    "tail_from": "tailFrom",
     "follow": "followOnce",
     "du": "du",
     "df": "df",
@@ -224,6 +226,13 @@ class Workdir(ConfinedDirectory):
         L{Reader.tail}.
         """
         return self._reader().tail(path, lines, byteCount)
+
+    def tailFrom(self, path, line):
+        """
+        Return a regular file from line C{line} on (C{tail -n +N}): see
+        L{Reader.tailFrom}.
+        """
+        return self._reader().tailFrom(path, line)
 
     def followOnce(self, path, offset=0, inode=None):
         """

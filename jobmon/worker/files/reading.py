@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from attrs import frozen
 
-from jobmon.errors import NO_SUCH_FILE, REMOTE_IO_ERROR, JobMonError
+from jobmon.errors import NO_SUCH_FILE, REMOTE_IO_ERROR, TOO_LARGE, JobMonError
 from jobmon.worker.files.confine import (
     ConfinedDirectory,
     describe,
@@ -28,6 +28,10 @@ TAIL_BLOCK = 64 * 1024
 
 HEAD_BLOCK = 64 * 1024
 """How many bytes C{head} reads at a time, from the start."""
+
+MAX_LINE_SCAN = 256 * 1024 * 1024
+"""How far into a file C{tail -n +N} looks for the start of line N: the
+bytes before it are read (and counted) but not returned."""
 
 
 def _identity(st):
@@ -271,6 +275,69 @@ class Reader:
             # line wanted: then nothing was cut.
             truncated = self._readAt(fd, 1, position - 1) != b"\n"
         return position, data, truncated
+
+    def tailFrom(self, path, line):
+        """
+        Return a regular file from its line C{line} on (C{tail -n +N};
+        lines count from 1, and 0 means 1 as in coreutils).
+
+        The file is read from its start, one L{HEAD_BLOCK} at a time, to
+        find where line C{line} starts, then at most C{maxResult} bytes from
+        there.  A file with fewer lines gives empty data at its end.
+
+        @return: as L{cat}, plus C{from_line} (the line asked for: a client
+            checks it to tell this answer from an older daemon's, which
+            ignores C{from_line} and returns the last lines).
+        @raise JobMonError: C{TOO_LARGE} if line C{line} starts past the
+            first L{MAX_LINE_SCAN} bytes.
+        """
+        real, named = self.directory.locate(path)
+        fd, st = openRegular(path, real)
+        try:
+            offset = self._lineStart(fd, max(line, 1) - 1, path)
+            size = os.fstat(fd).st_size
+            data = self._readAt(fd, self.maxResult, offset) if offset < size else b""
+            # As cat: the size after the read, so offset + len(data) <= size.
+            size = os.fstat(fd).st_size
+        except OSError as e:
+            raise osError(e, path or ".") from None
+        finally:
+            os.close(fd)
+        return {
+            "path": self.directory.relative(named),
+            "data": data,
+            "offset": float(offset),
+            "size": float(size),
+            "truncated": len(data) == self.maxResult and offset + len(data) < size,
+            "from_line": float(line),
+        }
+
+    def _lineStart(self, fd, newlines, path):
+        """
+        Return the offset just past the C{newlines}-th newline of C{fd}, or
+        its end if it has fewer.
+        """
+        position = 0
+        while newlines:
+            if position >= MAX_LINE_SCAN:
+                raise JobMonError(
+                    TOO_LARGE,
+                    "the line asked for starts past the first %d MiB of %s: read on "
+                    "with cat --offset" % (MAX_LINE_SCAN // (1024 * 1024), describe(path)),
+                )
+            block = self._readAt(fd, min(HEAD_BLOCK, MAX_LINE_SCAN - position), position)
+            if not block:
+                return position
+            found = block.count(b"\n")
+            if found < newlines:
+                newlines -= found
+                position += len(block)
+                continue
+            end = -1
+            for _ in range(newlines):
+                end = block.index(b"\n", end + 1)
+            return position + end + 1
+        return position
 
     def followOnce(self, path, offset, inode):
         """

@@ -52,7 +52,8 @@ def parse(request):
     look (its C{wait} is checked but left out).
 
     @param request: a request struct of C{docs/API.md}.
-    @return: C{(op, args)}: the op, and the arguments of the
+    @return: C{(op, args)}: the op (C{tail_from} for a C{tail} request
+        with C{from_line}), and the arguments of the
         L{jobmon.worker.files.Workdir} method that runs it (C{followOnce}
         for C{follow}), in order.
     @raise JobMonError: C{BAD_REQUEST} for a malformed request,
@@ -80,6 +81,11 @@ def parse(request):
         return op, (path,) + _linesOrBytes(request, DEFAULT_HEAD_LINES)
     if op == "tail":
         path = _path(request)
+        if "from_line" in request:
+            if "lines" in request or "bytes" in request:
+                raise JobMonError(BAD_REQUEST, "give 'from_line' alone, without 'lines' or "
+                                               "'bytes'")
+            return "tail_from", (path, _integer(request, "from_line"))
         return op, (path,) + _linesOrBytes(request, DEFAULT_TAIL_LINES)
     if op == "follow":
         path, offset, inode, wait = checkFollow(request)
