@@ -46,6 +46,15 @@ PROGRAM = "jobmon-daemon"
 """What the daemon's one-line start-up error begins with."""
 
 
+STOP_DRAIN = 5.0
+"""Seconds a stopping daemon lets running requests finish and post their
+results before it unregisters (well within C{jobmon-run --stop-grace})."""
+
+COME_BACK = 0.5
+"""Seconds a stopping daemon waits for a follower whose last answer did not
+close its follow (cut by the result cap) to ask for the rest."""
+
+
 def bearerAuthorization(source, now=time.time):
     """
     The C{Authorization} header of a daemon with a bearer token, read
@@ -356,6 +365,7 @@ class JobDaemon(MultiService):
         self._fetching = False
         self._fetchAgain = False
         self._inFlight = set()
+        self._followerComesBack = False
         self.channel = None
         self.credentials = credentials
         if credentials is not None:
@@ -486,6 +496,12 @@ class JobDaemon(MultiService):
             result = xmlSafe(await runWithTimeout(self.operations, request))
         except JobMonError as e:
             result = e.toResult()
+        except defer.CancelledError:
+            # Cut by the daemon's stop, after the job unregistered: the
+            # server failed the query then.
+            self.log.info("request {request_id} cut short: the job ended",
+                          request_id=requestId)
+            return
         except defer.TimeoutError:
             result = JobMonError(
                 REMOTE_TIMEOUT,
@@ -496,26 +512,66 @@ class JobDaemon(MultiService):
         except Exception:
             self.log.failure("request {request_id} failed", request_id=requestId)
             result = JobMonError(REMOTE_ERROR, "unexpected error in the job daemon").toResult()
+        if (
+            self.operations.ending
+            and isinstance(request, dict)
+            and request.get("op") == "follow"
+            and not (result.get("ended") and not result.get("truncated"))
+        ):
+            # The follower will ask for the rest: wait for it (see _drain).
+            self._followerComesBack = True
         try:
             await self._call("jobmon.outputJobResult", self.jobId, requestId, result)
         except Exception as e:
             self.log.warn("cannot post result of {request_id}: {why}",
                           request_id=requestId, why=_describe(e))
 
+    def _settled(self, seconds):
+        """
+        Wait until the running requests have posted their results, or
+        C{seconds} passed; they are not cancelled.
+        """
+        done = defer.Deferred()
+
+        def fire(_=None):
+            if not done.called:
+                done.callback(None)
+
+        timer = self.reactor.callLater(seconds, fire)
+        defer.DeferredList(list(self._inFlight)).addCallback(fire)
+        return done.addCallback(lambda _: timer.active() and timer.cancel())
+
+    async def _drain(self):
+        """
+        The job ended: let running requests answer (follows at once, with
+        the file's last bytes) and serve the followers that come back for
+        the rest, for at most L{STOP_DRAIN} seconds.
+        """
+        self.operations.end()
+        deadline = self.reactor.seconds() + STOP_DRAIN
+        while True:
+            left = deadline - self.reactor.seconds()
+            if left <= 0:
+                return
+            if self._inFlight:
+                await self._settled(left)
+            elif self._followerComesBack:
+                self._followerComesBack = False
+                await deferLater(self.reactor, min(COME_BACK, left), lambda: None)
+            else:
+                return
+
     @deferredAsync
     async def stopService(self):
         """
-        Unregister, then close the wake channel and pooled connections.
+        The job ended: let running requests answer (L{_drain}), unregister
+        (the server tells waiting users that the job ended), then close the
+        wake channel and pooled connections.  Requests still running are
+        cut short quietly.
         """
+        # Wakes and fetches go on while draining: a follower may come back.
+        await self._drain()
         self._stopping = True
-        if self._inFlight:
-            # Let running requests post their results, briefly.
-            waiting = defer.DeferredList(list(self._inFlight))
-            waiting.addTimeout(5, self.reactor)
-            try:
-                await waiting
-            except defer.TimeoutError:
-                pass
         if self._registered:
             try:
                 d = self.rpc.callRemote("jobmon.unregisterJob", self.jobId)
@@ -526,6 +582,8 @@ class JobDaemon(MultiService):
                 self.log.warn("cannot unregister job {job_id}: {why}",
                               job_id=self.jobId, why=_describe(e))
         await MultiService.stopService(self)
+        for d in list(self._inFlight):
+            d.cancel()
         await self.rpc.close()
 
 
