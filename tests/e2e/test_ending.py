@@ -23,10 +23,12 @@ from tests.support import (
     childEnv,
     freeUDPPort,
     inThread,
+    spawn,
     startDaemon,
     startServer,
     waitForPending,
 )
+from tests.worker.test_run import wrapperEnv
 
 STOP_GRACE = 5.0
 """C{jobmon-run}'s default C{--stop-grace}: the daemon must unregister well
@@ -217,3 +219,47 @@ class FollowToTheEndTests(TestCase):
         do not come: the daemon answers it at once and unregisters.
         """
         return Deferred.fromCoroutine(self.followToTheEnd("poll", lastWords=b""))
+
+    async def test_jobmonRun(self):
+        """
+        A job run by C{jobmon-run} (poll wake) writes its last lines and
+        exits: the follower prints them and exits 0, and the wrapper stops
+        the daemon well within its grace (not killed), without a traceback.
+        """
+        jobId = "end.run"
+        job = (
+            "import os, time\n"
+            "while not os.path.exists('go'):\n"
+            "    time.sleep(0.02)\n"
+            "with open('job.log', 'ab') as f:\n"
+            "    f.write(b'line 4\\nlast line\\n')\n"
+        )
+        wrapper = spawn(
+            self, "jobmon-run",
+            ["-m", "jobmon.worker.run", "--server", self.server.url, "--job-id", jobId,
+             "--proxy", self.tpki.proxies["alice"], "--ca-dir", self.tpki.caDir,
+             "--wake", "poll", "--daemon-log", "-", "--",
+             sys.executable, "-c", job],
+            env=wrapperEnv(), path=self.workdir, program=sys.executable,
+        )
+        await wrapper.waitFor(r"registered with .* \(poll wake\)")
+        await self.waitReady(jobId)
+        following = self.startQuery("tail", "-f", jobId, "job.log")
+        self.assertEqual(await waitForPending(self.client, 1, jobId, tries=100), 1)
+        await deferLater(reactor, 0.5, lambda: None)
+        start = time.monotonic()
+        with open(os.path.join(self.workdir, "go"), "wb"):
+            pass
+        self.assertEqual(await wrapper.whenEnded(), 0)
+        stopped = time.monotonic() - start
+        out, err, code = await following
+        self.assertEqual((out, err, code), (
+            b"line 1\nline 2\nline 3\nline 4\nlast line\n",
+            "jobmon-query: job {} ended; stopped following\n".format(jobId).encode(),
+            0,
+        ))
+        output = wrapper.output.decode()
+        self.assertIn("job {} unregistered".format(jobId), output)
+        self.assertNotIn("did not stop", output)
+        self.assertNotIn("Traceback", output)
+        self.assertLess(stopped, STOP_GRACE / 2)
