@@ -35,8 +35,15 @@ JOB_CONFLICT = 409
 of the same identity."""
 
 JOB_GONE = 410
-"""The job went away (its daemon disconnected, unregistered or stopped
-re-registering) while the request was pending."""
+"""The job went away: its daemon disconnected or stopped re-registering,
+while the request was pending or before it came (it may register again).
+A job whose daemon unregistered it ended: L{JOB_ENDED}."""
+
+JOB_ENDED = 411
+"""The job ended: its daemon unregistered it (as it does when the job ends),
+while the request was pending or before it came.  The message says when.
+Only the job's owner and the server's admins learn this; for anyone else
+the job does not exist (L{NO_SUCH_JOB})."""
 
 TOO_LARGE = 413
 """The request body or an argument is larger than the server accepts."""
@@ -95,6 +102,7 @@ NAMES = {
     TIMEOUT: "timeout",
     JOB_CONFLICT: "job id conflict",
     JOB_GONE: "job gone",
+    JOB_ENDED: "job ended",
     TOO_LARGE: "too large",
     TOO_MANY: "too many requests",
     INTERNAL: "internal server error",

@@ -29,8 +29,8 @@ seconds, which is also sent to the server as the query's own timeout.
 File data is written as it is, except that binary data (NUL bytes, or not
 UTF-8, in the first 8 KiB) is not written to a terminal without C{--raw}.
 C{cat} streams a file larger than one result in chunks; C{tail -f}/C{cat
--f} follow a growing file until Ctrl-C, reconnecting (with the same offset)
-when the server restarts.  With C{--json} every command prints one JSON
+-f} follow a growing file until Ctrl-C or the job's end (status 0),
+reconnecting (with the same offset) when the server restarts.  With C{--json} every command prints one JSON
 document; C{-f} and C{top -n COUNT} (COUNT > 1) print one JSON object per
 line.
 

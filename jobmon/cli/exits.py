@@ -21,7 +21,8 @@ EXIT_FORBIDDEN = 4
 EXIT_NO_JOB = 5
 """No such job, or an ambiguous job id prefix."""
 EXIT_GONE = 6
-"""The job went away."""
+"""The job went away or ended (a follow that sees its job end ends with
+L{EXIT_OK})."""
 EXIT_TIMEOUT = 7
 """A timeout, on the server, the worker or the client."""
 EXIT_SERVER = 8
@@ -44,6 +45,7 @@ EXIT_CODES = {
     errors.NOT_AUTHORIZED: EXIT_FORBIDDEN,
     errors.NO_SUCH_JOB: EXIT_NO_JOB,
     errors.JOB_GONE: EXIT_GONE,
+    errors.JOB_ENDED: EXIT_GONE,
     errors.TIMEOUT: EXIT_TIMEOUT,
     errors.REMOTE_TIMEOUT: EXIT_TIMEOUT,
     _client.CLIENT_TIMEOUT: EXIT_TIMEOUT,
@@ -69,7 +71,8 @@ exit status:
      or the server's certificate could not be verified
   4  not authorized (403)
   5  no such job (404), or a job id prefix that matches several jobs
-  6  the job went away (410)
+  6  the job went away (410) or ended (411); tail -f and cat -f end with 0
+     when their job ends
   7  timeout (408, 1008, no answer in time)
   8  server unreachable or server error (500, 503, 429, 409, connection or
      HTTP failures, internal errors)

@@ -229,7 +229,8 @@ class Cat(Command):
                          help="number of bytes to read (default: to the end)")
         _raw(sub)
         sub.add_argument("-f", "--follow", action="store_true",
-                         help="then follow the file as it grows, until Ctrl-C")
+                         help="then follow the file as it grows, until Ctrl-C or "
+                              "the job ends")
 
     def run(self, s):
         """
@@ -344,8 +345,9 @@ class Tail(Command):
         "Write the last lines (or bytes) of a file.  With -f or -F, then\n"
         "write what is added until Ctrl-C, following the file across\n"
         "rotations and reconnecting without loss or repetition when the\n"
-        "server restarts.  On a terminal, binary data is not shown without\n"
-        "--raw.")
+        "server restarts.  When the job ends, the rest of the file is\n"
+        "written and the command ends with status 0.  On a terminal, binary\n"
+        "data is not shown without --raw.")
     examples = ("jobmon-query tail 1234.0 job.log -n 50",
                 "jobmon-query tail -c 1024 1234.0 job.log",
                 "jobmon-query tail -F 1234.0 job.log    # follow until Ctrl-C",
@@ -362,7 +364,7 @@ class Tail(Command):
         group = sub.add_mutually_exclusive_group()
         group.add_argument("-f", "--follow", action="store_true",
                            help="then follow the file as it grows (also across "
-                                "rotations), until Ctrl-C")
+                                "rotations), until Ctrl-C or the job ends")
         group.add_argument("-F", dest="retry", action="store_true",
                            help="like -f, and wait for the file if it does not "
                                 "exist yet")
@@ -503,16 +505,29 @@ def _followRetry(e):
     if code == _client.HTTP_ERROR:
         status = getattr(e, "status", None)
         return "always" if status is not None and status >= 500 else None
-    if code in (errors.NO_SUCH_JOB, _client.CERTIFICATE_REFUSED, _client.TLS_ERROR):
+    if code in (errors.NO_SUCH_JOB, errors.JOB_GONE, _client.CERTIFICATE_REFUSED,
+                _client.TLS_ERROR):
+        # A job that went away (its wake channel closed) may register
+        # again; one that ended (411) does not, and ends the follow.
         return "grace"
     return None
 
 
+def _ended(s):
+    """
+    The followed job ended: say so; the command ends with status 0, as
+    C{kubectl logs -f} does when its pod ends.
+    """
+    s.say("job %s ended; stopped following" % (s.job,))
+
+
 def follow(s, path, offset, inode=None):
     """
-    Follow C{path} from C{offset} until Ctrl-C: print new bytes as they
-    come; across server restarts, ask again from the same offset and inode,
-    so that no byte is lost or repeated.
+    Follow C{path} from C{offset} until Ctrl-C or the job's end: print new
+    bytes as they come; across server restarts, ask again from the same
+    offset and inode, so that no byte is lost or repeated.  When the job
+    ends (its daemon's last answer says C{ended}, or the server says the
+    job ended) the command says so and ends with status 0.
     """
     s.following = True
     delay = RETRY_FIRST
@@ -524,6 +539,9 @@ def follow(s, path, offset, inode=None):
         try:
             result = s.client.follow(s.job, path, offset, inode, FOLLOW_WAIT)
         except JobMonError as e:
+            if e.code == errors.JOB_ENDED:
+                _ended(s)
+                return
             how = _followRetry(e)
             if how is None:
                 raise
@@ -547,6 +565,9 @@ def follow(s, path, offset, inode=None):
         graceStart = None
         shown = result.get("path", path)
         if result.get("missing"):
+            if result.get("ended"):
+                _ended(s)
+                return
             if not missing:
                 s.say("%s is missing; waiting for it" % (printable(shown),))
                 if s.json:
@@ -567,6 +588,9 @@ def follow(s, path, offset, inode=None):
             s.emit(data)
         offset = result.get("next_offset", result.get("offset", offset) + len(data))
         inode = result.get("inode") or inode
+        if result.get("ended") and not result.get("truncated"):
+            _ended(s)
+            return
 
 
 # -- du and df ----------------------------------------------------------------

@@ -238,7 +238,9 @@ class JobMonClient(_Connection):
         """
         Wait up to C{wait} seconds for bytes of C{path} beyond C{offset}:
         a dict with C{path}, C{data} (bytes), C{offset}, C{next_offset},
-        C{size} (ints), C{inode}, C{rotated}, C{missing} and C{truncated}.
+        C{size} (ints), C{inode}, C{rotated}, C{missing} and C{truncated};
+        C{ended} (true) in the last answer of a daemon whose job ended.
+        Fails with C{JOB_ENDED} (411) when the job ended before an answer.
 
         @param inode: the C{inode} of the previous result; C{None} on the
             first call.

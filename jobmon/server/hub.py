@@ -35,6 +35,7 @@ from jobmon.errors import (
 )
 from jobmon.protocols.jobid import checkJobId
 from jobmon.server.admission import QueryAdmission
+from jobmon.server.ended import EndedJobs
 from jobmon.server.metrics import NullMetrics
 from jobmon.server.registrations import Registrations
 from jobmon.server.requests import (
@@ -103,6 +104,8 @@ class Hub:
     @ivar metrics: a L{jobmon.server.metrics.Metrics}.
     @ivar audit: the L{jobmon.server.audit} log, or L{None}.
     @ivar history: the L{jobmon.server.history.History}, or L{None}.
+    @ivar ended: the L{jobmon.server.ended.EndedJobs}: jobs removed lately,
+        so that a query for one says it ended (or went away) and when.
     @ivar stopping: whether the server is shutting down.
     """
 
@@ -139,8 +142,9 @@ class Hub:
         self.history = history
         if wakes is None:
             wakes = standardWakes(clock, registry, table, config, self.metrics)
+        self.ended = EndedJobs()
         self.registrations = Registrations(
-            clock, registry, table, config, wakes, self.metrics, self._audit
+            clock, registry, table, config, wakes, self.metrics, self._audit, self.ended
         )
         self.admission = QueryAdmission(
             clock, config.maxPendingPerUser, config.queryRate, config.queryBurst
@@ -361,6 +365,12 @@ class Hub:
         checkJobId(jobId)
         record = self.registry.get(jobId)
         if not self._visible(identity, record):
+            gone = self.ended.get(jobId) if record is None else None
+            # Whoever may not see the job must not learn that it existed.
+            if gone is not None and (
+                gone.owner == identity.dn or identity.dn in self.config.admins
+            ):
+                raise gone.error()
             raise JobMonError(NO_SUCH_JOB, "no job {} visible to you".format(jobId))
         if self.stopping:
             raise JobMonError(UNAVAILABLE, "the server is shutting down")
@@ -429,15 +439,17 @@ class Hub:
 
     def unregisterJob(self, identity, jobId, token=None):
         """
-        Remove a job owned by the caller; with the daemon's registration
-        C{token}, only if that registration is still the job's (a daemon
-        whose job was taken over leaves the new holder's in place: false).
+        Remove a job owned by the caller: its daemon says the job ended.
+        Its pending queries fail with C{JOB_ENDED}, as later ones do.  With
+        the daemon's registration C{token}, only if that registration is
+        still the job's (a daemon whose job was taken over leaves the new
+        holder's in place: false).
         """
         record = self._owned(identity, jobId)
         if not self.registrations.isCurrent(record, token):
             return False
         self.registrations.drop(
-            jobId, "unregistered", "job {} unregistered".format(jobId), "unregistered"
+            jobId, "unregistered", "job {} ended".format(jobId), "unregistered", ended=True
         )
         return True
 
@@ -537,10 +549,12 @@ class Hub:
     def cleanup(self):
         """
         Drop UDP jobs that stopped re-registering and poll jobs whose polls
-        lapsed, failing their pending queries; forget idle rate buckets.
+        lapsed, failing their pending queries; forget idle rate buckets and
+        jobs that ended long ago.
         """
         self.admission.forgetIdle()
         self.registrations.expire()
+        self.ended.expire(self.clock.seconds())
 
     def sizes(self):
         """

@@ -16,6 +16,7 @@ from twisted.logger import Logger
 from jobmon.errors import (
     BAD_REQUEST,
     JOB_CONFLICT,
+    JOB_ENDED,
     JOB_GONE,
     NO_SUCH_JOB,
     NOT_AUTHORIZED,
@@ -41,11 +42,14 @@ class Registrations:
     @ivar metrics: a L{jobmon.server.metrics.Metrics}.
     @ivar record: C{(event, **fields)}: writes an event to the audit log
         and history.
+    @ivar ended: the L{jobmon.server.ended.EndedJobs} that remembers the
+        jobs dropped, or L{None}.
     """
 
     log = Logger()
 
-    def __init__(self, clock, registry, table, config, wakes, metrics, record):
+    def __init__(self, clock, registry, table, config, wakes, metrics, record, ended=None):
+        self.ended = ended
         self.clock = clock
         self.registry = registry
         self.table = table
@@ -246,6 +250,8 @@ class Registrations:
         """
         wakeSecret = secrets.token_urlsafe(24)
         self._release(jobId)
+        if self.ended is not None:
+            self.ended.forget(jobId)
 
         def lost(why, message, reason):
             current = self.registry.get(jobId)
@@ -368,19 +374,28 @@ class Registrations:
         """
         return any(wake.holds(jobId) for wake in self.wakes.values())
 
-    def drop(self, jobId, why, message, reason):
+    def drop(self, jobId, why, message, reason, ended=False):
         """
-        Forget a job: release its wake channel, fail its pending requests.
+        Forget a job: release its wake channel, fail its pending requests,
+        and remember when and how it went (see L{ended}).
 
         @param why: what the log and audit say of it.
         @param message: what its pending queries and poll fail with.
         @param reason: its label in the removals metric.
+        @param ended: whether the job ended (its daemon unregistered it):
+            its pending queries then fail with C{JOB_ENDED}, saying when,
+            rather than C{JOB_GONE}.
         """
         record = self.registry.remove(jobId)
+        error = JobMonError(JOB_ENDED if ended else JOB_GONE, message)
         if record is not None:
             self.metrics.removals.labels(reason).inc()
+            if self.ended is not None:
+                gone = self.ended.add(record, why, self.clock.seconds(), ended)
+                if ended:
+                    error = gone.error()
         self._release(jobId, JobMonError(NO_SUCH_JOB, message))
-        failed = self.table.failJob(jobId, JobMonError(JOB_GONE, message))
+        failed = self.table.failJob(jobId, error)
         if record is not None:
             self.record("removed", job_id=jobId, owner=record.owner, why=why, failed=failed)
             self.log.info(

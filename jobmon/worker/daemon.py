@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from attrs import frozen
 from twisted.application.internet import ClientService, backoffPolicy
-from twisted.application.service import MultiService, Service
+from twisted.application.service import MultiService
 from twisted.internet import defer, endpoints
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.task import deferLater
@@ -33,7 +33,6 @@ from jobmon.config import FileOptions, applyConfigFile
 from jobmon.credentials import TokenNotFound, expiredAt, tokenSource
 from jobmon.deferreds import deferredAsync, threadRunner
 from jobmon.errors import (
-    JOB_CONFLICT,
     REMOTE_ERROR,
     REMOTE_TIMEOUT,
     JobMonError,
@@ -41,15 +40,24 @@ from jobmon.errors import (
 )
 from jobmon.options import DEFAULT_CA_DIR, defaultCADir, positive
 from jobmon.protocols.jobid import checkJobId
-from jobmon.protocols.udp import UDPWakeListener
 from jobmon.protocols.wake import WakeClientFactory
 from jobmon.protocols.xmlrpc import XMLRPCClient
 from jobmon.worker.files import Workdir
 from jobmon.worker.operations import Operations, runWithTimeout
 from jobmon.worker.tls import CredentialPolicy, clientCredential
+from jobmon.worker.wakeloops import PollWakeLoop, UDPWakeLoop, describe
 
 PROGRAM = "jobmon-daemon"
 """What the daemon's one-line start-up error begins with."""
+
+
+STOP_DRAIN = 5.0
+"""Seconds a stopping daemon lets running requests finish and post their
+results before it unregisters (well within C{jobmon-run --stop-grace})."""
+
+COME_BACK = 0.5
+"""Seconds a stopping daemon waits for a follower whose last answer did not
+close its follow (cut by the result cap) to ask for the rest."""
 
 
 def bearerAuthorization(source, now=time.time):
@@ -361,10 +369,12 @@ class JobDaemon(MultiService):
         self._tokenChecks = False
         self._registered = False
         self._announce = True
-        self._stopping = False
+        self.stopping = False
+        """True from the moment the daemon starts to stop (the wake loops end)."""
         self._fetching = False
         self._fetchAgain = False
         self._inFlight = set()
+        self._followerComesBack = False
         self.channel = None
         self.credentials = credentials
         if credentials is not None:
@@ -383,9 +393,9 @@ class JobDaemon(MultiService):
                 prepareConnection=self._prepare,
             )
         elif mode == "udp":
-            self.wakeService = _UDPWake(self, listenUDP)
+            self.wakeService = UDPWakeLoop(self, listenUDP)
         elif mode == "poll":
-            self.wakeService = _PollWake(self)
+            self.wakeService = PollWakeLoop(self)
         else:
             raise ValueError("unknown wake mode {!r}".format(mode))
         self.wakeService.setServiceParent(self)
@@ -401,7 +411,7 @@ class JobDaemon(MultiService):
 
         @return: the server's reply (see C{jobmon.registerJob}).
         """
-        if self._stopping:
+        if self.stopping:
             raise defer.CancelledError("daemon is stopping")
         if self.credentials is not None:
             await self.credentials.whenLoaded()
@@ -415,7 +425,7 @@ class JobDaemon(MultiService):
                 "cannot register job {job_id} with {server}: {why}",
                 job_id=self.jobId,
                 server=self.serverURL,
-                why=_describe(e),
+                why=describe(e),
             )
             raise
         # Periodic re-registrations (UDP) are not worth a log line each;
@@ -459,7 +469,7 @@ class JobDaemon(MultiService):
         The server says work is queued: fetch it (once at a time; a wake
         during a fetch makes another fetch follow).
         """
-        if self._stopping:
+        if self.stopping:
             return
         if self._fetching:
             self._fetchAgain = True
@@ -476,7 +486,7 @@ class JobDaemon(MultiService):
                 try:
                     items = await self._call("jobmon.getJobToDo", self.jobId)
                 except Exception as e:
-                    self.log.warn("cannot fetch work: {why}", why=_describe(e))
+                    self.log.warn("cannot fetch work: {why}", why=describe(e))
                     return
                 self.dispatch(items)
                 if not self._fetchAgain:
@@ -507,6 +517,12 @@ class JobDaemon(MultiService):
             result = xmlSafe(await runWithTimeout(self.operations, request))
         except JobMonError as e:
             result = e.toResult()
+        except defer.CancelledError:
+            # Cut by the daemon's stop, after the job unregistered: the
+            # server failed the query then.
+            self.log.info("request {request_id} cut short: the job ended",
+                          request_id=requestId)
+            return
         except defer.TimeoutError:
             result = JobMonError(
                 REMOTE_TIMEOUT,
@@ -517,26 +533,66 @@ class JobDaemon(MultiService):
         except Exception:
             self.log.failure("request {request_id} failed", request_id=requestId)
             result = JobMonError(REMOTE_ERROR, "unexpected error in the job daemon").toResult()
+        if (
+            self.operations.ending
+            and isinstance(request, dict)
+            and request.get("op") == "follow"
+            and not (result.get("ended") and not result.get("truncated"))
+        ):
+            # The follower will ask for the rest: wait for it (see _drain).
+            self._followerComesBack = True
         try:
             await self._call("jobmon.outputJobResult", self.jobId, requestId, result)
         except Exception as e:
             self.log.warn("cannot post result of {request_id}: {why}",
-                          request_id=requestId, why=_describe(e))
+                          request_id=requestId, why=describe(e))
+
+    def _settled(self, seconds):
+        """
+        Wait until the running requests have posted their results, or
+        C{seconds} passed; they are not cancelled.
+        """
+        done = defer.Deferred()
+
+        def fire(_=None):
+            if not done.called:
+                done.callback(None)
+
+        timer = self.reactor.callLater(seconds, fire)
+        defer.DeferredList(list(self._inFlight)).addCallback(fire)
+        return done.addCallback(lambda _: timer.active() and timer.cancel())
+
+    async def _drain(self):
+        """
+        The job ended: let running requests answer (follows at once, with
+        the file's last bytes) and serve the followers that come back for
+        the rest, for at most L{STOP_DRAIN} seconds.
+        """
+        self.operations.end()
+        deadline = self.reactor.seconds() + STOP_DRAIN
+        while True:
+            left = deadline - self.reactor.seconds()
+            if left <= 0:
+                return
+            if self._inFlight:
+                await self._settled(left)
+            elif self._followerComesBack:
+                self._followerComesBack = False
+                await deferLater(self.reactor, min(COME_BACK, left), lambda: None)
+            else:
+                return
 
     @deferredAsync
     async def stopService(self):
         """
-        Unregister, then close the wake channel and pooled connections.
+        The job ended: let running requests answer (L{_drain}), unregister
+        (the server tells waiting users that the job ended), then close the
+        wake channel and pooled connections.  Requests still running are
+        cut short quietly.
         """
-        self._stopping = True
-        if self._inFlight:
-            # Let running requests post their results, briefly.
-            waiting = defer.DeferredList(list(self._inFlight))
-            waiting.addTimeout(5, self.reactor)
-            try:
-                await waiting
-            except defer.TimeoutError:
-                pass
+        # Wakes and fetches go on while draining: a follower may come back.
+        await self._drain()
+        self.stopping = True
         if self._registered:
             try:
                 d = self.rpc.callRemote("jobmon.unregisterJob", self.jobId, *self.tokenArgs())
@@ -548,8 +604,10 @@ class JobDaemon(MultiService):
                     self.log.info("job {job_id} unregistered", job_id=self.jobId)
             except Exception as e:
                 self.log.warn("cannot unregister job {job_id}: {why}",
-                              job_id=self.jobId, why=_describe(e))
+                              job_id=self.jobId, why=describe(e))
         await MultiService.stopService(self)
+        for d in list(self._inFlight):
+            d.cancel()
         await self.rpc.close()
 
 
@@ -578,165 +636,6 @@ def xmlSafe(value):
     if isinstance(value, list):
         return [xmlSafe(v) for v in value]
     return value
-
-
-class _LoopService(Service):
-    """
-    A service that runs one coroutine loop while it runs; stopping cancels
-    the loop wherever it waits.
-    """
-
-    log = Logger()
-
-    def __init__(self, daemon):
-        self.daemon = daemon
-        self._loop = None
-
-    def startService(self):
-        super().startService()
-        self._loop = self.run()
-        self._loop.addErrback(self._ended)
-
-    def _ended(self, failure):
-        if not failure.check(defer.CancelledError):
-            self.log.failure("wake loop failed", failure)
-
-    def sleep(self, seconds):
-        """
-        Wait C{seconds} on the daemon's clock.
-        """
-        return deferLater(self.daemon.reactor, seconds, lambda: None)
-
-    def stopService(self):
-        super().stopService()
-        if self._loop is not None:
-            loop, self._loop = self._loop, None
-            loop.cancel()
-
-    def run(self):
-        """
-        The loop.
-
-        @return: a L{Deferred} that cancelling stops (subclasses write it as
-            a L{deferredAsync} coroutine).
-        """
-        raise NotImplementedError()
-
-
-class _UDPWake(_LoopService):
-    """
-    UDP broadcast wakes: listen on the port the server names, and
-    re-register at the interval it names (looking for work each time, in
-    case wakes were lost).
-    """
-
-    def __init__(self, daemon, listenUDP):
-        super().__init__(daemon)
-        self.listenUDP = listenUDP
-        self.listener = UDPWakeListener(daemon.jobId, daemon.wakeUp, daemon.reactor)
-        self.port = None
-        self.portNumber = None
-
-    def _listen(self, number):
-        if self.port is not None and self.portNumber == number:
-            return
-        if self.port is not None:
-            self.port.stopListening()
-        self.port = self.listenUDP(number, self.listener)
-        self.portNumber = number
-        self.log.info("listening for UDP wakes on port {port}", port=number)
-
-    @deferredAsync
-    async def run(self):
-        failures = 0
-        while not self.daemon._stopping:
-            try:
-                reply = await self.daemon.register()
-                wake = reply["wake"]
-                self._listen(int(wake["port"]))
-                self.listener.setSecret(bytes.fromhex(wake["secret"]))
-                failures = 0
-                # Look for work at each registration: a wake may be lost.
-                self.daemon.wakeUp()
-                interval = float(reply.get("reregister", 60))
-                # Spread re-registrations of daemons started together.
-                delay = interval * (0.9 + 0.1 * random.random())
-            except defer.CancelledError:
-                raise
-            except Exception as e:
-                failures += 1
-                delay = self.daemon.retryPolicy(failures)
-                if not isinstance(e, JobMonError) or failures == 1:
-                    self.log.warn("UDP wake set-up failed: {why}", why=_describe(e))
-            await self.sleep(delay)
-
-    def stopService(self):
-        super().stopService()
-        if self.port is not None:
-            port, self.port = self.port, None
-            return port.stopListening()
-
-
-class _PollWake(_LoopService):
-    """
-    HTTPS long-poll wakes: keep one C{waitForWork} call pending; it returns
-    the work as soon as it is queued.  Any failure (server restarted, job
-    dropped) leads to a new registration, with backoff.
-    """
-
-    @deferredAsync
-    async def run(self):
-        failures = 0
-        registered = False
-        maxWait = 60.0
-        while not self.daemon._stopping:
-            try:
-                if not registered:
-                    reply = await self.daemon.register()
-                    maxWait = float(reply["wake"].get("max_wait", maxWait))
-                    registered = True
-                d = self.daemon.rpc.callRemote(
-                    "jobmon.waitForWork", self.daemon.jobId, maxWait, *self.daemon.tokenArgs()
-                )
-                d.addTimeout(maxWait + self.daemon.callTimeout, self.daemon.reactor)
-                items = await d
-                if failures:
-                    self.log.info("polling again")
-                failures = 0
-                self.daemon.dispatch(items)
-                continue
-            except defer.CancelledError:
-                raise
-            except Exception as e:
-                if self.daemon._stopping:
-                    return
-                if registered and isinstance(e, JobMonError) and e.code == JOB_CONFLICT:
-                    # The server ended the poll to say a second daemon was
-                    # refused this job: this one keeps it.
-                    self.log.warn("the server says: {notice}", notice=e.message)
-                    continue
-                registered = False
-                failures += 1
-                if failures == 1:
-                    self.log.warn("poll failed: {why}", why=_describe(e))
-            await self.sleep(self.daemon.retryPolicy(failures))
-
-
-def _describe(error):
-    """
-    One line about a failure to reach the server.
-    """
-    from twisted.internet.error import ConnectError
-
-    if isinstance(error, JobMonError):
-        return "fault {}: {}".format(error.code, error.message)
-    if isinstance(error, ConnectError):
-        what = (error.__class__.__doc__ or "cannot connect").strip().splitlines()[0]
-        return "cannot connect to the server: {}".format(what.rstrip(".").lower())
-    if isinstance(error, defer.TimeoutError):
-        return "no answer in time"
-    text = str(error) or error.__class__.__name__
-    return text.splitlines()[0] if text else repr(error)
 
 
 def buildDaemon(reactor, options, startup):

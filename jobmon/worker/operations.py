@@ -67,6 +67,36 @@ class Operations:
         if runCommand is None:
             from jobmon.worker.commands import runCommand
         self._runCommand = runCommand
+        self.ending = False
+        self._pauses = {}
+
+    def end(self):
+        """
+        The job ended (the daemon is stopping): every C{follow}, waiting or
+        to come, looks at its file once more and answers at once, saying
+        C{ended}, so that its follower gets the file's last bytes and
+        stops.
+        """
+        self.ending = True
+        for d, call in list(self._pauses.items()):
+            call.cancel()
+            self._resume(d)
+
+    def _pause(self, seconds):
+        """
+        Wait C{seconds} on the reactor's clock, or until L{end}.
+        """
+
+        def cancel(d):
+            self._pauses.pop(d).cancel()
+
+        d = defer.Deferred(cancel)
+        self._pauses[d] = self.reactor.callLater(seconds, self._resume, d)
+        return d
+
+    def _resume(self, d):
+        del self._pauses[d]
+        d.callback(None)
 
     def timeoutFor(self, request):
         """
@@ -107,22 +137,30 @@ class Operations:
     async def op_follow(self, request):
         """
         Return new bytes of a file as soon as there are any, or after the
-        request's wait.
+        request's wait; once the job ended (L{end}), at once, saying
+        C{ended}.
         """
         path, offset, inode, wait = self.workdir.checkFollow(request)
         deadline = self.reactor.seconds() + wait
         while True:
+            ending = self.ending
             result = await self._runInThread(self.workdir.followOnce, path, offset, inode)
-            if result.get("data") or result.get("rotated"):
+            if ending:
+                # A look begun after the job's end saw its last bytes.
+                result["ended"] = True
                 return result
-            if self.reactor.seconds() + FOLLOW_CHECK_INTERVAL > deadline:
+            if result.get("data") or result.get("rotated"):
                 return result
             # Carry what this look learned: without it, a file replaced
             # during the wait by a longer one would be read from the old
             # offset, losing its start.
             offset = int(result.get("next_offset", offset))
             inode = result.get("inode") or inode
-            await deferLater(self.reactor, FOLLOW_CHECK_INTERVAL, lambda: None)
+            if self.ending:
+                continue
+            if self.reactor.seconds() + FOLLOW_CHECK_INTERVAL > deadline:
+                return result
+            await self._pause(FOLLOW_CHECK_INTERVAL)
 
     async def op_ps(self, request):
         """

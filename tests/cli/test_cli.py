@@ -270,7 +270,7 @@ class ExitCodeTests(SynchronousTestCase):
     expected = {
         errors.BAD_REQUEST: 2, errors.NOT_AUTHENTICATED: 3, errors.NOT_AUTHORIZED: 4,
         errors.NO_SUCH_JOB: 5, errors.TIMEOUT: 7, errors.JOB_CONFLICT: 8,
-        errors.JOB_GONE: 6, errors.TOO_LARGE: 2, errors.TOO_MANY: 8,
+        errors.JOB_GONE: 6, errors.JOB_ENDED: 6, errors.TOO_LARGE: 2, errors.TOO_MANY: 8,
         errors.INTERNAL: 8, errors.UNAVAILABLE: 8, errors.NO_SUCH_FILE: 1,
         errors.OUTSIDE_WORKDIR: 1, errors.NOT_A_DIRECTORY: 1, errors.IS_A_DIRECTORY: 1,
         errors.PERMISSION_DENIED: 1, errors.REMOTE_IO_ERROR: 1, errors.UNSUPPORTED_OP: 1,
@@ -1380,13 +1380,17 @@ class FollowTests(SynchronousTestCase):
 
     def test_jobGone(self):
         """
-        The job goes away: status 6 with its message.
+        The job goes away (its wake channel closed: it may register again):
+        retried for a minute, then status 6 with its message.
         """
+        clock = FakeTime()
         fake = FakeClient({"tail": data(b"a", 0),
                            "follow": Seq(followed(b"b", 1),
-                                         JobMonError(410, "job 1 went away"))})
-        self.assertEqual(run(["tail", "-f", "1", "job.log"], fake),
-                         (6, b"ab", "jobmon-query: job 1 went away\n"))
+                                         *[JobMonError(410, "job 1 went away")] * 100)})
+        status, out, err = run(["tail", "-f", "1", "job.log"], fake, time_=clock)
+        self.assertEqual((status, out), (6, b"ab"))
+        self.assertTrue(err.endswith("jobmon-query: job 1 went away\n"), err)
+        self.assertTrue(60 < sum(clock.sleeps) < 70, clock.sleeps)
 
     def test_missingAtStart(self):
         """

@@ -155,7 +155,7 @@ class HubAuditTests(SynchronousTestCase):
         self.assertRaises(JobMonError, self.hub.getJobToDo, BOB, "j1")
         self.assertRaises(JobMonError, self.hub.registerJob, BOB, "j1", {})
         events = [(r["event"], r.get("outcome", r.get("code"))) for r in self.audit.records]
-        self.assertIn(("query", errors.JOB_GONE), events)
+        self.assertIn(("query", errors.JOB_ENDED), events)
         self.assertIn(("refused", errors.NO_SUCH_JOB), events)
         self.assertIn(("refused", errors.NOT_AUTHORIZED), events)
         self.assertIn(("refused", errors.JOB_CONFLICT), events)

@@ -287,12 +287,12 @@ class HubTestCase(SynchronousTestCase):
 
     def test_unregisterFailsPending(self):
         """
-        Unregistering fails pending queries at once.
+        Unregistering fails pending queries at once: the job ended.
         """
         self.register()
         d = self.hub.query(ALICE, "job.1", {"op": "ls"})
         self.assertTrue(self.hub.unregisterJob(ALICE, "job.1"))
-        self.assertFault(d, errors.JOB_GONE)
+        self.assertFault(d, errors.JOB_ENDED)
         self.assertEqual(self.hub.listJobs(ALICE), [])
 
     def test_timeout(self):
