@@ -31,6 +31,7 @@ from jobmon.errors import NOT_AUTHENTICATED, JobMonError, StartupError
 from jobmon.protocols.udp import UDPWakeSender
 from jobmon.protocols.xmlrpc import XMLRPCResource
 from jobmon.server.audit import AuditLog
+from jobmon.server.health import MetricsSite, Writability
 from jobmon.server.history import History
 from jobmon.server.hub import Hub, HubConfig
 from jobmon.server.identity import Identity, identityOfConnection
@@ -435,9 +436,11 @@ def buildService(options, reactor, runInThread=None, installSignal=True):
     if options["udp-broadcast"] is not None:
         sender = UDPWakeSender(options["udp-broadcast"])
     metrics = Metrics()
-    history = History(options["history"], reactor, runInThread=runInThread)
+    writability = Writability()
+    history = History(options["history"], reactor, runInThread=runInThread,
+                      writability=writability)
     audit = AuditLog(options["audit-log"], rotateBytes=options["audit-rotate"],
-                     keep=options["audit-keep"])
+                     keep=options["audit-keep"], writability=writability)
     tokens = None
     if options["token-issuers"] is not None:
         tokens = TokenPolicy(options["token-issuers"])
@@ -528,11 +531,7 @@ def buildService(options, reactor, runInThread=None, installSignal=True):
                   reactor=reactor).setServiceParent(service)
         service.addresses["udp"] = ("udp", interface, 0)
     if options["metrics-port"] is not None:
-        from twisted.web.server import Site
-
-        metricsSite = Site(MetricsResource(metrics, hub))
-        metricsSite.noisy = False
-        metricsSite.log = lambda request: None
+        metricsSite = MetricsSite(MetricsResource(metrics, hub, writability))
         service.listen(
             "metrics",
             endpoints.TCP4ServerEndpoint(reactor, options["metrics-port"],

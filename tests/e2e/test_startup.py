@@ -6,14 +6,18 @@ C{--version} prints JobMon's version.
 """
 
 import os
+import re
 import signal
 import socket
+import ssl
+import time
+import urllib.request
 
 from twisted.trial.unittest import TestCase
 
 from jobmon import __version__
 from jobmon.devtools import pki
-from tests.support import spawn
+from tests.support import TestPKI, inThread, spawn, startServer
 
 
 class StartupTests(TestCase):
@@ -159,3 +163,50 @@ class StartupTests(TestCase):
             self.assertEqual(
                 (code, output), (0, "{} (JobMon) {}\n".format(args[0], __version__))
             )
+
+
+def tlsHandshakeSeconds(port):
+    """
+    Try a TLS handshake with 127.0.0.1:C{port}, giving up after 10 s.
+
+    @return: the seconds until the server ended it, and the error.
+    """
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    start = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        try:
+            with context.wrap_socket(raw, server_hostname="127.0.0.1"):
+                pass
+        except (OSError, ssl.SSLError) as e:
+            return time.monotonic() - start, e
+    return time.monotonic() - start, None
+
+
+class MetricsPortTests(TestCase):
+    """
+    The plain-HTTP metrics port of a real server.
+    """
+
+    timeout = 60
+
+    async def test_httpsAtPlainPort(self):
+        """
+        C{https://} at the metrics port fails at once (the server closes
+        the connection as the ClientHello arrives), and the server logs
+        it; C{http://} works.
+        """
+        tpki = TestPKI(os.path.abspath(self.mktemp()))
+        server = await startServer(self, tpki, "--metrics-port", "0")
+        text = server.proto.output.decode("utf-8", "replace")
+        port = int(re.search(r"metrics on (\d+)", text).group(1))
+        seconds, error = await inThread(tlsHandshakeSeconds, port)
+        self.assertIsNotNone(error)
+        self.assertLess(seconds, 2.0)
+        await server.proto.waitFor(r"TLS handshake from 127.0.0.1 on the plain-HTTP metrics port")
+        body = await inThread(
+            lambda: urllib.request.urlopen(
+                "http://127.0.0.1:{}/healthz".format(port), timeout=10).read()
+        )
+        self.assertEqual(body, b"ok\n")
