@@ -138,8 +138,10 @@ class DescribeTests(SynchronousTestCase):
                 else:
                     parsed = tomllib.loads("v = " + shown[key])["v"]
                     self.assertEqual(parsed, default, key)
-            # The commented file itself is valid (and empty) TOML.
-            self.assertEqual(tomllib.loads(text), {})
+            # The file itself is valid TOML, setting only what an
+            # installation as etc/ describes it needs.
+            installed = configdocs.INSTALLED.get(program, ([], {}))[1]
+            self.assertEqual(tomllib.loads(text), installed)
 
     def test_docsListEveryOption(self):
         """

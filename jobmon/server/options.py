@@ -292,6 +292,11 @@ class Options(FileOptions):
     )
     """Options a configuration file gives relative to its directory."""
 
+    writtenPaths = ("audit-log", "history", "log-dir", "port-file")
+    """Options naming what the server writes: they must lie where it may
+    write (C{tests/test_deployment.py} checks the example configuration
+    against the systemd unit)."""
+
     def __init__(self):
         super().__init__()
         self["admin"] = []
