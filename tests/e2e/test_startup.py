@@ -5,6 +5,7 @@ status 1, in the foreground (C{-n}) and when twistd would detach; and
 C{--version} prints JobMon's version.
 """
 
+import json
 import os
 import re
 import signal
@@ -198,7 +199,8 @@ class MetricsPortTests(TestCase):
         it; C{http://} works.
         """
         tpki = TestPKI(os.path.abspath(self.mktemp()))
-        server = await startServer(self, tpki, "--metrics-port", "0")
+        logDir = os.path.join(tpki.base, "logs")
+        server = await startServer(self, tpki, "--metrics-port", "0", "--log-dir", logDir)
         text = server.proto.output.decode("utf-8", "replace")
         port = int(re.search(r"metrics on (\d+)", text).group(1))
         seconds, error = await inThread(tlsHandshakeSeconds, port)
@@ -210,3 +212,11 @@ class MetricsPortTests(TestCase):
                 "http://127.0.0.1:{}/healthz".format(port), timeout=10).read()
         )
         self.assertEqual(body, b"ok\n")
+        # The log file has it as one flat JSON object.
+        with open(os.path.join(logDir, "jobmon-server.jsonl")) as f:
+            entries = [json.loads(line) for line in f]
+        [entry] = [e for e in entries if e["message"].startswith("TLS handshake")]
+        self.assertEqual(entry["peer"], "127.0.0.1")
+        self.assertEqual((entry["level"], entry["category"]), ("info", "server"))
+        self.assertTrue(entry["time"].endswith("Z"))
+        self.assertEqual([k for e in entries for k in e if k.startswith("log_")], [])
