@@ -117,11 +117,6 @@ class MetricsSite(Site):
         super().__init__(resource, **kwargs)
         self.budget = budget or RefusalBudget()
 
-    def buildProtocol(self, addr):
-        channel = super().buildProtocol(addr)
-        channel.factory = self
-        return channel
-
     def tlsRefused(self, transport):
         """
         A TLS handshake arrived: say so, within the budget.

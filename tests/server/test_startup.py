@@ -8,6 +8,7 @@ import errno
 import io
 import os
 import socket
+import sys
 
 from cryptography.hazmat.primitives import serialization
 from twisted.python import usage
@@ -101,7 +102,7 @@ class VersionTests(SynchronousTestCase):
         """
         for optionsClass, name in ((Options, "jobmon-server"), (DaemonOptions, "jobmon-daemon")):
             out = io.StringIO()
-            self.patch(__import__("sys"), "stdout", out)
+            self.patch(sys, "stdout", out)
             error = self.assertRaises(SystemExit, parsedByTwistd, optionsClass, ["--version"])
             self.assertEqual(error.code, 0)
             self.assertEqual(out.getvalue(), "{} (JobMon) {}\n".format(name, __version__))
