@@ -12,6 +12,8 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from twisted.internet import ssl
 
+from jobmon.credentials import whyUnreadable
+
 PROXY_CERT_INFO = x509.ObjectIdentifier("1.3.6.1.5.5.7.1.14")
 """The RFC 3820 ProxyCertInfo extension; its presence makes a proxy."""
 
@@ -230,7 +232,7 @@ def readPEMFile(path):
         with open(path, "rb") as f:
             data = f.read()
     except OSError as e:
-        raise CredentialError("cannot read {}: {}".format(path, e.strerror))
+        raise CredentialError("cannot read {}: {}".format(path, whyUnreadable(path, e)))
     certs, key = [], None
     for match in _PEM_BLOCK.finditer(data):
         kind = match.group(1)

@@ -260,14 +260,52 @@ class FileOptions(usage.Options):
     Options that may also come from a C{--config} TOML file: the command
     line is parsed first and remembered, and C{postOptions} of subclasses
     calls L{applyConfigFile} first to fill in the rest.
+
+    Run by C{twistd} (as a plugin's sub-command, with a C{parent}), a
+    mistake is one line, C{PROGRAM: what is wrong}, on standard error and
+    exit status 1: twistd itself would print its whole usage (about a
+    hundred lines) before the one line that matters.
+
+    @cvar program: the name that line (and C{--version}) begins with.
     """
+
+    program = "jobmon"
 
     def parseOptions(self, options=None):
         """
         Parse the command line, noting which options it gave.
+
+        @raise usage.UsageError: a mistake, when parsed on its own.
+        @raise SystemExit: a mistake, when parsed by C{twistd}.
         """
-        with commandLineOverFile(self):
-            super().parseOptions(options)
+        try:
+            with commandLineOverFile(self):
+                super().parseOptions(options)
+        except usage.UsageError as e:
+            if getattr(self, "parent", None) is None:
+                raise
+            raise SystemExit(oneLineError(self.program, e)) from None
+
+    def opt_version(self):
+        """
+        Print the JobMon version and exit.
+        """
+        from jobmon import __version__
+
+        print("{} (JobMon) {}".format(self.program, __version__))
+        raise SystemExit(0)
+
+
+def oneLineError(program, error):
+    """
+    The one line a start-up mistake is reported with: C{PROGRAM: message},
+    with a pointer to C{--help} when an option itself is unknown or lacks
+    its value.
+    """
+    message = " ".join(str(error).split())
+    if "not recognized" in message or "requires argument" in message:
+        message += " (twistd {} --help lists the options)".format(program)
+    return "{}: {}".format(program, message)
 
 
 def applyConfigFile(options):

@@ -19,7 +19,9 @@ read again for every request, so a renewed file (C{oidc-agent},
 C{htgettoken}, HTCondor's credential directory) is used at once.
 """
 
+import errno
 import os
+import stat
 
 _TOKEN_CHARS = frozenset(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/="
@@ -220,3 +222,67 @@ def resolveAuth(auth, proxy=None, key=None, token=None, tokenFile=None, environ=
     if any(os.path.exists(p) for p in discoveryPaths(environ, uid)):
         return "token"
     return "x509"
+
+
+def whyUnreadable(path, error):
+    """
+    Why a file cannot be read, in words, from the C{OSError} of the attempt:
+    its C{strerror} in lower case and, for a refused permission, the file's
+    owner and mode beside this process's user, which is usually the
+    mistake (a host key left to root, a proxy made by another account).
+
+    For example C{"permission denied (owner root, mode 0600; this process
+    runs as uid 998 (jobmon))"}.
+    """
+    why = (error.strerror or str(error)).lower()
+    if getattr(error, "errno", None) not in (errno.EACCES, errno.EPERM):
+        return why
+    try:
+        st = os.stat(path)
+    except OSError:
+        return why + " (on a directory above it: check their modes too)"
+    return "{} (owner {}, mode {:04o}; this process runs as uid {}{})".format(
+        why, _userName(st.st_uid), stat.S_IMODE(st.st_mode), os.geteuid(),
+        _nameSuffix(os.geteuid()),
+    )
+
+
+def _userName(uid):
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return "uid {}".format(uid)
+
+
+def _nameSuffix(uid):
+    name = _userName(uid)
+    return "" if name.startswith("uid ") else " ({})".format(name)
+
+
+_ENCRYPTED_MARKERS = (b"-----BEGIN ENCRYPTED PRIVATE KEY-----", b"Proc-Type: 4,ENCRYPTED")
+
+
+def isEncryptedKey(pem):
+    """
+    Tell whether PEM text holds an encrypted private key (PKCS#8
+    C{ENCRYPTED PRIVATE KEY}, or a traditional key with C{Proc-Type:
+    4,ENCRYPTED}).
+    """
+    return any(marker in pem for marker in _ENCRYPTED_MARKERS)
+
+
+def encryptedKeyMessage(path, how):
+    """
+    The message for an encrypted key no pass phrase was given for:
+    C{"PATH is encrypted; give a pass phrase HOW"}.
+    """
+    return "{} is encrypted; give a pass phrase {}".format(path, how)
+
+
+def wrongPassPhraseMessage(path):
+    """
+    The message for an encrypted key whose pass phrase did not open it.
+    """
+    return "wrong pass phrase for {}".format(path)

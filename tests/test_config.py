@@ -79,7 +79,9 @@ class DescribeTests(SynchronousTestCase):
         self.assertEqual(table["https-port"][0], 8443)
         self.assertIn("XML-RPC over HTTPS", table["https-port"][1])
         self.assertEqual(table["admin"],
-                         ([], "A DN that may see and query every job (repeatable)."))
+                         ([], "A DN that may see and query every job (repeatable), in "
+                              "slash form as jobmon-query whoami prints it: "
+                              "/DC=org/DC=example/CN=Site Admin."))
         self.assertEqual(table["wake-tls13"][0], False)
         self.assertIsNone(table["ca-dir"][0])
         for missing in ("config", "help", "version"):
@@ -136,8 +138,10 @@ class DescribeTests(SynchronousTestCase):
                 else:
                     parsed = tomllib.loads("v = " + shown[key])["v"]
                     self.assertEqual(parsed, default, key)
-            # The commented file itself is valid (and empty) TOML.
-            self.assertEqual(tomllib.loads(text), {})
+            # The file itself is valid TOML, setting only what an
+            # installation as etc/ describes it needs.
+            installed = configdocs.INSTALLED.get(program, ([], {}))[1]
+            self.assertEqual(tomllib.loads(text), installed)
 
     def test_docsListEveryOption(self):
         """
@@ -646,6 +650,8 @@ def sampleValue(option, base):
         return "sample-" + option.key, "sample-" + option.key
     if kind == "path":
         return "sub/" + option.key, os.path.join(base, "sub", option.key)
+    if kind == "list" and option.key == "admin":
+        return ["/CN=A_ADMIN", "/CN=B"], None
     if kind == "list":
         return ["A_" + option.key.upper().replace("-", "_"), "B"], None
     if kind == "paths":
@@ -907,7 +913,7 @@ class TwistdTests(PKICase, TestCase):
             env=childEnv(), capture_output=True, timeout=60, cwd=base,
         )
         self.assertOneLine(
-            result, "jobmon-daemon: cannot read {}: No such file or directory".format(missing))
+            result, "jobmon-daemon: cannot read {}: no such file or directory".format(missing))
 
     def test_badConfigTac(self):
         """

@@ -40,7 +40,8 @@ class PluginTests(SynchronousTestCase):
             env=childEnv(), capture_output=True, timeout=60,
         )
         self.assertNotEqual(result.returncode, 0)
-        self.assertIn(b"cannot read /nonexistent.pem", result.stdout + result.stderr)
+        self.assertIn(b"cannot read the host certificate /nonexistent.pem: no such file",
+                      result.stdout + result.stderr)
         self.assertNotIn(b"Traceback", result.stdout + result.stderr)
 
 

@@ -61,8 +61,9 @@ class JobMonClient(_Connection):
             for each op (L{ls}, L{stat}, L{cat}...), except L{follow}, whose
             timeout follows its wait.
         @param key: the private key file, if C{proxy} holds only a
-            certificate (C{usercert.pem}/C{userkey.pem}).  An encrypted key
-            makes OpenSSL prompt for its pass phrase on the terminal.
+            certificate (C{usercert.pem}/C{userkey.pem}).  An encrypted key's
+            pass phrase is asked for on the terminal; without one, or with a
+            wrong pass phrase, the L{ClientError} says so.
         @param auth: C{"auto"} (a bearer token if one is given or discovery
             finds one and no C{proxy} or C{key} is named, else the proxy),
             C{"x509"} or C{"token"}; see L{chooseCredential}.

@@ -168,6 +168,56 @@ def chooseCredential(auth, proxy, key, caDir, token=None, tokenFile=None, enviro
     return _Credential(proxy if proxy else defaultProxyPath(environ), key, caDir)
 
 
+PASS_PHRASE_HOW = (
+    "at a terminal (jobmon-query asks for it there), or use a proxy instead "
+    "(voms-proxy-init or grid-proxy-init)"
+)
+"""How a user gives an encrypted key's pass phrase, for the message."""
+
+
+def _encrypted(path):
+    """
+    Whether the PEM file C{path} holds an encrypted key (C{False} if it
+    cannot be read: that is reported otherwise).
+    """
+    try:
+        with open(path, "rb") as f:
+            return credentials.isEncryptedKey(f.read(1024 * 1024))
+    except OSError:
+        return False
+
+
+def _terminal():
+    """
+    Whether this process has a terminal to ask on.
+    """
+    try:
+        with open("/dev/tty", "rb"):
+            return True
+    except OSError:
+        return False
+
+
+def askPassPhrase(path, terminal=None, ask=None):
+    """
+    The pass phrase of the encrypted key in C{path}, asked for on the
+    terminal.
+
+    @param terminal: whether there is a terminal [default: L{_terminal}].
+    @param ask: C{ask(prompt)} [default: C{getpass.getpass}].
+    @raise ClientError: L{BAD_CREDENTIAL}: there is no terminal to ask on.
+    """
+    if not (terminal if terminal is not None else _terminal()):
+        raise ClientError(
+            BAD_CREDENTIAL, credentials.encryptedKeyMessage(path, PASS_PHRASE_HOW)
+        )
+    if ask is None:
+        import getpass
+
+        ask = getpass.getpass
+    return ask("Pass phrase for %s: " % (path,))
+
+
 class _Credential:
     """
     The SSL context built from a credential file, reloaded when the file
@@ -254,12 +304,23 @@ class _Credential:
 
     def _load(self):
         """
-        Build the SSL context.
+        Build the SSL context.  An encrypted key's pass phrase is asked for
+        on the terminal (never by OpenSSL itself); without a terminal, or
+        with a wrong pass phrase, the message says so.
         """
         context = _trustingContext(self.caDir)
+        keyPath = self.key or self.proxy
+        asked = []
+
+        def passPhrase():
+            asked.append(True)
+            return askPassPhrase(keyPath)
+
         try:
-            context.load_cert_chain(self.proxy, self.key)
+            context.load_cert_chain(self.proxy, self.key, password=passPhrase)
         except ssl.SSLError as e:
+            if asked or _encrypted(keyPath):
+                raise ClientError(BAD_CREDENTIAL, credentials.wrongPassPhraseMessage(keyPath))
             raise ClientError(
                 BAD_CREDENTIAL,
                 "cannot use the credential %s: %s" % (self.proxy, _sslReason(e)),

@@ -31,6 +31,22 @@ PROGRAMS = {
 }
 """Program name: (its C{Options} class, how to run it, title)."""
 
+INSTALLED = {
+    "server": (
+        [
+            "Where the systemd unit (etc/jobmon-server.service) lets the server",
+            "write: its LogsDirectory /var/log/jobmon and its StateDirectory",
+            "/var/lib/jobmon (the rest of the file system is read-only to it).",
+        ],
+        {
+            "audit-log": "/var/log/jobmon/jobmon-audit.jsonl",
+            "history": "/var/lib/jobmon/jobmon-history.sqlite3",
+        },
+    ),
+}
+"""Program name: (comment, settings) that the example file sets, for an
+installation as the files of C{etc/} describe it."""
+
 
 def _optionsClass(program):
     optionsClass, _, _ = PROGRAMS[program]
@@ -65,6 +81,12 @@ def exampleFile(program):
         "#",
         "# Generated from the options by: python -m jobmon.devtools.configdocs regenerate",
     ]
+    if program in INSTALLED:
+        comment, settings = INSTALLED[program]
+        lines.append("")
+        lines.extend("# " + line for line in comment)
+        for key, value in settings.items():
+            lines.append("{} = {}".format(key, tomlValue(value)))
     for option in optionsOf(_optionsClass(program)):
         lines.append("")
         help = "{} ({})".format(option.help, option.typeName)

@@ -14,6 +14,8 @@ import time
 from twisted.logger import Logger
 from twisted.python.logfile import LogFile
 
+from jobmon.server.health import Writability, describeError
+
 
 class AuditLog:
     """
@@ -23,7 +25,7 @@ class AuditLog:
     The file is opened by L{open} (the server does when it starts), or by
     the first record.  Writing never raises: a full or read-only disk is
     logged once (and again when writing works again), and the server goes
-    on.
+    on, and C{/healthz} names the file (see L{jobmon.server.health}).
 
     @ivar name: the path as given, for messages.
     @ivar path: the absolute path.
@@ -33,12 +35,14 @@ class AuditLog:
 
     log = Logger()
 
-    def __init__(self, path, clock=None, rotateBytes=10 * 1024 * 1024, keep=10):
+    def __init__(self, path, clock=None, rotateBytes=10 * 1024 * 1024, keep=10,
+                 writability=None):
         self.name = path
         self.path = os.path.abspath(path)
         self.clock = clock
         self.keep = keep
         self.rotateBytes = rotateBytes
+        self.writability = writability if writability is not None else Writability()
         self._file = None
         self.written = 0
         self.lost = 0
@@ -82,23 +86,16 @@ class AuditLog:
             self._file.write(line)
             self._file.flush()
         except OSError as e:
+            # Logged by the writability once, not per record; /healthz
+            # answers 503 meanwhile.
             self.lost += 1
-            if not self._failing:
-                self._failing = True
-                self.log.error(
-                    "cannot write the audit log {path}: {why}; records are being lost",
-                    path=self.path,
-                    why=e.strerror or e,
-                )
+            self._failing = True
+            self.writability.failed("audit log", self.path, describeError(e))
             return
         self.written += 1
         if self._failing:
             self._failing = False
-            self.log.info(
-                "audit log {path} writable again ({lost} records lost)",
-                path=self.path,
-                lost=self.lost,
-            )
+            self.writability.worked("audit log", lost=self.lost)
 
     def read(self, jobId=None, limit=100):
         """

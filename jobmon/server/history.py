@@ -17,6 +17,8 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
+from jobmon.server.health import Writability, describeError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT NOT NULL, owner TEXT NOT NULL, host TEXT, mode TEXT, batch TEXT,
@@ -38,14 +40,16 @@ class History:
     The history database at C{path}.
 
     @ivar lost: events that could not be written (disk full, database
-        locked); logged, never raised.
+        locked); logged once (and again when writing works again), never
+        raised, and named by C{/healthz} meanwhile.
     """
 
     log = Logger()
 
-    def __init__(self, path, clock, threadPool=None, runInThread=None):
+    def __init__(self, path, clock, threadPool=None, runInThread=None, writability=None):
         self.path = path
         self.clock = clock
+        self.writability = writability if writability is not None else Writability()
         self._pool = threadPool
         self._runInThread = runInThread
         self._connection = None
@@ -64,7 +68,13 @@ class History:
             self._pool.start()
             pool = self._pool
             self._runInThread = lambda f, *a: deferToThreadPool(self.clock, pool, f, *a)
-        return self._runInThread(self._open)
+        d = self._runInThread(self._open)
+
+        def failed(failure):
+            self.writability.failed("history", self.path, describeError(failure.value))
+            return failure
+
+        return d.addErrback(failed)
 
     def _open(self):
         self._connection = sqlite3.connect(self.path, check_same_thread=False)
@@ -89,18 +99,22 @@ class History:
             return None
         d = self._runInThread(self._write, rows)
 
-        def failed(failure):
-            self.lost += len(rows)
-            self.log.error(
-                "cannot write history to {path}: {why} ({count} events lost)",
-                path=self.path, why=failure.getErrorMessage(), count=len(rows),
-            )
+        def written(_):
+            self.writability.worked("history", lost=self.lost)
 
-        d.addErrback(failed)
+        def failed(failure):
+            # Logged once by the writability, not per batch; /healthz
+            # answers 503 meanwhile.
+            self.lost += len(rows)
+            self.writability.failed("history", self.path, describeError(failure.value))
+
+        d.addCallbacks(written, failed)
         return d
 
     def _write(self, rows):
         c = self._connection
+        if c is None:
+            raise sqlite3.OperationalError("the database could not be opened")
         with c:
             for kind, now, f in rows:
                 if kind == "register":

@@ -1,28 +1,109 @@
 """
-The server's log files: structured JSON lines, split by category as the
-seed's server split them (registrations, queries, wake channels, cleanup),
-or one file with a C{category} field.  The console (C{twistd -n}) keeps its
-human-readable lines.
+The server's log files: JSON lines, split by category as the seed's server
+split them (registrations, queries, wake channels, cleanup), or one file
+with all.  The console (C{twistd -n}) keeps its human-readable lines.
+
+Each line is one flat JSON object, for jq and log shippers (L{eventAsJSON}):
+
+    {"time": "2026-12-03T08:00:00.123Z", "level": "info", "category": "registration",
+     "namespace": "jobmon.server.registrations.Registrations",
+     "message": "job 42 registered by /CN=Alice from node7 (tcp)",
+     "job_id": "42", "dn": "/CN=Alice", "host": "node7", "mode": "tcp"}
+
+C{time} is ISO 8601 in UTC (milliseconds), C{level} one of C{debug},
+C{info}, C{warn}, C{error}, C{critical}, C{message} the event's text as the
+console shows it, then the event's own fields (the peer address, DN, job
+id, method, outcome... whatever it carries), each a string, number,
+boolean, null or list of those.  An event with a failure adds C{error},
+C{error_type} and C{traceback}.  Twisted's internal fields (C{log_*}, the
+logger object, the format string) are left out.
 """
 
+import json
+import math
 import os
+import time
 
 from twisted.logger import (
+    FileLogObserver,
     FilteringLogObserver,
     LogLevel,
     LogLevelFilterPredicate,
     PredicateResult,
+    formatEvent,
     globalLogPublisher,
-    jsonFileLogObserver,
 )
+from twisted.python.failure import Failure
 
 CATEGORIES = ("registration", "query", "wake", "cleanup")
 """The categories JobMon's events carry; anything else is C{server}."""
+
+_BASE = ("time", "level", "category", "namespace", "message")
+
+_LEGACY = frozenset(["message", "time", "system", "isError", "format", "printed", "failure",
+                     "why"])
+"""Fields of a C{twisted.python.log} event that repeat what the line says."""
 
 
 def _category(event):
     category = event.get("category")
     return category if category in CATEGORIES else "server"
+
+
+def isoTime(seconds):
+    """
+    C{seconds} since the epoch as ISO 8601 in UTC with milliseconds:
+    C{2026-12-03T08:00:00.123Z}.
+    """
+    millis = int(round(seconds * 1000))
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(millis // 1000)) + ".%03dZ" % (
+        millis % 1000,
+    )
+
+
+def _plain(value, depth=0):
+    """
+    A field's value as JSON takes it: scalars as they are, lists and tuples
+    of them as lists, anything else as its text.
+    """
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, (list, tuple, set, frozenset)) and depth == 0:
+        return [_plain(v, 1) for v in value]
+    return str(value)
+
+
+def eventAsJSON(event):
+    """
+    One log event as one line of flat JSON (see the module's description).
+
+    @return: the line, with its newline.
+    """
+    level = event.get("log_level")
+    entry = {
+        "time": isoTime(event.get("log_time", time.time())),
+        "level": level.name if isinstance(level, type(LogLevel.info)) else "info",
+        "category": _category(event),
+        "namespace": event.get("log_namespace", "-"),
+    }
+    message = formatEvent(event)
+    failure = event.get("log_failure") or event.get("failure")
+    if isinstance(failure, Failure):
+        # A legacy error's text holds the traceback too: it has a field.
+        message = message.split("\nTraceback (most recent call last):", 1)[0].rstrip()
+    entry["message"] = message
+    legacy = "isError" in event
+    for key, value in event.items():
+        if key.startswith(("log_", "_")) or key in _BASE or (legacy and key in _LEGACY):
+            continue
+        entry[key] = _plain(value)
+    if isinstance(failure, Failure):
+        entry["error"] = failure.getErrorMessage()
+        entry["error_type"] = failure.type.__module__ + "." + failure.type.__qualname__
+        entry["traceback"] = failure.getTraceback()
+    return json.dumps(entry, ensure_ascii=False, separators=(", ", ": ")) + "\n"
 
 
 class LogFiles:
@@ -61,11 +142,9 @@ class LogFiles:
                 predicates.append(_only(name))
             else:
                 predicates.append(_tagged)
-            # Plain JSON lines (no RFC 7464 record separators): what log
-            # shippers and jq expect.
-            observer = FilteringLogObserver(
-                jsonFileLogObserver(f, recordSeparator=""), predicates
-            )
+            # Plain JSON lines (no RFC 7464 record separators), flat: what
+            # log shippers and jq expect.
+            observer = FilteringLogObserver(FileLogObserver(f, eventAsJSON), predicates)
             self._observers.append(observer)
             self.publisher.addObserver(observer)
 
@@ -89,7 +168,6 @@ def _only(name):
 
 def _tagged(event):
     """
-    In the single file, every event says its category.
+    The single file takes every event (each line says its category).
     """
-    event.setdefault("category", _category(event))
     return PredicateResult.maybe

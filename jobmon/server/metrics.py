@@ -123,15 +123,20 @@ class NullMetrics:
 class MetricsResource(Resource):
     """
     C{/metrics} (Prometheus text format) and C{/healthz} (C{ok} while the
-    server accepts work, 503 while it shuts down).
+    server accepts work and can write its files; 503 while it shuts down,
+    or naming each file it cannot write, and why).
+
+    @ivar writability: the L{jobmon.server.health.Writability} of the
+        server's files, or C{None}.
     """
 
     isLeaf = True
 
-    def __init__(self, metrics, hub):
+    def __init__(self, metrics, hub, writability=None):
         super().__init__()
         self.metrics = metrics
         self.hub = hub
+        self.writability = writability
 
     def render_GET(self, request):
         if request.path == b"/metrics":
@@ -142,6 +147,10 @@ class MetricsResource(Resource):
             if self.hub.stopping:
                 request.setResponseCode(503)
                 return b"stopping\n"
+            problems = self.writability.describe() if self.writability is not None else []
+            if problems:
+                request.setResponseCode(503)
+                return "".join(p + "\n" for p in problems).encode("utf-8")
             return b"ok\n"
         request.setResponseCode(404)
         return b"not found: try /metrics or /healthz\n"

@@ -5,6 +5,8 @@ L{jobmon.server.service}, which reads the files they name when the server
 starts.
 """
 
+import re
+
 from twisted.internet.abstract import isIPAddress
 from twisted.python import usage
 
@@ -12,11 +14,50 @@ from jobmon.config import FileOptions, applyConfigFile
 from jobmon.options import DEFAULT_CA_DIR, defaultCADir, portNumber, positive
 from jobmon.server.tls import CRL_MODES
 
+_SLASH_DN = re.compile(r"^/[A-Za-z][A-Za-z0-9.-]*=[^/]+(/[^/]+)*$")
+"""A DN in slash form, as L{jobmon.certificates.dnOf} writes it: C{/}, an
+attribute, C{=}; then more C{/}-separated parts (a part without C{=} is a
+value holding C{/}, as in C{CN=host/name.example.org})."""
+
+_RFC4514_PART = re.compile(r"^\s*[A-Za-z][A-Za-z0-9.-]*\s*=")
+
+
+def checkAdmin(value):
+    """
+    Check an C{--admin} value: a DN in slash form (C{/C=DE/O=Example/CN=Site
+    Admin}), or a bearer token's identity (C{https://issuer#subject}), as
+    the server compares them with callers' identities.
+
+    @return: the value.
+    @raise usage.UsageError: anything else, with the slash form of an RFC
+        4514 DN (C{CN=Site Admin,O=Example,C=DE}) as a hint.
+    """
+    text = value.strip()
+    if text != value:
+        raise usage.UsageError(
+            "--admin {!r}: a DN does not begin or end with white space".format(value)
+        )
+    if _SLASH_DN.match(value):
+        return value
+    if value.startswith("https://") and "#" in value:
+        return value
+    hint = ""
+    parts = [p for p in re.split(r"(?<!\\),", value)]
+    if len(parts) > 1 and all(_RFC4514_PART.match(p) for p in parts):
+        slash = "".join("/" + p.strip().replace("\\,", ",") for p in reversed(parts))
+        hint = "; in slash form this is {!r}".format(slash)
+    raise usage.UsageError(
+        "--admin {!r} is not a DN: give it in slash form as jobmon-query whoami "
+        "prints it, like '/DC=org/DC=example/CN=Site Admin'{}".format(value, hint)
+    )
+
 
 class Options(FileOptions):
     """
     Command-line options of C{twistd jobmon-server}.
     """
+
+    program = "jobmon-server"
 
     synopsis = "[options]"
     longdesc = (
@@ -251,15 +292,21 @@ class Options(FileOptions):
     )
     """Options a configuration file gives relative to its directory."""
 
+    writtenPaths = ("audit-log", "history", "log-dir", "port-file")
+    """Options naming what the server writes: they must lie where it may
+    write (C{tests/test_deployment.py} checks the example configuration
+    against the systemd unit)."""
+
     def __init__(self):
         super().__init__()
         self["admin"] = []
 
     def opt_admin(self, dn):
         """
-        A DN that may see and query every job (repeatable).
+        A DN that may see and query every job (repeatable), in slash form as
+        jobmon-query whoami prints it: /DC=org/DC=example/CN=Site Admin.
         """
-        self["admin"].append(dn)
+        self["admin"].append(checkAdmin(dn))
 
     def postOptions(self):
         """

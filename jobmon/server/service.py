@@ -10,14 +10,17 @@ are read by L{ServerService.load}, which L{makeService} calls before
 C{twistd} goes on, so that a bad one stops it with one line.
 """
 
+import errno
 import gc
 import json
 import os
+import socket
 
 from OpenSSL import SSL
 from twisted.application.internet import StreamServerEndpointService, UDPServer
 from twisted.application.service import MultiService
 from twisted.internet import endpoints
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.web.resource import Resource
@@ -28,6 +31,7 @@ from jobmon.errors import NOT_AUTHENTICATED, JobMonError, StartupError
 from jobmon.protocols.udp import UDPWakeSender
 from jobmon.protocols.xmlrpc import XMLRPCResource
 from jobmon.server.audit import AuditLog
+from jobmon.server.health import MetricsSite, Writability
 from jobmon.server.history import History
 from jobmon.server.hub import Hub, HubConfig
 from jobmon.server.identity import Identity, identityOfConnection
@@ -125,19 +129,44 @@ class ServerService(MultiService):
         self.logFiles = logFiles
         self.portFile = portFile
         self.endpoints = {}
+        self.addresses = {}
         self.loaded = False
         self._bound = False
 
-    def listen(self, name, endpoint, factory):
+    def listen(self, name, endpoint, factory, address=None):
         """
         Listen on C{endpoint} with C{factory} while the server runs (a
         L{StreamServerEndpointService} child).
 
-        @param name: the port's name in the port file.
+        @param name: the port's name in the port file (one of
+            L{LISTENERS}).
+        @param address: C{(interface, port)} it listens on, for
+            L{checkPorts} and messages.
         """
         bound = BoundEndpoint(endpoint)
         StreamServerEndpointService(bound, factory).setServiceParent(self)
         self.endpoints[name] = bound
+        if address is not None:
+            self.addresses[name] = ("tcp",) + tuple(address)
+
+    def checkPorts(self, probe=None):
+        """
+        Try to bind every address the server will listen on, and let each go
+        at once: run before C{twistd} detaches from the terminal, so that a
+        port in use (or an address not on this host, or a port below 1024
+        without the right) stops start-up with one whole line there.  The
+        real binding follows in C{privilegedStartService}.
+
+        @param probe: C{probe(kind, interface, port)}, raising L{OSError}
+            [default: L{probePort}].
+        @raise StartupError: an address cannot be had.
+        """
+        probe = probe or probePort
+        for name, (kind, interface, port) in self.addresses.items():
+            try:
+                probe(kind, interface, port)
+            except OSError as e:
+                raise StartupError(cannotListen(name, interface, port, e)) from None
 
     def load(self):
         """
@@ -173,14 +202,30 @@ class ServerService(MultiService):
             had.
         """
         self.load()
-        super().privilegedStartService()
+        try:
+            super().privilegedStartService()
+        except CannotListenError as e:
+            raise StartupError(self._cannotListen(e)) from None
         for bound in self.endpoints.values():
             if bound.failure is not None:
+                error = bound.failure.value
+                if isinstance(error, CannotListenError):
+                    raise StartupError(self._cannotListen(error))
                 bound.failure.raiseException()
             if bound.port is None:
                 raise RuntimeError("endpoint {} did not listen at once".format(bound.endpoint))
         self.hub.wakePort = self.endpoints["wake"].port.getHost().port
         self._bound = True
+
+    def _cannotListen(self, error):
+        """
+        The message of a L{CannotListenError}, naming the listener.
+        """
+        name = "udp"
+        for each, (_, interface, port) in self.addresses.items():
+            if port == error.port and port:
+                name = each
+        return cannotListen(name, error.interface, error.port, error.socketError)
 
     def startService(self):
         """
@@ -243,6 +288,55 @@ class ServerService(MultiService):
             self.logFiles.stop()
         if self.audit is not None:
             self.audit.close()
+
+
+LISTENERS = {
+    "https": ("XML-RPC", "--https-port"),
+    "wake": ("TCP wake", "--wake-port"),
+    "metrics": ("metrics", "--metrics-port"),
+    "udp": ("UDP wake sender", "--interface"),
+}
+"""What each listener is called in messages, and the option of its port."""
+
+
+def probePort(kind, interface, port):
+    """
+    Bind a socket to C{(interface, port)} as the reactor will (with
+    C{SO_REUSEADDR} for TCP), then close it.
+
+    @param kind: C{"tcp"} or C{"udp"}.
+    @raise OSError: it cannot be bound.
+    """
+    kinds = {"tcp": socket.SOCK_STREAM, "udp": socket.SOCK_DGRAM}
+    with socket.socket(socket.AF_INET, kinds[kind]) as s:
+        if kind == "tcp":
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((interface, port))
+        if kind == "tcp":
+            s.listen(1)
+
+
+def cannotListen(name, interface, port, error):
+    """
+    The one line for a listener that cannot have its address, such as
+    C{cannot listen on 127.0.0.1:8443 (XML-RPC, --https-port): address
+    already in use}.
+
+    @param name: the listener, a key of L{LISTENERS}.
+    @param error: the L{OSError} (or a L{CannotListenError}'s socket
+        error).
+    """
+    what, option = LISTENERS.get(name, (name, None))
+    why = getattr(error, "strerror", None) or str(error)
+    why = why.lower()
+    code = getattr(error, "errno", None)
+    if code in (errno.EACCES, errno.EPERM) and 0 < port < 1024:
+        why += " (a port below 1024 needs root or CAP_NET_BIND_SERVICE)"
+    elif code == errno.EADDRNOTAVAIL:
+        why += " ({} is not an address of this host)".format(interface)
+    return "cannot listen on {}:{} ({}{}): {}".format(
+        interface or "0.0.0.0", port, what, ", " + option if option else "", why
+    )
 
 
 def identifyCaller(identifyCertificate, tokens, audit=None, metrics=None,
@@ -342,9 +436,11 @@ def buildService(options, reactor, runInThread=None, installSignal=True):
     if options["udp-broadcast"] is not None:
         sender = UDPWakeSender(options["udp-broadcast"])
     metrics = Metrics()
-    history = History(options["history"], reactor, runInThread=runInThread)
+    writability = Writability()
+    history = History(options["history"], reactor, runInThread=runInThread,
+                      writability=writability)
     audit = AuditLog(options["audit-log"], rotateBytes=options["audit-rotate"],
-                     keep=options["audit-keep"])
+                     keep=options["audit-keep"], writability=writability)
     tokens = None
     if options["token-issuers"] is not None:
         tokens = TokenPolicy(options["token-issuers"])
@@ -421,27 +517,27 @@ def buildService(options, reactor, runInThread=None, installSignal=True):
     service.listen(
         "https", endpoints.SSL4ServerEndpoint(reactor, options["https-port"], ctx,
                                               interface=interface), site,
+        address=(interface, options["https-port"]),
     )
     service.listen(
         "wake", endpoints.SSL4ServerEndpoint(reactor, options["wake-port"], wakeCtx,
                                              interface=interface),
         WakeServerFactory(hub, wakeIdentify, reactor, maxPerPeer=options["max-per-peer"]),
+        address=(interface, options["wake-port"]),
     )
     if sender is not None:
         # Send from the interface the server listens on, any port.
         UDPServer(0, sender, interface="" if interface == "0.0.0.0" else interface,
                   reactor=reactor).setServiceParent(service)
+        service.addresses["udp"] = ("udp", interface, 0)
     if options["metrics-port"] is not None:
-        from twisted.web.server import Site
-
-        metricsSite = Site(MetricsResource(metrics, hub))
-        metricsSite.noisy = False
-        metricsSite.log = lambda request: None
+        metricsSite = MetricsSite(MetricsResource(metrics, hub, writability))
         service.listen(
             "metrics",
             endpoints.TCP4ServerEndpoint(reactor, options["metrics-port"],
                                          interface=options["metrics-interface"]),
             metricsSite,
+            address=(options["metrics-interface"], options["metrics-port"]),
         )
     reloadable = [ctx, wakeCtx] if tokens is None else [ctx, wakeCtx, tokens]
     CredentialReloader(
@@ -485,6 +581,7 @@ def makeService(options, program="jobmon-server"):
     service = buildService(options, reactor)
     try:
         service.load()
+        service.checkPorts()
     except StartupError as e:
         raise SystemExit("{}: {}".format(program, e))
     return service

@@ -14,6 +14,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from jobmon.certificates import CredentialError, caCertificates
+from jobmon.credentials import isEncryptedKey, whyUnreadable
 
 _CRL_NAME = re.compile(r"^[0-9a-f]{8}\.r[0-9]+$")
 
@@ -62,6 +63,31 @@ class RefusalBudget:
             }
         self._peers[peer] = (start, logged + 1, 0)
         return quiet
+
+
+def _readFile(path, what):
+    """
+    Read a file of the host credential, or say why it cannot be read (the
+    owner and mode beside the server's user, for a refused permission).
+
+    @raise CredentialError: naming C{what} and the path.
+    """
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise CredentialError("cannot read the {} {}: {}".format(what, path, whyUnreadable(path, e)))
+
+
+def encryptedHostKeyMessage(path):
+    """
+    What an encrypted host key is told with: the server (or daemon) runs
+    unattended and takes no pass phrase.
+    """
+    return (
+        "the host key {path} is encrypted and the server takes no pass phrase: store it "
+        "decrypted (openssl pkey -in {path} -out NEW), readable by the server's user only"
+    ).format(path=path)
 
 
 @implementer(IOpenSSLContextFactory)
@@ -174,9 +200,11 @@ class ServerContextFactory:
         # Idle wake channels are most connections: let OpenSSL free their
         # read and write buffers between messages.
         ctx.set_mode(SSL.MODE_RELEASE_BUFFERS)
-        for path in (self.hostCert, self.hostKey):
-            if not os.access(path, os.R_OK):
-                raise CredentialError("cannot read {}".format(path))
+        _readFile(self.hostCert, "host certificate")
+        if isEncryptedKey(_readFile(self.hostKey, "host key")):
+            raise CredentialError(encryptedHostKeyMessage(self.hostKey))
+        # Never let OpenSSL prompt on the terminal for a pass phrase.
+        ctx.set_passwd_cb(lambda *args: b"")
         try:
             ctx.use_certificate_chain_file(self.hostCert)
         except SSL.Error as e:

@@ -131,6 +131,8 @@ class Options(FileOptions):
     Command-line options of C{twistd jobmon-daemon}.
     """
 
+    program = PROGRAM
+
     synopsis = "--server URL --job-id ID [options]"
     longdesc = (
         "Run the JobMon daemon beside a job: register it with the JobMon "

@@ -23,6 +23,7 @@ from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
 
 from jobmon.certificates import CredentialError, caCertificates, readPEMFile
+from jobmon.credentials import isEncryptedKey
 from jobmon.deferreds import threadRunner
 
 CREDENTIAL_RECHECK = 15.0
@@ -65,6 +66,11 @@ def loadCredential(path):
     certs, key = readPEMFile(path)
     if key is None:
         raise CredentialError("{} holds no private key".format(path))
+    if isEncryptedKey(key):
+        raise CredentialError(
+            "the key in {} is encrypted and the daemon takes no pass phrase: give it a "
+            "proxy (voms-proxy-init or grid-proxy-init makes one with a plain key)".format(path)
+        )
     try:
         private = ssl.PrivateCertificate.fromCertificateAndKeyPair(
             ssl.Certificate.loadPEM(certs[0]), ssl.KeyPair.load(key, crypto.FILETYPE_PEM)

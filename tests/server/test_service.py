@@ -5,6 +5,7 @@ and L{jobmon.server.reloader}: credential reloads, whose failures are
 logged and leave the last good credentials in use.
 """
 
+import errno
 import json
 import os
 import re
@@ -105,7 +106,9 @@ class ServerReactor(MemoryReactorClock):
         Record the call; fail if told to.
         """
         if port == self.refuse:
-            raise CannotListenError(interface, port, OSError("Address already in use"))
+            raise CannotListenError(
+                interface, port, OSError(errno.EADDRINUSE, "Address already in use")
+            )
         super().listenSSL(port, factory, contextFactory, backlog, interface)
         return self._port("TCP", port, interface)
 
@@ -360,7 +363,9 @@ class StartupErrorTests(ServiceTestsMixin, SynchronousTestCase):
         missing = os.path.join(self.base, "missing.pem")
         service = self.build("--hostkey", missing)
         error = self.assertRaises(StartupError, service.privilegedStartService)
-        self.assertEqual(str(error), "cannot read {}".format(missing))
+        self.assertEqual(
+            str(error), "cannot read the host key {}: no such file or directory".format(missing)
+        )
         self.assertEqual(self.reactor.sslServers, [])
 
     def test_badTokenIssuers(self):
@@ -406,17 +411,26 @@ class StartupErrorTests(ServiceTestsMixin, SynchronousTestCase):
         self.patch(module, "raiseFileLimit", lambda: None)
         options = self.parse("--hostcert", "/nonexistent.pem")
         error = self.assertRaises(SystemExit, module.makeService, options)
-        self.assertEqual(str(error), "jobmon-server: cannot read /nonexistent.pem")
+        self.assertEqual(
+            str(error),
+            "jobmon-server: cannot read the host certificate /nonexistent.pem: "
+            "no such file or directory",
+        )
         error = self.assertRaises(SystemExit, module.makeService, options, program="jobmon.tac")
-        self.assertEqual(str(error), "jobmon.tac: cannot read /nonexistent.pem")
+        self.assertTrue(str(error).startswith("jobmon.tac: cannot read the host certificate"))
 
     def test_portTaken(self):
         """
-        A port that cannot be had stops start-up with its error.
+        A port that cannot be had stops start-up with one line naming it
+        and its listener.
         """
         self.reactor.refuse = 8443
         service = self.build("--https-port", "8443")
-        self.assertRaises(CannotListenError, service.privilegedStartService)
+        error = self.assertRaises(StartupError, service.privilegedStartService)
+        self.assertEqual(
+            str(error),
+            "cannot listen on 127.0.0.1:8443 (XML-RPC, --https-port): address already in use",
+        )
 
 
 class StopTests(ServiceTestsMixin, SynchronousTestCase):
