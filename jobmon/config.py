@@ -290,9 +290,9 @@ class FileOptions(usage.Options):
         """
         Print the JobMon version and exit.
         """
-        from jobmon import __version__
+        from jobmon import version
 
-        print("{} (JobMon) {}".format(self.program, __version__))
+        print("{} (JobMon) {}".format(self.program, version()))
         raise SystemExit(0)
 
 
