@@ -7,8 +7,10 @@ ports that cannot be had, host keys that cannot be read or are encrypted.
 import errno
 import io
 import os
+import shutil
 import socket
 import sys
+import tempfile
 
 from cryptography.hazmat.primitives import serialization
 from twisted.python import usage
@@ -23,6 +25,9 @@ from jobmon.server.service import ServerService, StartupError, cannotListen, pro
 from jobmon.server.tls import ServerContextFactory
 from jobmon.worker.daemon import Options as DaemonOptions
 from jobmon.worker.tls import loadCredential
+
+NOBODY = 65534
+"""The user id a test takes as root to meet a refused permission."""
 
 
 class UnderTwistd:
@@ -294,12 +299,26 @@ class HostKeyTests(SynchronousTestCase):
     def test_unreadableHostKey(self):
         """
         The host key that cannot be read is named as such, with the reason.
+        Root reads every file, so as root the load runs with the effective
+        user C{nobody} over a copy of the credential in a directory that
+        user may enter.
         """
+        base = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, base)
+        os.chmod(base, 0o755)
+        cert, key = os.path.join(base, "hostcert.pem"), os.path.join(base, "hostkey.pem")
+        shutil.copy(self.pki.hostCertPath, cert)
+        shutil.copy(self.pki.hostKeyPath, key)
+        os.chmod(cert, 0o644)
+        os.chmod(key, 0)
+        ctx = ServerContextFactory(cert, key, self.pki.ca.hashedDir)
         if os.geteuid() == 0:
-            raise self.skipTest("root reads every file")
-        os.chmod(self.pki.hostKeyPath, 0)
-        ctx = ServerContextFactory(self.pki.hostCertPath, self.pki.hostKeyPath,
-                                   self.pki.ca.hashedDir)
-        error = self.assertRaises(CredentialError, ctx.load)
+            os.seteuid(NOBODY)
+            try:
+                error = self.assertRaises(CredentialError, ctx.load)
+            finally:
+                os.seteuid(0)
+        else:
+            error = self.assertRaises(CredentialError, ctx.load)
         self.assertIn("cannot read the host key {}: permission denied (owner ".format(
-            self.pki.hostKeyPath), str(error))
+            key), str(error))
