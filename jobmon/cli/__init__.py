@@ -30,9 +30,12 @@ File data is written as it is, except that binary data (NUL bytes, or not
 UTF-8, in the first 8 KiB) is not written to a terminal without C{--raw}.
 C{cat} streams a file larger than one result in chunks; C{tail -f}/C{cat
 -f} follow a growing file until Ctrl-C or the job's end (status 0),
-reconnecting (with the same offset) when the server restarts.  With C{--json} every command prints one JSON
-document; C{-f} and C{top -n COUNT} (COUNT > 1) print one JSON object per
-line.
+reconnecting (with the same offset) when the server restarts; a long
+C{cat} into a file or pipe shows its progress on standard error when that
+is a terminal.  With C{--json} every command prints one JSON document;
+C{-f} and C{top -n COUNT} (COUNT > 1) print one JSON object per line.
+Bytes are given as base64 (C{data_base64}) and, when they are UTF-8, as
+text too (C{text}, C{stdout_text}, C{stderr_text}): see C{docs/API.md}.
 
 Every error is one line on standard error, prefixed C{jobmon-query: }.  The
 exit statuses are listed once, in L{jobmon.cli.exits.EXIT_STATUS_HELP}

@@ -5,10 +5,12 @@ runs one.  Each is one L{Command} with what formats its result.
 
 import argparse
 
+from jobmon import errors
 from jobmon.cli.exits import EXIT_OK, EXIT_REMOTE
 from jobmon.cli.format import formatAge, printable, table
 from jobmon.cli.output import writeError
 from jobmon.cli.parser import Command, addJob
+from jobmon.errors import JobMonError
 
 # -- commands -----------------------------------------------------------------
 
@@ -20,6 +22,10 @@ class Commands(Command):
 
     name = "commands"
     help = "list the commands the job offers to 'run'"
+    description = (
+        "List the commands the job offers to 'run'.  PROGRAM says whether the\n"
+        "command's program is on the worker now: 'missing' if it was never\n"
+        "found or has gone since the job started ('run' would fail).")
     examples = ("jobmon-query commands 1234.0",)
 
     def configure(self, sub):
@@ -37,7 +43,9 @@ class Commands(Command):
 
 def formatCommands(result):
     """
-    Return the table of a C{commands} result, or C{["No commands."]}.
+    Return the table of a C{commands} result, or C{["No commands."]}: a
+    command whose program is not on the worker says C{missing} (C{?} if
+    the daemon does not say).
     """
     commands = result.get("commands", [])
     if not commands:
@@ -45,13 +53,27 @@ def formatCommands(result):
     rows = []
     for command in commands:
         timeout = command.get("timeout")
+        available = command.get("available")
         rows.append([
             printable(str(command.get("name", "?"))),
+            "?" if available is None else "ok" if available else "missing",
             formatAge(timeout) if timeout is not None else "-",
             printable(str(command.get("usage") or "")),
             printable(str(command.get("description") or "")),
         ])
-    return table(["NAME", "TIMEOUT", "USAGE", "DESCRIPTION"], rows, right=(1,))
+    return table(["NAME", "PROGRAM", "TIMEOUT", "USAGE", "DESCRIPTION"], rows, right=(2,))
+
+
+def closestCommand(name, names):
+    """
+    Return the name of C{names} nearest to C{name} (a typo), or L{None}.
+    """
+    import difflib
+
+    if len(name) > 64:
+        return None
+    found = difflib.get_close_matches(name, sorted(names), n=1, cutoff=0.6)
+    return found[0] if found else None
 
 
 # -- run ----------------------------------------------------------------------
@@ -91,7 +113,12 @@ class Run(Command):
         exited unless with 0.
         """
         a = s.args
-        result = s.query("run", a.name, list(a.args))
+        try:
+            result = s.query("run", a.name, list(a.args))
+        except JobMonError as e:
+            if e.code == errors.NO_SUCH_COMMAND:
+                _suggest(s, e, a.name)
+            raise
         if s.json:
             s.out.json(result)
         else:
@@ -111,3 +138,24 @@ class Run(Command):
         else:
             s.say("%s exited with status %s" % (name, code))
         return EXIT_REMOTE
+
+
+def _suggest(s, error, name):
+    """
+    For a daemon that does not suggest a name itself (an older one), ask it
+    for its commands and raise C{error} with the nearest name added, if
+    there is one; else return, to raise C{error} as it is.
+    """
+    if "did you mean" in error.message:
+        return
+    try:
+        listing = s.query("commands")
+    except Exception:
+        # Only a hint: the error to report is the first one.
+        return
+    names = [str(c.get("name", "")) for c in listing.get("commands", [])
+             if isinstance(c, dict)]
+    near = closestCommand(name, names)
+    if near is not None:
+        raise JobMonError(error.code, "%s; did you mean %s?" % (
+            error.message, repr(near))) from None

@@ -10,14 +10,15 @@ from jobmon import errors
 EXIT_OK = 0
 """Success."""
 EXIT_REMOTE = 1
-"""The operation failed in the job (codes 1001-1099 but 1008), or the
-command of C{run} exited with a status other than 0."""
+"""The operation failed in the job (codes 1001-1099 but 1008 and 1011), or
+the command of C{run} exited with a status other than 0."""
 EXIT_USAGE = 2
 """Usage error, or a request the server found malformed or too large."""
 EXIT_AUTH = 3
 """Authentication failed, either way."""
 EXIT_FORBIDDEN = 4
-"""Not authorized."""
+"""Not authorized by the server (403), or not allowed by the job's
+configuration (1011: a signal the daemon does not allow)."""
 EXIT_NO_JOB = 5
 """No such job, or an ambiguous job id prefix."""
 EXIT_GONE = 6
@@ -43,6 +44,7 @@ EXIT_CODES = {
     _client.SERVER_NOT_TRUSTED: EXIT_AUTH,
     _client.NO_CA_DIR: EXIT_AUTH,
     errors.NOT_AUTHORIZED: EXIT_FORBIDDEN,
+    errors.NOT_ALLOWED: EXIT_FORBIDDEN,
     errors.NO_SUCH_JOB: EXIT_NO_JOB,
     errors.JOB_GONE: EXIT_GONE,
     errors.JOB_ENDED: EXIT_GONE,
@@ -69,7 +71,8 @@ exit status:
   2  usage error or bad request (400, 413)
   3  authentication: credential missing, expired, unusable or refused (401),
      or the server's certificate could not be verified
-  4  not authorized (403)
+  4  not authorized (403), or not allowed by the job's configuration
+     (1011: a signal the job's daemon does not allow)
   5  no such job (404), or a job id prefix that matches several jobs
   6  the job went away (410) or ended (411); tail -f and cat -f end with 0
      when their job ends

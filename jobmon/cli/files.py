@@ -9,7 +9,7 @@ import time
 from jobmon import client as _client
 from jobmon import errors
 from jobmon.cli.format import formatMode, formatSize, formatTime, printable, table
-from jobmon.cli.output import JSONStream
+from jobmon.cli.output import JSONStream, Progress
 from jobmon.cli.parser import Command, FromStart, UsageError, addJob, count, tailCount
 from jobmon.errors import JobMonError
 
@@ -255,6 +255,7 @@ def _streamCat(s, path, offset, length):
     @return: the offset after the last byte read.
     """
     lines = s.args.follow and s.json
+    began = s.now()
     result = s.query("cat", path, offset, length)
     data = result.get("data", b"")
     start = result.get("offset", offset)
@@ -266,7 +267,7 @@ def _streamCat(s, path, offset, length):
     if not (result.get("truncated") and data and end is not None and pos < end):
         # Everything asked for came at once.
         if lines:
-            s.out.jsonLine(result)
+            s.out.jsonLine(s.followText.annotate(result))
         elif s.json:
             s.out.json(result)
         else:
@@ -276,26 +277,35 @@ def _streamCat(s, path, offset, length):
                       "read on" % (len(data), pos))
         return pos
     stream = None
+    progress = None
     if lines:
-        s.out.jsonLine(result)
+        s.out.jsonLine(s.followText.annotate(result))
     elif s.json:
         stream = JSONStream(s.out, result.get("path", path), start, size)
         stream.write(data)
     elif not s.emit(data, end - start):
         return end
-    while pos < end:
-        result = s.query("cat", path, pos, end - pos)
-        data = result.get("data", b"")
-        if not data:
-            break
-        if lines:
-            s.out.jsonLine(result)
-        elif stream is not None:
-            stream.write(data)
-        else:
-            s.out.raw(data)
-            s.out.flush()
-        pos += len(data)
+    else:
+        progress = Progress.onTerminal(s.stderr, s.out, end - start, s.now, began)
+    try:
+        while pos < end:
+            if progress is not None:
+                progress.update(pos - start)
+            result = s.query("cat", path, pos, end - pos)
+            data = result.get("data", b"")
+            if not data:
+                break
+            if lines:
+                s.out.jsonLine(s.followText.annotate(result))
+            elif stream is not None:
+                stream.write(data)
+            else:
+                s.out.raw(data)
+                s.out.flush()
+            pos += len(data)
+    finally:
+        if progress is not None:
+            progress.finish()
     if stream is not None:
         stream.close(pos < end)
     if pos < end:
@@ -455,7 +465,7 @@ def _headOrTail(s, op):
     data = result.get("data", b"")
     if s.json:
         if op == "tail" and (a.follow or a.retry):
-            s.out.jsonLine(result)
+            s.out.jsonLine(s.followText.annotate(result))
         else:
             s.out.json(result)
     else:
@@ -565,13 +575,14 @@ def follow(s, path, offset, inode=None):
         graceStart = None
         shown = result.get("path", path)
         if result.get("missing"):
+            s.followText.reset()
             if result.get("ended"):
                 _ended(s)
                 return
             if not missing:
                 s.say("%s is missing; waiting for it" % (printable(shown),))
                 if s.json:
-                    s.out.jsonLine(result)
+                    s.out.jsonLine(s.followText.annotate(result))
                 missing = True
             offset = result.get("next_offset", offset)
             inode = result.get("inode") or inode
@@ -579,11 +590,12 @@ def follow(s, path, offset, inode=None):
         missing = False
         data = result.get("data", b"")
         if result.get("rotated"):
+            s.followText.reset()
             s.say("%s was replaced/truncated; following from its start"
                   % (printable(shown),))
         if s.json:
             if data or result.get("rotated"):
-                s.out.jsonLine(result)
+                s.out.jsonLine(s.followText.annotate(result))
         else:
             s.emit(data)
         offset = result.get("next_offset", result.get("offset", offset) + len(data))

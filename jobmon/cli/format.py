@@ -76,6 +76,18 @@ def formatAge(seconds):
     return "%dd" % (seconds // 86400,)
 
 
+def formatISO(seconds):
+    """
+    Return a time as ISO 8601 in UTC, to the millisecond:
+    C{2026-12-03T07:57:38.123Z}.
+    """
+    whole = int(seconds // 1)
+    millis = int(round((seconds - whole) * 1000))
+    if millis == 1000:
+        whole, millis = whole + 1, 0
+    return "%s.%03dZ" % (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)), millis)
+
+
 def formatDuration(seconds):
     """
     Return an amount of (CPU) time for a person: C{0.4s}, C{12.5s},

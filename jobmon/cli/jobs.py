@@ -21,27 +21,75 @@ WAKE_MODES = ("tcp", "udp", "poll")
 
 class Whoami(Command):
     """
-    C{whoami}: the caller's identity.
+    C{whoami}: the caller's identity, the credential's expiry and the
+    server's version.
     """
 
     name = "whoami"
     help = "show the identity the server sees for your credential"
+    description = (
+        "Show the identity the server sees for your credential, when the\n"
+        "credential expires (a proxy's notAfter, a token's exp) and how long\n"
+        "is left, and the server's version.  With --json: the server's answer\n"
+        "and 'credential' (type, path or source, expires, expires_utc,\n"
+        "seconds_left), read here.")
     examples = ("jobmon-query whoami", "jobmon-query --json whoami")
 
     def run(self, s):
         """
-        Print the identity line, or the server's answer as JSON.
+        Print the identity, credential and server lines, or the server's
+        answer with the credential as JSON.
         """
         result = s.client.whoami()
+        credential = describeCredential(s.client, result, time.time())
         if s.json:
+            if credential is not None:
+                result = dict(result, credential=credential)
             s.out.json(result)
         else:
-            s.out.line(formatWhoami(result))
+            s.out.lines(formatWhoami(result, credential))
 
 
-def formatWhoami(info):
+def describeCredential(client, info, now):
     """
-    Return the line C{whoami} prints: the DN and notes in parentheses.
+    Describe the client's credential for C{whoami}: its type, its file or
+    source, when it expires (C{expires}, seconds since the epoch, and
+    C{expires_utc}, ISO 8601) and C{seconds_left} (negative once expired);
+    or L{None} if the client cannot say.  A token's expiry is the server's
+    reading (C{info["token"]["expires"]}) when it gives one.
+    """
+    credential = None
+    describe = getattr(client, "credentialInfo", None)
+    if describe is not None:
+        try:
+            credential = dict(describe())
+        except Exception:
+            # Only a note: whoami has its answer.
+            pass
+    token = info.get("token")
+    if isinstance(token, dict) and isinstance(token.get("expires"), (int, float)):
+        if credential is None:
+            credential = {"type": "token", "source": None}
+        credential["expires"] = token["expires"]
+    if credential is None:
+        return None
+    expires = credential.get("expires")
+    try:
+        if isinstance(expires, bool) or not isinstance(expires, (int, float)):
+            raise ValueError(expires)
+        credential["expires_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires))
+    except (OverflowError, OSError, ValueError):
+        credential["expires"] = None
+        return credential
+    credential["seconds_left"] = int(expires - now)
+    return credential
+
+
+def formatWhoami(info, credential=None):
+    """
+    Return the lines C{whoami} prints: the DN with notes in parentheses;
+    the credential and its expiry, if known; the server's version, or that
+    the server does not say (an older server).
     """
     notes = []
     if info.get("admin"):
@@ -53,14 +101,40 @@ def formatWhoami(info):
     token = info.get("token")
     if isinstance(token, dict):
         notes.append("bearer token, scopes: %s" % (" ".join(token.get("scopes") or []) or "none",))
-        expires = token.get("expires")
-        if isinstance(expires, (int, float)):
-            notes.append("expires %s" % (
-                time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(expires)),))
     line = printable(info.get("dn", "?"))
     if notes:
         line += " (%s)" % (", ".join(notes),)
-    return line
+    lines = [line]
+    if credential is not None:
+        lines.append(_credentialLine(info, credential))
+    version = info.get("server_version")
+    if version is None:
+        lines.append("server: version not reported (an older server)")
+    else:
+        lines.append("server: JobMon %s" % (printable(str(version)),))
+    return lines
+
+
+def _credentialLine(info, credential):
+    """
+    The C{credential:} line of C{whoami}.
+    """
+    if credential.get("type") == "token":
+        what = "bearer token"
+        where = credential.get("source")
+    else:
+        what = "proxy" if info.get("proxy") else "certificate"
+        where = credential.get("path")
+    if where:
+        what += " " + printable(str(where))
+    expires = credential.get("expires")
+    if expires is None:
+        return "credential: %s, expiry unknown" % (what,)
+    left = credential.get("seconds_left", 0)
+    when = credential["expires_utc"].replace("T", " ").replace("Z", " UTC")
+    if left < 0:
+        return "credential: %s, expired %s (%s ago)" % (what, when, formatAge(-left))
+    return "credential: %s, expires %s (in %s)" % (what, when, formatAge(left))
 
 
 # -- jobs ---------------------------------------------------------------------

@@ -343,7 +343,8 @@ def addGlobalOptions(parser, defaults):
     group.add_argument(
         "--json", action="store_true",
         help="print the result as one JSON document (bytes as base64 in "
-             "'data_base64'); with -f, one JSON object per line",
+             "'data_base64', and as 'text' too when UTF-8); with -f, one JSON "
+             "object per line",
         **({"default": False} if defaults else suppress),
     )
 

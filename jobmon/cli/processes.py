@@ -10,6 +10,7 @@ import time
 from jobmon.cli.format import (
     formatDuration,
     formatElapsed,
+    formatISO,
     formatSize,
     humanSize,
     printable,
@@ -100,7 +101,8 @@ class Top(Command):
     description = (
         "Sample the job's processes COUNT times, CPU use measured over\n"
         "SECONDS each time, busiest first.  With --json and COUNT > 1, one\n"
-        "JSON object per line.")
+        "JSON object per line; each has sampled_at (ISO 8601, UTC) and\n"
+        "sampled_at_epoch (seconds since the epoch): when it arrived.")
     examples = ("jobmon-query top 1234.0", "jobmon-query top 1234.0 -d 2 -n 10")
 
     def configure(self, sub):
@@ -122,7 +124,10 @@ class Top(Command):
         clear = s.out.isatty() and a.count > 1 and not s.json
         for sample in range(a.count):
             result = s.query("top", a.delay)
+            stamp = time.time()
             if s.json:
+                result = dict(result, sampled_at=formatISO(stamp),
+                              sampled_at_epoch=round(stamp, 3))
                 if a.count == 1:
                     s.out.json(result)
                 else:
@@ -134,7 +139,7 @@ class Top(Command):
                 s.out.line("")
             processes = byCPU(result.get("processes", []))
             s.out.line("%s  %d processes, CPU over %gs" % (
-                time.strftime("%H:%M:%S"), len(processes), a.delay))
+                time.strftime("%H:%M:%S", time.localtime(stamp)), len(processes), a.delay))
             s.out.lines(formatProcesses(processes, tree=False))
             s.out.flush()
 
@@ -156,6 +161,11 @@ class Res(Command):
 
     name = "res"
     help = "show the job's resource totals (CPU, memory, I/O)"
+    description = (
+        "Show the job's resources, over its process tree: each figure says\n"
+        "whether it is a sum over the job's processes or the largest single\n"
+        "process (rss_peak: the peak of the process that peaked highest, not\n"
+        "the peak of the job as a whole).")
     examples = ("jobmon-query res 1234.0",)
 
     def configure(self, sub):
@@ -171,32 +181,48 @@ class Res(Command):
         s.show(s.query("res"), formatRes)
 
 
+_SUM = "sum"
+_LARGEST = "largest single process"
+
 _RES_FIELDS = (
-    ("processes", str),
-    ("threads", str),
-    ("cpu_user", formatDuration),
-    ("cpu_system", formatDuration),
-    ("rss", humanSize),
-    ("rss_peak", humanSize),
-    ("open_files", str),
-    ("read_bytes", humanSize),
-    ("write_bytes", humanSize),
-    ("elapsed", formatDuration),
+    ("processes", str, None),
+    ("threads", str, _SUM),
+    ("cpu_user", formatDuration, _SUM),
+    ("cpu_system", formatDuration, _SUM),
+    ("rss", humanSize, _SUM),
+    ("rss_peak", humanSize, _LARGEST),
+    ("open_files", str, _SUM),
+    ("read_bytes", humanSize, _SUM),
+    ("write_bytes", humanSize, _SUM),
+    ("elapsed", formatDuration, "since the job's root process started"),
 )
+"""The figures of C{res}, in order: name, how to show the value, and what
+it is over (L{_SUM}: summed over the job's processes; L{_LARGEST}: the
+highest of any one process)."""
 
 
 def formatRes(result):
     """
     Return the C{key: value} lines of a C{res} result, sizes and times in
-    human units; fields the worker does not report are left out.
+    human units, each followed by what it is over (summed over the job's
+    processes, or the largest single process); fields the worker does not
+    report are left out.
     """
+    count = result.get("processes")
+    over = "sum over the processes"
+    if isinstance(count, int):
+        over = "sum over %d process%s" % (count, "" if count == 1 else "es")
     lines = []
     known = set()
-    for key, show in _RES_FIELDS:
+    for key, show, note in _RES_FIELDS:
         known.add(key)
         value = result.get(key)
-        if value is not None:
-            lines.append("%s: %s" % (key, show(value)))
+        if value is None:
+            continue
+        line = "%s: %s" % (key, show(value))
+        if note is not None:
+            line += "  (%s)" % (over if note is _SUM else note,)
+        lines.append(line)
     for key in sorted(set(result) - known):
         lines.append("%s: %s" % (printable(str(key)), printable(str(result[key]))))
     return lines
@@ -253,7 +279,8 @@ class Signal(Command):
     help = "send a signal to the job (if its configuration allows it)"
     description = (
         "Send a signal to the job's root process, if the daemon's\n"
-        "configuration allows that signal (else status 1).")
+        "configuration allows that signal (else status 4, and the message\n"
+        "lists the signals it allows).")
     examples = ("jobmon-query signal 1234.0 USR1", "jobmon-query signal 1234.0 TERM")
 
     def configure(self, sub):

@@ -5,7 +5,7 @@ knows no job by the name given.
 """
 
 from jobmon import errors
-from jobmon.cli.output import looksBinary
+from jobmon.cli.output import TextCarry, looksBinary
 from jobmon.errors import JobMonError
 
 AMBIGUOUS_SHOWN = 5
@@ -20,6 +20,8 @@ class Session:
     @ivar job: the job's id, as given, then as resolved.
     @ivar following: whether the command is following a file (Ctrl-C then
         ends it quietly).
+    @ivar followText: the L{TextCarry} of the JSON lines of a followed
+        file.
     """
 
     def __init__(self, args, client, out, say, stderr, environ, sleep, now):
@@ -35,6 +37,7 @@ class Session:
         self.job = getattr(args, "job", None)
         self._resolved = False
         self.following = False
+        self.followText = TextCarry()
         self.guardBinary = (
             not self.json and not getattr(args, "raw", False) and out.isatty()
         )

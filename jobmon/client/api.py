@@ -103,9 +103,20 @@ class JobMonClient(_Connection):
     def whoami(self):
         """
         Return the server's view of the caller: a dict with C{dn},
-        C{admin}, C{proxy} and C{limited}.
+        C{admin}, C{proxy} and C{limited} (and C{token} for a bearer token,
+        C{server_version} from a server that reports it).
         """
         return self._call("jobmon.whoami", ())
+
+    def credentialInfo(self):
+        """
+        Describe the credential this client authenticates with, as read on
+        this machine (nothing is sent): a dict with C{type} (C{"x509"} or
+        C{"token"}), C{expires} (seconds since the epoch, or L{None} if
+        unknown) and C{path} (the credential file) or C{source} (where the
+        token was found).
+        """
+        return self._credential.describe()
 
     def listJobs(self, all=False):
         """

@@ -25,7 +25,13 @@ from jobmon.client.errors import (
     ClientError,
     _sslReason,
 )
-from jobmon.credentials import TokenNotFound, defaultProxyPath, expiredAt, tokenSource
+from jobmon.credentials import (
+    TokenNotFound,
+    defaultProxyPath,
+    expiredAt,
+    tokenSource,
+    unverifiedClaims,
+)
 from jobmon.options import defaultCADir
 
 _REFUSED_MESSAGE = (
@@ -135,6 +141,21 @@ class _TokenCredential:
                 "(oidc-token, htgettoken)" % (where, _utc(expires)),
             )
         return "Bearer " + token
+
+    def describe(self):
+        """
+        Describe the token as read here: C{{"type": "token", "source":
+        WHERE, "expires": EXP}}, C{expires} being its C{exp} claim (not
+        verified), or L{None} without one.
+        """
+        try:
+            token, where = self.source()
+        except TokenNotFound:
+            return {"type": "token", "source": None, "expires": None}
+        expires = unverifiedClaims(token).get("exp")
+        if isinstance(expires, bool) or not isinstance(expires, (int, float)):
+            expires = None
+        return {"type": "token", "source": where, "expires": expires}
 
 
 def resolveAuth(auth, proxy=None, key=None, token=None, tokenFile=None, environ=None,
@@ -299,6 +320,19 @@ class _Credential:
         A certificate needs no C{Authorization} header.
         """
         return None
+
+    def describe(self):
+        """
+        Describe the credential file as read here: C{{"type": "x509",
+        "path": PATH, "expires": NOT_AFTER}}, C{expires} being the notAfter
+        of its certificate (a proxy's own), or L{None} if it cannot be
+        read.
+        """
+        if self._signature is not None:
+            notAfter = self._dates[1]
+        else:
+            notAfter = certificateDates(self.proxy)[1]
+        return {"type": "x509", "path": self.proxy, "expires": notAfter}
 
     refusedMessage = _REFUSED_MESSAGE
 

@@ -20,6 +20,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from jobmon import __version__
 from jobmon.errors import (
     BAD_REQUEST,
     INTERNAL,
@@ -235,13 +236,14 @@ class Hub:
 
     def whoami(self, identity):
         """
-        Describe the caller.
+        Describe the caller, and say which version the server runs.
         """
         me = {
             "dn": identity.dn,
             "admin": identity.dn in self.config.admins,
             "proxy": identity.proxy,
             "limited": identity.limited,
+            "server_version": __version__,
         }
         if identity.token is not None:
             me["token"] = identity.token.describe()

@@ -279,7 +279,7 @@ class _Parser:
             self.fail("argv", "the first element must name the program")
         if os.path.isabs(program):
             executable = program
-            available = os.path.isfile(program) and os.access(program, os.X_OK)
+            available = programAvailable(program)
         elif "/" in program:
             self.fail(
                 "argv",
@@ -433,10 +433,14 @@ class CommandTable:
         """
         return name in self.commands
 
-    def describe(self):
+    def describe(self, recheck=False):
         """
         The C{commands} listing: one struct per command, by name.
 
+        @param recheck: look at each program again now (a blocking look at
+            the file system: call it in a thread), so that a program removed
+            since the daemon started is listed as unavailable; else say what
+            was found at load time.
         @return: a list of dicts with C{name}, C{description}, C{usage},
             C{timeout}, C{max_output} and C{available}.
         """
@@ -447,10 +451,24 @@ class CommandTable:
                 "usage": c.usage,
                 "timeout": c.timeout,
                 "max_output": c.maxOutput,
-                "available": c.available,
+                "available": programAvailable(c.executable) if recheck else c.available,
             }
             for _, c in sorted(self.commands.items())
         ]
+
+    def closest(self, name):
+        """
+        The offered command whose name is nearest to C{name} (a typo), or
+        L{None} if none is near.
+        """
+        import difflib
+
+        # No command name is longer than 64 characters: a longer one is not
+        # a typo, and comparing it would only cost time.
+        if len(name) > 64:
+            return None
+        found = difflib.get_close_matches(name, sorted(self.commands), n=1, cutoff=0.6)
+        return found[0] if found else None
 
     def prepare(self, name, args):
         """
@@ -467,6 +485,13 @@ class CommandTable:
             raise JobMonError(BAD_REQUEST, "the command name must be a string")
         command = self.commands.get(name)
         if command is None:
+            near = self.closest(name)
+            if near is not None:
+                raise JobMonError(
+                    NO_SUCH_COMMAND,
+                    "no command {} on this job; did you mean {}? ('jobmon-query "
+                    "commands JOB' lists them)".format(_show(name), _show(near)),
+                )
             raise JobMonError(
                 NO_SUCH_COMMAND,
                 "no command {} on this job; 'jobmon-query commands JOB' lists them".format(
@@ -500,6 +525,17 @@ class CommandTable:
             timeout=command.timeout,
             maxOutput=command.maxOutput,
         )
+
+
+def programAvailable(executable):
+    """
+    Tell whether the program at the absolute path C{executable} is there
+    and executable now (L{None}: it was not found on C{PATH} at load time).
+    This looks at the file system: not in the reactor thread.
+    """
+    if executable is None:
+        return False
+    return os.path.isfile(executable) and os.access(executable, os.X_OK)
 
 
 def _checkArgument(command, i, arg):

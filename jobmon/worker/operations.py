@@ -194,9 +194,10 @@ class Operations:
 
     async def op_commands(self, request):
         """
-        The commands this job offers.
+        The commands this job offers, each program looked at again (in a
+        thread: the file system may hang) to say whether it is there.
         """
-        return {"commands": self.commands.describe()}
+        return {"commands": await self._runInThread(self.commands.describe, True)}
 
     async def op_run(self, request):
         """

@@ -61,7 +61,29 @@ DEFAULT_REDACT = (
     "SESSION",
 )
 """Environment variables whose names contain one of these (in any case) have
-their values hidden by C{env}."""
+their values hidden by C{env}, except L{isPathVariable}s."""
+
+PATH_VARIABLES = frozenset({
+    "X509_CERT_DIR",
+    "X509_USER_PROXY",
+    "X509_USER_CERT",
+    "X509_USER_KEY",
+    "X509_VOMS_DIR",
+    "X509_VOMSES",
+    "SSL_CERT_DIR",
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "BEARER_TOKEN_FILE",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+})
+"""Variables whose values are, by convention, the paths of credentials or
+trust anchors: their names contain CERT, PROXY, KEY or TOKEN, but a path
+says where a secret is, not what it is, and users need to see it."""
+
+PATH_SUFFIXES = ("_DIR", "_FILE", "_PATH")
+"""Other names that end so, and whose values are absolute paths, are paths
+too (C{MYAPP_KEY_FILE=/etc/myapp/key.pem})."""
 
 REDACTED = "<redacted>"
 """The value C{env} shows in place of a hidden one."""
@@ -84,25 +106,52 @@ def _asciiUpper(text):
     return text.translate(_ASCII_UPPER)
 
 
-def redact(env, patterns):
+def isPathVariable(name, value):
+    """
+    Tell whether C{name=value} gives the path of a credential rather than a
+    secret: C{name} is one of L{PATH_VARIABLES} (ASCII case ignored) and
+    C{value} does not hold a PEM block or several lines; or C{name} ends
+    with one of L{PATH_SUFFIXES} and C{value} is an absolute path, or
+    several separated by colons, without white space.
+    """
+    if not isinstance(value, str) or not value:
+        return False
+    upper = _asciiUpper(name)
+    if upper in PATH_VARIABLES:
+        return "\n" not in value and "-----BEGIN" not in value
+    if not upper.endswith(PATH_SUFFIXES):
+        return False
+    return all(
+        part.startswith("/") and not any(ch.isspace() for ch in part)
+        for part in value.split(":")
+    )
+
+
+def redact(env, patterns, always=()):
     """
     Hide the values of the variables of C{env} whose names look secret.
 
-    A name looks secret when it contains one of C{patterns} as a substring,
-    ignoring the case of ASCII letters.
+    A name looks secret when it contains one of C{always}, or one of
+    C{patterns} unless its value is a path (L{isPathVariable}), as a
+    substring, ignoring the case of ASCII letters.
 
     @param env: a mapping of variable names to values; it is not changed.
     @param patterns: strings of ASCII letters, digits and underscores (see
-        L{checkRedactPatterns}).
+        L{checkRedactPatterns}): L{DEFAULT_REDACT}.
+    @param always: more such strings, whose names are hidden even when
+        their values are paths (the daemon's C{--redact}: the site asked).
     @return: C{(variables, names)}: a new dict, with L{REDACTED} as the value
         of each secret-looking name, and the sorted list of those names.
     """
     wanted = [_asciiUpper(pattern) for pattern in patterns]
+    forced = [_asciiUpper(pattern) for pattern in always]
     variables = {}
     names = []
     for name, value in env.items():
         upper = _asciiUpper(name)
-        if any(pattern in upper for pattern in wanted):
+        if any(pattern in upper for pattern in forced) or (
+            any(pattern in upper for pattern in wanted) and not isPathVariable(name, value)
+        ):
             variables[name] = REDACTED
             names.append(name)
         else:
@@ -167,6 +216,21 @@ def _signalName(name):
             "unknown signal %s: expected %s" % (repr(name)[:40], _SIGNAL_EXAMPLES),
         )
     return member.name[3:]
+
+
+def _refusedSignal(name, allowed):
+    """
+    The message for a signal the daemon does not allow: it lists those it
+    allows, so that the user can pick one.
+    """
+    if not allowed:
+        return (
+            "signal {} is not allowed on this job: it allows no signals (the "
+            "daemon's --allow-signal)".format(name)
+        )
+    return "signal {} is not allowed on this job; allowed: {} (the daemon's --allow-signal)".format(
+        name, ", ".join(sorted(allowed))
+    )
 
 
 def parseSignalNames(text):
@@ -715,7 +779,8 @@ class JobProcesses:
 
     def environment(self, extraPatterns=()):
         """
-        Show the environment of the job's root process, secrets hidden.
+        Show the environment of the job's root process, secrets hidden
+        (paths of credentials shown: see L{isPathVariable}).
 
         It is the environment the root process started with (what
         C{/proc/PID/environ} shows).  If it cannot be read, or is empty,
@@ -730,7 +795,7 @@ class JobProcesses:
         @raise JobMonError: C{REMOTE_ERROR} if the job's root process is
             gone.
         """
-        patterns = DEFAULT_REDACT + checkRedactPatterns(extraPatterns)
+        extra = checkRedactPatterns(extraPatterns)
         root = self._groupTree()[0] if self.group is not None else self._rootProcess()
         try:
             env = root.environ()
@@ -740,7 +805,7 @@ class JobProcesses:
             raise self._goneError() from None
         if not env:
             env = dict(os.environ)
-        variables, names = redact(env, patterns)
+        variables, names = redact(env, DEFAULT_REDACT, extra)
         return {"variables": variables, "redacted": names}
 
     def sendSignal(self, name, allowed=frozenset()):
@@ -764,11 +829,7 @@ class JobProcesses:
         """
         normalised = _signalName(name)
         if normalised not in allowed:
-            raise JobMonError(
-                NOT_ALLOWED,
-                "signal {} is not allowed on this job (the daemon's "
-                "--allow-signal)".format(normalised),
-            )
+            raise JobMonError(NOT_ALLOWED, _refusedSignal(normalised, allowed))
         target = self.rootPid if self.group is None else self.group
         if target == 1:
             raise JobMonError(

@@ -14,7 +14,7 @@ import time
 from twisted.trial.unittest import SynchronousTestCase
 
 from jobmon import cli, client, errors
-from jobmon.cli import files, output, parser
+from jobmon.cli import files, output, parser, processes
 from jobmon.cli import format as fmt
 from jobmon.errors import JobMonError
 
@@ -275,7 +275,7 @@ class ExitCodeTests(SynchronousTestCase):
         errors.OUTSIDE_WORKDIR: 1, errors.NOT_A_DIRECTORY: 1, errors.IS_A_DIRECTORY: 1,
         errors.PERMISSION_DENIED: 1, errors.REMOTE_IO_ERROR: 1, errors.UNSUPPORTED_OP: 1,
         errors.REMOTE_TIMEOUT: 7, errors.REMOTE_ERROR: 1, errors.NO_SUCH_COMMAND: 1,
-        errors.NOT_ALLOWED: 1,
+        errors.NOT_ALLOWED: 4,
         client.NO_CREDENTIAL: 3, client.CREDENTIAL_EXPIRED: 3, client.BAD_CREDENTIAL: 3,
         client.NO_CA_DIR: 3, client.BAD_URL: 2, client.BAD_ARGUMENT: 2,
         client.UNREACHABLE: 8, client.SERVER_NOT_TRUSTED: 3,
@@ -461,7 +461,7 @@ class OutputTests(SynchronousTestCase):
 
     def test_whoami(self):
         """
-        The DN, with notes.
+        The DN, with notes; then the server's version.
         """
         for info, line in [
             ({"dn": ALICE, "admin": False, "proxy": False, "limited": False}, ALICE),
@@ -470,8 +470,9 @@ class OutputTests(SynchronousTestCase):
             ({"dn": ALICE, "admin": False, "proxy": True, "limited": True},
              ALICE + " (limited proxy)"),
         ]:
+            info["server_version"] = "0.1.0"
             self.assertEqual(run(["whoami"], FakeClient({"whoami": info})),
-                             (0, (line + "\n").encode(), ""))
+                             (0, (line + "\nserver: JobMon 0.1.0\n").encode(), ""))
 
     def test_jobs(self):
         """
@@ -733,10 +734,14 @@ class FormatTests(SynchronousTestCase):
 
     def test_toJSON(self):
         """
-        Bytes become base64 text.
+        Bytes become base64 text; in a dict, UTF-8 bytes are given as text
+        too: C{data} as C{text}, another key C{k} as C{k_text}.
         """
         self.assertEqual(output.toJSON({"data": b"\x01", "l": [b"\x02"], "n": 1}),
-                         {"data_base64": "AQ==", "l": ["Ag=="], "n": 1})
+                         {"data_base64": "AQ==", "text": "\x01", "l": ["Ag=="], "n": 1})
+        self.assertEqual(output.toJSON({"stdout": "\xe9".encode(), "stderr": b"\xe9"}),
+                         {"stdout_base64": "w6k=", "stdout_text": "\xe9",
+                          "stderr_base64": "6Q=="})
 
 
 class ImportTests(SynchronousTestCase):
@@ -1554,24 +1559,38 @@ class ProcessTests(SynchronousTestCase):
         One sample: a document; several: one object per line.
         """
         result = {"root": 100, "processes": self.processes[:1], "truncated": False}
+        stamped = dict(result, sampled_at="2026-12-03T07:57:38.250Z",
+                       sampled_at_epoch=1796284658.25)
+        self.patch(processes.time, "time", lambda: 1796284658.25)
         fake = FakeClient({"top": result})
-        self.assertEqual(json.loads(run(["--json", "top", "1"], fake)[1]), result)
+        self.assertEqual(json.loads(run(["--json", "top", "1"], fake)[1]), stamped)
         out = run(["--json", "top", "1", "-n", "2"], fake)[1]
-        self.assertEqual([json.loads(line) for line in out.splitlines()], [result] * 2)
+        self.assertEqual([json.loads(line) for line in out.splitlines()], [stamped] * 2)
 
     def test_res(self):
         """
-        C{key: value} lines in human units; unreported fields left out.
+        C{key: value} lines in human units, each saying whether it is a sum
+        over the job's processes or the largest single process; unreported
+        fields left out.
         """
         fake = FakeClient({"res": {
             "processes": 4, "threads": 8, "cpu_user": 3725.5, "cpu_system": 12.25,
             "rss": 1536 * 1024 * 1024, "rss_peak": 2 * 1024 ** 3, "open_files": 17,
             "read_bytes": 512, "elapsed": 7200, "write_bytes": None}})
         self.assertEqual(run(["res", "1"], fake)[1].decode().splitlines(), [
-            "processes: 4", "threads: 8", "cpu_user: 1h02m", "cpu_system: 12.2s",
-            "rss: 1.5G", "rss_peak: 2.0G", "open_files: 17", "read_bytes: 512",
-            "elapsed: 2h00m",
+            "processes: 4",
+            "threads: 8  (sum over 4 processes)",
+            "cpu_user: 1h02m  (sum over 4 processes)",
+            "cpu_system: 12.2s  (sum over 4 processes)",
+            "rss: 1.5G  (sum over 4 processes)",
+            "rss_peak: 2.0G  (largest single process)",
+            "open_files: 17  (sum over 4 processes)",
+            "read_bytes: 512  (sum over 4 processes)",
+            "elapsed: 2h00m  (since the job's root process started)",
         ])
+        fake = FakeClient({"res": {"processes": 1, "rss": 10}})
+        self.assertEqual(run(["res", "1"], fake)[1].decode().splitlines(),
+                         ["processes: 1", "rss: 10  (sum over 1 process)"])
 
     def test_json(self):
         """
@@ -1677,17 +1696,20 @@ class JobInfoTests(SynchronousTestCase):
 
     def test_commands(self):
         """
-        A table of the commands offered.
+        A table of the commands offered; a program missing on the worker
+        says so (C{?} from a daemon that does not say).
         """
         fake = FakeClient({"commands": {"commands": [
             {"name": "nvidia-smi", "description": "GPU status", "usage": "nvidia-smi [-q]",
-             "timeout": 10, "max_output": 65536},
+             "timeout": 10, "max_output": 65536, "available": False},
             {"name": "grep", "description": "search a file", "usage": "grep PATTERN FILE",
-             "timeout": 300, "max_output": 1048576}]}})
+             "timeout": 300, "max_output": 1048576, "available": True},
+            {"name": "old", "timeout": 1}]}})
         self.assertEqual(run(["commands", "1"], fake)[1].decode().splitlines(), [
-            "NAME        TIMEOUT  USAGE              DESCRIPTION",
-            "nvidia-smi      10s  nvidia-smi [-q]    GPU status",
-            "grep             5m  grep PATTERN FILE  search a file",
+            "NAME        PROGRAM  TIMEOUT  USAGE              DESCRIPTION",
+            "nvidia-smi  missing      10s  nvidia-smi [-q]    GPU status",
+            "grep        ok            5m  grep PATTERN FILE  search a file",
+            "old         ?             1s",
         ])
         fake = FakeClient({"commands": {"commands": []}})
         self.assertEqual(run(["commands", "1"], fake)[1], b"No commands.\n")
@@ -1731,7 +1753,8 @@ class JobInfoTests(SynchronousTestCase):
         """
         An unknown command (1010) is a failure in the job: status 1.
         """
-        fake = FakeClient({"run": JobMonError(1010, "no such command: rm")})
+        fake = FakeClient({"run": JobMonError(1010, "no such command: rm"),
+                           "commands": {"commands": [{"name": "grep"}]}})
         self.assertEqual(run(["run", "1", "rm", "-rf", "/"], fake),
                          (1, b"", "jobmon-query: no such command: rm\n"))
         status, out, err = run(["run", "1"])
@@ -1766,11 +1789,15 @@ class JobInfoTests(SynchronousTestCase):
 
     def test_signalRefused(self):
         """
-        A signal the job does not allow (1011): status 1.
+        A signal the job does not allow (1011): status 4, as for what the
+        server does not authorize; the daemon's message (which lists the
+        signals allowed) as it is.
         """
-        fake = FakeClient({"signal": JobMonError(1011, "SIGKILL is not allowed")})
+        message = ("signal KILL is not allowed on this job; allowed: TERM, USR1 (the "
+                   "daemon's --allow-signal)")
+        fake = FakeClient({"signal": JobMonError(1011, message)})
         self.assertEqual(run(["signal", "1", "KILL"], fake),
-                         (1, b"", "jobmon-query: SIGKILL is not allowed\n"))
+                         (4, b"", "jobmon-query: %s\n" % (message,)))
 
     def test_json(self):
         """

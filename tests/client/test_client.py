@@ -1059,3 +1059,61 @@ class OpRequestTests(SynchronousTestCase):
         self.assertEqual(e.code, client.BAD_ARGUMENT)
         self.assertEqual(self.sent("signal", "USR1", timeout=3)[0],
                          {"op": "signal", "signal": "USR1", "timeout": 3})
+
+
+def _unsignedToken(claims):
+    """
+    A bearer token with C{claims} and a meaningless signature (the client
+    reads the claims without verifying them).
+    """
+    import base64
+    import json
+
+    def part(value):
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    return "%s.%s.c2ln" % (part({"alg": "RS256", "typ": "JWT"}), part(claims))
+
+
+class CredentialInfoTests(TLSTestCase):
+    """
+    Tests for L{JobMonClient.credentialInfo}: the credential's expiry, read
+    on the client.
+    """
+
+    def test_proxy(self):
+        """
+        A proxy: its file and its certificate's notAfter, before and after
+        a call.
+        """
+        end = (_now() + datetime.timedelta(hours=3)).replace(microsecond=0)
+        proxy = self.pki.path("x509up_3h")
+        pki.makeProxy(self.pki.userCert, self.pki.userKey, proxy, notAfter=end)
+        server = self.startServer()
+        c = self.makeClient(server, proxy=proxy)
+        expected = {"type": "x509", "path": proxy, "expires": end.timestamp()}
+        self.assertEqual(c.credentialInfo(), expected)
+        c.whoami()
+        self.assertEqual(c.credentialInfo(), expected)
+
+    def test_unreadable(self):
+        """
+        A credential file that cannot be read: no expiry, no error.
+        """
+        c = self.makeClient(port=self.freePort(), proxy=self.pki.path("nothing"))
+        self.assertEqual(c.credentialInfo(), {"type": "x509", "path": self.pki.path("nothing"),
+                                              "expires": None})
+
+    def test_token(self):
+        """
+        A bearer token: where it came from and its C{exp} claim, if any.
+        """
+        c = JobMonClient("https://127.0.0.1:1", auth="token",
+                         token=_unsignedToken({"sub": "carol", "exp": 2000000000}))
+        self.assertEqual(c.credentialInfo(), {"type": "token", "source": "the token argument",
+                                              "expires": 2000000000})
+        c = JobMonClient("https://127.0.0.1:1", auth="token",
+                         token=_unsignedToken({"sub": "carol", "exp": True}))
+        self.assertEqual(c.credentialInfo()["expires"], None)
+        c = JobMonClient("https://127.0.0.1:1", auth="token", tokenFile=self.pki.path("none"))
+        self.assertEqual(c.credentialInfo(), {"type": "token", "source": None, "expires": None})

@@ -85,7 +85,8 @@ class OpsTests(FaultAssertions, TestCase):
             f.write(COMMANDS)
         self.job = spawn(
             self, "job", ["-c", JOB], program=sys.executable, path=self.workdir,
-            env=childEnv(MY_API_TOKEN="t0ps3cret", MYSITE_VALUE="hidden", PLAIN="visible"),
+            env=childEnv(MY_API_TOKEN="t0ps3cret", MYSITE_VALUE="hidden", PLAIN="visible",
+                         X509_CERT_DIR="/etc/grid-security/certificates"),
         )
         await self.job.waitFor("job started")
         self.server = await startServer(self, self.tpki)
@@ -176,10 +177,12 @@ class OpsTests(FaultAssertions, TestCase):
 
     async def test_env(self):
         """
-        The job's environment, with secret-looking values redacted.
+        The job's environment, with secret-looking values redacted; the
+        paths of credentials and CAs are shown.
         """
         env = await self.query({"op": "env"})
         self.assertEqual(env["variables"]["PLAIN"], "visible")
+        self.assertEqual(env["variables"]["X509_CERT_DIR"], "/etc/grid-security/certificates")
         self.assertEqual(env["variables"]["MY_API_TOKEN"], "<redacted>")
         self.assertEqual(env["variables"]["MYSITE_VALUE"], "<redacted>")
         self.assertIn("MY_API_TOKEN", env["redacted"])
@@ -191,13 +194,16 @@ class OpsTests(FaultAssertions, TestCase):
         bad arguments, unknown names, failures and timeouts are clear.
         """
         listed = await self.query({"op": "commands"})
-        self.assertEqual([c["name"] for c in listed["commands"]], ["echo", "fail", "slow"])
+        self.assertEqual([(c["name"], c["available"]) for c in listed["commands"]],
+                         [("echo", True), ("fail", True), ("slow", True)])
         ran = await self.query({"op": "run", "name": "echo", "args": ["hello", "world"]})
         self.assertEqual((ran["exit_code"], ran["stdout"]), (0, b"hello world\n"))
         e = await self.assertOpFault(errors.BAD_REQUEST,
                                    {"op": "run", "name": "echo", "args": ["$(id)"]})
         self.assertIn("not allowed", e.message)
         await self.assertOpFault(errors.NO_SUCH_COMMAND, {"op": "run", "name": "rm"})
+        e = await self.assertOpFault(errors.NO_SUCH_COMMAND, {"op": "run", "name": "ecko"})
+        self.assertIn("did you mean 'echo'?", e.message)
         failed = await self.query({"op": "run", "name": "fail"})
         self.assertEqual((failed["exit_code"], failed["stderr"]), (3, b"oops\n"))
         start = time.monotonic()
@@ -219,7 +225,8 @@ class OpsTests(FaultAssertions, TestCase):
         self.assertTrue(os.path.exists(os.path.join(self.workdir, "got-usr1")))
         self.assertIn("signal USR1 on job job.1", self.server.proto.output.decode())
         self.assertIn(self.tpki.dn("alice"), self.server.proto.output.decode())
-        await self.assertOpFault(errors.NOT_ALLOWED, {"op": "signal", "signal": "TERM"})
+        e = await self.assertOpFault(errors.NOT_ALLOWED, {"op": "signal", "signal": "TERM"})
+        self.assertIn("allowed: USR1", e.message)
         self.assertTrue(self.job.running)
         alice = self.tpki.users["alice"]
         limitedPath = os.path.join(self.tpki.base, "limited")

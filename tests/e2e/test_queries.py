@@ -19,7 +19,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
-from jobmon import errors
+from jobmon import __version__, errors
 from jobmon.client import CERTIFICATE_REFUSED, JobMonClient
 from jobmon.devtools import pki
 from jobmon.errors import JobMonError
@@ -506,6 +506,8 @@ class CommandLineTests(EndToEndBase):
         out, err, code = await self.jobmonQuery("whoami")
         self.assertEqual((code, err), (0, b""))
         self.assertIn(self.tpki.dn("alice").encode(), out)
+        self.assertRegex(out.decode(), r"(?m)^credential: proxy .+, expires .+ UTC \(in \S+\)$")
+        self.assertIn(b"\nserver: JobMon %s\n" % (__version__.encode(),), out)
         out, err, code = await self.jobmonQuery("jobs")
         self.assertEqual(code, 0)
         self.assertRegex(out.decode(), r"(?m)^job\.1\s+Alice Example\s+\S+\s+-\s+tcp\s+ready")

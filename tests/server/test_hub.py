@@ -8,7 +8,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from jobmon import errors
+from jobmon import __version__, errors
 from jobmon.errors import JobMonError
 from jobmon.server.hub import Hub, HubConfig
 from jobmon.server.identity import Identity
@@ -554,11 +554,13 @@ class HubTestCase(SynchronousTestCase):
 
     def test_whoami(self):
         """
-        whoami reports the DN, admin status and proxy kind.
+        whoami reports the DN, admin status and proxy kind, and the
+        server's version.
         """
         self.assertEqual(
             self.hub.whoami(Identity(ALICE.dn, proxy=True, limited=True)),
-            {"dn": ALICE.dn, "admin": False, "proxy": True, "limited": True},
+            {"dn": ALICE.dn, "admin": False, "proxy": True, "limited": True,
+             "server_version": __version__},
         )
         self.assertTrue(self.hub.whoami(ADMIN)["admin"])
 

@@ -454,6 +454,35 @@ class DescribeTests(ConfigMixin, SynchronousTestCase):
         )
 
 
+    def test_recheck(self):
+        """
+        With C{recheck}, each program is looked at again: one removed (or
+        made not executable) since loading is listed as unavailable, one
+        never found stays so; without it, what loading found.
+        """
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        programs = {}
+        for name in ("gone", "noexec", "here"):
+            programs[name] = os.path.join(directory, name)
+            with open(programs[name], "w") as f:
+                f.write("#!/bin/sh\n")
+            os.chmod(programs[name], 0o755)
+        table = self.load("".join(
+            '[commands.{}]\nargv = ["{}"]\n'.format(name, path) for name, path in programs.items()
+        ) + '[commands.gpu]\nargv = ["nvidia-smi"]\n')
+        os.remove(programs["gone"])
+        os.chmod(programs["noexec"], 0o644)
+        self.assertEqual(
+            [(c["name"], c["available"]) for c in table.describe()],
+            [("gone", True), ("gpu", False), ("here", True), ("noexec", True)],
+        )
+        self.assertEqual(
+            [(c["name"], c["available"]) for c in table.describe(recheck=True)],
+            [("gone", False), ("gpu", False), ("here", True), ("noexec", False)],
+        )
+
+
 class PrepareTests(ConfigMixin, SynchronousTestCase):
     """
     Tests for L{CommandTable.prepare}.
@@ -530,6 +559,20 @@ class PrepareTests(ConfigMixin, SynchronousTestCase):
             self.refused(NO_SUCH_COMMAND, "nope", []),
             "no command 'nope' on this job; 'jobmon-query commands JOB' lists them",
         )
+
+    def test_typo(self):
+        """
+        A name near an offered one (a typo) gets a suggestion; a long name
+        is not compared.
+        """
+        self.assertEqual(
+            self.refused(NO_SUCH_COMMAND, "gpus", []),
+            "no command 'gpus' on this job; did you mean 'gpu'? ('jobmon-query "
+            "commands JOB' lists them)",
+        )
+        self.assertIn("did you mean 'mid'?", self.refused(NO_SUCH_COMMAND, "mdi", []))
+        self.assertEqual(self.table.closest("up" * 40), None)
+        self.assertEqual(self.table.closest("x"), None)
 
     def test_nameNotString(self):
         """

@@ -90,8 +90,8 @@ class FakeCommands:
             raise JobMonError(errors.NO_SUCH_COMMAND, "no command")
         return FakePrepared()
 
-    def describe(self):
-        return [{"name": "diag"}]
+    def describe(self, recheck=False):
+        return [{"name": "diag", "rechecked": recheck}]
 
 
 class OperationsTests(SynchronousTestCase):
@@ -205,8 +205,24 @@ class OperationsTests(SynchronousTestCase):
         # The output cap is clamped so both streams fit in one result.
         self.assertEqual(self.ran, [(("diag", "x"), "/work", 500)])
         self.assertEqual(
-            self.successResultOf(self.perform({"op": "commands"})), {"commands": [{"name": "diag"}]}
+            self.successResultOf(self.perform({"op": "commands"})),
+            {"commands": [{"name": "diag", "rechecked": True}]},
         )
+
+    def test_commandsInThread(self):
+        """
+        C{commands} looks at the programs again in a thread, not in the
+        reactor's: the file system may hang.
+        """
+        calls = []
+
+        def runInThread(f, *args):
+            calls.append((f, args))
+            return defer.maybeDeferred(f, *args)
+
+        self.ops._runInThread = runInThread
+        self.successResultOf(self.perform({"op": "commands"}))
+        self.assertEqual(calls, [(self.ops.commands.describe, (True,))])
 
     def test_runReadsRootInThread(self):
         """

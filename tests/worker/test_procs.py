@@ -711,15 +711,57 @@ class RedactTests(SynchronousTestCase):
         Names containing a pattern, in any case, have their values hidden.
         """
         env = {"MY_TOKEN": "abc", "api_key": "k", "HOME": "/home/a",
-               "X509_USER_PROXY": "/tmp/x509up_u1", "PATH": "/bin"}
+               "HTTPS_PROXY": "http://u:pw@squid:3128", "PATH": "/bin"}
         variables, names = redact(env, DEFAULT_REDACT)
         self.assertEqual(
             variables,
             {"MY_TOKEN": REDACTED, "api_key": REDACTED, "HOME": "/home/a",
-             "X509_USER_PROXY": REDACTED, "PATH": "/bin"},
+             "HTTPS_PROXY": REDACTED, "PATH": "/bin"},
         )
-        self.assertEqual(names, ["MY_TOKEN", "X509_USER_PROXY", "api_key"])
+        self.assertEqual(names, ["HTTPS_PROXY", "MY_TOKEN", "api_key"])
         self.assertEqual(env["MY_TOKEN"], "abc")
+
+    def test_credentialPathsShown(self):
+        """
+        The paths of credentials and trust anchors (X509_CERT_DIR,
+        X509_USER_PROXY...) are shown: a path is not a secret.  Secrets in
+        look-alike variables stay hidden: a PEM block or lines in a path
+        variable, a value that is not an absolute path under a C{_FILE} or
+        C{_DIR} name, a proxy URL.
+        """
+        shown = {
+            "X509_CERT_DIR": "/etc/grid-security/certificates",
+            "X509_USER_PROXY": "/tmp/x509up_u1000",
+            "x509_user_cert": "usercert.pem",
+            "X509_USER_KEY": "/home/a/.globus/userkey.pem",
+            "SSL_CERT_FILE": "/etc/pki/tls/cert.pem",
+            "BEARER_TOKEN_FILE": "/run/user/1000/bt_u1000",
+            "MYAPP_KEY_FILE": "/etc/myapp/key.pem",
+            "MYAPP_CERT_PATH": "/a/cert.pem:/b/cert.pem",
+        }
+        hidden = {
+            "X509_USER_PROXY_DATA": "-----BEGIN CERTIFICATE-----",
+            "X509_USER_CERT": "-----BEGIN CERTIFICATE-----\nMIIB...",
+            "MYAPP_KEY_FILE_CONTENT": "/etc/x",
+            "MYAPP_TOKEN_FILE": "eyJhbGciOi",
+            "MYAPP_SECRET_DIR": "/a b",
+            "MYAPP_SECRET_PATH": "",
+            "HTTP_PROXY": "http://user:pw@proxy:3128",
+            "BEARER_TOKEN": "/looks/like/a/path",
+        }
+        variables, names = redact(dict(shown, **hidden), DEFAULT_REDACT)
+        self.assertEqual(names, sorted(hidden))
+        for name, value in shown.items():
+            self.assertEqual(variables[name], value)
+
+    def test_alwaysPatterns(self):
+        """
+        The daemon's own patterns (C{always}) hide a name even when its
+        value is a path: the site asked for it.
+        """
+        env = {"X509_USER_PROXY": "/tmp/x509up_u1", "SITE_DIR": "/site"}
+        variables, names = redact(env, DEFAULT_REDACT, ["x509", "SITE"])
+        self.assertEqual(names, ["SITE_DIR", "X509_USER_PROXY"])
 
     def test_asciiCaseOnly(self):
         """
@@ -740,11 +782,12 @@ class RedactTests(SynchronousTestCase):
     )
     def test_property(self, env, patterns):
         """
-        A name is redacted exactly when it contains a pattern (ASCII case
-        ignored); other values are untouched; names come back sorted.
+        A name is redacted exactly when it contains a pattern of C{always}
+        (ASCII case ignored); other values are untouched; names come back
+        sorted.
         """
         before = dict(env)
-        variables, names = redact(env, patterns)
+        variables, names = redact(env, (), patterns)
         self.assertEqual(env, before)
         self.assertEqual(set(variables), set(env))
         self.assertEqual(names, sorted(names))
@@ -799,13 +842,17 @@ class EnvironmentTests(ProcessMixin, SynchronousTestCase):
 
     def test_extraPatterns(self):
         """
-        Patterns of the daemon's C{--redact} hide more names.
+        Patterns of the daemon's C{--redact} hide more names, paths too; the
+        default patterns leave the paths of credentials shown.
         """
-        sleeper = self.spawnSleeper({"PLAIN": "v", "OTHER": "w"})
+        sleeper = self.spawnSleeper({"PLAIN": "v", "OTHER": "w", "PLAIN_DIR": "/p",
+                                     "X509_CERT_DIR": "/etc/grid-security/certificates"})
         jobs = JobProcesses(sleeper.pid, os.getpid())
         result = jobs.environment(["plain"])
-        self.assertEqual(result["variables"], {"PLAIN": REDACTED, "OTHER": "w"})
-        self.assertEqual(result["redacted"], ["PLAIN"])
+        self.assertEqual(result["variables"], {
+            "PLAIN": REDACTED, "OTHER": "w", "PLAIN_DIR": REDACTED,
+            "X509_CERT_DIR": "/etc/grid-security/certificates"})
+        self.assertEqual(result["redacted"], ["PLAIN", "PLAIN_DIR"])
         self.assertRaises(ValueError, jobs.environment, ["A-B"])
 
     def test_emptyFallsBack(self):
@@ -890,18 +937,25 @@ class SignalTests(ProcessMixin, SynchronousTestCase):
     def test_notAllowed(self):
         """
         A signal the daemon does not allow is refused with C{NOT_ALLOWED},
-        and nothing is sent; by default no signal is allowed.
+        whose message lists the signals allowed, and nothing is sent; by
+        default no signal is allowed.
         """
         sleeper = self.spawnSleeper()
         jobs, sent = self.recordingJobs(sleeper.pid)
-        error = self.assertRaises(JobMonError, jobs.sendSignal, "term", {"USR1"})
+        error = self.assertRaises(JobMonError, jobs.sendSignal, "term", {"USR1", "HUP"})
         self.assertEqual(error.code, NOT_ALLOWED)
         self.assertEqual(
             error.message,
-            "signal TERM is not allowed on this job (the daemon's --allow-signal)",
+            "signal TERM is not allowed on this job; allowed: HUP, USR1 (the "
+            "daemon's --allow-signal)",
         )
         error = self.assertRaises(JobMonError, jobs.sendSignal, "KILL")
         self.assertEqual(error.code, NOT_ALLOWED)
+        self.assertEqual(
+            error.message,
+            "signal KILL is not allowed on this job: it allows no signals (the "
+            "daemon's --allow-signal)",
+        )
         self.assertEqual(sent, [])
 
     def test_unknown(self):
