@@ -22,8 +22,6 @@ from twisted.python.failure import Failure
 
 from jobmon.errors import (
     BAD_REQUEST,
-    INTERNAL,
-    NAMES,
     NO_SUCH_JOB,
     NOT_AUTHORIZED,
     REMOTE_ERROR,
@@ -33,7 +31,8 @@ from jobmon.errors import (
     JobMonError,
     isRemote,
 )
-from jobmon.protocols.jobid import checkJobId
+from jobmon.outcomes import outcomeWord
+from jobmon.protocols.jobid import AmbiguousJobId, checkJobId, resolvePrefix
 from jobmon.server.admission import QueryAdmission
 from jobmon.server.metrics import NullMetrics
 from jobmon.server.registrations import Registrations
@@ -41,10 +40,19 @@ from jobmon.server.requests import (
     ACTING_OPS,
     checkLimit,
     checkRequest,
+    outcomeOf,
     resultSize,
     xmlrpcSafe,
 )
 from jobmon.server.wakes import standardWakes, takeWork
+
+
+def ownJobIds(registry, dn, prefix):
+    """
+    The ids of the jobs C{dn} registered that start with C{prefix}: those
+    a prefix may name (see L{resolvePrefix}).
+    """
+    return [r.jobId for r in registry.jobs() if r.owner == dn and r.jobId.startswith(prefix)]
 
 
 @frozen
@@ -211,6 +219,21 @@ class Hub:
                     reason=message)
         raise JobMonError(NOT_AUTHORIZED, message)
 
+    def _find(self, identity, jobId):
+        """
+        Return the record of the job the caller names: C{jobId} if she may
+        see it, else the one of her jobs whose id starts with it.
+
+        @raise JobMonError: L{NO_SUCH_JOB}: there is none; L{AmbiguousJobId}.
+        """
+        record = self.registry.get(jobId)
+        if not self._visible(identity, record):
+            match = resolvePrefix(jobId, ownJobIds(self.registry, identity.dn, jobId))
+            record = self.registry.get(match) if match is not None else None
+        if not self._visible(identity, record):
+            raise JobMonError(NO_SUCH_JOB, "no job {} visible to you".format(jobId))
+        return record
+
     def _owned(self, identity, jobId):
         """
         Return the record of a job the caller owns (daemon methods).
@@ -288,13 +311,17 @@ class Hub:
     def query(self, identity, jobId, request):
         """
         Queue C{request} for the job, wake it, and return a L{Deferred} that
-        fires with its result.  Every query is audited: its outcome, size
-        and duration, or why it was refused.
+        fires with its result.  Every query is audited: its outcome (a word
+        of L{jobmon.outcomes}), size and duration, or why it was refused.
+        C{jobId} may be a unique prefix of one of the caller's job ids (see
+        L{resolvePrefix}); naming a job so, even ambiguously, is no refusal.
         """
         try:
             d, record, forward = self._query(identity, jobId, request)
+        except AmbiguousJobId:
+            raise  # no job was reached for: nothing refused
         except JobMonError as e:
-            self.metrics.refusals.labels(NAMES.get(e.code, str(e.code))).inc()
+            self.metrics.refusals.labels(outcomeWord(e.code)).inc()
             self._audit(
                 "refused", dn=identity.dn, method="query",
                 job_id=jobId if isinstance(jobId, str) else repr(jobId)[:100],
@@ -305,20 +332,16 @@ class Hub:
         args = {k: v for k, v in forward.items() if k != "op"}
 
         def audited(result):
-            if isinstance(result, Failure):
-                error = result.value
-                outcome = getattr(error, "code", INTERNAL)
-                size = 0
-            else:
-                outcome = "ok"
-                size = resultSize(result)
+            outcome, code = outcomeOf(result)
+            size = 0 if isinstance(result, Failure) else resultSize(result)
             duration = self.clock.seconds() - started
+            fields = {"code": code} if code is not None else {}
             self._audit(
-                "query", dn=identity.dn, job_id=jobId, owner=record.owner,
+                "query", dn=identity.dn, job_id=record.jobId, owner=record.owner,
                 op=forward["op"], args=args, outcome=outcome, bytes=size,
-                duration=round(duration, 6),
+                duration=round(duration, 6), **fields,
             )
-            self.metrics.queries.labels(forward["op"], str(outcome)).observe(duration)
+            self.metrics.queries.labels(forward["op"], outcome).observe(duration)
             return result
 
         return d.addBoth(audited)
@@ -340,7 +363,8 @@ class Hub:
     def historyOf(self, identity, options=None):
         """
         The caller's own history: the jobs she registered and the queries
-        she made, optionally about one job.
+        she made, optionally about one job: its id, or a prefix of one of
+        her jobs' ids, registered now or in the past.
         """
         if options is None:
             options = {}
@@ -348,20 +372,21 @@ class Hub:
             raise JobMonError(BAD_REQUEST, "history takes an optional struct of options")
         self._require(identity, "read", "history")
         jobId = options.get("job_id")
+        current = ()
         if jobId is not None:
             checkJobId(jobId)
+            current = ownJobIds(self.registry, identity.dn, jobId)
         limit = checkLimit(options.get("limit", 100))
         if self.history is None:
             raise JobMonError(BAD_REQUEST, "this server keeps no history")
-        return self.history.read(identity.dn, jobId, limit)
+        return self.history.read(identity.dn, jobId, limit, current)
 
     def _query(self, identity, jobId, request):
         if not identity.may("read"):
             raise JobMonError(NOT_AUTHORIZED, identity.token.refusal("read"))
         checkJobId(jobId)
-        record = self.registry.get(jobId)
-        if not self._visible(identity, record):
-            raise JobMonError(NO_SUCH_JOB, "no job {} visible to you".format(jobId))
+        record = self._find(identity, jobId)
+        jobId = record.jobId
         if self.stopping:
             raise JobMonError(UNAVAILABLE, "the server is shutting down")
         forward, timeout = checkRequest(request)
