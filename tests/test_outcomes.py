@@ -1,13 +1,13 @@
 """
 Tests for L{jobmon.outcomes}: the words for how a query ended, and for
-L{jobmon.protocols.jobid.resolvePrefix}, which names a job by a prefix.
+L{jobmon.prefixes.resolvePrefix}, which names a job by a prefix.
 """
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from jobmon import errors, outcomes
 from jobmon.outcomes import outcomeWord
-from jobmon.protocols.jobid import AmbiguousJobId, resolvePrefix
+from jobmon.prefixes import AmbiguousJobId, resolvePrefix
 
 
 class OutcomeWordTests(SynchronousTestCase):

@@ -7,7 +7,7 @@ knows no job by the name given.
 from jobmon import errors
 from jobmon.cli.output import looksBinary
 from jobmon.errors import JobMonError
-from jobmon.protocols.jobid import resolvePrefix
+from jobmon.prefixes import resolvePrefix
 
 
 class Session:

@@ -18,7 +18,7 @@ from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
 from jobmon.outcomes import outcomeWord
-from jobmon.protocols.jobid import resolvePrefix
+from jobmon.prefixes import resolvePrefix
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -145,7 +145,7 @@ class History:
         @param current: the ids of the jobs C{dn} has registered now that
             start with C{jobId}.
         @return: a L{Deferred} firing with C{{"jobs": [...], "queries": [...]}},
-            or failing with L{jobmon.protocols.jobid.AmbiguousJobId}.
+            or failing with L{jobmon.prefixes.AmbiguousJobId}.
         """
         pending = self._flush() or defer.succeed(None)
         return pending.addCallback(

@@ -32,7 +32,8 @@ from jobmon.errors import (
     isRemote,
 )
 from jobmon.outcomes import outcomeWord
-from jobmon.protocols.jobid import AmbiguousJobId, checkJobId, resolvePrefix
+from jobmon.prefixes import AmbiguousJobId, resolvePrefix
+from jobmon.protocols.jobid import checkJobId
 from jobmon.server.admission import QueryAdmission
 from jobmon.server.metrics import NullMetrics
 from jobmon.server.registrations import Registrations
