@@ -1,7 +1,7 @@
 """
-How a prefix of a job id names one of the caller's jobs: the same rules on
-the server (for C{query} and C{history}) and in C{jobmon-query} (with older
-servers).
+How a prefix of a job id names one of the caller's jobs: the same rules in
+C{jobmon-query} (for every command about a job) and on the server (for
+C{history}, which also knows the caller's past jobs).
 
 This module imports only the standard library and L{jobmon.errors}: the
 command-line client uses it.
@@ -11,6 +11,15 @@ from jobmon.errors import NO_SUCH_JOB, JobMonError
 
 AMBIGUOUS_SHOWN = 5
 """How many candidate ids an ambiguous job id prefix error names."""
+
+
+class PrefixLookup(JobMonError):
+    """
+    Fault 404 for an id that no job has but that starts ids of the
+    caller's own jobs: the caller is naming one of them by a prefix, which
+    C{jobmon-query} resolves (it lists her jobs and asks again with the
+    whole id).  Not a refusal: she reached for nothing that is not hers.
+    """
 
 
 class AmbiguousJobId(JobMonError):

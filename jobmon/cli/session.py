@@ -58,8 +58,7 @@ class Session:
     def _resolve(self, error):
         """
         Find the caller's job whose id starts with L{job}, by the rules of
-        L{resolvePrefix} (the server follows them too; this is for servers
-        that do not).
+        L{resolvePrefix} (which the server follows for C{history}).
 
         @raise JobMonError: C{error} if there is none, L{errors.NO_SUCH_JOB}
             naming the candidates if there are several.

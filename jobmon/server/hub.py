@@ -32,7 +32,7 @@ from jobmon.errors import (
     isRemote,
 )
 from jobmon.outcomes import outcomeWord
-from jobmon.prefixes import AmbiguousJobId, resolvePrefix
+from jobmon.prefixes import PrefixLookup
 from jobmon.protocols.jobid import checkJobId
 from jobmon.server.admission import QueryAdmission
 from jobmon.server.metrics import NullMetrics
@@ -51,7 +51,7 @@ from jobmon.server.wakes import standardWakes, takeWork
 def ownJobIds(registry, dn, prefix):
     """
     The ids of the jobs C{dn} registered that start with C{prefix}: those
-    a prefix may name (see L{resolvePrefix}).
+    a prefix may name (see L{jobmon.prefixes}).
     """
     return [r.jobId for r in registry.jobs() if r.owner == dn and r.jobId.startswith(prefix)]
 
@@ -222,18 +222,18 @@ class Hub:
 
     def _find(self, identity, jobId):
         """
-        Return the record of the job the caller names: C{jobId} if she may
-        see it, else the one of her jobs whose id starts with it.
+        Return the record of job C{jobId}, which the caller must see.
 
-        @raise JobMonError: L{NO_SUCH_JOB}: there is none; L{AmbiguousJobId}.
+        @raise JobMonError: L{NO_SUCH_JOB}; a L{PrefixLookup} if C{jobId}
+            starts ids of her own jobs (the client resolves it).
         """
         record = self.registry.get(jobId)
-        if not self._visible(identity, record):
-            match = resolvePrefix(jobId, ownJobIds(self.registry, identity.dn, jobId))
-            record = self.registry.get(match) if match is not None else None
-        if not self._visible(identity, record):
-            raise JobMonError(NO_SUCH_JOB, "no job {} visible to you".format(jobId))
-        return record
+        if self._visible(identity, record):
+            return record
+        message = "no job {} visible to you".format(jobId)
+        if ownJobIds(self.registry, identity.dn, jobId):
+            raise PrefixLookup(NO_SUCH_JOB, message)
+        raise JobMonError(NO_SUCH_JOB, message)
 
     def _owned(self, identity, jobId):
         """
@@ -313,14 +313,13 @@ class Hub:
         """
         Queue C{request} for the job, wake it, and return a L{Deferred} that
         fires with its result.  Every query is audited: its outcome (a word
-        of L{jobmon.outcomes}), size and duration, or why it was refused.
-        C{jobId} may be a unique prefix of one of the caller's job ids (see
-        L{resolvePrefix}); naming a job so, even ambiguously, is no refusal.
+        of L{jobmon.outcomes}), size and duration, or why it was refused;
+        a 404 for a prefix of the caller's own job ids is no refusal.
         """
         try:
             d, record, forward = self._query(identity, jobId, request)
-        except AmbiguousJobId:
-            raise  # no job was reached for: nothing refused
+        except PrefixLookup:
+            raise  # the client resolving a prefix: nothing refused
         except JobMonError as e:
             self.metrics.refusals.labels(outcomeWord(e.code)).inc()
             self._audit(
@@ -338,7 +337,7 @@ class Hub:
             duration = self.clock.seconds() - started
             fields = {"code": code} if code is not None else {}
             self._audit(
-                "query", dn=identity.dn, job_id=record.jobId, owner=record.owner,
+                "query", dn=identity.dn, job_id=jobId, owner=record.owner,
                 op=forward["op"], args=args, outcome=outcome, bytes=size,
                 duration=round(duration, 6), **fields,
             )
@@ -387,7 +386,6 @@ class Hub:
             raise JobMonError(NOT_AUTHORIZED, identity.token.refusal("read"))
         checkJobId(jobId)
         record = self._find(identity, jobId)
-        jobId = record.jobId
         if self.stopping:
             raise JobMonError(UNAVAILABLE, "the server is shutting down")
         forward, timeout = checkRequest(request)

@@ -235,42 +235,50 @@ class OutcomeTests(SynchronousTestCase):
 
     def test_prefixIsNoRefusal(self):
         """
-        A unique prefix of one of the caller's job ids names that job: the
-        query is that job's, audited under its whole id, and nothing is
-        refused.
+        A query for a prefix of the caller's own job ids (C{jobmon-query}
+        naming a job by a prefix, before it resolves it) is fault 404 but
+        no refusal: nothing audited or counted as refused.
         """
-        d = self.hub.query(ALICE, "1234", {"op": "ls"})
+        for prefix in ("1234", "77", "7"):
+            e = self.assertRaises(JobMonError, self.hub.query, ALICE, prefix, {"op": "ls"})
+            self.assertEqual(e.code, errors.NO_SUCH_JOB)
+            self.assertEqual(e.message, "no job {} visible to you".format(prefix))
+        self.assertEqual(self.refusals(), ([], 0))
+        d = self.hub.query(ALICE, "1234.0", {"op": "ls"})
         self.answer("1234.0", {"entries": []})
         self.assertEqual(self.successResultOf(d), {"entries": []})
         self.assertEqual(self.queryRecords(), [("1234.0", "ok", None)])
-        self.assertEqual(self.refusals(), ([], 0))
 
-    def test_ambiguousPrefixIsNoRefusal(self):
+    def test_otherIdsRefused(self):
         """
-        A prefix of several of the caller's jobs is fault 404 naming them,
-        with the client's words; it is not audited or counted as refused.
+        Another user's prefix of the caller's jobs, or an id that starts
+        none of her job ids, is refused (404): audited and counted as
+        C{not-found}, whatever jobs others have.
         """
-        e = self.assertRaises(JobMonError, self.hub.query, ALICE, "77", {"op": "ls"})
-        self.assertEqual(e.code, errors.NO_SUCH_JOB)
-        self.assertEqual(
-            e.message, "job id '77' is ambiguous: 2 of your jobs start with it: 77.0, 77.1"
-        )
-        self.assertEqual(self.refusals(), ([], 0))
-
-    def test_prefixOfOwnJobsOnly(self):
-        """
-        Another user's prefix names none of her jobs: a refusal (404),
-        audited and counted as C{not-found}; so is an id nobody has.
-        """
-        for who, jobId in ((BOB, "1234"), (ALICE, "99")):
+        reply = self.hub.registerJob(BOB, "55", {"host": "wn", "wake": "tcp"})
+        self.hub.channelHello(FakeChannel("55"), BOB, "55", reply["wake"]["token"])
+        for who, jobId in ((BOB, "1234"), (ALICE, "99"), (ALICE, "55")):
             e = self.assertRaises(JobMonError, self.hub.query, who, jobId, {"op": "ls"})
             self.assertEqual(e.code, errors.NO_SUCH_JOB)
             self.assertEqual(e.message, "no job {} visible to you".format(jobId))
         audited, counted = self.refusals()
         self.assertEqual([(r["job_id"], r["code"]) for r in audited],
-                         [("1234", errors.NO_SUCH_JOB), ("99", errors.NO_SUCH_JOB)])
-        self.assertEqual(counted, 2)
-        self.assertEqual(self.sample("jobmon_refusals_total", reason="not-found"), 2)
+                         [("1234", errors.NO_SUCH_JOB), ("99", errors.NO_SUCH_JOB),
+                          ("55", errors.NO_SUCH_JOB)])
+        self.assertEqual(counted, 3)
+        self.assertEqual(self.sample("jobmon_refusals_total", reason="not-found"), 3)
+
+    def test_prefixOfAnotherUsersJob(self):
+        """
+        An id that is another user's job but also a prefix of the caller's
+        own job ids is the same fault 404 as any, and no refusal: she is
+        naming her own job.
+        """
+        reply = self.hub.registerJob(BOB, "1234", {"host": "wn", "wake": "tcp"})
+        self.hub.channelHello(FakeChannel("1234"), BOB, "1234", reply["wake"]["token"])
+        e = self.assertRaises(JobMonError, self.hub.query, ALICE, "1234", {"op": "ls"})
+        self.assertEqual((e.code, e.message), (errors.NO_SUCH_JOB, "no job 1234 visible to you"))
+        self.assertEqual(self.refusals(), ([], 0))
 
     def test_clientCancelled(self):
         """
@@ -302,7 +310,7 @@ class OutcomeTests(SynchronousTestCase):
         channel = site.buildProtocol(None)
         transport = StringTransport()
         channel.makeConnection(transport)
-        body = xmlrpc.client.dumps(("1234", {"op": "follow", "path": "log"}), "jobmon.query")
+        body = xmlrpc.client.dumps(("1234.0", {"op": "follow", "path": "log"}), "jobmon.query")
         channel.dataReceived(
             b"POST /RPC2 HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
             b"Content-Length: %d\r\n\r\n%s" % (len(body), body.encode())
