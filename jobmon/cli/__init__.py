@@ -19,7 +19,8 @@ Commands:
 
 The global options may also follow the command (for C{run}, before NAME).
 A job may be named by a unique prefix of its id: when the server knows no
-job by that name, the command looks for one among the caller's jobs.
+job by that name, the command looks for one among the caller's jobs (for
+C{history}, the server looks among her present and past jobs).
 
 Defaults: the server from C{$JOBMON_SERVER}; the credential from
 C{$X509_USER_PROXY}, else C{/tmp/x509up_u$UID}; the CA directory from

@@ -8,6 +8,7 @@ import time
 
 from jobmon.cli.format import formatAge, printable, shortDN, table
 from jobmon.cli.parser import Command, positive
+from jobmon.outcomes import outcomeWord
 
 JOB_STATES = ("connecting", "ready")
 """The states a job may be in on the server: C{connecting} until its wake
@@ -238,14 +239,16 @@ class History(Command):
 
     name = "history"
     help = "show your jobs and queries, kept across server restarts"
-    examples = ("jobmon-query history", "jobmon-query history 1234.0")
+    examples = ("jobmon-query history", "jobmon-query history 1234      # a prefix names the job")
 
     def configure(self, sub):
         """
-        An optional C{JOB} (a whole id: past jobs are not resolved) and
-        C{-n}.
+        An optional C{JOB} (its id, or a prefix naming one of the caller's
+        jobs, present or past: the server resolves it) and C{-n}.
         """
-        sub.add_argument("job", metavar="JOB", nargs="?", help="only this job (its whole id)")
+        sub.add_argument("job", metavar="JOB", nargs="?",
+                         help="only this job: its id, or a prefix of it that names one of "
+                              "your jobs, registered now or in the past")
         sub.add_argument("-n", "--lines", metavar="N", type=positive, default=50,
                          help="how many jobs and queries, newest last (default: 50)")
 
@@ -258,7 +261,8 @@ class History(Command):
 
 def formatHistory(result):
     """
-    Return the lines of a C{history} result: the jobs, then the queries.
+    Return the lines of a C{history} result: the jobs, then the queries,
+    whose outcomes are words (also those an older server sends as codes).
     """
     def when(t):
         return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "-"
@@ -282,7 +286,7 @@ def formatHistory(result):
                 args, dict) else ""
             rows.append([when(q.get("time")), printable(str(q.get("job_id", ""))),
                          printable(str(q.get("op", ""))), printable(what),
-                         printable(str(q.get("outcome", "")))])
+                         printable(outcomeWord(q.get("outcome")))])
         lines += table(["TIME", "JOB", "OP", "ARGS", "OUTCOME"], rows)
     return lines or ["No history."]
 
@@ -316,7 +320,8 @@ class Audit(Command):
 
 def formatAudit(records):
     """
-    Return one line per audit record: time, event, who, what, outcome.
+    Return one line per audit record: time, event, who, what, outcome (a
+    word, also for records that hold a fault code).
     """
     if not records:
         return ["No records."]
@@ -326,7 +331,7 @@ def formatAudit(records):
         args = r.get("args")
         if isinstance(args, dict) and args:
             what += " " + " ".join("%s=%s" % (k, args[k]) for k in sorted(args))
-        outcome = r.get("outcome", r.get("code", ""))
+        outcome = outcomeWord(r.get("outcome", r.get("code")))
         extra = ""
         if r.get("event") == "query":
             extra = " %sB %.3fs" % (int(r.get("bytes", 0)), float(r.get("duration", 0)))

@@ -7,9 +7,7 @@ knows no job by the name given.
 from jobmon import errors
 from jobmon.cli.output import TextCarry, looksBinary
 from jobmon.errors import JobMonError
-
-AMBIGUOUS_SHOWN = 5
-"""How many candidate ids an ambiguous job prefix error names."""
+from jobmon.prefixes import resolvePrefix
 
 
 class Session:
@@ -62,7 +60,8 @@ class Session:
 
     def _resolve(self, error):
         """
-        Find the caller's job whose id starts with L{job}.
+        Find the caller's job whose id starts with L{job}, by the rules of
+        L{resolvePrefix} (which the server follows for C{history}).
 
         @raise JobMonError: C{error} if there is none, L{errors.NO_SUCH_JOB}
             naming the candidates if there are several.
@@ -71,20 +70,10 @@ class Session:
             jobs = self.client.listJobs()
         except JobMonError:
             raise error from None
-        ids = sorted({str(j.get("job_id", "")) for j in jobs})
-        matches = [i for i in ids if i.startswith(self.job)]
-        if not matches or self.job in matches:
+        match = resolvePrefix(self.job, (str(j.get("job_id", "")) for j in jobs))
+        if match is None or match == self.job:
             raise error
-        if len(matches) > 1:
-            shown = ", ".join(matches[:AMBIGUOUS_SHOWN])
-            if len(matches) > AMBIGUOUS_SHOWN:
-                shown += " and %d more" % (len(matches) - AMBIGUOUS_SHOWN,)
-            raise JobMonError(
-                errors.NO_SUCH_JOB,
-                "job id %r is ambiguous: %d of your jobs start with it: %s"
-                % (self.job, len(matches), shown),
-            )
-        self.job = matches[0]
+        self.job = match
 
     def emit(self, data, total=None):
         """

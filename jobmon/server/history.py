@@ -17,6 +17,8 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
+from jobmon.outcomes import outcomeWord
+from jobmon.prefixes import resolvePrefix
 from jobmon.server.health import Writability, describeError
 
 SCHEMA = """
@@ -143,19 +145,42 @@ class History:
                          str(f.get("outcome")), f.get("bytes") or 0, f.get("duration") or 0),
                     )
 
-    def read(self, dn, jobId=None, limit=100):
+    def read(self, dn, jobId=None, limit=100, current=()):
         """
         The history of C{dn}: the jobs it registered and the queries it
         made (about C{jobId} only, if given), newest last, at most C{limit}
-        of each.
+        of each.  Query outcomes are words (see L{jobmon.outcomes}), also
+        those written as fault codes by older servers.
 
-        @return: a L{Deferred} firing with C{{"jobs": [...], "queries": [...]}}.
+        @param jobId: a job id, or a prefix naming one of the jobs of C{dn},
+            registered now (in C{current}) or in the past (see
+            L{resolvePrefix}).
+        @param current: the ids of the jobs C{dn} has registered now that
+            start with C{jobId}.
+        @return: a L{Deferred} firing with C{{"jobs": [...], "queries": [...]}},
+            or failing with L{jobmon.prefixes.AmbiguousJobId}.
         """
         pending = self._flush() or defer.succeed(None)
-        return pending.addCallback(lambda _: self._runInThread(self._read, dn, jobId, limit))
+        return pending.addCallback(
+            lambda _: self._runInThread(self._read, dn, jobId, limit, list(current))
+        )
 
-    def _read(self, dn, jobId, limit):
+    def _resolve(self, dn, prefix, current):
+        """
+        The job id C{prefix} names among the present and past jobs of
+        C{dn}, or C{prefix} itself if it names none.
+        """
+        past = self._connection.execute(
+            "SELECT DISTINCT job_id FROM jobs WHERE owner = ? AND substr(job_id, 1, ?) = ?",
+            (dn, len(prefix), prefix),
+        ).fetchall()
+        match = resolvePrefix(prefix, current + [j for (j,) in past])
+        return prefix if match is None else match
+
+    def _read(self, dn, jobId, limit, current=()):
         c = self._connection
+        if jobId is not None:
+            jobId = self._resolve(dn, jobId, list(current))
 
         def latest(columns, table, who, order):
             # The newest rows of one table for this identity (and job).
@@ -183,7 +208,8 @@ class History:
             ],
             "queries": [
                 {"time": float(t), "job_id": j, "op": o or "", "args": json.loads(a or "{}"),
-                 "outcome": out or "", "bytes": float(n or 0), "duration": float(d or 0)}
+                 "outcome": outcomeWord(out), "bytes": float(n or 0),
+                 "duration": float(d or 0)}
                 for t, j, o, a, out, n, d in reversed(queries)
             ],
         }

@@ -23,8 +23,6 @@ from twisted.python.failure import Failure
 from jobmon import __version__
 from jobmon.errors import (
     BAD_REQUEST,
-    INTERNAL,
-    NAMES,
     NO_SUCH_JOB,
     NOT_AUTHORIZED,
     REMOTE_ERROR,
@@ -34,6 +32,8 @@ from jobmon.errors import (
     JobMonError,
     isRemote,
 )
+from jobmon.outcomes import outcomeWord
+from jobmon.prefixes import PrefixLookup
 from jobmon.protocols.jobid import checkJobId
 from jobmon.server.admission import QueryAdmission
 from jobmon.server.ended import EndedJobs
@@ -43,10 +43,38 @@ from jobmon.server.requests import (
     ACTING_OPS,
     checkLimit,
     checkRequest,
+    outcomeOf,
     resultSize,
     xmlrpcSafe,
 )
 from jobmon.server.wakes import standardWakes, takeWork
+
+
+def ownJobIds(registry, dn, prefix):
+    """
+    The ids of the jobs C{dn} registered that start with C{prefix}: those
+    a prefix may name (see L{jobmon.prefixes}).
+    """
+    return [r.jobId for r in registry.ofOwner(dn) if r.jobId.startswith(prefix)]
+
+
+def jobRow(record, pending):
+    """
+    What C{listJobs} says of a job: its record and how many requests are
+    C{pending} for it.
+    """
+    batch = record.info.get("batch")
+    return {
+        "job_id": record.jobId,
+        "owner": record.owner,
+        "host": record.host,
+        "batch": batch if isinstance(batch, str) else "",
+        "mode": record.mode,
+        "state": record.state,
+        "registered": float(record.registered),
+        "last_seen": float(record.lastSeen),
+        "pending": pending,
+    }
 
 
 @frozen
@@ -216,6 +244,25 @@ class Hub:
                     reason=message)
         raise JobMonError(NOT_AUTHORIZED, message)
 
+    def _find(self, identity, jobId):
+        """
+        Return the record of job C{jobId}, which the caller must see.
+
+        @raise JobMonError: L{NO_SUCH_JOB}; a L{PrefixLookup} if C{jobId}
+            starts ids of her own jobs (the client resolves it).
+        """
+        record = self.registry.get(jobId)
+        if self._visible(identity, record):
+            return record
+        gone = self.ended.get(jobId) if record is None else None
+        # Whoever may not see the job must not learn that it existed.
+        if gone is not None and (gone.owner == identity.dn or identity.dn in self.config.admins):
+            raise gone.error()
+        message = "no job {} visible to you".format(jobId)
+        if ownJobIds(self.registry, identity.dn, jobId):
+            raise PrefixLookup(NO_SUCH_JOB, message)
+        raise JobMonError(NO_SUCH_JOB, message)
+
     def _owned(self, identity, jobId):
         """
         Return the record of a job the caller owns (daemon methods).
@@ -271,36 +318,26 @@ class Hub:
         if after is not None and not isinstance(after, str):
             raise JobMonError(BAD_REQUEST, "after must be a job id")
         records = sorted(
-            (r for r in self.registry.jobs() if everything or r.owner == identity.dn),
+            self.registry.jobs() if everything else self.registry.ofOwner(identity.dn),
             key=lambda r: r.jobId,
         )
         if after is not None:
             records = records[bisect.bisect_right([r.jobId for r in records], after):]
-        return [
-            {
-                "job_id": r.jobId,
-                "owner": r.owner,
-                "host": r.host,
-                "batch": r.info.get("batch", "") if isinstance(r.info.get("batch"), str) else "",
-                "mode": r.mode,
-                "state": r.state,
-                "registered": float(r.registered),
-                "last_seen": float(r.lastSeen),
-                "pending": self.table.pending(r.jobId),
-            }
-            for r in records[:limit]
-        ]
+        return [jobRow(r, self.table.pending(r.jobId)) for r in records[:limit]]
 
     def query(self, identity, jobId, request):
         """
         Queue C{request} for the job, wake it, and return a L{Deferred} that
-        fires with its result.  Every query is audited: its outcome, size
-        and duration, or why it was refused.
+        fires with its result.  Every query is audited: its outcome (a word
+        of L{jobmon.outcomes}), size and duration, or why it was refused;
+        a 404 for a prefix of the caller's own job ids is no refusal.
         """
         try:
             d, record, forward = self._query(identity, jobId, request)
+        except PrefixLookup:
+            raise  # the client resolving a prefix: nothing refused
         except JobMonError as e:
-            self.metrics.refusals.labels(NAMES.get(e.code, str(e.code))).inc()
+            self.metrics.refusals.labels(outcomeWord(e.code)).inc()
             self._audit(
                 "refused", dn=identity.dn, method="query",
                 job_id=jobId if isinstance(jobId, str) else repr(jobId)[:100],
@@ -311,20 +348,16 @@ class Hub:
         args = {k: v for k, v in forward.items() if k != "op"}
 
         def audited(result):
-            if isinstance(result, Failure):
-                error = result.value
-                outcome = getattr(error, "code", INTERNAL)
-                size = 0
-            else:
-                outcome = "ok"
-                size = resultSize(result)
+            outcome, code = outcomeOf(result)
+            size = 0 if isinstance(result, Failure) else resultSize(result)
             duration = self.clock.seconds() - started
+            fields = {"code": code} if code is not None else {}
             self._audit(
                 "query", dn=identity.dn, job_id=jobId, owner=record.owner,
                 op=forward["op"], args=args, outcome=outcome, bytes=size,
-                duration=round(duration, 6),
+                duration=round(duration, 6), **fields,
             )
-            self.metrics.queries.labels(forward["op"], str(outcome)).observe(duration)
+            self.metrics.queries.labels(forward["op"], outcome).observe(duration)
             return result
 
         return d.addBoth(audited)
@@ -346,7 +379,8 @@ class Hub:
     def historyOf(self, identity, options=None):
         """
         The caller's own history: the jobs she registered and the queries
-        she made, optionally about one job.
+        she made, optionally about one job: its id, or a prefix of one of
+        her jobs' ids, registered now or in the past.
         """
         if options is None:
             options = {}
@@ -354,26 +388,20 @@ class Hub:
             raise JobMonError(BAD_REQUEST, "history takes an optional struct of options")
         self._require(identity, "read", "history")
         jobId = options.get("job_id")
+        current = ()
         if jobId is not None:
             checkJobId(jobId)
+            current = ownJobIds(self.registry, identity.dn, jobId)
         limit = checkLimit(options.get("limit", 100))
         if self.history is None:
             raise JobMonError(BAD_REQUEST, "this server keeps no history")
-        return self.history.read(identity.dn, jobId, limit)
+        return self.history.read(identity.dn, jobId, limit, current)
 
     def _query(self, identity, jobId, request):
         if not identity.may("read"):
             raise JobMonError(NOT_AUTHORIZED, identity.token.refusal("read"))
         checkJobId(jobId)
-        record = self.registry.get(jobId)
-        if not self._visible(identity, record):
-            gone = self.ended.get(jobId) if record is None else None
-            # Whoever may not see the job must not learn that it existed.
-            if gone is not None and (
-                gone.owner == identity.dn or identity.dn in self.config.admins
-            ):
-                raise gone.error()
-            raise JobMonError(NO_SUCH_JOB, "no job {} visible to you".format(jobId))
+        record = self._find(identity, jobId)
         if self.stopping:
             raise JobMonError(UNAVAILABLE, "the server is shutting down")
         forward, timeout = checkRequest(request)

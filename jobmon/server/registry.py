@@ -75,6 +75,12 @@ class IJobRegistry(Interface):
         Return all records, as a list.
         """
 
+    def ofOwner(owner):
+        """
+        Return the records of the jobs C{owner} (a DN) registered, as a
+        list: without looking at anyone else's.
+        """
+
     def __len__():
         """
         Return the number of registered jobs.
@@ -89,18 +95,36 @@ class MemoryJobRegistry:
 
     def __init__(self):
         self._records = {}
+        self._byOwner = {}
 
     def get(self, jobId):
         return self._records.get(jobId)
 
     def put(self, record):
+        old = self._records.get(record.jobId)
+        if old is not None and old.owner != record.owner:
+            self._forget(old)
         self._records[record.jobId] = record
+        self._byOwner.setdefault(record.owner, {})[record.jobId] = record
 
     def remove(self, jobId):
-        return self._records.pop(jobId, None)
+        record = self._records.pop(jobId, None)
+        if record is not None:
+            self._forget(record)
+        return record
+
+    def _forget(self, record):
+        own = self._byOwner.get(record.owner)
+        if own is not None:
+            own.pop(record.jobId, None)
+            if not own:
+                del self._byOwner[record.owner]
 
     def jobs(self):
         return list(self._records.values())
+
+    def ofOwner(self, owner):
+        return list(self._byOwner.get(owner, {}).values())
 
     def __len__(self):
         return len(self._records)

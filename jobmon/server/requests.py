@@ -1,12 +1,16 @@
 """
 What the server accepts from its callers before it queues anything: the
 shape and size of a query's request and of a daemon's info, page sizes;
-and how results are measured and made fit for XML-RPC.
+how results are measured and made fit for XML-RPC, and how a query ended.
 """
 
 import math
 
-from jobmon.errors import BAD_REQUEST, TOO_LARGE, JobMonError
+from twisted.internet.defer import CancelledError
+from twisted.python.failure import Failure
+
+from jobmon.errors import BAD_REQUEST, INTERNAL, TOO_LARGE, JobMonError
+from jobmon.outcomes import CANCELLED, OK, outcomeWord
 
 OPS = frozenset(
     {
@@ -68,6 +72,25 @@ def resultSize(result):
     return sum(
         len(result[k]) for k in ("data", "stdout", "stderr") if isinstance(result.get(k), bytes)
     )
+
+
+def outcomeOf(result):
+    """
+    How a query ended, for its audit record, history row and metric label.
+
+    @param result: the query's result, or the L{Failure} it ended with.
+    @return: C{(word, code)}: the outcome's word (see L{jobmon.outcomes})
+        and the fault code the user got, or L{None} (a result, or a
+        cancelled query: its client went away and got no answer).
+    """
+    if not isinstance(result, Failure):
+        return OK, None
+    if result.check(CancelledError):
+        # The XML-RPC resource cancels a query whose client closed its
+        # request (Ctrl-C on tail -f); a timeout is a JobMonError by then.
+        return CANCELLED, None
+    code = result.value.code if result.check(JobMonError) else INTERNAL
+    return outcomeWord(code), code
 
 
 def checkLimit(limit, most=10000):

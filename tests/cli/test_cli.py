@@ -86,6 +86,12 @@ class FakeClient:
         """
         return self._answer("listJobs", *((True,) if all else ()))
 
+    def history(self, jobId=None, limit=100):
+        """
+        Fake L{JobMonClient.history}.
+        """
+        return self._answer("history", jobId, limit)
+
     def ls(self, jobId, path=".", timeout=None, depth=None, all=None):
         """
         Fake L{JobMonClient.ls}.
@@ -1987,6 +1993,51 @@ class AuditFormatTests(SynchronousTestCase):
         ])
         self.assertEqual(lines, [
             "2026-11-26T06:40:55.250Z query    Alice Example cat path=log -> ok 12B 0.500s",
-            "2026-11-26T06:40:56.000Z refused  Bob query -> 404",
+            "2026-11-26T06:40:56.000Z refused  Bob query -> not-found",
         ])
         self.assertEqual(formatAudit([]), ["No records."])
+
+    def test_oldCodesShownAsWords(self):
+        """
+        Records written before outcomes were words hold the fault code (a
+        number): it is shown as its word, like the new records.
+        """
+        from jobmon.cli.jobs import formatAudit
+
+        lines = formatAudit([
+            {"time": "T", "event": "query", "dn": "/CN=A", "op": "ls", "outcome": 1099,
+             "bytes": 0, "duration": 1},
+            {"time": "T", "event": "query", "dn": "/CN=A", "op": "tail", "outcome": 500,
+             "bytes": 0, "duration": 1},
+            {"time": "T", "event": "query", "dn": "/CN=A", "op": "tail",
+             "outcome": "cancelled", "code": 500, "bytes": 0, "duration": 1},
+        ])
+        self.assertEqual([line.split(" -> ")[1].split()[0] for line in lines],
+                         ["daemon-error", "server-error", "cancelled"])
+
+
+class HistoryFormatTests(SynchronousTestCase):
+    """
+    C{jobmon-query history}: its lines, and the job it asks about.
+    """
+
+    def test_outcomeWords(self):
+        """
+        Query outcomes show as words, also the codes an older server sends.
+        """
+        from jobmon.cli.jobs import formatHistory
+
+        queries = [{"time": 0, "job_id": "j1", "op": "ls", "args": {}, "outcome": o}
+                   for o in ("ok", "1099", 408, "cancelled")]
+        lines = formatHistory({"jobs": [], "queries": queries})
+        self.assertEqual([line.split()[-1] for line in lines[1:]],
+                         ["ok", "daemon-error", "timeout", "cancelled"])
+
+    def test_prefixPassedOn(self):
+        """
+        C{history JOB} hands the id or prefix as given to the server, which
+        resolves it among the caller's present and past jobs.
+        """
+        fake = FakeClient({"history": {"jobs": [], "queries": []}})
+        self.assertEqual(run(["history", "12", "-n", "5"], fake), (0, b"No history.\n", ""))
+        self.assertEqual(fake.calls, [("history", "12", 5)])

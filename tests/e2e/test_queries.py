@@ -30,6 +30,7 @@ from tests.support import (
     childEnv,
     freeUDPPort,
     inThread,
+    spawn,
     startDaemon,
     startServer,
     waitForPending,
@@ -448,6 +449,10 @@ class FailureTests(EndToEndBase):
         self.assertEqual(await waitForPending(c, 1), 1)
         s.close()
         self.assertEqual(await waitForPending(c, 0), 0)
+        # Recorded as the user's doing, not as a server error.
+        with open(os.path.join(self.tpki.base, "audit.jsonl")) as f:
+            [query] = [r for r in map(json.loads, f) if r["event"] == "query"]
+        self.assertEqual((query["op"], query["outcome"]), ("ls", "cancelled"))
 
     async def test_timeout(self):
         """
@@ -538,6 +543,36 @@ class CommandLineTests(EndToEndBase):
             self.assertEqual(err.count(b"\n"), 1, err)
             self.assertTrue(err.startswith(b"jobmon-query: "), err)
             self.assertNotIn(b"Traceback", err)
+
+    async def test_interruptedFollow(self):
+        """
+        C{tail -f} of a job named by a prefix of its id, ended with Ctrl-C:
+        nothing refused, and the follow that was waiting is recorded as
+        cancelled (audit, history, metrics), not as a server error.
+        """
+        env = childEnv(
+            JOBMON_SERVER=self.server.url,
+            X509_USER_PROXY=self.tpki.proxies["alice"],
+            X509_CERT_DIR=self.tpki.caDir,
+        )
+        tail = spawn(self, "jobmon-query", ["-m", "jobmon.cli", "tail", "-f", "job", "job.log",
+                                            "-n", "1"], env=env, program=sys.executable)
+        await tail.waitFor(r"line 100\n")
+        c = self.client()
+        self.assertEqual(await waitForPending(c, 1), 1)
+        tail.signal("INT")
+        self.assertEqual(await tail.whenEnded(), 130, tail.output)  # interrupted, quietly
+        self.assertEqual(bytes(tail.output), b"line 100\n")
+        self.assertEqual(await waitForPending(c, 0), 0)
+        with open(os.path.join(self.tpki.base, "audit.jsonl")) as f:
+            records = [json.loads(line) for line in f]
+        self.assertEqual([r for r in records if r["event"] == "refused"], [])
+        queries = [r for r in records if r["event"] == "query"]
+        self.assertEqual({r["job_id"] for r in queries}, {"job.1"})
+        self.assertEqual((queries[-1]["op"], queries[-1]["outcome"]), ("follow", "cancelled"))
+        history = await inThread(c.history, "job")
+        self.assertEqual(history["queries"][-1]["outcome"], "cancelled")
+        self.assertNotIn("error", {q["outcome"] for q in history["queries"]})
 
 
 class WakeModeTests(FaultAssertions, TestCase):
@@ -728,7 +763,7 @@ class MetricsTests(EndToEndBase):
         self.assertEqual(status, 200)
         self.assertIn('jobmon_jobs{mode="tcp",state="ready"} 1.0', text)
         self.assertIn('jobmon_query_seconds_count{op="stat",outcome="ok"} 1.0', text)
-        self.assertIn('jobmon_refusals_total{reason="no such job"} 1.0', text)
+        self.assertIn('jobmon_refusals_total{reason="not-found"} 1.0', text)
         self.assertIn('jobmon_registrations_total{mode="tcp"} 1.0', text)
         self.assertIn('jobmon_wakes_sent_total{mode="tcp"} 1.0', text)
         self.assertIn("jobmon_pending_queries 0.0", text)

@@ -112,3 +112,71 @@ class HistoryTests(SynchronousTestCase):
         self.clock.advance(0)
         self.assertEqual(self.history.lost, 1)
         self.assertEqual(len(self.flushLoggedErrors()), 0)
+
+    def test_prefix(self):
+        """
+        C{job_id} may be a prefix naming one of the caller's jobs, present
+        or past, by the rules of the other commands: an exact id wins, a
+        prefix of several is fault 404 naming them, and a prefix of none
+        (or only of another user's jobs) finds nothing.
+        """
+        for jobId in ("5678.0", "90.0", "90.1", "90"):
+            self.clock.advance(1)
+            self.hub.registerJob(ALICE, jobId, {"host": "h"})
+        self.hub.unregisterJob(ALICE, "5678.0")
+        self.hub.unregisterJob(ALICE, "90.1")
+        self.hub.registerJob(BOB, "1234.0", {"host": "h"})
+        self.clock.advance(0)
+
+        def jobs(who, jobId):
+            result = self.successResultOf(self.hub.historyOf(who, {"job_id": jobId}))
+            return [j["job_id"] for j in result["jobs"]]
+
+        self.assertEqual(jobs(ALICE, "56"), ["5678.0"])
+        self.assertEqual(jobs(ALICE, "90"), ["90"])
+        self.assertEqual(jobs(ALICE, "90.1"), ["90.1"])
+        self.assertEqual(jobs(ALICE, "12"), [])
+        self.assertEqual(jobs(BOB, "12"), ["1234.0"])
+        failure = self.failureResultOf(self.hub.historyOf(ALICE, {"job_id": "9"}), JobMonError)
+        self.assertEqual(failure.value.code, errors.NO_SUCH_JOB)
+        self.assertEqual(
+            failure.value.message,
+            "job id '9' is ambiguous: 3 of your jobs start with it: 90, 90.0, 90.1",
+        )
+
+    def test_prefixOfCurrentJob(self):
+        """
+        A job the history has not written yet (its registration still
+        pending in the batch) is found by its prefix too.
+        """
+        self.hub.registerJob(ALICE, "4321.0", {"host": "h"})
+        self.assertEqual(self.history._read(ALICE.dn, "43", 10, ["4321.0"])["jobs"], [])
+        d = self.hub.historyOf(ALICE, {"job_id": "43"})
+        self.assertEqual([j["job_id"] for j in self.successResultOf(d)["jobs"]], ["4321.0"])
+
+    def test_outcomeWords(self):
+        """
+        Queries' outcomes are words: C{cancelled} for a query whose client
+        went away, the fault's word for a failed one; rows written by older
+        servers, which held the code, read back as words too.
+        """
+        self.hub.registerJob(ALICE, "j1", {"host": "h", "wake": "poll"})
+        d = self.hub.query(ALICE, "j1", {"op": "follow", "path": "log"})
+        d.cancel()
+        self.failureResultOf(d)
+        d = self.hub.query(ALICE, "j1", {"op": "ls"})
+        [item] = self.hub.waitForWork(ALICE, "j1", 0)
+        self.hub.outputJobResult(
+            ALICE, "j1", item["id"], {"error": {"code": errors.REMOTE_TIMEOUT, "message": "x"}}
+        )
+        self.failureResultOf(d)
+        self.clock.advance(0)
+        with self.history._connection as c:
+            c.execute("INSERT INTO queries (time, dn, job_id, op, outcome) VALUES "
+                      "(2000, ?, 'j1', 'cat', '1099'), (2001, ?, 'j1', 'cat', 'ok')",
+                      (ALICE.dn, ALICE.dn))
+        result = self.successResultOf(self.hub.historyOf(ALICE))
+        self.assertEqual([(q["op"], q["outcome"]) for q in result["queries"]], [
+            ("follow", "cancelled"), ("ls", "daemon-timeout"), ("cat", "daemon-error"),
+            ("cat", "ok"),
+        ])
