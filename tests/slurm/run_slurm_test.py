@@ -500,7 +500,8 @@ class Test:
         except Fatal as e:
             self.check(False, str(e), self.fileTail(".jobmon-daemon-{}.log".format(jid)))
         code, out = self.query("ls", jid)
-        self.check(code == 5, "ls {} now: no such job (exit 5)".format(jid), out)
+        self.check(code == 6 and "job {} ended at ".format(jid) in out,
+                   "ls {} now: the job ended, and when (exit 6)".format(jid), out)
 
         fields = {}
 
