@@ -38,6 +38,7 @@ from jobmon.protocols.jobid import checkJobId
 from jobmon.server.admission import QueryAdmission
 from jobmon.server.ended import EndedJobs
 from jobmon.server.metrics import NullMetrics
+from jobmon.server.ratelimit import Limits, LimitsConfig
 from jobmon.server.registrations import Registrations
 from jobmon.server.requests import (
     ACTING_OPS,
@@ -70,6 +71,8 @@ class HubConfig:
     @ivar maxPendingPerUser: most queries one user may have pending.
     @ivar queryRate: queries per second one user may make, on average.
     @ivar queryBurst: queries one user may make at once.
+    @ivar limits: the L{LimitsConfig} of every method's rate, and of
+        registrations.
     """
 
     admins: frozenset = field(default=frozenset(), converter=frozenset)
@@ -84,6 +87,7 @@ class HubConfig:
     maxPendingPerUser: int = 256
     queryRate: float = 50.0
     queryBurst: int = 200
+    limits: LimitsConfig = LimitsConfig()
 
 
 class Hub:
@@ -150,6 +154,7 @@ class Hub:
         self.admission = QueryAdmission(
             clock, config.maxPendingPerUser, config.queryRate, config.queryBurst
         )
+        self.limits = Limits(clock, config.limits, self.metrics, self._audit)
         self.stopping = False
         self._cleanup = LoopingCall(self.cleanup)
         self._cleanup.clock = clock
@@ -437,6 +442,9 @@ class Hub:
         checkJobId(jobId)
         if self.stopping:
             raise JobMonError(UNAVAILABLE, "the server is shutting down")
+        if self.registry.get(jobId) is None:
+            # A new job: within the owner's cap and rate (a renewal is not).
+            self.limits.registration(identity, self.registry.countOf(identity.dn))
         return self.registrations.register(identity, jobId, info)
 
     def unregisterJob(self, identity, jobId, token=None):
@@ -552,11 +560,18 @@ class Hub:
         """
         Drop UDP jobs that stopped re-registering and poll jobs whose polls
         lapsed, failing their pending queries; forget idle rate buckets and
-        jobs that ended long ago.
+        jobs that ended long ago; prune the history and summarise the
+        refusals left out of the audit log, when due.
         """
         self.admission.forgetIdle()
+        self.limits.forgetIdle()
         self.registrations.expire()
         self.ended.expire(self.clock.seconds())
+        summarise = getattr(self.audit, "summarise", None)
+        if summarise is not None:
+            summarise()
+        if self.history is not None:
+            self.history.prune()
 
     def sizes(self):
         """
@@ -568,6 +583,7 @@ class Hub:
             "requests": len(self.table),
             **self.registrations.sizes(),
             **self.admission.sizes(),
+            **self.limits.sizes(),
         }
 
     def stop(self):

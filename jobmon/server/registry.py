@@ -80,6 +80,11 @@ class IJobRegistry(Interface):
         Return the number of registered jobs.
         """
 
+    def countOf(owner):
+        """
+        Return how many jobs C{owner} has registered.
+        """
+
 
 @implementer(IJobRegistry)
 class MemoryJobRegistry:
@@ -89,15 +94,33 @@ class MemoryJobRegistry:
 
     def __init__(self):
         self._records = {}
+        self._owners = {}
 
     def get(self, jobId):
         return self._records.get(jobId)
 
+    def _count(self, owner, change):
+        count = self._owners.get(owner, 0) + change
+        if count > 0:
+            self._owners[owner] = count
+        else:
+            self._owners.pop(owner, None)
+
     def put(self, record):
+        old = self._records.get(record.jobId)
+        if old is not None:
+            self._count(old.owner, -1)
         self._records[record.jobId] = record
+        self._count(record.owner, 1)
 
     def remove(self, jobId):
-        return self._records.pop(jobId, None)
+        record = self._records.pop(jobId, None)
+        if record is not None:
+            self._count(record.owner, -1)
+        return record
+
+    def countOf(self, owner):
+        return self._owners.get(owner, 0)
 
     def jobs(self):
         return list(self._records.values())
