@@ -14,7 +14,13 @@ from twisted.trial.unittest import SynchronousTestCase
 from jobmon import errors
 from jobmon.errors import JobMonError
 from jobmon.server.audit import AuditLog
-from jobmon.server.capping import RECORD_BYTES, RefusalBudget, capRecord, capText, capValue
+from jobmon.server.capping import (
+    RECORD_BYTES,
+    RefusalBudget,
+    capRecord,
+    capText,
+    capValue,
+)
 from jobmon.server.history import History
 from jobmon.server.hub import Hub
 from jobmon.server.identity import Identity
