@@ -124,7 +124,11 @@ class RefusalBudget:
     seconds each.  So no caller, whatever it sends, can rotate the others'
     records out of the audit log.
 
-    @ivar callers: C{[allowance, when, unrecorded, first, last]} by caller.
+    @ivar callers: C{[allowance, when, unrecorded, first, last, written]}
+        by caller: its allowance in bytes as of C{when}; how many of its
+        refusals were left out, the first and last of them; when its last
+        record (or summary) was written.
+    @ivar unrecorded: refusals left out in all.
     """
 
     OVERFLOW = "*"

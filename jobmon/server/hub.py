@@ -442,9 +442,7 @@ class Hub:
         checkJobId(jobId)
         if self.stopping:
             raise JobMonError(UNAVAILABLE, "the server is shutting down")
-        if self.registry.get(jobId) is None:
-            # A new job: within the owner's cap and rate (a renewal is not).
-            self.limits.registration(identity, self.registry.countOf(identity.dn))
+        self.limits.admitRegistration(identity, jobId, self.registry)
         return self.registrations.register(identity, jobId, info)
 
     def unregisterJob(self, identity, jobId, token=None):
@@ -560,18 +558,13 @@ class Hub:
         """
         Drop UDP jobs that stopped re-registering and poll jobs whose polls
         lapsed, failing their pending queries; forget idle rate buckets and
-        jobs that ended long ago; prune the history and summarise the
-        refusals left out of the audit log, when due.
+        jobs that ended long ago; tidy the files (L{tidyFiles}).
         """
         self.admission.forgetIdle()
         self.limits.forgetIdle()
         self.registrations.expire()
         self.ended.expire(self.clock.seconds())
-        summarise = getattr(self.audit, "summarise", None)
-        if summarise is not None:
-            summarise()
-        if self.history is not None:
-            self.history.prune()
+        tidyFiles(self.audit, self.history)
 
     def sizes(self):
         """
@@ -597,3 +590,15 @@ class Hub:
         self.table.failAll(JobMonError(UNAVAILABLE, "the server is shutting down"))
         self.registrations.stop(JobMonError(UNAVAILABLE, "the server is shutting down"))
         return defer.succeed(None)
+
+
+def tidyFiles(audit, history):
+    """
+    The cleanup cycle's share for the hub's files, each when due: summarise
+    the refusals the audit log left out, and prune the history.
+    """
+    summarise = getattr(audit, "summarise", None)
+    if summarise is not None:
+        summarise()
+    if history is not None:
+        history.prune()

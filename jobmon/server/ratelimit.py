@@ -266,6 +266,16 @@ class Limits:
                 "identity; {}".format(buckets.rate, buckets.burst, retryIn(wait)),
             )
 
+    def admitRegistration(self, identity, jobId, registry):
+        """
+        Admit a registration of C{jobId} by C{identity}: a new job (one not
+        in C{registry}) within the owner's cap and rate; a renewal always.
+
+        @raise JobMonError: L{TOO_MANY}, see L{registration}.
+        """
+        if registry.get(jobId) is None:
+            self.registration(identity, registry.countOf(identity.dn))
+
     def failedAuthentication(self, peer):
         """
         A request from C{peer} could not be authenticated: charge its
