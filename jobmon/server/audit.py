@@ -4,7 +4,9 @@ registration, in an append-only file rotated by size.
 
 Each record has C{time} (ISO 8601, UTC), C{event} and the fields of that
 event (see C{docs/SECURITY.md}).  Arguments are recorded (paths, command
-names), never file contents or command output.
+names), never file contents or command output.  Every field and record is
+capped, and each caller's refusals are kept within a budget (see
+L{jobmon.server.capping}).
 """
 
 import json
@@ -14,7 +16,13 @@ import time
 from twisted.logger import Logger
 from twisted.python.logfile import LogFile
 
+from jobmon.server.capping import RECORD_BYTES, RefusalBudget, capRecord
 from jobmon.server.health import Writability, describeError
+
+
+def _iso(now):
+    return (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+            + ".%03dZ" % (int(now * 1000) % 1000))
 
 
 class AuditLog:
@@ -31,12 +39,13 @@ class AuditLog:
     @ivar path: the absolute path.
     @ivar written: records written.
     @ivar lost: records that could not be written.
+    @ivar refusals: the L{RefusalBudget} of each caller's refusal records.
     """
 
     log = Logger()
 
     def __init__(self, path, clock=None, rotateBytes=10 * 1024 * 1024, keep=10,
-                 writability=None):
+                 writability=None, refusalBytes=64 * 1024, maxRecord=RECORD_BYTES):
         self.name = path
         self.path = os.path.abspath(path)
         self.clock = clock
@@ -47,6 +56,11 @@ class AuditLog:
         self.written = 0
         self.lost = 0
         self._failing = False
+        self.maxRecord = maxRecord
+        self.refusals = RefusalBudget(perHour=refusalBytes)
+
+    def _now(self):
+        return self.clock.seconds() if self.clock is not None else time.time()
 
     def open(self):
         """
@@ -71,15 +85,42 @@ class AuditLog:
         tens of microseconds, rotation is rare, and a query's record is
         written before its answer leaves, so that the trail is complete and
         in order even if the server process dies.
+
+        Every field and the record are capped (L{capRecord}); a refusal is
+        written only within its caller's budget (L{RefusalBudget}), and
+        the next one written says how many were not.
         """
-        now = self.clock.seconds() if self.clock is not None else time.time()
-        entry = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
-            + ".%03dZ" % (int(now * 1000) % 1000),
-            "event": event,
-        }
+        now = self._now()
+        entry = {"time": _iso(now), "event": event}
         entry.update(fields)
-        line = json.dumps(entry, separators=(",", ":"), default=str) + "\n"
+        line = capRecord(entry, self.maxRecord)
+        if event == "refused":
+            # An unidentified caller is known by its address.
+            caller = fields.get("peer") or fields.get("dn")
+            left = self.refusals.admit(str(caller), len(line), now)
+            if left is None:
+                return
+            if left:
+                entry["unrecorded"] = left
+                line = capRecord(entry, self.maxRecord)
+        self._write(line)
+
+    def summarise(self):
+        """
+        Write, for each caller whose refusals were left out and that has had
+        no record for a while, one C{"refusals"} record saying how many,
+        and when the first and last of them came (the hub's cleanup cycle
+        calls this).
+        """
+        now = self._now()
+        for caller, count, first, last in self.refusals.summaries(now):
+            self._write(capRecord({
+                "time": _iso(now), "event": "refusals", "caller": caller,
+                "unrecorded": count, "first": _iso(first), "last": _iso(last),
+                "reason": "over the caller's audit budget for refusals",
+            }, self.maxRecord))
+
+    def _write(self, line):
         try:
             if self._file is None:
                 self.open()

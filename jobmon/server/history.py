@@ -6,7 +6,10 @@ survives server restarts, and users read their own back
 
 The database is used from one thread of its own, never the reactor's: the
 hub hands events over with L{History.record}, which batches them into one
-transaction per reactor turn.
+transaction per reactor turn.  Fields are capped as the audit log's are
+(L{jobmon.server.capping}); rows older than C{retentionDays} are pruned,
+and each identity keeps at most C{maxRows} rows of each table (L{prune},
+from the hub's cleanup cycle, in the database's thread).
 """
 
 import json
@@ -19,6 +22,7 @@ from twisted.python.threadpool import ThreadPool
 
 from jobmon.outcomes import outcomeWord
 from jobmon.prefixes import resolvePrefix
+from jobmon.server.capping import capValue
 from jobmon.server.health import Writability, describeError
 
 SCHEMA = """
@@ -44,11 +48,18 @@ class History:
     @ivar lost: events that could not be written (disk full, database
         locked); logged once (and again when writing works again), never
         raised, and named by C{/healthz} meanwhile.
+    @ivar retentionDays: rows older than this many days are pruned (a job's
+        row by when it ended, or registered if it has not).
+    @ivar maxRows: most rows kept of each table for one identity (its
+        newest).
+    @ivar pruneInterval: least time between two prunes, in seconds.
+    @ivar pruned: rows pruned so far.
     """
 
     log = Logger()
 
-    def __init__(self, path, clock, threadPool=None, runInThread=None, writability=None):
+    def __init__(self, path, clock, threadPool=None, runInThread=None, writability=None,
+                 retentionDays=30.0, maxRows=10000, pruneInterval=600.0):
         self.path = path
         self.clock = clock
         self.writability = writability if writability is not None else Writability()
@@ -58,6 +69,12 @@ class History:
         self._pending = []
         self._flushing = None
         self.lost = 0
+        self.retentionDays = retentionDays
+        self.maxRows = maxRows
+        self.pruneInterval = pruneInterval
+        self.pruned = 0
+        self._pruning = False
+        self._lastPrune = None
 
     def start(self):
         """
@@ -90,6 +107,7 @@ class History:
         """
         if event not in ("register", "removed", "query"):
             return
+        fields = {k: capValue(v) for k, v in fields.items()}
         self._pending.append((event, self.clock.seconds(), fields))
         if self._flushing is None:
             self._flushing = self.clock.callLater(0, self._flush)
@@ -144,6 +162,62 @@ class History:
                          f.get("owner"), f.get("op"), json.dumps(f.get("args") or {}, default=str),
                          str(f.get("outcome")), f.get("bytes") or 0, f.get("duration") or 0),
                     )
+
+    def prune(self):
+        """
+        Delete the rows past their retention and each identity's rows past
+        L{maxRows}, in the database's thread, if the last prune was
+        C{pruneInterval} ago or more (and none is running).
+
+        @return: a L{Deferred} firing with the number of rows deleted, or
+            L{None} if no prune was due.
+        """
+        now = self.clock.seconds()
+        if self._runInThread is None or self._connection is None or self._pruning:
+            return None
+        if self._lastPrune is not None and now - self._lastPrune < self.pruneInterval:
+            return None
+        self._lastPrune = now
+        self._pruning = True
+        d = self._runInThread(self._prune, now - self.retentionDays * 86400, self.maxRows)
+
+        def pruned(count):
+            self.pruned += count
+            if count:
+                self.log.info("history: {count} old row(s) pruned", count=count)
+            return count
+
+        def failed(failure):
+            self.writability.failed("history", self.path, describeError(failure.value))
+
+        def done(result):
+            self._pruning = False
+            return result
+
+        return d.addCallbacks(pruned, failed).addBoth(done)
+
+    def _prune(self, cutoff, maxRows):
+        c = self._connection
+        deleted = 0
+        with c:
+            deleted += c.execute(
+                "DELETE FROM jobs WHERE COALESCE(ended, registered) < ?", (cutoff,)
+            ).rowcount
+            deleted += c.execute("DELETE FROM queries WHERE time < ?", (cutoff,)).rowcount
+            for table, who, when in (("jobs", "owner", "registered"), ("queries", "dn", "time")):
+                over = c.execute(
+                    "SELECT {who}, COUNT(*) FROM {table} GROUP BY {who} HAVING COUNT(*) > ?"
+                    .format(who=who, table=table),
+                    (maxRows,),
+                ).fetchall()
+                for name, count in over:
+                    deleted += c.execute(
+                        "DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} "
+                        "WHERE {who} = ? ORDER BY {when} LIMIT ?)".format(
+                            table=table, who=who, when=when),
+                        (name, count - maxRows),
+                    ).rowcount
+        return deleted
 
     def read(self, dn, jobId=None, limit=100, current=()):
         """

@@ -38,6 +38,7 @@ from jobmon.protocols.jobid import checkJobId
 from jobmon.server.admission import QueryAdmission
 from jobmon.server.ended import EndedJobs
 from jobmon.server.metrics import NullMetrics
+from jobmon.server.ratelimit import Limits, LimitsConfig
 from jobmon.server.registrations import Registrations
 from jobmon.server.requests import (
     ACTING_OPS,
@@ -98,6 +99,8 @@ class HubConfig:
     @ivar maxPendingPerUser: most queries one user may have pending.
     @ivar queryRate: queries per second one user may make, on average.
     @ivar queryBurst: queries one user may make at once.
+    @ivar limits: the L{LimitsConfig} of every method's rate, and of
+        registrations.
     """
 
     admins: frozenset = field(default=frozenset(), converter=frozenset)
@@ -112,6 +115,7 @@ class HubConfig:
     maxPendingPerUser: int = 256
     queryRate: float = 50.0
     queryBurst: int = 200
+    limits: LimitsConfig = LimitsConfig()
 
 
 class Hub:
@@ -178,6 +182,7 @@ class Hub:
         self.admission = QueryAdmission(
             clock, config.maxPendingPerUser, config.queryRate, config.queryBurst
         )
+        self.limits = Limits(clock, config.limits, self.metrics, self._audit)
         self.stopping = False
         self._cleanup = LoopingCall(self.cleanup)
         self._cleanup.clock = clock
@@ -465,6 +470,7 @@ class Hub:
         checkJobId(jobId)
         if self.stopping:
             raise JobMonError(UNAVAILABLE, "the server is shutting down")
+        self.limits.admitRegistration(identity, jobId, self.registry)
         return self.registrations.register(identity, jobId, info)
 
     def unregisterJob(self, identity, jobId, token=None):
@@ -580,11 +586,13 @@ class Hub:
         """
         Drop UDP jobs that stopped re-registering and poll jobs whose polls
         lapsed, failing their pending queries; forget idle rate buckets and
-        jobs that ended long ago.
+        jobs that ended long ago; tidy the files (L{tidyFiles}).
         """
         self.admission.forgetIdle()
+        self.limits.forgetIdle()
         self.registrations.expire()
         self.ended.expire(self.clock.seconds())
+        tidyFiles(self.audit, self.history)
 
     def sizes(self):
         """
@@ -596,6 +604,7 @@ class Hub:
             "requests": len(self.table),
             **self.registrations.sizes(),
             **self.admission.sizes(),
+            **self.limits.sizes(),
         }
 
     def stop(self):
@@ -609,3 +618,15 @@ class Hub:
         self.table.failAll(JobMonError(UNAVAILABLE, "the server is shutting down"))
         self.registrations.stop(JobMonError(UNAVAILABLE, "the server is shutting down"))
         return defer.succeed(None)
+
+
+def tidyFiles(audit, history):
+    """
+    The cleanup cycle's share for the hub's files, each when due: summarise
+    the refusals the audit log left out, and prune the history.
+    """
+    summarise = getattr(audit, "summarise", None)
+    if summarise is not None:
+        summarise()
+    if history is not None:
+        history.prune()

@@ -84,6 +84,12 @@ class Metrics:
             "jobmon_registrations", "Registrations, by wake mode.", ["mode"],
             registry=self.registry,
         )
+        self.rateLimited = Counter(
+            "jobmon_rate_limited",
+            "Calls refused by a rate limit or the cap on jobs per owner, by limit (user, "
+            "query, daemon, auth, registration, jobs).",
+            ["limit"], registry=self.registry,
+        )
 
     def watch(self, hub):
         """
@@ -118,6 +124,7 @@ class NullMetrics:
         nothing = self._Nothing()
         self.queries = self.refusals = self.wakes = self.wakeRepeats = nothing
         self.wakesUnanswered = self.removals = self.registrations = nothing
+        self.rateLimited = nothing
 
 
 class MetricsResource(Resource):

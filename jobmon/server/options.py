@@ -153,6 +153,73 @@ class Options(FileOptions):
             positive(int),
         ],
         [
+            "user-rate",
+            None,
+            10.0,
+            "Calls per second one identity may make to whoami, listJobs, history and "
+            "auditLog together (sustained); past the rate, fault 429.",
+            positive(float),
+        ],
+        [
+            "user-burst",
+            None,
+            100,
+            "Such calls one identity may make in a burst above the rate.",
+            positive(int),
+        ],
+        [
+            "daemon-rate",
+            None,
+            500.0,
+            "Calls per second the job daemons of one identity may make together "
+            "(registerJob, getJobToDo, outputJobResult, waitForWork, unregisterJob).",
+            positive(float),
+        ],
+        [
+            "daemon-burst",
+            None,
+            5000,
+            "Such calls the daemons of one identity may make in a burst above the rate.",
+            positive(int),
+        ],
+        [
+            "auth-failure-rate",
+            None,
+            1.0,
+            "Requests per second from one address that fail to authenticate before "
+            "further failures from there are answered 429.",
+            positive(float),
+        ],
+        [
+            "auth-failure-burst",
+            None,
+            30,
+            "Such failures from one address in a burst above the rate.",
+            positive(int),
+        ],
+        [
+            "max-jobs-per-owner",
+            None,
+            5000,
+            "Most jobs one identity may have registered at once.",
+            positive(int),
+        ],
+        [
+            "registration-rate",
+            None,
+            50.0,
+            "New job registrations per second one identity may make (renewals by a "
+            "registered daemon are not new).",
+            positive(float),
+        ],
+        [
+            "registration-burst",
+            None,
+            2000,
+            "New registrations one identity may make in a burst above the rate.",
+            positive(int),
+        ],
+        [
             "max-per-peer",
             None,
             1024,
@@ -236,6 +303,21 @@ class Options(FileOptions):
             "SQLite database of job and query history (jobmon-query history).",
         ],
         [
+            "history-days",
+            None,
+            30.0,
+            "Days the history keeps a job (from when it ended) and a query; older "
+            "rows are pruned.",
+            positive(float),
+        ],
+        [
+            "history-max-rows",
+            None,
+            10000,
+            "Most jobs and most queries the history keeps for one identity (the newest).",
+            positive(int),
+        ],
+        [
             "audit-log",
             None,
             "jobmon-audit.jsonl",
@@ -253,6 +335,15 @@ class Options(FileOptions):
             None,
             10,
             "Rotated audit logs kept.",
+            positive(int),
+        ],
+        [
+            "audit-refusal-budget",
+            None,
+            64 * 1024,
+            "Bytes of refusal records each caller (identity, or address if unidentified) "
+            "may add to the audit log per hour; past that its refusals are counted and "
+            "summarised, so that no caller can rotate the others' records away.",
             positive(int),
         ],
         [

@@ -86,6 +86,11 @@ class IJobRegistry(Interface):
         Return the number of registered jobs.
         """
 
+    def countOf(owner):
+        """
+        Return how many jobs C{owner} has registered.
+        """
+
 
 @implementer(IJobRegistry)
 class MemoryJobRegistry:
@@ -119,6 +124,9 @@ class MemoryJobRegistry:
             own.pop(record.jobId, None)
             if not own:
                 del self._byOwner[record.owner]
+
+    def countOf(self, owner):
+        return len(self._byOwner.get(owner, ()))
 
     def jobs(self):
         return list(self._records.values())

@@ -39,6 +39,7 @@ from jobmon.server.logs import LogFiles
 from jobmon.server.metrics import Metrics, MetricsResource
 from jobmon.server.options import Options
 from jobmon.server.pending import MemoryRequestTable
+from jobmon.server.ratelimit import LimitsConfig, limitFailures
 from jobmon.server.registry import MemoryJobRegistry
 from jobmon.server.reloader import EXPECTED, CredentialReloader
 from jobmon.server.site import QuietSite, identifyTLS
@@ -438,9 +439,11 @@ def buildService(options, reactor, runInThread=None, installSignal=True):
     metrics = Metrics()
     writability = Writability()
     history = History(options["history"], reactor, runInThread=runInThread,
-                      writability=writability)
+                      writability=writability, retentionDays=options["history-days"],
+                      maxRows=options["history-max-rows"])
     audit = AuditLog(options["audit-log"], rotateBytes=options["audit-rotate"],
-                     keep=options["audit-keep"], writability=writability)
+                     keep=options["audit-keep"], writability=writability,
+                     refusalBytes=options["audit-refusal-budget"])
     tokens = None
     if options["token-issuers"] is not None:
         tokens = TokenPolicy(options["token-issuers"])
@@ -466,6 +469,19 @@ def buildService(options, reactor, runInThread=None, installSignal=True):
         maxPendingPerUser=options["max-pending-per-user"],
         queryRate=options["query-rate"],
         queryBurst=options["query-burst"],
+        limits=LimitsConfig(
+            userRate=options["user-rate"],
+            userBurst=options["user-burst"],
+            queryRate=options["query-rate"],
+            queryBurst=options["query-burst"],
+            daemonRate=options["daemon-rate"],
+            daemonBurst=options["daemon-burst"],
+            authFailureRate=options["auth-failure-rate"],
+            authFailureBurst=options["auth-failure-burst"],
+            maxJobsPerOwner=options["max-jobs-per-owner"],
+            registrationRate=options["registration-rate"],
+            registrationBurst=options["registration-burst"],
+        ),
     )
     wakes = standardWakes(
         reactor, registry, table, config, metrics,
@@ -485,7 +501,10 @@ def buildService(options, reactor, runInThread=None, installSignal=True):
     identify = identifyCaller(
         identifyTLS(identityOfConnection), tokens, audit=audit, metrics=metrics,
     )
-    rpc = XMLRPCResource(apiMethods(hub), identify, maxBody=options["max-body"])
+    # Every method is charged to its caller's rate first; failures to
+    # authenticate to the caller's address.
+    rpc = XMLRPCResource(hub.limits.wrapAll(apiMethods(hub)), limitFailures(identify, hub.limits),
+                         maxBody=options["max-body"])
     root = Resource()
     root.putChild(b"RPC2", rpc)
     site = QuietSite(

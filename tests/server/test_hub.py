@@ -965,5 +965,5 @@ class WakeObjectTests(SynchronousTestCase):
             set(Hub(clock, registry, table, config, wakes=wakes).sizes()),
             {"jobs", "requests", "channels", "polls", "udp_retries", "udp_sequences",
              "udp_notices", "poll_notices", "grace_timers", "rivals", "users_pending",
-             "rate_buckets"},
+             "rate_buckets", "limit_buckets"},
         )
