@@ -246,7 +246,7 @@ class Options(FileOptions):
             )
         except ValueError as e:
             raise usage.UsageError("--allow-signal: {}".format(e))
-        from jobmon.worker.procs import checkRedactPatterns
+        from jobmon.worker.redaction import checkRedactPatterns
 
         try:
             self["redact"] = checkRedactPatterns(self["redact"])
