@@ -19,7 +19,8 @@ def _raw(sub):
     Add C{--raw}.
     """
     sub.add_argument("--raw", action="store_true",
-                     help="write binary data to a terminal too")
+                     help="write binary data and control characters (escape "
+                          "sequences) to a terminal as they are")
 
 
 def _human(sub):
@@ -211,8 +212,10 @@ class Cat(Command):
     description = (
         "Write a file's bytes to standard output, as they are.  A file larger\n"
         "than one result is read in chunks, up to the size it had at the\n"
-        "start.  On a terminal, binary data is not shown without --raw.\n"
-        "With -f, then follow the file as tail -f does.")
+        "start.  On a terminal, binary data is not shown, and escape\n"
+        "sequences and control characters are shown as ^[ and the like,\n"
+        "not obeyed, without --raw.  With -f, then follow the file as\n"
+        "tail -f does.")
     examples = ("jobmon-query cat 1234.0 result.root > result.root",
                 "jobmon-query cat 1234.0 job.log --offset 1048576 --length 4096",
                 "jobmon-query cat -f 1234.0 job.log     # then follow it")
@@ -300,8 +303,7 @@ def _streamCat(s, path, offset, length):
             elif stream is not None:
                 stream.write(data)
             else:
-                s.out.raw(data)
-                s.out.flush()
+                s.write(data)
             pos += len(data)
     finally:
         if progress is not None:
