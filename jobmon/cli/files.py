@@ -8,7 +8,14 @@ import time
 
 from jobmon import client as _client
 from jobmon import errors
-from jobmon.cli.format import formatMode, formatSize, formatTime, printable, table
+from jobmon.cli.format import (
+    formatMode,
+    formatSize,
+    formatTime,
+    printable,
+    quoteName,
+    table,
+)
 from jobmon.cli.output import JSONStream, Progress
 from jobmon.cli.parser import Command, FromStart, UsageError, addJob, count, tailCount
 from jobmon.errors import JobMonError
@@ -97,7 +104,7 @@ class Ls(Command):
             s.out.lines(formatListing(result, time.time(), a.human))
         else:
             width = s.out.width(s.environ) if s.out.isatty() else None
-            s.out.lines(formatNames([e.get("name", "?") for e in entries], width))
+            s.out.lines(formatNames([shownName(e) for e in entries], width))
         if result.get("truncated"):
             s.say("listing truncated (entry cap): %d entries shown" % (len(entries),))
 
@@ -114,9 +121,9 @@ def formatListing(result, now, human=False):
     width = max([len(s) for s in sizes], default=0)
     lines = []
     for entry, size in zip(entries, sizes):
-        name = printable(entry.get("name", "?"))
+        name = shownName(entry)
         if entry.get("type") == "link" and "target" in entry:
-            name += " -> " + printable(entry["target"])
+            name += " -> " + shownName(entry, "target")
         lines.append(
             "%s %s %s %s"
             % (
@@ -129,12 +136,22 @@ def formatListing(result, now, human=False):
     return lines
 
 
+def shownName(entry, key="name"):
+    """
+    Return the file name in field C{key} of a result as C{ls} shows it
+    (L{quoteName}): exact, from C{KEY_bytes} when the daemon sent it, and
+    quoted so that a shell gives it back.
+    """
+    name = _client.exactName(entry, key)
+    return quoteName(name) if isinstance(name, str) else "?"
+
+
 def formatNames(names, width=None):
     """
-    Return the lines that show C{names}: one per line, or, given the
-    terminal's C{width}, in columns filled top to bottom as C{ls} does.
+    Return the lines that show C{names} (as L{shownName} gives them): one
+    per line, or, given the terminal's C{width}, in columns filled top to
+    bottom as C{ls} does.
     """
-    names = [printable(n) for n in names]
     if width is None or not names:
         return names
     longest = max(len(n) for n in names)
@@ -188,14 +205,14 @@ def formatStat(entry):
     except (KeyError, OverflowError, OSError, ValueError):
         mtime = "?"
     lines = [
-        "path: %s" % (printable(entry.get("path", entry.get("name", "?"))),),
+        "path: %s" % (shownName(entry, "path" if "path" in entry else "name"),),
         "type: %s" % (printable(str(entry.get("type", "?"))),),
         "size: %d" % (entry.get("size", 0),),
         "mode: %04o (%s)" % (mode, formatMode(entry.get("type"), mode)),
         "mtime: %s" % (mtime,),
     ]
     if "target" in entry:
-        lines.append("target: %s" % (printable(entry["target"]),))
+        lines.append("target: %s" % (shownName(entry, "target"),))
     return lines
 
 
@@ -657,7 +674,7 @@ def formatDu(result, human=False):
     entries = sorted(result.get("entries", []), key=lambda e: -(e.get("size") or 0))
     rows = []
     for entry in entries:
-        name = printable(str(entry.get("name", "?")))
+        name = shownName(entry)
         if entry.get("type") == "dir":
             name += "/"
         rows.append([formatSize(entry.get("size"), human), name])

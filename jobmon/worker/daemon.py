@@ -613,7 +613,12 @@ class JobDaemon(MultiService):
         await self.rpc.close()
 
 
-_XML_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# XML 1.0 cannot carry these; a carriage return would arrive as a newline.
+_XML_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\ud800-\udfff\ufffe\uffff]")
+
+EXACT_NAME_KEYS = ("name", "path", "target")
+"""Fields of results that name files: when their text had to be escaped,
+the exact name goes beside it as bytes (C{name_bytes}...)."""
 
 
 def _escapeChar(match):
@@ -629,12 +634,22 @@ def xmlSafe(value):
     """
     Make a result encodable as XML-RPC: file names may hold bytes that are
     not UTF-8 or control characters, which XML 1.0 cannot carry; they are
-    shown as C{\\xNN} escapes.
+    shown as C{\\xNN} escapes.  Such a name (a field of
+    L{EXACT_NAME_KEYS}) also goes as it is, as bytes, in C{KEY_bytes}
+    (C{name_bytes}): a client can show it exactly and send it back as the
+    C{path} of a request.  A name that needed no escaping has no C{_bytes}
+    field, so a file literally named C{\\xff} is told from one named by
+    the byte 0xFF.
     """
     if isinstance(value, str):
         return _XML_UNSAFE.sub(_escapeChar, value)
     if isinstance(value, dict):
-        return {xmlSafe(k): xmlSafe(v) for k, v in value.items()}
+        safe = {xmlSafe(k): xmlSafe(v) for k, v in value.items()}
+        for key in EXACT_NAME_KEYS:
+            text = value.get(key)
+            if isinstance(text, str) and _XML_UNSAFE.search(text):
+                safe[key + "_bytes"] = os.fsencode(text)
+        return safe
     if isinstance(value, list):
         return [xmlSafe(v) for v in value]
     return value

@@ -206,7 +206,7 @@ class TableTests(SynchronousTestCase):
                 status, out, err = run(argv, fake, tty=tty)
                 self.assertEqual(status, 0)
                 self.assertFalse(unsafe(out), (argv, out))
-                self.assertIn(b"\\x1b", out)
+                self.assertIn(b"$'a\\033[2J\\u009b\\u202eb\\r\\n\\007'", out)
 
     def test_ps(self):
         """
