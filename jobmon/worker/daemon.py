@@ -43,7 +43,7 @@ from jobmon.protocols.jobid import checkJobId
 from jobmon.protocols.wake import WakeClientFactory
 from jobmon.protocols.xmlrpc import XMLRPCClient
 from jobmon.worker.files import Workdir
-from jobmon.worker.operations import Operations, runWithTimeout
+from jobmon.worker.operations import FILE_OPS, Operations, runWithTimeout
 from jobmon.worker.tls import CredentialPolicy, clientCredential
 from jobmon.worker.wakeloops import PollWakeLoop, UDPWakeLoop, describe
 
@@ -516,7 +516,11 @@ class JobDaemon(MultiService):
         requestId = item.get("id")
         request = item.get("request")
         try:
-            result = xmlSafe(await runWithTimeout(self.operations, request))
+            op = request.get("op") if isinstance(request, dict) else None
+            result = xmlSafe(
+                await runWithTimeout(self.operations, request),
+                names=op in FILE_OPS or op == "follow",
+            )
         except JobMonError as e:
             result = e.toResult()
         except defer.CancelledError:
@@ -630,7 +634,7 @@ def _escapeChar(match):
     return "\\x{:02x}".format(ord(char)) if ord(char) < 0x100 else "\\u{:04x}".format(ord(char))
 
 
-def xmlSafe(value):
+def xmlSafe(value, names=False):
     """
     Make a result encodable as XML-RPC: file names may hold bytes that are
     not UTF-8 or control characters, which XML 1.0 cannot carry; they are
@@ -640,18 +644,24 @@ def xmlSafe(value):
     C{path} of a request.  A name that needed no escaping has no C{_bytes}
     field, so a file literally named C{\\xff} is told from one named by
     the byte 0xFF.
+
+    @param names: whether C{value} is the result of a file op, whose
+        structs (and theirs) get the C{_bytes} fields; other results (the
+        variables of C{env}) are only escaped.
     """
     if isinstance(value, str):
         return _XML_UNSAFE.sub(_escapeChar, value)
+    if isinstance(value, list):
+        return [xmlSafe(v, names) for v in value]
     if isinstance(value, dict):
-        safe = {xmlSafe(k): xmlSafe(v) for k, v in value.items()}
+        safe = {xmlSafe(k): xmlSafe(v, names) for k, v in value.items()}
+        if not names:
+            return safe
         for key in EXACT_NAME_KEYS:
             text = value.get(key)
             if isinstance(text, str) and _XML_UNSAFE.search(text):
                 safe[key + "_bytes"] = os.fsencode(text)
         return safe
-    if isinstance(value, list):
-        return [xmlSafe(v) for v in value]
     return value
 
 

@@ -30,7 +30,7 @@ def wire(result):
     Send C{result} through XML-RPC as the daemon does (L{xmlSafe}, then the
     marshaller and the parser), as the client gets it.
     """
-    body = xmlrpc.client.dumps((xmlSafe(result),), methodresponse=True)
+    body = xmlrpc.client.dumps((xmlSafe(result, names=True),), methodresponse=True)
     (back,), _ = xmlrpc.client.loads(body.encode("utf-8"), use_builtin_types=True)
     return back
 
@@ -114,3 +114,13 @@ class RoundTripTests(SynchronousTestCase):
         error = self.assertRaises(JobMonError, self.workdir.run,
                                   {"op": "cat", "path": b"a\x00b"})
         self.assertIn("NUL", str(error))
+
+    def test_onlyFileResults(self):
+        """
+        Only the results of file ops get C{_bytes} fields: an environment
+        variable called C{name} is escaped, and no variable is added.
+        """
+        env = {"variables": {"name": "a\x1b", "path": "\udcff"}, "redacted": []}
+        self.assertEqual(xmlSafe(env), {"variables": {"name": "a\\x1b", "path": "\\xff"},
+                                        "redacted": []})
+        self.assertIn("name_bytes", xmlSafe({"name": "a\x1b"}, names=True))
