@@ -93,8 +93,16 @@ _URL_PASSWORD = re.compile(
 # ("?access_token=x&a=b"), a connection string ("AccountKey=x;"), a Java
 # option ("-Dapp.password=x").  The value is hidden when the key looks secret.
 _KEY_VALUE = re.compile(
-    r"(?P<key>[A-Za-z0-9_.\-]+)(?P<sep>=|:[ \t]+)(?P<value>[^\s&;,'\"]*)"
+    r"(?P<key>[A-Za-z0-9_.\-]+)(?P<sep>=|:[ \t]+)"
+    # An HTTP authorization scheme is followed by the secret.
+    r"(?P<value>(?:(?i:bearer|basic|digest|negotiate|token)[ \t]+)?[^\s&;,'\"]*)"
 )
+
+# The same in JSON: "password": "x".
+_JSON_KEY_VALUE = re.compile(
+    r'"(?P<key>[A-Za-z0-9_.\-]{1,100})"(?P<sep>\s*:\s*)"(?P<value>(?:[^"\\]|\\.)*)"'
+)
+
 
 def _asciiUpper(text):
     """
@@ -152,13 +160,24 @@ def scrubValue(value, patterns=DEFAULT_REDACT, words=DEFAULT_REDACT_WORDS):
         lambda match: match.group("head") + REDACTED + "@", value
     )
 
-    def keyValue(match):
-        if not match.group("value") or match.group("value") == REDACTED:
+    def secret(match):
+        found = match.group("value")
+        return (
+            bool(found) and found != REDACTED
+            and _looksSecret(_asciiUpper(match.group("key")), patterns, words)
+        )
+
+    def jsonValue(match):
+        if not secret(match):
             return match.group(0)
-        if not _looksSecret(_asciiUpper(match.group("key")), patterns, words):
+        return '"%s"%s"%s"' % (match.group("key"), match.group("sep"), REDACTED)
+
+    def keyValue(match):
+        if not secret(match):
             return match.group(0)
         return match.group("key") + match.group("sep") + REDACTED
 
+    value = _JSON_KEY_VALUE.sub(jsonValue, value)
     return _KEY_VALUE.sub(keyValue, value)
 
 

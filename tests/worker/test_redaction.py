@@ -240,12 +240,17 @@ class SecretValuesTests(SynchronousTestCase):
             "STORAGE": "AccountName=a;AccountKey=%s;Protocol=https" % SECRET,
             "JAVA_OPTS": "-Xmx1g -Djavax.net.ssl.keyStorePassword=%s" % SECRET,
             "MYSQL": "--user=app --pwd=%s" % SECRET,
+            "CURL_HEADER": "Authorization: Bearer %s" % SECRET,
+            "APP_CONFIG": '{"user": "a", "password": "%s", "n": 1}' % SECRET,
         }
         variables, names = defaultRedact(env)
         self.assertEqual(names, sorted(env))
         self.assertEqual(
             variables["PGCONN"], "host=db port=5432 password=%s dbname=app" % REDACTED
         )
+        self.assertEqual(variables["CURL_HEADER"], "Authorization: %s" % REDACTED)
+        self.assertEqual(variables["APP_CONFIG"],
+                         '{"user": "a", "password": "%s", "n": 1}' % REDACTED)
         self.assertEqual(
             variables["STORAGE"],
             "AccountName=a;AccountKey=%s;Protocol=https" % REDACTED,
