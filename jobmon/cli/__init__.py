@@ -228,12 +228,14 @@ def main(argv=None, stdout=None, stderr=None, environ=None, clientFactory=None,
         session = Session(args, client, out, say, stderr, environ, sleep, now)
         session.connect = connect
         status = wanted.run(session)
+        session.endOutput()
         out.flush()
         return EXIT_OK if status is None else status
     except BrokenPipeError:
         silence(stdout)
         return EXIT_OK
     except JobMonError as e:
+        _endQuietly(session)
         flushQuietly(out)
         say(e)
         return exitCode(e.code)
@@ -241,6 +243,7 @@ def main(argv=None, stdout=None, stderr=None, environ=None, clientFactory=None,
         say(e)
         return EXIT_USAGE
     except KeyboardInterrupt:
+        _endQuietly(session)
         flushQuietly(out)
         if session is None or not session.following:
             say("interrupted")
@@ -256,6 +259,18 @@ def main(argv=None, stdout=None, stderr=None, environ=None, clientFactory=None,
                     each.close()
                 except Exception:
                     pass
+
+
+def _endQuietly(session):
+    """
+    Write what the session's output still holds, ignoring a closed pipe.
+    """
+    if session is None:
+        return
+    try:
+        session.endOutput()
+    except Exception:
+        pass
 
 
 def _connect(args, environ, clientFactory):

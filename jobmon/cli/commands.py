@@ -103,6 +103,8 @@ class Run(Command):
         C{JOB}, C{NAME} and the rest of the line as its arguments.
         """
         addJob(sub)
+        sub.add_argument("--raw", action="store_true",
+                         help="write control characters to a terminal as they are")
         sub.add_argument("name", metavar="NAME", help="the command (see 'commands')")
         sub.add_argument("args", metavar="ARGS", nargs=argparse.REMAINDER,
                          help="its arguments; everything after NAME is passed on")
@@ -122,11 +124,11 @@ class Run(Command):
         if s.json:
             s.out.json(result)
         else:
-            s.out.raw(result.get("stdout", b""))
-            s.out.flush()
+            s.write(result.get("stdout", b""))
+            s.endOutput()
             err = result.get("stderr", b"")
             if err:
-                writeError(s.stderr, err)
+                writeError(s.stderr, err, raw=getattr(a, "raw", False))
             if result.get("truncated"):
                 s.say("the output of %s was cut (its output limit)" % (printable(a.name),))
         code = result.get("exit_code", 0)

@@ -8,7 +8,14 @@ import time
 
 from jobmon import client as _client
 from jobmon import errors
-from jobmon.cli.format import formatMode, formatSize, formatTime, printable, table
+from jobmon.cli.format import (
+    formatMode,
+    formatSize,
+    formatTime,
+    printable,
+    quoteName,
+    table,
+)
 from jobmon.cli.output import JSONStream, Progress
 from jobmon.cli.parser import Command, FromStart, UsageError, addJob, count, tailCount
 from jobmon.errors import JobMonError
@@ -19,7 +26,8 @@ def _raw(sub):
     Add C{--raw}.
     """
     sub.add_argument("--raw", action="store_true",
-                     help="write binary data to a terminal too")
+                     help="write binary data and control characters (escape "
+                          "sequences) to a terminal as they are")
 
 
 def _human(sub):
@@ -96,7 +104,7 @@ class Ls(Command):
             s.out.lines(formatListing(result, time.time(), a.human))
         else:
             width = s.out.width(s.environ) if s.out.isatty() else None
-            s.out.lines(formatNames([e.get("name", "?") for e in entries], width))
+            s.out.lines(formatNames([shownName(e) for e in entries], width))
         if result.get("truncated"):
             s.say("listing truncated (entry cap): %d entries shown" % (len(entries),))
 
@@ -113,9 +121,9 @@ def formatListing(result, now, human=False):
     width = max([len(s) for s in sizes], default=0)
     lines = []
     for entry, size in zip(entries, sizes):
-        name = printable(entry.get("name", "?"))
+        name = shownName(entry)
         if entry.get("type") == "link" and "target" in entry:
-            name += " -> " + printable(entry["target"])
+            name += " -> " + shownName(entry, "target")
         lines.append(
             "%s %s %s %s"
             % (
@@ -128,12 +136,22 @@ def formatListing(result, now, human=False):
     return lines
 
 
+def shownName(entry, key="name"):
+    """
+    Return the file name in field C{key} of a result as C{ls} shows it
+    (L{quoteName}): exact, from C{KEY_bytes} when the daemon sent it, and
+    quoted so that a shell gives it back.
+    """
+    name = _client.exactName(entry, key)
+    return quoteName(name) if isinstance(name, str) else "?"
+
+
 def formatNames(names, width=None):
     """
-    Return the lines that show C{names}: one per line, or, given the
-    terminal's C{width}, in columns filled top to bottom as C{ls} does.
+    Return the lines that show C{names} (as L{shownName} gives them): one
+    per line, or, given the terminal's C{width}, in columns filled top to
+    bottom as C{ls} does.
     """
-    names = [printable(n) for n in names]
     if width is None or not names:
         return names
     longest = max(len(n) for n in names)
@@ -187,14 +205,14 @@ def formatStat(entry):
     except (KeyError, OverflowError, OSError, ValueError):
         mtime = "?"
     lines = [
-        "path: %s" % (printable(entry.get("path", entry.get("name", "?"))),),
+        "path: %s" % (shownName(entry, "path" if "path" in entry else "name"),),
         "type: %s" % (printable(str(entry.get("type", "?"))),),
         "size: %d" % (entry.get("size", 0),),
         "mode: %04o (%s)" % (mode, formatMode(entry.get("type"), mode)),
         "mtime: %s" % (mtime,),
     ]
     if "target" in entry:
-        lines.append("target: %s" % (printable(entry["target"]),))
+        lines.append("target: %s" % (shownName(entry, "target"),))
     return lines
 
 
@@ -211,8 +229,10 @@ class Cat(Command):
     description = (
         "Write a file's bytes to standard output, as they are.  A file larger\n"
         "than one result is read in chunks, up to the size it had at the\n"
-        "start.  On a terminal, binary data is not shown without --raw.\n"
-        "With -f, then follow the file as tail -f does.")
+        "start.  On a terminal, binary data is not shown, and escape\n"
+        "sequences and control characters are shown as ^[ and the like,\n"
+        "not obeyed, without --raw.  With -f, then follow the file as\n"
+        "tail -f does.")
     examples = ("jobmon-query cat 1234.0 result.root > result.root",
                 "jobmon-query cat 1234.0 job.log --offset 1048576 --length 4096",
                 "jobmon-query cat -f 1234.0 job.log     # then follow it")
@@ -300,8 +320,7 @@ def _streamCat(s, path, offset, length):
             elif stream is not None:
                 stream.write(data)
             else:
-                s.out.raw(data)
-                s.out.flush()
+                s.write(data)
             pos += len(data)
     finally:
         if progress is not None:
@@ -655,7 +674,7 @@ def formatDu(result, human=False):
     entries = sorted(result.get("entries", []), key=lambda e: -(e.get("size") or 0))
     rows = []
     for entry in entries:
-        name = printable(str(entry.get("name", "?")))
+        name = shownName(entry)
         if entry.get("type") == "dir":
             name += "/"
         rows.append([formatSize(entry.get("size"), human), name])

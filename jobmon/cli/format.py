@@ -37,6 +37,57 @@ def printable(text):
     return "".join(out)
 
 
+_SHELL_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\\": "\\\\", "'": "\\'"}
+
+
+def _unprintable(text):
+    """
+    Tell whether C{text} holds a character a name cannot show as it is: a
+    control or other unprintable character, or a byte that was not UTF-8
+    (a lone surrogate, as Python decodes file names).
+    """
+    return not text.isprintable()
+
+
+def quoteName(name):
+    """
+    Return a file name as C{ls} shows it, in a form a shell takes back as
+    the same name (GNU C{ls}'s C{shell-escape} style, for the names that
+    need it):
+
+      - a name of printable characters without quote or backslash, as it
+        is: C{job.log}, C{my file};
+      - a name of printable characters with a quote or a backslash, in
+        single quotes: C{'\\xff'} (a file literally named so);
+      - a name with control characters or bytes that are not UTF-8, as
+        C{$'...'}: C{$'\\377.log'} (the byte 0xFF), C{$'a\\033[2J'}
+        (an escape sequence), C{$'\\u202e'}.
+
+    @param name: the exact name: bytes that are not UTF-8 as lone
+        surrogates (see L{jobmon.client.exactName}).
+    """
+    if not _unprintable(name):
+        if "'" not in name and "\\" not in name:
+            return name
+        return "'" + name.replace("'", "'\\''") + "'"
+    out = []
+    for ch in name:
+        code = ord(ch)
+        if ch in _SHELL_ESCAPES:
+            out.append(_SHELL_ESCAPES[ch])
+        elif 0xDC80 <= code <= 0xDCFF:
+            out.append("\\%03o" % (code - 0xDC00,))
+        elif ch.isprintable():
+            out.append(ch)
+        elif code < 0x80:
+            out.append("\\%03o" % (code,))
+        elif code <= 0xFFFF:
+            out.append("\\u%04x" % (code,))
+        else:
+            out.append("\\U%08x" % (code,))
+    return "$'" + "".join(out) + "'"
+
+
 def formatMode(type_, mode):
     """
     Return the C{ls -l} mode string (C{drwxr-xr-x}) of an entry of type

@@ -141,6 +141,13 @@ class Output:
         self._binary = getattr(stream, "buffer", None)
         self._encoding = getattr(stream, "encoding", None) or "utf-8"
 
+    @property
+    def encoding(self):
+        """
+        The stream's encoding (UTF-8 if it does not say).
+        """
+        return self._encoding
+
     def line(self, text):
         """
         Write one line of text.
@@ -393,12 +400,19 @@ class Progress:
             pass
 
 
-def writeError(stream, data):
+def writeError(stream, data, raw=False):
     """
-    Write bytes (a command's standard error) to the text stream C{stream}.
+    Write bytes (a command's standard error) to the text stream C{stream};
+    on a terminal, unless C{raw}, with control characters made visible.
     """
     binary = getattr(stream, "buffer", None)
     stream.flush()
+    if not raw and _isTerminal(stream):
+        from jobmon.cli.terminal import TerminalText
+
+        encoding = getattr(stream, "encoding", None) or "utf-8"
+        text = TerminalText(encoding)
+        data = text.feed(data) + text.end()
     if binary is None:
         encoding = getattr(stream, "encoding", None) or "utf-8"
         stream.write(bytes(data).decode(encoding, "replace"))
@@ -406,6 +420,16 @@ def writeError(stream, data):
         binary.write(data)
         binary.flush()
     stream.flush()
+
+
+def _isTerminal(stream):
+    """
+    Tell whether C{stream} is a terminal.
+    """
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 def oneLine(message):

@@ -6,6 +6,7 @@ knows no job by the name given.
 
 from jobmon import errors
 from jobmon.cli.output import TextCarry, looksBinary
+from jobmon.cli.terminal import TerminalText
 from jobmon.errors import JobMonError
 from jobmon.prefixes import resolvePrefix
 
@@ -39,6 +40,9 @@ class Session:
         self.guardBinary = (
             not self.json and not getattr(args, "raw", False) and out.isatty()
         )
+        # On a terminal (without --raw), file bytes are written with their
+        # control characters shown, not obeyed.
+        self.terminalText = TerminalText(out.encoding) if self.guardBinary else None
 
     def query(self, method, *args, **kw):
         """
@@ -90,9 +94,29 @@ class Session:
             self.say("binary data (%d bytes) not shown on a terminal; use --raw "
                      "or redirect" % (len(data) if total is None else total,))
             return False
+        self.write(data)
+        return True
+
+    def write(self, data):
+        """
+        Write file bytes and flush: as they are, or, on a terminal without
+        C{--raw}, with their control characters made visible (see
+        L{TerminalText}).
+        """
+        if self.terminalText is not None:
+            data = self.terminalText.feed(data)
         self.out.raw(data)
         self.out.flush()
-        return True
+
+    def endOutput(self):
+        """
+        Write what L{write} still holds (a character cut at the end).
+        """
+        if self.terminalText is not None:
+            rest = self.terminalText.end()
+            if rest:
+                self.out.raw(rest)
+                self.out.flush()
 
     def show(self, result, format):
         """

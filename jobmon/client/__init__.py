@@ -78,7 +78,11 @@ from jobmon.client.errors import (  # noqa: F401 (part of this API)
     ClientError,
     clientCodeName,
 )
-from jobmon.client.values import _xmlNumber  # noqa: F401 (part of this API)
+from jobmon.client.values import (  # noqa: F401 (part of this API)
+    _xmlNumber,
+    exactName,
+    wirePath,
+)
 from jobmon.credentials import (  # noqa: F401 (part of this API)
     AUTH_MODES,
     TokenNotFound,

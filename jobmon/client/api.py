@@ -17,6 +17,7 @@ from jobmon.client.values import (
     _normalizeEntry,
     _normalizeProcesses,
     _xmlNumber,
+    wirePath,
 )
 from jobmon.errors import JobMonError
 
@@ -161,6 +162,8 @@ class JobMonClient(_Connection):
         """
         request = {"op": op}
         request.update(fields)
+        if "path" in request:
+            request["path"] = wirePath(request["path"])
         request["timeout"] = _xmlNumber(
             self.timeout if timeout is None else timeout, "timeout"
         )

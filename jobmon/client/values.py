@@ -8,7 +8,42 @@ Like the rest of L{jobmon.client}, this imports only the standard library
 and L{jobmon.errors}.
 """
 
+import os
+import re
+
 from jobmon.client.errors import BAD_ARGUMENT, ClientError
+
+# What XML 1.0 cannot carry (or would turn into something else: a carriage
+# return arrives as a newline): a path holding one goes as bytes.
+_NOT_XML = re.compile("[\x00-\x08\x0b-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def wirePath(path):
+    """
+    Return C{path} as a request carries it: a string as it is, unless it
+    holds what XML cannot carry (a byte that is not UTF-8, decoded by
+    Python as a lone surrogate, as in C{sys.argv}; a control character),
+    then its bytes as the file system has them (XML-RPC base64), which the
+    daemon takes as the exact file name.  Bytes go as they are.
+    """
+    if isinstance(path, bytearray):
+        return bytes(path)
+    if isinstance(path, str) and _NOT_XML.search(path):
+        return os.fsencode(path)
+    return path
+
+
+def exactName(entry, key="name"):
+    """
+    Return the exact file name in field C{key} of a result: the bytes of
+    C{KEY_bytes} (sent when the name is not UTF-8 or holds control
+    characters) decoded as the file system does (lone surrogates for bytes
+    that are not UTF-8), else the field as it is.
+    """
+    raw = entry.get(key + "_bytes")
+    if isinstance(raw, (bytes, bytearray)):
+        return os.fsdecode(bytes(raw))
+    return entry.get(key)
 
 
 def _xmlNumber(value, name):

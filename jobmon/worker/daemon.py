@@ -43,7 +43,7 @@ from jobmon.protocols.jobid import checkJobId
 from jobmon.protocols.wake import WakeClientFactory
 from jobmon.protocols.xmlrpc import XMLRPCClient
 from jobmon.worker.files import Workdir
-from jobmon.worker.operations import Operations, runWithTimeout
+from jobmon.worker.operations import FILE_OPS, Operations, runWithTimeout
 from jobmon.worker.tls import CredentialPolicy, clientCredential
 from jobmon.worker.wakeloops import PollWakeLoop, UDPWakeLoop, describe
 
@@ -246,7 +246,7 @@ class Options(FileOptions):
             )
         except ValueError as e:
             raise usage.UsageError("--allow-signal: {}".format(e))
-        from jobmon.worker.procs import checkRedactPatterns
+        from jobmon.worker.redaction import checkRedactPatterns
 
         try:
             self["redact"] = checkRedactPatterns(self["redact"])
@@ -516,7 +516,11 @@ class JobDaemon(MultiService):
         requestId = item.get("id")
         request = item.get("request")
         try:
-            result = xmlSafe(await runWithTimeout(self.operations, request))
+            op = request.get("op") if isinstance(request, dict) else None
+            result = xmlSafe(
+                await runWithTimeout(self.operations, request),
+                names=op in FILE_OPS or op == "follow",
+            )
         except JobMonError as e:
             result = e.toResult()
         except defer.CancelledError:
@@ -613,7 +617,12 @@ class JobDaemon(MultiService):
         await self.rpc.close()
 
 
-_XML_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# XML 1.0 cannot carry these; a carriage return would arrive as a newline.
+_XML_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\ud800-\udfff\ufffe\uffff]")
+
+EXACT_NAME_KEYS = ("name", "path", "target")
+"""Fields of results that name files: when their text had to be escaped,
+the exact name goes beside it as bytes (C{name_bytes}...)."""
 
 
 def _escapeChar(match):
@@ -625,18 +634,34 @@ def _escapeChar(match):
     return "\\x{:02x}".format(ord(char)) if ord(char) < 0x100 else "\\u{:04x}".format(ord(char))
 
 
-def xmlSafe(value):
+def xmlSafe(value, names=False):
     """
     Make a result encodable as XML-RPC: file names may hold bytes that are
     not UTF-8 or control characters, which XML 1.0 cannot carry; they are
-    shown as C{\\xNN} escapes.
+    shown as C{\\xNN} escapes.  Such a name (a field of
+    L{EXACT_NAME_KEYS}) also goes as it is, as bytes, in C{KEY_bytes}
+    (C{name_bytes}): a client can show it exactly and send it back as the
+    C{path} of a request.  A name that needed no escaping has no C{_bytes}
+    field, so a file literally named C{\\xff} is told from one named by
+    the byte 0xFF.
+
+    @param names: whether C{value} is the result of a file op, whose
+        structs (and theirs) get the C{_bytes} fields; other results (the
+        variables of C{env}) are only escaped.
     """
     if isinstance(value, str):
         return _XML_UNSAFE.sub(_escapeChar, value)
-    if isinstance(value, dict):
-        return {xmlSafe(k): xmlSafe(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [xmlSafe(v) for v in value]
+        return [xmlSafe(v, names) for v in value]
+    if isinstance(value, dict):
+        safe = {xmlSafe(k): xmlSafe(v, names) for k, v in value.items()}
+        if not names:
+            return safe
+        for key in EXACT_NAME_KEYS:
+            text = value.get(key)
+            if isinstance(text, str) and _XML_UNSAFE.search(text):
+                safe[key + "_bytes"] = os.fsencode(text)
+        return safe
     return value
 
 

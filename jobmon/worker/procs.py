@@ -30,6 +30,12 @@ import psutil
 from attrs import define, field, frozen
 
 from jobmon.errors import BAD_REQUEST, NOT_ALLOWED, REMOTE_ERROR, JobMonError
+from jobmon.worker.redaction import (
+    DEFAULT_REDACT,
+    DEFAULT_REDACT_WORDS,
+    checkRedactPatterns,
+    redact,
+)
 
 DEFAULT_MAX_PROCESSES = 2000
 """Default cap on the processes of one C{ps} or C{top} result."""
@@ -45,151 +51,7 @@ MAX_CMDLINE = 4096
 up to L{DEFAULT_MAX_PROCESSES} processes, uncapped command lines (a Java
 class path runs to tens of kilobytes) would make results of many megabytes."""
 
-DEFAULT_REDACT = (
-    "TOKEN",
-    "SECRET",
-    "PASSWORD",
-    "PASSWD",
-    "PASS",
-    "KEY",
-    "PROXY",
-    "CREDENTIAL",
-    "AUTH",
-    "COOKIE",
-    "PRIVATE",
-    "CERT",
-    "SESSION",
-)
-"""Environment variables whose names contain one of these (in any case) have
-their values hidden by C{env}, except L{isPathVariable}s."""
-
-PATH_VARIABLES = frozenset({
-    "X509_CERT_DIR",
-    "X509_USER_PROXY",
-    "X509_USER_CERT",
-    "X509_USER_KEY",
-    "X509_VOMS_DIR",
-    "X509_VOMSES",
-    "SSL_CERT_DIR",
-    "SSL_CERT_FILE",
-    "REQUESTS_CA_BUNDLE",
-    "CURL_CA_BUNDLE",
-    "BEARER_TOKEN_FILE",
-    "GOOGLE_APPLICATION_CREDENTIALS",
-})
-"""Variables whose values are, by convention, the paths of credentials or
-trust anchors: their names contain CERT, PROXY, KEY or TOKEN, but a path
-says where a secret is, not what it is, and users need to see it."""
-
-PATH_SUFFIXES = ("_DIR", "_FILE", "_PATH")
-"""Other names that end so, and whose values are absolute paths, are paths
-too (C{MYAPP_KEY_FILE=/etc/myapp/key.pem})."""
-
-REDACTED = "<redacted>"
-"""The value C{env} shows in place of a hidden one."""
-
-_PATTERN = re.compile(r"[A-Za-z0-9_]+\Z")
-
-# Only ASCII letters change case: patterns are ASCII, and full Unicode case
-# mapping would let, say, a dotless i in a name match the pattern "I".
-_ASCII_UPPER = str.maketrans(
-    "abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-)
-
 _SIGNAL_EXAMPLES = "a signal name such as TERM or USR1"
-
-
-def _asciiUpper(text):
-    """
-    Upper-case the ASCII letters of C{text}, and only those.
-    """
-    return text.translate(_ASCII_UPPER)
-
-
-def isPathVariable(name, value):
-    """
-    Tell whether C{name=value} gives the path of a credential rather than a
-    secret: C{name} is one of L{PATH_VARIABLES} (ASCII case ignored) and
-    C{value} does not hold a PEM block or several lines; or C{name} ends
-    with one of L{PATH_SUFFIXES} and C{value} is an absolute path, or
-    several separated by colons, without white space.
-    """
-    if not isinstance(value, str) or not value:
-        return False
-    upper = _asciiUpper(name)
-    if upper in PATH_VARIABLES:
-        return "\n" not in value and "-----BEGIN" not in value
-    if not upper.endswith(PATH_SUFFIXES):
-        return False
-    return all(
-        part.startswith("/") and not any(ch.isspace() for ch in part)
-        for part in value.split(":")
-    )
-
-
-def redact(env, patterns, always=()):
-    """
-    Hide the values of the variables of C{env} whose names look secret.
-
-    A name looks secret when it contains one of C{always}, or one of
-    C{patterns} unless its value is a path (L{isPathVariable}), as a
-    substring, ignoring the case of ASCII letters.
-
-    @param env: a mapping of variable names to values; it is not changed.
-    @param patterns: strings of ASCII letters, digits and underscores (see
-        L{checkRedactPatterns}): L{DEFAULT_REDACT}.
-    @param always: more such strings, whose names are hidden even when
-        their values are paths (the daemon's C{--redact}: the site asked).
-    @return: C{(variables, names)}: a new dict, with L{REDACTED} as the value
-        of each secret-looking name, and the sorted list of those names.
-    """
-    wanted = [_asciiUpper(pattern) for pattern in patterns]
-    forced = [_asciiUpper(pattern) for pattern in always]
-    variables = {}
-    names = []
-    for name, value in env.items():
-        upper = _asciiUpper(name)
-        if any(pattern in upper for pattern in forced) or (
-            any(pattern in upper for pattern in wanted) and not isPathVariable(name, value)
-        ):
-            variables[name] = REDACTED
-            names.append(name)
-        else:
-            variables[name] = value
-    names.sort()
-    return variables, names
-
-
-def checkRedactPatterns(patterns):
-    """
-    Check extra redaction patterns (the daemon's C{--redact}).
-
-    @param patterns: an iterable of non-empty strings of ASCII letters,
-        digits and underscores.
-    @return: them, as a tuple.
-    @raise ValueError: if one is not such a string.
-    """
-    checked = []
-    for pattern in patterns:
-        if not isinstance(pattern, str) or not _PATTERN.match(pattern):
-            raise ValueError(
-                "invalid redaction pattern %r: use letters, digits and "
-                "underscores, such as TOKEN" % (pattern,)
-            )
-        checked.append(pattern)
-    return tuple(checked)
-
-
-def parseRedactPatterns(text):
-    """
-    Parse the daemon's C{--redact} option: patterns separated by commas or
-    white space, such as C{"MYAPP_PIN,LICENSE"}.
-
-    @return: a tuple of patterns.
-    @raise ValueError: if a pattern is not made of letters, digits and
-        underscores.
-    """
-    return checkRedactPatterns(part for part in re.split(r"[,\s]+", text) if part)
 
 
 def _signalName(name):
@@ -805,7 +667,7 @@ class JobProcesses:
             raise self._goneError() from None
         if not env:
             env = dict(os.environ)
-        variables, names = redact(env, DEFAULT_REDACT, extra)
+        variables, names = redact(env, DEFAULT_REDACT, extra, DEFAULT_REDACT_WORDS)
         return {"variables": variables, "redacted": names}
 
     def sendSignal(self, name, allowed=frozenset()):

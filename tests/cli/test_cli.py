@@ -566,13 +566,14 @@ class OutputTests(SynchronousTestCase):
 
     def test_lsEscapesNames(self):
         """
-        Control characters in names are escaped: one entry, one line.
+        Control characters in names are escaped, in the shell's C{$'...'}
+        form: one entry, one line.
         """
         fake = FakeClient({"ls": {"path": ".", "truncated": False,
                                   "entries": [entry("a\nb\x1b")]}})
-        self.assertEqual(run(["ls", "1.0"], fake)[1], b"a\\nb\\x1b\n")
+        self.assertEqual(run(["ls", "1.0"], fake)[1], b"$'a\\nb\\033'\n")
         out = run(["ls", "-l", "1.0"], fake)[1]
-        self.assertTrue(out.endswith(b" a\\nb\\x1b\n"), out)
+        self.assertTrue(out.endswith(b" $'a\\nb\\033'\n"), out)
 
     def test_stat(self):
         """

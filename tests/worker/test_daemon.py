@@ -324,8 +324,9 @@ class XMLSafeTests(SynchronousTestCase):
         """
         name = os.fsdecode(b"a\xffb\x01c\td")
         self.assertEqual(
-            xmlSafe({"entries": [{"name": name}], "data": b"\x00\xff"}),
-            {"entries": [{"name": "a\\xffb\\x01c\td"}], "data": b"\x00\xff"},
+            xmlSafe({"entries": [{"name": name}], "data": b"\x00\xff"}, names=True),
+            {"entries": [{"name": "a\\xffb\\x01c\td", "name_bytes": b"a\xffb\x01c\td"}],
+             "data": b"\x00\xff"},
         )
 
 

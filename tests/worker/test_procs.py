@@ -9,7 +9,6 @@ not reap.
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -23,16 +22,17 @@ from twisted.trial.unittest import SynchronousTestCase
 from jobmon.errors import BAD_REQUEST, NOT_ALLOWED, REMOTE_ERROR, JobMonError
 from jobmon.worker import procs
 from jobmon.worker.procs import (
-    DEFAULT_REDACT,
-    REDACTED,
     JobProcesses,
     TopSample,
-    checkRedactPatterns,
     checkTop,
-    parseRedactPatterns,
     parseSignalNames,
-    redact,
     treeOrder,
+)
+from jobmon.worker.redaction import (
+    DEFAULT_REDACT,
+    DEFAULT_REDACT_WORDS,
+    REDACTED,
+    redact,
 )
 
 WAIT = 10
@@ -701,126 +701,6 @@ class ResTests(ProcessMixin, SynchronousTestCase):
         self.assertEqual(error.code, REMOTE_ERROR)
 
 
-class RedactTests(SynchronousTestCase):
-    """
-    Tests for L{redact}, L{checkRedactPatterns} and L{parseRedactPatterns}.
-    """
-
-    def test_examples(self):
-        """
-        Names containing a pattern, in any case, have their values hidden.
-        """
-        env = {"MY_TOKEN": "abc", "api_key": "k", "HOME": "/home/a",
-               "HTTPS_PROXY": "http://u:pw@squid:3128", "PATH": "/bin"}
-        variables, names = redact(env, DEFAULT_REDACT)
-        self.assertEqual(
-            variables,
-            {"MY_TOKEN": REDACTED, "api_key": REDACTED, "HOME": "/home/a",
-             "HTTPS_PROXY": REDACTED, "PATH": "/bin"},
-        )
-        self.assertEqual(names, ["HTTPS_PROXY", "MY_TOKEN", "api_key"])
-        self.assertEqual(env["MY_TOKEN"], "abc")
-
-    def test_credentialPathsShown(self):
-        """
-        The paths of credentials and trust anchors (X509_CERT_DIR,
-        X509_USER_PROXY...) are shown: a path is not a secret.  Secrets in
-        look-alike variables stay hidden: a PEM block or lines in a path
-        variable, a value that is not an absolute path under a C{_FILE} or
-        C{_DIR} name, a proxy URL.
-        """
-        shown = {
-            "X509_CERT_DIR": "/etc/grid-security/certificates",
-            "X509_USER_PROXY": "/tmp/x509up_u1000",
-            "x509_user_cert": "usercert.pem",
-            "X509_USER_KEY": "/home/a/.globus/userkey.pem",
-            "SSL_CERT_FILE": "/etc/pki/tls/cert.pem",
-            "BEARER_TOKEN_FILE": "/run/user/1000/bt_u1000",
-            "MYAPP_KEY_FILE": "/etc/myapp/key.pem",
-            "MYAPP_CERT_PATH": "/a/cert.pem:/b/cert.pem",
-        }
-        hidden = {
-            "X509_USER_PROXY_DATA": "-----BEGIN CERTIFICATE-----",
-            "X509_USER_CERT": "-----BEGIN CERTIFICATE-----\nMIIB...",
-            "MYAPP_KEY_FILE_CONTENT": "/etc/x",
-            "MYAPP_TOKEN_FILE": "eyJhbGciOi",
-            "MYAPP_SECRET_DIR": "/a b",
-            "MYAPP_SECRET_PATH": "",
-            "HTTP_PROXY": "http://user:pw@proxy:3128",
-            "BEARER_TOKEN": "/looks/like/a/path",
-        }
-        variables, names = redact(dict(shown, **hidden), DEFAULT_REDACT)
-        self.assertEqual(names, sorted(hidden))
-        for name, value in shown.items():
-            self.assertEqual(variables[name], value)
-
-    def test_alwaysPatterns(self):
-        """
-        The daemon's own patterns (C{always}) hide a name even when its
-        value is a path: the site asked for it.
-        """
-        env = {"X509_USER_PROXY": "/tmp/x509up_u1", "SITE_DIR": "/site"}
-        variables, names = redact(env, DEFAULT_REDACT, ["x509", "SITE"])
-        self.assertEqual(names, ["SITE_DIR", "X509_USER_PROXY"])
-
-    def test_asciiCaseOnly(self):
-        """
-        Only ASCII letters are matched without regard to case: a dotless i
-        is not an I.
-        """
-        variables, names = redact({"\u0131D": "v", "id": "w"}, ["ID"])
-        self.assertEqual(names, ["id"])
-
-    @given(
-        st.dictionaries(
-            st.text(st.sampled_from("aAkKeEyYtTnN_1\u0131\u212a\xe9"), max_size=8)
-            | st.text(max_size=6),
-            st.text(max_size=5),
-            max_size=10,
-        ),
-        st.lists(st.from_regex(r"[A-Za-z0-9_]{1,3}", fullmatch=True), max_size=4),
-    )
-    def test_property(self, env, patterns):
-        """
-        A name is redacted exactly when it contains a pattern of C{always}
-        (ASCII case ignored); other values are untouched; names come back
-        sorted.
-        """
-        before = dict(env)
-        variables, names = redact(env, (), patterns)
-        self.assertEqual(env, before)
-        self.assertEqual(set(variables), set(env))
-        self.assertEqual(names, sorted(names))
-        for name, value in env.items():
-            matches = any(
-                re.search(re.escape(p), name, re.IGNORECASE | re.ASCII)
-                for p in patterns
-            )
-            if name in names:
-                self.assertTrue(matches, (name, patterns))
-                self.assertEqual(variables[name], REDACTED)
-            else:
-                self.assertFalse(matches, (name, patterns))
-                self.assertEqual(variables[name], value)
-
-    def test_checkPatterns(self):
-        """
-        Extra patterns are non-empty strings of letters, digits and
-        underscores.
-        """
-        self.assertEqual(checkRedactPatterns(["PIN", "my_2"]), ("PIN", "my_2"))
-        for bad in ("", "A-B", "A B", "\u00c9", 3, None, "PIN\n"):
-            self.assertRaises(ValueError, checkRedactPatterns, [bad])
-
-    def test_parsePatterns(self):
-        """
-        C{--redact} takes patterns separated by commas or white space.
-        """
-        self.assertEqual(parseRedactPatterns("PIN, LICENSE  x"), ("PIN", "LICENSE", "x"))
-        self.assertEqual(parseRedactPatterns(""), ())
-        self.assertRaises(ValueError, parseRedactPatterns, "PIN,A-B")
-
-
 class EnvironmentTests(ProcessMixin, SynchronousTestCase):
     """
     Tests for L{JobProcesses.environment}.
@@ -862,7 +742,7 @@ class EnvironmentTests(ProcessMixin, SynchronousTestCase):
         """
         sleeper = self.spawnSleeper({})
         result = JobProcesses(sleeper.pid, os.getpid()).environment()
-        variables, names = redact(dict(os.environ), DEFAULT_REDACT)
+        variables, names = redact(dict(os.environ), DEFAULT_REDACT, (), DEFAULT_REDACT_WORDS)
         self.assertEqual(result, {"variables": variables, "redacted": names})
 
     def test_deniedFallsBack(self):
@@ -876,7 +756,7 @@ class EnvironmentTests(ProcessMixin, SynchronousTestCase):
 
         self.patch(psutil.Process, "environ", environ)
         result = JobProcesses(sleeper.pid, os.getpid()).environment()
-        self.assertEqual(result["variables"], redact(dict(os.environ), DEFAULT_REDACT)[0])
+        self.assertEqual(result["variables"], redact(dict(os.environ), DEFAULT_REDACT, (), DEFAULT_REDACT_WORDS)[0])
 
     def test_rootGone(self):
         """

@@ -10,7 +10,9 @@ system, so the operation does it.
 """
 
 import math
+import os
 import re
+import xmlrpc.client
 
 from jobmon.errors import BAD_REQUEST, UNSUPPORTED_OP, JobMonError
 from jobmon.worker.files.confine import checkPath, describe
@@ -121,13 +123,23 @@ def _path(request, default=_NO_DEFAULT):
     """
     Return the C{path} argument of C{request}.
 
-    Its type is checked later, when the path is confined.
+    A path given as bytes (XML-RPC base64) is the file name exactly, for
+    names that are not UTF-8 or hold control characters (the C{name_bytes}
+    of a listing): it is decoded as the file system does, bytes that are not
+    UTF-8 as lone surrogates.  A string is the name as it is: C{"\\xff"} is
+    four characters, never the byte 0xFF.  Its type is checked later, when
+    the path is confined.
     """
     if "path" not in request:
         if default is _NO_DEFAULT:
             raise JobMonError(BAD_REQUEST, "missing argument 'path'")
         return default
-    return request["path"]
+    path = request["path"]
+    if isinstance(path, xmlrpc.client.Binary):
+        path = path.data
+    if isinstance(path, (bytes, bytearray)):
+        return os.fsdecode(bytes(path))
+    return path
 
 
 def _linesOrBytes(request, defaultLines):
