@@ -7,10 +7,18 @@ policies.  This module does: the caller is the first certificate of the
 verified chain that is not a proxy, a limited proxy is marked as such, and an
 independent proxy (which by definition does not speak for its issuer) is
 refused.
+
+L{ConnectionIdentities} keeps the identity of each HTTPS connection and
+checks it on every request: a credential that expires, or that a reload
+of the CA directory revokes, stops working on connections opened before.
 """
 
-from attrs import frozen
+import time
+from weakref import WeakKeyDictionary
+
+from attrs import field, frozen
 from cryptography import x509
+from twisted.logger import Logger
 
 from jobmon.certificates import (
     POLICY_INDEPENDENT,
@@ -38,12 +46,26 @@ class Identity:
     @ivar limited: whether a limited proxy is anywhere in the chain.
     @ivar token: for a caller with a bearer token, its
         L{jobmon.server.tokens.TokenInfo}; else C{None}.
+    @ivar issuer: for a certificate caller, the slash-form DN of the CA
+        that issued the user certificate (admins may be scoped to it);
+        else C{""}.
+    @ivar notAfter: for a certificate caller, when the first certificate
+        of its verified chain expires (seconds since the epoch); else
+        C{None}.  Not part of who the caller is: not compared.
+    @ivar expiring: which certificate that is, for the message: C{"your
+        proxy"}, C{"your certificate"} or C{"your CA's certificate"}.
+
+    Further attributes (VOMS attributes, say) are added with defaults, so
+    that token callers and tests need not give them.
     """
 
     dn: str
     proxy: bool = False
     limited: bool = False
     token: object = None
+    issuer: str = ""
+    notAfter: object = field(default=None, eq=False)
+    expiring: str = field(default="", eq=False)
 
     def may(self, capability):
         """
@@ -84,9 +106,9 @@ def identityFromChain(chain):
     """
     if not chain:
         raise JobMonError(NOT_AUTHENTICATED, "no verified client certificate")
+    chain = [asCryptography(cert) for cert in chain]
     limited = False
     for depth, cert in enumerate(chain):
-        cert = asCryptography(cert)
         try:
             info = proxyInfoOf(cert)
         except ValueError:
@@ -100,7 +122,13 @@ def identityFromChain(chain):
                     "a host or service certificate cannot act as a user "
                     "(it names hosts in subjectAltName)",
                 )
-            return Identity(dn=dnOf(cert), proxy=depth > 0, limited=limited)
+            ends = [c.not_valid_after_utc.timestamp() for c in chain]
+            first = ends.index(min(ends))
+            expiring = ("your proxy" if first < depth else "your certificate"
+                        if first == depth else "your CA's certificate")
+            return Identity(dn=dnOf(cert), proxy=depth > 0, limited=limited,
+                            issuer=dnOf(cert.issuer), notAfter=ends[first],
+                            expiring=expiring)
         if info.policyLanguage == POLICY_INDEPENDENT:
             raise JobMonError(
                 NOT_AUTHENTICATED,
@@ -128,3 +156,98 @@ def identityOfConnection(connection):
     @raise JobMonError: as L{identityFromChain}.
     """
     return identityFromChain(connection.get_verified_chain())
+
+
+def _utc(seconds):
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds))
+
+
+class ConnectionIdentities:
+    """
+    The C{identify} of the XML-RPC endpoint for certificate callers: the
+    identity behind each HTTPS connection, read from its verified chain at
+    its first request and kept with the connection, then checked again on
+    every request:
+
+      - against the clock: once the first certificate of the chain has
+        expired (a short proxy, typically), requests are refused with a 401
+        saying when it expired;
+      - against what the server trusts now: after the CA directory was
+        reloaded (new CRLs, a CA removed), the chain is checked again, and
+        a revoked one is refused with a 401.
+
+    Either refusal closes the connection once answered, so that the
+    client's next request opens a new one, with its renewed credential.
+
+    @ivar clock: the reactor (its C{seconds}).
+    @ivar trust: what decides whether an earlier verified chain is still
+        trusted: an object with C{generation} (changed by every reload)
+        and C{recheck(chain)} (why the chain is no longer trusted, or
+        C{None}), such as L{jobmon.server.tls.ServerContextFactory}; or
+        C{None} to check only expiry.
+    @ivar audit: the audit log, or C{None}.
+    """
+
+    log = Logger()
+
+    def __init__(self, clock, trust=None, audit=None):
+        self.clock = clock
+        self.trust = trust
+        self.audit = audit
+        # One entry per open HTTP connection, going with it.
+        self._cache = WeakKeyDictionary()
+
+    def __call__(self, request):
+        """
+        The identity of C{request}'s caller.
+
+        @raise JobMonError: L{NOT_AUTHENTICATED}: no verified certificate,
+            one that cannot act as a user, or one expired or revoked since
+            the connection was opened.
+        """
+        channel = request.channel
+        generation = getattr(self.trust, "generation", None)
+        cached = self._cache.get(channel)
+        if cached is None or cached[1] != generation:
+            cached = (self._identify(request), generation)
+            self._cache[channel] = cached
+        identity = cached[0]
+        if identity.notAfter is not None and self.clock.seconds() >= identity.notAfter:
+            why = "{} expired at {}".format(identity.expiring, _utc(identity.notAfter))
+            self._close(request, identity.dn, why)
+            raise JobMonError(
+                NOT_AUTHENTICATED,
+                "{}; renew it and connect again (this connection is closed)".format(why),
+            )
+        return identity
+
+    def _identify(self, request):
+        getHandle = getattr(request.transport, "getHandle", None)
+        connection = getHandle() if getHandle else None
+        if connection is None or not hasattr(connection, "get_verified_chain"):
+            raise JobMonError(NOT_AUTHENTICATED, "a client certificate is required")
+        chain = connection.get_verified_chain()
+        identity = identityFromChain(chain)
+        why = self.trust.recheck(chain) if self.trust is not None else None
+        if why is not None:
+            self._close(request, identity.dn, why)
+            raise JobMonError(
+                NOT_AUTHENTICATED,
+                "your credential is no longer accepted: {} (this connection is "
+                "closed)".format(why),
+            )
+        return identity
+
+    def _close(self, request, dn, why):
+        """
+        Close the connection once this request is answered; log and audit
+        why.
+        """
+        request.setHeader(b"connection", b"close")
+        request.channel.persistent = False
+        peer = getattr(request.getClientAddress(), "host", None)
+        self.log.info("closing the connection of {dn} from {peer}: {why}",
+                      dn=dn, peer=peer, why=why)
+        if self.audit is not None:
+            self.audit.record("refused", method="tls", dn=dn, peer=peer,
+                              code=NOT_AUTHENTICATED, reason=why)

@@ -34,14 +34,14 @@ from jobmon.server.audit import AuditLog
 from jobmon.server.health import MetricsSite, Writability
 from jobmon.server.history import History
 from jobmon.server.hub import Hub, HubConfig
-from jobmon.server.identity import Identity, identityOfConnection
+from jobmon.server.identity import ConnectionIdentities, Identity, identityOfConnection
 from jobmon.server.logs import LogFiles
 from jobmon.server.metrics import Metrics, MetricsResource
 from jobmon.server.options import Options
 from jobmon.server.pending import MemoryRequestTable
 from jobmon.server.registry import MemoryJobRegistry
 from jobmon.server.reloader import EXPECTED, CredentialReloader
-from jobmon.server.site import QuietSite, identifyTLS
+from jobmon.server.site import QuietSite
 from jobmon.server.tls import RefusalBudget, ServerContextFactory
 from jobmon.server.tokens import TokenPolicy, splitAuthorization
 from jobmon.server.wakes import WakeServerFactory, standardWakes
@@ -349,7 +349,7 @@ def identifyCaller(identifyCertificate, tokens, audit=None, metrics=None,
     Refused tokens are counted and audited, a few per address per minute.
 
     @param identifyCertificate: the certificate's C{identify} (see
-        L{identifyTLS}).
+        L{ConnectionIdentities}).
     @param tokens: the L{TokenPolicy}, or C{None} if tokens are not
         accepted.
     """
@@ -483,7 +483,8 @@ def buildService(options, reactor, runInThread=None, installSignal=True):
         runInThread=threadRunner(reactor),
     )
     identify = identifyCaller(
-        identifyTLS(identityOfConnection), tokens, audit=audit, metrics=metrics,
+        ConnectionIdentities(reactor, trust=ctx, audit=audit), tokens, audit=audit,
+        metrics=metrics,
     )
     rpc = XMLRPCResource(apiMethods(hub), identify, maxBody=options["max-body"])
     root = Resource()

@@ -2,12 +2,19 @@
 Tests for L{jobmon.server.identity}: who is behind a certificate chain.
 """
 
+import datetime
+import os
+
+from OpenSSL import crypto
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from jobmon import errors
 from jobmon.devtools import pki
 from jobmon.errors import JobMonError
-from jobmon.server.identity import Identity, identityFromChain
+from jobmon.server.identity import ConnectionIdentities, Identity, identityFromChain
+from jobmon.server.tls import ServerContextFactory
 
 
 class IdentityFromChainTests(SynchronousTestCase):
@@ -32,7 +39,10 @@ class IdentityFromChainTests(SynchronousTestCase):
         A plain user certificate is its own identity, not a proxy.
         """
         chain = [pki.readCertificates(self.alice.certPath)[0], self.pki.ca.cert]
-        self.assertEqual(identityFromChain(chain), Identity(self.alice.dn))
+        identity = identityFromChain(chain)
+        self.assertEqual(identity, Identity(self.alice.dn, issuer=self.pki.ca.dn))
+        self.assertEqual(identity.notAfter, chain[0].not_valid_after_utc.timestamp())
+        self.assertEqual(identity.expiring, "your certificate")
 
     def test_proxyAndProxyOfProxy(self):
         """
@@ -45,7 +55,7 @@ class IdentityFromChainTests(SynchronousTestCase):
         for path in (first, second):
             self.assertEqual(
                 identityFromChain(self.chainOf(path)),
-                Identity(self.alice.dn, proxy=True, limited=False),
+                Identity(self.alice.dn, proxy=True, limited=False, issuer=self.pki.ca.dn),
             )
 
     def test_limited(self):
@@ -127,3 +137,202 @@ class RefusalBudgetTests(SynchronousTestCase):
             now[0] = i
             budget.admit("10.0.{}.{}".format(i // 256, i % 256))
         self.assertLessEqual(len(budget._peers), 111)
+
+
+class _Connection:
+    """
+    A pyOpenSSL connection as far as L{ConnectionIdentities} reads it.
+    """
+
+    def __init__(self, chain):
+        self.chain = [crypto.X509.from_cryptography(c) for c in chain]
+
+    def get_verified_chain(self):
+        return self.chain
+
+
+class _Transport:
+    def __init__(self, connection):
+        self.connection = connection
+
+    def getHandle(self):
+        return self.connection
+
+
+class _Channel:
+    persistent = True
+
+
+class _Request:
+    """
+    Just what L{ConnectionIdentities} reads and sets of a request.
+    """
+
+    def __init__(self, channel, connection):
+        self.channel = channel
+        self.transport = _Transport(connection)
+        self.headers = {}
+
+    def setHeader(self, name, value):
+        self.headers[name] = value
+
+    def getClientAddress(self):
+        return IPv4Address("TCP", "192.0.2.5", 40000)
+
+
+class _Audit:
+    def __init__(self):
+        self.records = []
+
+    def record(self, event, **fields):
+        self.records.append(dict(fields, event=event))
+
+
+class ConnectionIdentitiesTests(SynchronousTestCase):
+    """
+    L{ConnectionIdentities}: a connection's identity is kept, and checked
+    again on every request against the clock and, after a reload, against
+    the CA directory's CRLs.
+    """
+
+    def setUp(self):
+        self.base = os.path.abspath(self.mktemp())
+        self.pki = pki.initPKI(self.base, users=("alice", "bob"))
+        self.now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+        self.clock = Clock()
+        self.clock.advance(self.now.timestamp())
+        self.ctx = ServerContextFactory(self.pki.hostCertPath, self.pki.hostKeyPath,
+                                        self.pki.ca.hashedDir)
+        self.ctx.load()
+        self.audit = _Audit()
+        self.identify = ConnectionIdentities(self.clock, trust=self.ctx, audit=self.audit)
+
+    def proxy(self, user, seconds):
+        """
+        A chain: a proxy of C{user} that expires C{seconds} from now, the
+        user certificate, the CA.
+        """
+        path = os.path.join(self.base, "{}-{}".format(user, seconds))
+        cred = self.pki.users[user]
+        pki.makeProxy(cred.certPath, cred.keyPath, path,
+                      notAfter=self.now + datetime.timedelta(seconds=seconds))
+        return pki.readCertificates(path) + [self.pki.ca.cert]
+
+    def request(self, chain, channel=None):
+        return _Request(channel or _Channel(), _Connection(chain))
+
+    def test_expiresOnOpenConnection(self):
+        """
+        A 20 s proxy works for 20 s on its connection; at 20 s the request
+        is refused with a 401 saying when it expired, and the connection is
+        closed once answered.
+        """
+        chain = self.proxy("alice", 20)
+        channel = _Channel()
+        self.assertEqual(self.identify(self.request(chain, channel)).dn, self.pki.users["alice"].dn)
+        self.clock.advance(19.5)
+        self.assertEqual(self.identify(self.request(chain, channel)).dn, self.pki.users["alice"].dn)
+        self.assertTrue(channel.persistent)
+        self.clock.advance(70)
+        request = self.request(chain, channel)
+        e = self.assertRaises(JobMonError, self.identify, request)
+        self.assertEqual(e.code, errors.NOT_AUTHENTICATED)
+        self.assertIn("your proxy expired at {}".format(
+            self.now.replace(tzinfo=None) + datetime.timedelta(seconds=20)), e.message)
+        self.assertFalse(channel.persistent)
+        self.assertEqual(request.headers, {b"connection": b"close"})
+        self.assertEqual(self.audit.records[0]["reason"][:24], "your proxy expired at 20")
+
+    def test_earliestOfChain(self):
+        """
+        The first certificate of the chain to expire counts, whichever it
+        is: here the user certificate, under a longer proxy.
+        """
+        short = os.path.join(self.base, "short.pem")
+        pki.makeUserCert(self.pki.ca, short, short + ".key", "Alice Example",
+                         notAfter=self.now + datetime.timedelta(seconds=30))
+        path = os.path.join(self.base, "p")
+        pki.makeProxy(short, short + ".key", path, hours=1,
+                      notAfter=self.now + datetime.timedelta(hours=1))
+        chain = pki.readCertificates(path) + [self.pki.ca.cert]
+        channel = _Channel()
+        self.identify(self.request(chain, channel))
+        self.clock.advance(30)
+        e = self.assertRaises(JobMonError, self.identify, self.request(chain, channel))
+        self.assertIn("your certificate expired at", e.message)
+
+    def test_revokedAfterReload(self):
+        """
+        A CRL loaded after the connection was opened stops it: Bob's next
+        request is refused and his connection closed; Alice's goes on.
+        """
+        bobChain, aliceChain = self.proxy("bob", 3600), self.proxy("alice", 3600)
+        bob, alice = _Channel(), _Channel()
+        self.identify(self.request(bobChain, bob))
+        self.identify(self.request(aliceChain, alice))
+        pki.makeCRL(self.pki.ca, revoked=[self.pki.users["bob"].certPath])
+        # Not reloaded yet: the connection goes on as before.
+        self.identify(self.request(bobChain, bob))
+        self.ctx.install(self.ctx.prepareReload())
+        e = self.assertRaises(JobMonError, self.identify, self.request(bobChain, bob))
+        self.assertEqual(e.code, errors.NOT_AUTHENTICATED)
+        self.assertIn("the certificate {} is revoked by its CA".format(
+            self.pki.users["bob"].dn), e.message)
+        self.assertFalse(bob.persistent)
+        self.assertEqual(self.identify(self.request(aliceChain, alice)).dn,
+                         self.pki.users["alice"].dn)
+        self.assertTrue(alice.persistent)
+        self.assertEqual([r["dn"] for r in self.audit.records], [self.pki.users["bob"].dn])
+
+    def test_forgedCRLIgnored(self):
+        """
+        A CRL not signed by the CA it names revokes nothing.
+        """
+        chain = self.proxy("bob", 3600)
+        other = pki.makeCA(os.path.join(self.base, "other"), name="JobMon Test CA")
+        forged = pki.CA(self.pki.ca.cert, other.key, self.pki.ca.certPath,
+                        self.pki.ca.keyPath, self.pki.ca.hashedDir)
+        pki.makeCRL(forged, revoked=[self.pki.users["bob"].certPath])
+        self.ctx.install(self.ctx.prepareReload())
+        self.assertEqual(self.identify(self.request(chain)).dn, self.pki.users["bob"].dn)
+
+    def test_caRemoved(self):
+        """
+        A connection whose CA was taken out of the directory is refused
+        after the reload.
+        """
+        chain = self.proxy("alice", 3600)
+        other = pki.initPKI(os.path.join(self.base, "other"), users=())
+        pki.addHashedCert(other.ca.cert, self.pki.ca.hashedDir)
+        for name in os.listdir(self.pki.ca.hashedDir):
+            path = os.path.join(self.pki.ca.hashedDir, name)
+            if pki.readCertificates(path)[0] == self.pki.ca.cert:
+                os.remove(path)
+        self.ctx.install(self.ctx.prepareReload())
+        e = self.assertRaises(JobMonError, self.identify, self.request(chain))
+        self.assertIn("is no longer trusted by this server", e.message)
+
+    def test_requireWithoutCRL(self):
+        """
+        With C{--crl-check require}, a CRL removed stops the connections of
+        its CA's users.
+        """
+        crl = pki.makeCRL(self.pki.ca)
+        self.ctx = ServerContextFactory(self.pki.hostCertPath, self.pki.hostKeyPath,
+                                        self.pki.ca.hashedDir, crlCheck="require")
+        self.ctx.load()
+        self.identify = ConnectionIdentities(self.clock, trust=self.ctx)
+        chain = self.proxy("alice", 3600)
+        channel = _Channel()
+        self.identify(self.request(chain, channel))
+        os.remove(crl)
+        self.ctx.install(self.ctx.prepareReload())
+        e = self.assertRaises(JobMonError, self.identify, self.request(chain, channel))
+        self.assertIn("requires a CRL of the CA", e.message)
+
+    def test_noCertificate(self):
+        """
+        A connection without a verified chain has no identity.
+        """
+        e = self.assertRaises(JobMonError, self.identify, self.request([]))
+        self.assertIn("no verified client certificate", e.message)
