@@ -37,6 +37,7 @@ from jobmon.errors import (
 from jobmon.protocols.jobid import checkJobId
 from jobmon.server.admission import QueryAdmission
 from jobmon.server.ended import EndedJobs
+from jobmon.server.identity import AdminList
 from jobmon.server.metrics import NullMetrics
 from jobmon.server.registrations import Registrations
 from jobmon.server.requests import (
@@ -54,7 +55,8 @@ class HubConfig:
     """
     The hub's limits, timeouts and intervals.
 
-    @ivar admins: DNs that may see and query every job.
+    @ivar admins: who may see and query every job: an
+        L{jobmon.server.identity.AdminList} (made from C{--admin} values).
     @ivar queryTimeout: longest time a query waits for its job, in seconds
         (also how long an unanswered UDP wake is repeated).
     @ivar keepalive: TCP wake channel keep-alive interval, in seconds.
@@ -72,7 +74,7 @@ class HubConfig:
     @ivar queryBurst: queries one user may make at once.
     """
 
-    admins: frozenset = field(default=frozenset(), converter=frozenset)
+    admins: AdminList = field(default=(), converter=AdminList)
     queryTimeout: float = 30.0
     keepalive: float = 20
     connectGrace: float = 30.0
@@ -199,7 +201,7 @@ class Hub:
 
     def _visible(self, identity, record):
         return record is not None and (
-            record.owner == identity.dn or identity.dn in self.config.admins
+            record.owner == identity.dn or identity in self.config.admins
         )
 
     def _require(self, identity, capability, method):
@@ -240,7 +242,7 @@ class Hub:
         """
         me = {
             "dn": identity.dn,
-            "admin": identity.dn in self.config.admins,
+            "admin": identity in self.config.admins,
             "proxy": identity.proxy,
             "limited": identity.limited,
             "server_version": __version__,
@@ -264,7 +266,7 @@ class Hub:
             raise JobMonError(BAD_REQUEST, "listJobs takes an optional struct of options")
         self._require(identity, "read", "listJobs")
         everything = options.get("all", False)
-        if everything and identity.dn not in self.config.admins:
+        if everything and identity not in self.config.admins:
             raise JobMonError(NOT_AUTHORIZED, "only the server's admins may list all jobs")
         limit = checkLimit(options.get("limit", 1000))
         after = options.get("after")
@@ -334,7 +336,7 @@ class Hub:
         Return the last C{limit} audit records about a job (admins only).
         """
         self._require(identity, "read", "auditLog")
-        if identity.dn not in self.config.admins:
+        if identity not in self.config.admins:
             raise JobMonError(NOT_AUTHORIZED, "only the server's admins may read the audit log")
         checkJobId(jobId)
         checkLimit(limit)
@@ -370,7 +372,7 @@ class Hub:
             gone = self.ended.get(jobId) if record is None else None
             # Whoever may not see the job must not learn that it existed.
             if gone is not None and (
-                gone.owner == identity.dn or identity.dn in self.config.admins
+                gone.owner == identity.dn or identity in self.config.admins
             ):
                 raise gone.error()
             raise JobMonError(NO_SUCH_JOB, "no job {} visible to you".format(jobId))

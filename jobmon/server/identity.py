@@ -25,8 +25,10 @@ from jobmon.certificates import (
     POLICY_INHERIT_ALL,
     POLICY_LIMITED,
     asCryptography,
+    canonicalDN,
     dnOf,
     proxyInfoOf,
+    splitUnescaped,
 )
 from jobmon.errors import NOT_AUTHENTICATED, JobMonError
 
@@ -79,6 +81,72 @@ class Identity:
         if self.token is not None:
             return capability in self.token.grants
         return not (capability == "act" and self.limited)
+
+
+def parseAdmin(text):
+    """
+    Read an C{--admin} entry: a DN in slash form, optionally followed by
+    C{|} and the DN of the CA that must have issued the admin's
+    certificate (C{/DC=org/DC=example/CN=Site Admin|/DC=org/DC=example/CN=Example
+    CA}); or a bearer token's identity (C{https://issuer#subject}).
+
+    @return: C{(subject, issuer)}: the canonical slash forms
+        (L{jobmon.certificates.canonicalDN}), C{issuer} C{""} for any CA; a
+        token identity as given, with issuer C{""}.
+    @raise ValueError: neither, saying why.
+    """
+    if text.startswith("https://") and "#" in text:
+        return text, ""
+    parts = splitUnescaped(text, "|")
+    if len(parts) > 2:
+        raise ValueError("it has more than one | (one separates the issuer's DN)")
+    subject = canonicalDN(parts[0].rstrip())
+    issuer = canonicalDN(parts[1].lstrip()) if len(parts) == 2 else ""
+    return subject, issuer
+
+
+class AdminList:
+    """
+    The server's admins (C{--admin}), compared with callers structurally:
+    each entry is parsed (L{parseAdmin}) into the slash form L{dnOf} gives,
+    in which a value holding C{/} or C{+} cannot pass for more RDNs.
+
+    C{identity in admins} is true for an L{Identity} whose DN an entry
+    names, when that entry names no issuer or the identity's issuer; a
+    plain string (a DN) matches only entries that name no issuer.
+    """
+
+    def __init__(self, entries=()):
+        self._issuers = {}
+        for entry in entries:
+            subject, issuer = entry if isinstance(entry, tuple) else parseAdmin(entry)
+            self._issuers.setdefault(subject, set()).add(issuer)
+        self._key = frozenset(
+            (subject, issuer) for subject, issuers in self._issuers.items() for issuer in issuers
+        )
+
+    def __contains__(self, caller):
+        if isinstance(caller, str):
+            dn, issuer = caller, None
+        else:
+            dn, issuer = caller.dn, caller.issuer or None
+        issuers = self._issuers.get(dn, ())
+        return "" in issuers or (issuer is not None and issuer in issuers)
+
+    def __iter__(self):
+        return iter(sorted(self._key))
+
+    def __len__(self):
+        return len(self._key)
+
+    def __eq__(self, other):
+        return isinstance(other, AdminList) and self._key == other._key
+
+    def __hash__(self):
+        return hash(self._key)
+
+    def __repr__(self):
+        return "AdminList({!r})".format(sorted(self._key))
 
 
 def _namesHosts(cert):

@@ -56,6 +56,7 @@ import jwt
 from attrs import frozen
 from twisted.logger import Logger
 
+from jobmon.certificates import canonicalDN
 from jobmon.errors import NOT_AUTHENTICATED, JobMonError
 from jobmon.untrusted import escaped, shown
 
@@ -459,6 +460,10 @@ def loadTokenConfig(path):
             isinstance(v, str) and v for v in users.values()
         ):
             raise TokenConfigError("{}: users must map subjects to names (strings)".format(where))
+        try:  # A DN as certificate callers have it, so that the two compare equal.
+            users = {k: canonicalDN(v) if v.startswith("/") else v for k, v in users.items()}
+        except ValueError as e:
+            raise TokenConfigError("{}: users: a name starting with / is a DN: {}".format(where, e))
         issuers[iss] = Issuer(iss, keys, scopes, dict(users), "file" if source == "jwks"
                               else source, location, refresh)
     return TokenConfig(issuers, frozenset(audience), leeway, tuple(files), maxLifetime,

@@ -5,6 +5,8 @@ Tests for L{jobmon.server.identity}: who is behind a certificate chain.
 import datetime
 import os
 
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 from OpenSSL import crypto
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
@@ -13,7 +15,16 @@ from twisted.trial.unittest import SynchronousTestCase
 from jobmon import errors
 from jobmon.devtools import pki
 from jobmon.errors import JobMonError
-from jobmon.server.identity import ConnectionIdentities, Identity, identityFromChain
+from jobmon.server.hub import Hub, HubConfig
+from jobmon.server.identity import (
+    AdminList,
+    ConnectionIdentities,
+    Identity,
+    identityFromChain,
+    parseAdmin,
+)
+from jobmon.server.pending import MemoryRequestTable
+from jobmon.server.registry import MemoryJobRegistry
 from jobmon.server.tls import ServerContextFactory
 
 
@@ -336,3 +347,117 @@ class ConnectionIdentitiesTests(SynchronousTestCase):
         """
         e = self.assertRaises(JobMonError, self.identify, self.request([]))
         self.assertIn("no verified client certificate", e.message)
+
+
+def _certificate(ca, subject):
+    """
+    A user certificate for C{subject} (an C{x509.Name}) signed by C{ca}, as
+    a careless CA might sign it.
+    """
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(ca.cert.subject)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(ca.key, hashes.SHA256())
+    )
+
+
+ADMIN_DN = "/DC=org/DC=jobmon-test/OU=People/CN=Admin Example"
+
+
+class AdminTests(SynchronousTestCase):
+    """
+    Admins are matched structurally, and per issuing CA when their entry
+    names one.
+    """
+
+    def setUp(self):
+        base = os.path.abspath(self.mktemp())
+        self.pki = pki.initPKI(base, users=())
+        self.other = pki.initPKI(os.path.join(base, "other"), users=(), caName="Other CA")
+
+    def identityOf(self, ca, *rdns):
+        """
+        The identity behind a certificate of C{ca} for the RDNs C{rdns}
+        (each a C{(oid, value)}).
+        """
+        subject = x509.Name([x509.RelativeDistinguishedName([x509.NameAttribute(oid, value)])
+                             for oid, value in rdns])
+        return identityFromChain([_certificate(ca, subject), ca.cert])
+
+    def hubAdmin(self, identity, *admins):
+        """
+        Whether the hub tells C{identity} it is an admin, under C{--admin}
+        entries C{admins}.
+        """
+        hub = Hub(Clock(), MemoryJobRegistry(), MemoryRequestTable(), HubConfig(admins=admins))
+        return hub.whoami(identity)["admin"]
+
+    def test_slashInValueIsNotAdmin(self):
+        """
+        A certificate whose OU is C{People/CN=Admin Example} (one attribute
+        holding C{/}) is not the admin C{.../OU=People/CN=Admin Example}; the
+        real admin is.
+        """
+        forged = self.identityOf(self.pki.ca, (NameOID.DOMAIN_COMPONENT, "org"),
+                                 (NameOID.DOMAIN_COMPONENT, "jobmon-test"),
+                                 (NameOID.ORGANIZATIONAL_UNIT_NAME, "People/CN=Admin Example"))
+        self.assertEqual(forged.dn, "/DC=org/DC=jobmon-test/OU=People\\/CN=Admin Example")
+        self.assertFalse(self.hubAdmin(forged, ADMIN_DN))
+        real = self.identityOf(self.pki.ca, (NameOID.DOMAIN_COMPONENT, "org"),
+                               (NameOID.DOMAIN_COMPONENT, "jobmon-test"),
+                               (NameOID.ORGANIZATIONAL_UNIT_NAME, "People"),
+                               (NameOID.COMMON_NAME, "Admin Example"))
+        self.assertEqual(real.dn, ADMIN_DN)
+        self.assertTrue(self.hubAdmin(real, ADMIN_DN))
+
+    def test_escapedEntry(self):
+        """
+        An entry written with an escaped C{/} names the one-RDN value, and
+        grid-style spellings (lower-case types) name the same structure.
+        """
+        oddball = self.identityOf(self.pki.ca, (NameOID.COMMON_NAME, "robot/host.example.org"))
+        self.assertTrue(self.hubAdmin(oddball, "/CN=robot\\/host.example.org"))
+        self.assertTrue(self.hubAdmin(oddball, "/cn=robot/host.example.org"))
+        self.assertFalse(self.hubAdmin(oddball, "/CN=robot/CN=host.example.org"))
+
+    def test_perIssuer(self):
+        """
+        An entry naming its CA (C{DN|CA DN}) matches only certificates that
+        CA issued; an entry without one matches any trusted CA's.
+        """
+        rdns = ((NameOID.DOMAIN_COMPONENT, "org"), (NameOID.COMMON_NAME, "Admin Example"))
+        ours, theirs = self.identityOf(self.pki.ca, *rdns), self.identityOf(self.other.ca, *rdns)
+        scoped = "/DC=org/CN=Admin Example|" + self.pki.ca.dn
+        self.assertEqual(ours.issuer, self.pki.ca.dn)
+        self.assertTrue(self.hubAdmin(ours, scoped))
+        self.assertFalse(self.hubAdmin(theirs, scoped))
+        self.assertTrue(self.hubAdmin(theirs, "/DC=org/CN=Admin Example"))
+        self.assertTrue(self.hubAdmin(theirs, scoped, "/DC=org/CN=Admin Example | "
+                                      + self.other.ca.dn))
+        # A bare DN (no issuer to check) never satisfies a scoped entry.
+        self.assertNotIn(ours.dn, AdminList([scoped]))
+        self.assertIn(ours.dn, AdminList(["/DC=org/CN=Admin Example"]))
+
+    def test_tokenAdmin(self):
+        """
+        A token identity entry matches that bearer only.
+        """
+        admins = AdminList(["https://issuer.example#admin"])
+        self.assertIn(Identity("https://issuer.example#admin"), admins)
+        self.assertNotIn(Identity("https://issuer.example#other"), admins)
+
+    def test_badEntries(self):
+        """
+        Entries that are not DNs are refused, saying why.
+        """
+        for entry, why in (("/CN=x|/CN=y|/CN=z", "more than one |"), ("/CN=x|CN=y", "starts"),
+                           ("admin", "starts with /")):
+            e = self.assertRaises(ValueError, parseAdmin, entry)
+            self.assertIn(why, str(e))

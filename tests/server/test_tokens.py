@@ -258,6 +258,20 @@ class ValidTokenTests(_IssuerMixin, SynchronousTestCase):
         _, other = policy.check(issuer.mint("bob", now=NOW))
         self.assertEqual(other, issuer.iss + "#bob")
 
+    def test_usersTableDNsCanonical(self):
+        """
+        A DN in the C{users} table is read as the server compares DNs: the
+        slash form a certificate of that name gives (a value holding C{/}
+        escaped, attribute types in their usual case); a name that starts
+        with C{/} but is no DN stops the configuration.
+        """
+        issuer = makeIssuer(self.mktemp(), users={"s1": "/dc=org/CN=robot/host.example.org"})
+        _, name = self.policyFor(issuer.configPath).check(issuer.mint("s1", now=NOW))
+        self.assertEqual(name, "/DC=org/CN=robot\\/host.example.org")
+        bad = makeIssuer(self.mktemp(), users={"s1": "/CN="})
+        e = self.assertRaises(TokenConfigError, loadTokenConfig, bad.configPath)
+        self.assertIn("users: a name starting with / is a DN: CN has no value", str(e))
+
     def test_scpList(self):
         """
         Scopes in an C{scp} list (instead of a C{scope} string) count.
