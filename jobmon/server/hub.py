@@ -247,6 +247,8 @@ class Hub:
             "limited": identity.limited,
             "server_version": __version__,
         }
+        if identity.issuer:
+            me["issuer"] = identity.issuer
         if identity.token is not None:
             me["token"] = identity.token.describe()
         return me

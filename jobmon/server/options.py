@@ -303,7 +303,8 @@ class Options(FileOptions):
     def opt_admin(self, dn):
         """
         A DN that may see and query every job (repeatable), in slash form as
-        jobmon-query whoami prints it: /DC=org/DC=example/CN=Site Admin.
+        jobmon-query whoami prints it: /DC=org/DC=example/CN=Site Admin;
+        add |ISSUER-DN to accept it only from that CA.
         """
         self["admin"].append(checkAdmin(dn))
 
