@@ -18,6 +18,8 @@ from weakref import WeakKeyDictionary
 
 from attrs import field, frozen
 from cryptography import x509
+from twisted.application.service import Service
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from jobmon.certificates import (
@@ -319,3 +321,79 @@ class ConnectionIdentities:
         if self.audit is not None:
             self.audit.record("refused", method="tls", dn=dn, peer=peer,
                               code=NOT_AUTHENTICATED, reason=why)
+
+
+class CredentialWatch(Service):
+    """
+    Close long-lived connections (TCP wake channels) whose credential
+    expired, or that a reload of the CA directory revoked, while they were
+    open: checked every C{interval} seconds, and at once after a reload
+    (through C{trust.afterInstall}, where C{trust} has it).  (HTTPS
+    connections are checked on each request: L{ConnectionIdentities}.)
+
+    @ivar clock: the reactor.
+    @ivar trust: as L{ConnectionIdentities.trust}, or C{None}.
+    @ivar interval: seconds between checks.
+    """
+
+    log = Logger()
+
+    def __init__(self, clock, trust=None, interval=10.0):
+        self.clock = clock
+        self.trust = trust
+        self.interval = interval
+        # Transport to (identity, the trust generation it was checked
+        # under), going with the connection.
+        self._watched = WeakKeyDictionary()
+        self._loop = LoopingCall(self.check)
+        self._loop.clock = clock
+        getattr(trust, "afterInstall", []).append(self.check)
+
+    def startService(self):
+        """
+        Check every C{interval} seconds.
+        """
+        super().startService()
+        self._loop.start(self.interval, now=False)
+
+    def stopService(self):
+        """
+        Stop checking.
+        """
+        super().stopService()
+        if self._loop.running:
+            self._loop.stop()
+
+    def watch(self, transport, identity):
+        """
+        Watch the connection C{transport} (whose C{getHandle} is its pyOpenSSL
+        connection) of C{identity}, until it closes.
+        """
+        if identity is not None and identity.notAfter is not None:
+            self._watched[transport] = (identity, getattr(self.trust, "generation", None))
+
+    def __len__(self):
+        return len(self._watched)
+
+    def check(self):
+        """
+        Close the watched connections whose credential expired, and, if the
+        CA directory was reloaded since the last check, those whose chain
+        it no longer trusts.
+        """
+        now = self.clock.seconds()
+        generation = getattr(self.trust, "generation", None)
+        for transport, (identity, checked) in list(self._watched.items()):
+            why = None
+            if now >= identity.notAfter:
+                why = "{} expired at {}".format(identity.expiring, _utc(identity.notAfter))
+            elif checked != generation:
+                self._watched[transport] = (identity, generation)
+                try:
+                    why = self.trust.recheck(transport.getHandle().get_verified_chain())
+                except Exception:
+                    self.log.failure("cannot check the chain of {dn} again", dn=identity.dn)
+            if why is not None:
+                del self._watched[transport]
+                self.log.info("closing the wake channel of {dn}: {why}", dn=identity.dn, why=why)
+                transport.loseConnection()

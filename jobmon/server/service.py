@@ -34,7 +34,12 @@ from jobmon.server.audit import AuditLog
 from jobmon.server.health import MetricsSite, Writability
 from jobmon.server.history import History
 from jobmon.server.hub import Hub, HubConfig
-from jobmon.server.identity import ConnectionIdentities, Identity, identityOfConnection
+from jobmon.server.identity import (
+    ConnectionIdentities,
+    CredentialWatch,
+    Identity,
+    identityOfConnection,
+)
 from jobmon.server.logs import LogFiles
 from jobmon.server.metrics import Metrics, MetricsResource
 from jobmon.server.options import Options
@@ -497,13 +502,19 @@ def buildService(options, reactor, runInThread=None, installSignal=True):
         timeout=options["idle-timeout"],
     )
 
+    # Wake channels live long: closed once their credential expires or a
+    # reload revokes it.
+    channelWatch = CredentialWatch(reactor, trust=wakeCtx)
+
     def wakeIdentify(transport):
         connection = transport.getHandle()
         if tokens is not None and connection.get_peer_certificate() is None:
             # A daemon that registered with a token: its registration's
             # wake token is what binds the channel.
             return None
-        return identityOfConnection(connection)
+        identity = identityOfConnection(connection)
+        channelWatch.watch(transport, identity)
+        return identity
 
     metrics.watch(hub)
     logFiles = None
@@ -540,6 +551,7 @@ def buildService(options, reactor, runInThread=None, installSignal=True):
             metricsSite,
             address=(options["metrics-interface"], options["metrics-port"]),
         )
+    channelWatch.setServiceParent(service)
     reloadable = [ctx, wakeCtx] if tokens is None else [ctx, wakeCtx, tokens]
     CredentialReloader(
         reactor, reloadable, options["reload-interval"], installSignal=installSignal,

@@ -196,6 +196,9 @@ class ServerContextFactory:
         self.crls = 0
         self.trusted = None
         self.generation = 0
+        # Called with no argument after each install: what checks open
+        # connections at once (L{jobmon.server.identity.CredentialWatch}).
+        self.afterInstall = []
         self._context = None
         self._stamp = None
 
@@ -256,6 +259,8 @@ class ServerContextFactory:
         """
         self._context, self.crls, self.trusted, self._stamp = prepared
         self.generation += 1
+        for hook in self.afterInstall:
+            hook()
 
     def recheck(self, chain):
         """

@@ -356,6 +356,19 @@ class CertificateTests(EndToEndBase):
         alice = self.client()
         self.assertEqual((await inThread(alice.whoami))["dn"], self.tpki.dn("alice"))
 
+    async def test_revokedWakeChannelClosed(self):
+        """
+        A reload whose CRL revokes a daemon's owner closes its open wake
+        channel at once (and its reconnection is refused at the handshake).
+        """
+        await self.server.proto.waitFor(r"wake channel|registered")
+        pki.makeCRL(self.tpki.pki.ca, revoked=[self.tpki.users["alice"].certPath])
+        mark = self.server.proto.mark()
+        self.server.proto.signal("HUP")
+        await self.server.proto.waitFor(
+            r"closing the wake channel of .*Alice Example: the certificate .* is revoked",
+            after=mark)
+
     async def test_expiredOnOpenConnection(self):
         """
         A proxy that expires while its connection is open stops working on

@@ -19,6 +19,7 @@ from jobmon.server.hub import Hub, HubConfig
 from jobmon.server.identity import (
     AdminList,
     ConnectionIdentities,
+    CredentialWatch,
     Identity,
     identityFromChain,
     parseAdmin,
@@ -199,11 +200,10 @@ class _Audit:
         self.records.append(dict(fields, event=event))
 
 
-class ConnectionIdentitiesTests(SynchronousTestCase):
+class _Credentials:
     """
-    L{ConnectionIdentities}: a connection's identity is kept, and checked
-    again on every request against the clock and, after a reload, against
-    the CA directory's CRLs.
+    A test PKI with Alice and Bob, the server's TLS context for it, and a
+    clock at the present second.
     """
 
     def setUp(self):
@@ -231,6 +231,13 @@ class ConnectionIdentitiesTests(SynchronousTestCase):
 
     def request(self, chain, channel=None):
         return _Request(channel or _Channel(), _Connection(chain))
+
+class ConnectionIdentitiesTests(_Credentials, SynchronousTestCase):
+    """
+    L{ConnectionIdentities}: a connection's identity is kept, and checked
+    again on every request against the clock and, after a reload, against
+    the CA directory's CRLs.
+    """
 
     def test_expiresOnOpenConnection(self):
         """
@@ -461,3 +468,69 @@ class AdminTests(SynchronousTestCase):
                            ("admin", "starts with /")):
             e = self.assertRaises(ValueError, parseAdmin, entry)
             self.assertIn(why, str(e))
+
+
+class _WakeTransport:
+    """
+    A wake channel's TLS transport, as L{CredentialWatch} uses it.
+    """
+
+    def __init__(self, chain):
+        self.connection = _Connection(chain)
+        self.closed = False
+
+    def getHandle(self):
+        return self.connection
+
+    def loseConnection(self):
+        self.closed = True
+
+
+class CredentialWatchTests(_Credentials, SynchronousTestCase):
+    """
+    L{CredentialWatch}: long-lived wake channels are closed once their
+    credential expires or a reload revokes it.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.watch = CredentialWatch(self.clock, trust=self.ctx, interval=10)
+        self.watch.startService()
+        self.addCleanup(self.watch.stopService)
+
+    def watched(self, chain):
+        transport = _WakeTransport(chain)
+        self.watch.watch(transport, identityFromChain(chain))
+        return transport
+
+    def test_expired(self):
+        """
+        A channel is closed at the first check after its proxy expired.
+        """
+        short, long = self.watched(self.proxy("alice", 25)), self.watched(self.proxy("bob", 3600))
+        self.clock.advance(20)
+        self.assertFalse(short.closed)
+        self.clock.advance(10)
+        self.assertTrue(short.closed)
+        self.assertFalse(long.closed)
+        self.assertEqual(len(self.watch), 1)
+
+    def test_revoked(self):
+        """
+        After a reload whose CRL revokes Bob, his channel is closed at
+        once; Alice's stays open.
+        """
+        alice, bob = self.watched(self.proxy("alice", 3600)), self.watched(self.proxy("bob", 3600))
+        self.clock.advance(10)
+        pki.makeCRL(self.pki.ca, revoked=[self.pki.users["bob"].certPath])
+        self.ctx.install(self.ctx.prepareReload())
+        self.assertEqual((alice.closed, bob.closed), (False, True))
+        self.clock.advance(10)
+        self.assertFalse(alice.closed)
+
+    def test_tokenChannel(self):
+        """
+        A channel without a certificate (a token daemon's) is not watched.
+        """
+        self.watch.watch(_WakeTransport([]), None)
+        self.assertEqual(len(self.watch), 0)
