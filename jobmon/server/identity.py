@@ -251,10 +251,12 @@ class ConnectionIdentities:
 
     @ivar clock: the reactor (its C{seconds}).
     @ivar trust: what decides whether an earlier verified chain is still
-        trusted: an object with C{generation} (changed by every reload)
-        and C{recheck(chain)} (why the chain is no longer trusted, or
-        C{None}), such as L{jobmon.server.tls.ServerContextFactory}; or
-        C{None} to check only expiry.
+        trusted: an object with C{generation} (changed by every reload),
+        C{isCurrent(connection)} (whether the connection was verified under
+        the credentials loaded now) and C{recheck(chain)} (why the chain is
+        no longer trusted, or C{None}), such as
+        L{jobmon.server.tls.ServerContextFactory}; or C{None} to check only
+        expiry.
     @ivar audit: the audit log, or C{None}.
     """
 
@@ -297,8 +299,11 @@ class ConnectionIdentities:
         if connection is None or not hasattr(connection, "get_verified_chain"):
             raise JobMonError(NOT_AUTHENTICATED, "a client certificate is required")
         chain = connection.get_verified_chain()
+        chain = [asCryptography(cert) for cert in chain] if chain else chain
         identity = identityFromChain(chain)
-        why = self.trust.recheck(chain) if self.trust is not None else None
+        why = None
+        if self.trust is not None and not self.trust.isCurrent(connection):
+            why = self.trust.recheck(chain)
         if why is not None:
             self._close(request, identity.dn, why)
             raise JobMonError(

@@ -262,6 +262,14 @@ class ServerContextFactory:
         for hook in self.afterInstall:
             hook()
 
+    def isCurrent(self, connection):
+        """
+        Whether a pyOpenSSL connection was made with the context in use now
+        (then its handshake checked the CRLs and CAs loaded now).
+        """
+        getContext = getattr(connection, "get_context", None)
+        return getContext is not None and getContext() is self._context
+
     def recheck(self, chain):
         """
         Why a chain verified at an earlier handshake is not trusted by the

@@ -443,6 +443,9 @@ class AdminTests(SynchronousTestCase):
         ours, theirs = self.identityOf(self.pki.ca, *rdns), self.identityOf(self.other.ca, *rdns)
         scoped = "/DC=org/CN=Admin Example|" + self.pki.ca.dn
         self.assertEqual(ours.issuer, self.pki.ca.dn)
+        hub = Hub(Clock(), MemoryJobRegistry(), MemoryRequestTable(), HubConfig())
+        self.assertEqual(hub.whoami(ours)["issuer"], self.pki.ca.dn)
+        self.assertNotIn("issuer", hub.whoami(Identity("https://issuer.example#admin")))
         self.assertTrue(self.hubAdmin(ours, scoped))
         self.assertFalse(self.hubAdmin(theirs, scoped))
         self.assertTrue(self.hubAdmin(theirs, "/DC=org/CN=Admin Example"))
