@@ -373,9 +373,20 @@ class CredentialWatch(Service):
         """
         Watch the connection C{transport} (whose C{getHandle} is its pyOpenSSL
         connection) of C{identity}, until it closes.
+
+        @raise JobMonError: L{NOT_AUTHENTICATED} if a reload since its
+            handshake revoked it.
         """
-        if identity is not None and identity.notAfter is not None:
-            self._watched[transport] = (identity, getattr(self.trust, "generation", None))
+        if identity is None or identity.notAfter is None:
+            return
+        generation = getattr(self.trust, "generation", None)
+        if self.trust is not None and not self.trust.isCurrent(transport.getHandle()):
+            # Verified under credentials reloaded since: check it at once.
+            why = self.trust.recheck(transport.getHandle().get_verified_chain())
+            if why is not None:
+                raise JobMonError(NOT_AUTHENTICATED, "your credential is no longer "
+                                  "accepted: {}".format(why))
+        self._watched[transport] = (identity, generation)
 
     def __len__(self):
         return len(self._watched)

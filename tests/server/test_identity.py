@@ -531,6 +531,18 @@ class CredentialWatchTests(_Credentials, SynchronousTestCase):
         self.clock.advance(10)
         self.assertFalse(alice.closed)
 
+    def test_helloAfterReload(self):
+        """
+        A channel whose handshake came before a reload that revokes it is
+        refused at its hello.
+        """
+        chain = self.proxy("bob", 3600)
+        pki.makeCRL(self.pki.ca, revoked=[self.pki.users["bob"].certPath])
+        self.ctx.install(self.ctx.prepareReload())
+        e = self.assertRaises(JobMonError, self.watched, chain)
+        self.assertIn("is revoked by its CA", e.message)
+        self.assertEqual(len(self.watch), 0)
+
     def test_tokenChannel(self):
         """
         A channel without a certificate (a token daemon's) is not watched.
