@@ -178,30 +178,178 @@ def asCryptography(cert):
     return toCryptography() if toCryptography is not None else cert
 
 
+def rdnsOf(name):
+    """
+    The structure of a name: a tuple of RDNs in their encoded order, each a
+    tuple of C{(attribute, value)} pairs, attributes by their OpenSSL short
+    names (C, ST, L, O, OU, CN, DC, emailAddress, UID) or dotted OIDs.
+
+    @param name: a C{cryptography} C{x509.Name}, certificate or pyOpenSSL
+        C{X509} (its subject).
+    """
+    if not isinstance(name, x509.Name):
+        name = asCryptography(name).subject
+    return tuple(
+        tuple(
+            (
+                SHORT_NAMES.get(attr.oid, attr.oid.dotted_string),
+                attr.value if isinstance(attr.value, str) else "#" + attr.value.hex(),
+            )
+            for attr in rdn
+        )
+        for rdn in name.rdns
+    )
+
+
+_SPECIAL = frozenset("\\/+|")
+"""Characters escaped with a backslash inside a value, so that the slash
+form of a name tells its structure: C{/} separates RDNs, C{+} the
+attributes of one RDN, C{|} an admin entry's issuer."""
+
+
+def _escapeValue(value):
+    if value.isprintable() and not _SPECIAL.intersection(value):
+        return value
+    out = []
+    for ch in value:
+        if ch in _SPECIAL:
+            out.append("\\" + ch)
+        elif not ch.isprintable():
+            code = ord(ch)
+            out.append("\\x%02x" % code if code < 0x100 else
+                       "\\u%04x" % code if code < 0x10000 else "\\U%08x" % code)
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def formatDN(rdns):
+    """
+    The slash form of a structure made by L{rdnsOf} or L{parseDN}:
+    C{/DC=org/DC=jobmon-test/OU=People/CN=Alice Example}, the attributes of
+    a multi-valued RDN joined with C{+}.
+
+    Inside a value, C{/}, C{+}, C{|} and C{\\} are escaped with a backslash
+    and non-printable characters written C{\\xNN} (C{\\uNNNN}): a value
+    cannot pass for more RDNs (C{OU=People\\/CN=Admin} is one RDN), and
+    two names are equal exactly when their slash forms are.
+    """
+    return "".join(
+        "/" + "+".join("{}={}".format(attr, _escapeValue(value)) for attr, value in rdn)
+        for rdn in rdns
+    )
+
+
 def dnOf(cert):
     """
     Return the slash-form DN (C{/DC=org/DC=jobmon-test/OU=People/CN=Alice
-    Example}) of a certificate's subject.
-
-    RDNs come in their encoded order, the order grid tools print; the
-    attributes of a multi-valued RDN are joined with C{+}.  Attribute types
-    use OpenSSL's short names (C, ST, L, O, OU, CN, DC, emailAddress, UID)
-    and dotted OIDs otherwise.
+    Example}) of a certificate's subject: L{formatDN} of L{rdnsOf}.
 
     @param cert: a C{cryptography} certificate, a pyOpenSSL C{X509} or a
         C{cryptography} C{x509.Name}.
     """
-    name = cert if isinstance(cert, x509.Name) else asCryptography(cert).subject
-    parts = []
-    for rdn in name.rdns:
-        parts.append(
-            "+".join(
-                "%s=%s"
-                % (SHORT_NAMES.get(attr.oid, attr.oid.dotted_string), attr.value)
-                for attr in rdn
-            )
-        )
-    return "".join("/" + part for part in parts)
+    return formatDN(rdnsOf(cert))
+
+
+_ATTRIBUTE = re.compile(r"^([A-Za-z][A-Za-z0-9.-]*|[0-9]+(?:\.[0-9]+)+)=")
+"""The start of an attribute: its type and C{=}."""
+
+_ATTRIBUTE_NAMES = {name.lower(): name for name in SHORT_NAMES.values()}
+_ATTRIBUTE_NAMES.update({"e": "emailAddress", "email": "emailAddress", "userid": "UID"})
+"""Attribute types by their lower-case spellings (types are not
+case-sensitive): to the names L{rdnsOf} gives."""
+
+
+def splitUnescaped(text, separator):
+    """
+    Split C{text} at each C{separator} not escaped by a backslash; the
+    parts keep their escapes.
+    """
+    parts, current, i = [], [], 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\":
+            if i + 1 == len(text):
+                raise ValueError("it ends with a lone backslash")
+            current.append(text[i : i + 2])
+            i += 2
+            continue
+        if ch == separator:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+        i += 1
+    parts.append("".join(current))
+    return parts
+
+
+_ESCAPE = re.compile(r"\\(x[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}|.)", re.DOTALL)
+
+
+def _unescape(value):
+    def one(match):
+        code = match.group(1)
+        return chr(int(code[1:], 16)) if len(code) > 1 else code
+
+    return _ESCAPE.sub(one, value)
+
+
+def _joinContinued(parts, separator, what):
+    """
+    Join to the part before it each part that does not start with an
+    attribute type: grid tools print a C{/} (or C{+}) inside a value
+    unescaped, as in C{CN=host/name.example.org}.
+    """
+    joined = []
+    for part in parts:
+        if not part:
+            raise ValueError("it has an empty {}".format(what))
+        if _ATTRIBUTE.match(part):
+            joined.append(part)
+        elif joined:
+            joined[-1] += separator + part
+        else:
+            raise ValueError("{!r} is not ATTRIBUTE=VALUE".format(part))
+    return joined
+
+
+def parseDN(text):
+    """
+    The structure (as L{rdnsOf} gives it) of a DN in slash form: as
+    L{formatDN} writes it, or as grid tools print it.
+
+    C{/} and C{+} separate RDNs and attributes unless escaped with a
+    backslash; an unescaped one that is not followed by C{ATTRIBUTE=} is
+    part of the value (C{/CN=host/name.example.org} is one RDN, as grid
+    tools mean it).  So C{/OU=People/CN=Admin} is two RDNs, never the one
+    RDN C{OU=People\\/CN=Admin}.  Attribute types are not case-sensitive
+    (C{emailAddress}, C{Email} and C{E} are one); values are.
+
+    @raise ValueError: not a DN in slash form, saying why.
+    """
+    if not text.startswith("/"):
+        raise ValueError("a DN in slash form starts with /")
+    rdns = []
+    for rdn in _joinContinued(splitUnescaped(text[1:], "/"), "/", "part between two /"):
+        attributes = []
+        for attribute in _joinContinued(splitUnescaped(rdn, "+"), "+", "attribute after +"):
+            kind, _, value = attribute.partition("=")
+            if not value:
+                raise ValueError("{} has no value".format(kind))
+            attributes.append((_ATTRIBUTE_NAMES.get(kind.lower(), kind), _unescape(value)))
+        rdns.append(tuple(attributes))
+    return tuple(rdns)
+
+
+def canonicalDN(text):
+    """
+    The slash form L{dnOf} gives a name written C{text} (which
+    L{parseDN} reads): equal for equal names, whatever the spelling.
+
+    @raise ValueError: as L{parseDN}.
+    """
+    return formatDN(parseDN(text))
 
 
 _PEM_BLOCK = re.compile(

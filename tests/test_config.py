@@ -81,7 +81,8 @@ class DescribeTests(SynchronousTestCase):
         self.assertEqual(table["admin"],
                          ([], "A DN that may see and query every job (repeatable), in "
                               "slash form as jobmon-query whoami prints it: "
-                              "/DC=org/DC=example/CN=Site Admin."))
+                              "/DC=org/DC=example/CN=Site Admin; add |ISSUER-DN to accept "
+                              "it only from that CA."))
         self.assertEqual(table["wake-tls13"][0], False)
         self.assertIsNone(table["ca-dir"][0])
         for missing in ("config", "help", "version"):

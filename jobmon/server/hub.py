@@ -37,6 +37,7 @@ from jobmon.prefixes import PrefixLookup
 from jobmon.protocols.jobid import checkJobId
 from jobmon.server.admission import QueryAdmission
 from jobmon.server.ended import EndedJobs
+from jobmon.server.identity import AdminList
 from jobmon.server.metrics import NullMetrics
 from jobmon.server.ratelimit import Limits, LimitsConfig
 from jobmon.server.registrations import Registrations
@@ -83,7 +84,8 @@ class HubConfig:
     """
     The hub's limits, timeouts and intervals.
 
-    @ivar admins: DNs that may see and query every job.
+    @ivar admins: who may see and query every job: an
+        L{jobmon.server.identity.AdminList} (made from C{--admin} values).
     @ivar queryTimeout: longest time a query waits for its job, in seconds
         (also how long an unanswered UDP wake is repeated).
     @ivar keepalive: TCP wake channel keep-alive interval, in seconds.
@@ -103,7 +105,7 @@ class HubConfig:
         registrations.
     """
 
-    admins: frozenset = field(default=frozenset(), converter=frozenset)
+    admins: AdminList = field(default=(), converter=AdminList)
     queryTimeout: float = 30.0
     keepalive: float = 20
     connectGrace: float = 30.0
@@ -232,7 +234,7 @@ class Hub:
 
     def _visible(self, identity, record):
         return record is not None and (
-            record.owner == identity.dn or identity.dn in self.config.admins
+            record.owner == identity.dn or identity in self.config.admins
         )
 
     def _require(self, identity, capability, method):
@@ -261,7 +263,7 @@ class Hub:
             return record
         gone = self.ended.get(jobId) if record is None else None
         # Whoever may not see the job must not learn that it existed.
-        if gone is not None and (gone.owner == identity.dn or identity.dn in self.config.admins):
+        if gone is not None and (gone.owner == identity.dn or identity in self.config.admins):
             raise gone.error()
         message = "no job {} visible to you".format(jobId)
         if ownJobIds(self.registry, identity.dn, jobId):
@@ -292,11 +294,13 @@ class Hub:
         """
         me = {
             "dn": identity.dn,
-            "admin": identity.dn in self.config.admins,
+            "admin": identity in self.config.admins,
             "proxy": identity.proxy,
             "limited": identity.limited,
             "server_version": __version__,
         }
+        if identity.issuer:
+            me["issuer"] = identity.issuer
         if identity.token is not None:
             me["token"] = identity.token.describe()
         return me
@@ -316,7 +320,7 @@ class Hub:
             raise JobMonError(BAD_REQUEST, "listJobs takes an optional struct of options")
         self._require(identity, "read", "listJobs")
         everything = options.get("all", False)
-        if everything and identity.dn not in self.config.admins:
+        if everything and identity not in self.config.admins:
             raise JobMonError(NOT_AUTHORIZED, "only the server's admins may list all jobs")
         limit = checkLimit(options.get("limit", 1000))
         after = options.get("after")
@@ -372,7 +376,7 @@ class Hub:
         Return the last C{limit} audit records about a job (admins only).
         """
         self._require(identity, "read", "auditLog")
-        if identity.dn not in self.config.admins:
+        if identity not in self.config.admins:
             raise JobMonError(NOT_AUTHORIZED, "only the server's admins may read the audit log")
         checkJobId(jobId)
         checkLimit(limit)

@@ -12,12 +12,8 @@ from twisted.python import usage
 
 from jobmon.config import FileOptions, applyConfigFile
 from jobmon.options import DEFAULT_CA_DIR, defaultCADir, portNumber, positive
+from jobmon.server.identity import parseAdmin
 from jobmon.server.tls import CRL_MODES
-
-_SLASH_DN = re.compile(r"^/[A-Za-z][A-Za-z0-9.-]*=[^/]+(/[^/]+)*$")
-"""A DN in slash form, as L{jobmon.certificates.dnOf} writes it: C{/}, an
-attribute, C{=}; then more C{/}-separated parts (a part without C{=} is a
-value holding C{/}, as in C{CN=host/name.example.org})."""
 
 _RFC4514_PART = re.compile(r"^\s*[A-Za-z][A-Za-z0-9.-]*\s*=")
 
@@ -25,8 +21,10 @@ _RFC4514_PART = re.compile(r"^\s*[A-Za-z][A-Za-z0-9.-]*\s*=")
 def checkAdmin(value):
     """
     Check an C{--admin} value: a DN in slash form (C{/C=DE/O=Example/CN=Site
-    Admin}), or a bearer token's identity (C{https://issuer#subject}), as
-    the server compares them with callers' identities.
+    Admin}), optionally followed by C{|} and its issuing CA's DN, or a
+    bearer token's identity (C{https://issuer#subject}), as the server
+    compares them with callers' identities (see
+    L{jobmon.server.identity.parseAdmin}).
 
     @return: the value.
     @raise usage.UsageError: anything else, with the slash form of an RFC
@@ -37,18 +35,19 @@ def checkAdmin(value):
         raise usage.UsageError(
             "--admin {!r}: a DN does not begin or end with white space".format(value)
         )
-    if _SLASH_DN.match(value):
+    try:
+        parseAdmin(value)
         return value
-    if value.startswith("https://") and "#" in value:
-        return value
+    except ValueError as e:
+        why = "; {}".format(e) if value.startswith("/") else ""
     hint = ""
     parts = [p for p in re.split(r"(?<!\\),", value)]
     if len(parts) > 1 and all(_RFC4514_PART.match(p) for p in parts):
         slash = "".join("/" + p.strip().replace("\\,", ",") for p in reversed(parts))
         hint = "; in slash form this is {!r}".format(slash)
     raise usage.UsageError(
-        "--admin {!r} is not a DN: give it in slash form as jobmon-query whoami "
-        "prints it, like '/DC=org/DC=example/CN=Site Admin'{}".format(value, hint)
+        "--admin {!r} is not a DN{}: give it in slash form as jobmon-query whoami "
+        "prints it, like '/DC=org/DC=example/CN=Site Admin'{}".format(value, why, hint)
     )
 
 
@@ -395,7 +394,8 @@ class Options(FileOptions):
     def opt_admin(self, dn):
         """
         A DN that may see and query every job (repeatable), in slash form as
-        jobmon-query whoami prints it: /DC=org/DC=example/CN=Site Admin.
+        jobmon-query whoami prints it: /DC=org/DC=example/CN=Site Admin;
+        add |ISSUER-DN to accept it only from that CA.
         """
         self["admin"].append(checkAdmin(dn))
 

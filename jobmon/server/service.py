@@ -34,7 +34,12 @@ from jobmon.server.audit import AuditLog
 from jobmon.server.health import MetricsSite, Writability
 from jobmon.server.history import History
 from jobmon.server.hub import Hub, HubConfig
-from jobmon.server.identity import Identity, identityOfConnection
+from jobmon.server.identity import (
+    ConnectionIdentities,
+    CredentialWatch,
+    Identity,
+    identityOfConnection,
+)
 from jobmon.server.logs import LogFiles
 from jobmon.server.metrics import Metrics, MetricsResource
 from jobmon.server.options import Options
@@ -42,7 +47,7 @@ from jobmon.server.pending import MemoryRequestTable
 from jobmon.server.ratelimit import LimitsConfig, limitFailures
 from jobmon.server.registry import MemoryJobRegistry
 from jobmon.server.reloader import EXPECTED, CredentialReloader
-from jobmon.server.site import QuietSite, identifyTLS
+from jobmon.server.site import QuietSite
 from jobmon.server.tls import RefusalBudget, ServerContextFactory
 from jobmon.server.tokens import TokenPolicy, splitAuthorization
 from jobmon.server.wakes import WakeServerFactory, standardWakes
@@ -350,7 +355,7 @@ def identifyCaller(identifyCertificate, tokens, audit=None, metrics=None,
     Refused tokens are counted and audited, a few per address per minute.
 
     @param identifyCertificate: the certificate's C{identify} (see
-        L{identifyTLS}).
+        L{ConnectionIdentities}).
     @param tokens: the L{TokenPolicy}, or C{None} if tokens are not
         accepted.
     """
@@ -499,7 +504,8 @@ def buildService(options, reactor, runInThread=None, installSignal=True):
         runInThread=threadRunner(reactor),
     )
     identify = identifyCaller(
-        identifyTLS(identityOfConnection), tokens, audit=audit, metrics=metrics,
+        ConnectionIdentities(reactor, trust=ctx, audit=audit), tokens, audit=audit,
+        metrics=metrics,
     )
     # Every method is charged to its caller's rate first; failures to
     # authenticate to the caller's address.
@@ -515,13 +521,19 @@ def buildService(options, reactor, runInThread=None, installSignal=True):
         timeout=options["idle-timeout"],
     )
 
+    # Wake channels live long: closed once their credential expires or a
+    # reload revokes it.
+    channelWatch = CredentialWatch(reactor, trust=wakeCtx)
+
     def wakeIdentify(transport):
         connection = transport.getHandle()
         if tokens is not None and connection.get_peer_certificate() is None:
             # A daemon that registered with a token: its registration's
             # wake token is what binds the channel.
             return None
-        return identityOfConnection(connection)
+        identity = identityOfConnection(connection)
+        channelWatch.watch(transport, identity)
+        return identity
 
     metrics.watch(hub)
     logFiles = None
@@ -558,6 +570,7 @@ def buildService(options, reactor, runInThread=None, installSignal=True):
             metricsSite,
             address=(options["metrics-interface"], options["metrics-port"]),
         )
+    channelWatch.setServiceParent(service)
     reloadable = [ctx, wakeCtx] if tokens is None else [ctx, wakeCtx, tokens]
     CredentialReloader(
         reactor, reloadable, options["reload-interval"], installSignal=installSignal,

@@ -1,13 +1,11 @@
 """
-The server's HTTPS site: the XML-RPC endpoint's connection limits, and the
-caller's identity read from its TLS connection.
+The server's HTTPS site: the XML-RPC endpoint's connection limits.  (The
+caller's identity, read from its TLS connection, is
+L{jobmon.server.identity.ConnectionIdentities}.)
 """
-
-from weakref import WeakKeyDictionary
 
 from twisted.web.server import Site
 
-from jobmon.errors import NOT_AUTHENTICATED, JobMonError
 from jobmon.protocols.xmlrpc import CappedRequest, GuardedChannel
 from jobmon.server.admission import PerPeerLimit
 
@@ -52,32 +50,3 @@ class QuietSite(PerPeerLimit, Site):
         Log nothing per HTTP request.
         """
 
-
-def identifyTLS(identityOfConnection):
-    """
-    Make an C{identify} callable for
-    L{jobmon.protocols.xmlrpc.XMLRPCResource} that reads the caller from the
-    request's TLS connection, cached per HTTP connection.
-
-    @param identityOfConnection: callable from a pyOpenSSL connection to an
-        identity (see L{jobmon.server.identity.identityOfConnection}).
-    """
-
-    # One entry per open HTTP connection: the chain is verified once per
-    # connection, and an entry goes with its connection.
-    cache = WeakKeyDictionary()
-
-    def identify(request):
-        channel = request.channel
-        cached = cache.get(channel)
-        if cached is not None:
-            return cached
-        getHandle = getattr(request.transport, "getHandle", None)
-        connection = getHandle() if getHandle else None
-        if connection is None or not hasattr(connection, "get_verified_chain"):
-            raise JobMonError(NOT_AUTHENTICATED, "a client certificate is required")
-        identity = identityOfConnection(connection)
-        cache[channel] = identity
-        return identity
-
-    return identify

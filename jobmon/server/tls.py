@@ -8,12 +8,14 @@ import re
 import time
 import weakref
 
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL, crypto
 from twisted.internet.interfaces import IOpenSSLContextFactory
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from jobmon.certificates import CredentialError, caCertificates
+from jobmon.certificates import CredentialError, caCertificates, dnOf, proxyInfoOf
 from jobmon.credentials import isEncryptedKey, whyUnreadable
 
 _CRL_NAME = re.compile(r"^[0-9a-f]{8}\.r[0-9]+$")
@@ -63,6 +65,75 @@ class RefusalBudget:
             }
         self._peers[peer] = (start, logged + 1, 0)
         return quiet
+
+
+class TrustedNow:
+    """
+    What one load of the CA directory trusts, to check again the chains of
+    connections verified under an earlier load: the CA certificates, and
+    the serial numbers each CA's CRL revokes (CRLs whose signature does not
+    verify with a CA of the directory are ignored, as OpenSSL ignores
+    them).
+
+    @ivar anchors: the DER encodings of the CA certificates.
+    @ivar revoked: issuer name (C{x509.Name}) to revoked serial numbers.
+    @ivar crlCheck: the server's C{--crl-check}.
+    """
+
+    def __init__(self, anchors, revoked, crlCheck):
+        self.anchors = frozenset(anchors)
+        self.revoked = revoked
+        self.crlCheck = crlCheck
+
+    @classmethod
+    def read(cls, caDir, cas, crlNames, crlCheck):
+        """
+        Read the CRL files C{crlNames} of C{caDir} (blocking: in the
+        reloader's thread), given the directory's CA certificates C{cas}
+        (L{twisted.internet.ssl.Certificate}s).
+        """
+        cas = [c.original.to_cryptography() for c in cas]
+        revoked = {}
+        for name in crlNames:
+            try:
+                with open(os.path.join(caDir, name), "rb") as f:
+                    data = f.read()
+                crl = (x509.load_pem_x509_crl(data) if b"-----BEGIN" in data
+                       else x509.load_der_x509_crl(data))
+            except (OSError, ValueError):
+                continue
+            if not any(ca.subject == crl.issuer and _signed(crl, ca) for ca in cas):
+                continue
+            revoked.setdefault(crl.issuer, set()).update(r.serial_number for r in crl)
+        return cls((ca.public_bytes(Encoding.DER) for ca in cas), revoked, crlCheck)
+
+    def recheck(self, chain):
+        """
+        Why a chain verified earlier is not trusted now, or C{None}.
+
+        @param chain: the verified chain, leaf first, its CA last (pyOpenSSL
+            or C{cryptography} certificates).
+        """
+        chain = [c.to_cryptography() if hasattr(c, "to_cryptography") else c for c in chain]
+        if chain[-1].public_bytes(Encoding.DER) not in self.anchors:
+            return "its CA {} is no longer trusted by this server".format(dnOf(chain[-1]))
+        if self.crlCheck == "off":
+            return None
+        for cert in chain[:-1]:
+            serials = self.revoked.get(cert.issuer)
+            if serials is not None and cert.serial_number in serials:
+                return "the certificate {} is revoked by its CA".format(dnOf(cert))
+            if serials is None and self.crlCheck == "require" and proxyInfoOf(cert) is None:
+                return "the server requires a CRL of the CA {}, and has none".format(
+                    dnOf(cert.issuer))
+        return None
+
+
+def _signed(crl, ca):
+    try:
+        return crl.is_signature_valid(ca.public_key())
+    except (TypeError, ValueError):
+        return False
 
 
 def _readFile(path, what):
@@ -123,6 +194,11 @@ class ServerContextFactory:
         # certificate of a chain, the refusal is logged once.
         self._refusedConnections = weakref.WeakSet()
         self.crls = 0
+        self.trusted = None
+        self.generation = 0
+        # Called with no argument after each install: what checks open
+        # connections at once (L{jobmon.server.identity.CredentialWatch}).
+        self.afterInstall = []
         self._context = None
         self._stamp = None
 
@@ -178,16 +254,39 @@ class ServerContextFactory:
     def install(self, prepared):
         """
         Use a context made by L{prepareReload} for new connections;
-        established ones keep theirs.
+        established ones keep theirs, but their chains are checked again
+        (L{recheck}, by L{jobmon.server.identity.ConnectionIdentities}).
         """
-        self._context, self.crls, self._stamp = prepared
+        self._context, self.crls, self.trusted, self._stamp = prepared
+        self.generation += 1
+        for hook in self.afterInstall:
+            hook()
+
+    def isCurrent(self, connection):
+        """
+        Whether a pyOpenSSL connection was made with the context in use now
+        (then its handshake checked the CRLs and CAs loaded now).
+        """
+        getContext = getattr(connection, "get_context", None)
+        return getContext is not None and getContext() is self._context
+
+    def recheck(self, chain):
+        """
+        Why a chain verified at an earlier handshake is not trusted by the
+        credentials loaded now (revoked by a new CRL, its CA removed), or
+        C{None}.
+        """
+        if self.trusted is None:
+            return None
+        return self.trusted.recheck(chain)
 
     def _build(self):
         """
         Build a context from the files; touch no attribute of C{self} that
         connections read, since this runs in a thread.
 
-        @return: the context and the number of CRL files it checks.
+        @return: the context, the number of CRL files it checks and the
+            L{TrustedNow} to check earlier connections against.
         """
         ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
         ctx.set_min_proto_version(SSL.TLS1_2_VERSION)
@@ -219,10 +318,11 @@ class ServerContextFactory:
                 )
             )
         # Fail early on an empty or missing CA directory.
-        caCertificates(self.caDir)
+        cas = caCertificates(self.caDir)
         ctx.load_verify_locations(None, self.caDir)
         flags = crypto.X509StoreFlags.ALLOW_PROXY_CERTS
-        crls = len([n for n in os.listdir(self.caDir) if _CRL_NAME.match(n)])
+        crlNames = [n for n in os.listdir(self.caDir) if _CRL_NAME.match(n)]
+        crls = len(crlNames)
         check = self.crlCheck == "require" or (self.crlCheck == "auto" and crls)
         if check:
             # Every certificate of the chain, not only the leaf: the leaf is
@@ -246,7 +346,7 @@ class ServerContextFactory:
         if self.requireCertificate:
             mode |= SSL.VERIFY_FAIL_IF_NO_PEER_CERT
         ctx.set_verify(mode, verify)
-        return ctx, crls
+        return ctx, crls, TrustedNow.read(self.caDir, cas, crlNames, self.crlCheck)
 
     def _refused(self, connection, cert, errno, depth):
         """
@@ -258,8 +358,6 @@ class ServerContextFactory:
         self._refusedConnections.add(connection)
         protocol = connection.get_app_data()
         try:
-            from jobmon.certificates import dnOf
-
             subject = dnOf(cert.to_cryptography())
         except Exception:
             subject = "?"

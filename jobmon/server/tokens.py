@@ -56,7 +56,9 @@ import jwt
 from attrs import frozen
 from twisted.logger import Logger
 
+from jobmon.certificates import canonicalDN
 from jobmon.errors import NOT_AUTHENTICATED, JobMonError
+from jobmon.untrusted import escaped, shown
 
 WLCG_ANY_AUDIENCE = "https://wlcg.cern.ch/jwt/v1/any"
 """The WLCG profile's audience meaning "any service": accepted only when a
@@ -82,6 +84,14 @@ _ALGORITHMS = {
 
 MAX_TOKEN_BYTES = 16 * 1024
 """Longest token accepted; WLCG tokens are a few hundred bytes to 2 KB."""
+
+MAX_SUBJECT = 256
+"""Longest C{sub} accepted: it becomes the caller's name in every log line
+and audit record (WLCG subjects are UUIDs, SciTokens ones user names)."""
+
+MAX_TIME = 2**31 - 1
+"""Latest C{exp}, C{nbf} or C{iat} accepted (2038-01-19): C{whoami} shows
+C{exp}, and XML-RPC integers are 32-bit; earlier than 1970 is refused too."""
 
 _PURPOSES = {
     "read": "list and read jobs",
@@ -210,10 +220,9 @@ class Issuer:
             if self.fetched:
                 later = "; the server fetches the issuer's keys again within {:.0f} s".format(
                     RETRY_FETCH)
-            raise JobMonError(
-                NOT_AUTHENTICATED,
-                "bearer token refused: it was signed with key {!r}, which is not "
-                "among the keys of issuer {} this server has{}".format(kid, self.iss, later),
+            raise _refused(
+                "it was signed with key {}, which is not among the keys of issuer {} "
+                "this server has{}".format(shown(repr(kid), 80), self.iss, later),
             )
         return found
 
@@ -451,6 +460,10 @@ def loadTokenConfig(path):
             isinstance(v, str) and v for v in users.values()
         ):
             raise TokenConfigError("{}: users must map subjects to names (strings)".format(where))
+        try:  # A DN as certificate callers have it, so that the two compare equal.
+            users = {k: canonicalDN(v) if v.startswith("/") else v for k, v in users.items()}
+        except ValueError as e:
+            raise TokenConfigError("{}: users: a name starting with / is a DN: {}".format(where, e))
         issuers[iss] = Issuer(iss, keys, scopes, dict(users), "file" if source == "jwks"
                               else source, location, refresh)
     return TokenConfig(issuers, frozenset(audience), leeway, tuple(files), maxLifetime,
@@ -726,17 +739,15 @@ class TokenPolicy:
             header = jwt.get_unverified_header(token)
             claims = jwt.decode(token, options={"verify_signature": False})
         except jwt.InvalidTokenError as e:
-            raise _refused("it is not a JSON Web Token ({})".format(e))
+            raise _refused("it is not a JSON Web Token ({})".format(shown(str(e))))
         iss = claims.get("iss")
         if not isinstance(iss, str) or not iss:
             raise _refused("it names no issuer (iss)")
         issuer = self.issuers.get(iss)
         if issuer is None:
-            raise _refused(
-                "its issuer {} is not trusted by this server (trusted: {})".format(
-                    iss, ", ".join(sorted(self.issuers))
-                )
-            )
+            # Unverified: shown escaped and cut; and a stranger does not
+            # learn which issuers are trusted.
+            raise _refused("its issuer {} is not trusted by this server".format(shown(iss)))
         kid = header.get("kid")
         if issuer.fetched and kid not in issuer.keys:
             # Perhaps the issuer rotated its keys: fetch them again soon.
@@ -745,8 +756,8 @@ class TokenPolicy:
         alg = header.get("alg")
         if alg not in _ALGORITHMS[kty]:
             raise _refused(
-                "its algorithm {!r} does not fit the issuer's {} key (accepted: {})".format(
-                    alg, kty, ", ".join(_ALGORITHMS[kty])
+                "its algorithm {} does not fit the issuer's {} key (accepted: {})".format(
+                    shown(repr(alg), 40), kty, ", ".join(_ALGORITHMS[kty])
                 )
             )
         try:
@@ -770,7 +781,7 @@ class TokenPolicy:
         except jwt.MissingRequiredClaimError as e:
             raise _refused("it lacks the {} claim".format(e.claim))
         except jwt.InvalidTokenError as e:
-            raise _refused(str(e) or e.__class__.__name__)
+            raise _refused(shown(str(e)) or e.__class__.__name__)
         times = {}
         for claim in ("exp", "nbf", "iat"):
             value = claims.get(claim)
@@ -780,6 +791,9 @@ class TokenPolicy:
                 math.isfinite(value)
             ):
                 raise _refused("its {} claim is not a number of seconds".format(claim))
+            if not 0 <= value <= MAX_TIME:
+                raise _refused("its {} claim is out of range ({:.6g}; accepted: 0 to {}, "
+                               "2038-01-19)".format(claim, value, MAX_TIME))
             times[claim] = value
         expires = times["exp"]
         if now >= expires + config.leeway:
@@ -816,12 +830,16 @@ class TokenPolicy:
         ):
             raise _refused(
                 "its audience {} is not this server's (accepted: {})".format(
-                    audience, ", ".join(sorted(config.audience))
+                    shown(audience), ", ".join(sorted(config.audience))
                 )
             )
         sub = claims["sub"]
         if not isinstance(sub, str) or not sub:
             raise _refused("its subject (sub) is empty")
+        if not sub.isprintable():
+            raise _refused("its subject (sub) holds control characters: {}".format(shown(sub)))
+        if len(sub) > MAX_SUBJECT:
+            raise _refused("its subject (sub) is longer than {} characters".format(MAX_SUBJECT))
         scopes = _scopesOf(claims)
         info = TokenInfo(
             issuer=iss,
@@ -852,7 +870,8 @@ def _scopesOf(claims):
 
 
 def _refused(why):
-    return JobMonError(NOT_AUTHENTICATED, "bearer token refused: " + why)
+    # Escaped once more as a whole: no caller's text starts a new line.
+    return JobMonError(NOT_AUTHENTICATED, "bearer token refused: " + escaped(why))
 
 
 def splitAuthorization(header):

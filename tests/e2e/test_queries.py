@@ -15,7 +15,9 @@ import sys
 import time
 import xmlrpc.client
 
+from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
@@ -332,6 +334,60 @@ class CertificateTests(EndToEndBase):
         self.assertEqual(e.code, CERTIFICATE_REFUSED)
         alice = self.client()
         self.assertEqual((await inThread(alice.whoami))["dn"], self.tpki.dn("alice"))
+
+    async def test_revokedOnOpenConnection(self):
+        """
+        A CRL picked up by a reload stops a connection opened before it:
+        Bob's next request on his kept-alive connection is refused (401,
+        saying his certificate was revoked) and the connection closed, so
+        nothing more is done with it.
+        """
+        bob = self.client(self.tpki.proxies["bob"])
+        self.assertEqual((await inThread(bob.whoami))["dn"], self.tpki.dn("bob"))
+        pki.makeCRL(self.tpki.pki.ca, revoked=[self.tpki.users["bob"].certPath])
+        mark = self.server.proto.mark()
+        self.server.proto.signal("HUP")
+        await self.server.proto.waitFor(r"reloaded TLS credentials from .*\(1 CRL files\)",
+                                        after=mark)
+        e = await self.assertFault(errors.NOT_AUTHENTICATED, bob.whoami)
+        self.assertIn("revoked", e.message)
+        await self.server.proto.waitFor(r"closing the connection of .*Bob Example.*revoked",
+                                        after=mark)
+        # Alice's own kept-alive connection goes on.
+        alice = self.client()
+        self.assertEqual((await inThread(alice.whoami))["dn"], self.tpki.dn("alice"))
+
+    async def test_revokedWakeChannelClosed(self):
+        """
+        A reload whose CRL revokes a daemon's owner closes its open wake
+        channel at once (and its reconnection is refused at the handshake).
+        """
+        await self.server.proto.waitFor(r"wake channel|registered")
+        pki.makeCRL(self.tpki.pki.ca, revoked=[self.tpki.users["alice"].certPath])
+        mark = self.server.proto.mark()
+        self.server.proto.signal("HUP")
+        await self.server.proto.waitFor(
+            r"closing the wake channel of .*Alice Example: the certificate .* is revoked",
+            after=mark)
+
+    async def test_expiredOnOpenConnection(self):
+        """
+        A proxy that expires while its connection is open stops working on
+        that connection: the next request is a 401 saying when it expired.
+        """
+        alice = self.tpki.users["alice"]
+        path = os.path.join(self.tpki.base, "short")
+        end = int(time.time()) + 3
+        pki.makeProxy(
+            alice.certPath, alice.keyPath, path,
+            notAfter=datetime.datetime.fromtimestamp(end, datetime.timezone.utc),
+        )
+        c = self.client(path)
+        self.assertEqual((await inThread(c.whoami))["dn"], self.tpki.dn("alice"))
+        await deferLater(reactor, max(0.1, end + 0.5 - time.time()), lambda: None)
+        e = await self.assertFault(errors.NOT_AUTHENTICATED, c.whoami)
+        self.assertIn("your proxy expired at " + time.strftime(
+            "%Y-%m-%d %H:%M:%S UTC", time.gmtime(end)), e.message)
 
     async def test_hostCredentialReloaded(self):
         """

@@ -11,7 +11,7 @@ from zope.interface.verify import verifyObject
 from jobmon import __version__, errors
 from jobmon.errors import JobMonError
 from jobmon.server.hub import Hub, HubConfig
-from jobmon.server.identity import Identity
+from jobmon.server.identity import AdminList, Identity
 from jobmon.server.pending import MemoryRequestTable
 from jobmon.server.registry import MemoryJobRegistry
 from jobmon.server.requests import checkRequest
@@ -921,7 +921,7 @@ class ConfigTests(SynchronousTestCase):
              config.maxPendingPerJob, config.reregisterInterval, config.expireAfter,
              config.cleanupInterval, config.maxPoll, config.maxPendingPerUser,
              config.queryRate, config.queryBurst),
-            (frozenset(), 30.0, 20, 30.0, 64, 60.0, 180.0, 10.0, 60.0, 256, 50.0, 200),
+            (AdminList(), 30.0, 20, 30.0, 64, 60.0, 180.0, 10.0, 60.0, 256, 50.0, 200),
         )
 
     def test_frozen(self):
@@ -930,7 +930,8 @@ class ConfigTests(SynchronousTestCase):
         set, whatever they were given as.
         """
         config = HubConfig(admins=[ADMIN.dn, ADMIN.dn])
-        self.assertEqual(config.admins, frozenset([ADMIN.dn]))
+        self.assertEqual(config.admins, AdminList([ADMIN.dn]))
+        self.assertEqual(len(config.admins), 1)
         self.assertRaises(AttributeError, setattr, config, "queryTimeout", 1)
 
 

@@ -300,13 +300,14 @@ class StartTests(ServiceTestsMixin, SynchronousTestCase):
 
     def test_timers(self):
         """
-        The hub's cleanup cycle and the credential checks are scheduled on
-        the injected reactor, at their intervals.
+        The hub's cleanup cycle, the credential reloads and the wake
+        channels' credential checks are scheduled on the injected reactor,
+        at their intervals.
         """
         service = self.build()
         self.start(service)
         self.assertEqual(
-            sorted(call.getTime() for call in self.reactor.getDelayedCalls()), [7.0, 45.0]
+            sorted(call.getTime() for call in self.reactor.getDelayedCalls()), [7.0, 10.0, 45.0]
         )
 
     def test_filesOpened(self):

@@ -140,6 +140,20 @@ class AdminTests(SynchronousTestCase):
         self.assertIn("'alice' is not a DN", str(error))
         self.assertIn("/DC=org/DC=example/CN=Site Admin", str(error))
 
+    def test_issuerScoped(self):
+        """
+        A DN may name its issuing CA after C{|}, and escape a C{/} inside a
+        value; a malformed DN says what is wrong with it.
+        """
+        for dn in ("/DC=org/CN=Admin|/DC=org/CN=Example CA",
+                   "/DC=org/CN=Admin | /DC=org/CN=Example CA",
+                   "/DC=org/OU=People\\/CN=Odd"):
+            self.assertEqual(checkAdmin(dn), dn)
+        error = self.assertRaises(usage.UsageError, checkAdmin, "/CN=Admin|CN=CA")
+        self.assertIn("is not a DN; a DN in slash form starts with /", str(error))
+        error = self.assertRaises(usage.UsageError, checkAdmin, "/CN=Admin/CN=")
+        self.assertIn("is not a DN; CN has no value", str(error))
+
     def test_rfc4514(self):
         """
         An RFC 4514 DN is refused with its slash form as a hint.
