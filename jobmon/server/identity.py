@@ -38,12 +38,18 @@ class Identity:
     @ivar limited: whether a limited proxy is anywhere in the chain.
     @ivar token: for a caller with a bearer token, its
         L{jobmon.server.tokens.TokenInfo}; else C{None}.
+    @ivar fqans: the VOMS FQANs (L{jobmon.fqan.FQAN}) her proxy's verified
+        ACs grant (see L{jobmon.server.voms}).
+    @ivar fqansUntil: when the first of those ACs expires (POSIX time), or
+        C{None}; see L{jobmon.server.voms.heldFqans}.
     """
 
     dn: str
     proxy: bool = False
     limited: bool = False
     token: object = None
+    fqans: tuple = ()
+    fqansUntil: object = None
 
     def may(self, capability):
         """
