@@ -117,3 +117,26 @@ def firstGrant(wanted, held):
             if h.grants(w):
                 return w, h
     return None
+
+
+def tokenGroups(claim, most=64):
+    """
+    The groups of a bearer token's C{wlcg.groups} claim (a list of group
+    names, C{/cms}, C{/cms/higgs}), as L{FQAN}s without roles.
+
+    Entries that are not group names, or that name a role (tokens carry
+    none), are ignored: they grant nothing.
+
+    @param most: how many entries are read at most.
+    """
+    if not isinstance(claim, list):
+        return ()
+    groups = []
+    for entry in claim[:most]:
+        try:
+            fqan = parseFqan(entry)
+        except ValueError:
+            continue
+        if fqan.role is None and "Role=" not in entry and fqan not in groups:
+            groups.append(fqan)
+    return tuple(groups)

@@ -37,6 +37,7 @@ from jobmon.errors import (
 from jobmon.protocols.jobid import checkJobId
 from jobmon.server.admission import QueryAdmission
 from jobmon.server.ended import EndedJobs
+from jobmon.server.groups import adminGrant, shareGrant
 from jobmon.server.metrics import NullMetrics
 from jobmon.server.registrations import Registrations
 from jobmon.server.requests import (
@@ -46,6 +47,7 @@ from jobmon.server.requests import (
     resultSize,
     xmlrpcSafe,
 )
+from jobmon.server.voms import heldFqans
 from jobmon.server.wakes import standardWakes, takeWork
 
 
@@ -55,6 +57,8 @@ class HubConfig:
     The hub's limits, timeouts and intervals.
 
     @ivar admins: DNs that may see and query every job.
+    @ivar adminFqans: VOMS FQANs (L{jobmon.fqan.FQAN}) whose holders are
+        admins too.
     @ivar queryTimeout: longest time a query waits for its job, in seconds
         (also how long an unanswered UDP wake is repeated).
     @ivar keepalive: TCP wake channel keep-alive interval, in seconds.
@@ -73,6 +77,7 @@ class HubConfig:
     """
 
     admins: frozenset = field(default=frozenset(), converter=frozenset)
+    adminFqans: frozenset = field(default=frozenset(), converter=frozenset)
     queryTimeout: float = 30.0
     keepalive: float = 20
     connectGrace: float = 30.0
@@ -199,8 +204,18 @@ class Hub:
 
     def _visible(self, identity, record):
         return record is not None and (
-            record.owner == identity.dn or identity.dn in self.config.admins
+            record.owner == identity.dn or self._isAdmin(identity)
         )
+
+    def _isAdmin(self, identity):
+        """
+        Whether the caller is one of the server's admins: by her DN, or by
+        a VOMS FQAN of C{--admin-fqan}.
+        """
+        return identity.dn in self.config.admins or self._adminGrant(identity) is not None
+
+    def _adminGrant(self, identity):
+        return adminGrant(identity, self.config.adminFqans, self.clock.seconds())
 
     def _require(self, identity, capability, method):
         """
@@ -240,8 +255,9 @@ class Hub:
         """
         me = {
             "dn": identity.dn,
-            "admin": identity.dn in self.config.admins,
+            "admin": self._isAdmin(identity),
             "proxy": identity.proxy,
+            "fqans": [str(f) for f in heldFqans(identity, self.clock.seconds())],
             "limited": identity.limited,
             "server_version": __version__,
         }
@@ -264,14 +280,16 @@ class Hub:
             raise JobMonError(BAD_REQUEST, "listJobs takes an optional struct of options")
         self._require(identity, "read", "listJobs")
         everything = options.get("all", False)
-        if everything and identity.dn not in self.config.admins:
+        if everything and not self._isAdmin(identity):
             raise JobMonError(NOT_AUTHORIZED, "only the server's admins may list all jobs")
         limit = checkLimit(options.get("limit", 1000))
         after = options.get("after")
         if after is not None and not isinstance(after, str):
             raise JobMonError(BAD_REQUEST, "after must be a job id")
         records = sorted(
-            (r for r in self.registry.jobs() if everything or r.owner == identity.dn),
+            (r for r in self.registry.jobs()
+             if everything or r.owner == identity.dn
+             or shareGrant(identity, r.info, self.clock.seconds()) is not None),
             key=lambda r: r.jobId,
         )
         if after is not None:
@@ -298,7 +316,7 @@ class Hub:
         and duration, or why it was refused.
         """
         try:
-            d, record, forward = self._query(identity, jobId, request)
+            d, record, forward, granted = self._query(identity, jobId, request)
         except JobMonError as e:
             self.metrics.refusals.labels(NAMES.get(e.code, str(e.code))).inc()
             self._audit(
@@ -323,6 +341,7 @@ class Hub:
                 "query", dn=identity.dn, job_id=jobId, owner=record.owner,
                 op=forward["op"], args=args, outcome=outcome, bytes=size,
                 duration=round(duration, 6),
+                **({"granted": granted[0]} if granted[0] else {}),
             )
             self.metrics.queries.labels(forward["op"], str(outcome)).observe(duration)
             return result
@@ -334,7 +353,7 @@ class Hub:
         Return the last C{limit} audit records about a job (admins only).
         """
         self._require(identity, "read", "auditLog")
-        if identity.dn not in self.config.admins:
+        if not self._isAdmin(identity):
             raise JobMonError(NOT_AUTHORIZED, "only the server's admins may read the audit log")
         checkJobId(jobId)
         checkLimit(limit)
@@ -366,17 +385,27 @@ class Hub:
             raise JobMonError(NOT_AUTHORIZED, identity.token.refusal("read"))
         checkJobId(jobId)
         record = self.registry.get(jobId)
-        if not self._visible(identity, record):
+        granted = self._grantOf(identity, record)
+        if granted is None:
             gone = self.ended.get(jobId) if record is None else None
             # Whoever may not see the job must not learn that it existed.
             if gone is not None and (
-                gone.owner == identity.dn or identity.dn in self.config.admins
+                gone.owner == identity.dn or self._isAdmin(identity)
             ):
                 raise gone.error()
             raise JobMonError(NO_SUCH_JOB, "no job {} visible to you".format(jobId))
         if self.stopping:
             raise JobMonError(UNAVAILABLE, "the server is shutting down")
         forward, timeout = checkRequest(request)
+        if forward["op"] in ACTING_OPS and granted[1]:
+            # A share lets a group read the job; acting stays its owner's
+            # and the admins'.
+            raise JobMonError(
+                NOT_AUTHORIZED,
+                "job {} is shared with you for reading only; only its owner and the "
+                "server's admins may {}".format(
+                    jobId, "run commands" if forward["op"] == "run" else "send signals"),
+            )
         if forward["op"] in ACTING_OPS and not identity.may("act"):
             # A limited proxy may not start processes (Globus semantics):
             # commands and signals act on the job, reading does not.  A
@@ -419,7 +448,27 @@ class Hub:
             )
 
         d.addTimeout(timeout, self.clock, onTimeoutCancel=timedOut)
-        return d, record, forward
+        return d, record, forward, granted
+
+    def _grantOf(self, identity, record):
+        """
+        What lets the caller query a job, as C{(what, readOnly)}: C{("",
+        False)} for its owner or an admin by DN, C{("admin by FQAN ...",
+        False)} for an admin by FQAN, C{("FQAN ... for share ...", True)} for
+        a member of a group it is shared with; L{None} if nothing does (or
+        there is no such job).
+        """
+        if record is None:
+            return None
+        if record.owner == identity.dn or identity.dn in self.config.admins:
+            return "", False
+        admin = self._adminGrant(identity)
+        if admin is not None:
+            return "admin by " + admin, False
+        share = shareGrant(identity, record.info, self.clock.seconds())
+        if share is not None:
+            return share, True
+        return None
 
     # Methods for daemons
 

@@ -7,6 +7,7 @@ and how results are measured and made fit for XML-RPC.
 import math
 
 from jobmon.errors import BAD_REQUEST, TOO_LARGE, JobMonError
+from jobmon.fqan import checkShares
 
 OPS = frozenset(
     {
@@ -91,6 +92,11 @@ def checkInfo(info):
         raise JobMonError(BAD_REQUEST, "info must be a struct")
     if _size(info) > MAX_INFO:
         raise JobMonError(TOO_LARGE, "info larger than {} characters".format(MAX_INFO))
+    if "share" in info:
+        try:
+            checkShares(info["share"])
+        except ValueError as e:
+            raise JobMonError(BAD_REQUEST, "share: {}".format(e))
 
 
 def checkRequest(request):

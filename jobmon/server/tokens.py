@@ -57,6 +57,7 @@ from attrs import frozen
 from twisted.logger import Logger
 
 from jobmon.errors import NOT_AUTHENTICATED, JobMonError
+from jobmon.fqan import tokenGroups
 
 WLCG_ANY_AUDIENCE = "https://wlcg.cern.ch/jwt/v1/any"
 """The WLCG profile's audience meaning "any service": accepted only when a
@@ -121,6 +122,8 @@ class TokenInfo:
     @ivar scopes: the token's scopes (C{scope}, or the C{scp} list).
     @ivar grants: the capabilities (L{CAPABILITIES}) those scopes grant.
     @ivar expires: the C{exp} claim, seconds since the epoch.
+    @ivar groups: the groups of its C{wlcg.groups} claim, as
+        L{jobmon.fqan.FQAN}s without roles (see L{jobmon.fqan.tokenGroups}).
     """
 
     issuer: str
@@ -129,6 +132,7 @@ class TokenInfo:
     grants: frozenset
     expires: float
     needs: tuple = ()
+    groups: tuple = ()
 
     def refusal(self, capability):
         """
@@ -146,13 +150,16 @@ class TokenInfo:
         """
         A dictionary for C{jobmon.whoami}.
         """
-        return {
+        described = {
             "issuer": self.issuer,
             "subject": self.subject,
             "scopes": sorted(self.scopes),
             "grants": [c for c in CAPABILITIES if c in self.grants],
             "expires": int(self.expires),
         }
+        if self.groups:
+            described["groups"] = [str(g) for g in self.groups]
+        return described
 
 
 @frozen
@@ -830,6 +837,7 @@ class TokenPolicy:
             grants=issuer.grants(scopes),
             expires=float(expires),
             needs=issuer.needs,
+            groups=tokenGroups(claims.get("wlcg.groups")),
         )
         name = issuer.users.get(sub) or "{}#{}".format(iss, sub)
         return info, name
