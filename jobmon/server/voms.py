@@ -25,7 +25,7 @@ import datetime
 import os
 import re
 
-from attrs import field, frozen
+from attrs import evolve, field, frozen
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -638,14 +638,18 @@ class VomsAttributes:
         for proxy in proxies:
             try:
                 acs = acsOf(proxy)
-            except ACError as e:
-                self._refused(None, str(e))
+            except (ACError, ValueError) as e:
+                self._refused(None, "malformed VOMS extension: {}".format(e))
                 continue
             for ac in acs:
                 try:
                     granted = self.trust.verify(ac, holder, when)
                 except ACError as e:
                     self._refused(ac, str(e))
+                    continue
+                except Exception as e:
+                    # Deny on anything unforeseen in hostile input.
+                    self._refused(ac, "cannot be checked: {}".format(type(e).__name__))
                     continue
                 expires = ac.notAfter.timestamp()
                 until = expires if until is None else min(until, expires)
@@ -663,3 +667,24 @@ def heldFqans(identity, now):
     if until is not None and now >= until:
         return ()
     return fqans
+
+
+def withFqans(identityOfConnection, voms):
+    """
+    Wrap an C{identityOfConnection} (see
+    L{jobmon.server.identity.identityOfConnection}) so that the identity
+    also holds the FQANs of the chain's VOMS ACs.
+
+    @param voms: a L{VomsAttributes}, or C{None} (no FQANs are read).
+    """
+    if voms is None:
+        return identityOfConnection
+
+    def identify(connection):
+        identity = identityOfConnection(connection)
+        fqans, until = voms.fqansOf(connection.get_verified_chain())
+        if not fqans:
+            return identity
+        return evolve(identity, fqans=fqans, fqansUntil=until)
+
+    return identify
