@@ -8,6 +8,7 @@ C{wlcg.groups} claim, without roles.  Each answer says what granted it, for
 the audit.
 """
 
+from jobmon.errors import NOT_AUTHORIZED, JobMonError
 from jobmon.fqan import checkShares, firstGrant
 from jobmon.server.voms import heldFqans
 
@@ -56,3 +57,49 @@ def shareGrant(identity, info, now):
         if grant is not None:
             return "token group {} for share {}".format(grant[1], grant[0])
     return None
+
+
+def isAdmin(identity, config, now):
+    """
+    Whether the caller is one of the server's admins: by her DN
+    (C{config.admins}) or by an FQAN of C{config.adminFqans}.
+
+    @param config: the hub's L{jobmon.server.hub.HubConfig}.
+    """
+    return identity.dn in config.admins or adminGrant(identity, config.adminFqans, now) is not None
+
+
+def queryGrant(identity, record, config, now):
+    """
+    What lets the caller query a job, as C{(what, readOnly)}: C{("",
+    False)} for its owner or an admin by DN, C{("admin by FQAN ...", False)}
+    for an admin by FQAN, C{("FQAN ... for share ...", True)} for a member of
+    a group it is shared with.
+
+    @param record: the job's L{jobmon.server.registry.JobRecord}, or C{None}.
+    @return: that, or L{None} if nothing does (or there is no such job).
+    """
+    if record is None:
+        return None
+    if record.owner == identity.dn or identity.dn in config.admins:
+        return "", False
+    admin = adminGrant(identity, config.adminFqans, now)
+    if admin is not None:
+        return "admin by " + admin, False
+    share = shareGrant(identity, record.info, now)
+    if share is not None:
+        return share, True
+    return None
+
+
+def readOnlyRefusal(jobId, op):
+    """
+    The error for a member of a group a job is shared with who asks to act
+    on it: a share lets a group read; acting stays the owner's and the
+    admins'.
+    """
+    return JobMonError(
+        NOT_AUTHORIZED,
+        "job {} is shared with you for reading only; only its owner and the server's "
+        "admins may {}".format(jobId, "run commands" if op == "run" else "send signals"),
+    )

@@ -37,7 +37,7 @@ from jobmon.errors import (
 from jobmon.protocols.jobid import checkJobId
 from jobmon.server.admission import QueryAdmission
 from jobmon.server.ended import EndedJobs
-from jobmon.server.groups import adminGrant, shareGrant
+from jobmon.server.groups import isAdmin, queryGrant, readOnlyRefusal, shareGrant
 from jobmon.server.metrics import NullMetrics
 from jobmon.server.registrations import Registrations
 from jobmon.server.requests import (
@@ -202,20 +202,8 @@ class Hub:
 
     # Helpers
 
-    def _visible(self, identity, record):
-        return record is not None and (
-            record.owner == identity.dn or self._isAdmin(identity)
-        )
-
     def _isAdmin(self, identity):
-        """
-        Whether the caller is one of the server's admins: by her DN, or by
-        a VOMS FQAN of C{--admin-fqan}.
-        """
-        return identity.dn in self.config.admins or self._adminGrant(identity) is not None
-
-    def _adminGrant(self, identity):
-        return adminGrant(identity, self.config.adminFqans, self.clock.seconds())
+        return isAdmin(identity, self.config, self.clock.seconds())
 
     def _require(self, identity, capability, method):
         """
@@ -287,9 +275,8 @@ class Hub:
         if after is not None and not isinstance(after, str):
             raise JobMonError(BAD_REQUEST, "after must be a job id")
         records = sorted(
-            (r for r in self.registry.jobs()
-             if everything or r.owner == identity.dn
-             or shareGrant(identity, r.info, self.clock.seconds()) is not None),
+            (r for r in self.registry.jobs() if everything or r.owner == identity.dn
+             or shareGrant(identity, r.info, self.clock.seconds())),
             key=lambda r: r.jobId,
         )
         if after is not None:
@@ -385,7 +372,7 @@ class Hub:
             raise JobMonError(NOT_AUTHORIZED, identity.token.refusal("read"))
         checkJobId(jobId)
         record = self.registry.get(jobId)
-        granted = self._grantOf(identity, record)
+        granted = queryGrant(identity, record, self.config, self.clock.seconds())
         if granted is None:
             gone = self.ended.get(jobId) if record is None else None
             # Whoever may not see the job must not learn that it existed.
@@ -398,14 +385,7 @@ class Hub:
             raise JobMonError(UNAVAILABLE, "the server is shutting down")
         forward, timeout = checkRequest(request)
         if forward["op"] in ACTING_OPS and granted[1]:
-            # A share lets a group read the job; acting stays its owner's
-            # and the admins'.
-            raise JobMonError(
-                NOT_AUTHORIZED,
-                "job {} is shared with you for reading only; only its owner and the "
-                "server's admins may {}".format(
-                    jobId, "run commands" if forward["op"] == "run" else "send signals"),
-            )
+            raise readOnlyRefusal(jobId, forward["op"])
         if forward["op"] in ACTING_OPS and not identity.may("act"):
             # A limited proxy may not start processes (Globus semantics):
             # commands and signals act on the job, reading does not.  A
@@ -449,26 +429,6 @@ class Hub:
 
         d.addTimeout(timeout, self.clock, onTimeoutCancel=timedOut)
         return d, record, forward, granted
-
-    def _grantOf(self, identity, record):
-        """
-        What lets the caller query a job, as C{(what, readOnly)}: C{("",
-        False)} for its owner or an admin by DN, C{("admin by FQAN ...",
-        False)} for an admin by FQAN, C{("FQAN ... for share ...", True)} for
-        a member of a group it is shared with; L{None} if nothing does (or
-        there is no such job).
-        """
-        if record is None:
-            return None
-        if record.owner == identity.dn or identity.dn in self.config.admins:
-            return "", False
-        admin = self._adminGrant(identity)
-        if admin is not None:
-            return "admin by " + admin, False
-        share = shareGrant(identity, record.info, self.clock.seconds())
-        if share is not None:
-            return share, True
-        return None
 
     # Methods for daemons
 
