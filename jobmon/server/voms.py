@@ -22,6 +22,7 @@ and why is logged once per VOMS server and reason.
 """
 
 import datetime
+import hashlib
 import os
 import re
 
@@ -30,6 +31,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import crypto
 from twisted.logger import Logger
 
@@ -86,6 +88,16 @@ _LSC_SEPARATOR = "------ NEXT CHAIN ------"
 
 MAX_ACS = 8
 """Most ACs read from one chain: a credential is one AC per VO."""
+
+
+def _printable(text, most=300):
+    """
+    C{text} fit for one log line: what the AC says comes from the caller, so
+    control characters are escaped and the length capped.
+    """
+    text = text[:most]
+    return "".join(c if c.isprintable() else "\\x{:02x}".format(ord(c)) if ord(c) < 256
+                   else "\\u{:04x}".format(ord(c)) for c in text)
 
 
 class ACError(ValueError):
@@ -438,6 +450,13 @@ def readVomsDir(vomsdir):
     return result
 
 
+def _storeOf(cas):
+    store = crypto.X509Store()
+    for ca in cas:
+        store.add_cert(ca)
+    return store
+
+
 @frozen
 class VomsTrust:
     """
@@ -450,6 +469,7 @@ class VomsTrust:
 
     lsc: dict = field(factory=dict)
     cas: tuple = ()
+    store: object = None
 
     @classmethod
     def load(cls, vomsdir, caDir):
@@ -460,7 +480,7 @@ class VomsTrust:
         """
         cas = tuple(crypto.X509.from_cryptography(c.original.to_cryptography())
                     for c in caCertificates(caDir))
-        return cls(readVomsDir(vomsdir), cas)
+        return cls(readVomsDir(vomsdir), cas, _storeOf(cas))
 
     def _serverChain(self, ac, when):
         """
@@ -471,9 +491,9 @@ class VomsTrust:
         """
         if not ac.certs:
             raise ACError("the AC carries no VOMS server certificate")
-        store = crypto.X509Store()
-        for ca in self.cas:
-            store.add_cert(ca)
+        # One store, built at load: the reactor thread alone uses it, and
+        # sets its time before each verification.
+        store = self.store if self.store is not None else _storeOf(self.cas)
         store.set_time(when.replace(tzinfo=None))
         context = crypto.X509StoreContext(
             store,
@@ -492,7 +512,9 @@ class VomsTrust:
 
         @param holder: the end-entity certificate of the chain.
         @param when: the time, an aware C{datetime}.
-        @return: the FQANs it grants (parsed).
+        @return: C{(fqans, start, end)}: the FQANs it grants (parsed), and
+            the times (POSIX) between which the answer holds: the AC's
+            validity within that of the VOMS server's chain.
         @raise ACError: it grants nothing, and why.
         """
         vo, host = ac.vo, ac.host
@@ -536,7 +558,9 @@ class VomsTrust:
             if fqan.vo != vo:
                 raise ACError("FQAN {} is outside VO {}".format(text, vo))
             fqans.append(fqan)
-        return fqans
+        start = max([ac.notBefore] + [c.not_valid_before_utc for c in server])
+        end = min([ac.notAfter] + [c.not_valid_after_utc for c in server])
+        return fqans, start.timestamp(), end.timestamp()
 
 
 class VomsAttributes:
@@ -551,6 +575,7 @@ class VomsAttributes:
     log = Logger()
     kind = "VOMS directory"
     maxLogged = 1024
+    maxCached = 4096
 
     def __init__(self, vomsdir, caDir, clock):
         self.vomsdir = vomsdir
@@ -558,6 +583,9 @@ class VomsAttributes:
         self.clock = clock
         self.trust = VomsTrust()
         self._logged = set()
+        # Chains whose every AC was granted: (fqans, start, end), so that a
+        # client's next connections cost no signature check.
+        self._granted = {}
         self._stamp = None
 
     def _stampNow(self):
@@ -597,6 +625,7 @@ class VomsAttributes:
         """
         self._stamp, self.trust = prepared
         self._logged.clear()
+        self._granted.clear()
 
     def describe(self):
         """
@@ -605,12 +634,14 @@ class VomsAttributes:
         return "VOMS directory {} ({} servers)".format(self.vomsdir, len(self.trust.lsc))
 
     def _refused(self, ac, why):
-        key = (ac.authority if ac is not None else "", why)
+        authority = _printable(ac.authority if ac is not None else "?")
+        why = _printable(why)
+        key = (authority, why)
         if key in self._logged or len(self._logged) >= self.maxLogged:
             return
         self._logged.add(key)
         self.log.warn("VOMS AC from {authority} grants nothing: {why}",
-                      authority=(ac.authority if ac is not None else "?")[:200], why=why)
+                      authority=authority, why=why)
 
     def fqansOf(self, chain):
         """
@@ -621,7 +652,8 @@ class VomsAttributes:
             duplicates, in the order the ACs list them, and the POSIX time
             the first of the ACs granting them expires (C{None} if none).
         """
-        when = datetime.datetime.fromtimestamp(self.clock.seconds(), datetime.timezone.utc)
+        now = self.clock.seconds()
+        when = datetime.datetime.fromtimestamp(now, datetime.timezone.utc)
         chain = [asCryptography(c) for c in chain]
         proxies, holder = [], None
         for cert in chain:
@@ -634,27 +666,53 @@ class VomsAttributes:
             proxies.append(cert)
         if holder is None:
             return (), None
-        fqans, until = [], None
+        carried = [_acExtension(p) for p in proxies]
+        if not any(carried):
+            return (), None
+        key = hashlib.sha256(b"\0".join(
+            [holder.public_bytes(Encoding.DER)] + [e or b"" for e in carried])).digest()
+        cached = self._granted.get(key)
+        if cached is not None and cached[1] <= now < cached[2]:
+            return cached[0], cached[2]
+        fqans, start, until, refused = [], None, None, False
         for proxy in proxies:
             try:
                 acs = acsOf(proxy)
             except (ACError, ValueError) as e:
                 self._refused(None, "malformed VOMS extension: {}".format(e))
+                refused = True
                 continue
             for ac in acs:
                 try:
-                    granted = self.trust.verify(ac, holder, when)
+                    granted, acStart, acEnd = self.trust.verify(ac, holder, when)
                 except ACError as e:
                     self._refused(ac, str(e))
+                    refused = True
                     continue
                 except Exception as e:
                     # Deny on anything unforeseen in hostile input.
                     self._refused(ac, "cannot be checked: {}".format(type(e).__name__))
+                    refused = True
                     continue
-                expires = ac.notAfter.timestamp()
-                until = expires if until is None else min(until, expires)
+                start = acStart if start is None else max(start, acStart)
+                until = acEnd if until is None else min(until, acEnd)
                 fqans.extend(f for f in granted if f not in fqans)
-        return tuple(fqans), until
+        fqans = tuple(fqans)
+        if fqans and not refused:
+            if len(self._granted) >= self.maxCached:
+                self._granted.pop(next(iter(self._granted)))
+            self._granted[key] = (fqans, start, until)
+        return fqans, until
+
+
+def _acExtension(cert):
+    """
+    The raw VOMS AC extension of a certificate, or C{None}.
+    """
+    try:
+        return cert.extensions.get_extension_for_oid(VOMS_AC_EXTENSION).value.value
+    except x509.ExtensionNotFound:
+        return None
 
 
 def heldFqans(identity, now):

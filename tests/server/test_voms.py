@@ -138,6 +138,22 @@ class VomsTests(SynchronousTestCase):
         self.assertEqual(heldFqans(identity, self.clock.seconds() + 7201), ())
         self.assertEqual(self.warnings(), [])
 
+    def test_cachedUntilExpiry(self):
+        """
+        A chain checked once is not checked again on the next connection,
+        but only until its AC expires; a reload forgets what was checked.
+        """
+        chain = self.proxyWith(self.ac(hours=1))
+        self.assertTrue(self.voms.fqansOf(chain)[0])
+        self.assertTrue(self.voms.fqansOf(chain)[0])
+        self.clock.advance(3600)
+        self.assertGrantsNothing(chain, "expired")
+        self.clock.advance(-3600)
+        self.assertTrue(self.voms.fqansOf(chain)[0])
+        os.remove(os.path.join(self.vomsdir, "cms", vomsfake.DEFAULT_VOMS_HOST + ".lsc"))
+        self.voms.install(self.voms.prepareReload())
+        self.assertEqual(self.voms.fqansOf(chain), ((), None))
+
     def assertGrantsNothing(self, chain, why):
         """
         The chain grants no FQAN, and C{why} is logged once.
@@ -230,6 +246,16 @@ class VomsTests(SynchronousTestCase):
         """
         ac = self.ac(issuerName=self.aliceCert.subject)
         self.assertGrantsNothing(self.proxyWith(ac), "issuer")
+
+    def test_logInjection(self):
+        """
+        What the AC says reaches the log escaped, on one line.
+        """
+        chain = self.proxyWith(self.ac(host="evil\nFORGED LINE"))
+        self.assertEqual(self.voms.fqansOf(chain), ((), None))
+        [warning] = self.warnings()
+        self.assertNotIn("\n", warning["authority"] + warning["why"])
+        self.assertIn("evil\\x0aFORGED", warning["authority"])
 
     def test_malformed(self):
         """
