@@ -651,6 +651,8 @@ def sampleValue(option, base):
         return "sample-" + option.key, "sample-" + option.key
     if kind == "path":
         return "sub/" + option.key, os.path.join(base, "sub", option.key)
+    if kind == "list" and option.key in ("admin-fqan", "share"):
+        return ["/a_" + option.key.replace("-", "_"), "/b/Role=c"], None
     if kind == "list" and option.key == "admin":
         return ["/CN=A_ADMIN", "/CN=B"], None
     if kind == "list":
@@ -752,10 +754,13 @@ class EveryOptionTests(PKICase, SynchronousTestCase):
             "history": ('"h.sqlite3"', os.path.join(self.base, "h.sqlite3")),
             "log-single": ("true", 1),
             "admin": (json.dumps([dn]), [dn]),
+            "admin-fqan": ('["/cms/Role=lcgadmin"]', ["/cms/Role=lcgadmin"]),
+            "vomsdir": ('"vomsdir"', os.path.join(self.base, "vomsdir")),
             "token-issuers": ('"issuer/tokens.toml"',
                               os.path.join(self.base, "issuer", "tokens.toml")),
         }
         makeIssuer(os.path.join(self.base, "issuer"))
+        os.makedirs(os.path.join(self.base, "vomsdir"))
         self.assertEqual({key for key, _, _ in config.describe(ServerOptions)}, set(values),
                          "add the server's new options to this test")
         os.makedirs(os.path.join(self.base, "logs"))
@@ -794,6 +799,7 @@ class EveryOptionTests(PKICase, SynchronousTestCase):
             "commands": ('["site/commands.toml"]', [os.path.join(self.base, "site",
                                                                   "commands.toml")]),
             "redact": ('["MYAPP_PIN"]', ("MYAPP_PIN",)),
+            "share": ('["/cms", "/cms/Role=NULL"]', ["/cms", "/cms"]),
             "auth": ('"x509"', "x509"),
             "token-file": ('"token"', os.path.join(self.base, "token")),
         }

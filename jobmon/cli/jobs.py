@@ -106,6 +106,12 @@ def formatWhoami(info, credential=None):
     if notes:
         line += " (%s)" % (", ".join(notes),)
     lines = [line]
+    fqans = info.get("fqans")
+    if isinstance(fqans, list) and fqans:
+        lines.append("fqans: %s" % (" ".join(printable(str(f)) for f in fqans),))
+    groups = token.get("groups") if isinstance(token, dict) else None
+    if isinstance(groups, list) and groups:
+        lines.append("groups: %s" % (" ".join(printable(str(g)) for g in groups),))
     if credential is not None:
         lines.append(_credentialLine(info, credential))
     version = info.get("server_version")

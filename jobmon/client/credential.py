@@ -33,6 +33,7 @@ from jobmon.credentials import (
     unverifiedClaims,
 )
 from jobmon.options import defaultCADir
+from jobmon.times import utc
 
 _REFUSED_MESSAGE = (
     "the server refused your certificate (expired, unknown CA, revoked or "
@@ -63,13 +64,6 @@ def certificateDates(path):
         )
     except Exception:
         return None, None
-
-
-def _utc(seconds):
-    """
-    Format a time for a message.
-    """
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds))
 
 
 def _trustingContext(caDir):
@@ -138,7 +132,7 @@ class _TokenCredential:
             raise ClientError(
                 CREDENTIAL_EXPIRED,
                 "your bearer token from %s expired at %s; get a new one "
-                "(oidc-token, htgettoken)" % (where, _utc(expires)),
+                "(oidc-token, htgettoken)" % (where, utc(expires)),
             )
         return "Bearer " + token
 
@@ -304,7 +298,7 @@ class _Credential:
             raise ClientError(
                 CREDENTIAL_EXPIRED,
                 "your credential %s expired at %s; renew it (voms-proxy-init)"
-                % (self.proxy, _utc(notAfter)),
+                % (self.proxy, utc(notAfter)),
             )
         # A little slack: a proxy made a moment ago on a machine whose clock
         # is slightly ahead still works on most servers.
@@ -312,7 +306,7 @@ class _Credential:
             raise ClientError(
                 CREDENTIAL_EXPIRED,
                 "your credential %s is not valid before %s; check the clock"
-                % (self.proxy, _utc(notBefore)),
+                % (self.proxy, utc(notBefore)),
             )
 
     def authorization(self, now=None):

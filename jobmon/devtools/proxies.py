@@ -127,6 +127,7 @@ def makeProxy(
     legacy=False,
     password=None,
     keyType="ec",
+    extensions=(),
 ):
     """
     Write an RFC 3820 proxy in the C{x509up} layout: the proxy certificate,
@@ -152,6 +153,8 @@ def makeProxy(
         C{CN=proxy} or C{CN=limited proxy}, no ProxyCertInfo), which
         OpenSSL cannot verify.
     @param password: the pass phrase of an encrypted issuer key.
+    @param extensions: more extensions, as C{(extension, critical)} pairs
+        (the VOMS ACs of L{jobmon.devtools.vomsfake}).
     @return: the proxy certificate (C{cryptography}).
     @raise PKIError: for unusable inputs (no certificate, key not matching,
         issuer expired).
@@ -209,6 +212,8 @@ def makeProxy(
             ),
             critical=True,
         )
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
     cert = builder.sign(signingKey if signingKey is not None else issuerKey, hashes.SHA256())
     writeFile(
         outPath,

@@ -12,12 +12,12 @@ The memory is this server process's: a restarted server has forgotten
 (the history database, C{--history}, keeps the jobs for their owners).
 """
 
-import time
 from collections import OrderedDict
 
 from attrs import frozen
 
 from jobmon.errors import JOB_ENDED, JOB_GONE, JobMonError
+from jobmon.times import utc
 
 MAX_PER_OWNER = 1000
 """Ended jobs remembered for one owner; older ones are forgotten first."""
@@ -35,7 +35,7 @@ def formatTime(when):
 
     @param when: seconds since the epoch.
     """
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(when))
+    return utc(when)
 
 
 @frozen

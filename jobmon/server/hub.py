@@ -20,7 +20,6 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from jobmon import __version__
 from jobmon.errors import (
     BAD_REQUEST,
     NO_SUCH_JOB,
@@ -37,6 +36,13 @@ from jobmon.prefixes import PrefixLookup
 from jobmon.protocols.jobid import checkJobId
 from jobmon.server.admission import QueryAdmission
 from jobmon.server.ended import EndedJobs
+from jobmon.server.groups import (
+    describeCaller,
+    isAdmin,
+    listable,
+    queryGrant,
+    readOnlyRefusal,
+)
 from jobmon.server.identity import AdminList
 from jobmon.server.metrics import NullMetrics
 from jobmon.server.ratelimit import Limits, LimitsConfig
@@ -44,6 +50,7 @@ from jobmon.server.registrations import Registrations
 from jobmon.server.requests import (
     ACTING_OPS,
     checkLimit,
+    checkOptions,
     checkRequest,
     outcomeOf,
     resultSize,
@@ -86,6 +93,8 @@ class HubConfig:
 
     @ivar admins: who may see and query every job: an
         L{jobmon.server.identity.AdminList} (made from C{--admin} values).
+    @ivar adminFqans: VOMS FQANs (L{jobmon.fqan.FQAN}) whose holders are
+        admins too.
     @ivar queryTimeout: longest time a query waits for its job, in seconds
         (also how long an unanswered UDP wake is repeated).
     @ivar keepalive: TCP wake channel keep-alive interval, in seconds.
@@ -106,6 +115,7 @@ class HubConfig:
     """
 
     admins: AdminList = field(default=(), converter=AdminList)
+    adminFqans: frozenset = field(default=frozenset(), converter=frozenset)
     queryTimeout: float = 30.0
     keepalive: float = 20
     connectGrace: float = 30.0
@@ -232,10 +242,8 @@ class Hub:
 
     # Helpers
 
-    def _visible(self, identity, record):
-        return record is not None and (
-            record.owner == identity.dn or identity in self.config.admins
-        )
+    def _isAdmin(self, identity):
+        return isAdmin(identity, self.config, self.clock.seconds())
 
     def _require(self, identity, capability, method):
         """
@@ -253,17 +261,19 @@ class Hub:
 
     def _find(self, identity, jobId):
         """
-        Return the record of job C{jobId}, which the caller must see.
+        Return the record of job C{jobId}, which the caller must see, and
+        what lets her (see L{queryGrant}).
 
         @raise JobMonError: L{NO_SUCH_JOB}; a L{PrefixLookup} if C{jobId}
             starts ids of her own jobs (the client resolves it).
         """
         record = self.registry.get(jobId)
-        if self._visible(identity, record):
-            return record
+        granted = queryGrant(identity, record, self.config, self.clock.seconds())
+        if granted is not None:
+            return record, granted
         gone = self.ended.get(jobId) if record is None else None
         # Whoever may not see the job must not learn that it existed.
-        if gone is not None and (gone.owner == identity.dn or identity in self.config.admins):
+        if gone is not None and (gone.owner == identity.dn or self._isAdmin(identity)):
             raise gone.error()
         message = "no job {} visible to you".format(jobId)
         if ownJobIds(self.registry, identity.dn, jobId):
@@ -292,18 +302,7 @@ class Hub:
         """
         Describe the caller, and say which version the server runs.
         """
-        me = {
-            "dn": identity.dn,
-            "admin": identity in self.config.admins,
-            "proxy": identity.proxy,
-            "limited": identity.limited,
-            "server_version": __version__,
-        }
-        if identity.issuer:
-            me["issuer"] = identity.issuer
-        if identity.token is not None:
-            me["token"] = identity.token.describe()
-        return me
+        return describeCaller(identity, self.config, self.clock.seconds())
 
     def listJobs(self, identity, options=None):
         """
@@ -314,20 +313,17 @@ class Hub:
         most 10000), C{after} (return jobs whose id sorts after this one:
         the last id of the previous page).
         """
-        if options is None:
-            options = {}
-        if not isinstance(options, dict):
-            raise JobMonError(BAD_REQUEST, "listJobs takes an optional struct of options")
+        options = checkOptions(options, "listJobs")
         self._require(identity, "read", "listJobs")
         everything = options.get("all", False)
-        if everything and identity not in self.config.admins:
+        if everything and not self._isAdmin(identity):
             raise JobMonError(NOT_AUTHORIZED, "only the server's admins may list all jobs")
         limit = checkLimit(options.get("limit", 1000))
         after = options.get("after")
         if after is not None and not isinstance(after, str):
             raise JobMonError(BAD_REQUEST, "after must be a job id")
         records = sorted(
-            self.registry.jobs() if everything else self.registry.ofOwner(identity.dn),
+            listable(self.registry, identity, everything, self.clock.seconds()),
             key=lambda r: r.jobId,
         )
         if after is not None:
@@ -342,7 +338,7 @@ class Hub:
         a 404 for a prefix of the caller's own job ids is no refusal.
         """
         try:
-            d, record, forward = self._query(identity, jobId, request)
+            d, record, forward, granted = self._query(identity, jobId, request)
         except PrefixLookup:
             raise  # the client resolving a prefix: nothing refused
         except JobMonError as e:
@@ -365,6 +361,7 @@ class Hub:
                 "query", dn=identity.dn, job_id=jobId, owner=record.owner,
                 op=forward["op"], args=args, outcome=outcome, bytes=size,
                 duration=round(duration, 6), **fields,
+                **({"granted": granted[0]} if granted[0] else {}),
             )
             self.metrics.queries.labels(forward["op"], outcome).observe(duration)
             return result
@@ -376,7 +373,7 @@ class Hub:
         Return the last C{limit} audit records about a job (admins only).
         """
         self._require(identity, "read", "auditLog")
-        if identity not in self.config.admins:
+        if not self._isAdmin(identity):
             raise JobMonError(NOT_AUTHORIZED, "only the server's admins may read the audit log")
         checkJobId(jobId)
         checkLimit(limit)
@@ -391,10 +388,7 @@ class Hub:
         she made, optionally about one job: its id, or a prefix of one of
         her jobs' ids, registered now or in the past.
         """
-        if options is None:
-            options = {}
-        if not isinstance(options, dict):
-            raise JobMonError(BAD_REQUEST, "history takes an optional struct of options")
+        options = checkOptions(options, "history")
         self._require(identity, "read", "history")
         jobId = options.get("job_id")
         current = ()
@@ -410,10 +404,12 @@ class Hub:
         if not identity.may("read"):
             raise JobMonError(NOT_AUTHORIZED, identity.token.refusal("read"))
         checkJobId(jobId)
-        record = self._find(identity, jobId)
+        record, granted = self._find(identity, jobId)
         if self.stopping:
             raise JobMonError(UNAVAILABLE, "the server is shutting down")
         forward, timeout = checkRequest(request)
+        if forward["op"] in ACTING_OPS and granted[1]:
+            raise readOnlyRefusal(jobId, forward["op"])
         if forward["op"] in ACTING_OPS and not identity.may("act"):
             # A limited proxy may not start processes (Globus semantics):
             # commands and signals act on the job, reading does not.  A
@@ -456,7 +452,7 @@ class Hub:
             )
 
         d.addTimeout(timeout, self.clock, onTimeoutCancel=timedOut)
-        return d, record, forward
+        return d, record, forward, granted
 
     # Methods for daemons
 

@@ -13,10 +13,9 @@ checks it on every request: a credential that expires, or that a reload
 of the CA directory revokes, stops working on connections opened before.
 """
 
-import time
 from weakref import WeakKeyDictionary
 
-from attrs import field, frozen
+from attrs import evolve, field, frozen
 from cryptography import x509
 from twisted.application.service import Service
 from twisted.internet.task import LoopingCall
@@ -33,6 +32,7 @@ from jobmon.certificates import (
     splitUnescaped,
 )
 from jobmon.errors import NOT_AUTHENTICATED, JobMonError
+from jobmon.times import utc
 
 # --- Reading DER: cryptography cannot parse ProxyCertInfo ---
 
@@ -58,9 +58,13 @@ class Identity:
         C{None}.  Not part of who the caller is: not compared.
     @ivar expiring: which certificate that is, for the message: C{"your
         proxy"}, C{"your certificate"} or C{"your CA's certificate"}.
+    @ivar fqans: the VOMS FQANs (L{jobmon.fqan.FQAN}) her proxy's verified
+        ACs grant (see L{jobmon.server.voms}).
+    @ivar fqansUntil: when the first of those ACs expires (POSIX time), or
+        C{None}; see L{jobmon.server.voms.heldFqans}.
 
-    Further attributes (VOMS attributes, say) are added with defaults, so
-    that token callers and tests need not give them.
+    Further attributes are added with defaults, so that token callers and
+    tests need not give them.
     """
 
     dn: str
@@ -70,6 +74,8 @@ class Identity:
     issuer: str = ""
     notAfter: object = field(default=None, eq=False)
     expiring: str = field(default="", eq=False)
+    fqans: tuple = ()
+    fqansUntil: object = None
 
     def may(self, capability):
         """
@@ -228,10 +234,6 @@ def identityOfConnection(connection):
     return identityFromChain(connection.get_verified_chain())
 
 
-def _utc(seconds):
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds))
-
-
 class ConnectionIdentities:
     """
     The C{identify} of the XML-RPC endpoint for certificate callers: the
@@ -258,14 +260,19 @@ class ConnectionIdentities:
         L{jobmon.server.tls.ServerContextFactory}; or C{None} to check only
         expiry.
     @ivar audit: the audit log, or C{None}.
+    @ivar voms: what reads the FQANs of the chain's VOMS attribute
+        certificates (C{fqansOf(chain)} giving the FQANs and when the first
+        lapses), such as L{jobmon.server.voms.VomsAttributes}; or C{None}:
+        nobody holds an FQAN.
     """
 
     log = Logger()
 
-    def __init__(self, clock, trust=None, audit=None):
+    def __init__(self, clock, trust=None, audit=None, voms=None):
         self.clock = clock
         self.trust = trust
         self.audit = audit
+        self.voms = voms
         # One entry per open HTTP connection, going with it.
         self._cache = WeakKeyDictionary()
 
@@ -285,7 +292,7 @@ class ConnectionIdentities:
             self._cache[channel] = cached
         identity = cached[0]
         if identity.notAfter is not None and self.clock.seconds() >= identity.notAfter:
-            why = "{} expired at {}".format(identity.expiring, _utc(identity.notAfter))
+            why = "{} expired at {}".format(identity.expiring, utc(identity.notAfter))
             self._close(request, identity.dn, why)
             raise JobMonError(
                 NOT_AUTHENTICATED,
@@ -298,9 +305,13 @@ class ConnectionIdentities:
         connection = getHandle() if getHandle else None
         if connection is None or not hasattr(connection, "get_verified_chain"):
             raise JobMonError(NOT_AUTHENTICATED, "a client certificate is required")
-        chain = connection.get_verified_chain()
-        chain = [asCryptography(cert) for cert in chain] if chain else chain
+        verified = connection.get_verified_chain()
+        chain = [asCryptography(cert) for cert in verified] if verified else verified
         identity = identityFromChain(chain)
+        if self.voms is not None:
+            fqans, until = self.voms.fqansOf(verified)
+            if fqans:
+                identity = evolve(identity, fqans=fqans, fqansUntil=until)
         why = None
         if self.trust is not None and not self.trust.isCurrent(connection):
             why = self.trust.recheck(chain)
@@ -402,7 +413,7 @@ class CredentialWatch(Service):
         for transport, (identity, checked) in list(self._watched.items()):
             why = None
             if now >= identity.notAfter:
-                why = "{} expired at {}".format(identity.expiring, _utc(identity.notAfter))
+                why = "{} expired at {}".format(identity.expiring, utc(identity.notAfter))
             elif checked != generation:
                 self._watched[transport] = (identity, generation)
                 try:

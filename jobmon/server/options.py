@@ -11,6 +11,7 @@ from twisted.internet.abstract import isIPAddress
 from twisted.python import usage
 
 from jobmon.config import FileOptions, applyConfigFile
+from jobmon.fqan import parseFqan
 from jobmon.options import DEFAULT_CA_DIR, defaultCADir, portNumber, positive
 from jobmon.server.identity import parseAdmin
 from jobmon.server.tls import CRL_MODES
@@ -354,6 +355,14 @@ class Options(FileOptions):
             "certificate becomes optional [default: certificates only].",
         ],
         [
+            "vomsdir",
+            None,
+            None,
+            "Read VOMS groups and roles from callers' proxies, trusting the VOMS servers "
+            "that <vomsdir>/<vo>/<host>.lsc files list (their DN, then their CA's) "
+            "[default: no VOMS attributes].",
+        ],
+        [
             "port-file",
             None,
             None,
@@ -378,7 +387,7 @@ class Options(FileOptions):
 
     configPaths = (
         "hostcert", "hostkey", "ca-dir", "audit-log", "port-file", "log-dir", "history",
-        "token-issuers",
+        "token-issuers", "vomsdir",
     )
     """Options a configuration file gives relative to its directory."""
 
@@ -390,6 +399,7 @@ class Options(FileOptions):
     def __init__(self):
         super().__init__()
         self["admin"] = []
+        self["admin-fqan"] = []
 
     def opt_admin(self, dn):
         """
@@ -398,6 +408,17 @@ class Options(FileOptions):
         add |ISSUER-DN to accept it only from that CA.
         """
         self["admin"].append(checkAdmin(dn))
+
+    def opt_admin_fqan(self, fqan):
+        """
+        A VOMS FQAN whose holders may see and query every job (repeatable;
+        needs --vomsdir), as jobmon-query whoami prints it: /cms/Role=lcgadmin;
+        a group without a role (/cms) is any member of it.
+        """
+        try:
+            self["admin-fqan"].append(str(parseFqan(fqan)))
+        except ValueError as e:
+            raise usage.UsageError("--admin-fqan: {}".format(e))
 
     def postOptions(self):
         """

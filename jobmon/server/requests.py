@@ -10,6 +10,7 @@ from twisted.internet.defer import CancelledError
 from twisted.python.failure import Failure
 
 from jobmon.errors import BAD_REQUEST, INTERNAL, TOO_LARGE, JobMonError
+from jobmon.fqan import checkShares
 from jobmon.outcomes import CANCELLED, OK, outcomeWord
 
 OPS = frozenset(
@@ -114,6 +115,11 @@ def checkInfo(info):
         raise JobMonError(BAD_REQUEST, "info must be a struct")
     if _size(info) > MAX_INFO:
         raise JobMonError(TOO_LARGE, "info larger than {} characters".format(MAX_INFO))
+    if "share" in info:
+        try:
+            checkShares(info["share"])
+        except ValueError as e:
+            raise JobMonError(BAD_REQUEST, "share: {}".format(e))
 
 
 def checkRequest(request):
@@ -147,3 +153,17 @@ def checkRequest(request):
         ):
             raise JobMonError(BAD_REQUEST, "timeout must be a positive number of seconds")
     return forward, timeout
+
+
+def checkOptions(options, method):
+    """
+    Check the optional struct of options a method takes.
+
+    @return: C{options}, or an empty dict if not given.
+    @raise JobMonError: L{BAD_REQUEST} if it is not a struct.
+    """
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise JobMonError(BAD_REQUEST, "{} takes an optional struct of options".format(method))
+    return options

@@ -28,6 +28,7 @@ from zope.interface import implementer
 
 from jobmon.deferreds import deferredAsync, threadRunner
 from jobmon.errors import NOT_AUTHENTICATED, JobMonError, StartupError
+from jobmon.fqan import parseFqan
 from jobmon.protocols.udp import UDPWakeSender
 from jobmon.protocols.xmlrpc import XMLRPCResource
 from jobmon.server.audit import AuditLog
@@ -50,6 +51,7 @@ from jobmon.server.reloader import EXPECTED, CredentialReloader
 from jobmon.server.site import QuietSite
 from jobmon.server.tls import RefusalBudget, ServerContextFactory
 from jobmon.server.tokens import TokenPolicy, splitAuthorization
+from jobmon.server.voms import VomsAttributes
 from jobmon.server.wakes import WakeServerFactory, standardWakes
 
 __all__ = ["Options", "makeService", "buildService", "ServerService", "StartupError"]
@@ -463,6 +465,7 @@ def buildService(options, reactor, runInThread=None, installSignal=True):
     registry, table = MemoryJobRegistry(), MemoryRequestTable()
     config = HubConfig(
         admins=options["admin"],
+        adminFqans=[parseFqan(f) for f in options["admin-fqan"]],
         queryTimeout=options["query-timeout"],
         keepalive=options["keepalive"],
         connectGrace=options["connect-grace"],
@@ -503,8 +506,14 @@ def buildService(options, reactor, runInThread=None, installSignal=True):
         history=history,
         runInThread=threadRunner(reactor),
     )
+    voms = None
+    if options["vomsdir"] is not None:
+        voms = VomsAttributes(options["vomsdir"], options["ca-dir"], reactor)
+    elif options["admin-fqan"]:
+        log.warn("--admin-fqan without --vomsdir: no caller holds an FQAN, so it "
+                 "makes no admin")
     identify = identifyCaller(
-        ConnectionIdentities(reactor, trust=ctx, audit=audit), tokens, audit=audit,
+        ConnectionIdentities(reactor, trust=ctx, audit=audit, voms=voms), tokens, audit=audit,
         metrics=metrics,
     )
     # Every method is charged to its caller's rate first; failures to
@@ -540,6 +549,8 @@ def buildService(options, reactor, runInThread=None, installSignal=True):
     if options["log-dir"]:
         logFiles = LogFiles(options["log-dir"], split=not options["log-single"])
     credentials = [ctx, wakeCtx] if tokens is None else [tokens, ctx, wakeCtx]
+    if voms is not None:
+        credentials.append(voms)
     service = ServerService(
         reactor, hub, credentials=credentials, audit=audit, history=history,
         logFiles=logFiles, portFile=options["port-file"],
@@ -572,6 +583,8 @@ def buildService(options, reactor, runInThread=None, installSignal=True):
         )
     channelWatch.setServiceParent(service)
     reloadable = [ctx, wakeCtx] if tokens is None else [ctx, wakeCtx, tokens]
+    if voms is not None:
+        reloadable.append(voms)
     CredentialReloader(
         reactor, reloadable, options["reload-interval"], installSignal=installSignal,
         runInThread=runInThread,

@@ -58,6 +58,8 @@ from twisted.logger import Logger
 
 from jobmon.certificates import canonicalDN
 from jobmon.errors import NOT_AUTHENTICATED, JobMonError
+from jobmon.fqan import tokenGroups
+from jobmon.times import ago, duration, utc
 from jobmon.untrusted import escaped, shown
 
 WLCG_ANY_AUDIENCE = "https://wlcg.cern.ch/jwt/v1/any"
@@ -131,6 +133,8 @@ class TokenInfo:
     @ivar scopes: the token's scopes (C{scope}, or the C{scp} list).
     @ivar grants: the capabilities (L{CAPABILITIES}) those scopes grant.
     @ivar expires: the C{exp} claim, seconds since the epoch.
+    @ivar groups: the groups of its C{wlcg.groups} claim, as
+        L{jobmon.fqan.FQAN}s without roles (see L{jobmon.fqan.tokenGroups}).
     """
 
     issuer: str
@@ -139,6 +143,7 @@ class TokenInfo:
     grants: frozenset
     expires: float
     needs: tuple = ()
+    groups: tuple = ()
 
     def refusal(self, capability):
         """
@@ -156,13 +161,16 @@ class TokenInfo:
         """
         A dictionary for C{jobmon.whoami}.
         """
-        return {
+        described = {
             "issuer": self.issuer,
             "subject": self.subject,
             "scopes": sorted(self.scopes),
             "grants": [c for c in CAPABILITIES if c in self.grants],
             "expires": int(self.expires),
         }
+        if self.groups:
+            described["groups"] = [str(g) for g in self.groups]
+        return described
 
 
 @frozen
@@ -238,31 +246,6 @@ class Issuer:
         The capabilities a token with C{scopes} has.
         """
         return frozenset(c for c, wanted in self.scopes.items() if wanted & scopes)
-
-
-def _utc(seconds):
-    try:
-        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds))
-    except (OverflowError, OSError, ValueError):
-        # A signed but absurd time claim must still give a message.
-        return "{} seconds since 1970".format(seconds)
-
-
-def _ago(seconds):
-    seconds = int(seconds)
-    if seconds < 120:
-        return "{} s".format(seconds)
-    if seconds < 7200:
-        return "{} min".format(seconds // 60)
-    return "{:.1f} h".format(seconds / 3600)
-
-
-def _duration(seconds):
-    if seconds < 7200:
-        return "{:.0f} min".format(seconds / 60)
-    if seconds < 3 * 86400:
-        return "{:.1f} h".format(seconds / 3600)
-    return "{:.0f} days".format(seconds / 86400)
 
 
 def _strings(path, key, value):
@@ -799,22 +782,22 @@ class TokenPolicy:
         if now >= expires + config.leeway:
             raise _refused(
                 "it expired at {} ({} ago); get a new token".format(
-                    _utc(expires), _ago(now - expires)
+                    utc(expires), ago(now - expires)
                 )
             )
         start = max(times.get("nbf", -math.inf), times.get("iat", -math.inf))
         if start > now + config.leeway:
-            raise _refused("it is not valid before {}; check the clocks".format(_utc(start)))
+            raise _refused("it is not valid before {}; check the clocks".format(utc(start)))
         if config.maxLifetime:
             if start == -math.inf:
                 raise _refused(
                     "it has neither iat nor nbf, so its lifetime cannot be checked "
-                    "against the {} this server accepts".format(_duration(config.maxLifetime))
+                    "against the {} this server accepts".format(duration(config.maxLifetime))
                 )
             if expires - start > config.maxLifetime:
                 raise _refused(
                     "it lives {}, longer than the {} this server accepts".format(
-                        _duration(expires - start), _duration(config.maxLifetime)
+                        duration(expires - start), duration(config.maxLifetime)
                     )
                 )
         audience = claims.get("aud")
@@ -848,6 +831,7 @@ class TokenPolicy:
             grants=issuer.grants(scopes),
             expires=float(expires),
             needs=issuer.needs,
+            groups=tokenGroups(claims.get("wlcg.groups")),
         )
         name = issuer.users.get(sub) or "{}#{}".format(iss, sub)
         return info, name

@@ -38,6 +38,7 @@ from jobmon.errors import (
     JobMonError,
     StartupError,
 )
+from jobmon.fqan import MAX_SHARES, parseFqan
 from jobmon.options import DEFAULT_CA_DIR, defaultCADir, positive
 from jobmon.protocols.jobid import checkJobId
 from jobmon.protocols.wake import WakeClientFactory
@@ -182,6 +183,7 @@ class Options(FileOptions):
         super().__init__()
         self["commands"] = []
         self["redact"] = []
+        self["share"] = []
 
     def opt_commands(self, path):
         """
@@ -189,6 +191,21 @@ class Options(FileOptions):
         later file cannot redefine a command of an earlier one).
         """
         self["commands"].append(path)
+
+    def opt_share(self, fqan):
+        """
+        Let the holders of this VOMS FQAN (or of a bearer token whose
+        wlcg.groups has the group) read the job, e.g. /cms or
+        /cms/Role=production (repeatable; signals and commands stay the
+        owner's).
+        """
+        try:
+            self["share"].append(str(parseFqan(fqan)))
+        except ValueError as e:
+            raise usage.UsageError("--share: {}".format(e))
+        if len(self["share"]) > MAX_SHARES:
+            raise usage.UsageError(
+                "--share: a job may be shared with at most {} groups".format(MAX_SHARES))
 
     def opt_redact(self, pattern):
         """
@@ -716,6 +733,8 @@ def buildDaemon(reactor, options, startup):
     batch = os.environ.get("JOBMON_BATCH_SYSTEM", "")
     if re.fullmatch(r"[a-z0-9_-]{1,32}", batch):
         info["batch"] = batch
+    if options["share"]:
+        info["share"] = list(options["share"])
 
     def listenUDP(port, protocol):
         # Address reuse: every daemon on the host listens on the same port.

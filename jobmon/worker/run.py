@@ -47,6 +47,7 @@ from jobmon.credentials import (
     resolveAuth,
     tokenSource,
 )
+from jobmon.fqan import parseFqan
 from jobmon.options import DEFAULT_CA_DIR, defaultCADir, versionAction
 
 PROG = "jobmon-run"
@@ -286,6 +287,9 @@ def makeParser():
         help="site-approved commands users may run (repeatable)")
     add("--allow-signal", metavar="SIGNALS",
         help="signals users may send to the job, e.g. USR1,TERM [default: none]")
+    add("--share", metavar="FQAN", action="append", default=[], type=_fqan,
+        help="let the holders of this VOMS FQAN (or a token group) read the job, "
+             "e.g. /cms (repeatable; signals and commands stay yours)")
     add("--redact", metavar="PATTERN", action="append", default=[],
         help="more environment names to redact (repeatable)")
     add("--daemon-log", metavar="FILE",
@@ -311,6 +315,13 @@ def _seconds(text):
 
 
 _seconds.__name__ = "seconds"
+
+
+def _fqan(text):
+    try:
+        return str(parseFqan(text))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e))
 
 
 def parseArguments(argv):
@@ -447,6 +458,8 @@ def planDaemon(options, environ, cwd, readFile=readText, uid=None):
         args += ["--allow-signal", options.allow_signal]
     for pattern in options.redact:
         args += ["--redact", pattern]
+    for fqan in options.share:
+        args += ["--share", fqan]
     args += options.daemon_arg
     if options.daemon_log == "-":
         log = None

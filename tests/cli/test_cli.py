@@ -480,6 +480,23 @@ class OutputTests(SynchronousTestCase):
             self.assertEqual(run(["whoami"], FakeClient({"whoami": info})),
                              (0, (line + "\nserver: JobMon 0.1.0\n").encode(), ""))
 
+    def test_whoamiFqans(self):
+        """
+        The VOMS FQANs the server read from the proxy, and a token's groups,
+        each on a line of their own.
+        """
+        info = {"dn": ALICE, "admin": True, "proxy": True, "limited": False,
+                "fqans": ["/cms", "/cms/Role=lcgadmin"], "server_version": "0.1.0"}
+        self.assertEqual(
+            run(["whoami"], FakeClient({"whoami": info})),
+            (0, (ALICE + " (admin, via proxy)\nfqans: /cms /cms/Role=lcgadmin\n"
+                 "server: JobMon 0.1.0\n").encode(), ""))
+        info = {"dn": "https://iss#bob", "fqans": [], "server_version": "0.1.0",
+                "token": {"scopes": ["compute.read"], "groups": ["/cms", "/cms/higgs"]}}
+        self.assertEqual(
+            run(["whoami"], FakeClient({"whoami": info}))[1].decode().splitlines()[1],
+            "groups: /cms /cms/higgs")
+
     def test_jobs(self):
         """
         A table with the owner's last CN, the mode, the age and how long

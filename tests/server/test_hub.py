@@ -560,7 +560,7 @@ class HubTestCase(SynchronousTestCase):
         self.assertEqual(
             self.hub.whoami(Identity(ALICE.dn, proxy=True, limited=True)),
             {"dn": ALICE.dn, "admin": False, "proxy": True, "limited": True,
-             "server_version": __version__},
+             "fqans": [], "server_version": __version__},
         )
         self.assertTrue(self.hub.whoami(ADMIN)["admin"])
 

@@ -571,6 +571,15 @@ class OptionsParseOnlyTests(SynchronousTestCase):
         self.assertFalse(hasattr(options, "commandTable"))
         self.assertFalse(hasattr(options, "authorization"))
 
+    def test_share(self):
+        """
+        C{--share} is repeatable and keeps each FQAN in its short form.
+        """
+        options = self.parseWithoutFiles(
+            "--share", "/cms", "--share", "/cms/Role=NULL/Capability=NULL",
+            "--share", "/cms/higgs/Role=prod")
+        self.assertEqual(options["share"], ["/cms", "/cms", "/cms/higgs/Role=prod"])
+
     def test_tokenReadsNoFile(self):
         """
         With a bearer token file that does not exist, the options parse too;
@@ -592,6 +601,8 @@ class OptionsParseOnlyTests(SynchronousTestCase):
             (["--wake", "smoke"], "--wake must be tcp, udp or poll"),
             (["--auth", "kerberos"], "--auth must be one of"),
             (["--allow-signal", "NOPE"], "--allow-signal: "),
+            (["--share", "cms"], "--share: an FQAN is"),
+            (["--share", "/cms"] * 17, "at most 16 groups"),
             (["--workdir", os.path.join(self.base, "no")], "is not a directory"),
         ]:
             e = self.assertRaises(

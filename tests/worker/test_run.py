@@ -227,7 +227,8 @@ class ArgumentTests(SynchronousTestCase):
         Wrong options before C{--} are a problem, but the command is still
         found, so that the job can run.
         """
-        for before in (["--bogus"], ["--stop-grace", "-1"], ["--wake", "smoke"], ["stray"]):
+        for before in (["--bogus"], ["--stop-grace", "-1"], ["--wake", "smoke"], ["stray"],
+                       ["--share", "cms"]):
             options, command, problem = run.parseArguments(before + ["--", "true"])
             self.assertIsNone(options, before)
             self.assertEqual(command, ["true"])
@@ -353,6 +354,7 @@ class PlanTests(SynchronousTestCase):
             "--proxy", "../x509up", "--ca-dir", other, "--wake", "poll",
             "--commands", "site.toml", "--commands", "/etc/more.toml",
             "--allow-signal", "USR1,TERM", "--redact", "SECRET", "--redact", "PASS",
+            "--share", "/cms", "--share", "/cms/Role=lcgadmin",
             "--daemon-arg=--op-timeout=60", "--daemon-log", "d.log",
         )
         work = os.path.join(self.base, "work")
@@ -369,6 +371,8 @@ class PlanTests(SynchronousTestCase):
             "--allow-signal", "USR1,TERM",
             "--redact", "SECRET",
             "--redact", "PASS",
+            "--share", "/cms",
+            "--share", "/cms/Role=lcgadmin",
             "--op-timeout=60",
         ])
         # An explicit id: the batch system is still detected.
