@@ -70,6 +70,11 @@ def resultSize(result):
     )
 
 
+MAX_LIST_PAGE = 1000
+"""Most jobs in one C{listJobs} answer (about 0.5 MB of XML, 6 MB at the
+very most): longer lists come a page at a time."""
+
+
 def checkLimit(limit, most=10000):
     """
     @return: C{limit}, a count of records to return.

@@ -41,7 +41,7 @@ from jobmon.server.options import Options
 from jobmon.server.pending import MemoryRequestTable
 from jobmon.server.registry import MemoryJobRegistry
 from jobmon.server.reloader import EXPECTED, CredentialReloader
-from jobmon.server.site import QuietSite, identifyTLS
+from jobmon.server.site import ParsePool, QuietSite, identifyTLS
 from jobmon.server.tls import RefusalBudget, ServerContextFactory
 from jobmon.server.tokens import TokenPolicy, splitAuthorization
 from jobmon.server.wakes import WakeServerFactory, standardWakes
@@ -485,7 +485,9 @@ def buildService(options, reactor, runInThread=None, installSignal=True):
     identify = identifyCaller(
         identifyTLS(identityOfConnection), tokens, audit=audit, metrics=metrics,
     )
-    rpc = XMLRPCResource(apiMethods(hub), identify, maxBody=options["max-body"])
+    parsePool = ParsePool(reactor)
+    rpc = XMLRPCResource(apiMethods(hub), identify, maxBody=options["max-body"],
+                         runInThread=parsePool.runInThread)
     root = Resource()
     root.putChild(b"RPC2", rpc)
     site = QuietSite(
@@ -494,6 +496,11 @@ def buildService(options, reactor, runInThread=None, installSignal=True):
         requestDeadline=options["request-deadline"],
         maxPerPeer=options["max-per-peer"],
         timeout=options["idle-timeout"],
+        handshakeDeadline=options["handshake-deadline"],
+        sendDeadline=options["send-deadline"],
+        connectionRate=options["connection-rate"],
+        connectionBurst=options["connection-burst"],
+        reactor=reactor,
     )
 
     def wakeIdentify(transport):
@@ -513,6 +520,7 @@ def buildService(options, reactor, runInThread=None, installSignal=True):
         reactor, hub, credentials=credentials, audit=audit, history=history,
         logFiles=logFiles, portFile=options["port-file"],
     )
+    parsePool.setServiceParent(service)
     interface = options["interface"]
     service.listen(
         "https", endpoints.SSL4ServerEndpoint(reactor, options["https-port"], ctx,

@@ -8,7 +8,10 @@ import ctypes.util
 from weakref import WeakKeyDictionary
 
 from OpenSSL import SSL
+from twisted.application.service import Service
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
 from twisted.web.server import Site
 
 from jobmon.errors import NOT_AUTHENTICATED, JobMonError
@@ -222,6 +225,39 @@ def mallocTrim():
         return None
     trim.argtypes = [ctypes.c_size_t]
     return lambda: trim(0)
+
+
+class ParsePool(Service):
+    """
+    The threads that parse large request bodies: a few, started and
+    stopped with the server.
+    """
+
+    def __init__(self, reactor, threads=2):
+        self.reactor = reactor
+        self.threads = threads
+        self.pool = self._newPool()
+
+    def _newPool(self):
+        return ThreadPool(minthreads=0, maxthreads=self.threads, name="jobmon-parse")
+
+    def startService(self):
+        super().startService()
+        self.pool.start()
+
+    def stopService(self):
+        super().stopService()
+        # A stopped pool cannot start again: the next start gets a new one.
+        pool, self.pool = self.pool, self._newPool()
+        pool.stop()
+
+    def runInThread(self, f, *args):
+        """
+        Run C{f(*args)} in one of the pool's threads.
+
+        @return: a L{Deferred} of its result.
+        """
+        return deferToThreadPool(self.reactor, self.pool, f, *args)
 
 
 def identifyTLS(identityOfConnection):
