@@ -470,6 +470,9 @@ class XMLRPCResource(Resource):
 
         def malformed(failure):
             self.threaded -= 1
+            if gone:
+                # The client went away (and its body's file was closed).
+                return None
             failure.trap(_Malformed)
             self._charge(request)
             self._write(failure.value.fault, request, gone)

@@ -21,9 +21,15 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 from zope.interface import implementer
 
+from jobmon import errors
+from jobmon.errors import JobMonError
 from jobmon.protocols.xmlrpc import XMLRPCResource
 from jobmon.server.admission import Refused
+from jobmon.server.hub import Hub, HubConfig
 from jobmon.server.identity import Identity
+from jobmon.server.pending import MemoryRequestTable
+from jobmon.server.registry import MemoryJobRegistry
+from jobmon.server.requests import MAX_LIST_PAGE
 from jobmon.server.site import PeerRate, QuietSite
 
 ALICE = Identity("/CN=Alice")
@@ -369,6 +375,18 @@ class ThreadedParseTests(SynchronousTestCase):
         self.runThread()
         self.assertIn(b"<int>400</int>", transport.value())
 
+    def test_goneDuringParse(self):
+        """
+        A client that goes away while its body is parsed gets nothing
+        written, and frees its place.
+        """
+        transport, channel = self.connect()
+        channel.dataReceived(_post("t.echo", "x" * 5000))
+        channel.connectionLost(Failure(ConnectionDone()))
+        self.runThread()
+        self.assertEqual(transport.value(), b"")
+        self.assertEqual(self.resource.threaded, 0)
+
     def test_busy(self):
         """
         Past C{maxThreaded} large bodies at once, a large call gets fault
@@ -381,3 +399,21 @@ class ThreadedParseTests(SynchronousTestCase):
         self.assertIn(b"<int>429</int>", second.value())
         self.runThread()
         self.assertIn(b"x" * 5000, first.value())
+
+
+class ListPageTests(SynchronousTestCase):
+    """
+    C{listJobs} answers are bounded.
+    """
+
+    def test_pageBound(self):
+        """
+        A page larger than L{MAX_LIST_PAGE} is refused with fault 400; that
+        size is the default.
+        """
+        hub = Hub(Clock(), MemoryJobRegistry(), MemoryRequestTable(),
+                  HubConfig(admins=[], queryTimeout=30, keepalive=20, connectGrace=10))
+        e = self.assertRaises(JobMonError, hub.listJobs, ALICE, {"limit": MAX_LIST_PAGE + 1})
+        self.assertEqual(e.code, errors.BAD_REQUEST)
+        self.assertIn("from 1 to 1000", e.message)
+        self.assertEqual(hub.listJobs(ALICE, {"limit": MAX_LIST_PAGE}), [])
