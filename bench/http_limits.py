@@ -2,11 +2,12 @@
 The HTTPS connection layer under clients that misbehave: the server's memory
 and responsiveness (issue 13).
 
-One real server and a daemon for job.1 (L{common.BenchEnv}), a 16 MiB
+One real server and a daemon for job.1 (L{common.BenchEnv}; the daemon with
+C{--max-result} (8 MiB: a cat answer of about 11 MiB)), a 16 MiB
 C{big.bin} in the job's directory, then, each part bounded in time:
 
   1. C{unread}: C{--unread} (20) connections each ask for a C{cat} of
-     C{big.bin} (the daemon's result cap: about 11 MiB of XML-RPC) and never
+     C{big.bin} (about 11 MiB of XML-RPC) and never
      read; the server's RSS is read once its CPU settles (at most
      C{--settle} s) while they are open, then after they are closed (what
      was given back).
@@ -29,7 +30,9 @@ C{big.bin} in the job's directory, then, each part bounded in time:
 Usage::
 
     .venv/bin/python bench/http_limits.py [--jobs 10000] [--pipeline 60]
-        [--conns 1] [--unread 20] [--bodies 5] [--settle 60] [--json [PATH]]
+        [--conns 1] [--unread 20] [--bodies 5] [--settle 60]
+        [--max-result 8388608] [--parts unread,pipelined,bigbody,contentlength,handshakes]
+        [--json [PATH]]
 
 Everything runs on loopback and is stopped at the end.  Run it from another
 checkout (C{git worktree}) to measure another version: the server comes from
@@ -50,6 +53,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import (  # noqa: E402
     BenchEnv,
+    cpuSeconds,
     installSignalHandlers,
     markdownTable,
     mib,
@@ -58,6 +62,8 @@ from common import (  # noqa: E402
     settle,
     summarize,
 )
+
+PARTS = ("unread", "pipelined", "bigbody", "contentlength", "handshakes")
 
 
 def tlsContext(env):
@@ -125,6 +131,22 @@ def readResponse(sock):
         body, rest = body + rest[:n], rest[n + 2:]
 
 
+def settleAll(pids, limit, interval=0.5, quiet=0.05, calm=2):
+    """
+    Wait until processes C{pids} together use less than C{quiet} CPU
+    seconds per C{interval}, C{calm} intervals in a row (the server waits
+    on the daemon while the daemon works), for at most C{limit} seconds.
+    """
+    deadline = time.monotonic() + limit
+    before = sum(cpuSeconds(p) or 0 for p in pids)
+    still = 0
+    while time.monotonic() < deadline and still < calm:
+        time.sleep(interval)
+        now = sum(cpuSeconds(p) or 0 for p in pids)
+        still = still + 1 if now - before < quiet else 0
+        before = now
+
+
 def rss(env):
     return procStatus(env.server.pid)
 
@@ -180,12 +202,12 @@ def unread(env, ctx, conns, settleLimit):
         s.sendall(request("jobmon.query", "job.1", {"op": "cat", "path": "big.bin"}))
         socks.append(s)
     time.sleep(0.5)
-    settle(env.server.pid, limit=settleLimit)
+    settleAll([env.server.pid, env.daemon.pid], settleLimit)
     during = rss(env)
     for s in socks:
         s.close()
     time.sleep(1.5)
-    settle(env.server.pid, limit=10)
+    settleAll([env.server.pid, env.daemon.pid], 10)
     after = rss(env)
     return {"conns": conns, "before": before, "during": during, "after": after}
 
@@ -309,32 +331,41 @@ def contentLength(env, ctx, wait=5.0):
 
 
 def report(doc):
-    lines = ["Jobs registered: {jobs}; one listJobs page of 1000: {page} bytes of XML; "
-             "the answer to a cat of big.bin: {result} bytes.\n".format(**doc)]
-    u = doc["unread"]
-    rows = [[u["conns"], 1, "cat big.bin", mib(u["before"]["VmRSS"]),
-             mib(u["during"]["VmRSS"]), mib(u["after"]["VmRSS"])]]
-    rows += [[r["conns"], r["pipelined"], "listJobs limit {}".format(r["limit"]),
-              mib(r["before"]["VmRSS"]),
-             mib(r["during"]["VmRSS"]), mib(r["after"]["VmRSS"])] for r in doc["pipelined"]]
-    lines.append(markdownTable(
-        ["connections", "pipelined", "call", "RSS before (MiB)", "RSS not reading (MiB)",
-         "RSS after close (MiB)"], rows))
-    b = doc["bigbody"]
-    lines.append("\n{} bodies of {:.1f} MB in {:.2f} s (all fault 400: {}).\n".format(
-        b["bodies"], b["body_bytes"] / 1e6, b["seconds"], b["all_400"]))
-    rows = [[k, b[k]["n"], b[k]["p50_ms"], b[k]["p99_ms"], b[k]["max_ms"]]
-            for k in ("alone", "during")]
-    lines.append(markdownTable(["whoami", "calls", "p50 (ms)", "p99 (ms)", "max (ms)"], rows))
-    h = doc["handshakes"]
-    lines.append("\nStalled handshakes: {count} opened in {opening:.1f} s, {open_after_1s} "
-                 "open 1 s later, "
-                 "{open_after} after {wait:g} s; server descriptors {fds_before} before, "
-                 "{fds_during} at the end.\n".format(**h))
-    c = doc["contentlength"]
-    lines.append("Content-Length 1 GiB, headers only: answer {} after {}; {}.\n".format(
-        c["answer"], "{:.1f} ms".format(c["seconds"] * 1000) if c["seconds"] else "-",
-        c["server_header"]))
+    lines = []
+    rows = []
+    if "unread" in doc:
+        lines.append("The answer to a cat of big.bin: {} bytes.".format(doc["result"]))
+        u = doc["unread"]
+        rows.append([u["conns"], 1, "cat big.bin", mib(u["before"]["VmRSS"]),
+                     mib(u["during"]["VmRSS"]), mib(u["after"]["VmRSS"])])
+    if "pipelined" in doc:
+        lines.append("Jobs registered: {}; one listJobs page of 1000: {} bytes of "
+                     "XML.".format(doc["jobs"], doc["page"]))
+        rows += [[r["conns"], r["pipelined"], "listJobs limit {}".format(r["limit"]),
+                  mib(r["before"]["VmRSS"]), mib(r["during"]["VmRSS"]),
+                  mib(r["after"]["VmRSS"])] for r in doc["pipelined"]]
+    if rows:
+        lines.append("\n" + markdownTable(
+            ["connections", "pipelined", "call", "RSS before (MiB)",
+             "RSS not reading (MiB)", "RSS after close (MiB)"], rows))
+    if "bigbody" in doc:
+        b = doc["bigbody"]
+        lines.append("\n{} bodies of {:.1f} MB in {:.2f} s (all fault 400: {}).\n".format(
+            b["bodies"], b["body_bytes"] / 1e6, b["seconds"], b["all_400"]))
+        rows = [[k, b[k]["n"], b[k]["p50_ms"], b[k]["p99_ms"], b[k]["max_ms"]]
+                for k in ("alone", "during")]
+        lines.append(markdownTable(["whoami", "calls", "p50 (ms)", "p99 (ms)", "max (ms)"],
+                                   rows))
+    if "handshakes" in doc:
+        lines.append("\nStalled handshakes: {count} opened in {opening:.1f} s, "
+                     "{open_after_1s} open 1 s later, {open_after} after {wait:g} s; "
+                     "server descriptors {fds_before} before, {fds_during} at the "
+                     "end.".format(**doc["handshakes"]))
+    if "contentlength" in doc:
+        c = doc["contentlength"]
+        lines.append("\nContent-Length 1 GiB, headers only: answer {} after {}; {}.".format(
+            c["answer"], "{:.1f} ms".format(c["seconds"] * 1000) if c["seconds"] else "-",
+            c["server_header"]))
     return "\n".join(lines)
 
 
@@ -346,30 +377,41 @@ def main(argv=None):
     parser.add_argument("--unread", type=int, default=20)
     parser.add_argument("--bodies", type=int, default=5)
     parser.add_argument("--settle", type=float, default=60.0)
+    parser.add_argument("--max-result", type=int, default=8 * 1024 * 1024,
+                        help="the daemon's --max-result (8 MiB: an 11 MiB answer)")
+    parser.add_argument("--parts", default=",".join(PARTS))
     parser.add_argument("--json", nargs="?", const="-", default=None)
     args = parser.parse_args(argv)
     installSignalHandlers()
     doc = {"jobs": args.jobs}
-    with BenchEnv(daemon=True) as env:
+    parts = set(args.parts.split(","))
+    with BenchEnv(daemon=False) as env:
         ctx = tlsContext(env)
         with open(os.path.join(env.workdir, "big.bin"), "wb") as f:
             f.write(os.urandom(16 * 1024 * 1024))
-        doc["result"] = resultSize(env)
-        say("connections not reading")
-        doc["unread"] = unread(env, ctx, args.unread, args.settle)
-        say("registering {} jobs".format(args.jobs))
-        doc["page"] = registerJobs(env, args.jobs)
-        doc["pipelined"] = []
-        for limit in (1000, 10000):
-            say("pipelined listJobs, limit {}".format(limit))
-            doc["pipelined"].append(
-                pipelined(env, ctx, args.conns, args.pipeline, limit, args.settle))
-        say("large bodies")
-        doc["bigbody"] = bigBodies(env, ctx, args.bodies)
-        say("content-length")
-        doc["contentlength"] = contentLength(env, ctx)
-        say("stalled handshakes")
-        doc["handshakes"] = stalledHandshakes(env)
+        env.daemon = env.startDaemon(
+            "job.1", env.workdir, ["--max-result", str(args.max_result)])
+        if "unread" in parts:
+            doc["result"] = resultSize(env)
+            say("connections not reading")
+            doc["unread"] = unread(env, ctx, args.unread, args.settle)
+        if "pipelined" in parts:
+            say("registering {} jobs".format(args.jobs))
+            doc["page"] = registerJobs(env, args.jobs)
+            doc["pipelined"] = []
+            for limit in (1000, 10000):
+                say("pipelined listJobs, limit {}".format(limit))
+                doc["pipelined"].append(
+                    pipelined(env, ctx, args.conns, args.pipeline, limit, args.settle))
+        if "bigbody" in parts:
+            say("large bodies")
+            doc["bigbody"] = bigBodies(env, ctx, args.bodies)
+        if "contentlength" in parts:
+            say("content-length")
+            doc["contentlength"] = contentLength(env, ctx)
+        if "handshakes" in parts:
+            say("stalled handshakes")
+            doc["handshakes"] = stalledHandshakes(env)
     if args.json:
         text = json.dumps(doc, indent=2)
         if args.json == "-":

@@ -5,6 +5,7 @@ caller's identity read from its TLS connection.
 
 import ctypes
 import ctypes.util
+import gc
 from weakref import WeakKeyDictionary
 
 from OpenSSL import SSL
@@ -88,8 +89,8 @@ class QuietSite(PerPeerLimit, Site):
 
     malformedCost = 10
     trimAfter = 1024 * 1024
-    """Bytes of answers after which a closed connection gives the C heap's
-    free memory back to the system (see L{trimMemory})."""
+    """Bytes of answers after which a closed connection has the memory
+    released (see L{releaseMemory}), once a second at most."""
 
     def __init__(
         self, resource, maxBody=16 * 1024 * 1024, requestDeadline=30.0, maxPerPeer=1024,
@@ -110,7 +111,7 @@ class QuietSite(PerPeerLimit, Site):
         self.peers = {}
         self.rates = PeerRate(self.reactor, connectionRate, connectionBurst)
         self.budget = RefusalBudget(now=self.reactor.seconds)
-        self.trim = mallocTrim() if trim == "libc" else trim
+        self.trim = releaseMemory() if trim == "libc" else trim
         self._trimCall = None
         self.counts = {
             "rate_refused": 0, "handshake_timeouts": 0, "not_reading": 0,
@@ -210,21 +211,29 @@ def _noCertificate(reason):
     )
 
 
-def mallocTrim():
+def releaseMemory():
     """
-    The C library's C{malloc_trim(0)}, when there is one (glibc): large
-    answers are allocated on the C heap, and without it the memory of the
-    answers of closed connections stays with the process.
-
-    @return: a callable, or L{None}.
+    Make a callable that gives the memory of closed connections back to the
+    system: a full garbage collection (a closed connection's transport,
+    channel and TLS objects refer to each other, and its unsent answer goes
+    only with them: the collector's own schedule may not reach them for a
+    long while), then the C library's C{malloc_trim(0)} where there is one
+    (glibc), which returns the freed pages.
     """
+    trim = None
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         trim = libc.malloc_trim
+        trim.argtypes = [ctypes.c_size_t]
     except (OSError, AttributeError):
-        return None
-    trim.argtypes = [ctypes.c_size_t]
-    return lambda: trim(0)
+        trim = None
+
+    def release():
+        gc.collect()
+        if trim is not None:
+            trim(0)
+
+    return release
 
 
 class ParsePool(Service):
