@@ -70,11 +70,6 @@ def resultSize(result):
     )
 
 
-MAX_LIST_PAGE = 1000
-"""Most jobs in one C{listJobs} answer (about 0.5 MB of XML, 6 MB at the
-very most): longer lists come a page at a time."""
-
-
 def checkLimit(limit, most=10000):
     """
     @return: C{limit}, a count of records to return.
@@ -83,6 +78,11 @@ def checkLimit(limit, most=10000):
     if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= most:
         raise JobMonError(BAD_REQUEST, "limit must be an integer from 1 to {}".format(most))
     return limit
+
+
+MAX_LIST_PAGE = 1000
+"""Most jobs in one C{listJobs} answer (about 0.8 MB of XML, 6 MB at the
+very most): longer lists come a page at a time."""
 
 
 def checkInfo(info):
