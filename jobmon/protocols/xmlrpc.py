@@ -16,6 +16,7 @@ from xml.parsers.expat import ExpatError
 
 from twisted.internet import defer
 from twisted.internet.defer import CancelledError
+from twisted.internet.interfaces import IHandshakeListener, INegotiated
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.web.client import ResponseDone
@@ -31,6 +32,7 @@ from jobmon.errors import (
     BAD_REQUEST,
     INTERNAL,
     TOO_LARGE,
+    TOO_MANY,
     JobMonError,
 )
 
@@ -39,6 +41,14 @@ MAX_DEPTH = 40
 
 MAX_ELEMENTS = 1_000_000
 """Most XML elements in one call (a 10,000-entry listing has about 250,000)."""
+
+INLINE_BODY = 256 * 1024
+"""Largest body parsed on the reactor thread: a larger one is parsed in a
+thread (when the resource has C{runInThread})."""
+
+MAX_THREADED = 8
+"""Most large bodies being parsed (or waiting for a thread) at once; past
+that, a large call gets fault 429."""
 
 
 def _refuseDTD(*args):
@@ -138,62 +148,219 @@ class _CappedContent:
             self._file.close()
 
 
+SERVER_NAME = b"JobMon"
+"""The C{Server} header of every answer: no product version to anyone."""
+
+
 class CappedRequest(Request):
     """
-    A request whose body is kept only up to the site's C{maxBody}.
+    A request whose body is kept only up to the site's C{maxBody}, and
+    whose answer names the server only as C{JobMon}.
     """
 
     def gotLength(self, length):
         self.content = _CappedContent(getattr(self.channel.site, "maxBody", 2**31), length)
 
+    def write(self, data):
+        if not self.startedWriting:
+            # twisted.web puts its name and version here in process().
+            self.responseHeaders.setRawHeaders(b"server", [SERVER_NAME])
+        channel = getattr(self, "channel", None)
+        if channel is not None:
+            channel.sent = getattr(channel, "sent", 0) + len(data)
+        super().write(data)
 
+
+@implementer(IHandshakeListener)
 class GuardedChannel(HTTPChannel):
     """
-    An HTTP channel with a deadline for receiving a request's line, headers
-    and body, counted from its first byte: a slow sender cannot hold a
-    connection by trickling bytes.  (Idle kept-alive connections are closed
-    by the site's idle timeout instead.)  Closing tells the site, which
-    counts connections per peer.
+    An HTTP channel that a client cannot use to hold the server's time or
+    memory.
+
+      - Its TLS handshake must end within the site's C{handshakeDeadline}
+        seconds.
+      - A request's line, headers and body must arrive within
+        C{requestDeadline} seconds, counted from its first byte: a slow
+        sender cannot hold a connection by trickling bytes.  (Idle
+        kept-alive connections are closed by the site's idle timeout
+        instead.)
+      - A C{Content-Length} over the site's C{maxBody} is refused from the
+        headers (HTTP 413, connection closed), and the body is not read.
+      - Backpressure: while an answer is still in the transport's buffer
+        (above the transport's threshold, when it pauses its producer), the
+        next pipelined request is not read; a client that does not read
+        its answer within C{sendDeadline} seconds is cut off.  So one
+        connection holds at most one answer in memory.
+
+    Closing tells the site (C{peerClosed}, which counts connections per
+    peer, and C{channelClosed}); bad HTTP is charged to the peer
+    (C{chargeMalformed}).
+
+    @ivar sent: bytes of answers written.
     """
 
+    sent = 0
     _deadline = None
+    _handshake = None
+    _drain = None
+    _held = None
+    """A finished request whose answer the client has not read yet: the
+    next request waits for it."""
+    _refused = False
+    _shookHands = False
     _answering = False
     """Whether a received request is being answered: bytes that arrive then
     belong to a pipelined request, which HTTPChannel buffers until the
     answer is sent, so they start no deadline."""
 
+    def connectionMade(self):
+        super().connectionMade()
+        seconds = getattr(self.site, "handshakeDeadline", None)
+        if seconds and INegotiated.providedBy(self.transport):
+            self._handshake = self.callLater(seconds, self._handshakeTooSlow)
+
+    def handshakeCompleted(self):
+        """
+        The TLS handshake is over: its deadline no longer applies.
+        """
+        self._shookHands = True
+        self._handshake = _cancel(self._handshake)
+
+    def _handshakeTooSlow(self):
+        self._handshake = None
+        tell = getattr(self.site, "handshakeTooSlow", None)
+        if tell is not None:
+            tell(self)
+        self.transport.abortConnection()
+
     def dataReceived(self, data):
+        if self._refused:
+            return
         if self._deadline is None and not self._answering:
             seconds = getattr(self.site, "requestDeadline", None)
             if seconds:
                 self._deadline = self.callLater(seconds, self._tooSlow)
         super().dataReceived(data)
 
-    def _disarm(self):
-        if self._deadline is not None and self._deadline.active():
-            self._deadline.cancel()
-        self._deadline = None
+    def rawDataReceived(self, data):
+        if self._refused:
+            return
+        super().rawDataReceived(data)
 
     def _tooSlow(self):
         self._deadline = None
         self.transport.abortConnection()
 
+    def allHeadersReceived(self):
+        limit = getattr(self.site, "maxBody", None)
+        if limit is not None and self.length is not None and self.length > limit:
+            self._refuseBody(self.length, limit)
+            return
+        super().allHeadersReceived()
+
+    def _refuseBody(self, length, limit):
+        """
+        Answer a body announced too large with HTTP 413 and close, reading
+        none of it.
+        """
+        self._refused = True
+        self._deadline = _cancel(self._deadline)
+        self._chargeMalformed()
+        body = _fault(
+            TOO_LARGE,
+            "request body of {} bytes is larger than the {} bytes accepted".format(
+                length, limit
+            ),
+        ).encode("utf-8")
+        self.transport.write(
+            b"HTTP/1.1 413 Content Too Large\r\nServer: %s\r\n"
+            b"Content-Type: text/xml; charset=utf-8\r\nContent-Length: %d\r\n"
+            b"Connection: close\r\n\r\n%s" % (SERVER_NAME, len(body), body)
+        )
+        self._networkProducer.pauseProducing()
+        self.loseConnection()
+
+    def _respondToBadRequestAndDisconnect(self):
+        self._refused = True
+        self._chargeMalformed()
+        super()._respondToBadRequestAndDisconnect()
+
+    def _chargeMalformed(self):
+        charge = getattr(self.site, "chargeMalformed", None)
+        if charge is not None:
+            charge(getattr(self, "peerHost", None))
+
     def allContentReceived(self):
-        self._disarm()
+        self._deadline = _cancel(self._deadline)
         # Before the request runs: it may be answered before this returns.
         self._answering = True
         super().allContentReceived()
 
     def requestDone(self, request):
         self._answering = False
+        if self._waitingForTransport and not self.transport.disconnecting:
+            # The answer is still being sent: the client must read it
+            # within the deadline, and its next request waits for it.
+            seconds = getattr(self.site, "sendDeadline", None)
+            if seconds and self._drain is None:
+                self._drain = self.callLater(seconds, self._notReading)
+            if self.persistent:
+                self._held = request
+                self._networkProducer.pauseProducing()
+                return
         super().requestDone(request)
 
+    def resumeProducing(self):
+        """
+        The transport sent what it held: read the next request, if one was
+        waiting for this.
+        """
+        self._drain = _cancel(self._drain)
+        super().resumeProducing()
+        if self._held is not None:
+            request, self._held = self._held, None
+            super().requestDone(request)
+
+    def _notReading(self):
+        self._drain = None
+        tell = getattr(self.site, "notReading", None)
+        if tell is not None:
+            tell(self)
+        self.transport.abortConnection()
+
     def connectionLost(self, reason):
-        self._disarm()
+        self._deadline = _cancel(self._deadline)
+        self._handshake = _cancel(self._handshake)
+        self._drain = _cancel(self._drain)
+        self._held = None
         super().connectionLost(reason)
         closed = getattr(self.site, "peerClosed", None)
         if closed is not None:
             closed(self)
+        closed = getattr(self.site, "channelClosed", None)
+        if closed is not None:
+            closed(self, reason)
+
+
+def _cancel(call):
+    """
+    Cancel a delayed call if it is still to run; return L{None}.
+    """
+    if call is not None and call.active():
+        call.cancel()
+    return None
+
+
+class _Malformed(Exception):
+    """
+    A request body that is not an XML-RPC call.
+
+    @ivar fault: the fault to answer, encoded.
+    """
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.fault = _fault(BAD_REQUEST, message).encode("utf-8")
 
 
 def _fault(code, message):
@@ -219,7 +386,8 @@ class XMLRPCResource(Resource):
 
     def __init__(
         self, methods, identify, maxBody=4 * 1024 * 1024, maxDepth=MAX_DEPTH,
-        maxElements=MAX_ELEMENTS,
+        maxElements=MAX_ELEMENTS, runInThread=None, inlineBody=INLINE_BODY,
+        maxThreaded=MAX_THREADED,
     ):
         super().__init__()
         self.methods = dict(methods)
@@ -227,6 +395,10 @@ class XMLRPCResource(Resource):
         self.maxBody = maxBody
         self.maxDepth = maxDepth
         self.maxElements = maxElements
+        self.runInThread = runInThread
+        self.inlineBody = inlineBody
+        self.maxThreaded = maxThreaded
+        self.threaded = 0
         self.methods["system.listMethods"] = self._listMethods
         self._signatures = {
             name: inspect.signature(fn) for name, fn in self.methods.items()
@@ -244,7 +416,8 @@ class XMLRPCResource(Resource):
 
     def render_POST(self, request):
         """
-        Parse, authorize and dispatch one call.
+        Identify the caller, check the body's size and parse it (off the
+        reactor thread if it is large), then dispatch the call.
         """
         request.setHeader(b"content-type", b"text/xml; charset=utf-8")
         try:
@@ -268,15 +441,80 @@ class XMLRPCResource(Resource):
                 ),
             ).encode("utf-8")
         content.seek(0)
+        if self.runInThread is None or size <= self.inlineBody:
+            try:
+                call = self._parse(content)
+            except _Malformed as e:
+                self._charge(request)
+                return e.fault
+            return self._dispatch(request, identity, *call)
+
+        # A large body takes the reactor a while to parse (about 40 ms per
+        # MB): parse it in a thread, a few at a time.
+        if self.threaded >= self.maxThreaded:
+            return _fault(
+                TOO_MANY, "the server is busy parsing large requests: try again"
+            ).encode("utf-8")
+        self.threaded += 1
+        gone = []
+        request.notifyFinish().addErrback(gone.append)
+        d = self.runInThread(self._parse, content)
+
+        def parsed(call):
+            self.threaded -= 1
+            if gone or request.finished:
+                return None
+            result = self._dispatch(request, identity, *call)
+            if result is not NOT_DONE_YET:
+                self._write(result, request, gone)
+
+        def malformed(failure):
+            self.threaded -= 1
+            if gone:
+                # The client went away (and its body's file was closed).
+                return None
+            failure.trap(_Malformed)
+            self._charge(request)
+            self._write(failure.value.fault, request, gone)
+
+        d.addCallbacks(parsed, malformed)
+        d.addErrback(
+            lambda f: self.log.failure("cannot answer a large request", f)
+        )
+        return NOT_DONE_YET
+
+    def _parse(self, content):
+        """
+        Read and parse the body of a call.
+
+        @return: C{(params, name)}.
+        @raise _Malformed: with the fault to answer, if it is not a call.
+        """
         try:
             params, name = parseCall(content.read(), self.maxDepth, self.maxElements)
         except (ExpatError, ValueError, TypeError, IndexError, OverflowError) as e:
-            return _fault(BAD_REQUEST, "malformed XML-RPC request: {}".format(e)).encode(
-                "utf-8"
-            )
+            raise _Malformed("malformed XML-RPC request: {}".format(e))
         if name is None:
-            return _fault(BAD_REQUEST, "not an XML-RPC method call").encode("utf-8")
+            raise _Malformed("not an XML-RPC method call")
+        return params, name
 
+    def _charge(self, request):
+        """
+        Charge a malformed call to its peer's allowance (see
+        L{jobmon.server.site.QuietSite.chargeMalformed}); a peer that has
+        used it up is disconnected after this answer.
+        """
+        channel = getattr(request, "channel", None)
+        charge = getattr(getattr(channel, "site", None), "chargeMalformed", None)
+        if charge is not None and not charge(getattr(channel, "peerHost", None)):
+            channel.persistent = False
+
+    def _dispatch(self, request, identity, params, name):
+        """
+        Call method C{name} with C{params}.
+
+        @return: the fault to answer at once (bytes), or C{NOT_DONE_YET}.
+        """
         fn = self.methods.get(name)
         if fn is None:
             return _fault(BAD_REQUEST, "no such method: {}".format(name)).encode("utf-8")
@@ -327,7 +565,7 @@ class XMLRPCResource(Resource):
     def _write(self, body, request, gone):
         if body is None or gone or request.finished:
             return
-        request.write(body.encode("utf-8"))
+        request.write(body if isinstance(body, bytes) else body.encode("utf-8"))
         request.finish()
 
 

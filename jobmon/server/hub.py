@@ -49,6 +49,7 @@ from jobmon.server.ratelimit import Limits, LimitsConfig
 from jobmon.server.registrations import Registrations
 from jobmon.server.requests import (
     ACTING_OPS,
+    MAX_LIST_PAGE,
     checkLimit,
     checkOptions,
     checkRequest,
@@ -309,8 +310,8 @@ class Hub:
         Return the caller's jobs, sorted by id, a page at a time; with
         C{{"all": true}}, an admin gets every job.
 
-        Options: C{all} (boolean), C{limit} (jobs per page, default 1000, at
-        most 10000), C{after} (return jobs whose id sorts after this one:
+        Options: C{all} (boolean), C{limit} (jobs per page, default and at
+        most L{MAX_LIST_PAGE}), C{after} (return jobs whose id sorts after this one:
         the last id of the previous page).
         """
         options = checkOptions(options, "listJobs")
@@ -318,7 +319,7 @@ class Hub:
         everything = options.get("all", False)
         if everything and not self._isAdmin(identity):
             raise JobMonError(NOT_AUTHORIZED, "only the server's admins may list all jobs")
-        limit = checkLimit(options.get("limit", 1000))
+        limit = checkLimit(options.get("limit", MAX_LIST_PAGE), MAX_LIST_PAGE)
         after = options.get("after")
         if after is not None and not isinstance(after, str):
             raise JobMonError(BAD_REQUEST, "after must be a job id")

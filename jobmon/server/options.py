@@ -234,6 +234,36 @@ class Options(FileOptions):
             positive(float),
         ],
         [
+            "handshake-deadline",
+            None,
+            10.0,
+            "Seconds a client has to finish its TLS handshake on the HTTPS port.",
+            positive(float),
+        ],
+        [
+            "send-deadline",
+            None,
+            60.0,
+            "Seconds a client has to read an answer once the server's send buffer "
+            "for it is full; its next pipelined request waits until it has.",
+            positive(float),
+        ],
+        [
+            "connection-rate",
+            None,
+            50.0,
+            "New HTTPS connections per second from one address (sustained); a "
+            "malformed request costs 10.",
+            positive(float),
+        ],
+        [
+            "connection-burst",
+            None,
+            200,
+            "New HTTPS connections one address may open in a burst above the rate.",
+            positive(int),
+        ],
+        [
             "idle-timeout",
             None,
             120.0,

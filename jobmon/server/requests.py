@@ -104,6 +104,11 @@ def checkLimit(limit, most=10000):
     return limit
 
 
+MAX_LIST_PAGE = 1000
+"""Most jobs in one C{listJobs} answer (about 0.8 MB of XML, 6 MB at the
+very most): longer lists come a page at a time."""
+
+
 def checkInfo(info):
     """
     Check the info struct a daemon registers with: a struct, small and

@@ -48,7 +48,7 @@ from jobmon.server.pending import MemoryRequestTable
 from jobmon.server.ratelimit import LimitsConfig, limitFailures
 from jobmon.server.registry import MemoryJobRegistry
 from jobmon.server.reloader import EXPECTED, CredentialReloader
-from jobmon.server.site import QuietSite
+from jobmon.server.site import ParsePool, QuietSite
 from jobmon.server.tls import RefusalBudget, ServerContextFactory
 from jobmon.server.tokens import TokenPolicy, splitAuthorization
 from jobmon.server.voms import VomsAttributes
@@ -517,9 +517,11 @@ def buildService(options, reactor, runInThread=None, installSignal=True):
         metrics=metrics,
     )
     # Every method is charged to its caller's rate first; failures to
-    # authenticate to the caller's address.
+    # authenticate to the caller's address.  Large bodies are parsed in
+    # threads.
+    parsePool = ParsePool(reactor)
     rpc = XMLRPCResource(hub.limits.wrapAll(apiMethods(hub)), limitFailures(identify, hub.limits),
-                         maxBody=options["max-body"])
+                         maxBody=options["max-body"], runInThread=parsePool.runInThread)
     root = Resource()
     root.putChild(b"RPC2", rpc)
     site = QuietSite(
@@ -528,6 +530,11 @@ def buildService(options, reactor, runInThread=None, installSignal=True):
         requestDeadline=options["request-deadline"],
         maxPerPeer=options["max-per-peer"],
         timeout=options["idle-timeout"],
+        handshakeDeadline=options["handshake-deadline"],
+        sendDeadline=options["send-deadline"],
+        connectionRate=options["connection-rate"],
+        connectionBurst=options["connection-burst"],
+        reactor=reactor,
     )
 
     # Wake channels live long: closed once their credential expires or a
@@ -555,6 +562,7 @@ def buildService(options, reactor, runInThread=None, installSignal=True):
         reactor, hub, credentials=credentials, audit=audit, history=history,
         logFiles=logFiles, portFile=options["port-file"],
     )
+    parsePool.setServiceParent(service)
     interface = options["interface"]
     service.listen(
         "https", endpoints.SSL4ServerEndpoint(reactor, options["https-port"], ctx,

@@ -173,8 +173,10 @@ class XMLRPCFuzzTests(SynchronousTestCase):
         root = Resource()
         root.putChild(b"RPC2", resource)
         # No idle timeout or request deadline on the global reactor: tests
-        # that want them set them with a Clock.
-        self.site = QuietSite(root, timeout=None, requestDeadline=None)
+        # that want them set them with a Clock.  Every body comes from the
+        # same (no) address: no limit on how many may be malformed.
+        self.site = QuietSite(root, timeout=None, requestDeadline=None,
+                              connectionBurst=10**9, trim=None)
 
     def post(self, body):
         channel = self.site.buildProtocol(None)
