@@ -36,6 +36,7 @@ from jobmon.errors import (
 )
 from jobmon.protocols.jobid import checkJobId
 from jobmon.server.admission import QueryAdmission
+from jobmon.server.claims import RESERVE_FOR, JobClaims
 from jobmon.server.ended import EndedJobs
 from jobmon.server.metrics import NullMetrics
 from jobmon.server.registrations import Registrations
@@ -70,6 +71,8 @@ class HubConfig:
     @ivar maxPendingPerUser: most queries one user may have pending.
     @ivar queryRate: queries per second one user may make, on average.
     @ivar queryBurst: queries one user may make at once.
+    @ivar reserveFor: seconds a job id stays reserved for its owner after
+        its job went (see L{jobmon.server.claims}).
     """
 
     admins: frozenset = field(default=frozenset(), converter=frozenset)
@@ -84,6 +87,7 @@ class HubConfig:
     maxPendingPerUser: int = 256
     queryRate: float = 50.0
     queryBurst: int = 200
+    reserveFor: float = RESERVE_FOR
 
 
 class Hub:
@@ -145,7 +149,8 @@ class Hub:
             wakes = standardWakes(clock, registry, table, config, self.metrics)
         self.ended = EndedJobs()
         self.registrations = Registrations(
-            clock, registry, table, config, wakes, self.metrics, self._audit, self.ended
+            clock, registry, table, config, wakes, self.metrics, self._audit, self.ended,
+            JobClaims(config.reserveFor),
         )
         self.admission = QueryAdmission(
             clock, config.maxPendingPerUser, config.queryRate, config.queryBurst
@@ -159,6 +164,36 @@ class Hub:
         Start the cleanup cycle.
         """
         self._cleanup.start(self.config.cleanupInterval, now=False)
+
+    def reserveFromHistory(self, opened):
+        """
+        Reserve the job ids of the previous run for their owners, as the
+        history database knows them, once it is open; registrations are
+        refused (try again) until then.  A history that cannot be read
+        leaves only this run's reservations, and says so in the log.
+
+        @param opened: a L{Deferred} that fires when the history is open.
+        @return: a L{Deferred} that fires when registrations are accepted.
+        """
+        claims = self.registrations.claims
+        claims.ready = False
+
+        def read(_):
+            return self.history.recentOwners(self.clock.seconds(), claims.reserveFor)
+
+        def failed(failure):
+            self.log.failure(
+                "cannot read the job ids reserved by the history database; only this "
+                "run's jobs have their ids reserved", failure,
+            )
+            return []
+
+        def loaded(owners):
+            claims.load(owners)
+            self.log.info("{count} job id(s) reserved for their owners from the history",
+                          count=len(claims))
+
+        return opened.addCallback(read).addErrback(failed).addCallback(loaded)
 
     @property
     def modes(self):

@@ -239,9 +239,12 @@ class ServerService(MultiService):
         super().startService()
         self.hub.start()
         if self.history is not None:
-            self.history.start().addErrback(
+            opened = self.history.start().addErrback(
                 lambda f: self.log.failure("cannot open the history database", f)
             )
+            # The previous run's job ids stay their owners' (read off the
+            # reactor); registrations wait for them.
+            self.hub.reserveFromHistory(opened)
         ports = {
             name: bound.port.getHost().port for name, bound in self.endpoints.items()
         }
@@ -466,6 +469,7 @@ def buildService(options, reactor, runInThread=None, installSignal=True):
         maxPendingPerUser=options["max-pending-per-user"],
         queryRate=options["query-rate"],
         queryBurst=options["query-burst"],
+        reserveFor=options["reserve-ids"],
     )
     wakes = standardWakes(
         reactor, registry, table, config, metrics,
