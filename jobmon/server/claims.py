@@ -17,6 +17,8 @@ a "try again" (the daemons retry).
 
 from collections import OrderedDict
 
+from twisted.logger import Logger
+
 RESERVE_FOR = 24 * 3600.0
 """Seconds a job id stays reserved for its owner after its job went."""
 
@@ -116,3 +118,38 @@ class JobClaims:
 
     def __len__(self):
         return len(self._claims)
+
+
+_log = Logger()
+
+
+def reserveFromHistory(claims, history, clock, opened):
+    """
+    Reserve the job ids of the previous run for their owners, as the
+    history database knows them, once it is open; registrations are refused
+    (try again) until then.  A history that cannot be read leaves only this
+    run's reservations, and says so in the log.
+
+    @param claims: the hub's L{JobClaims}.
+    @param history: the L{jobmon.server.history.History}.
+    @param clock: an L{twisted.internet.interfaces.IReactorTime}.
+    @param opened: a L{Deferred} that fires when the history is open.
+    @return: a L{Deferred} that fires when registrations are accepted.
+    """
+    claims.ready = False
+
+    def read(_):
+        return history.recentOwners(clock.seconds(), claims.reserveFor)
+
+    def failed(failure):
+        _log.failure(
+            "cannot read the job ids reserved by the history database; only the ids of "
+            "this run's jobs are reserved", failure,
+        )
+        return []
+
+    def loaded(owners):
+        claims.load(owners)
+        _log.info("{count} job id(s) reserved for their owners", count=len(claims))
+
+    return opened.addCallback(read).addErrback(failed).addCallback(loaded)

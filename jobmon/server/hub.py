@@ -165,36 +165,6 @@ class Hub:
         """
         self._cleanup.start(self.config.cleanupInterval, now=False)
 
-    def reserveFromHistory(self, opened):
-        """
-        Reserve the job ids of the previous run for their owners, as the
-        history database knows them, once it is open; registrations are
-        refused (try again) until then.  A history that cannot be read
-        leaves only this run's reservations, and says so in the log.
-
-        @param opened: a L{Deferred} that fires when the history is open.
-        @return: a L{Deferred} that fires when registrations are accepted.
-        """
-        claims = self.registrations.claims
-        claims.ready = False
-
-        def read(_):
-            return self.history.recentOwners(self.clock.seconds(), claims.reserveFor)
-
-        def failed(failure):
-            self.log.failure(
-                "cannot read the job ids reserved by the history database; only this "
-                "run's jobs have their ids reserved", failure,
-            )
-            return []
-
-        def loaded(owners):
-            claims.load(owners)
-            self.log.info("{count} job id(s) reserved for their owners from the history",
-                          count=len(claims))
-
-        return opened.addCallback(read).addErrback(failed).addCallback(loaded)
-
     @property
     def modes(self):
         """

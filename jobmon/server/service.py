@@ -31,6 +31,7 @@ from jobmon.errors import NOT_AUTHENTICATED, JobMonError, StartupError
 from jobmon.protocols.udp import UDPWakeSender
 from jobmon.protocols.xmlrpc import XMLRPCResource
 from jobmon.server.audit import AuditLog
+from jobmon.server.claims import reserveFromHistory
 from jobmon.server.health import MetricsSite, Writability
 from jobmon.server.history import History
 from jobmon.server.hub import Hub, HubConfig
@@ -244,7 +245,8 @@ class ServerService(MultiService):
             )
             # The previous run's job ids stay their owners' (read off the
             # reactor); registrations wait for them.
-            self.hub.reserveFromHistory(opened)
+            reserveFromHistory(self.hub.registrations.claims, self.history, self.reactor,
+                               opened)
         ports = {
             name: bound.port.getHost().port for name, bound in self.endpoints.items()
         }

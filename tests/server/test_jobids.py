@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from jobmon import errors
 from jobmon.errors import JobMonError
-from jobmon.server.claims import JobClaims
+from jobmon.server.claims import JobClaims, reserveFromHistory
 from jobmon.server.history import History
 from jobmon.server.hub import Hub, HubConfig
 from jobmon.server.identity import Identity
@@ -27,6 +27,13 @@ ALICE = Identity("/DC=org/DC=test/CN=Alice")
 BOB = Identity("/DC=org/DC=test/CN=Bob")
 ADMIN = Identity("/DC=org/DC=test/CN=Admin")
 START = 1_800_000_000.0
+
+
+def reserve(hub, opened):
+    """
+    Reserve the ids the hub's history knows, once C{opened} fires.
+    """
+    return reserveFromHistory(hub.registrations.claims, hub.history, hub.clock, opened)
 
 
 def sync(f, *args):
@@ -235,7 +242,7 @@ class RestartTests(SynchronousTestCase):
                 d.callback(f(*args))
 
         history, hub = self.server(held)
-        loaded = hub.reserveFromHistory(history.start())
+        loaded = reserve(hub, history.start())
         for who in (BOB, ALICE):
             e = self.assertRaises(JobMonError, hub.registerJob, who, "alice.1",
                                   {"host": "wn", "wake": "poll"})
@@ -272,7 +279,7 @@ class RestartTests(SynchronousTestCase):
         self.successResultOf(history.stop())
         self.clock.advance(3000)
         history, hub = self.server()
-        self.successResultOf(hub.reserveFromHistory(history.start()))
+        self.successResultOf(reserve(hub, history.start()))
         for jobId in ("ended", "open"):
             self.assertRaises(JobMonError, hub.registerJob, BOB, jobId, {"wake": "poll"})
         self.clock.advance(601)
@@ -288,7 +295,7 @@ class RestartTests(SynchronousTestCase):
         accepting registrations; the log says ids are not reserved.
         """
         history, hub = self.server()
-        self.successResultOf(hub.reserveFromHistory(defer.fail(OSError("disk on fire"))))
+        self.successResultOf(reserve(hub, defer.fail(OSError("disk on fire"))))
         self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
         hub.registerJob(BOB, "alice.1", {"wake": "poll"})
         hub.stop()
