@@ -39,7 +39,7 @@ from jobmon.server.admission import QueryAdmission
 from jobmon.server.claims import RESERVE_FOR, JobClaims
 from jobmon.server.ended import EndedJobs
 from jobmon.server.metrics import NullMetrics
-from jobmon.server.registrations import Registrations
+from jobmon.server.registrations import Registrations, printable
 from jobmon.server.requests import (
     ACTING_OPS,
     checkLimit,
@@ -524,7 +524,7 @@ class Hub:
             self.log.debug(
                 "result for {request_id} on {job_id} came too late",
                 category="query",
-                request_id=requestId,
+                request_id=printable(requestId, 100),
                 job_id=jobId,
             )
         return delivered
