@@ -31,8 +31,8 @@ TIMEOUT = 408
 """The job did not answer within the query timeout."""
 
 JOB_CONFLICT = 409
-"""The job id is registered by another identity, or by another live daemon
-of the same identity."""
+"""The job id is registered by (or reserved for) another identity, or
+registered by another live daemon of the same identity."""
 
 JOB_GONE = 410
 """The job went away: its daemon disconnected or stopped re-registering,

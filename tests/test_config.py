@@ -747,6 +747,7 @@ class EveryOptionTests(PKICase, SynchronousTestCase):
             "missed-registrations": ("2", 2),
             "cleanup-interval": ("1.5", 1.5),
             "max-poll": ("16", 16.0),
+            "reserve-ids": ("3600", 3600.0),
             "metrics-port": ("0", 0),
             "metrics-interface": ('"0.0.0.0"', "0.0.0.0"),
             "audit-log": ('"logs/audit.jsonl"', os.path.join(self.base, "logs", "audit.jsonl")),

@@ -133,13 +133,27 @@ class WakeServerProtocol(_LineChannel):
             else:
                 raise JobMonError(BAD_REQUEST, "wake channel: unknown message type")
         except JobMonError as e:
-            self.log.info(
-                "wake channel from {peer} refused: {why}",
-                category="wake",
-                peer=self.transport.getPeer(),
-                why=e.message,
-            )
+            self._logRefusal(e.message)
             self.fail(e)
+
+    def _logRefusal(self, why):
+        """
+        Log a refused hello or message, a few per address per minute (the
+        factory's C{refusals} budget, if it has one), so that a flood of
+        refusals cannot flush the log.
+        """
+        peer = self.transport.getPeer()
+        budget = getattr(self.factory, "refusals", None)
+        quiet = 0 if budget is None else budget.admit(getattr(peer, "host", str(peer)))
+        if quiet is None:
+            return
+        self.log.info(
+            "wake channel from {peer} refused: {why}{more}",
+            category="wake",
+            peer=peer,
+            why=why,
+            more=" ({} more refusals from there not logged)".format(quiet) if quiet else "",
+        )
 
     def _hello(self, message):
         if self.jobId is not None:

@@ -10,6 +10,11 @@ transaction per reactor turn.  Fields are capped as the audit log's are
 (L{jobmon.server.capping}); rows older than C{retentionDays} are pruned,
 and each identity keeps at most C{maxRows} rows of each table (L{prune},
 from the hub's cleanup cycle, in the database's thread).
+
+Each row of C{jobs} is one registration (C{registration}: its name in the
+hub's events, see L{jobmon.server.registry.JobRecord.registration}); an
+update touches only the row of its job id, owner and registration.  Rows
+still open when the server starts are closed as "server restarted".
 """
 
 import json
@@ -28,17 +33,21 @@ from jobmon.server.health import Writability, describeError
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT NOT NULL, owner TEXT NOT NULL, host TEXT, mode TEXT, batch TEXT,
-    registered REAL NOT NULL, ended REAL, why TEXT
+    registered REAL NOT NULL, ended REAL, why TEXT, registration TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner, registered);
 CREATE INDEX IF NOT EXISTS jobs_id ON jobs (job_id, registered);
+CREATE INDEX IF NOT EXISTS jobs_ended ON jobs (ended);
 CREATE TABLE IF NOT EXISTS queries (
     time REAL NOT NULL, dn TEXT NOT NULL, job_id TEXT NOT NULL, owner TEXT, op TEXT,
     args TEXT, outcome TEXT, bytes INTEGER, duration REAL
 );
 CREATE INDEX IF NOT EXISTS queries_dn ON queries (dn, time);
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;
 """
+
+RESTARTED = "server restarted"
+"""Why a job's row still open at start-up ended."""
 
 
 class History:
@@ -87,7 +96,7 @@ class History:
             self._pool.start()
             pool = self._pool
             self._runInThread = lambda f, *a: deferToThreadPool(self.clock, pool, f, *a)
-        d = self._runInThread(self._open)
+        d = self._runInThread(self._open, self.clock.seconds())
 
         def failed(failure):
             self.writability.failed("history", self.path, describeError(failure.value))
@@ -95,10 +104,37 @@ class History:
 
         return d.addErrback(failed)
 
-    def _open(self):
-        self._connection = sqlite3.connect(self.path, check_same_thread=False)
-        self._connection.executescript(SCHEMA)
-        self._connection.commit()
+    def _open(self, now):
+        c = sqlite3.connect(self.path, check_same_thread=False)
+        columns = [row[1] for row in c.execute("PRAGMA table_info(jobs)")]
+        if columns and "registration" not in columns:
+            # A database of a server before version 2 of the schema.
+            c.execute("ALTER TABLE jobs ADD COLUMN registration TEXT")
+        c.executescript(SCHEMA)
+        with c:
+            # Whatever was registered when the server stopped is no longer.
+            c.execute("UPDATE jobs SET ended = ?, why = ? WHERE ended IS NULL",
+                      (now, RESTARTED))
+        self._connection = c
+
+    def recentOwners(self, now, reserveFor):
+        """
+        The owners of the job ids registered within C{reserveFor} seconds
+        before C{now}: still registered then, or ended since.
+
+        @return: a L{Deferred} firing with C{(jobId, owner, ended)}
+            triples, in the order the jobs registered.
+        """
+        return self._runInThread(self._recentOwners, now - reserveFor)
+
+    def _recentOwners(self, since):
+        c = self._connection
+        if c is None:
+            raise sqlite3.OperationalError("the database could not be opened")
+        return c.execute(
+            "SELECT job_id, owner, ended FROM jobs WHERE ended >= ? ORDER BY registered",
+            (since,),
+        ).fetchall()
 
     def record(self, event, **fields):
         """
@@ -138,21 +174,27 @@ class History:
         with c:
             for kind, now, f in rows:
                 if kind == "register":
-                    # A new registration of a job still open ends that one.
+                    # A new registration of the owner's job ends the one it
+                    # replaces.
+                    if f.get("replaces") is not None:
+                        c.execute(
+                            "UPDATE jobs SET ended = ?, why = ? WHERE job_id = ? AND owner = ? "
+                            "AND registration = ? AND ended IS NULL",
+                            (now, "registered again", f.get("job_id"), f.get("dn"),
+                             f.get("replaces")),
+                        )
                     c.execute(
-                        "UPDATE jobs SET ended = ?, why = ? WHERE job_id = ? AND ended IS NULL",
-                        (now, "registered again", f.get("job_id")),
-                    )
-                    c.execute(
-                        "INSERT INTO jobs (job_id, owner, host, mode, batch, registered) "
-                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        "INSERT INTO jobs (job_id, owner, host, mode, batch, registered, "
+                        "registration) VALUES (?, ?, ?, ?, ?, ?, ?)",
                         (f.get("job_id"), f.get("dn"), f.get("host"), f.get("mode"),
-                         f.get("batch") or "", now),
+                         f.get("batch") or "", now, f.get("registration")),
                     )
                 elif kind == "removed":
                     c.execute(
-                        "UPDATE jobs SET ended = ?, why = ? WHERE job_id = ? AND ended IS NULL",
-                        (now, f.get("why"), f.get("job_id")),
+                        "UPDATE jobs SET ended = ?, why = ? WHERE job_id = ? AND owner = ? "
+                        "AND registration = ? AND ended IS NULL",
+                        (now, f.get("why"), f.get("job_id"), f.get("owner"),
+                         f.get("registration")),
                     )
                 else:
                     c.execute(

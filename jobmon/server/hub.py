@@ -35,6 +35,7 @@ from jobmon.outcomes import outcomeWord
 from jobmon.prefixes import PrefixLookup
 from jobmon.protocols.jobid import checkJobId
 from jobmon.server.admission import QueryAdmission
+from jobmon.server.claims import RESERVE_FOR, JobClaims
 from jobmon.server.ended import EndedJobs
 from jobmon.server.groups import (
     describeCaller,
@@ -46,7 +47,7 @@ from jobmon.server.groups import (
 from jobmon.server.identity import AdminList
 from jobmon.server.metrics import NullMetrics
 from jobmon.server.ratelimit import Limits, LimitsConfig
-from jobmon.server.registrations import Registrations
+from jobmon.server.registrations import Registrations, printable
 from jobmon.server.requests import (
     ACTING_OPS,
     MAX_LIST_PAGE,
@@ -113,6 +114,8 @@ class HubConfig:
     @ivar queryBurst: queries one user may make at once.
     @ivar limits: the L{LimitsConfig} of every method's rate, and of
         registrations.
+    @ivar reserveFor: seconds a job id stays reserved for its owner after
+        its job went (see L{jobmon.server.claims}).
     """
 
     admins: AdminList = field(default=(), converter=AdminList)
@@ -129,6 +132,7 @@ class HubConfig:
     queryRate: float = 50.0
     queryBurst: int = 200
     limits: LimitsConfig = LimitsConfig()
+    reserveFor: float = RESERVE_FOR
 
 
 class Hub:
@@ -190,7 +194,8 @@ class Hub:
             wakes = standardWakes(clock, registry, table, config, self.metrics)
         self.ended = EndedJobs()
         self.registrations = Registrations(
-            clock, registry, table, config, wakes, self.metrics, self._audit, self.ended
+            clock, registry, table, config, wakes, self.metrics, self._audit, self.ended,
+            JobClaims(config.reserveFor),
         )
         self.admission = QueryAdmission(
             clock, config.maxPendingPerUser, config.queryRate, config.queryBurst
@@ -554,7 +559,7 @@ class Hub:
             self.log.debug(
                 "result for {request_id} on {job_id} came too late",
                 category="query",
-                request_id=requestId,
+                request_id=printable(requestId, 100),
                 job_id=jobId,
             )
         return delivered

@@ -306,6 +306,14 @@ class Options(FileOptions):
             positive(float),
         ],
         [
+            "reserve-ids",
+            None,
+            86400.0,
+            "Seconds a job id stays reserved for its owner after its job went, also "
+            "across a restart (read from --history): nobody else may register it.",
+            positive(float),
+        ],
+        [
             "log-dir",
             None,
             None,

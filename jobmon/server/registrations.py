@@ -19,10 +19,11 @@ from jobmon.errors import (
     JOB_ENDED,
     JOB_GONE,
     NO_SUCH_JOB,
-    NOT_AUTHORIZED,
+    UNAVAILABLE,
     JobMonError,
 )
 from jobmon.protocols.jobid import checkJobId
+from jobmon.server.claims import JobClaims
 from jobmon.server.registry import JobRecord
 from jobmon.server.requests import checkInfo
 
@@ -44,12 +45,16 @@ class Registrations:
         and history.
     @ivar ended: the L{jobmon.server.ended.EndedJobs} that remembers the
         jobs dropped, or L{None}.
+    @ivar claims: the L{jobmon.server.claims.JobClaims}: the job ids
+        reserved for the owners of jobs that went lately.
     """
 
     log = Logger()
 
-    def __init__(self, clock, registry, table, config, wakes, metrics, record, ended=None):
+    def __init__(self, clock, registry, table, config, wakes, metrics, record, ended=None,
+                 claims=None):
         self.ended = ended
+        self.claims = claims if claims is not None else JobClaims()
         self.clock = clock
         self.registry = registry
         self.table = table
@@ -104,16 +109,31 @@ class Registrations:
                     mode, ", ".join(self.modes)
                 ),
             )
-        old = self.registry.get(jobId)
-        if old is not None and old.owner != identity.dn:
-            self.refusedOwner(identity, "registerJob", jobId, old.owner, JOB_CONFLICT,
-                              "registered by another identity")
+        if not self.claims.ready:
+            # The previous run's reserved ids are still being read: until
+            # then anyone could take another's id.
             raise JobMonError(
-                JOB_CONFLICT, "job {} is registered by another identity".format(jobId)
+                UNAVAILABLE, "the server is starting; register again in a moment"
             )
         now = self.clock.seconds()
+        old = self.registry.get(jobId)
+        owner = old.owner if old is not None else self.claims.holder(jobId, now)
+        if owner is not None and owner != identity.dn:
+            # One answer whether the id is registered or only reserved.
+            self.refusedOwner(identity, "registerJob", jobId, owner, JOB_CONFLICT,
+                              "registered by another identity" if old is not None
+                              else "reserved for another identity")
+            raise JobMonError(
+                JOB_CONFLICT,
+                "job {} is registered by another identity, or was within the last {}; "
+                "job ids stay reserved for their owner".format(
+                    jobId, _duration(self.claims.reserveFor)
+                ),
+            )
         host = info.get("host")
-        host = host if isinstance(host, str) else ""
+        host = printable(host, MAX_HOST) if isinstance(host, str) else ""
+        if isinstance(info.get("batch"), str):
+            info = dict(info, batch=printable(info["batch"], MAX_HOST))
         instance = info.get("instance")
         wake = self.wakes[mode]
         sameDaemon = (
@@ -129,10 +149,15 @@ class Registrations:
         else:
             record = self._new(identity, jobId, info, wake, host, now)
             self.metrics.registrations.labels(mode).inc()
+            replaces = {}
+            if old is not None:
+                # The history closes the row of the registration replaced.
+                replaces["replaces"] = old.registration
             self.record(
                 "register", dn=identity.dn, job_id=jobId, host=record.host, mode=mode,
                 again=old is not None,
                 batch=info.get("batch") if isinstance(info.get("batch"), str) else "",
+                registration=record.registration, **replaces,
             )
             self.log.info(
                 "job {job_id} registered by {dn} from {host} ({mode}){again}",
@@ -283,22 +308,25 @@ class Registrations:
         """
         checkJobId(jobId)
         record = self.registry.get(jobId)
-        if record is None:
-            raise JobMonError(NO_SUCH_JOB, "job {} is not registered".format(jobId))
-        if record.owner != identity.dn:
-            self.refusedOwner(identity, "daemon", jobId, record.owner, NOT_AUTHORIZED,
-                              "not the job's owner")
-            raise JobMonError(
-                NOT_AUTHORIZED, "job {} is registered by another identity".format(jobId)
-            )
-        return record
+        if record is not None and record.owner == identity.dn:
+            return record
+        # One answer for a job that is not registered and for another's
+        # job: a caller learns nothing of ids that are not hers.  Both are
+        # audited alike; only reaching for another's job is a warning.
+        self.refusedOwner(
+            identity, "daemon", jobId, record.owner if record is not None else "",
+            NO_SUCH_JOB, "not the job's owner" if record is not None else "no such job",
+            warn=record is not None,
+        )
+        raise notYours(jobId)
 
-    def refusedOwner(self, identity, method, jobId, owner, code, reason):
+    def refusedOwner(self, identity, method, jobId, owner, code, reason, warn=True):
         """
-        Someone reached for a job registered by another identity: log,
-        count and audit it.
+        Someone reached for a job registered by another identity (or, with
+        C{warn} false, for none): log, count and audit it.
         """
-        self.log.warn(
+        emit = self.log.warn if warn else self.log.debug
+        emit(
             "{dn} refused by {method} on job {job_id} of {owner}: {reason}",
             category="registration",
             dn=identity.dn,
@@ -324,20 +352,26 @@ class Registrations:
         """
         checkJobId(jobId)
         record = self.registry.get(jobId)
-        if record is None:
-            raise JobMonError(NO_SUCH_JOB, "job {} is not registered".format(jobId))
+        tcp = self.wakes["tcp"]
+        # The secret is compared in every case, as bytes (a string that is
+        # not ASCII is no error), against a stand-in when there is no job.
+        expected = record.wakeSecret if record is not None else _NO_SECRET
+        matches = secrets.compare_digest(
+            expected.encode("utf-8"), wakeSecret.encode("utf-8", "replace")
+        )
         # A daemon with a bearer token has no certificate on the wake port:
         # the registration's secret, which it got over HTTPS, is its proof.
-        if identity is not None and record.owner != identity.dn:
-            raise JobMonError(
-                NOT_AUTHORIZED, "job {} is registered by another identity".format(jobId)
-            )
-        tcp = self.wakes["tcp"]
-        if self.wakeOf(record) is not tcp or not secrets.compare_digest(
-            record.wakeSecret, wakeSecret
+        if (
+            record is None
+            or not matches
+            or (identity is not None and record.owner != identity.dn)
+            or self.wakeOf(record) is not tcp
         ):
+            # One answer for every refusal: no job, another's, a stale or
+            # wrong token.
             raise JobMonError(
-                NOT_AUTHORIZED, "wake token does not match the current registration"
+                NO_SUCH_JOB,
+                "no job {} registered by you with this wake token".format(jobId),
             )
         tcp.bind(jobId, channel)
         self.touch(record, state="ready")
@@ -389,6 +423,7 @@ class Registrations:
         record = self.registry.remove(jobId)
         error = JobMonError(JOB_ENDED if ended else JOB_GONE, message)
         if record is not None:
+            self.claims.claim(jobId, record.owner, self.clock.seconds())
             self.metrics.removals.labels(reason).inc()
             if self.ended is not None:
                 gone = self.ended.add(record, why, self.clock.seconds(), ended)
@@ -397,7 +432,8 @@ class Registrations:
         self._release(jobId, JobMonError(NO_SUCH_JOB, message))
         failed = self.table.failJob(jobId, error)
         if record is not None:
-            self.record("removed", job_id=jobId, owner=record.owner, why=why, failed=failed)
+            self.record("removed", job_id=jobId, owner=record.owner, why=why, failed=failed,
+                        registration=record.registration)
             self.log.info(
                 "job {job_id} of {owner} removed ({why}, last seen {last_seen:.0f} s ago); "
                 "{failed} pending request(s) failed",
@@ -414,6 +450,7 @@ class Registrations:
         Drop the jobs whose daemons fell silent: UDP jobs that stopped
         re-registering and poll jobs whose polls lapsed.
         """
+        self.claims.expire(self.clock.seconds())
         expireAfter = self.config.expireAfter
         limit = self.clock.seconds() - expireAfter
         for record in self.registry.jobs():
@@ -445,7 +482,47 @@ class Registrations:
         """
         sizes = {name: n for wake in self.wakes.values() for name, n in wake.sizes().items()}
         sizes["rivals"] = len(self._rivals)
+        sizes["claims"] = len(self.claims)
         return sizes
+
+
+MAX_HOST = 255
+"""Longest host name (or batch system name) a registration keeps."""
+
+_NO_SECRET = secrets.token_urlsafe(24)
+"""What a wake token is compared with when its job is not registered."""
+
+
+def notYours(jobId):
+    """
+    The one error for a daemon's call about a job that is not registered,
+    or not by the caller.
+    """
+    return JobMonError(NO_SUCH_JOB, "no job {} registered by you".format(jobId))
+
+
+def printable(text, limit):
+    """
+    C{text} fit for a log line: control characters (line breaks, terminal
+    escapes) and backslashes escaped, at most C{limit} characters kept.
+    """
+    text = text[: limit + 1]
+    out = "".join(
+        c if c.isprintable() and c != "\\" else c.encode("unicode_escape").decode("ascii")
+        for c in text[:limit]
+    )
+    return out + "..." if len(text) > limit else out
+
+
+def _duration(seconds):
+    """
+    A reservation time for a message: C{"24 h"}, C{"90 min"}, C{"30 s"}.
+    """
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return "{:g} h".format(seconds / 3600)
+    if seconds >= 60 and seconds % 60 == 0:
+        return "{:g} min".format(seconds / 60)
+    return "{:g} s".format(seconds)
 
 
 def _utc(seconds):

@@ -7,6 +7,8 @@ in-memory one without touching the server's logic.  What cannot be shared,
 the live wake connection of a job, is kept by the server itself.
 """
 
+import hashlib
+
 from attrs import evolve, field, frozen
 from zope.interface import Interface, implementer
 
@@ -42,6 +44,14 @@ class JobRecord:
     udpKey: str = field(default="", repr=False)
     info: dict = field(factory=dict, eq=False)
     state: str = "connecting"
+
+    @property
+    def registration(self):
+        """
+        The registration's name in the history and audit: derived from its
+        secret, which it does not reveal.
+        """
+        return hashlib.sha256(self.wakeSecret.encode("utf-8")).hexdigest()[:16]
 
     def touched(self, when, state=None):
         """

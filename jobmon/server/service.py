@@ -32,6 +32,7 @@ from jobmon.fqan import parseFqan
 from jobmon.protocols.udp import UDPWakeSender
 from jobmon.protocols.xmlrpc import XMLRPCResource
 from jobmon.server.audit import AuditLog
+from jobmon.server.claims import reserveFromHistory
 from jobmon.server.health import MetricsSite, Writability
 from jobmon.server.history import History
 from jobmon.server.hub import Hub, HubConfig
@@ -247,9 +248,13 @@ class ServerService(MultiService):
         super().startService()
         self.hub.start()
         if self.history is not None:
-            self.history.start().addErrback(
+            opened = self.history.start().addErrback(
                 lambda f: self.log.failure("cannot open the history database", f)
             )
+            # The previous run's job ids stay their owners' (read off the
+            # reactor); registrations wait for them.
+            reserveFromHistory(self.hub.registrations.claims, self.history, self.reactor,
+                               opened)
         ports = {
             name: bound.port.getHost().port for name, bound in self.endpoints.items()
         }
@@ -490,6 +495,7 @@ def buildService(options, reactor, runInThread=None, installSignal=True):
             registrationRate=options["registration-rate"],
             registrationBurst=options["registration-burst"],
         ),
+        reserveFor=options["reserve-ids"],
     )
     wakes = standardWakes(
         reactor, registry, table, config, metrics,

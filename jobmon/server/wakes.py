@@ -36,6 +36,7 @@ from jobmon.errors import JOB_CONFLICT, JobMonError
 from jobmon.protocols.wake import WakeServerProtocol
 from jobmon.server.admission import PerPeerLimit
 from jobmon.server.metrics import NullMetrics
+from jobmon.server.tls import RefusalBudget
 
 
 class IWake(Interface):
@@ -559,6 +560,8 @@ class WakeServerFactory(PerPeerLimit, Factory):
     Builds L{WakeServerProtocol}s for the server's wake port, at most
     C{maxPerPeer} at a time from one address (a worker node runs many jobs,
     but not without bound).
+
+    @ivar refusals: the L{RefusalBudget} of the refusals logged.
     """
 
     noisy = False
@@ -569,6 +572,8 @@ class WakeServerFactory(PerPeerLimit, Factory):
         self.clock = clock
         self.maxPerPeer = maxPerPeer
         self.peers = {}
+        # Refusals on the wake port are logged a few per address per minute.
+        self.refusals = RefusalBudget(now=clock.seconds)
 
     def buildAdmitted(self, addr):
         """

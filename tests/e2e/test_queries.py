@@ -534,9 +534,10 @@ class FailureTests(EndToEndBase):
         c = self.client()
         result = await inThread(c.query, "job.1", {"op": "tail", "path": "job.log", "lines": 1})
         self.assertEqual(result["data"], b"line 100\n")
-        # The history kept what happened before the restart.
+        # The history kept what happened before the restart: the job's
+        # registration ended with the server.
         history = await inThread(c.history, "job.1")
-        self.assertEqual([j["why"] for j in history["jobs"]][:1], ["registered again"])
+        self.assertEqual([j["why"] for j in history["jobs"]][:1], ["server restarted"])
         self.assertEqual(len(history["jobs"]), 2)
         self.assertEqual([q["op"] for q in history["queries"]], ["tail"])
 

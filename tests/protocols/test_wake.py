@@ -6,7 +6,8 @@ with L{StringTransport} and L{Clock}.
 import json
 
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
+from twisted.internet.testing import EventLoggingObserver, StringTransport
+from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from jobmon import errors
@@ -112,6 +113,34 @@ class WakeServerTests(SynchronousTestCase):
         self.assertTrue(self.transport.disconnecting)
         self.proto.connectionLost(None)
         self.assertEqual(self.hub.lost, [])
+
+    def test_refusalsLoggedWithinBudget(self):
+        """
+        Refused hellos are logged the first 5 per address per minute; the
+        next line logged says how many were not.  Each refused peer is
+        still told why.
+        """
+        logged = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+
+        def refusals():
+            return [e for e in logged if "refused" in e.get("log_format", "")]
+
+        def refusedHello():
+            proto = self.factory.buildProtocol(None)
+            transport = StringTransport()
+            proto.makeConnection(transport)
+            proto.dataReceived(b'{"type":"hello","job_id":"j1","token":"bad"}\n')
+            self.assertEqual(lines(transport)[0]["type"], "error")
+            proto.connectionLost(None)
+
+        for i in range(20):
+            refusedHello()
+        self.assertEqual(len(refusals()), 5)
+        self.clock.advance(61)
+        refusedHello()
+        [*_, last] = refusals()
+        self.assertEqual(len(refusals()), 6)
+        self.assertEqual(last["more"], " (15 more refusals from there not logged)")
 
     def test_pingPong(self):
         """

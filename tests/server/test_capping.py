@@ -222,13 +222,22 @@ class HistoryCapTests(SynchronousTestCase):
     def test_fieldsCapped(self):
         """
         A huge host name or batch is cut and marked; a newline escaped.
+        (The registration keeps at most 255 characters of either; the
+        history caps whatever other fields it is given.)
         """
         self.hub.registerJob(ALICE, "j1", {"host": "h\n" + "x" * 1000, "batch": "b" * 2000})
         self.clock.advance(0)
         [job] = self.successResultOf(self.hub.historyOf(ALICE))["jobs"]
+        self.assertTrue(job["host"].startswith("h\\nxxx"))
+        self.assertLessEqual(len(job["host"]), 255 + 1 + len("..."))  # one escape: 2 characters
+        self.assertTrue(job["batch"].endswith("..."))
+        self.history.record("register", dn=ALICE.dn, job_id="j2", host="h\n" + "x" * 1000,
+                            mode="tcp", registration="r2")
+        self.clock.advance(0)
+        [job] = [j for j in self.successResultOf(self.hub.historyOf(ALICE))["jobs"]
+                 if j["job_id"] == "j2"]
         self.assertTrue(job["host"].startswith("h\\x0axxx"))
         self.assertTrue(job["host"].endswith("...[truncated: 1002 characters]"))
-        self.assertEqual(len(job["batch"]), 512 + len("...[truncated: 2000 characters]"))
 
     def test_pruned(self):
         """

@@ -190,11 +190,15 @@ class HubEndedTests(SynchronousTestCase):
 
     def test_otherOwnerRegistersTheId(self):
         """
-        When another user later registers the id, the first owner's memory
-        of it goes: she is not told the new job's state.
+        When another user later registers the id (once it is no longer
+        reserved for its first owner), her memory of it goes: she is not
+        told the new job's state.
         """
+        self.hub = Hub(self.clock, self.registry, self.table,
+                       HubConfig(admins=[ADMIN.dn], expireAfter=30, reserveFor=60))
         self.poll()
         self.hub.unregisterJob(ALICE, "job.1")
+        self.clock.advance(61)
         self.poll(who=BOB)
         self.assertEqual(self.queryFault(ALICE)[0], errors.NO_SUCH_JOB)
 

@@ -71,15 +71,19 @@ class HistoryTests(SynchronousTestCase):
 
     def test_survivesRestart(self):
         """
-        A new History on the same file sees what the old one wrote.
+        A new History on the same file sees what the old one wrote; a job
+        still registered when the server stopped ended then, "server
+        restarted".
         """
         self.hub.registerJob(ALICE, "j1", {"host": "wn01"})
         self.successResultOf(self.history.stop())
+        self.clock.advance(5)
         again = History(self.path, self.clock, runInThread=sync)
         self.successResultOf(again.start())
         result = self.successResultOf(again.read(ALICE.dn))
         self.assertEqual([j["job_id"] for j in result["jobs"]], ["j1"])
-        self.assertEqual(result["jobs"][0]["ended"], 0.0)
+        self.assertEqual((result["jobs"][0]["ended"], result["jobs"][0]["why"]),
+                         (1005.0, "server restarted"))
         self.successResultOf(again.stop())
 
     def test_filtersAndLimits(self):

@@ -246,7 +246,7 @@ class HubTestCase(SynchronousTestCase):
                 ),
             ):
                 e = self.assertRaises(JobMonError, call)
-                self.assertEqual(e.code, errors.NOT_AUTHORIZED)
+                self.assertEqual(e.code, errors.NO_SUCH_JOB)
 
     def test_registerConflict(self):
         """
@@ -266,7 +266,7 @@ class HubTestCase(SynchronousTestCase):
         e = self.assertRaises(
             JobMonError, self.hub.channelHello, FakeChannel(), ALICE, "job.1", "guess"
         )
-        self.assertEqual(e.code, errors.NOT_AUTHORIZED)
+        self.assertEqual(e.code, errors.NO_SUCH_JOB)
 
     def test_channelLostFailsPending(self):
         """
@@ -536,7 +536,7 @@ class HubTestCase(SynchronousTestCase):
         reply = self.hub.registerJob(ALICE, "job.1", {"host": "wn01", "wake": "tcp"})
         e = self.assertRaises(JobMonError, self.hub.channelHello, FakeChannel(), None,
                               "job.1", "0" * 32)
-        self.assertEqual(e.code, errors.NOT_AUTHORIZED)
+        self.assertEqual(e.code, errors.NO_SUCH_JOB)
         self.assertEqual(
             self.hub.channelHello(FakeChannel(), None, "job.1", reply["wake"]["token"]), 20)
 
@@ -848,7 +848,7 @@ class PollModeTests(SynchronousTestCase):
         Another identity cannot take a job's work by polling.
         """
         e = self.assertRaises(JobMonError, self.hub.waitForWork, BOB, "j", 1)
-        self.assertEqual(e.code, errors.NOT_AUTHORIZED)
+        self.assertEqual(e.code, errors.NO_SUCH_JOB)
 
 
 class LeakTests(SynchronousTestCase):
@@ -866,7 +866,8 @@ class LeakTests(SynchronousTestCase):
         clock = Clock()
         sender = FakeSender()
         registry, table = MemoryJobRegistry(), MemoryRequestTable()
-        config = HubConfig(expireAfter=30, cleanupInterval=5, queryTimeout=10)
+        # Job ids stay reserved for less than a cleanup interval.
+        config = HubConfig(expireAfter=30, cleanupInterval=5, queryTimeout=10, reserveFor=1)
         hub = Hub(clock, registry, table, config,
                   wakes=standardWakes(clock, registry, table, config, udpSender=sender, udpPort=9))
         hub.start()
@@ -898,6 +899,8 @@ class LeakTests(SynchronousTestCase):
             hub.channelLost(channel)
             hub.unregisterJob(ALICE, "p")
             clock.advance(40)
+        # The ids' reservations lapse by the next cleanup.
+        clock.advance(5)
         self.assertEqual(len(outcomes), 3)
         self.assertEqual(set(hub.sizes().values()), {0}, hub.sizes())
         [cycle] = clock.getDelayedCalls()
@@ -965,6 +968,6 @@ class WakeObjectTests(SynchronousTestCase):
         self.assertEqual(
             set(Hub(clock, registry, table, config, wakes=wakes).sizes()),
             {"jobs", "requests", "channels", "polls", "udp_retries", "udp_sequences",
-             "udp_notices", "poll_notices", "grace_timers", "rivals", "users_pending",
-             "rate_buckets", "limit_buckets"},
+             "udp_notices", "poll_notices", "grace_timers", "rivals", "claims",
+             "users_pending", "rate_buckets", "limit_buckets"},
         )

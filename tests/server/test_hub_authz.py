@@ -43,16 +43,16 @@ MATRIX = {
                       "other": errors.NOT_AUTHORIZED, "admin": ["j1"]},
     "registerJob": {"owner": OK, "limited": OK, "other": errors.JOB_CONFLICT,
                     "admin": errors.JOB_CONFLICT},
-    "getJobToDo": {"owner": OK, "limited": OK, "other": errors.NOT_AUTHORIZED,
-                   "admin": errors.NOT_AUTHORIZED},
-    "waitForWork": {"owner": OK, "limited": OK, "other": errors.NOT_AUTHORIZED,
-                    "admin": errors.NOT_AUTHORIZED},
-    "outputJobResult": {"owner": OK, "limited": OK, "other": errors.NOT_AUTHORIZED,
-                        "admin": errors.NOT_AUTHORIZED},
-    "unregisterJob": {"owner": OK, "limited": OK, "other": errors.NOT_AUTHORIZED,
-                      "admin": errors.NOT_AUTHORIZED},
-    "channelHello": {"owner": OK, "limited": OK, "other": errors.NOT_AUTHORIZED,
-                     "admin": errors.NOT_AUTHORIZED},
+    "getJobToDo": {"owner": OK, "limited": OK, "other": errors.NO_SUCH_JOB,
+                   "admin": errors.NO_SUCH_JOB},
+    "waitForWork": {"owner": OK, "limited": OK, "other": errors.NO_SUCH_JOB,
+                    "admin": errors.NO_SUCH_JOB},
+    "outputJobResult": {"owner": OK, "limited": OK, "other": errors.NO_SUCH_JOB,
+                        "admin": errors.NO_SUCH_JOB},
+    "unregisterJob": {"owner": OK, "limited": OK, "other": errors.NO_SUCH_JOB,
+                      "admin": errors.NO_SUCH_JOB},
+    "channelHello": {"owner": OK, "limited": OK, "other": errors.NO_SUCH_JOB,
+                     "admin": errors.NO_SUCH_JOB},
     "auditLog": {"owner": errors.NOT_AUTHORIZED, "limited": errors.NOT_AUTHORIZED,
                  "other": errors.NOT_AUTHORIZED, "admin": OK},
     "whoami": {"owner": OK, "limited": OK, "other": OK, "admin": OK},
@@ -167,3 +167,37 @@ class MatrixTests(SynchronousTestCase):
             e = self.assertRaises(JobMonError, hub.query, OTHER, jobId, {"op": "ls"})
             messages.append((e.code, e.message.replace(jobId, "JOB")))
         self.assertEqual(messages[0], messages[1])
+
+    def test_daemonCallsLeakNothing(self):
+        """
+        A daemon method called by another identity on a registered job is
+        answered as for a job that does not exist: the same fault, the
+        same message; so is a wake channel's hello, whatever is wrong in
+        it (another's job, a wrong or non-ASCII token, no such job).
+        """
+        calls = {
+            "getJobToDo": lambda hub, jobId: hub.getJobToDo(OTHER, jobId),
+            "waitForWork": lambda hub, jobId: hub.waitForWork(OTHER, jobId, 0),
+            "outputJobResult": lambda hub, jobId: hub.outputJobResult(OTHER, jobId, "r", {}),
+            "unregisterJob": lambda hub, jobId: hub.unregisterJob(OTHER, jobId),
+            "unregisterJob(admin)": lambda hub, jobId: hub.unregisterJob(ADMIN, jobId),
+        }
+        for name, call in calls.items():
+            answers = set()
+            for jobId in ("j1", "j2"):
+                e = self.assertRaises(JobMonError, call, self.newHub(), jobId)
+                answers.add((e.code, e.message.replace(jobId, "JOB")))
+            self.assertEqual(answers, {(errors.NO_SUCH_JOB, "no job JOB registered by you")},
+                             name)
+        answers = set()
+        for who, jobId, token in (
+            (OTHER, "j1", None), (None, "j1", "guess"), (OWNER, "j1", "guess"),
+            (OWNER, "j1", "\u00e9t\u00e9"), (OWNER, "j2", None), (None, "j2", "\u00e9"),
+        ):
+            hub = self.newHub()
+            e = self.assertRaises(JobMonError, hub.channelHello, FakeChannel(jobId), who, jobId,
+                                  token or self.reply["wake"]["token"])
+            answers.add((e.code, e.message.replace(jobId, "JOB")))
+        self.assertEqual(
+            answers, {(errors.NO_SUCH_JOB, "no job JOB registered by you with this wake token")}
+        )
