@@ -35,6 +35,7 @@ class Session:
         self.json = args.json
         self.job = getattr(args, "job", None)
         self._resolved = False
+        self._ownerSaid = False
         self.following = False
         self.followText = TextCarry()
         self.guardBinary = (
@@ -60,7 +61,19 @@ class Session:
             self._resolve(e)
             result = call(self.job, *args, **kw)
         self._resolved = True
+        self._sayOwner(result)
         return result
+
+    def _sayOwner(self, result):
+        """
+        Say once on standard error whose job answered, when it is not the
+        caller's (an admin's query, or a job shared with her group): the
+        server names the owner in C{job_owner}.
+        """
+        owner = result.get("job_owner") if isinstance(result, dict) else None
+        if owner and not self._ownerSaid:
+            self._ownerSaid = True
+            self.say("job %s belongs to %s" % (self.job, owner))
 
     def _resolve(self, error):
         """

@@ -370,6 +370,9 @@ class Hub:
                 **({"granted": granted[0]} if granted[0] else {}),
             )
             self.metrics.queries.labels(forward["op"], outcome).observe(duration)
+            if record.owner != identity.dn and isinstance(result, dict):
+                # An admin (or a group member) is told whose job answered.
+                result = dict(result, job_owner=record.owner)
             return result
 
         return d.addBoth(audited)

@@ -592,6 +592,18 @@ class OutputTests(SynchronousTestCase):
         out = run(["ls", "-l", "1.0"], fake)[1]
         self.assertTrue(out.endswith(b" $'a\\nb\\033'\n"), out)
 
+    def test_ownerNamed(self):
+        """
+        A result of someone else's job (an admin's query) makes the CLI say
+        once on standard error whose job it is.
+        """
+        fake = FakeClient({"stat": dict(entry("job.log", "file", 42, 1700000000.0),
+                                        path="job.log", job_owner="/DC=org/CN=Alice")})
+        status, out, err = run(["stat", "1.0", "job.log"], fake)
+        self.assertEqual(status, 0)
+        self.assertEqual(err, "jobmon-query: job 1.0 belongs to /DC=org/CN=Alice\n")
+        self.assertNotIn(b"job_owner", out)
+
     def test_stat(self):
         """
         C{key: value} lines, the mtime in local ISO-8601.

@@ -182,6 +182,20 @@ class HubTestCase(SynchronousTestCase):
         self.assertNoResult(d)
         self.assertEqual(channel.wakes, 1)
 
+    def test_ownerNamedToOthers(self):
+        """
+        A result that reaches someone other than the job's owner (an admin)
+        names the owner in C{job_owner}; the owner's own results do not.
+        """
+        self.register()
+        mine = self.hub.query(ALICE, "job.1", {"op": "ls"})
+        theirs = self.hub.query(ADMIN, "job.1", {"op": "ls"})
+        for item in self.hub.getJobToDo(ALICE, "job.1"):
+            self.hub.outputJobResult(ALICE, "job.1", item["id"], {"entries": []})
+        self.assertEqual(self.successResultOf(mine), {"entries": []})
+        self.assertEqual(self.successResultOf(theirs),
+                         {"entries": [], "job_owner": ALICE.dn})
+
     def test_listJobsFields(self):
         """
         The owner sees her job with its host, mode, state, times and pending
