@@ -7,6 +7,8 @@ share.  Each command's module formats its own results with these.
 import stat as _stat
 import time
 
+from jobmon.untrusted import escaped
+
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -26,15 +28,7 @@ def printable(text):
     (C{\\n}, C{\\x1b}...), so that a file name or a server message cannot
     break a line or drive the terminal.
     """
-    if text.isprintable():
-        return text
-    out = []
-    for ch in text:
-        if ch.isprintable():
-            out.append(ch)
-        else:
-            out.append(ch.encode("unicode_escape", "backslashreplace").decode("ascii"))
-    return "".join(out)
+    return escaped(text)
 
 
 _SHELL_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\\": "\\\\", "'": "\\'"}
