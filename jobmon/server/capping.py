@@ -47,6 +47,9 @@ def capText(text, limit=FIELD_CHARS):
     C{limit} characters, cut there and marked with its length:
     C{"abc...[truncated: 11534336 characters]"}.
     """
+    if len(text) <= limit and text.isprintable():
+        # Nothing unprintable, so nothing to escape (the common case).
+        return text
     safe = _UNSAFE.sub(_escape, text[:limit])
     if len(text) <= limit and len(safe) <= limit:
         return safe
