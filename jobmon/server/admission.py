@@ -10,6 +10,7 @@ every descriptor.  The hub admits each query through L{QueryAdmission}.
 from twisted.internet.protocol import Protocol
 
 from jobmon.errors import TOO_MANY, JobMonError
+from jobmon.server.ratelimit import TokenBuckets
 
 
 class Refused(Protocol):
@@ -72,9 +73,7 @@ class QueryAdmission:
     token bucket per user).
 
     @ivar clock: an L{twisted.internet.interfaces.IReactorTime}.
-    @ivar buckets: C{(allowance, when)} by DN: how many queries the user
-        could make at once, as of C{when}; the allowance grows back by
-        C{rate} per second up to C{burst}.
+    @ivar rates: the L{TokenBuckets} of the users' queries, by DN.
     @ivar pending: how many queries each user has pending, by DN.
     """
 
@@ -82,9 +81,16 @@ class QueryAdmission:
         self.clock = clock
         self.maxPending = maxPending
         self.rate = rate
-        self.burst = burst
-        self.buckets = {}
+        self.rates = TokenBuckets(clock, rate, burst)
         self.pending = {}
+
+    @property
+    def buckets(self):
+        """
+        C{(allowance, when)} by DN: how many queries the user could make
+        at once, as of C{when}.
+        """
+        return self.rates.buckets
 
     def admit(self, dn):
         """
@@ -97,16 +103,11 @@ class QueryAdmission:
                 TOO_MANY,
                 "you already have {} queries pending".format(self.maxPending),
             )
-        now = self.clock.seconds()
-        allowance, last = self.buckets.get(dn, (self.burst, now))
-        allowance = min(self.burst, allowance + (now - last) * self.rate)
-        if allowance < 1:
-            self.buckets[dn] = (allowance, now)
+        if self.rates.take(dn):
             raise JobMonError(
                 TOO_MANY,
                 "too many queries: at most {:g} per second".format(self.rate),
             )
-        self.buckets[dn] = (allowance - 1, now)
 
     def hold(self, dn, d):
         """
@@ -128,11 +129,7 @@ class QueryAdmission:
         """
         Forget the buckets that have refilled: they say nothing.
         """
-        now = self.clock.seconds()
-        full = (self.burst - 1) / self.rate
-        for dn, (allowance, last) in list(self.buckets.items()):
-            if now - last >= full:
-                del self.buckets[dn]
+        self.rates.forgetIdle()
 
     def sizes(self):
         """

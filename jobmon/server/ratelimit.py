@@ -101,10 +101,12 @@ class TokenBuckets:
         allowance, last = self.buckets.get(key, (self.burst, now))
         return min(self.burst, allowance + (now - last) * self.rate)
 
-    def take(self, key):
+    def take(self, key, cost=1.0, anyway=False):
         """
-        Take one call from C{key}'s allowance.
+        Take C{cost} calls from C{key}'s allowance.
 
+        @param anyway: take it even if the allowance is short (down to
+            nothing): a charge for what was already done.
         @return: 0 if it is allowed, else how many seconds until it would be.
         """
         now = self.clock.seconds()
@@ -113,10 +115,10 @@ class TokenBuckets:
             if len(self.buckets) >= self.maxKeys:
                 key = OVERFLOW
         allowance = self._allowance(key, now)
-        if allowance < 1:
-            self.buckets[key] = (allowance, now)
-            return (1 - allowance) / self.rate
-        self.buckets[key] = (allowance - 1, now)
+        if allowance < cost:
+            self.buckets[key] = (max(allowance - cost, 0.0) if anyway else allowance, now)
+            return (cost - allowance) / self.rate
+        self.buckets[key] = (allowance - cost, now)
         return 0
 
     def empty(self, key):

@@ -17,50 +17,8 @@ from twisted.web.server import Site
 
 from jobmon.protocols.xmlrpc import CappedRequest, GuardedChannel
 from jobmon.server.admission import PerPeerLimit, Refused
+from jobmon.server.ratelimit import TokenBuckets
 from jobmon.server.tls import RefusalBudget
-
-
-class PeerRate:
-    """
-    A token bucket per address: each address may spend C{rate} per second,
-    with bursts of C{burst}.
-
-    @ivar buckets: C{(allowance, when)} by address; an address whose
-        allowance has grown back to C{burst} is forgotten when the table
-        passes C{maxPeers}.
-    """
-
-    def __init__(self, clock, rate, burst, maxPeers=100000):
-        self.clock = clock
-        self.rate = rate
-        self.burst = burst
-        self.maxPeers = maxPeers
-        self.buckets = {}
-
-    def take(self, host, cost=1.0, anyway=False):
-        """
-        Spend C{cost} of C{host}'s allowance.
-
-        @param anyway: spend it even if the allowance is short (down to
-            nothing): a charge for what was already done.
-        @return: whether it had that much.
-        """
-        now = self.clock.seconds()
-        allowance, last = self.buckets.get(host, (self.burst, now))
-        allowance = min(self.burst, allowance + (now - last) * self.rate)
-        if host not in self.buckets and len(self.buckets) >= self.maxPeers:
-            self._forgetFull(now)
-        enough = allowance >= cost
-        if enough or anyway:
-            allowance = max(allowance - cost, 0.0)
-        self.buckets[host] = (allowance, now)
-        return enough
-
-    def _forgetFull(self, now):
-        full = self.burst / self.rate
-        self.buckets = {
-            h: (a, t) for h, (a, t) in self.buckets.items() if now - t < full
-        }
 
 
 class QuietSite(PerPeerLimit, Site):
@@ -108,7 +66,7 @@ class QuietSite(PerPeerLimit, Site):
         self.sendDeadline = sendDeadline
         self.maxPerPeer = maxPerPeer
         self.peers = {}
-        self.rates = PeerRate(self.reactor, connectionRate, connectionBurst)
+        self.rates = TokenBuckets(self.reactor, connectionRate, connectionBurst)
         self.budget = RefusalBudget(now=self.reactor.seconds)
         self.trim = releaseMemory() if trim == "libc" else trim
         self._trimCall = None
@@ -123,7 +81,7 @@ class QuietSite(PerPeerLimit, Site):
         per-peer limit), else refuse it.
         """
         host = getattr(addr, "host", None)
-        if not self.rates.take(host):
+        if self.rates.take(host):
             self.counts["rate_refused"] += 1
             self._refusal(host, "new connections from {peer} over the rate of {rate:g}/s: "
                           "refused", rate=self.rates.rate)
@@ -143,7 +101,7 @@ class QuietSite(PerPeerLimit, Site):
         @return: whether it may go on using its connection.
         """
         self.counts["malformed"] += 1
-        return self.rates.take(host, self.malformedCost, anyway=True)
+        return not self.rates.take(host, self.malformedCost, anyway=True)
 
     def handshakeTooSlow(self, channel):
         """

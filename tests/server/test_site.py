@@ -28,9 +28,10 @@ from jobmon.server.admission import Refused
 from jobmon.server.hub import Hub, HubConfig
 from jobmon.server.identity import Identity
 from jobmon.server.pending import MemoryRequestTable
+from jobmon.server.ratelimit import TokenBuckets
 from jobmon.server.registry import MemoryJobRegistry
 from jobmon.server.requests import MAX_LIST_PAGE
-from jobmon.server.site import PeerRate, QuietSite
+from jobmon.server.site import QuietSite
 
 ALICE = Identity("/CN=Alice")
 PEER = IPv4Address("TCP", "10.0.0.1", 1234)
@@ -286,7 +287,7 @@ class SiteTests(SynchronousTestCase):
         per address.
         """
         logged = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
-        self.site.rates = PeerRate(self.clock, 1000, 1000)
+        self.site.rates = TokenBuckets(self.clock, 1000, 1000)
         error = SSL.Error([("SSL routines", "", "peer did not return a certificate")])
         for _ in range(8):
             _, channel = self.connect(_TLSTransport())
