@@ -8,7 +8,6 @@ results (see L{jobmon.server.hub}).
 """
 
 import secrets
-import time
 
 from attrs import evolve
 from twisted.logger import Logger
@@ -26,6 +25,7 @@ from jobmon.protocols.jobid import checkJobId
 from jobmon.server.claims import JobClaims
 from jobmon.server.registry import JobRecord
 from jobmon.server.requests import checkInfo
+from jobmon.times import utc
 
 
 class Registrations:
@@ -215,13 +215,13 @@ class Registrations:
                 heard=heard, newcomer=newcomer,
             )
             return
-        since = _utc(old.registered)
+        since = utc(old.registered)
         first = self._rivals.get(jobId) != rival
         self._rivals[jobId] = rival
         emit = self.log.warn if first else self.log.debug
         emit(
             "job {job_id} of {dn}: registration by the daemon on {newcomer} refused: "
-            "the live daemon on {holder} holds it since {since} UTC (last heard from "
+            "the live daemon on {holder} holds it since {since} (last heard from "
             "{heard:.0f} s ago)",
             category="registration", job_id=jobId, dn=identity.dn, newcomer=newcomer,
             holder=holder, since=since, heard=heard,
@@ -229,8 +229,8 @@ class Registrations:
         if first:
             self.wakeOf(old).notify(
                 jobId,
-                "another daemon for job {} (on {}) tried to register it at {} UTC and "
-                "was refused: this daemon keeps the job".format(jobId, newcomer, _utc(now)),
+                "another daemon for job {} (on {}) tried to register it at {} and "
+                "was refused: this daemon keeps the job".format(jobId, newcomer, utc(now)),
             )
         reason = "held by a live daemon"
         self.metrics.refusals.labels(reason).inc()
@@ -240,7 +240,7 @@ class Registrations:
         )
         raise JobMonError(
             JOB_CONFLICT,
-            "job {} is already registered by a live daemon on {} since {} UTC; this "
+            "job {} is already registered by a live daemon on {} since {}; this "
             "daemon may register it once that one stops".format(jobId, holder, since),
         )
 
@@ -263,8 +263,8 @@ class Registrations:
         """
         return JobMonError(
             NO_SUCH_JOB,
-            "job {} is now registered by another daemon (on {}, since {} UTC)".format(
-                record.jobId, _daemonName(record.host, record.info), _utc(record.registered)
+            "job {} is now registered by another daemon (on {}, since {})".format(
+                record.jobId, _daemonName(record.host, record.info), utc(record.registered)
             ),
         )
 
@@ -523,13 +523,6 @@ def _duration(seconds):
     if seconds >= 60 and seconds % 60 == 0:
         return "{:g} min".format(seconds / 60)
     return "{:g} s".format(seconds)
-
-
-def _utc(seconds):
-    """
-    A time in seconds since the epoch, as C{YYYY-MM-DD HH:MM:SS} (UTC).
-    """
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds))
 
 
 def _daemonName(host, info):
