@@ -12,6 +12,7 @@ Everything here blocks on the file system: the daemon runs it in a thread.
 
 import os
 from collections.abc import Callable
+from contextlib import contextmanager
 
 from attrs import frozen
 
@@ -32,6 +33,22 @@ HEAD_BLOCK = 64 * 1024
 MAX_LINE_SCAN = 256 * 1024 * 1024
 """How far into a file C{tail -n +N} looks for the start of line N: the
 bytes before it are read (and counted) but not returned."""
+
+
+@contextmanager
+def _regular(path, real):
+    """
+    Open the regular file C{real} (named C{path} by the caller) and give
+    its descriptor and stat; an L{OSError} while it is read becomes the
+    caller's error, and the descriptor is closed whatever happens.
+    """
+    fd, st = openRegular(path, real)
+    try:
+        yield fd, st
+    except OSError as e:
+        raise osError(e, path or ".") from None
+    finally:
+        os.close(fd)
 
 
 def _identity(st):
@@ -83,8 +100,7 @@ class Reader:
             C{length} asked or than the file has past C{offset}.
         """
         real, named = self.directory.locate(path)
-        fd, st = openRegular(path, real)
-        try:
+        with _regular(path, real) as (fd, st):
             limit = self.maxResult if length is None else min(length, self.maxResult)
             if offset >= st.st_size:
                 # Past the end: pread near the largest offset fails with
@@ -95,10 +111,6 @@ class Reader:
             # A log may grow while read: report its size after the read, so
             # that offset + len(data) <= size holds for what was returned.
             size = os.fstat(fd).st_size
-        except OSError as e:
-            raise osError(e, path or ".") from None
-        finally:
-            os.close(fd)
         cappedRequest = length is None or length > self.maxResult
         truncated = cappedRequest and len(data) == self.maxResult and offset + len(data) < size
         return {
@@ -127,15 +139,10 @@ class Reader:
         if byteCount is not None:
             return self.cat(path, 0, byteCount)
         real, named = self.directory.locate(path)
-        fd, st = openRegular(path, real)
-        try:
+        with _regular(path, real) as (fd, st):
             data, truncated = self._head(fd, lines)
             # As cat: the size after the read, so len(data) <= size.
             size = os.fstat(fd).st_size
-        except OSError as e:
-            raise osError(e, path or ".") from None
-        finally:
-            os.close(fd)
         return {
             "path": self.directory.relative(named),
             "data": data,
@@ -195,16 +202,11 @@ class Reader:
             C{truncated} is true.
         """
         real, named = self.directory.locate(path)
-        fd, st = openRegular(path, real)
-        try:
+        with _regular(path, real) as (fd, st):
             if byteCount is None:
                 offset, data, truncated = self._tail(fd, st.st_size, lines, path)
             else:
                 offset, data, truncated = self._tailBytes(fd, st.st_size, byteCount, path)
-        except OSError as e:
-            raise osError(e, path or ".") from None
-        finally:
-            os.close(fd)
         return {
             "path": self.directory.relative(named),
             "data": data,
@@ -292,17 +294,12 @@ class Reader:
             first L{MAX_LINE_SCAN} bytes.
         """
         real, named = self.directory.locate(path)
-        fd, st = openRegular(path, real)
-        try:
+        with _regular(path, real) as (fd, st):
             offset = self._lineStart(fd, max(line, 1) - 1, path)
             size = os.fstat(fd).st_size
             data = self._readAt(fd, self.maxResult, offset) if offset < size else b""
             # As cat: the size after the read, so offset + len(data) <= size.
             size = os.fstat(fd).st_size
-        except OSError as e:
-            raise osError(e, path or ".") from None
-        finally:
-            os.close(fd)
         return {
             "path": self.directory.relative(named),
             "data": data,
