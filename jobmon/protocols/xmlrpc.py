@@ -266,17 +266,7 @@ class GuardedChannel(HTTPChannel):
         self._refused = True
         self._deadline = _cancel(self._deadline)
         self._chargeMalformed()
-        body = _fault(
-            TOO_LARGE,
-            "request body of {} bytes is larger than the {} bytes accepted".format(
-                length, limit
-            ),
-        ).encode("utf-8")
-        self.transport.write(
-            b"HTTP/1.1 413 Content Too Large\r\nServer: %s\r\n"
-            b"Content-Type: text/xml; charset=utf-8\r\nContent-Length: %d\r\n"
-            b"Connection: close\r\n\r\n%s" % (SERVER_NAME, len(body), body)
-        )
+        self.transport.write(tooLargeAnswer(length, limit))
         self._networkProducer.pauseProducing()
         self.loseConnection()
 
@@ -340,6 +330,22 @@ class GuardedChannel(HTTPChannel):
         closed = getattr(self.site, "channelClosed", None)
         if closed is not None:
             closed(self, reason)
+
+
+def tooLargeAnswer(length, limit):
+    """
+    The whole HTTP answer (413, connection closed) to a request whose
+    C{Content-Length} of C{length} is over C{limit}: a fault saying so.
+    """
+    body = _fault(
+        TOO_LARGE,
+        "request body of {} bytes is larger than the {} bytes accepted".format(length, limit),
+    ).encode("utf-8")
+    return (
+        b"HTTP/1.1 413 Content Too Large\r\nServer: %s\r\n"
+        b"Content-Type: text/xml; charset=utf-8\r\nContent-Length: %d\r\n"
+        b"Connection: close\r\n\r\n%s" % (SERVER_NAME, len(body), body)
+    )
 
 
 def _cancel(call):

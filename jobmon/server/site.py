@@ -15,7 +15,8 @@ from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 from twisted.web.server import Site
 
-from jobmon.protocols.xmlrpc import CappedRequest, GuardedChannel
+from jobmon.protocols.rpchttp import RPCChannel
+from jobmon.protocols.xmlrpc import CappedRequest
 from jobmon.server.admission import PerPeerLimit, Refused
 from jobmon.server.ratelimit import TokenBuckets
 from jobmon.server.tls import RefusalBudget
@@ -36,12 +37,19 @@ class QuietSite(PerPeerLimit, Site):
     HTTP, bad XML, a body announced too large) costs that address
     C{malformedCost} connections' worth.  Refusals are logged a few per
     address per minute.
+
+    Each admitted connection gets an L{RPCChannel}, which answers C{POST}s
+    to C{rpcPath} itself and hands the connection to twisted.web's
+    L{GuardedChannel} (with L{CappedRequest}s) for any other request.
     """
 
     noisy = False
     displayTracebacks = False
     requestFactory = CappedRequest
-    protocol = GuardedChannel
+    protocol = RPCChannel
+    rpcPath = b"/RPC2"
+    """The path of the XML-RPC endpoint, whose C{POST}s L{RPCChannel}
+    answers without twisted.web."""
     _log = Logger()
 
     malformedCost = 10
@@ -93,6 +101,21 @@ class QuietSite(PerPeerLimit, Site):
         Build the HTTP channel of an admitted connection.
         """
         return Site.buildProtocol(self, addr)
+
+    def rpcResource(self):
+        """
+        The resource that C{POST}s to C{rpcPath} reach: a leaf with
+        C{render_POST} among the static children of the site's resource
+        tree, or L{None} (then every request goes through twisted.web).
+        """
+        resource = self.resource
+        for segment in self.rpcPath.split(b"/")[1:]:
+            if getattr(resource, "isLeaf", True):
+                return None
+            resource = getattr(resource, "children", {}).get(segment)
+        if getattr(resource, "isLeaf", False) and hasattr(resource, "render_POST"):
+            return resource
+        return None
 
     def chargeMalformed(self, host):
         """

@@ -192,7 +192,7 @@ class SiteTests(SynchronousTestCase):
         self.assertIn(b"larger than the 1000000 bytes accepted", response)
         self.assertTrue(transport.disconnecting)
         self.assertEqual(transport.producerState, "paused")
-        self.assertIsNone(channel.requests[0].content)
+        self.assertEqual(self.site.counts["malformed"], 1)
         channel.dataReceived(b"x" * 100000)
         self.assertEqual(transport.value(), response)
         self.close(channel)
