@@ -306,6 +306,7 @@ class RPCChannel(Protocol, TimeoutMixin):
     _wanting = None
     """While a body is being received: C{(headers, content)}."""
     _ateCRLF = False
+    _scanned = 0
 
     def connectionMade(self):
         site = self.site
@@ -411,11 +412,15 @@ class RPCChannel(Protocol, TimeoutMixin):
             buf = self._buffer = buf[2:]
             if not buf:
                 return False
-        end = buf.find(b"\r\n\r\n")
+        end = buf.find(b"\r\n\r\n", self._scanned)
         if end < 0:
             if len(buf) > self.totalHeadersSize:
                 self._refuse(_BAD_REQUEST)
+            else:
+                # A head trickling in is not searched again from its start.
+                self._scanned = max(0, len(buf) - 3)
             return False
+        self._scanned = 0
         if end > self.totalHeadersSize:
             self._refuse(_BAD_REQUEST)
             return False
