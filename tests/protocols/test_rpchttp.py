@@ -3,8 +3,11 @@ Tests for L{jobmon.protocols.rpchttp}: the lean HTTP channel of the XML-RPC
 site, driven through L{QuietSite} with in-memory transports and a clock.
 """
 
+import re
 import xmlrpc.client
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from twisted.internet import defer
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
@@ -19,6 +22,7 @@ from zope.interface import implementer
 from jobmon.protocols.rpchttp import RPCChannel, _Date
 from jobmon.protocols.xmlrpc import GuardedChannel, XMLRPCResource
 from jobmon.server.identity import Identity
+from jobmon.server.ratelimit import TokenBuckets
 from jobmon.server.site import QuietSite
 
 ALICE = Identity("/CN=Alice")
@@ -699,4 +703,62 @@ class ClientGoneTests(ChannelTestsMixin, SynchronousTestCase):
         self.pending[0].callback(1)
         self.assertIsNone(self.successResultOf(d))
         self.assertIsNone(self.successResultOf(self.requests[0].notifyFinish()))
+        self.close(channel)
+
+
+class FuzzTests(ChannelTestsMixin, SynchronousTestCase):
+    """
+    The parser fed arbitrary bytes, and real requests cut anywhere.
+    """
+
+    def setUp(self):
+        super().setUp()
+        # Every example comes from the same address: no limit on how many
+        # may be malformed.
+        self.site.rates = TokenBuckets(self.clock, 1e9, 10**12)
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        st.sampled_from([b"", b"POST /RPC2 HTTP/1.1\r\n",
+                         b"POST /RPC2 HTTP/1.1\r\nContent-Length: 30\r\n"]),
+        st.binary(max_size=300),
+        st.lists(st.integers(0, 400), max_size=4),
+    )
+    def test_randomBytes(self, prefix, junk, cuts):
+        """
+        Whatever arrives, in whatever pieces, the channel raises nothing
+        and writes only HTTP answers; closing leaves nothing behind.
+        """
+        data = prefix + junk
+        transport, channel = self.connect()
+        start = 0
+        for cut in sorted(cuts) + [len(data)]:
+            channel.dataReceived(data[start:cut])
+            start = max(start, cut)
+        value = transport.value()
+        if value:
+            self.assertTrue(value.startswith(b"HTTP/1.1 "), value[:100])
+        self.close(channel)
+
+    @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(st.integers(0, 2000), max_size=8))
+    def test_cutAnywhere(self, cuts):
+        """
+        Pipelined requests, fast and handed over, are answered the same
+        however their bytes are cut.
+        """
+        data = (post("t.echo", "a" * 100) + post("t.who")
+                + b"GET /page HTTP/1.1\r\nHost: x\r\n\r\n" + post("t.echo", 3))
+        transport, channel = self.connect()
+        channel.dataReceived(data)
+        whole = transport.value()
+        self.close(channel)
+        transport, channel = self.connect()
+        start = 0
+        for cut in sorted(cuts) + [len(data)]:
+            channel.dataReceived(data[start:cut])
+            start = max(start, cut)
+        dates = re.compile(rb"\r\nDate: [^\r]*")
+        self.assertEqual(dates.sub(b"", transport.value()), dates.sub(b"", whole))
+        self.assertEqual(dates.sub(b"", whole).count(b"HTTP/1.1 200 OK"), 4)
         self.close(channel)
