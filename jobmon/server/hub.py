@@ -34,6 +34,7 @@ from jobmon.errors import (
 from jobmon.outcomes import outcomeWord
 from jobmon.prefixes import PrefixLookup
 from jobmon.protocols.jobid import checkJobId
+from jobmon.protocols.relay import RawResult
 from jobmon.server.admission import QueryAdmission
 from jobmon.server.claims import RESERVE_FOR, JobClaims
 from jobmon.server.ended import EndedJobs
@@ -360,7 +361,11 @@ class Hub:
 
         def audited(result):
             outcome, code = outcomeOf(result)
-            size = 0 if isinstance(result, Failure) else resultSize(result)
+            if isinstance(result, RawResult):
+                # Relayed as the daemon encoded it: it counted the bytes.
+                size = result.size
+            else:
+                size = 0 if isinstance(result, Failure) else resultSize(result)
             duration = self.clock.seconds() - started
             fields = {"code": code} if code is not None else {}
             self._audit(
@@ -370,8 +375,11 @@ class Hub:
                 **({"granted": granted[0]} if granted[0] else {}),
             )
             self.metrics.queries.labels(forward["op"], outcome).observe(duration)
-            if record.owner != identity.dn and isinstance(result, dict):
-                # An admin (or a group member) is told whose job answered.
+            if record.owner != identity.dn and isinstance(result, (dict, RawResult)):
+                # An admin (or a group member) is told whose job answered:
+                # the rare result that is parsed and encoded again.
+                if isinstance(result, RawResult):
+                    result = result.parsed()
                 result = dict(result, job_owner=record.owner)
             return result
 
@@ -542,20 +550,29 @@ class Hub:
         if not isinstance(result, dict):
             raise JobMonError(BAD_REQUEST, "result must be a struct")
         self.registrations.touch(record)
-        error = result.get("error")
+        return self._deliver(jobId, requestId, result, result.get("error"))
+
+    def _deliver(self, jobId, requestId, result, error):
+        """
+        End a request with the daemon's result, or with its error: a struct
+        of C{code} and C{message} from the daemon, sanitised, or a
+        L{JobMonError} of the server's.
+
+        @return: whether someone was still waiting for it.
+        """
         if error is not None:
-            code = error.get("code") if isinstance(error, dict) else None
-            message = error.get("message") if isinstance(error, dict) else None
-            # A daemon reports failures of the operation, or a request it
-            # found malformed; it cannot make a user see "not authorized" or
-            # "no such job".
-            if not isinstance(code, int) or not (isRemote(code) or code == BAD_REQUEST):
-                code = REMOTE_ERROR
-            if not isinstance(message, str) or not message:
-                message = "the job reported an error"
-            delivered = self.table.complete(
-                jobId, requestId, failure=JobMonError(code, message)
-            )
+            if not isinstance(error, JobMonError):
+                code = error.get("code") if isinstance(error, dict) else None
+                message = error.get("message") if isinstance(error, dict) else None
+                # A daemon reports failures of the operation, or a request
+                # it found malformed; it cannot make a user see "not
+                # authorized" or "no such job".
+                if not isinstance(code, int) or not (isRemote(code) or code == BAD_REQUEST):
+                    code = REMOTE_ERROR
+                if not isinstance(message, str) or not message:
+                    message = "the job reported an error"
+                error = JobMonError(code, message)
+            delivered = self.table.complete(jobId, requestId, failure=error)
         else:
             delivered = self.table.complete(jobId, requestId, result=result)
         if not delivered:
@@ -581,6 +598,22 @@ class Hub:
             not own the job.
         """
         return self.registrations.bind(channel, identity, jobId, wakeSecret)
+
+    def channelResult(self, channel, requestId, result=None, error=None):
+        """
+        A result (a L{RawResult}) or an error (see L{_deliver}) sent on a
+        wake channel, for a request of its job: as C{outputJobResult}, from
+        the channel's job only.
+
+        @return: whether someone was still waiting for it.
+        """
+        tcp = self.registrations.wakes["tcp"]
+        if not tcp.bound(channel):
+            return False
+        record = self.registry.get(channel.jobId)
+        if record is not None:
+            self.registrations.touch(record)
+        return self._deliver(channel.jobId, requestId, result, error)
 
     def channelLost(self, channel):
         """
