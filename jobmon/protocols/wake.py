@@ -393,6 +393,7 @@ class WakeClientProtocol(_LineChannel):
         self.requests = False
         self.maxResult = MAX_RESULT
         self._pinger = None
+        self._lost = False
 
     def connectionMade(self):
         self.setTimeout(HELLO_TIMEOUT)
@@ -475,7 +476,7 @@ class WakeClientProtocol(_LineChannel):
             or an error's message does not fit a line), the caller posts
             it with C{outputJobResult}.
         """
-        if not self.connected or self.transport is None or self.transport.disconnecting:
+        if self._lost or self.transport is None or self.transport.disconnecting:
             return False
         error = result.get("error")
         if error is not None:
@@ -509,6 +510,7 @@ class WakeClientProtocol(_LineChannel):
                 self.welcomed.callback(result)
 
     def connectionLost(self, reason):
+        self._lost = True
         self.setTimeout(None)
         if self._pinger is not None and self._pinger.running:
             self._pinger.stop()
