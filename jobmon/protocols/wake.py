@@ -69,8 +69,13 @@ _PING = b'{"type":"ping"}'
 _PONG = b'{"type":"pong"}'
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+"""One encoder for every line (C{json.dumps} with options builds one per
+call)."""
+
+
 def _encode(message):
-    return json.dumps(message, separators=(",", ":")).encode("utf-8")
+    return _ENCODER.encode(message).encode("utf-8")
 
 
 def _decode(line):
