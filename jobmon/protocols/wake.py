@@ -200,8 +200,10 @@ class WakeServerProtocol(_LineChannel):
         self.jobId = None
         self.identity = None
         self.requests = False
+        # The result fragment being received: (id, length, size), its
+        # chunks and their length.
         self._frame = None
-        self._chunks = []
+        self._chunks = None
         self._received = 0
 
     def connectionMade(self):
@@ -334,7 +336,7 @@ class WakeServerProtocol(_LineChannel):
         self._chunks.append(data[:need])
         rest = data[need:]
         body = b"".join(self._chunks)
-        self._frame, self._chunks, self._received = None, [], 0
+        self._frame, self._chunks, self._received = None, None, 0
         why = checkFragment(body)
         if why is None:
             self.hub.channelResult(self, requestId, result=RawResult(body, size))
@@ -363,7 +365,7 @@ class WakeServerProtocol(_LineChannel):
 
     def connectionLost(self, reason):
         self.setTimeout(None)
-        self._chunks = []
+        self._chunks = None
         self.factory.peerClosed(self)
         if self.jobId is not None:
             self.hub.channelLost(self)

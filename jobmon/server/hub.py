@@ -24,12 +24,10 @@ from jobmon.errors import (
     BAD_REQUEST,
     NO_SUCH_JOB,
     NOT_AUTHORIZED,
-    REMOTE_ERROR,
     TIMEOUT,
     TOO_MANY,
     UNAVAILABLE,
     JobMonError,
-    isRemote,
 )
 from jobmon.outcomes import outcomeWord
 from jobmon.prefixes import PrefixLookup
@@ -48,13 +46,15 @@ from jobmon.server.groups import (
 from jobmon.server.identity import AdminList
 from jobmon.server.metrics import NullMetrics
 from jobmon.server.ratelimit import Limits, LimitsConfig
-from jobmon.server.registrations import Registrations, printable
+from jobmon.server.registrations import Registrations
 from jobmon.server.requests import (
     ACTING_OPS,
     MAX_LIST_PAGE,
+    asStruct,
     checkLimit,
     checkOptions,
     checkRequest,
+    deliver,
     outcomeOf,
     resultSize,
     xmlrpcSafe,
@@ -361,11 +361,7 @@ class Hub:
 
         def audited(result):
             outcome, code = outcomeOf(result)
-            if isinstance(result, RawResult):
-                # Relayed as the daemon encoded it: it counted the bytes.
-                size = result.size
-            else:
-                size = 0 if isinstance(result, Failure) else resultSize(result)
+            size = 0 if isinstance(result, Failure) else resultSize(result)
             duration = self.clock.seconds() - started
             fields = {"code": code} if code is not None else {}
             self._audit(
@@ -376,11 +372,8 @@ class Hub:
             )
             self.metrics.queries.labels(forward["op"], outcome).observe(duration)
             if record.owner != identity.dn and isinstance(result, (dict, RawResult)):
-                # An admin (or a group member) is told whose job answered:
-                # the rare result that is parsed and encoded again.
-                if isinstance(result, RawResult):
-                    result = result.parsed()
-                result = dict(result, job_owner=record.owner)
+                # An admin (or a group member) is told whose job answered.
+                result = dict(asStruct(result), job_owner=record.owner)
             return result
 
         return d.addBoth(audited)
@@ -550,39 +543,7 @@ class Hub:
         if not isinstance(result, dict):
             raise JobMonError(BAD_REQUEST, "result must be a struct")
         self.registrations.touch(record)
-        return self._deliver(jobId, requestId, result, result.get("error"))
-
-    def _deliver(self, jobId, requestId, result, error):
-        """
-        End a request with the daemon's result, or with its error: a struct
-        of C{code} and C{message} from the daemon, sanitised, or a
-        L{JobMonError} of the server's.
-
-        @return: whether someone was still waiting for it.
-        """
-        if error is not None:
-            if not isinstance(error, JobMonError):
-                code = error.get("code") if isinstance(error, dict) else None
-                message = error.get("message") if isinstance(error, dict) else None
-                # A daemon reports failures of the operation, or a request
-                # it found malformed; it cannot make a user see "not
-                # authorized" or "no such job".
-                if not isinstance(code, int) or not (isRemote(code) or code == BAD_REQUEST):
-                    code = REMOTE_ERROR
-                if not isinstance(message, str) or not message:
-                    message = "the job reported an error"
-                error = JobMonError(code, message)
-            delivered = self.table.complete(jobId, requestId, failure=error)
-        else:
-            delivered = self.table.complete(jobId, requestId, result=result)
-        if not delivered:
-            self.log.debug(
-                "result for {request_id} on {job_id} came too late",
-                category="query",
-                request_id=printable(requestId, 100),
-                job_id=jobId,
-            )
-        return delivered
+        return deliver(self.table, jobId, requestId, result, result.get("error"))
 
     # TCP wake channels
 
@@ -601,19 +562,14 @@ class Hub:
 
     def channelResult(self, channel, requestId, result=None, error=None):
         """
-        A result (a L{RawResult}) or an error (see L{_deliver}) sent on a
-        wake channel, for a request of its job: as C{outputJobResult}, from
-        the channel's job only.
-
-        @return: whether someone was still waiting for it.
+        As C{outputJobResult}, for a result (a L{RawResult}) or an error
+        (see L{deliver}) sent on a wake channel, for its own job only.
         """
-        tcp = self.registrations.wakes["tcp"]
-        if not tcp.bound(channel):
-            return False
         record = self.registry.get(channel.jobId)
-        if record is not None:
-            self.registrations.touch(record)
-        return self._deliver(channel.jobId, requestId, result, error)
+        if record is None or not self.registrations.wakes["tcp"].bound(channel):
+            return False
+        self.registrations.touch(record)
+        return deliver(self.table, channel.jobId, requestId, result, error)
 
     def channelLost(self, channel):
         """
