@@ -28,7 +28,6 @@ other, so both notice a dead peer within a bounded time.
 """
 
 import json
-import math
 import xmlrpc.client
 
 from twisted.internet import defer
@@ -93,33 +92,26 @@ def _decode(line):
     return message
 
 
-def _plain(value, depth=0):
-    """
-    Whether a request's value goes as JSON unchanged: text, numbers,
-    booleans, and lists and structs of them.  Others (bytes, dates) go
-    XML-RPC encoded, as C{getJobToDo} returns them.
-    """
-    if isinstance(value, (str, bool, int)):
-        return True
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if depth < 3 and isinstance(value, (list, tuple)):
-        return all(_plain(v, depth + 1) for v in value)
-    if depth < 3 and isinstance(value, dict):
-        return all(isinstance(k, str) and _plain(v, depth + 1) for k, v in value.items())
-    return False
+_STRICT = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+"""The encoder of request lines: values JSON cannot carry as they are
+(bytes, dates, infinities) raise, and the request goes XML-RPC encoded."""
 
 
 def encodeRequest(requestId, request):
     """
-    Encode a C{request} line (without its newline).
+    Encode a C{request} line (without its newline): the request as JSON
+    when it is text, numbers, booleans, and lists and structs of them, else
+    XML-RPC encoded, as C{getJobToDo} returns it.
 
     @raise TypeError: a value XML-RPC cannot carry either.
     """
-    if _plain(request):
-        return _encode({"type": "request", "id": requestId, "request": request})
-    text = xmlrpc.client.dumps((request,), allow_none=False)
-    return _encode({"type": "request", "id": requestId, "xmlrpc": text})
+    try:
+        return _STRICT.encode(
+            {"type": "request", "id": requestId, "request": request}
+        ).encode("utf-8")
+    except (TypeError, ValueError):
+        text = xmlrpc.client.dumps((request,), allow_none=False)
+        return _encode({"type": "request", "id": requestId, "xmlrpc": text})
 
 
 def _sanitisedInt(value, most):

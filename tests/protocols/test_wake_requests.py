@@ -114,12 +114,16 @@ class ServerEndTests(SynchronousTestCase):
     def test_requestLine(self):
         """
         A request goes as one JSON line; one with values JSON cannot carry
-        (bytes) goes XML-RPC encoded.
+        (bytes, infinities) goes XML-RPC encoded.
         """
         self.welcome()
         self.assertIsNone(self.proto.request("r1", {"op": "stat", "path": "job.log"}))
         self.assertIsNone(self.proto.request("r2", {"op": "stat", "path": b"\xff"}))
-        first, second = lines(self.transport)
+        self.assertIsNone(self.proto.request("r3", {"op": "top", "interval": float("inf")}))
+        first, second, third = lines(self.transport)
+        self.assertNotIn("request", third)
+        (request,), _ = xmlrpc.client.loads(third["xmlrpc"], use_builtin_types=True)
+        self.assertEqual(request, {"op": "top", "interval": float("inf")})
         self.assertEqual(
             first, {"type": "request", "id": "r1", "request": {"op": "stat", "path": "job.log"}}
         )
