@@ -21,11 +21,14 @@ PREFIX = b"<params>\n<param>\n<value><struct>\n"
 SUFFIX = b"</struct></value>\n</param>\n</params>\n"
 """How every relayed fragment ends."""
 
-_FORBIDDEN = (b"<param", b"</param", b"methodResponse", b"<fault", b"<!", b"<?")
+_FORBIDDEN = (b"<param", b"</param", b"<fault", b"<!", b"<?")
 """Markup that may not appear between L{PREFIX} and L{SUFFIX}: it could end
-the parameter or the response, add one, make a fault, or bring a DTD,
-entity, comment, CDATA section or processing instruction.  The encoder
-escapes every C{<} of the result's text, so real results never hold it."""
+the parameter, add one, make a fault, or bring a DTD, entity, comment,
+CDATA section or processing instruction; nor may a C{methodResponse} tag
+(see L{checkFragment}).  The encoder escapes every C{<} of the result's
+text, so real results never hold it."""
+
+_RESPONSE = b"methodResponse"
 
 RESPONSE_HEAD = b"<?xml version='1.0'?>\n<methodResponse>\n"
 RESPONSE_TAIL = b"</methodResponse>\n"
@@ -54,6 +57,13 @@ def checkFragment(body):
     for marker in _FORBIDDEN:
         if body.find(marker, len(PREFIX), end) != -1:
             return "the result holds markup that is not allowed"
+    # The word alone is text a result may hold (a command line); only a
+    # tag ("<methodResponse", "</methodResponse") is refused.
+    at = body.find(_RESPONSE, len(PREFIX), end)
+    while at != -1:
+        if body[at - 1:at] == b"<" or body[at - 2:at] == b"</":
+            return "the result holds markup that is not allowed"
+        at = body.find(_RESPONSE, at + 1, end)
     return None
 
 

@@ -223,6 +223,7 @@ class ServerEndTests(SynchronousTestCase):
             good.replace(b"<member>", b"<!DOCTYPE x><member>"),
             good.replace(b"<member>", b"<?pi x?><member>"),
             good.replace(b"<member>", b"</methodResponse><member>"),
+            good.replace(b"<member>", b"<methodResponse><member>"),
             b"<params>\n<param>\n<value><int>1</int></value>\n</param>\n</params>\n",
             good[:-1],
         ]
@@ -235,6 +236,17 @@ class ServerEndTests(SynchronousTestCase):
             self.assertIsNone(result)
             self.assertEqual(error.code, errors.REMOTE_ERROR)
         self.assertFalse(self.transport.disconnecting)
+
+    def test_textNotMarkup(self):
+        """
+        Text that merely names markup (escaped by the encoder) is relayed.
+        """
+        self.welcome()
+        result = {"cmd": "<param> </params> <fault> <!-- <?x methodResponse </methodResponse>"}
+        self.proto.dataReceived(frame("r1", result))
+        [(_, relayed, error)] = self.hub.results
+        self.assertIsNone(error)
+        self.assertEqual(relayed.parsed(), result)
 
     def test_errorResult(self):
         """
