@@ -35,6 +35,7 @@ from jobmon.errors import (
     TOO_MANY,
     JobMonError,
 )
+from jobmon.protocols.relay import RawResult
 
 MAX_DEPTH = 40
 """Deepest XML nesting accepted: results nest about 12 deep."""
@@ -551,6 +552,10 @@ class XMLRPCResource(Resource):
         return NOT_DONE_YET
 
     def _encode(self, result):
+        if isinstance(result, RawResult):
+            # A job's result relayed as its daemon encoded it, checked on
+            # arrival (see jobmon.protocols.relay): wrapped, not re-encoded.
+            return result.response()
         try:
             return xmlrpc.client.dumps((result,), methodresponse=True, allow_none=False)
         except (TypeError, OverflowError) as e:

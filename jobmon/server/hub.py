@@ -24,16 +24,15 @@ from jobmon.errors import (
     BAD_REQUEST,
     NO_SUCH_JOB,
     NOT_AUTHORIZED,
-    REMOTE_ERROR,
     TIMEOUT,
     TOO_MANY,
     UNAVAILABLE,
     JobMonError,
-    isRemote,
 )
 from jobmon.outcomes import outcomeWord
 from jobmon.prefixes import PrefixLookup
 from jobmon.protocols.jobid import checkJobId
+from jobmon.protocols.relay import RawResult
 from jobmon.server.admission import QueryAdmission
 from jobmon.server.claims import RESERVE_FOR, JobClaims
 from jobmon.server.ended import EndedJobs
@@ -47,13 +46,15 @@ from jobmon.server.groups import (
 from jobmon.server.identity import AdminList
 from jobmon.server.metrics import NullMetrics
 from jobmon.server.ratelimit import Limits, LimitsConfig
-from jobmon.server.registrations import Registrations, printable
+from jobmon.server.registrations import Registrations
 from jobmon.server.requests import (
     ACTING_OPS,
     MAX_LIST_PAGE,
+    asStruct,
     checkLimit,
     checkOptions,
     checkRequest,
+    deliver,
     outcomeOf,
     resultSize,
     xmlrpcSafe,
@@ -370,9 +371,9 @@ class Hub:
                 **({"granted": granted[0]} if granted[0] else {}),
             )
             self.metrics.queries.labels(forward["op"], outcome).observe(duration)
-            if record.owner != identity.dn and isinstance(result, dict):
+            if record.owner != identity.dn and isinstance(result, (dict, RawResult)):
                 # An admin (or a group member) is told whose job answered.
-                result = dict(result, job_owner=record.owner)
+                result = dict(asStruct(result), job_owner=record.owner)
             return result
 
         return d.addBoth(audited)
@@ -542,30 +543,7 @@ class Hub:
         if not isinstance(result, dict):
             raise JobMonError(BAD_REQUEST, "result must be a struct")
         self.registrations.touch(record)
-        error = result.get("error")
-        if error is not None:
-            code = error.get("code") if isinstance(error, dict) else None
-            message = error.get("message") if isinstance(error, dict) else None
-            # A daemon reports failures of the operation, or a request it
-            # found malformed; it cannot make a user see "not authorized" or
-            # "no such job".
-            if not isinstance(code, int) or not (isRemote(code) or code == BAD_REQUEST):
-                code = REMOTE_ERROR
-            if not isinstance(message, str) or not message:
-                message = "the job reported an error"
-            delivered = self.table.complete(
-                jobId, requestId, failure=JobMonError(code, message)
-            )
-        else:
-            delivered = self.table.complete(jobId, requestId, result=result)
-        if not delivered:
-            self.log.debug(
-                "result for {request_id} on {job_id} came too late",
-                category="query",
-                request_id=printable(requestId, 100),
-                job_id=jobId,
-            )
-        return delivered
+        return deliver(self.table, jobId, requestId, result, result.get("error"))
 
     # TCP wake channels
 
@@ -581,6 +559,17 @@ class Hub:
             not own the job.
         """
         return self.registrations.bind(channel, identity, jobId, wakeSecret)
+
+    def channelResult(self, channel, requestId, result=None, error=None):
+        """
+        As C{outputJobResult}, for a result (a L{RawResult}) or an error
+        (see L{deliver}) sent on a wake channel, for its own job only.
+        """
+        record = self.registry.get(channel.jobId)
+        if record is None or not self.registrations.wakes["tcp"].bound(channel):
+            return False
+        self.registrations.touch(record)
+        return deliver(self.table, channel.jobId, requestId, result, error)
 
     def channelLost(self, channel):
         """

@@ -1,17 +1,29 @@
 """
 What the server accepts from its callers before it queues anything: the
 shape and size of a query's request and of a daemon's info, page sizes;
-how results are measured and made fit for XML-RPC, and how a query ended.
+how results are measured, made fit for XML-RPC and delivered, and how a
+query ended.
 """
 
 import math
 
 from twisted.internet.defer import CancelledError
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from jobmon.errors import BAD_REQUEST, INTERNAL, TOO_LARGE, JobMonError
+from jobmon.errors import (
+    BAD_REQUEST,
+    INTERNAL,
+    REMOTE_ERROR,
+    TOO_LARGE,
+    JobMonError,
+    isRemote,
+)
 from jobmon.fqan import checkShares
 from jobmon.outcomes import CANCELLED, OK, outcomeWord
+from jobmon.protocols.relay import RawResult
+
+_log = Logger(namespace="jobmon.server.hub.Hub")
 
 OPS = frozenset(
     {
@@ -66,13 +78,64 @@ def xmlrpcSafe(value):
 
 def resultSize(result):
     """
-    The bytes of file data or command output in a result.
+    The bytes of file data or command output in a result (in a relayed
+    L{RawResult}, as its daemon counted them).
     """
+    if isinstance(result, RawResult):
+        return result.size
     if not isinstance(result, dict):
         return 0
     return sum(
         len(result[k]) for k in ("data", "stdout", "stderr") if isinstance(result.get(k), bytes)
     )
+
+
+def asStruct(result):
+    """
+    A result as a struct: a relayed L{RawResult} parsed (the rare result
+    the server must change).
+
+    @raise JobMonError: L{REMOTE_ERROR} if the job's bytes do not parse.
+    """
+    return result.parsed() if isinstance(result, RawResult) else result
+
+
+def daemonError(error):
+    """
+    The L{JobMonError} a daemon's error struct (C{code} and C{message})
+    becomes: a daemon reports failures of the operation, or a request it
+    found malformed; it cannot make a user see "not authorized" or "no
+    such job".
+    """
+    code = error.get("code") if isinstance(error, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    if not isinstance(code, int) or not (isRemote(code) or code == BAD_REQUEST):
+        code = REMOTE_ERROR
+    if not isinstance(message, str) or not message:
+        message = "the job reported an error"
+    return JobMonError(code, message)
+
+
+def deliver(table, jobId, requestId, result, error):
+    """
+    End a request with the daemon's result, or with its error: a struct
+    (see L{daemonError}) or a L{JobMonError} of the server's own.
+
+    @param table: the L{jobmon.server.pending.IRequestTable}.
+    @return: whether someone was still waiting for it.
+    """
+    if error is not None:
+        if not isinstance(error, JobMonError):
+            error = daemonError(error)
+        delivered = table.complete(jobId, requestId, failure=error)
+    else:
+        delivered = table.complete(jobId, requestId, result=result)
+    if not delivered:
+        _log.debug(
+            "result for {request_id} on {job_id} came too late",
+            category="query", request_id=repr(requestId)[:100], job_id=jobId,
+        )
+    return delivered
 
 
 def outcomeOf(result):

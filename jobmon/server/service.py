@@ -578,7 +578,8 @@ def buildService(options, reactor, runInThread=None, installSignal=True):
     service.listen(
         "wake", endpoints.SSL4ServerEndpoint(reactor, options["wake-port"], wakeCtx,
                                              interface=interface),
-        WakeServerFactory(hub, wakeIdentify, reactor, maxPerPeer=options["max-per-peer"]),
+        WakeServerFactory(hub, wakeIdentify, reactor, maxPerPeer=options["max-per-peer"],
+                          maxResult=options["max-body"]),
         address=(interface, options["wake-port"]),
     )
     if sender is not None:

@@ -33,7 +33,7 @@ from twisted.logger import Logger
 from zope.interface import Attribute, Interface, implementer
 
 from jobmon.errors import JOB_CONFLICT, JobMonError
-from jobmon.protocols.wake import WakeServerProtocol
+from jobmon.protocols.wake import MAX_RESULT, WakeServerProtocol
 from jobmon.server.admission import PerPeerLimit
 from jobmon.server.metrics import NullMetrics
 from jobmon.server.tls import RefusalBudget
@@ -211,7 +211,21 @@ class TCPWake:
         channel = self._channels.get(record.jobId)
         if channel is not None:
             self.metrics.wakes.labels(self.mode).inc()
+            self._deliver(record.jobId, channel)
+
+    def _deliver(self, jobId, channel):
+        """
+        Tell the daemon of the queued work: send it the requests themselves
+        on a channel that takes them (marked fetched, as C{getJobToDo}
+        does), else a wake line.
+        """
+        if not getattr(channel, "requests", False):
             channel.wake()
+            return
+        for requestId, request in self.table.take(jobId):
+            error = channel.request(requestId, request)
+            if error is not None:
+                self.table.complete(jobId, requestId, failure=error)
 
     def fetched(self, jobId):
         pass
@@ -237,7 +251,8 @@ class TCPWake:
         queued while it was connecting is woken for at once.
 
         @param channel: a L{jobmon.protocols.wake.WakeServerProtocol}, or
-            anything with C{wake()} and C{close()}.
+            anything with C{wake()} and C{close()} (and, if its C{requests}
+            is true, C{request(requestId, request)}).
         """
         old = self._channels.get(jobId)
         if old is not None and old is not channel:
@@ -251,7 +266,7 @@ class TCPWake:
 
     def _wakeIfCurrent(self, jobId, channel):
         if self._channels.get(jobId) is channel and self.table.queued(jobId):
-            channel.wake()
+            self._deliver(jobId, channel)
 
     def bound(self, channel):
         """
@@ -562,15 +577,21 @@ class WakeServerFactory(PerPeerLimit, Factory):
     but not without bound).
 
     @ivar refusals: the L{RefusalBudget} of the refusals logged.
+    @ivar maxResult: the largest result a daemon may send on its channel
+        (the server's C{--max-body}).
     """
 
     noisy = False
 
-    def __init__(self, hub, identify, clock, maxPerPeer=1024):
+    offerRequests = True
+    """Whether daemons that ask for requests on the channel get them."""
+
+    def __init__(self, hub, identify, clock, maxPerPeer=1024, maxResult=MAX_RESULT):
         self.hub = hub
         self.identify = identify
         self.clock = clock
         self.maxPerPeer = maxPerPeer
+        self.maxResult = maxResult
         self.peers = {}
         # Refusals on the wake port are logged a few per address per minute.
         self.refusals = RefusalBudget(now=clock.seconds)
@@ -579,6 +600,6 @@ class WakeServerFactory(PerPeerLimit, Factory):
         """
         Build the protocol of an admitted connection.
         """
-        protocol = WakeServerProtocol(self.hub, self.identify, self.clock)
+        protocol = WakeServerProtocol(self.hub, self.identify, self.clock, self.maxResult)
         protocol.factory = self
         return protocol

@@ -4,7 +4,9 @@ The JobMon job daemon: C{twistd -n jobmon-daemon}.
 Started by the job's wrapper, it lives as long as the job: it registers the
 job with the server, holds the wake channel open, and when woken fetches the
 queued requests (C{getJobToDo}), runs each in a thread, confined to the
-job's working directory, and posts the results (C{outputJobResult}).  If the
+job's working directory, and posts the results (C{outputJobResult}); a
+server that offers it sends the requests on the wake channel itself, where
+the daemon answers them (see L{jobmon.protocols.wake}).  If the
 server goes away it registers again with capped exponential backoff and
 jitter; on SIGTERM it unregisters before it exits.
 """
@@ -402,7 +404,8 @@ class JobDaemon(MultiService):
             credentials.setServiceParent(self)
         if mode == "tcp":
             self.factory = WakeClientFactory(
-                lambda: (self.jobId, self._token), self.wakeUp, reactor
+                lambda: (self.jobId, self._token), self.wakeUp, reactor,
+                onRequest=self._channelRequests,
             )
             self.wakeService = ClientService(
                 _RegisteringEndpoint(self),
@@ -475,10 +478,13 @@ class JobDaemon(MultiService):
     def _prepare(self, protocol):
         def up(protocol):
             self.channel = protocol
-            self.log.info("wake channel up (keep-alive {keepalive} s)",
-                          keepalive=protocol.keepalive)
-            # Fetch at once: work may have been queued while connecting.
-            self.wakeUp()
+            self.log.info("wake channel up (keep-alive {keepalive} s{how})",
+                          keepalive=protocol.keepalive,
+                          how=", requests on the channel" if protocol.requests else "")
+            # Fetch at once: work may have been queued while connecting (a
+            # server that sends requests on the channel sends those itself).
+            if not protocol.requests:
+                self.wakeUp()
             return protocol
 
         return protocol.welcomed.addCallback(up)
@@ -513,15 +519,24 @@ class JobDaemon(MultiService):
         finally:
             self._fetching = False
 
-    def dispatch(self, items):
+    def _channelRequests(self, channel, items):
+        """
+        Requests the server sent on the wake channel: run like fetched ones,
+        answered on the channel.
+        """
+        if not self.stopping:
+            self.dispatch(items, channel)
+
+    def dispatch(self, items, channel=None):
         """
         Run fetched requests, a bounded number at a time; each posts its
-        own result.
+        own result (on C{channel}, the wake channel they came on, while it
+        is up).
         """
         for item in items:
             if not isinstance(item, dict):
                 continue
-            d = self._limit.run(self._serve, item)
+            d = self._limit.run(self._serve, item, channel)
             self._inFlight.add(d)
             d.addBoth(self._done, d)
 
@@ -529,7 +544,7 @@ class JobDaemon(MultiService):
         self._inFlight.discard(d)
         return None
 
-    async def _serve(self, item):
+    async def _serve(self, item, channel=None):
         requestId = item.get("id")
         request = item.get("request")
         try:
@@ -564,6 +579,8 @@ class JobDaemon(MultiService):
         ):
             # The follower will ask for the rest: wait for it (see _drain).
             self._followerComesBack = True
+        if channel is not None and channel.sendResult(requestId, result):
+            return
         try:
             await self._call("jobmon.outputJobResult", self.jobId, requestId, result)
         except Exception as e:

@@ -142,9 +142,9 @@ class OperationsEndTests(EndingTestCase):
         operations.end()
 
 
-class DaemonEndTests(EndingTestCase):
+class DaemonEndCase(EndingTestCase):
     """
-    L{JobDaemon.stopService}: the job ended.
+    A TCP or poll L{JobDaemon} against a fake server.
     """
 
     def setUp(self):
@@ -195,6 +195,12 @@ class DaemonEndTests(EndingTestCase):
         """
         bad = [e for e in self.events if e["log_level"] > LogLevel.info]
         self.assertEqual(bad, [])
+
+
+class DaemonEndTests(DaemonEndCase):
+    """
+    L{JobDaemon.stopService}: the job ended.
+    """
 
     def test_followFlushedBeforeUnregister(self):
         """
