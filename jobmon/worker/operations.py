@@ -25,7 +25,8 @@ OPS = FILE_OPS | frozenset(
 """Every op a daemon of this version answers."""
 
 FOLLOW_CHECK_INTERVAL = 0.25
-"""Seconds between two looks at a followed file."""
+"""Seconds between two looks at a followed file that cannot be watched (see
+L{jobmon.worker.watching})."""
 
 
 class Operations:
@@ -40,6 +41,8 @@ class Operations:
     @ivar redact: extra environment-name patterns to redact.
     @ivar opTimeout: time limit of an op, in seconds (commands have their
         own).
+    @ivar watcher: tells a waiting C{follow} that its file may have changed
+        (L{jobmon.worker.watching}); by default none, and follows poll.
     """
 
     log = Logger()
@@ -55,6 +58,7 @@ class Operations:
         opTimeout=30.0,
         runInThread=None,
         runCommand=None,
+        watcher=None,
     ):
         self.reactor = reactor
         self.workdir = workdir
@@ -67,6 +71,11 @@ class Operations:
         if runCommand is None:
             from jobmon.worker.commands import runCommand
         self._runCommand = runCommand
+        if watcher is None:
+            from jobmon.worker.watching import PollingWatcher
+
+            watcher = PollingWatcher()
+        self.watcher = watcher
         self.ending = False
         self._pauses = {}
 
@@ -97,6 +106,21 @@ class Operations:
     def _resume(self, d):
         del self._pauses[d]
         d.callback(None)
+
+    def _wake(self, d):
+        """
+        End the pause C{d} early, if it still runs.
+        """
+        call = self._pauses.get(d)
+        if call is not None:
+            call.cancel()
+            self._resume(d)
+
+    def close(self):
+        """
+        Release what follows use (the daemon stops).
+        """
+        self.watcher.close()
 
     def timeoutFor(self, request):
         """
@@ -139,28 +163,68 @@ class Operations:
         Return new bytes of a file as soon as there are any, or after the
         request's wait; once the job ended (L{end}), at once, saying
         C{ended}.
+
+        Between looks the follow waits for the L{watcher} to say the file
+        may have changed (inotify); where it cannot, it looks every
+        L{FOLLOW_CHECK_INTERVAL} seconds.  The watch is set after a first
+        look found nothing, and the file is looked at once more then, so a
+        write between the two is not missed.
         """
         path, offset, inode, wait = self.workdir.checkFollow(request)
         deadline = self.reactor.seconds() + wait
-        while True:
-            ending = self.ending
-            result = await self._runInThread(self.workdir.followOnce, path, offset, inode)
-            if ending:
-                # A look begun after the job's end saw its last bytes.
-                result["ended"] = True
-                return result
-            if result.get("data") or result.get("rotated"):
-                return result
-            # Carry what this look learned: without it, a file replaced
-            # during the wait by a longer one would be read from the old
-            # offset, losing its start.
-            offset = int(result.get("next_offset", offset))
-            inode = result.get("inode") or inode
-            if self.ending:
-                continue
-            if self.reactor.seconds() + FOLLOW_CHECK_INTERVAL > deadline:
-                return result
-            await self._pause(FOLLOW_CHECK_INTERVAL)
+        watch = None
+        watched = False
+        try:
+            while True:
+                ending = self.ending
+                if watch is not None:
+                    watch.clear()
+                result = await self._runInThread(self.workdir.followOnce, path, offset, inode)
+                if ending:
+                    # A look begun after the job's end saw its last bytes.
+                    result["ended"] = True
+                    return result
+                if result.get("data") or result.get("rotated"):
+                    return result
+                # Carry what this look learned: without it, a file replaced
+                # during the wait by a longer one would be read from the old
+                # offset, losing its start.
+                offset = int(result.get("next_offset", offset))
+                inode = result.get("inode") or inode
+                if self.ending:
+                    continue
+                if not watched:
+                    watched = True
+                    watch = await self.watcher.watch(
+                        lambda: self.workdir.followTargets(path)
+                    )
+                    if watch is not None:
+                        # Look again: the file may have grown before the
+                        # watch was set.
+                        continue
+                left = deadline - self.reactor.seconds()
+                if watch is not None and not watch.broken:
+                    if left <= 0:
+                        return result
+                    await self._waitForChange(watch, left)
+                    continue
+                if left < FOLLOW_CHECK_INTERVAL:
+                    return result
+                await self._pause(FOLLOW_CHECK_INTERVAL)
+        finally:
+            if watch is not None:
+                watch.close()
+
+    async def _waitForChange(self, watch, seconds):
+        """
+        Wait until C{watch} tells of a change, C{seconds} pass, or L{end}.
+        """
+        d = self._pause(seconds)
+        watch.notify(lambda: self._wake(d))
+        try:
+            await d
+        finally:
+            watch.notify(None)
 
     async def op_ps(self, request):
         """
