@@ -206,8 +206,11 @@ class Operations:
                 if watch is not None and not watch.broken:
                     if left <= 0:
                         return result
-                    await self._waitForChange(watch, left)
-                    continue
+                    if await self._waitForChange(watch, left) or self.ending:
+                        continue
+                    # The wait is over and nothing changed: the last look
+                    # stands.
+                    return result
                 if left < FOLLOW_CHECK_INTERVAL:
                     return result
                 await self._pause(FOLLOW_CHECK_INTERVAL)
@@ -218,13 +221,22 @@ class Operations:
     async def _waitForChange(self, watch, seconds):
         """
         Wait until C{watch} tells of a change, C{seconds} pass, or L{end}.
+
+        @return: whether C{watch} told of a change.
         """
         d = self._pause(seconds)
-        watch.notify(lambda: self._wake(d))
+        changed = []
+
+        def wake():
+            changed.append(True)
+            self._wake(d)
+
+        watch.notify(wake)
         try:
             await d
         finally:
             watch.notify(None)
+        return bool(changed)
 
     async def op_ps(self, request):
         """
