@@ -29,6 +29,14 @@ FOLLOW_CHECK_INTERVAL = 0.25
 L{jobmon.worker.watching})."""
 
 
+FOLLOW_MIN_GAP = 0.1
+"""Seconds between two answers with news to one follower (the same path,
+asked from where the last answer ended): a file written many times a second
+is sent in batches, at most ten a second, rather than one round trip per
+write, which would cost the daemon and the server a query each.  A write
+after a quiet spell is sent at once."""
+
+
 class Operations:
     """
     Run requests for one job.
@@ -78,6 +86,7 @@ class Operations:
         self.watcher = watcher
         self.ending = False
         self._pauses = {}
+        self._answered = {}
 
     def end(self):
         """
@@ -171,7 +180,13 @@ class Operations:
         write between the two is not missed.
         """
         path, offset, inode, wait = self.workdir.checkFollow(request)
-        deadline = self.reactor.seconds() + wait
+        now = self.reactor.seconds()
+        deadline = now + wait
+        # A follower asking again right after an answer: let a chatty file
+        # gather a little first (see FOLLOW_MIN_GAP).
+        gap = self._answered.get((path, int(offset)), now - FOLLOW_MIN_GAP) + FOLLOW_MIN_GAP - now
+        if gap > 0 and not self.ending:
+            await self._pause(min(gap, wait))
         watch = None
         watched = False
         try:
@@ -185,6 +200,7 @@ class Operations:
                     result["ended"] = True
                     return result
                 if result.get("data") or result.get("rotated"):
+                    self._noteAnswer(path, result)
                     return result
                 # Carry what this look learned: without it, a file replaced
                 # during the wait by a longer one would be read from the old
@@ -217,6 +233,18 @@ class Operations:
         finally:
             if watch is not None:
                 watch.close()
+
+    def _noteAnswer(self, path, result):
+        """
+        Remember when a follow of C{path} answered with news, by where its
+        follower will ask from next; answers older than L{FOLLOW_MIN_GAP}
+        are forgotten.
+        """
+        now = self.reactor.seconds()
+        self._answered = {
+            key: when for key, when in self._answered.items() if now - when < FOLLOW_MIN_GAP
+        }
+        self._answered[(path, int(result.get("next_offset", 0)))] = now
 
     async def _waitForChange(self, watch, seconds):
         """

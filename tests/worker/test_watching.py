@@ -15,7 +15,7 @@ from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from jobmon.worker.files import Workdir
-from jobmon.worker.operations import FOLLOW_CHECK_INTERVAL, Operations
+from jobmon.worker.operations import FOLLOW_CHECK_INTERVAL, FOLLOW_MIN_GAP, Operations
 from jobmon.worker.watching import (
     IN_CREATE,
     IN_DELETE_SELF,
@@ -486,6 +486,48 @@ class FollowFakeTests(SynchronousTestCase):
         self.assertTrue(self.successResultOf(d)["ended"])
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def test_chattyFileBatched(self):
+        """
+        A follower asking again right after an answer with news is answered
+        after L{FOLLOW_MIN_GAP}, with all written meanwhile; another
+        follower (from another offset), and the same one after a quiet
+        spell, are answered at once.
+        """
+        self.workdir.data = b"1\n"
+        self.assertEqual(self.successResultOf(self.follow())["data"], b"1\n")
+        self.workdir.data += b"2\n"
+        d = defer.Deferred.fromCoroutine(
+            self.ops.run({"op": "follow", "path": "log", "offset": 2, "wait": 10}))
+        self.assertEqual(len(self.workdir.calls), 1)
+        self.workdir.data += b"3\n"
+        self.clock.advance(FOLLOW_MIN_GAP / 2)
+        self.assertNoResult(d)
+        self.clock.advance(FOLLOW_MIN_GAP / 2)
+        self.assertEqual(self.successResultOf(d)["data"], b"2\n3\n")
+        # Another follower, from the start: at once.
+        self.assertEqual(self.successResultOf(self.follow())["data"], b"1\n2\n3\n")
+        self.clock.advance(FOLLOW_MIN_GAP)
+        self.workdir.data += b"4\n"
+        d = defer.Deferred.fromCoroutine(
+            self.ops.run({"op": "follow", "path": "log", "offset": 6, "wait": 10}))
+        self.assertEqual(self.successResultOf(d)["data"], b"4\n")
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_gapEndsAtJobEnd(self):
+        """
+        The job's end cuts the gap short: the follower gets the last bytes
+        at once.
+        """
+        self.workdir.data = b"1\n"
+        self.successResultOf(self.follow())
+        self.workdir.data += b"2\n"
+        d = defer.Deferred.fromCoroutine(
+            self.ops.run({"op": "follow", "path": "log", "offset": 2, "wait": 10}))
+        self.assertNoResult(d)
+        self.ops.end()
+        result = self.successResultOf(d)
+        self.assertEqual((result["data"], result["ended"]), (b"2\n", True))
+
     def test_closeReleases(self):
         """
         L{Operations.close} closes the watcher.
@@ -630,6 +672,7 @@ class FollowINotifyTests(SynchronousTestCase):
         self.watcher.doRead()
         first = self.successResultOf(d)
         self.assertEqual(first["data"], b"more\n")
+        self.clock.advance(FOLLOW_MIN_GAP)
         d = self.follow(offset=7, inode=first["inode"], path="current.log")
         self.assertNoResult(d)
         os.symlink("logs/b.log", link + ".new")
