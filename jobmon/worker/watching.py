@@ -317,8 +317,16 @@ class INotifyWatcher:
 
     def connectionLost(self, reason):
         """
-        The reactor dropped the descriptor (it is shutting down).
+        The reactor dropped the descriptor (a read failed, or it is
+        shutting down): the follows watching poll, and so do later ones.
         """
+        if self._fd is None:
+            return
+        if not self._closed:
+            self.log.warn("inotify stopped ({why}); followed files are polled",
+                          why=reason.getErrorMessage())
+        self._failed = True
+        self._closeNow()
 
     # -- watching -------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import struct
 from twisted.internet import defer
 from twisted.internet.testing import EventLoggingObserver, MemoryReactorClock
 from twisted.logger import globalLogPublisher
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from jobmon.worker.files import Workdir
@@ -336,6 +337,26 @@ class WatcherTests(SynchronousTestCase):
         self.assertEqual(self.watcher.fileno(), -1)
         subscription.close()
         self.assertIsNone(self.watch((b"/w", b"job.log")))
+
+    def test_readFails(self):
+        """
+        A read that fails makes the reactor drop the watcher: its follows
+        are told to poll, later ones poll, and the log says so.
+        """
+        logged = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        subscription = self.watch((b"/w", b"job.log"))
+
+        def read(fd):
+            raise OSError(errno.EIO, "I/O error")
+
+        self.calls.read = read
+        e = self.assertRaises(OSError, self.watcher.doRead)
+        self.watcher.connectionLost(Failure(e))
+        self.assertTrue(subscription.broken)
+        self.assertEqual(self.calls.closed, [7])
+        self.assertEqual(self.reactor.getReaders(), [])
+        self.assertIsNone(self.watch((b"/w", b"job.log")))
+        self.assertEqual(len(logged), 1)
 
     def test_closeWhileAdding(self):
         """
