@@ -648,6 +648,7 @@ class JobDaemon(MultiService):
         await MultiService.stopService(self)
         for d in list(self._inFlight):
             d.cancel()
+        self.operations.close()
         await self.rpc.close()
 
 
@@ -759,6 +760,7 @@ def buildDaemon(reactor, options, startup):
 
     from jobmon.worker.procs import JobProcesses
     from jobmon.worker.scope import chooseScope
+    from jobmon.worker.watching import makeWatcher
 
     scope = chooseScope(options["job-pid"])
     if scope.warning is not None:
@@ -771,6 +773,7 @@ def buildDaemon(reactor, options, startup):
         allowedSignals=options["allow-signal"],
         redact=options["redact"],
         opTimeout=options["op-timeout"],
+        watcher=makeWatcher(reactor),
     )
     return JobDaemon(
         reactor,

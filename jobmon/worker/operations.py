@@ -25,7 +25,16 @@ OPS = FILE_OPS | frozenset(
 """Every op a daemon of this version answers."""
 
 FOLLOW_CHECK_INTERVAL = 0.25
-"""Seconds between two looks at a followed file."""
+"""Seconds between two looks at a followed file that cannot be watched (see
+L{jobmon.worker.watching})."""
+
+
+FOLLOW_MIN_GAP = 0.1
+"""Seconds between two answers with news to one follower (the same path,
+asked from where the last answer ended): a file written many times a second
+is sent in batches, at most ten a second, rather than one round trip per
+write, which would cost the daemon and the server a query each.  A write
+after a quiet spell is sent at once."""
 
 
 class Operations:
@@ -40,6 +49,8 @@ class Operations:
     @ivar redact: extra environment-name patterns to redact.
     @ivar opTimeout: time limit of an op, in seconds (commands have their
         own).
+    @ivar watcher: tells a waiting C{follow} that its file may have changed
+        (L{jobmon.worker.watching}); by default none, and follows poll.
     """
 
     log = Logger()
@@ -55,6 +66,7 @@ class Operations:
         opTimeout=30.0,
         runInThread=None,
         runCommand=None,
+        watcher=None,
     ):
         self.reactor = reactor
         self.workdir = workdir
@@ -67,8 +79,14 @@ class Operations:
         if runCommand is None:
             from jobmon.worker.commands import runCommand
         self._runCommand = runCommand
+        if watcher is None:
+            from jobmon.worker.watching import PollingWatcher
+
+            watcher = PollingWatcher()
+        self.watcher = watcher
         self.ending = False
         self._pauses = {}
+        self._answered = {}
 
     def end(self):
         """
@@ -97,6 +115,21 @@ class Operations:
     def _resume(self, d):
         del self._pauses[d]
         d.callback(None)
+
+    def _wake(self, d):
+        """
+        End the pause C{d} early, if it still runs.
+        """
+        call = self._pauses.get(d)
+        if call is not None:
+            call.cancel()
+            self._resume(d)
+
+    def close(self):
+        """
+        Release what follows use (the daemon stops).
+        """
+        self.watcher.close()
 
     def timeoutFor(self, request):
         """
@@ -139,28 +172,99 @@ class Operations:
         Return new bytes of a file as soon as there are any, or after the
         request's wait; once the job ended (L{end}), at once, saying
         C{ended}.
+
+        Between looks the follow waits for the L{watcher} to say the file
+        may have changed (inotify); where it cannot, it looks every
+        L{FOLLOW_CHECK_INTERVAL} seconds.  The watch is set after a first
+        look found nothing, and the file is looked at once more then, so a
+        write between the two is not missed.
         """
         path, offset, inode, wait = self.workdir.checkFollow(request)
-        deadline = self.reactor.seconds() + wait
-        while True:
-            ending = self.ending
-            result = await self._runInThread(self.workdir.followOnce, path, offset, inode)
-            if ending:
-                # A look begun after the job's end saw its last bytes.
-                result["ended"] = True
-                return result
-            if result.get("data") or result.get("rotated"):
-                return result
-            # Carry what this look learned: without it, a file replaced
-            # during the wait by a longer one would be read from the old
-            # offset, losing its start.
-            offset = int(result.get("next_offset", offset))
-            inode = result.get("inode") or inode
-            if self.ending:
-                continue
-            if self.reactor.seconds() + FOLLOW_CHECK_INTERVAL > deadline:
-                return result
-            await self._pause(FOLLOW_CHECK_INTERVAL)
+        now = self.reactor.seconds()
+        deadline = now + wait
+        # A follower asking again right after an answer: let a chatty file
+        # gather a little first (see FOLLOW_MIN_GAP).
+        gap = self._answered.get((path, int(offset)), now - FOLLOW_MIN_GAP) + FOLLOW_MIN_GAP - now
+        if gap > 0 and not self.ending:
+            await self._pause(min(gap, wait))
+        watch = None
+        watched = False
+        try:
+            while True:
+                ending = self.ending
+                if watch is not None:
+                    watch.clear()
+                result = await self._runInThread(self.workdir.followOnce, path, offset, inode)
+                if ending:
+                    # A look begun after the job's end saw its last bytes.
+                    result["ended"] = True
+                    return result
+                if result.get("data") or result.get("rotated"):
+                    self._noteAnswer(path, result)
+                    return result
+                # Carry what this look learned: without it, a file replaced
+                # during the wait by a longer one would be read from the old
+                # offset, losing its start.
+                offset = int(result.get("next_offset", offset))
+                inode = result.get("inode") or inode
+                if self.ending:
+                    continue
+                if not watched:
+                    watched = True
+                    watch = await self.watcher.watch(
+                        lambda: self.workdir.followTargets(path)
+                    )
+                    if watch is not None:
+                        # Look again: the file may have grown before the
+                        # watch was set.
+                        continue
+                left = deadline - self.reactor.seconds()
+                if watch is not None and not watch.broken:
+                    if left <= 0:
+                        return result
+                    if await self._waitForChange(watch, left) or self.ending:
+                        continue
+                    # The wait is over and nothing changed: the last look
+                    # stands.
+                    return result
+                if left < FOLLOW_CHECK_INTERVAL:
+                    return result
+                await self._pause(FOLLOW_CHECK_INTERVAL)
+        finally:
+            if watch is not None:
+                watch.close()
+
+    def _noteAnswer(self, path, result):
+        """
+        Remember when a follow of C{path} answered with news, by where its
+        follower will ask from next; answers older than L{FOLLOW_MIN_GAP}
+        are forgotten.
+        """
+        now = self.reactor.seconds()
+        self._answered = {
+            key: when for key, when in self._answered.items() if now - when < FOLLOW_MIN_GAP
+        }
+        self._answered[(path, int(result.get("next_offset", 0)))] = now
+
+    async def _waitForChange(self, watch, seconds):
+        """
+        Wait until C{watch} tells of a change, C{seconds} pass, or L{end}.
+
+        @return: whether C{watch} told of a change.
+        """
+        d = self._pause(seconds)
+        changed = []
+
+        def wake():
+            changed.append(True)
+            self._wake(d)
+
+        watch.notify(wake)
+        try:
+            await d
+        finally:
+            watch.notify(None)
+        return bool(changed)
 
     async def op_ps(self, request):
         """

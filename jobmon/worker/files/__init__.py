@@ -241,6 +241,24 @@ class Workdir(ConfinedDirectory):
         """
         return self._reader().followOnce(path, offset, inode)
 
+    def followTargets(self, path):
+        """
+        Where a change to the file a follower of C{path} reads shows: the
+        directory of the file and its name there, and, when C{path} is a
+        symbolic link, the directory of the link and its name (a link
+        pointed elsewhere is a rotation too).  Blocking (it resolves
+        C{path}).
+
+        @return: a list of C{(directory, name)} pairs, as bytes.
+        @raise JobMonError: C{path} leads outside the working directory.
+        """
+        real, named = self.locate(path)
+        targets = []
+        for entry in dict.fromkeys((real, named)):
+            directory, name = os.path.split(entry)
+            targets.append((os.fsencode(directory), os.fsencode(name)))
+        return targets
+
     def du(self, path="."):
         """
         Measure the disk space used under a directory: see L{DiskUsage.du}.
