@@ -374,7 +374,7 @@ class SealedServerProtocol(_Sealed):
     def _handshake(self, data):
         head = len(MAGIC) + _HELLO_LENGTH.size
         if len(data) < head:
-            if data != MAGIC[:len(data)]:
+            if data[:len(MAGIC)] != MAGIC[:len(data)]:
                 raise SealedError("not a sealed hello")
             self._buffer = data
             return None
@@ -421,6 +421,8 @@ class SealedClientProtocol(_Sealed):
 
     __slots__ = ("jobId", "secret", "_private", "_hello")
 
+    sealed = True
+
     def __init__(self, wrapped, jobId, secret):
         super().__init__(wrapped)
         self.jobId = jobId
@@ -439,7 +441,7 @@ class SealedClientProtocol(_Sealed):
 
     def _handshake(self, data):
         if len(data) < _SERVER_HELLO_SIZE:
-            if data != MAGIC[:len(data)]:
+            if data[:len(MAGIC)] != MAGIC[:len(data)]:
                 raise SealedError("the server's answer is not a sealed hello")
             self._buffer = data
             return None
