@@ -354,9 +354,11 @@ class SealedServerProtocol(_Sealed):
         current registration if C{keyId} is its key id, else L{None}.
     @ivar refused: C{refused(transport, why)}: logs a refused handshake
         (a few per address).
+    @ivar jobId: the job whose registration keyed the channel, once the
+        handshake is done.
     """
 
-    __slots__ = ("lookup", "refused")
+    __slots__ = ("lookup", "refused", "jobId")
 
     sealed = True
     """Tells the server's identify function that no certificate is
@@ -366,6 +368,7 @@ class SealedServerProtocol(_Sealed):
         super().__init__(wrapped)
         self.lookup = lookup
         self.refused = refused
+        self.jobId = None
 
     def _broken(self, why):
         self.refused(self.transport, why)
@@ -406,6 +409,7 @@ class SealedServerProtocol(_Sealed):
         except ValueError:
             raise SealedError("sealed hello with a bad public key")
         toServer, toDaemon = deriveKeys(shared, secret, hello + answer)
+        self.jobId = jobId
         self.transport.write(answer)
         self._keysReady(toDaemon, toServer)
         return rest

@@ -339,6 +339,11 @@ class ConnectionIdentities:
                               code=NOT_AUTHENTICATED, reason=why)
 
 
+_NO_CHAIN = object()
+"""Stands for the trust generation of a watched connection that has no
+chain of its own to check again (a sealed wake channel)."""
+
+
 class CredentialWatch(Service):
     """
     Close long-lived connections (TCP wake channels) whose credential
@@ -399,6 +404,18 @@ class CredentialWatch(Service):
                                   "accepted: {}".format(why))
         self._watched[transport] = (identity, generation)
 
+    def watchRegistration(self, transport, record):
+        """
+        Watch a sealed wake channel (C{transport}, with no certificate of
+        its own) until the credential that registered its job
+        (C{record}, a L{jobmon.server.registry.JobRecord}) expires.
+        """
+        if record.notAfter is None:
+            return
+        registrant = Identity(record.owner, notAfter=record.notAfter,
+                              expiring="the credential that registered the job")
+        self._watched[transport] = (registrant, _NO_CHAIN)
+
     def __len__(self):
         return len(self._watched)
 
@@ -414,7 +431,7 @@ class CredentialWatch(Service):
             why = None
             if now >= identity.notAfter:
                 why = "{} expired at {}".format(identity.expiring, utc(identity.notAfter))
-            elif checked != generation:
+            elif checked is not _NO_CHAIN and checked != generation:
                 self._watched[transport] = (identity, generation)
                 try:
                     why = self.trust.recheck(transport.getHandle().get_verified_chain())

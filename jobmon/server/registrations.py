@@ -293,6 +293,7 @@ class Registrations:
                 lastSeen=now,
                 wakeSecret=wakeSecret,
                 info=info,
+                notAfter=identity.notAfter,
             ),
             lost,
         )

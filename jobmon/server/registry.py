@@ -32,6 +32,10 @@ class JobRecord:
         numbers).
     @ivar state: C{"connecting"} until the wake channel is up, then
         C{"ready"}.
+    @ivar notAfter: when the certificate credential that registered the
+        job expires (see L{jobmon.server.identity.Identity.notAfter}), or
+        L{None}: a sealed wake channel, which shows no certificate, is
+        closed then, as a TLS one is.
     """
 
     jobId: str
@@ -44,6 +48,7 @@ class JobRecord:
     udpKey: str = field(default="", repr=False)
     info: dict = field(factory=dict, eq=False)
     state: str = "connecting"
+    notAfter: object = field(default=None, eq=False, repr=False)
 
     @property
     def registration(self):

@@ -556,7 +556,11 @@ def buildService(options, reactor, runInThread=None, installSignal=True):
     def wakeIdentify(transport):
         if getattr(transport, "sealed", False):
             # A sealed channel: the registration's secret, its key, is
-            # what binds it (and the hello's token, checked again).
+            # what binds it (and the hello's token, checked again); it
+            # lasts no longer than the credential that registered.
+            record = registry.get(transport.jobId)
+            if record is not None:
+                channelWatch.watchRegistration(transport, record)
             return None
         connection = transport.getHandle()
         if tokens is not None and connection.get_peer_certificate() is None:

@@ -25,7 +25,7 @@ from jobmon.server.identity import (
     parseAdmin,
 )
 from jobmon.server.pending import MemoryRequestTable
-from jobmon.server.registry import MemoryJobRegistry
+from jobmon.server.registry import JobRecord, MemoryJobRegistry
 from jobmon.server.tls import ServerContextFactory
 
 
@@ -549,3 +549,26 @@ class CredentialWatchTests(_Credentials, SynchronousTestCase):
         """
         self.watch.watch(_WakeTransport([]), None)
         self.assertEqual(len(self.watch), 0)
+
+    def test_sealedChannel(self):
+        """
+        A sealed channel (no certificate of its own) is closed at the first
+        check after the credential that registered its job expired; a
+        reload does not look for a chain it does not have.
+        """
+        now = self.clock.seconds()
+        short, long, token = _WakeTransport([]), _WakeTransport([]), _WakeTransport([])
+        self.watch.watchRegistration(short, JobRecord("j1", "/CN=alice", "wn", "tcp", now, now,
+                                                      "s1", notAfter=now + 25))
+        self.watch.watchRegistration(long, JobRecord("j2", "/CN=alice", "wn", "tcp", now, now,
+                                                     "s2", notAfter=now + 3600))
+        self.watch.watchRegistration(token, JobRecord("j3", "tok#alice", "wn", "tcp", now, now,
+                                                      "s3"))
+        self.assertEqual(len(self.watch), 2)
+        pki.makeCRL(self.pki.ca, revoked=[self.pki.users["bob"].certPath])
+        self.ctx.install(self.ctx.prepareReload())
+        self.clock.advance(20)
+        self.assertEqual((short.closed, long.closed), (False, False))
+        self.clock.advance(10)
+        self.assertEqual((short.closed, long.closed), (True, False))
+        self.assertEqual(len(self.watch), 1)
