@@ -294,6 +294,8 @@ class Registrations:
                 wakeSecret=wakeSecret,
                 info=info,
                 notAfter=identity.notAfter,
+                # Only a sealed channel needs it (a few hundred bytes).
+                revocation=identity.revocation if getattr(wake, "sealed", False) else None,
             ),
             lost,
         )

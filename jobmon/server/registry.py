@@ -36,6 +36,10 @@ class JobRecord:
         job expires (see L{jobmon.server.identity.Identity.notAfter}), or
         L{None}: a sealed wake channel, which shows no certificate, is
         closed then, as a TLS one is.
+    @ivar revocation: the L{jobmon.server.tls.revocationKey} of that
+        credential's chain, kept for a mode whose channel may be sealed
+        (a reload of the CA directory that revokes it closes the channel);
+        else L{None}.
     """
 
     jobId: str
@@ -49,6 +53,7 @@ class JobRecord:
     info: dict = field(factory=dict, eq=False)
     state: str = "connecting"
     notAfter: object = field(default=None, eq=False, repr=False)
+    revocation: object = field(default=None, eq=False, repr=False)
 
     @property
     def registration(self):
