@@ -425,7 +425,7 @@ class Options(FileOptions):
             "wake-tls-only",
             None,
             "Take only TLS on the wake port: do not offer daemons the sealed wake "
-            "channel (keyed by their registration; about 18 KB less per idle wake "
+            "channel (keyed by their registration; about 35 KiB less per idle wake "
             "channel than TLS 1.2).",
         ],
     ]
