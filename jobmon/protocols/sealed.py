@@ -466,8 +466,8 @@ class SealedClientProtocol(_Sealed):
         if self._recvKey is None and self._hello is not None:
             # A server refuses a hello by closing: its registration is
             # unknown there (gone, replaced, another server).
-            self.log.warn("the server closed the sealed wake channel during its handshake "
-                          "(registration unknown there?)")
+            self.log.warn("the sealed wake channel closed during its handshake (the server "
+                          "did not answer, or does not know this registration)")
         self._private = self._hello = None
         super().connectionLost(reason)
 
@@ -610,11 +610,15 @@ class SniffingFactory(Factory):
         if first == b"\x16":
             self.sniffed["tls"] += 1
             return TLSMemoryBIOProtocol(self.tlsFactory, inner)
-        if first == MAGIC[:1] and self.lookup is not None:
-            self.sniffed["sealed"] += 1
-            return SealedServerProtocol(inner, self.lookup, self.refused)
+        if first == MAGIC[:1]:
+            if self.lookup is not None:
+                self.sniffed["sealed"] += 1
+                return SealedServerProtocol(inner, self.lookup, self.refused)
+            why = "a sealed hello, and this server takes only TLS (--wake-tls-only)"
+        else:
+            why = "neither TLS nor a sealed hello"
         self.sniffed["other"] += 1
-        self.refused(transport, "neither TLS nor a sealed hello")
+        self.refused(transport, why)
         return None
 
     def refused(self, transport, why):

@@ -545,6 +545,8 @@ class SniffingTests(SynchronousTestCase):
         transport = self.accept()
         transport.protocol.dataReceived(MAGIC)
         self.assertTrue(transport.disconnecting)
+        [refusal] = [e for e in self.logged if "refused" in e.get("log_format", "")]
+        self.assertIn("takes only TLS", refusal["why"])
 
     def test_other(self):
         """
