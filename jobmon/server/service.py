@@ -2,7 +2,8 @@
 The JobMon central server: C{twistd jobmon-server}.
 
 One reactor serves the XML-RPC endpoint (HTTPS, client certificates
-required), the TCP wake port (TLS, same certificates), UDP wakes and the
+required), the TCP wake port (TLS with the same certificates, or sealed with
+the registration's secret: L{jobmon.protocols.sealed}), UDP wakes and the
 metrics port when they are asked for.  L{Options} only parse;
 L{buildService} wires the server and reads no file; the files it cannot
 start without (host credential, CA directory, token issuers, audit log)

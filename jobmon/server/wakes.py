@@ -5,9 +5,9 @@ and what it keeps to do so.
 Each mode is one L{IWake} provider, which keeps the state of every job of
 its mode (a TCP channel, a pending poll, a UDP retry timer):
 
-  - L{TCPWake}: the daemon holds a TLS connection to the wake port (a
-    L{jobmon.protocols.wake.WakeServerProtocol}, bound to its registration
-    through the hub); its close marks the job gone at once.
+  - L{TCPWake}: the daemon holds a connection to the wake port, sealed or
+    TLS (a L{jobmon.protocols.wake.WakeServerProtocol}, bound to its
+    registration through the hub); its close marks the job gone at once.
   - L{UDPWake}: the server sends an authenticated datagram to the workers'
     broadcast address, repeated with backoff until the daemon fetches;
     daemons re-register periodically and the hub's cleanup cycle drops
