@@ -326,6 +326,10 @@ def loadStartup(options):
     return Startup(authorization, commandTable)
 
 
+SEALED_TRIES = 3
+"""Sealed wake channels in a row that may close before their welcome
+before the daemon uses TLS instead."""
+
 @implementer(IStreamClientEndpoint)
 class _RegisteringEndpoint:
     """
@@ -385,6 +389,7 @@ class JobDaemon(MultiService):
     ):
         super().__init__()
         self.sealedEndpoint = sealedEndpoint
+        self._sealedFailures = 0
         self.reactor = reactor
         self.jobId = jobId
         self.serverURL = serverURL
@@ -485,7 +490,8 @@ class JobDaemon(MultiService):
     async def _registerAndConnect(self, factory):
         reply = await self.register()
         wake = reply["wake"]
-        if self.sealedEndpoint is not None and wake.get("sealed") == SEALED_VERSION:
+        if (self.sealedEndpoint is not None and wake.get("sealed") == SEALED_VERSION
+                and self._sealedFailures < SEALED_TRIES):
             # Sealed with the registration's secret, which the server gave
             # this daemon over HTTPS.
             endpoint = SealedClientEndpoint(self.sealedEndpoint(wake["port"]), self.jobId,
@@ -495,16 +501,29 @@ class JobDaemon(MultiService):
         return await endpoint.connect(factory)
 
     def _prepare(self, protocol):
+        sealed = getattr(protocol.transport, "sealed", False)
+
         def up(protocol):
+            if sealed:
+                self._sealedFailures = 0
             self.channel = protocol
             self.log.info("wake channel up ({kind}, keep-alive {keepalive} s)",
-                          kind="sealed" if getattr(protocol.transport, "sealed", False)
-                          else "TLS", keepalive=protocol.keepalive)
+                          kind="sealed" if sealed else "TLS", keepalive=protocol.keepalive)
             # Fetch at once: work may have been queued while connecting.
             self.wakeUp()
             return protocol
 
-        return protocol.welcomed.addCallback(up)
+        def failed(failure):
+            # A path that lets TLS through but not the sealed transport
+            # would otherwise keep this daemon from ever connecting.
+            if sealed:
+                self._sealedFailures += 1
+                if self._sealedFailures == SEALED_TRIES:
+                    self.log.warn("the sealed wake channel failed {n} times in a row before "
+                                  "its welcome: using TLS from now on", n=SEALED_TRIES)
+            return failure
+
+        return protocol.welcomed.addCallbacks(up, failed)
 
     def wakeUp(self):
         """

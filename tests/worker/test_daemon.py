@@ -12,10 +12,12 @@ import time
 from twisted.application.internet import backoffPolicy
 from twisted.application.service import Service
 from twisted.internet import defer
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python import usage
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
@@ -23,6 +25,7 @@ from jobmon import errors
 from jobmon.errors import JobMonError
 from jobmon.protocols.sealed import MAGIC, SealedClientProtocol
 from jobmon.worker.daemon import (
+    SEALED_TRIES,
     JobDaemon,
     Options,
     StartupError,
@@ -212,6 +215,28 @@ class JobDaemonTests(SynchronousTestCase):
         self.assertEqual((protocol.jobId, protocol.secret), ("job.7", "tok"))
         self.assertTrue(transport.value().startswith(MAGIC))
         self.assertNotIn(b"hello", transport.value())
+
+    def test_fallBackToTLS(self):
+        """
+        After L{SEALED_TRIES} sealed channels in a row failed before their
+        welcome, the daemon uses TLS; a welcome on a sealed channel before
+        that resets the count.
+        """
+        sealedPorts = self.sealedDaemon(offered=True)
+        for welcome in [False, True] + [False] * SEALED_TRIES:
+            protocol, _ = self.connections[-1]
+            self.assertIsInstance(protocol, SealedClientProtocol)
+            if welcome:
+                protocol.wrapped.dataReceived(b'{"type":"welcome","keepalive":10}\n')
+                protocol.connectionLost(Failure(ConnectionDone()))
+            else:
+                protocol.wrapped.dataReceived(
+                    b'{"type":"error","code":404,"message":"no such job"}\n')
+            self.clock.advance(5)
+        protocol, transport = self.connections[-1]
+        self.assertNotIsInstance(protocol, SealedClientProtocol)
+        self.assertIn(b'"type":"hello"', transport.value())
+        self.assertEqual(len(sealedPorts), 2 + SEALED_TRIES)
 
     def test_tlsWhenNotOffered(self):
         """
