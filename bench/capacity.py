@@ -13,8 +13,10 @@ connections under a per-process limit of 20,000 descriptors:
   1. C{tcp}: in steps (1000 by default) up to C{--tcp-jobs} (20,000, capped
      at the server's descriptor limit minus 100) simulated daemons each call
      C{jobmon.registerJob} (16 calls in flight over kept-alive HTTPS
-     connections), then open a TLS connection to the wake port, send
-     C{hello} and wait for C{welcome} (32 handshakes in flight).  The
+     connections), then open a connection to the wake port as a real
+     daemon does (sealed with the registration's key when the server
+     offers it, else TLS; C{--wake-tls}: TLS always), send C{hello} and
+     wait for C{welcome} (32 handshakes in flight).  The
      server's RSS (C{/proc/PID/status}) is read after each half-step, once
      the server is idle again.  Then, with every connection open: the
      server's idle CPU, its CPU with every daemon pinging once per the
@@ -37,7 +39,8 @@ by configuration is C{bench/tls_memory.py}.
 Usage::
 
     .venv/bin/python bench/capacity.py [--quick] [--parts tcp,udp,poll]
-        [--tcp-jobs 20000] [--no-fd-edge] [--max-minutes 40] [--json PATH]
+        [--tcp-jobs 20000] [--wake-tls] [--no-fd-edge] [--max-minutes 40]
+        [--json PATH]
 
 C{--quick} is a smoke run (500 TCP, 500 UDP, 500 poll jobs, 3 s per UDP
 run; about a minute).  The figures are printed as Markdown.
@@ -85,9 +88,11 @@ from twisted.web.client import Agent, HTTPConnectionPool  # noqa: E402
 from twisted.web.iweb import IPolicyForHTTPS  # noqa: E402
 from zope.interface import implementer  # noqa: E402
 
+from jobmon.certificates import caCertificates  # noqa: E402
+from jobmon.protocols.sealed import VERSION as SEALED_VERSION  # noqa: E402
+from jobmon.protocols.sealed import SealedClientEndpoint  # noqa: E402
 from jobmon.protocols.wake import WakeClientProtocol  # noqa: E402
 from jobmon.protocols.xmlrpc import XMLRPCClient  # noqa: E402
-from jobmon.certificates import caCertificates  # noqa: E402
 from jobmon.worker.tls import clientOptions, loadCredential  # noqa: E402
 
 HOST = "127.0.0.1"
@@ -104,7 +109,7 @@ WORKER_CHANNELS = 9500
 """Most wake channels per load generator process."""
 
 TARGET_TCP_CONNECTIONS = 20000
-TARGET_TCP_KB_PER_CONNECTION = 40.0
+TARGET_TCP_KB_PER_CONNECTION = 24.0
 TARGET_UDP_PER_SECOND = 2000.0
 
 DEFAULT_KEEPALIVE = 20
@@ -391,12 +396,14 @@ class SimJob:
     One simulated job daemon: its registration and its wake channel.
     """
 
-    __slots__ = ("jobId", "instance", "token", "channel", "rpc", "counters", "fetching")
+    __slots__ = ("jobId", "instance", "token", "sealed", "channel", "rpc", "counters",
+                 "fetching")
 
     def __init__(self, jobId, rpc, counters):
         self.jobId = jobId
         self.instance = secrets.token_hex(8)
         self.token = None
+        self.sealed = False
         self.channel = None
         self.rpc = rpc
         self.counters = counters
@@ -414,6 +421,7 @@ class SimJob:
         """
         reply = await self.rpc.call("jobmon.registerJob", self.jobId, self.info(mode))
         self.token = reply["wake"]["token"]
+        self.sealed = reply["wake"].get("sealed") == SEALED_VERSION
         return reply
 
     def wake(self):
@@ -495,10 +503,19 @@ class _ChannelFactory(Factory):
         return p
 
 
-async def connectChannel(endpoint, job):
+async def connectChannel(endpoints_, job):
     """
-    Open a job's wake channel and wait for the welcome.
+    Open a job's wake channel and wait for the welcome: sealed when the
+    registration offered it and C{endpoints_} has a plain endpoint, as the
+    daemon does, else TLS.
+
+    @param endpoints_: C{(tls, plain)}: the TLS endpoint of the wake port,
+        and its plain TCP one or L{None} (TLS always).
     """
+    tls, plain = endpoints_
+    endpoint = tls
+    if job.sealed and plain is not None:
+        endpoint = SealedClientEndpoint(plain, job.jobId, job.token)
     protocol = await endpoint.connect(_ChannelFactory(job))
     d = protocol.welcomed
     d.addTimeout(60, reactor)
@@ -537,12 +554,15 @@ class Worker:
             raise ValueError("unknown command {!r}".format(cmd))
         return await handler(**message.get("args", {}))
 
-    async def cmd_init(self, url, wake_port, ca_dir, proxy, concurrency):
+    async def cmd_init(self, url, wake_port, ca_dir, proxy, concurrency, wake_tls=False):
         self.url = url
         self.tls = clientTLS(ca_dir, proxy)
         self.rpc = makeRPC(self.tls, url, concurrency)
         self.concurrency = concurrency
-        self.endpoint = makeEndpoint(self.tls, wake_port) if wake_port else None
+        self.endpoint = None
+        if wake_port:
+            plain = TCP4ClientEndpoint(reactor, HOST, wake_port, timeout=30)
+            self.endpoint = (makeEndpoint(self.tls, wake_port), None if wake_tls else plain)
         return {"pid": os.getpid(), "fd_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0]}
 
     async def cmd_register(self, mode, start, count):
@@ -574,6 +594,8 @@ class Worker:
         c = self.counters
         return {"jobs": len(self.jobs),
                 "open": sum(1 for j in self.jobs if j.channel is not None),
+                "sealed": sum(1 for j in self.jobs if j.channel is not None
+                              and getattr(j.channel.transport, "sealed", False)),
                 "wakes": c.wakes, "served": c.served, "fetch_errors": c.fetchErrors,
                 "pongs": c.pongs, "lost": c.lost}
 
@@ -793,7 +815,7 @@ class WorkerProcess(ProcessProtocol):
                 return
 
 
-async def startWorkers(count, env, server, wakePort, concurrency, maxMinutes):
+async def startWorkers(count, env, server, wakePort, concurrency, maxMinutes, wakeTLS=False):
     """
     Start C{count} workers and initialize them for C{server}.
     """
@@ -801,7 +823,7 @@ async def startWorkers(count, env, server, wakePort, concurrency, maxMinutes):
     try:
         await defer.gatherResults([w.command(
             "init", url=server.url, wake_port=wakePort, ca_dir=env.caDir, proxy=env.proxy,
-            concurrency=concurrency) for w in workers])
+            concurrency=concurrency, wake_tls=wakeTLS) for w in workers])
     except Exception:
         await stopWorkers(workers)
         raise
@@ -902,7 +924,8 @@ async def tcpPart(env, cfg):
         say("tcp: server pid {} idle, RSS {} KiB; {} worker processes".format(
             server.pid, base["VmRSS"], procs))
         workers = await startWorkers(procs, env, server, server.ports["wake"],
-                                     max(1, REGISTER_CONCURRENCY // procs), cfg["max_minutes"])
+                                     max(1, REGISTER_CONCURRENCY // procs), cfg["max_minutes"],
+                                     wakeTLS=cfg["wake_tls"])
         cpu0, t0, busy0 = base["cpu"], time.monotonic(), common.machineCPU()
         workers0 = [common.cpuSeconds(w.transport.pid) for w in workers]
         self0 = time.process_time()
@@ -993,10 +1016,12 @@ async def tcpPart(env, cfg):
         out["listJobs"] = {"count": count, "ready": ready, "seconds": round(seconds, 3)}
         statuses = await allOf(workers, "status")
         out["channels_open"] = sum(s["open"] for s in statuses)
+        out["channels_sealed"] = sum(s["sealed"] for s in statuses)
         out["served"] = sum(s["served"] for s in statuses)
         out["fetch_errors"] = sum(s["fetch_errors"] for s in statuses)
-        say("tcp: listJobs {} (ready {}), {} channels open, {} queries answered".format(
-            count, ready, out["channels_open"], out["served"]))
+        say("tcp: listJobs {} (ready {}), {} channels open ({} sealed), {} queries "
+            "answered".format(count, ready, out["channels_open"], out["channels_sealed"],
+                              out["served"]))
         await settle(server.pid)
         out["after_listjobs"] = server.status()
 
@@ -1335,6 +1360,10 @@ def report(doc):
                  "during the ramp.".format(
                      tcp["server_fd_limit"], tcp["procs"], tcp.get("ramp_generator_cpu_s"),
                      tcp.get("background_cpu_percent"), tcp.get("ramp_other_cpu_percent")))
+        if "channels_sealed" in tcp:
+            text += "\n\nWake channels sealed (keyed by the registration): {} of {}{}.".format(
+                tcp["channels_sealed"], tcp["channels_open"],
+                " (--wake-tls)" if doc["config"].get("wake_tls") else "")
         text += (
             "\n\nAll {jobs} connected in {ramp} s; server CPU during the ramp {cpu} s; "
             "RSS {rss} KiB (peak {hwm} KiB): {per} KiB per job and channel "
@@ -1436,6 +1465,9 @@ def main(argv=None):
     parser.add_argument("--parts", default="tcp,udp,poll",
                         help="comma-separated subset of tcp,udp,poll (all)")
     parser.add_argument("--tcp-jobs", type=int, help="TCP channels (20000)")
+    parser.add_argument("--wake-tls", action="store_true",
+                        help="TCP daemons use TLS even where the server offers the sealed "
+                             "wake channel")
     parser.add_argument("--no-fd-edge", dest="fd_edge", action="store_false", default=None,
                         help="do not probe the server's descriptor limit")
     parser.add_argument("--max-minutes", type=float, default=40.0,
@@ -1451,6 +1483,7 @@ def main(argv=None):
         if value is not None:
             cfg[key] = value
     cfg["max_minutes"] = args.max_minutes
+    cfg["wake_tls"] = args.wake_tls
     parts = set(args.parts.split(","))
     if not parts <= {"tcp", "udp", "poll"}:
         parser.error("--parts: choose among tcp,udp,poll")

@@ -31,7 +31,11 @@ RSS.  Variants:
     (C{Context.set_tmp_ecdh}) instead of OpenSSL's defaults.
 
 Variants combine with C{+} (C{no-client-cert+p256}); a few combinations
-are measured by default.
+are measured by default.  Beside them, C{sealed} is the sealed wake
+transport that replaces TLS on the wake channel
+(L{jobmon.protocols.sealed}): the server's L{SealedServerProtocol} after its
+handshake and one line each way (the wake protocol above it excluded, as
+the TLS variants exclude Twisted's TLS transport).
 
 Usage::
 
@@ -67,6 +71,7 @@ VARIANTS = [
     ("socket-bio", "socket BIO (socketpair) instead of memory BIOs"),
     ("bio-reset", "memory BIOs replaced by fresh ones once idle"),
     ("p256", "key exchange restricted to P-256 (set_tmp_ecdh)"),
+    ("sealed", "the sealed wake transport instead of TLS"),
 ]
 
 
@@ -240,11 +245,68 @@ def contexts(features, pkiDir, proxy):
     return serverCtx, clientCtx
 
 
+def _sealedPair():
+    """
+    A sealed server connection after its handshake and one line each way.
+    """
+    from twisted.internet.protocol import Protocol
+    from twisted.internet.testing import StringTransport
+
+    from jobmon.protocols.sealed import SealedClientProtocol, SealedServerProtocol
+
+    secret = "x" * 32
+    server = SealedServerProtocol(Protocol(), lambda jobId, kid: secret, lambda t, w: None)
+    client = SealedClientProtocol(Protocol(), "job.1", secret)
+    serverT, clientT = StringTransport(), StringTransport()
+    server.makeConnection(serverT)
+    client.makeConnection(clientT)
+    server.dataReceived(clientT.value())
+    client.dataReceived(serverT.value())
+    clientT.clear()
+    serverT.clear()
+    client.write(b'{"type":"hello","job_id":"job.1","token":"' + secret.encode() + b'"}\n')
+    server.dataReceived(clientT.value())
+    server.write(b'{"type":"welcome","keepalive":20}\n')
+    client.dataReceived(serverT.value())
+    serverT.clear()
+    # The TCP transport is not the transport's own memory (as for TLS).
+    server.transport = None
+    return server
+
+
+def measureSealed(n):
+    """
+    As L{measureVariant}, for the sealed transport.
+    """
+    for _ in range(20):
+        _sealedPair()
+    gc.collect()
+    heap0, rss0 = heapInUse(), rssKiB()
+    servers = [_sealedPair() for _ in range(n)]
+    gc.collect()
+    heap1, rss1 = heapInUse(), rssKiB()
+    del servers
+    gc.collect()
+    heap2 = heapInUse()
+    return {
+        "variant": "sealed",
+        "n": n,
+        "protocol": "sealed v1",
+        "cipher": "AES-256-GCM",
+        "group": "X25519",
+        "heap_bytes_per_connection": round((heap1 - heap0) / n),
+        "rss_kib_per_connection": round((rss1 - rss0) / n, 1),
+        "heap_bytes_left_after_free": round((heap2 - heap0) / n),
+    }
+
+
 def measureVariant(variant, n, pkiDir, proxy):
     """
     Make C{n} idle server connections in this process; return the growth
     per connection.
     """
+    if variant == "sealed":
+        return measureSealed(n)
     features = set(variant.split("+")) - {"server"}
     serverCtx, clientCtx = contexts(features, pkiDir, proxy)
     # Warm-up: lazily loaded CA files, provider caches.

@@ -18,6 +18,10 @@ class Refused(Protocol):
     Stands for a connection refused by a limit: closes it at once.
     """
 
+    closesAtOnce = True
+    """Tells wrapping factories (the wake port's sniffer) to hand it the
+    connection as it is."""
+
     def connectionMade(self):
         self.transport.abortConnection()
 

@@ -32,6 +32,7 @@ from jobmon.certificates import (
     splitUnescaped,
 )
 from jobmon.errors import NOT_AUTHENTICATED, JobMonError
+from jobmon.server.tls import revocationKey
 from jobmon.times import utc
 
 # --- Reading DER: cryptography cannot parse ProxyCertInfo ---
@@ -62,6 +63,10 @@ class Identity:
         ACs grant (see L{jobmon.server.voms}).
     @ivar fqansUntil: when the first of those ACs expires (POSIX time), or
         C{None}; see L{jobmon.server.voms.heldFqans}.
+    @ivar revocation: for a certificate caller, the
+        L{jobmon.server.tls.revocationKey} of its verified chain, which a
+        reload of the CA directory checks again (a sealed wake channel's
+        registrant); else C{None}.  Not compared.
 
     Further attributes are added with defaults, so that token callers and
     tests need not give them.
@@ -76,6 +81,7 @@ class Identity:
     expiring: str = field(default="", eq=False)
     fqans: tuple = ()
     fqansUntil: object = None
+    revocation: object = field(default=None, eq=False, repr=False)
 
     def may(self, capability):
         """
@@ -204,7 +210,7 @@ def identityFromChain(chain):
                         if first == depth else "your CA's certificate")
             return Identity(dn=dnOf(cert), proxy=depth > 0, limited=limited,
                             issuer=dnOf(cert.issuer), notAfter=ends[first],
-                            expiring=expiring)
+                            expiring=expiring, revocation=revocationKey(chain))
         if info.policyLanguage == POLICY_INDEPENDENT:
             raise JobMonError(
                 NOT_AUTHENTICATED,
@@ -399,6 +405,31 @@ class CredentialWatch(Service):
                                   "accepted: {}".format(why))
         self._watched[transport] = (identity, generation)
 
+    def watchRegistration(self, transport, record):
+        """
+        Watch a sealed wake channel (C{transport}, with no certificate of
+        its own) until the credential that registered its job
+        (C{record}, a L{jobmon.server.registry.JobRecord}) expires or a
+        reload of the CA directory revokes it (checked by its
+        L{jobmon.server.tls.revocationKey}, which the record keeps).
+
+        @raise JobMonError: L{NOT_AUTHENTICATED} if a reload since the
+            registration revoked it.
+        """
+        if record.notAfter is None:
+            return
+        registrant = Identity(record.owner, notAfter=record.notAfter,
+                              expiring="the credential that registered the job",
+                              revocation=record.revocation)
+        if self.trust is not None and record.revocation is not None:
+            # Registered under credentials that may have been reloaded
+            # since: check it at once (cheap, from the key).
+            why = self.trust.recheckKey(record.revocation)
+            if why is not None:
+                raise JobMonError(NOT_AUTHENTICATED, "your credential is no longer "
+                                  "accepted: {}".format(why))
+        self._watched[transport] = (registrant, getattr(self.trust, "generation", None))
+
     def __len__(self):
         return len(self._watched)
 
@@ -417,7 +448,11 @@ class CredentialWatch(Service):
             elif checked != generation:
                 self._watched[transport] = (identity, generation)
                 try:
-                    why = self.trust.recheck(transport.getHandle().get_verified_chain())
+                    if getattr(transport, "sealed", False):
+                        # A sealed channel: its registrant's chain, by key.
+                        why = self.trust.recheckKey(identity.revocation)
+                    else:
+                        why = self.trust.recheck(transport.getHandle().get_verified_chain())
                 except Exception:
                     self.log.failure("cannot check the chain of {dn} again", dn=identity.dn)
             if why is not None:

@@ -293,6 +293,9 @@ class Registrations:
                 lastSeen=now,
                 wakeSecret=wakeSecret,
                 info=info,
+                notAfter=identity.notAfter,
+                # Only a sealed channel needs it (a few hundred bytes).
+                revocation=identity.revocation if getattr(wake, "sealed", False) else None,
             ),
             lost,
         )

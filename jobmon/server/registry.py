@@ -32,6 +32,14 @@ class JobRecord:
         numbers).
     @ivar state: C{"connecting"} until the wake channel is up, then
         C{"ready"}.
+    @ivar notAfter: when the certificate credential that registered the
+        job expires (see L{jobmon.server.identity.Identity.notAfter}), or
+        L{None}: a sealed wake channel, which shows no certificate, is
+        closed then, as a TLS one is.
+    @ivar revocation: the L{jobmon.server.tls.revocationKey} of that
+        credential's chain, kept for a mode whose channel may be sealed
+        (a reload of the CA directory that revokes it closes the channel);
+        else L{None}.
     """
 
     jobId: str
@@ -44,6 +52,8 @@ class JobRecord:
     udpKey: str = field(default="", repr=False)
     info: dict = field(factory=dict, eq=False)
     state: str = "connecting"
+    notAfter: object = field(default=None, eq=False, repr=False)
+    revocation: object = field(default=None, eq=False, repr=False)
 
     @property
     def registration(self):

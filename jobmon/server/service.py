@@ -2,7 +2,8 @@
 The JobMon central server: C{twistd jobmon-server}.
 
 One reactor serves the XML-RPC endpoint (HTTPS, client certificates
-required), the TCP wake port (TLS, same certificates), UDP wakes and the
+required), the TCP wake port (TLS with the same certificates, or sealed with
+the registration's secret: L{jobmon.protocols.sealed}), UDP wakes and the
 metrics port when they are asked for.  L{Options} only parse;
 L{buildService} wires the server and reads no file; the files it cannot
 start without (host credential, CA directory, token issuers, audit log)
@@ -23,12 +24,14 @@ from twisted.internet import endpoints
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.web.resource import Resource
 from zope.interface import implementer
 
 from jobmon.deferreds import deferredAsync, threadRunner
 from jobmon.errors import NOT_AUTHENTICATED, JobMonError, StartupError
 from jobmon.fqan import parseFqan
+from jobmon.protocols.sealed import SniffingFactory
 from jobmon.protocols.udp import UDPWakeSender
 from jobmon.protocols.xmlrpc import XMLRPCResource
 from jobmon.server.audit import AuditLog
@@ -53,7 +56,7 @@ from jobmon.server.site import ParsePool, QuietSite
 from jobmon.server.tls import RefusalBudget, ServerContextFactory
 from jobmon.server.tokens import TokenPolicy, splitAuthorization
 from jobmon.server.voms import VomsAttributes
-from jobmon.server.wakes import WakeServerFactory, standardWakes
+from jobmon.server.wakes import WakeServerFactory, sealedLookup, standardWakes
 
 __all__ = ["Options", "makeService", "buildService", "ServerService", "StartupError"]
 
@@ -501,6 +504,10 @@ def buildService(options, reactor, runInThread=None, installSignal=True):
         reactor, registry, table, config, metrics,
         udpSender=sender, udpPort=options["udp-broadcast"][1] if sender else None,
     )
+    for wake in wakes:
+        if wake.mode == "tcp":
+            # The registration reply offers the sealed wake channel.
+            wake.sealed = not options["wake-tls-only"]
     hub = Hub(
         reactor,
         registry,
@@ -548,6 +555,14 @@ def buildService(options, reactor, runInThread=None, installSignal=True):
     channelWatch = CredentialWatch(reactor, trust=wakeCtx)
 
     def wakeIdentify(transport):
+        if getattr(transport, "sealed", False):
+            # A sealed channel: the registration's secret, its key, is
+            # what binds it (and the hello's token, checked again); it
+            # lasts no longer than the credential that registered.
+            record = registry.get(transport.jobId)
+            if record is not None:
+                channelWatch.watchRegistration(transport, record)
+            return None
         connection = transport.getHandle()
         if tokens is not None and connection.get_peer_certificate() is None:
             # A daemon that registered with a token: its registration's
@@ -575,11 +590,16 @@ def buildService(options, reactor, runInThread=None, installSignal=True):
                                               interface=interface), site,
         address=(interface, options["https-port"]),
     )
+    # The wake port takes TLS (daemons of earlier versions, or told to)
+    # and sealed connections (keyed by the registration: a few KB less per
+    # idle channel), told apart by their first byte.
+    wakeFactory = WakeServerFactory(hub, wakeIdentify, reactor, maxPerPeer=options["max-per-peer"],
+                                    maxResult=options["max-body"])
+    sealed = not options["wake-tls-only"]
     service.listen(
-        "wake", endpoints.SSL4ServerEndpoint(reactor, options["wake-port"], wakeCtx,
-                                             interface=interface),
-        WakeServerFactory(hub, wakeIdentify, reactor, maxPerPeer=options["max-per-peer"],
-                          maxResult=options["max-body"]),
+        "wake", endpoints.TCP4ServerEndpoint(reactor, options["wake-port"], interface=interface),
+        SniffingFactory(wakeFactory, TLSMemoryBIOFactory(wakeCtx, False, wakeFactory),
+                        sealedLookup(registry) if sealed else None, reactor),
         address=(interface, options["wake-port"]),
     )
     if sender is not None:

@@ -3,6 +3,7 @@ The server's TLS context: client certificates and RFC 3820 proxies
 required, CRLs checked, refused handshakes logged a few at a time.
 """
 
+import hashlib
 import os
 import re
 import time
@@ -84,6 +85,7 @@ class TrustedNow:
         self.anchors = frozenset(anchors)
         self.revoked = revoked
         self.crlCheck = crlCheck
+        self._byDigest = None
 
     @classmethod
     def read(cls, caDir, cas, crlNames, crlCheck):
@@ -127,6 +129,47 @@ class TrustedNow:
                 return "the server requires a CRL of the CA {}, and has none".format(
                     dnOf(cert.issuer))
         return None
+
+    def recheckKey(self, key):
+        """
+        Why a chain verified earlier, known by its L{revocationKey} only,
+        is not trusted now, or C{None}: the same checks as L{recheck}.
+        """
+        if self._byDigest is None:
+            # Built at the first check after a load, for every key.
+            self._byDigest = (
+                frozenset(hashlib.sha256(a).digest() for a in self.anchors),
+                {name.public_bytes(): serials for name, serials in self.revoked.items()},
+            )
+        anchors, revoked = self._byDigest
+        if key[0] not in anchors:
+            return "its CA is no longer trusted by this server"
+        if self.crlCheck == "off":
+            return None
+        for issuer, serial, proxy in key[1:]:
+            serials = revoked.get(issuer)
+            if serials is not None and serial in serials:
+                return "the certificate of serial {} is revoked by its CA".format(serial)
+            if serials is None and self.crlCheck == "require" and not proxy:
+                return "the server requires a CRL of the CA of the certificate of serial " \
+                       "{}, and has none".format(serial)
+        return None
+
+
+def revocationKey(chain):
+    """
+    What L{TrustedNow.recheckKey} needs of a verified chain, in a few
+    hundred bytes (the chain itself is some KB): the SHA-256 of its CA's
+    DER, then C{(issuer DER, serial, is a proxy)} for each other
+    certificate.
+
+    @param chain: the verified chain, leaf first, its CA last, as
+        C{cryptography} certificates.
+    """
+    return (hashlib.sha256(chain[-1].public_bytes(Encoding.DER)).digest(),) + tuple(
+        (cert.issuer.public_bytes(), cert.serial_number, proxyInfoOf(cert) is not None)
+        for cert in chain[:-1]
+    )
 
 
 def _signed(crl, ca):
@@ -279,6 +322,14 @@ class ServerContextFactory:
         if self.trusted is None:
             return None
         return self.trusted.recheck(chain)
+
+    def recheckKey(self, key):
+        """
+        As L{recheck}, for a chain known by its L{revocationKey}.
+        """
+        if self.trusted is None:
+            return None
+        return self.trusted.recheckKey(key)
 
     def _build(self):
         """

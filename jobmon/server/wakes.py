@@ -5,9 +5,9 @@ and what it keeps to do so.
 Each mode is one L{IWake} provider, which keeps the state of every job of
 its mode (a TCP channel, a pending poll, a UDP retry timer):
 
-  - L{TCPWake}: the daemon holds a TLS connection to the wake port (a
-    L{jobmon.protocols.wake.WakeServerProtocol}, bound to its registration
-    through the hub); its close marks the job gone at once.
+  - L{TCPWake}: the daemon holds a connection to the wake port, sealed or
+    TLS (a L{jobmon.protocols.wake.WakeServerProtocol}, bound to its
+    registration through the hub); its close marks the job gone at once.
   - L{UDPWake}: the server sends an authenticated datagram to the workers'
     broadcast address, repeated with backoff until the daemon fetches;
     daemons re-register periodically and the hub's cleanup cycle drops
@@ -24,6 +24,7 @@ another server of a cluster, reached through it) is one more provider.
 The wake port's factory, L{WakeServerFactory}, is here too.
 """
 
+import hmac
 import secrets
 
 from attrs import define, evolve
@@ -33,6 +34,8 @@ from twisted.logger import Logger
 from zope.interface import Attribute, Interface, implementer
 
 from jobmon.errors import JOB_CONFLICT, JobMonError
+from jobmon.protocols.sealed import VERSION as SEALED_VERSION
+from jobmon.protocols.sealed import keyId
 from jobmon.protocols.wake import MAX_RESULT, WakeServerProtocol
 from jobmon.server.admission import PerPeerLimit
 from jobmon.server.metrics import NullMetrics
@@ -173,11 +176,15 @@ class TCPWake:
     @ivar connectGrace: how long a job may take to connect its wake
         channel before it is dropped, in seconds.
     @ivar port: the TCP wake port daemons connect to (set once it listens).
+    @ivar sealed: whether the wake port takes sealed connections
+        (L{jobmon.protocols.sealed}) besides TLS: the registration reply
+        offers them.
     """
 
     mode = "tcp"
     renewable = False
     silence = None
+    sealed = False
 
     def __init__(self, clock, table, metrics=None, connectGrace=30.0, port=None):
         self.clock = clock
@@ -205,7 +212,12 @@ class TCPWake:
             )
 
     def reply(self, record):
-        return {"port": self.port or 0}
+        reply = {"port": self.port or 0}
+        if self.sealed:
+            # The version of the sealed transport the wake port takes; a
+            # daemon that does not know it uses TLS.
+            reply["sealed"] = SEALED_VERSION
+        return reply
 
     def wake(self, record):
         channel = self._channels.get(record.jobId)
@@ -568,6 +580,27 @@ def standardWakes(clock, registry, table, config, metrics=None, udpSender=None, 
     wakes.append(PollWake(clock, registry, table, metrics, maxPoll=config.maxPoll,
                           liveFor=min(POLL_LIVE, config.expireAfter)))
     return wakes
+
+
+def sealedLookup(registry):
+    """
+    The wake port's look-up of a sealed hello's key (see
+    L{jobmon.protocols.sealed.SealedServerProtocol.lookup}).
+
+    @param registry: the L{jobmon.server.registry.IJobRegistry}.
+    @return: C{lookup(jobId, keyId)}: the wake secret of the job's TCP
+        registration whose key id is C{keyId}, else L{None}.
+    """
+
+    def lookup(jobId, kid):
+        record = registry.get(jobId)
+        if record is None or record.mode != TCPWake.mode:
+            return None
+        if not hmac.compare_digest(keyId(record.wakeSecret), kid):
+            return None
+        return record.wakeSecret
+
+    return lookup
 
 
 class WakeServerFactory(PerPeerLimit, Factory):

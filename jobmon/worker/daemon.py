@@ -43,6 +43,8 @@ from jobmon.errors import (
 from jobmon.fqan import MAX_SHARES, parseFqan
 from jobmon.options import DEFAULT_CA_DIR, defaultCADir, positive
 from jobmon.protocols.jobid import checkJobId
+from jobmon.protocols.sealed import VERSION as SEALED_VERSION
+from jobmon.protocols.sealed import SealedClientEndpoint
 from jobmon.protocols.wake import WakeClientFactory
 from jobmon.protocols.xmlrpc import XMLRPCClient
 from jobmon.worker.files import Workdir
@@ -159,7 +161,8 @@ class Options(FileOptions):
          "discovery]."],
         ["ca-dir", None, None, "Trusted CAs, OpenSSL hashed directory "
          "[default: $X509_CERT_DIR, then " + DEFAULT_CA_DIR + "]."],
-        ["wake", None, "tcp", "Wake mode: tcp (a TLS connection to the server), udp "
+        ["wake", None, "tcp", "Wake mode: tcp (a connection to the server, sealed with "
+         "the registration's key or TLS), udp "
          "(broadcast datagrams; the server must offer them) or poll (HTTPS long "
          "poll, for workers that may only make outgoing HTTPS connections)."],
         ["max-result", None, 1024 * 1024, "Largest result sent, bytes.", positive(int)],
@@ -176,6 +179,11 @@ class Options(FileOptions):
          "group].", positive(int)],
         ["allow-signal", None, "", "Signals users may send to the job, e.g. TERM,USR1 "
          "[default: none]."],
+    ]
+
+    optFlags = [
+        ["wake-tls", None, "Use TLS on the TCP wake channel even when the server "
+         "offers the sealed channel (keyed by the registration, lighter on the server)."],
     ]
 
     configPaths = ("workdir", "proxy", "ca-dir", "commands", "token-file")
@@ -320,6 +328,10 @@ def loadStartup(options):
     return Startup(authorization, commandTable)
 
 
+SEALED_TRIES = 3
+"""Sealed wake channels in a row that may close before their welcome
+before the daemon uses TLS instead."""
+
 @implementer(IStreamClientEndpoint)
 class _RegisteringEndpoint:
     """
@@ -346,8 +358,12 @@ class JobDaemon(MultiService):
     @ivar rpc: an L{XMLRPCClient} to the server.
     @ivar operations: the L{jobmon.worker.operations.Operations} requests run
         with.
-    @ivar wakeEndpoint: callable from a port number to the endpoint of the
-        server's wake port.
+    @ivar wakeEndpoint: callable from a port number to the TLS endpoint of
+        the server's wake port.
+    @ivar sealedEndpoint: callable from a port number to a plain TCP
+        endpoint of the server's wake port, which the channel is sealed on
+        (L{jobmon.protocols.sealed}) when the server offers it; L{None}:
+        TLS always.
     @ivar credentials: the service keeping the TLS options up to date (a
         L{jobmon.worker.tls.CredentialPolicy}), run as this daemon's first
         child: registration waits for its C{whenLoaded()}.  C{None} when
@@ -371,8 +387,11 @@ class JobDaemon(MultiService):
         callTimeout=30.0,
         maxConcurrent=4,
         credentials=None,
+        sealedEndpoint=None,
     ):
         super().__init__()
+        self.sealedEndpoint = sealedEndpoint
+        self._sealedFailures = 0
         self.reactor = reactor
         self.jobId = jobId
         self.serverURL = serverURL
@@ -473,13 +492,26 @@ class JobDaemon(MultiService):
     @deferredAsync
     async def _registerAndConnect(self, factory):
         reply = await self.register()
-        return await self.wakeEndpoint(reply["wake"]["port"]).connect(factory)
+        wake = reply["wake"]
+        if (self.sealedEndpoint is not None and wake.get("sealed") == SEALED_VERSION
+                and self._sealedFailures < SEALED_TRIES):
+            # Sealed with the registration's secret, which the server gave
+            # this daemon over HTTPS.
+            endpoint = SealedClientEndpoint(self.sealedEndpoint(wake["port"]), self.jobId,
+                                            self._token)
+        else:
+            endpoint = self.wakeEndpoint(wake["port"])
+        return await endpoint.connect(factory)
 
     def _prepare(self, protocol):
+        sealed = getattr(protocol.transport, "sealed", False)
+
         def up(protocol):
+            if sealed:
+                self._sealedFailures = 0
             self.channel = protocol
-            self.log.info("wake channel up (keep-alive {keepalive} s{how})",
-                          keepalive=protocol.keepalive,
+            self.log.info("wake channel up ({kind}, keep-alive {keepalive} s{how})",
+                          kind="sealed" if sealed else "TLS", keepalive=protocol.keepalive,
                           how=", requests on the channel" if protocol.requests else "")
             # Fetch at once: work may have been queued while connecting (a
             # server that sends requests on the channel sends those itself).
@@ -487,7 +519,17 @@ class JobDaemon(MultiService):
                 self.wakeUp()
             return protocol
 
-        return protocol.welcomed.addCallback(up)
+        def failed(failure):
+            # A path that lets TLS through but not the sealed transport
+            # would otherwise keep this daemon from ever connecting.
+            if sealed:
+                self._sealedFailures += 1
+                if self._sealedFailures == SEALED_TRIES:
+                    self.log.warn("the sealed wake channel failed {n} times in a row before "
+                                  "its welcome: using TLS from now on", n=SEALED_TRIES)
+            return failure
+
+        return protocol.welcomed.addCallbacks(up, failed)
 
     def wakeUp(self):
         """
@@ -736,9 +778,10 @@ def buildDaemon(reactor, options, startup):
 
     def wakeEndpoint(port):
         options_ = policy.creatorForNetloc(host, port)
-        return endpoints.wrapClientTLS(
-            options_, endpoints.HostnameEndpoint(reactor, host, port, timeout=10)
-        )
+        return endpoints.wrapClientTLS(options_, sealedEndpoint(port))
+
+    def sealedEndpoint(port):
+        return endpoints.HostnameEndpoint(reactor, host, port, timeout=10)
 
     info = {
         "host": options["host-name"],
@@ -791,6 +834,7 @@ def buildDaemon(reactor, options, startup):
             jitter=random.random,
         ),
         credentials=policy,
+        sealedEndpoint=None if options["wake-tls"] else sealedEndpoint,
     )
 
 

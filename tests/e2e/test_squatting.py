@@ -41,6 +41,14 @@ class SquattingTests(TestCase):
             tpki.caDir,
         )
         ports = server.httpsPort, server.wakePort
+        # The restarted server reserves the id from the history, written in
+        # its own thread: wait until it holds the registration (the wake
+        # channel may be up before, sealed channels connect in a few ms).
+        aliceClient = JobMonClient(server.url, proxy=tpki.proxies["alice"], caDir=tpki.caDir,
+                                   timeout=30)
+        self.addCleanup(aliceClient.close)
+        history = await inThread(aliceClient.history, "alice.1")
+        self.assertEqual([j["job_id"] for j in history["jobs"]], ["alice.1"])
         server.proto.signal("KILL")
         await server.proto.whenEnded()
         # Alice's daemon is held still: Bob's asks first.

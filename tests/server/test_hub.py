@@ -10,12 +10,13 @@ from zope.interface.verify import verifyObject
 
 from jobmon import __version__, errors
 from jobmon.errors import JobMonError
+from jobmon.protocols.sealed import keyId
 from jobmon.server.hub import Hub, HubConfig
 from jobmon.server.identity import AdminList, Identity
 from jobmon.server.pending import MemoryRequestTable
 from jobmon.server.registry import MemoryJobRegistry
 from jobmon.server.requests import checkRequest
-from jobmon.server.wakes import IWake, standardWakes
+from jobmon.server.wakes import IWake, sealedLookup, standardWakes
 
 ALICE = Identity("/DC=org/DC=test/CN=Alice")
 BOB = Identity("/DC=org/DC=test/CN=Bob")
@@ -96,6 +97,26 @@ class HubTestCase(SynchronousTestCase):
         self.assertEqual(reply["wake"]["port"], 8444)
         self.assertGreater(len(reply["wake"]["token"]), 20)
         self.assertEqual(reply["keepalive"], 20)
+        self.assertNotIn("sealed", reply["wake"])
+
+    def test_registerReplySealed(self):
+        """
+        A hub whose wake port takes sealed channels offers them in the
+        reply; the look-up of the wake port finds the registration's
+        secret by its key id, and nothing for another key id, another job
+        or a job of another mode.
+        """
+        self.hub.registrations.wakes["tcp"].sealed = True
+        reply, _ = self.register(connect=False)
+        self.assertEqual(reply["wake"]["sealed"], 1)
+        token = reply["wake"]["token"]
+        lookup = sealedLookup(self.registry)
+        self.assertEqual(lookup("job.1", keyId(token)), token)
+        self.assertIsNone(lookup("job.1", keyId(token + "x")))
+        self.assertIsNone(lookup("job.2", keyId(token)))
+        self.hub.registerJob(ALICE, "job.3", {"host": "wn01", "wake": "poll"})
+        poll = self.registry.get("job.3").wakeSecret
+        self.assertIsNone(lookup("job.3", keyId(poll)))
 
     def test_queryRoundTrip(self):
         """

@@ -10,6 +10,8 @@ from cryptography.x509.oid import NameOID
 from OpenSSL import crypto
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
+from twisted.internet.testing import EventLoggingObserver
+from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from jobmon import errors
@@ -25,7 +27,7 @@ from jobmon.server.identity import (
     parseAdmin,
 )
 from jobmon.server.pending import MemoryRequestTable
-from jobmon.server.registry import MemoryJobRegistry
+from jobmon.server.registry import JobRecord, MemoryJobRegistry
 from jobmon.server.tls import ServerContextFactory
 
 
@@ -548,4 +550,63 @@ class CredentialWatchTests(_Credentials, SynchronousTestCase):
         A channel without a certificate (a token daemon's) is not watched.
         """
         self.watch.watch(_WakeTransport([]), None)
+        self.assertEqual(len(self.watch), 0)
+
+    def sealedChannel(self, chain, jobId):
+        """
+        A sealed wake channel watched for the registration of C{chain}'s
+        identity.
+        """
+        transport = _WakeTransport([])
+        transport.sealed = True
+        identity = identityFromChain(chain) if chain else None
+        now = self.clock.seconds()
+        self.watch.watchRegistration(transport, JobRecord(
+            jobId, identity.dn if identity else "tok#x", "wn", "tcp", now, now, "s",
+            notAfter=identity.notAfter if identity else None,
+            revocation=identity.revocation if identity else None))
+        return transport
+
+    def test_sealedChannelExpires(self):
+        """
+        A sealed channel (no certificate of its own) is closed at the first
+        check after the credential that registered its job expired; one
+        registered with a token is not watched.
+        """
+        short = self.sealedChannel(self.proxy("alice", 25), "j1")
+        long = self.sealedChannel(self.proxy("bob", 3600), "j2")
+        self.sealedChannel(None, "j3")
+        self.assertEqual(len(self.watch), 2)
+        self.clock.advance(20)
+        self.assertEqual((short.closed, long.closed), (False, False))
+        self.clock.advance(10)
+        self.assertEqual((short.closed, long.closed), (True, False))
+        self.assertEqual(len(self.watch), 1)
+
+    def test_sealedChannelRevoked(self):
+        """
+        A reload whose CRL revokes the credential that registered a sealed
+        channel's job closes it at once, from the chain's revocation key;
+        others stay open.
+        """
+        alice = self.sealedChannel(self.proxy("alice", 3600), "j1")
+        bob = self.sealedChannel(self.proxy("bob", 3600), "j2")
+        logged = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        pki.makeCRL(self.pki.ca, revoked=[self.pki.users["bob"].certPath])
+        self.ctx.install(self.ctx.prepareReload())
+        self.assertEqual((alice.closed, bob.closed), (False, True))
+        self.assertIn("is revoked by its CA", logged[-1]["why"])
+        self.clock.advance(10)
+        self.assertFalse(alice.closed)
+
+    def test_sealedAfterReload(self):
+        """
+        A sealed channel whose job was registered before a reload that
+        revokes its credential is refused at its hello.
+        """
+        chain = self.proxy("bob", 3600)
+        pki.makeCRL(self.pki.ca, revoked=[self.pki.users["bob"].certPath])
+        self.ctx.install(self.ctx.prepareReload())
+        e = self.assertRaises(JobMonError, self.sealedChannel, chain, "j2")
+        self.assertIn("is revoked by its CA", e.message)
         self.assertEqual(len(self.watch), 0)

@@ -23,6 +23,7 @@ from zope.interface import implementer
 
 from jobmon.certificates import CredentialError
 from jobmon.devtools import pki
+from jobmon.protocols.sealed import SniffingFactory
 from jobmon.protocols.udp import UDPWakeSender
 from jobmon.server.reloader import CredentialReloader
 from jobmon.server.service import (
@@ -234,12 +235,16 @@ class StartTests(ServiceTestsMixin, SynchronousTestCase):
         """
         service = self.build()
         self.start(service)
-        [(httpsPort, site, httpsCtx, _, httpsIf), (wakePort, wake, wakeCtx, _, wakeIf)] = (
-            self.reactor.sslServers
-        )
+        [(httpsPort, site, httpsCtx, _, httpsIf)] = self.reactor.sslServers
+        [(wakePort, sniffing, _, wakeIf)] = self.reactor.tcpServers
         self.assertEqual((httpsPort, wakePort, httpsIf, wakeIf), (0, 0, "127.0.0.1", "127.0.0.1"))
         self.assertIsInstance(site, QuietSite)
-        self.assertIsInstance(wake, WakeServerFactory)
+        self.assertIsInstance(sniffing, SniffingFactory)
+        self.assertIsInstance(sniffing.wakeFactory, WakeServerFactory)
+        self.assertIs(sniffing.tlsFactory.wrappedFactory, sniffing.wakeFactory)
+        self.assertIsNotNone(sniffing.lookup)
+        [_, wakeCtx] = service.credentials
+        self.assertIsNot(wakeCtx, httpsCtx)
         for ctx in (httpsCtx, wakeCtx):
             self.assertIsInstance(ctx, ServerContextFactory)
             self.assertEqual(ctx.hostCert, self.pki.hostCertPath)
@@ -247,8 +252,25 @@ class StartTests(ServiceTestsMixin, SynchronousTestCase):
         self.assertIsNone(httpsCtx.maxVersion)
         self.assertEqual(wakeCtx.maxVersion, SSL.TLS1_2_VERSION)
         self.assertTrue(httpsCtx.requireCertificate)
-        self.assertEqual(self.reactor.tcpServers, [])
         self.assertEqual(self.reactor.udpPorts, [])
+
+    def test_wakeTLSOnly(self):
+        """
+        With C{--wake-tls-only}, the wake port refuses sealed connections
+        and registration replies do not offer them.
+        """
+        service = self.build("--wake-tls-only")
+        self.start(service)
+        [(_, sniffing, _, _)] = self.reactor.tcpServers
+        self.assertIsNone(sniffing.lookup)
+        self.assertFalse(service.hub.registrations.wakes["tcp"].sealed)
+
+    def test_wakeSealedOffered(self):
+        """
+        By default the registration replies offer the sealed wake channel.
+        """
+        service = self.build()
+        self.assertTrue(service.hub.registrations.wakes["tcp"].sealed)
 
     def test_wakePortTold(self):
         """
@@ -265,7 +287,7 @@ class StartTests(ServiceTestsMixin, SynchronousTestCase):
         """
         service = self.build()
         service.startService()
-        self.assertEqual(len(self.reactor.sslServers), 2)
+        self.assertEqual((len(self.reactor.sslServers), len(self.reactor.tcpServers)), (1, 1))
 
     def test_udp(self):
         """
@@ -295,7 +317,7 @@ class StartTests(ServiceTestsMixin, SynchronousTestCase):
         """
         service = self.build("--metrics-port", "9100")
         self.start(service)
-        [(port, _, _, interface)] = self.reactor.tcpServers
+        [_, (port, _, _, interface)] = self.reactor.tcpServers
         self.assertEqual((port, interface), (9100, "127.0.0.1"))
 
     def test_timers(self):
@@ -399,7 +421,7 @@ class StartupErrorTests(ServiceTestsMixin, SynchronousTestCase):
         service.load()
         os.remove(self.pki.hostKeyPath)
         self.start(service)
-        self.assertEqual(len(self.reactor.sslServers), 2)
+        self.assertEqual((len(self.reactor.sslServers), len(self.reactor.tcpServers)), (1, 1))
 
     def test_makeServiceExits(self):
         """
@@ -464,7 +486,7 @@ class StopTests(ServiceTestsMixin, SynchronousTestCase):
         self.start(service)
         self.stop(service)
         self.start(service)
-        self.assertEqual(len(self.reactor.sslServers), 4)
+        self.assertEqual((len(self.reactor.sslServers), len(self.reactor.tcpServers)), (2, 2))
         self.assertEqual([port.listening for port in self.reactor.ports],
                          [False, False, True, True])
 

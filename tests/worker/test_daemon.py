@@ -12,16 +12,20 @@ import time
 from twisted.application.internet import backoffPolicy
 from twisted.application.service import Service
 from twisted.internet import defer
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python import usage
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from jobmon import errors
 from jobmon.errors import JobMonError
+from jobmon.protocols.sealed import MAGIC, SealedClientProtocol
 from jobmon.worker.daemon import (
+    SEALED_TRIES,
     JobDaemon,
     Options,
     StartupError,
@@ -178,6 +182,72 @@ class JobDaemonTests(SynchronousTestCase):
         self.assertIn(b'"token":"tok"', transport.value())
         self.assertEqual(self.rpc.methods(), ["jobmon.registerJob", "jobmon.getJobToDo"])
         self.assertEqual(self.rpc.calls[0][1], "job.7")
+
+    def sealedDaemon(self, offered):
+        """
+        A daemon that can seal its channel, against a server that offers
+        the sealed channel or not.
+        """
+        if offered:
+            register = self.rpc.answers["jobmon.registerJob"]
+            self.rpc.answers["jobmon.registerJob"] = lambda jobId, info: dict(
+                register(jobId, info), wake={"mode": "tcp", "port": 9999, "token": "tok",
+                                             "sealed": 1})
+        sealedPorts = []
+
+        def sealedEndpoint(port):
+            sealedPorts.append(port)
+            return FakeEndpoint(self)
+
+        self.daemon = self.makeDaemon(sealedEndpoint=sealedEndpoint)
+        self.daemon.startService()
+        return sealedPorts
+
+    def test_sealedWhenOffered(self):
+        """
+        A server that offers the sealed channel gets one, sealed with the
+        registration's token, on the port it named; the hello is sealed.
+        """
+        sealedPorts = self.sealedDaemon(offered=True)
+        self.assertEqual((sealedPorts, self.ports), ([9999], []))
+        [(protocol, transport)] = self.connections
+        self.assertIsInstance(protocol, SealedClientProtocol)
+        self.assertEqual((protocol.jobId, protocol.secret), ("job.7", "tok"))
+        self.assertTrue(transport.value().startswith(MAGIC))
+        self.assertNotIn(b"hello", transport.value())
+
+    def test_fallBackToTLS(self):
+        """
+        After L{SEALED_TRIES} sealed channels in a row failed before their
+        welcome, the daemon uses TLS; a welcome on a sealed channel before
+        that resets the count.
+        """
+        sealedPorts = self.sealedDaemon(offered=True)
+        for welcome in [False, True] + [False] * SEALED_TRIES:
+            protocol, _ = self.connections[-1]
+            self.assertIsInstance(protocol, SealedClientProtocol)
+            if welcome:
+                protocol.wrapped.dataReceived(b'{"type":"welcome","keepalive":10}\n')
+                protocol.connectionLost(Failure(ConnectionDone()))
+            else:
+                protocol.wrapped.dataReceived(
+                    b'{"type":"error","code":404,"message":"no such job"}\n')
+            self.clock.advance(5)
+        protocol, transport = self.connections[-1]
+        self.assertNotIsInstance(protocol, SealedClientProtocol)
+        self.assertIn(b'"type":"hello"', transport.value())
+        self.assertEqual(len(sealedPorts), 2 + SEALED_TRIES)
+
+    def test_tlsWhenNotOffered(self):
+        """
+        A server that does not offer the sealed channel (an earlier
+        version, or C{--wake-tls-only}) gets TLS.
+        """
+        sealedPorts = self.sealedDaemon(offered=False)
+        self.assertEqual((sealedPorts, self.ports), ([], [9999]))
+        [(protocol, transport)] = self.connections
+        self.assertNotIsInstance(protocol, SealedClientProtocol)
+        self.assertIn(b'"type":"hello"', transport.value())
 
     def test_wakeRunsAndPosts(self):
         """
