@@ -19,7 +19,6 @@ C{binascii}.
 """
 
 import binascii
-
 from pyexpat import ParserCreate
 
 _MAXINT = 2**31 - 1
