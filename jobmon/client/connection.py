@@ -17,10 +17,8 @@ and L{jobmon.errors}.
 """
 
 import select
-import socket
-import ssl
 
-from jobmon.client import http11, wire
+from jobmon.client import http11, tls, wire
 from jobmon.client.errors import (
     BAD_ARGUMENT,
     BAD_URL,
@@ -140,7 +138,7 @@ def _isDropped(sock):
     unexpected data): either way it must not carry a request.
     """
     try:
-        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        if sock.pending():
             return True
         readable, _, _ = select.select([sock], [], [], 0)
     except (OSError, ValueError):
@@ -224,7 +222,7 @@ class _Connection:
         Turn an exception raised while connecting into a L{ClientError}.
         """
         where = "cannot reach the JobMon server at %s" % (self.url,)
-        if isinstance(e, ssl.SSLCertVerificationError):
+        if isinstance(e, tls.SSLCertVerificationError):
             detail = e.verify_message or _sslReason(e)
             return ClientError(
                 SERVER_NOT_TRUSTED,
@@ -232,13 +230,13 @@ class _Connection:
                 "(server %s, CA directory %s)"
                 % (detail.rstrip("."), self.url, self._credential.caDir),
             )
-        if isinstance(e, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionResetError)):
+        if isinstance(e, (tls.SSLEOFError, tls.SSLZeroReturnError, ConnectionResetError)):
             return ClientError(
                 TLS_ERROR,
                 "the JobMon server at %s closed the connection during the TLS "
                 "handshake" % (self.url,),
             )
-        if isinstance(e, ssl.SSLError):
+        if isinstance(e, tls.SSLError):
             if _isRefusal(e):
                 return ClientError(CERTIFICATE_REFUSED, self._credential.refusedMessage)
             return ClientError(
@@ -248,7 +246,7 @@ class _Connection:
             )
         if isinstance(e, ConnectionRefusedError):
             return ClientError(UNREACHABLE, where + ": connection refused")
-        if isinstance(e, socket.gaierror):
+        if isinstance(e, tls.gaierror):
             return ClientError(
                 UNREACHABLE,
                 "%s: unknown host %s (%s)"
@@ -340,13 +338,13 @@ class _Connection:
                 CLIENT_TIMEOUT,
                 "no answer from the JobMon server at %s within %g s" % (self.url, wait),
             )
-        if isinstance(e, ssl.SSLError) and _isRefusal(e):
+        if isinstance(e, tls.SSLError) and _isRefusal(e):
             return ClientError(CERTIFICATE_REFUSED, self._credential.refusedMessage)
         closed = isinstance(
             e,
             (
-                ssl.SSLEOFError,
-                ssl.SSLZeroReturnError,
+                tls.SSLEOFError,
+                tls.SSLZeroReturnError,
                 ConnectionError,
                 http11.IncompleteRead,
             ),
@@ -359,7 +357,7 @@ class _Connection:
                 "the connection to the JobMon server at %s was lost before the "
                 "answer came; the request was not repeated" % (self.url,),
             )
-        if isinstance(e, ssl.SSLError):
+        if isinstance(e, tls.SSLError):
             return ClientError(
                 TLS_ERROR, "TLS error with %s: %s" % (self.url, _sslReason(e))
             )

@@ -12,10 +12,12 @@ and L{jobmon.errors}, L{jobmon.credentials} and L{jobmon.options}.
 """
 
 import os
-import ssl
 import time
 
+from _ssl import _test_decode_cert
+
 from jobmon import credentials
+from jobmon.client import tls
 from jobmon.client.errors import (
     BAD_ARGUMENT,
     BAD_CREDENTIAL,
@@ -52,12 +54,12 @@ def certificateDates(path):
     C{path}, in seconds since the epoch, or C{(None, None)} if they cannot be
     read.
 
-    This uses C{ssl._ssl._test_decode_cert}, private but part of the
+    This uses C{_ssl._test_decode_cert}, private but part of the
     standard library, to avoid depending on C{cryptography}; any failure just
     skips the check.
     """
     try:
-        info = ssl._ssl._test_decode_cert(path)
+        info = _test_decode_cert(path)
         return (
             certTimeToSeconds(info["notBefore"]),
             certTimeToSeconds(info["notAfter"]),
@@ -108,6 +110,8 @@ def certTimeToSeconds(text):
                     and second <= 61):
                 days = _daysFromCivil(year, _MONTHS.index(month) + 1, day)
                 return days * 86400 + hour * 3600 + minute * 60 + second
+    import ssl
+
     return ssl.cert_time_to_seconds(text)
 
 
@@ -121,9 +125,9 @@ def _trustingContext(caDir):
             NO_CA_DIR,
             "the CA directory %s does not exist; set X509_CERT_DIR" % (caDir,),
         )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context = tls.newContext()
     context.check_hostname = True
-    context.verify_mode = ssl.CERT_REQUIRED
+    context.verify_mode = tls.CERT_REQUIRED
     try:
         if os.path.isdir(caDir):
             context.load_verify_locations(capath=caDir)
@@ -391,7 +395,7 @@ class _Credential:
 
         try:
             context.load_cert_chain(self.proxy, self.key, password=passPhrase)
-        except ssl.SSLError as e:
+        except tls.SSLError as e:
             if asked or _encrypted(keyPath):
                 raise ClientError(BAD_CREDENTIAL, credentials.wrongPassPhraseMessage(keyPath))
             raise ClientError(

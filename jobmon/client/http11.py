@@ -5,8 +5,8 @@ a large part of C{jobmon-query}'s start-up time.
 
 L{HTTPSConnection} does what the client did with
 C{http.client.HTTPSConnection}, in the same way: one connection
-(C{socket.create_connection}, C{TCP_NODELAY}, the context's
-C{wrap_socket} with the host name to check), a C{POST} with the same
+(L{jobmon.client.tls.connect}: C{TCP_NODELAY}, the host name checked), a
+C{POST} with the same
 headers (C{Host}, C{Accept-Encoding: identity}, C{Content-Length}, then the
 caller's), and an answer read as C{http.client} reads it: the status line
 (C{100 Continue} skipped), at most 100 header lines of at most 64 KiB, then
@@ -18,15 +18,10 @@ Failures raise the exceptions C{http.client} raises, under the same names
 L{HTTPException}...), or the socket's own (C{TimeoutError},
 C{ssl.SSLError}, C{OSError}).
 
-The host name is given to the resolver and to TLS as ASCII bytes, which
-spares the C{idna} codec (and C{unicodedata}) for the usual names; a
-non-ASCII name goes as text, as before.
-
-This imports only the standard library's C{socket}, which C{ssl} imports
-anyway.
+This imports only L{jobmon.client.tls}.
 """
 
-import socket
+from jobmon.client import tls
 
 _MAXLINE = 65536
 _MAXHEADERS = 100
@@ -286,22 +281,10 @@ class HTTPSConnection:
 
     def connect(self):
         """
-        Open the TCP connection and make the TLS handshake.
+        Open the TCP connection and make the TLS handshake (see
+        L{jobmon.client.tls.connect}).
         """
-        try:
-            name = self.host.encode("ascii")
-        except UnicodeError:
-            name = self.host
-        sock = socket.create_connection((name, self.port), self.timeout)
-        try:
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
-            self.sock = self._context.wrap_socket(sock, server_hostname=name)
-        except BaseException:
-            sock.close()
-            raise
+        self.sock = tls.connect(self.host, self.port, self.timeout, self._context)
 
     def close(self):
         """
