@@ -13,7 +13,6 @@ and L{jobmon.errors}, L{jobmon.credentials} and L{jobmon.options}.
 
 import os
 import time
-
 from _ssl import _test_decode_cert
 
 from jobmon import credentials
