@@ -16,8 +16,6 @@ Like the rest of L{jobmon.client}, this imports only the standard library
 and L{jobmon.errors}.
 """
 
-import select
-
 from jobmon.client import http11, tls, wire
 from jobmon.client.errors import (
     BAD_ARGUMENT,
@@ -137,6 +135,9 @@ def _isDropped(sock):
     Tell whether an idle keep-alive socket was closed by the peer (or holds
     unexpected data): either way it must not carry a request.
     """
+    # Imported here: a one-shot command never reuses a connection.
+    import select
+
     try:
         if sock.pending():
             return True
