@@ -6,10 +6,10 @@ codes below.  The codes are part of the public API (see C{docs/API.md}): they
 never change meaning, and clients map them to exit codes.
 
 This module imports only the standard library: the command-line client uses
-it.
+it.  C{xmlrpc.client} (which imports C{http.client} and the C{email}
+package) is imported only by L{JobMonError.toFault}, which the server calls:
+the client does not need it.
 """
-
-from xmlrpc.client import Fault
 
 # Request errors: the caller sent something wrong.
 BAD_REQUEST = 400
@@ -152,6 +152,8 @@ class JobMonError(Exception):
         """
         Return the XML-RPC fault that carries this error.
         """
+        from xmlrpc.client import Fault
+
         return Fault(self.code, self.message)
 
     def toResult(self):

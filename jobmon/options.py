@@ -3,7 +3,6 @@ Pieces shared by the server's and the daemon's command-line options (and
 the clients' defaults: standard library only).
 """
 
-import math
 import os
 
 DEFAULT_CA_DIR = "/etc/grid-security/certificates"
@@ -27,6 +26,9 @@ def positive(kind):
     """
 
     def convert(value):
+        # Imported here: jobmon-query's start-up does without it.
+        import math
+
         number = kind(value)
         if not math.isfinite(number):
             raise ValueError("must be a finite number")

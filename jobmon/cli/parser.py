@@ -65,6 +65,40 @@ class ParserExit(Exception):
         self.status = status
 
 
+def terminalColumns():
+    """
+    C{shutil.get_terminal_size().columns}, without importing C{shutil}
+    (which imports C{fnmatch}, C{bz2} and C{lzma}: start-up time):
+    C{$COLUMNS}, else the width of the terminal of C{sys.__stdout__}, else
+    80.
+    """
+    import os
+
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """
+    C{argparse.RawDescriptionHelpFormatter} as wide as the terminal, found
+    by L{terminalColumns}: C{argparse} makes a formatter for every argument
+    added, and its own imports C{shutil} to learn the width.
+    """
+
+    def __init__(self, prog, indent_increment=2, max_help_position=24, width=None):
+        if width is None:
+            width = terminalColumns() - 2
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
 class Parser(argparse.ArgumentParser):
     """
     An argument parser that writes to the injected streams and reports
@@ -456,7 +490,7 @@ def buildParser(names, find, stdout=None, stderr=None, argv=None):
         description="Ask a running batch job about its files, processes and\n"
                     "resources, through a JobMon server.",
         epilog=EXAMPLES_HELP + "\n" + EXIT_STATUS_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action=versionAction())
     addGlobalOptions(parser, True)
@@ -469,7 +503,7 @@ def buildParser(names, find, stdout=None, stderr=None, argv=None):
             name, help=command.help,
             description=command.description or command.help,
             epilog="examples:\n" + "".join("  %s\n" % (line,) for line in command.examples),
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            formatter_class=HelpFormatter,
             add_help=False,
         )
         sub.out = stdout

@@ -6,9 +6,7 @@ knows no job by the name given.
 
 from jobmon import errors
 from jobmon.cli.output import TextCarry, looksBinary
-from jobmon.cli.terminal import TerminalText
 from jobmon.errors import JobMonError
-from jobmon.prefixes import resolvePrefix
 
 
 class Session:
@@ -42,8 +40,13 @@ class Session:
             not self.json and not getattr(args, "raw", False) and out.isatty()
         )
         # On a terminal (without --raw), file bytes are written with their
-        # control characters shown, not obeyed.
-        self.terminalText = TerminalText(out.encoding) if self.guardBinary else None
+        # control characters shown, not obeyed.  (Imported only then: start-up
+        # time.)
+        self.terminalText = None
+        if self.guardBinary:
+            from jobmon.cli.terminal import TerminalText
+
+            self.terminalText = TerminalText(out.encoding)
 
     def query(self, method, *args, **kw):
         """
@@ -83,6 +86,8 @@ class Session:
         @raise JobMonError: C{error} if there is none, L{errors.NO_SUCH_JOB}
             naming the candidates if there are several.
         """
+        from jobmon.prefixes import resolvePrefix
+
         try:
             jobs = self.client.listJobs()
         except JobMonError:

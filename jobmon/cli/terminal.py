@@ -14,8 +14,8 @@ import re
 # C0 controls but newline and tab, DEL, C1 controls, the characters that
 # reorder text (bidirectional overrides and isolates), a carriage return
 # not followed by a newline, and bytes that are not UTF-8 (decoded as lone
-# surrogates).
-_UNSAFE = re.compile(
+# surrogates).  Compiled at first use (by re's cache): start-up time.
+_UNSAFE = (
     "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e"
     "\u2066-\u2069\udc80-\udcff]|\r(?!\n)"
 )
@@ -43,7 +43,7 @@ def neutralise(text):
     Return C{text} with every character a terminal would obey (other than
     newline, tab and the carriage return of a CRLF) in a visible form.
     """
-    return _UNSAFE.sub(_shown, text)
+    return re.sub(_UNSAFE, _shown, text)
 
 
 class TerminalText:

@@ -32,11 +32,16 @@ L{jobmon.client.errors} (the codes and L{ClientError}),
 L{jobmon.client.credential} (certificate or bearer token),
 L{jobmon.client.connection} (the kept-alive connection and the calls on it),
 L{jobmon.client.values} (numbers to and from XML-RPC) and
-L{jobmon.client.api} (L{JobMonClient}, one method per op).
+L{jobmon.client.api} (L{JobMonClient}, one method per op).  Under the
+connection: L{jobmon.client.tls} (TLS on C{_ssl}), L{jobmon.client.http11}
+(HTTP/1.1) and L{jobmon.client.wire} (XML-RPC bodies).
 
 This package imports only the standard library and L{jobmon.errors},
 L{jobmon.credentials} and L{jobmon.options} (which do too), so that
-C{jobmon-query} starts fast.  It is not thread-safe: use one client per
+C{jobmon-query} starts fast; and of the standard library, not C{ssl},
+C{socket}, C{http.client}, C{xmlrpc.client} or C{urllib.parse}, whose imports
+cost more than a query (the three modules above do their part of the work
+the same way).  It is not thread-safe: use one client per
 thread.
 """
 

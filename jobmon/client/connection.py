@@ -16,13 +16,7 @@ Like the rest of L{jobmon.client}, this imports only the standard library
 and L{jobmon.errors}.
 """
 
-import http.client
-import select
-import socket
-import ssl
-import xmlrpc.client
-from urllib.parse import urlsplit
-
+from jobmon.client import http11, tls, wire
 from jobmon.client.errors import (
     BAD_ARGUMENT,
     BAD_URL,
@@ -59,25 +53,68 @@ def parseServerURL(server):
 
     @raise ClientError: with L{BAD_URL}.
     """
-    try:
-        parts = urlsplit(server)
-        port = parts.port
-    except ValueError as e:
-        raise ClientError(BAD_URL, "bad server URL %r: %s" % (server, e))
-    if parts.scheme.lower() != "https" or not parts.hostname:
-        raise ClientError(
-            BAD_URL,
-            "bad server URL %r: expected https://host[:port][/path]" % (server,),
-        )
-    host = parts.hostname
+    quick = _splitPlainURL(server)
+    if quick is not None:
+        host, port, path, query = quick
+    else:
+        # Anything unusual is read by urllib.parse (which imports
+        # ipaddress, among others: start-up time).
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(server)
+            port = parts.port
+        except ValueError as e:
+            raise ClientError(BAD_URL, "bad server URL %r: %s" % (server, e))
+        if parts.scheme.lower() != "https" or not parts.hostname:
+            raise ClientError(
+                BAD_URL,
+                "bad server URL %r: expected https://host[:port][/path]" % (server,),
+            )
+        host, path, query = parts.hostname, parts.path, parts.query
     if port is None:
         port = DEFAULT_PORT
     # "https://host:8443/" is as good as no path.
-    path = parts.path if parts.path not in ("", "/") else DEFAULT_PATH
-    if parts.query:
-        path += "?" + parts.query
+    if path in ("", "/"):
+        path = DEFAULT_PATH
+    if query:
+        path += "?" + query
     shownHost = "[%s]" % (host,) if ":" in host else host
     return host, port, path, "https://%s:%d%s" % (shownHost, port, path)
+
+
+_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_")
+_PATH_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F)) - frozenset("?#[]@\\")
+
+
+def _splitPlainURL(server):
+    """
+    Split the usual server URL, C{https://NAME[:PORT][/PATH]} with a plain
+    ASCII host name or IPv4 address, a port of 1 to 5 digits up to 65535
+    and a printable ASCII path, as C{urllib.parse.urlsplit} does; L{None}
+    for anything else, which is left to it.
+
+    @return: C{(host, port, path, query)} (port L{None} if not given,
+        query always empty) or L{None}.
+    """
+    if not server.startswith("https://"):
+        return None
+    netloc, slash, path = server[8:].partition("/")
+    host, colon, port = netloc.partition(":")
+    if not host or not _HOST_CHARS.issuperset(host):
+        return None
+    if colon:
+        if not (0 < len(port) <= 5 and port.isascii() and port.isdigit()):
+            return None
+        port = int(port)
+        if port > 65535:
+            return None
+    else:
+        port = None
+    path = slash + path
+    if not _PATH_CHARS.issuperset(path):
+        return None
+    return host.lower(), port, path, ""
 
 
 def _isRefusal(error):
@@ -98,8 +135,11 @@ def _isDropped(sock):
     Tell whether an idle keep-alive socket was closed by the peer (or holds
     unexpected data): either way it must not carry a request.
     """
+    # Imported here: a one-shot command never reuses a connection.
+    import select
+
     try:
-        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        if sock.pending():
             return True
         readable, _, _ = select.select([sock], [], [], 0)
     except (OSError, ValueError):
@@ -167,9 +207,7 @@ class _Connection:
                 return conn, False
             self.close()
         context = self._credential.context()
-        conn = http.client.HTTPSConnection(
-            self._host, self._port, timeout=self.timeout, context=context
-        )
+        conn = http11.HTTPSConnection(self._host, self._port, self.timeout, context)
         try:
             conn.connect()
         except BaseException as e:
@@ -185,7 +223,7 @@ class _Connection:
         Turn an exception raised while connecting into a L{ClientError}.
         """
         where = "cannot reach the JobMon server at %s" % (self.url,)
-        if isinstance(e, ssl.SSLCertVerificationError):
+        if isinstance(e, tls.SSLCertVerificationError):
             detail = e.verify_message or _sslReason(e)
             return ClientError(
                 SERVER_NOT_TRUSTED,
@@ -193,13 +231,13 @@ class _Connection:
                 "(server %s, CA directory %s)"
                 % (detail.rstrip("."), self.url, self._credential.caDir),
             )
-        if isinstance(e, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionResetError)):
+        if isinstance(e, (tls.SSLEOFError, tls.SSLZeroReturnError, ConnectionResetError)):
             return ClientError(
                 TLS_ERROR,
                 "the JobMon server at %s closed the connection during the TLS "
                 "handshake" % (self.url,),
             )
-        if isinstance(e, ssl.SSLError):
+        if isinstance(e, tls.SSLError):
             if _isRefusal(e):
                 return ClientError(CERTIFICATE_REFUSED, self._credential.refusedMessage)
             return ClientError(
@@ -209,7 +247,7 @@ class _Connection:
             )
         if isinstance(e, ConnectionRefusedError):
             return ClientError(UNREACHABLE, where + ": connection refused")
-        if isinstance(e, socket.gaierror):
+        if isinstance(e, tls.gaierror):
             return ClientError(
                 UNREACHABLE,
                 "%s: unknown host %s (%s)"
@@ -232,9 +270,7 @@ class _Connection:
         @raise JobMonError: the fault, or a L{ClientError}.
         """
         try:
-            body = xmlrpc.client.dumps(params, method, allow_none=False).encode(
-                "utf-8"
-            )
+            body = wire.dumps(params, method).encode("utf-8")
         except (TypeError, OverflowError, ValueError, UnicodeError) as e:
             raise ClientError(BAD_ARGUMENT, "cannot encode the request: %s" % (e,))
         conn, fresh = self._connect()
@@ -272,8 +308,8 @@ class _Connection:
             error.status = response.status
             raise error
         try:
-            result, _ = xmlrpc.client.loads(data, use_builtin_types=True)
-        except xmlrpc.client.Fault as fault:
+            result, _ = wire.loads(data)
+        except wire.Fault as fault:
             raise JobMonError.fromFault(fault) from None
         except Exception as e:
             self.close()
@@ -303,15 +339,15 @@ class _Connection:
                 CLIENT_TIMEOUT,
                 "no answer from the JobMon server at %s within %g s" % (self.url, wait),
             )
-        if isinstance(e, ssl.SSLError) and _isRefusal(e):
+        if isinstance(e, tls.SSLError) and _isRefusal(e):
             return ClientError(CERTIFICATE_REFUSED, self._credential.refusedMessage)
         closed = isinstance(
             e,
             (
-                ssl.SSLEOFError,
-                ssl.SSLZeroReturnError,
+                tls.SSLEOFError,
+                tls.SSLZeroReturnError,
                 ConnectionError,
-                http.client.IncompleteRead,
+                http11.IncompleteRead,
             ),
         )
         if closed and fresh and not answered:
@@ -322,11 +358,11 @@ class _Connection:
                 "the connection to the JobMon server at %s was lost before the "
                 "answer came; the request was not repeated" % (self.url,),
             )
-        if isinstance(e, ssl.SSLError):
+        if isinstance(e, tls.SSLError):
             return ClientError(
                 TLS_ERROR, "TLS error with %s: %s" % (self.url, _sslReason(e))
             )
-        if isinstance(e, http.client.HTTPException):
+        if isinstance(e, http11.HTTPException):
             return ClientError(
                 PROTOCOL_ERROR,
                 "the server at %s does not speak HTTP/1.1 properly: %s"

@@ -12,10 +12,11 @@ and L{jobmon.errors}, L{jobmon.credentials} and L{jobmon.options}.
 """
 
 import os
-import ssl
 import time
+from _ssl import _test_decode_cert
 
 from jobmon import credentials
+from jobmon.client import tls
 from jobmon.client.errors import (
     BAD_ARGUMENT,
     BAD_CREDENTIAL,
@@ -52,18 +53,65 @@ def certificateDates(path):
     C{path}, in seconds since the epoch, or C{(None, None)} if they cannot be
     read.
 
-    This uses C{ssl._ssl._test_decode_cert}, private but part of the
+    This uses C{_ssl._test_decode_cert}, private but part of the
     standard library, to avoid depending on C{cryptography}; any failure just
     skips the check.
     """
     try:
-        info = ssl._ssl._test_decode_cert(path)
+        info = _test_decode_cert(path)
         return (
-            ssl.cert_time_to_seconds(info["notBefore"]),
-            ssl.cert_time_to_seconds(info["notAfter"]),
+            certTimeToSeconds(info["notBefore"]),
+            certTimeToSeconds(info["notAfter"]),
         )
     except Exception:
         return None, None
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
+           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _daysFromCivil(year, month, day):
+    """
+    Days from 1970-01-01 to the given date of the proleptic Gregorian
+    calendar (a day beyond the month's last runs into the next month, as
+    with C{calendar.timegm}).
+    """
+    year -= month <= 2
+    era = year // 400
+    yoe = year - era * 400
+    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468 + day - 1
+
+
+def certTimeToSeconds(text):
+    """
+    C{ssl.cert_time_to_seconds(text)}: a certificate time as the C{ssl}
+    module gives it (C{"May  9 12:00:00 2031 GMT"}) in seconds since the
+    epoch.  The usual form is read here; any other is left to the C{ssl}
+    module, whose C{time.strptime} imports C{_strptime}, C{calendar} and
+    C{locale} (start-up time).
+
+    @raise ValueError: as C{ssl.cert_time_to_seconds}.
+    """
+    fields = text[3:].split(" ")
+    fields = [f for f in fields if f]
+    month = text[:3].title()
+    if (month in _MONTHS and text[3:4] == " " and len(fields) == 4
+            and fields[3] == "GMT" and text.isascii()):
+        day, clock, year = fields[0], fields[1].split(":"), fields[2]
+        if (len(day) <= 2 and day.isdigit() and len(year) == 4 and year.isdigit()
+                and len(clock) == 3 and all(len(f) == 2 and f.isdigit() for f in clock)):
+            day, year = int(day), int(year)
+            hour, minute, second = (int(f) for f in clock)
+            if (1 <= day <= 31 and year >= 1 and hour <= 23 and minute <= 59
+                    and second <= 61):
+                days = _daysFromCivil(year, _MONTHS.index(month) + 1, day)
+                return days * 86400 + hour * 3600 + minute * 60 + second
+    import ssl
+
+    return ssl.cert_time_to_seconds(text)
 
 
 def _trustingContext(caDir):
@@ -76,9 +124,9 @@ def _trustingContext(caDir):
             NO_CA_DIR,
             "the CA directory %s does not exist; set X509_CERT_DIR" % (caDir,),
         )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context = tls.newContext()
     context.check_hostname = True
-    context.verify_mode = ssl.CERT_REQUIRED
+    context.verify_mode = tls.CERT_REQUIRED
     try:
         if os.path.isdir(caDir):
             context.load_verify_locations(capath=caDir)
@@ -346,7 +394,7 @@ class _Credential:
 
         try:
             context.load_cert_chain(self.proxy, self.key, password=passPhrase)
-        except ssl.SSLError as e:
+        except tls.SSLError as e:
             if asked or _encrypted(keyPath):
                 raise ClientError(BAD_CREDENTIAL, credentials.wrongPassPhraseMessage(keyPath))
             raise ClientError(

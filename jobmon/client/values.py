@@ -14,8 +14,10 @@ import re
 from jobmon.client.errors import BAD_ARGUMENT, ClientError
 
 # What XML 1.0 cannot carry (or would turn into something else: a carriage
-# return arrives as a newline): a path holding one goes as bytes.
-_NOT_XML = re.compile("[\x00-\x08\x0b-\x1f\ud800-\udfff\ufffe\uffff]")
+# return arrives as a newline): a path holding one goes as bytes.  The
+# pattern is compiled at first use (by re's cache), and printable ASCII
+# needs no look: start-up time.
+_NOT_XML = "[\x00-\x08\x0b-\x1f\ud800-\udfff\ufffe\uffff]"
 
 
 def wirePath(path):
@@ -28,7 +30,8 @@ def wirePath(path):
     """
     if isinstance(path, bytearray):
         return bytes(path)
-    if isinstance(path, str) and _NOT_XML.search(path):
+    if isinstance(path, str) and not (path.isascii() and path.isprintable()) \
+            and re.search(_NOT_XML, path):
         return os.fsencode(path)
     return path
 
