@@ -26,7 +26,7 @@ sys.argv[0] = "twistd"
 run()
 """
 
-UP = r"wake channel up \(keep-alive \S+ s(, requests on the channel)?\)"
+UP = r"wake channel up \((?:sealed|TLS), keep-alive \S+ s(, requests on the channel)?\)"
 
 
 class WakeRequestsTests(TestCase):
@@ -60,7 +60,9 @@ class WakeRequestsTests(TestCase):
             "--retry-initial-delay", "0.2", "--retry-max-delay", "1",
         ]
         if old:
-            proto = spawn(self, "old daemon", ["-c", OLD_DAEMON] + args, program=sys.executable)
+            # A daemon of the previous version spoke TLS on the wake port too.
+            proto = spawn(self, "old daemon", ["-c", OLD_DAEMON] + args + ["--wake-tls"],
+                          program=sys.executable)
         else:
             proto = spawn(self, "daemon", args)
         match = await proto.waitFor(UP)
