@@ -5,13 +5,16 @@ survives server restarts, and users read their own back
 (C{jobmon-query history}).
 
 The database is used from one thread of its own, never the reactor's: the
-hub hands events over with L{History.record}, which batches them: one
-transaction at most every C{flushInterval} seconds (half a second), or as
-soon as C{flushRows} events wait.  A read (L{History.read}) writes what
-waits first, so users see their latest queries; a clean stop writes
-everything.  A server that dies (killed, power lost) loses the events of
-the last C{flushInterval} seconds from the history; the audit log (written
-before each answer leaves) still has them.  Fields are capped as the audit log's are
+hub hands events over with L{History.record}, which batches them.  Queries
+wait: one transaction at most every C{flushInterval} seconds (half a
+second), or as soon as C{flushRows} events wait.  Registrations and
+removals, which the job ids reserved across a restart are read from, are
+written at the next reactor turn (with the queries waiting).  A read
+(L{History.read}) writes what waits first, so users see their latest
+queries; a clean stop writes everything.  A server that dies (killed,
+power lost) loses the queries of the last C{flushInterval} seconds from
+the history; the audit log (written before each answer leaves) still has
+them.  Fields are capped as the audit log's are
 (L{jobmon.server.capping}); rows older than C{retentionDays} are pruned,
 and each identity keeps at most C{maxRows} rows of each table (L{prune},
 from the hub's cleanup cycle, in the database's thread).
@@ -151,9 +154,10 @@ class History:
     def record(self, event, **fields):
         """
         Take one hub event (as for the audit log); the ones history keeps
-        are written within C{flushInterval} seconds, in a batch (at once
-        when C{flushRows} wait): one transaction and one trip to the
-        database's thread for many queries, not one each.
+        are written in a batch: queries within C{flushInterval} seconds (at
+        once when C{flushRows} wait), one transaction and one trip to the
+        database's thread for many queries, not one each; registrations and
+        removals at the next reactor turn.
         """
         if event not in ("register", "removed", "query"):
             return
@@ -161,8 +165,16 @@ class History:
         self._pending.append((event, self.clock.seconds(), fields))
         if len(self._pending) >= self.flushRows:
             self._flush()
-        elif self._flushing is None:
-            self._flushing = self.clock.callLater(self.flushInterval, self._flush)
+            return
+        # Registrations and removals are rare, and the job ids reserved
+        # across a restart (even after a kill) are read from them: they are
+        # written at the next reactor turn.  Queries wait for the batch.
+        delay = self.flushInterval if event == "query" else 0
+        if self._flushing is not None:
+            if self._flushing.getTime() <= self.clock.seconds() + delay:
+                return
+            self._flushing.cancel()
+        self._flushing = self.clock.callLater(delay, self._flush)
 
     def _flush(self):
         """

@@ -119,7 +119,7 @@ class HistoryTests(SynchronousTestCase):
 
     def test_batchedByTime(self):
         """
-        Events wait up to C{flushInterval} seconds and are written together,
+        Queries wait up to C{flushInterval} seconds and are written together,
         in one transaction in the database's thread.
         """
         writes = []
@@ -131,13 +131,37 @@ class HistoryTests(SynchronousTestCase):
 
         self.history._write = write
         for i in range(3):
-            self.hub.registerJob(ALICE, "j{}".format(i), {"host": "h"})
+            self.history.record("query", dn=ALICE.dn, job_id="j1", op="ls", outcome="ok")
         self.clock.advance(self.history.flushInterval * 0.9)
         self.assertEqual(writes, [])
         self.clock.advance(self.history.flushInterval * 0.1)
         self.assertEqual(writes, [3])
         self.assertIsNone(self.history._flushing)
-        self.assertEqual(len(self.history._read(ALICE.dn, None, 10)["jobs"]), 3)
+        self.assertEqual(len(self.history._read(ALICE.dn, None, 10)["queries"]), 3)
+
+    def test_registrationsAtOnce(self):
+        """
+        A registration or a removal is written at the next reactor turn,
+        with the queries waiting: the ids reserved across a restart, even
+        after a kill, are read from them.
+        """
+        writes = []
+        realWrite = self.history._write
+
+        def write(rows):
+            writes.append([kind for kind, _, _ in rows])
+            return realWrite(rows)
+
+        self.history._write = write
+        self.history.record("query", dn=ALICE.dn, job_id="j1", op="ls", outcome="ok")
+        self.hub.registerJob(ALICE, "j2", {"host": "h"})
+        self.history.record("query", dn=ALICE.dn, job_id="j1", op="ls", outcome="ok")
+        self.clock.advance(0)
+        self.assertEqual(writes, [["query", "register", "query"]])
+        self.hub.unregisterJob(ALICE, "j2")
+        self.clock.advance(0)
+        self.assertEqual(writes[1:], [["removed"]])
+        self.assertIsNone(self.history._flushing)
 
     def test_batchedByCount(self):
         """
