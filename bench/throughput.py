@@ -14,7 +14,8 @@ its one HTTPS connection alive.
      registered first, over the clients' kept-alive connections (a poll
      job that does not poll is kept C{--reregister-interval} x
      C{--missed-registrations}, 180 s by default: longer than a run).
-     Their count is checked with C{listJobs} before and after measuring.
+     Their count is checked with C{listJobs} before and after measuring,
+     which starts once the server is idle again.
   2. C{single}: one client makes C{-n} sequential C{stat job.log} queries
      (after C{--warmup}): round trip p50/p99, and the server's and the
      daemon's CPU time per query (process CPU time from C{/proc/PID/stat}
@@ -275,6 +276,9 @@ def measure(env, n, warmup, seconds, clients, jobs):
                 "server_cpu_ms_per_registration": cpuPerQuery(
                     cpu0, cpuOf(env), jobs).get("server"),
             }
+            # The server may still be writing the registrations (history):
+            # measure from when it is idle.
+            common.settle(env.server.pid, limit=60.0)
         counts = countJobs(rpc)
         out["jobs_before"] = counts
         if counts.get("poll", 0) != jobs or counts.get("tcp", 0) != 1:
