@@ -5,9 +5,10 @@ measured by its own C{bench/} scripts against its own code.
 
     .venv/bin/python bench/compare_trees.py --old /path/to/old/checkout
         [--pairs 3] [--capacity-pairs 3]
-        [--figures roundtrip,poll,cli,follow,capacity,idle]
+        [--figures roundtrip,poll,cli,follow,capacity,idle,throughput]
         [--rt-n 1000] [--rt-warmup 100] [--cli-repeats 30] [--tcp-jobs 2000]
-        [--idle-seconds 30] [--precise-cpu] [--out DIR]
+        [--idle-seconds 30] [--precise-cpu] [--tp-n 2000] [--tp-seconds 10]
+        [--tp-jobs 10000] [--out DIR]
     .venv/bin/python bench/compare_trees.py --resummarize DIR
 
 For each figure the runs alternate between the trees (old, new; then new,
@@ -16,8 +17,10 @@ table gives the median of each tree's runs, the change of the medians and
 the range of each.  Each run is a child process started from the tree's
 root with C{PYTHONPATH} set to it, which imports that tree's
 C{bench/common.py} and runs that tree's script (C{roundtrip.py},
-C{cli_startup.py}, C{ops.py}, C{capacity.py}) with the same options for
-both.
+C{cli_startup.py}, C{ops.py}, C{capacity.py}, C{throughput.py}) with the
+same options for both.  A tree without the script (C{throughput.py} is
+newer than some trees) runs the newer tree's script, with its own
+C{bench/common.py} and code.
 
 Three things are changed in the child, without touching either tree:
 
@@ -165,6 +168,32 @@ def _idleMetrics(doc):
     ]
 
 
+def _throughputArgs(opts, out):
+    return ["-n", str(opts.tp_n), "--seconds", str(opts.tp_seconds), "--jobs",
+            str(opts.tp_jobs), "--json", "-"]
+
+
+def _throughputMetrics(doc):
+    r = doc["results"]
+    return [
+        ("1 client: stat p50 ms", _get(r, "single", "p50_ms")),
+        ("1 client: stat p99 ms", _get(r, "single", "p99_ms")),
+        ("1 client: server CPU ms/query", _get(r, "single", "cpu_ms_per_query", "server")),
+        ("1 client: queries/s per server core", _get(r, "single", "server_qps_per_core")),
+        ("1 client: daemon CPU ms/query", _get(r, "single", "cpu_ms_per_query", "daemon")),
+        ("concurrent: queries/s in all", _get(r, "concurrent", "qps")),
+        ("concurrent: stat p50 ms", _get(r, "concurrent", "p50_ms")),
+        ("concurrent: stat p99 ms", _get(r, "concurrent", "p99_ms")),
+        ("concurrent: server CPU ms/query",
+         _get(r, "concurrent", "cpu_ms_per_query", "server")),
+        ("concurrent: queries/s per server core", _get(r, "concurrent", "server_qps_per_core")),
+        ("concurrent: daemon CPU ms/query",
+         _get(r, "concurrent", "cpu_ms_per_query", "daemon")),
+        ("server CPU ms per registration", _get(r, "registration",
+                                                "server_cpu_ms_per_registration")),
+    ]
+
+
 FIGURES = {
     "roundtrip": _roundtrip("tcp"),
     "poll": _roundtrip("poll"),
@@ -172,6 +201,7 @@ FIGURES = {
     "follow": ("ops.py", _followArgs, _followMetrics),
     "capacity": ("capacity.py", _capacityArgs, _capacityMetrics),
     "idle": (None, _idleArgs, _idleMetrics),
+    "throughput": ("throughput.py", _throughputArgs, _throughputMetrics),
 }
 """Figure name: (script, its arguments from the options and the JSON output
 path, the metrics from its JSON document as C{(label, value)}).  The script
@@ -251,7 +281,19 @@ def child(root, script, args):
     common = setupTree(root)
     if script == "-":
         return idleProbe(common, args)
-    module = importlib.import_module(script[:-3])
+    if os.path.exists(os.path.join(root, "bench", script)):
+        module = importlib.import_module(script[:-3])
+    else:
+        # A script newer than the tree: the newer tree's, run against the
+        # tree's common.py (already imported) and code.
+        import importlib.util
+
+        sys.stderr.write("compare: {} has no bench/{}: running {}'s\n".format(
+            root, script, os.path.dirname(BENCH)))
+        spec = importlib.util.spec_from_file_location(script[:-3],
+                                                      os.path.join(BENCH, script))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
     idleSeconds = os.environ.get("COMPARE_IDLE_SECONDS")
     if idleSeconds and hasattr(module, "IDLE_SECONDS"):
         module.IDLE_SECONDS = float(idleSeconds)
@@ -520,6 +562,12 @@ def main(argv=None):
     parser.add_argument("--precise-cpu", action="store_true",
                         help="capacity: read the server's CPU from schedstat (exact) and "
                              "its idle and ping windows for --idle-seconds")
+    parser.add_argument("--tp-n", type=int, default=2000,
+                        help="throughput: timed queries of the single client (2000)")
+    parser.add_argument("--tp-seconds", type=float, default=10.0,
+                        help="throughput: seconds the concurrent clients query (10)")
+    parser.add_argument("--tp-jobs", type=int, default=10000,
+                        help="throughput: jobs registered besides the daemon's (10000)")
     parser.add_argument("--out", help="directory for the raw results (a new one)")
     opts = parser.parse_args(argv)
     figures = opts.figures.split(",")

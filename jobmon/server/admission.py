@@ -72,20 +72,26 @@ class PerPeerLimit:
 
 class QueryAdmission:
     """
-    The per-user limits on queries: at most C{maxPending} pending at once,
-    and a rate of C{rate} queries per second with bursts of C{burst} (a
-    token bucket per user).
+    The per-user limit on pending queries: at most C{maxPending} at once.
+
+    A query's rate is charged once, by the method limits
+    (L{jobmon.server.ratelimit.Limits}, bucket C{query}), before anything
+    else is checked; this object shares that bucket table (L{rates}) for
+    the hub's sizes and tests, and charges nothing itself.
 
     @ivar clock: an L{twisted.internet.interfaces.IReactorTime}.
     @ivar rates: the L{TokenBuckets} of the users' queries, by DN.
     @ivar pending: how many queries each user has pending, by DN.
     """
 
-    def __init__(self, clock, maxPending=256, rate=50.0, burst=200):
+    def __init__(self, clock, maxPending=256, rates=None):
+        """
+        @param rates: the L{TokenBuckets} that charge queries (made here,
+            at 50 per second in bursts of 200, if not given).
+        """
         self.clock = clock
         self.maxPending = maxPending
-        self.rate = rate
-        self.rates = TokenBuckets(clock, rate, burst)
+        self.rates = rates if rates is not None else TokenBuckets(clock, 50.0, 200)
         self.pending = {}
 
     @property
@@ -98,19 +104,14 @@ class QueryAdmission:
 
     def admit(self, dn):
         """
-        Take a query of C{dn} from its allowance.
+        Admit a query of C{dn} (already charged to its rate).
 
-        @raise JobMonError: L{TOO_MANY} when over a limit.
+        @raise JobMonError: L{TOO_MANY} when it has too many pending.
         """
         if self.pending.get(dn, 0) >= self.maxPending:
             raise JobMonError(
                 TOO_MANY,
                 "you already have {} queries pending".format(self.maxPending),
-            )
-        if self.rates.take(dn):
-            raise JobMonError(
-                TOO_MANY,
-                "too many queries: at most {:g} per second".format(self.rate),
             )
 
     def hold(self, dn, d):
@@ -128,12 +129,6 @@ class QueryAdmission:
             return result
 
         d.addBoth(settled)
-
-    def forgetIdle(self):
-        """
-        Forget the buckets that have refilled: they say nothing.
-        """
-        self.rates.forgetIdle()
 
     def sizes(self):
         """

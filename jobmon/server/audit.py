@@ -19,10 +19,19 @@ from twisted.python.logfile import LogFile
 from jobmon.server.capping import RECORD_BYTES, RefusalBudget, capRecord
 from jobmon.server.health import Writability, describeError
 
+_second = [None, ""]
+"""The last whole second L{_iso} formatted, and its text."""
+
 
 def _iso(now):
-    return (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
-            + ".%03dZ" % (int(now * 1000) % 1000))
+    """
+    C{now} (seconds since the epoch) as ISO 8601 in UTC, with milliseconds.
+    The text of the whole second is kept: records come many a second.
+    """
+    second = int(now)
+    if second != _second[0]:
+        _second[:] = [second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))]
+    return _second[1] + ".%03dZ" % (int(now * 1000) % 1000)
 
 
 class AuditLog:

@@ -5,8 +5,16 @@ survives server restarts, and users read their own back
 (C{jobmon-query history}).
 
 The database is used from one thread of its own, never the reactor's: the
-hub hands events over with L{History.record}, which batches them into one
-transaction per reactor turn.  Fields are capped as the audit log's are
+hub hands events over with L{History.record}, which batches them.  Queries
+wait: one transaction at most every C{flushInterval} seconds (half a
+second), or as soon as C{flushRows} events wait.  Registrations and
+removals, which the job ids reserved across a restart are read from, are
+written at the next reactor turn (with the queries waiting).  A read
+(L{History.read}) writes what waits first, so users see their latest
+queries; a clean stop writes everything.  A server that dies (killed,
+power lost) loses the queries of the last C{flushInterval} seconds from
+the history; the audit log (written before each answer leaves) still has
+them.  Fields are capped as the audit log's are
 (L{jobmon.server.capping}); rows older than C{retentionDays} are pruned,
 and each identity keeps at most C{maxRows} rows of each table (L{prune},
 from the hub's cleanup cycle, in the database's thread).
@@ -63,12 +71,17 @@ class History:
         newest).
     @ivar pruneInterval: least time between two prunes, in seconds.
     @ivar pruned: rows pruned so far.
+    @ivar flushInterval: longest time an event waits before it is written,
+        in seconds.
+    @ivar flushRows: events that are written at once, without waiting for
+        C{flushInterval}.
     """
 
     log = Logger()
 
     def __init__(self, path, clock, threadPool=None, runInThread=None, writability=None,
-                 retentionDays=30.0, maxRows=10000, pruneInterval=600.0):
+                 retentionDays=30.0, maxRows=10000, pruneInterval=600.0, flushInterval=0.5,
+                 flushRows=1000):
         self.path = path
         self.clock = clock
         self.writability = writability if writability is not None else Writability()
@@ -81,6 +94,8 @@ class History:
         self.retentionDays = retentionDays
         self.maxRows = maxRows
         self.pruneInterval = pruneInterval
+        self.flushInterval = flushInterval
+        self.flushRows = flushRows
         self.pruned = 0
         self._pruning = False
         self._lastPrune = None
@@ -139,17 +154,40 @@ class History:
     def record(self, event, **fields):
         """
         Take one hub event (as for the audit log); the ones history keeps
-        are written soon, in a batch.
+        are written in a batch: queries within C{flushInterval} seconds (at
+        once when C{flushRows} wait), one transaction and one trip to the
+        database's thread for many queries, not one each; registrations and
+        removals at the next reactor turn.
         """
         if event not in ("register", "removed", "query"):
             return
         fields = {k: capValue(v) for k, v in fields.items()}
         self._pending.append((event, self.clock.seconds(), fields))
-        if self._flushing is None:
-            self._flushing = self.clock.callLater(0, self._flush)
+        if len(self._pending) >= self.flushRows:
+            self._flush()
+            return
+        # Registrations and removals are rare, and the job ids reserved
+        # across a restart (even after a kill) are read from them: they are
+        # written at the next reactor turn.  Queries wait for the batch.
+        delay = self.flushInterval if event == "query" else 0
+        if self._flushing is not None:
+            if self._flushing.getTime() <= self.clock.seconds() + delay:
+                return
+            self._flushing.cancel()
+        self._flushing = self.clock.callLater(delay, self._flush)
 
     def _flush(self):
-        self._flushing = None
+        """
+        Write the waiting events now, in one transaction in the database's
+        thread.
+
+        @return: a L{Deferred} that fires once they are written (or lost),
+            or L{None} if none waited.
+        """
+        if self._flushing is not None:
+            if self._flushing.active():
+                self._flushing.cancel()
+            self._flushing = None
         rows, self._pending = self._pending, []
         if not rows or self._runInThread is None:
             return None
@@ -334,8 +372,6 @@ class History:
         """
         Write what is pending, then close the database and its thread.
         """
-        if self._flushing is not None and self._flushing.active():
-            self._flushing.cancel()
         d = self._flush() or defer.succeed(None)
 
         def close(_):

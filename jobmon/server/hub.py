@@ -14,7 +14,7 @@ L{jobmon.server.admission.QueryAdmission}.
 import bisect
 import math
 
-from attrs import field, frozen
+from attrs import evolve, field, frozen
 from twisted.internet import defer
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -114,7 +114,10 @@ class HubConfig:
     @ivar queryRate: queries per second one user may make, on average.
     @ivar queryBurst: queries one user may make at once.
     @ivar limits: the L{LimitsConfig} of every method's rate, and of
-        registrations.
+        registrations.  Queries are charged once, to its C{query} bucket,
+        at the stricter of its rate and burst and C{queryRate} and
+        C{queryBurst} (the server sets both from C{--query-rate} and
+        C{--query-burst}).
     @ivar reserveFor: seconds a job id stays reserved for its owner after
         its job went (see L{jobmon.server.claims}).
     """
@@ -198,10 +201,12 @@ class Hub:
             clock, registry, table, config, wakes, self.metrics, self._audit, self.ended,
             JobClaims(config.reserveFor),
         )
-        self.admission = QueryAdmission(
-            clock, config.maxPendingPerUser, config.queryRate, config.queryBurst
-        )
-        self.limits = Limits(clock, config.limits, self.metrics, self._audit)
+        limits = evolve(config.limits,
+                        queryRate=min(config.queryRate, config.limits.queryRate),
+                        queryBurst=min(config.queryBurst, config.limits.queryBurst))
+        self.limits = Limits(clock, limits, self.metrics, self._audit)
+        self.admission = QueryAdmission(clock, config.maxPendingPerUser,
+                                        self.limits.buckets["query"])
         self.stopping = False
         self._cleanup = LoopingCall(self.cleanup)
         self._cleanup.clock = clock
@@ -343,6 +348,9 @@ class Hub:
         fires with its result.  Every query is audited: its outcome (a word
         of L{jobmon.outcomes}), size and duration, or why it was refused;
         a 404 for a prefix of the caller's own job ids is no refusal.
+
+        The query's rate is charged by the method limits before this is
+        called (L{Limits.wrap}, as the server's endpoint calls it), once.
         """
         try:
             d, record, forward, granted = self._query(identity, jobId, request)
@@ -586,7 +594,6 @@ class Hub:
         lapsed, failing their pending queries; forget idle rate buckets and
         jobs that ended long ago; tidy the files (L{tidyFiles}).
         """
-        self.admission.forgetIdle()
         self.limits.forgetIdle()
         self.registrations.expire()
         self.ended.expire(self.clock.seconds())

@@ -19,7 +19,7 @@ from twisted.web.resource import Resource
 from jobmon import errors
 from jobmon.errors import JobMonError
 from jobmon.protocols.xmlrpc import XMLRPCResource
-from jobmon.server.audit import AuditLog
+from jobmon.server.audit import AuditLog, _iso
 from jobmon.server.hub import Hub, HubConfig
 from jobmon.server.identity import Identity
 from jobmon.server.metrics import Metrics
@@ -100,6 +100,27 @@ class AuditLogTests(SynchronousTestCase):
         log.record("query", job_id="j")
         self.assertEqual((log.written, log.lost), (1, 3))
         self.assertEqual(len(observer), 2)
+
+
+class IsoTimeTests(SynchronousTestCase):
+    """
+    L{_iso}: a record's time, ISO 8601 in UTC with milliseconds.
+    """
+
+    def test_times(self):
+        """
+        Times within one second and across seconds read as their own, the
+        text of the second being reused only within it.
+        """
+        for now, text in [
+            (1764748800.0, "2025-12-03T08:00:00.000Z"),
+            (1764748800.9999, "2025-12-03T08:00:00.999Z"),
+            (1764748801.25, "2025-12-03T08:00:01.250Z"),
+            (1764748801.5, "2025-12-03T08:00:01.500Z"),
+            (1700000000.001, "2023-11-14T22:13:20.001Z"),
+            (1764748801.75, "2025-12-03T08:00:01.750Z"),
+        ]:
+            self.assertEqual(_iso(now), text)
 
 
 class MemoryAudit:

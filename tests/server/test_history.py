@@ -113,9 +113,95 @@ class HistoryTests(SynchronousTestCase):
 
         self.history._runInThread = broken
         self.hub.registerJob(ALICE, "j1", {"host": "h"})
-        self.clock.advance(0)
+        self.clock.advance(self.history.flushInterval)
         self.assertEqual(self.history.lost, 1)
         self.assertEqual(len(self.flushLoggedErrors()), 0)
+
+    def test_batchedByTime(self):
+        """
+        Queries wait up to C{flushInterval} seconds and are written together,
+        in one transaction in the database's thread.
+        """
+        writes = []
+        realWrite = self.history._write
+
+        def write(rows):
+            writes.append(len(rows))
+            return realWrite(rows)
+
+        self.history._write = write
+        for i in range(3):
+            self.history.record("query", dn=ALICE.dn, job_id="j1", op="ls", outcome="ok")
+        self.clock.advance(self.history.flushInterval * 0.9)
+        self.assertEqual(writes, [])
+        self.clock.advance(self.history.flushInterval * 0.1)
+        self.assertEqual(writes, [3])
+        self.assertIsNone(self.history._flushing)
+        self.assertEqual(len(self.history._read(ALICE.dn, None, 10)["queries"]), 3)
+
+    def test_registrationsAtOnce(self):
+        """
+        A registration or a removal is written at the next reactor turn,
+        with the queries waiting: the ids reserved across a restart, even
+        after a kill, are read from them.
+        """
+        writes = []
+        realWrite = self.history._write
+
+        def write(rows):
+            writes.append([kind for kind, _, _ in rows])
+            return realWrite(rows)
+
+        self.history._write = write
+        self.history.record("query", dn=ALICE.dn, job_id="j1", op="ls", outcome="ok")
+        self.hub.registerJob(ALICE, "j2", {"host": "h"})
+        self.history.record("query", dn=ALICE.dn, job_id="j1", op="ls", outcome="ok")
+        self.clock.advance(0)
+        self.assertEqual(writes, [["query", "register", "query"]])
+        self.hub.unregisterJob(ALICE, "j2")
+        self.clock.advance(0)
+        self.assertEqual(writes[1:], [["removed"]])
+        self.assertIsNone(self.history._flushing)
+
+    def test_batchedByCount(self):
+        """
+        C{flushRows} waiting events are written at once, without waiting
+        for the interval; a read writes what waits before reading.
+        """
+        writes = []
+        realWrite = self.history._write
+
+        def write(rows):
+            writes.append(len(rows))
+            return realWrite(rows)
+
+        self.history._write = write
+        self.history.flushRows = 2
+        for i in range(3):
+            self.hub.registerJob(ALICE, "j{}".format(i), {"host": "h"})
+        self.assertEqual(writes, [2])
+        result = self.successResultOf(self.hub.historyOf(ALICE))
+        self.assertEqual(writes, [2, 1])
+        self.assertEqual([j["job_id"] for j in result["jobs"]], ["j0", "j1", "j2"])
+        self.assertIsNone(self.history._flushing)
+
+    def test_stopWritesPending(self):
+        """
+        A clean stop writes the events still waiting for their batch.
+        """
+        self.hub.registerJob(ALICE, "j1", {"host": "h", "wake": "poll"})
+        d = self.hub.query(ALICE, "j1", {"op": "ls"})
+        d.cancel()
+        self.failureResultOf(d)
+        self.successResultOf(self.history.stop())
+        self.assertIsNone(self.history._flushing)
+        again = History(self.path, self.clock, runInThread=sync)
+        self.successResultOf(again.start())
+        result = self.successResultOf(again.read(ALICE.dn))
+        self.assertEqual(([j["job_id"] for j in result["jobs"]],
+                          [q["outcome"] for q in result["queries"]]),
+                         (["j1"], ["cancelled"]))
+        self.successResultOf(again.stop())
 
     def test_prefix(self):
         """

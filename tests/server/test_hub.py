@@ -14,6 +14,7 @@ from jobmon.protocols.sealed import keyId
 from jobmon.server.hub import Hub, HubConfig
 from jobmon.server.identity import AdminList, Identity
 from jobmon.server.pending import MemoryRequestTable
+from jobmon.server.ratelimit import TokenBuckets
 from jobmon.server.registry import MemoryJobRegistry
 from jobmon.server.requests import checkRequest
 from jobmon.server.wakes import IWake, sealedLookup, standardWakes
@@ -455,13 +456,15 @@ class HubTestCase(SynchronousTestCase):
         self.reconfigure(queryRate=2.0, queryBurst=3, maxPendingPerJob=100)
         self.register()
         self.register(BOB, "job.2")
-        pending = [self.hub.query(ALICE, "job.1", {"op": "ls"}) for _ in range(3)]
-        e = self.assertRaises(JobMonError, self.hub.query, ALICE, "job.1", {"op": "ls"})
+        # As the server's endpoint calls it: charged by the method limits.
+        query = self.hub.limits.wrap("jobmon.query", self.hub.query)
+        pending = [query(ALICE, "job.1", {"op": "ls"}) for _ in range(3)]
+        e = self.assertRaises(JobMonError, query, ALICE, "job.1", {"op": "ls"})
         self.assertEqual(e.code, errors.TOO_MANY)
         self.assertIn("at most 2 per second", e.message)
-        pending.append(self.hub.query(BOB, "job.2", {"op": "ls"}))
+        pending.append(query(BOB, "job.2", {"op": "ls"}))
         self.clock.advance(0.5)
-        pending.append(self.hub.query(ALICE, "job.1", {"op": "ls"}))
+        pending.append(query(ALICE, "job.1", {"op": "ls"}))
         for d in pending:
             d.cancel()
             self.failureResultOf(d)
@@ -469,6 +472,31 @@ class HubTestCase(SynchronousTestCase):
         self.clock.advance(10)
         self.hub.cleanup()
         self.assertEqual(self.hub.admission.buckets, {})
+
+    def test_queryChargedOnce(self):
+        """
+        A query admitted through the method limits takes one token from
+        one bucket of its user, not one there and one more in the hub.
+        """
+        self.reconfigure(queryRate=1e-9, queryBurst=4, maxPendingPerJob=100)
+        self.register()
+        takes = []
+        realTake = TokenBuckets.take
+
+        def take(buckets, key, *args, **kwargs):
+            takes.append(key)
+            return realTake(buckets, key, *args, **kwargs)
+
+        self.patch(TokenBuckets, "take", take)
+        query = self.hub.limits.wrap("jobmon.query", self.hub.query)
+        pending = [query(ALICE, "job.1", {"op": "ls"}) for _ in range(4)]
+        self.assertEqual(takes, [ALICE.dn] * 4)
+        self.assertAlmostEqual(self.hub.admission.buckets[ALICE.dn][0], 0.0)
+        e = self.assertRaises(JobMonError, query, ALICE, "job.1", {"op": "ls"})
+        self.assertEqual(e.code, errors.TOO_MANY)
+        for d in pending:
+            d.cancel()
+            self.failureResultOf(d)
 
     def test_pendingPerUser(self):
         """

@@ -52,3 +52,23 @@ class MemoryJobRegistryTests(SynchronousTestCase):
         self.assertEqual(self.registry.ofOwner("/CN=bob"), [])
         self.assertEqual(self.registry._byOwner, {})
         self.assertEqual(len(self.registry), 0)
+
+
+class JobRecordTests(SynchronousTestCase):
+    """
+    L{JobRecord}: an immutable record of one registration.
+    """
+
+    def test_touched(self):
+        """
+        A touched record is a copy with its new time (and state, if given),
+        every other field kept; the original is unchanged.
+        """
+        old = JobRecord("j1", "/CN=A", "wn1", "udp", 1.0, 2.0, "secret", udpKey="ab",
+                        info={"instance": "i"}, state="ready")
+        new = old.touched(5.0)
+        self.assertEqual(new, JobRecord("j1", "/CN=A", "wn1", "udp", 1.0, 5.0, "secret",
+                                        udpKey="ab", info={"instance": "i"}, state="ready"))
+        self.assertEqual((new.wakeSecret, new.udpKey, new.info), ("secret", "ab", old.info))
+        self.assertEqual(old.lastSeen, 2.0)
+        self.assertEqual(old.touched(6.0, state="connecting").state, "connecting")
