@@ -14,12 +14,49 @@ lost connection it is).
 
 from errno import EAGAIN, EINTR, ENOBUFS, EWOULDBLOCK
 
-from twisted.internet import defer, tcp
+from twisted.internet import ssl, tcp
+from twisted.internet.abstract import FileDescriptor
 from twisted.internet.interfaces import IStreamServerEndpoint
-from twisted.protocols.tls import TLSMemoryBIOFactory
 from zope.interface import implementer
 
+try:
+    # How a TCP connection starts TLS, with the class its TLS layer writes
+    # through: not public, so an eager TLS port is a bonus where it exists.
+    from twisted.internet._newtls import startTLS as _startTLS
+except ImportError:  # pragma: no cover
+    _startTLS = None
+
 _RETRY_LATER = frozenset([EAGAIN, EWOULDBLOCK, ENOBUFS, EINTR])
+
+
+def _eagerWrite(connection, data):
+    """
+    Send C{data} on C{connection} (a Twisted TCP connection) now if nothing
+    is buffered and the kernel takes it; buffer whatever it does not.
+    """
+    if (
+        connection.connected
+        and not connection._writeDisconnected
+        and not connection.disconnecting
+        and not connection.dataBuffer
+        and not connection._tempDataBuffer
+        and type(data) is bytes
+        and 0 < len(data) <= connection.SEND_LIMIT
+    ):
+        try:
+            sent = connection.socket.send(data)
+        except OSError as e:
+            # Would block: buffer it.  Anything else (the peer reset the
+            # connection, say): buffer it too; the next doWrite meets the
+            # same error and loses the connection the usual way.
+            sent = 0
+            if e.errno not in _RETRY_LATER:
+                FileDescriptor.write(connection, data)
+                return
+        if sent == len(data):
+            return
+        data = data[sent:]
+    FileDescriptor.write(connection, data)
 
 
 class EagerServer(tcp.Server):
@@ -28,67 +65,62 @@ class EagerServer(tcp.Server):
     """
 
     def write(self, data):
-        if (
-            self.connected
-            and not self._writeDisconnected
-            and not self.disconnecting
-            and not self.dataBuffer
-            and not self._tempDataBuffer
-            and type(data) is bytes
-            and 0 < len(data) <= self.SEND_LIMIT
-        ):
-            try:
-                sent = self.socket.send(data)
-            except OSError as e:
-                # Would block: buffer it.  Anything else (the peer reset the
-                # connection, say): buffer it too; the next doWrite meets
-                # the same error and loses the connection the usual way.
-                sent = 0
-                if e.errno not in _RETRY_LATER:
-                    super().write(data)
-                    return
-            if sent == len(data):
-                return
-            data = data[sent:]
-        super().write(data)
+        if self.TLS:
+            tcp.Server.write(self, data)
+        else:
+            _eagerWrite(self, data)
 
 
-class EagerPort(tcp.Port):
+class _EagerBypass(FileDescriptor):
     """
-    A TCP port whose connections are L{EagerServer}s.
+    The methods by which a TLS connection's TLS layer writes its records:
+    Twisted's, but for an eager C{write}.
     """
 
-    transport = EagerServer
+    write = _eagerWrite
+
+
+class EagerTLSServer(ssl.Server):
+    """
+    A TLS server connection (of an C{ssl.Port}) whose TLS records are sent
+    at once when they can be.
+    """
+
+    def startTLS(self, ctx, normal=True):
+        _startTLS(self, ctx, normal, _EagerBypass)
 
 
 @implementer(IStreamServerEndpoint)
 class EagerServerEndpoint:
     """
-    A TCP (or, with C{contextFactory}, TLS) server endpoint on an
-    L{EagerPort}: the same as Twisted's C{TCP4ServerEndpoint} and
-    C{SSL4ServerEndpoint} but for when answers are sent.
+    A stream server endpoint (Twisted's TCP or TLS one, say) whose port's
+    connections are L{EagerServer}s, when that port is a Twisted TCP port
+    (a test's memory reactor gives another kind, left as it is).  A TLS
+    port's connections send their records at once the same way.
     """
 
-    def __init__(self, reactor, port, interface="", backlog=50, contextFactory=None):
-        self.reactor = reactor
-        self.port = port
-        self.interface = interface
-        self.backlog = backlog
-        self.contextFactory = contextFactory
+    def __init__(self, endpoint):
+        self.endpoint = endpoint
 
     def listen(self, factory):
         """
-        Listen with C{factory} (under TLS if a context factory was given).
+        Listen on the wrapped endpoint with C{factory}.
 
-        @return: a L{Deferred} firing with the listening port, or failing
-            with C{CannotListenError}.
+        @return: a L{Deferred} firing with the listening port.
         """
-        if self.contextFactory is not None:
-            factory = TLSMemoryBIOFactory(self.contextFactory, False, factory)
-        port = EagerPort(self.port, factory, self.backlog, self.interface, self.reactor)
+        return self.endpoint.listen(factory).addCallback(eagerPort)
 
-        def started():
-            port.startListening()
-            return port
 
-        return defer.execute(started)
+def eagerPort(port):
+    """
+    Make C{port}'s new connections L{EagerServer}s if they would be plain
+    Twisted TCP connections.
+
+    @return: C{port}.
+    """
+    if isinstance(port, tcp.Port):
+        if port.transport is tcp.Server:
+            port.transport = EagerServer
+        elif port.transport is ssl.Server and _startTLS is not None:
+            port.transport = EagerTLSServer
+    return port

@@ -587,8 +587,8 @@ def buildService(options, reactor, runInThread=None, installSignal=True):
     parsePool.setServiceParent(service)
     interface = options["interface"]
     service.listen(
-        "https", EagerServerEndpoint(reactor, options["https-port"], interface,
-                                     contextFactory=ctx), site,
+        "https", EagerServerEndpoint(endpoints.SSL4ServerEndpoint(
+            reactor, options["https-port"], ctx, interface=interface)), site,
         address=(interface, options["https-port"]),
     )
     # The wake port takes TLS (daemons of earlier versions, or told to)
@@ -598,7 +598,8 @@ def buildService(options, reactor, runInThread=None, installSignal=True):
                                     maxResult=options["max-body"])
     sealed = not options["wake-tls-only"]
     service.listen(
-        "wake", EagerServerEndpoint(reactor, options["wake-port"], interface),
+        "wake", EagerServerEndpoint(endpoints.TCP4ServerEndpoint(
+            reactor, options["wake-port"], interface=interface)),
         SniffingFactory(wakeFactory, TLSMemoryBIOFactory(wakeCtx, False, wakeFactory),
                         sealedLookup(registry) if sealed else None, reactor),
         address=(interface, options["wake-port"]),

@@ -4,13 +4,19 @@ Tests for L{jobmon.protocols.eager}.
 
 import errno
 
+from twisted.internet import endpoints, ssl
 from twisted.internet import reactor as realReactor
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import ClientFactory, Factory, Protocol
 from twisted.internet.testing import MemoryReactor
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from jobmon.protocols.eager import EagerPort, EagerServer, EagerServerEndpoint
+from jobmon.protocols.eager import (
+    EagerServer,
+    EagerServerEndpoint,
+    EagerTLSServer,
+    eagerPort,
+)
 
 
 class FakeSocket:
@@ -113,9 +119,16 @@ class EagerServerTests(SynchronousTestCase):
 
     def test_portTransport(self):
         """
-        L{EagerPort} makes L{EagerServer} connections.
+        L{eagerPort} makes a Twisted TCP or TLS port's connections
+        L{EagerServer}s, and leaves other ports alone.
         """
-        self.assertIs(EagerPort.transport, EagerServer)
+        tcpPort = eagerPort(realReactor.listenTCP(0, Factory(), interface="127.0.0.1"))
+        self.addCleanup(tcpPort.stopListening)
+        self.assertIs(tcpPort.transport, EagerServer)
+        sslPort = ssl.Port(0, Factory(), None, interface="127.0.0.1")
+        self.assertIs(eagerPort(sslPort).transport, EagerTLSServer)
+        other = object()
+        self.assertIs(eagerPort(other), other)
 
 
 class Echo(Protocol):
@@ -145,10 +158,12 @@ class EagerEndpointTests(TestCase):
     """
 
     async def _roundTrip(self, size):
-        port = await EagerServerEndpoint(realReactor, 0, "127.0.0.1").listen(
+        endpoint = endpoints.TCP4ServerEndpoint(realReactor, 0, interface="127.0.0.1")
+        port = await EagerServerEndpoint(endpoint).listen(
             Factory.forProtocol(Echo)
         )
         self.addCleanup(port.stopListening)
+        self.assertIs(port.transport, EagerServer)
         done = Deferred()
         factory = ClientFactory.forProtocol(lambda: Collect(size, done))
         connector = realReactor.connectTCP("127.0.0.1", port.getHost().port, factory)
