@@ -31,6 +31,7 @@ from zope.interface import implementer
 from jobmon.deferreds import deferredAsync, threadRunner
 from jobmon.errors import NOT_AUTHENTICATED, JobMonError, StartupError
 from jobmon.fqan import parseFqan
+from jobmon.protocols.eager import EagerServerEndpoint
 from jobmon.protocols.sealed import SniffingFactory
 from jobmon.protocols.udp import UDPWakeSender
 from jobmon.protocols.xmlrpc import XMLRPCResource
@@ -586,8 +587,8 @@ def buildService(options, reactor, runInThread=None, installSignal=True):
     parsePool.setServiceParent(service)
     interface = options["interface"]
     service.listen(
-        "https", endpoints.SSL4ServerEndpoint(reactor, options["https-port"], ctx,
-                                              interface=interface), site,
+        "https", EagerServerEndpoint(endpoints.SSL4ServerEndpoint(
+            reactor, options["https-port"], ctx, interface=interface)), site,
         address=(interface, options["https-port"]),
     )
     # The wake port takes TLS (daemons of earlier versions, or told to)
@@ -597,7 +598,8 @@ def buildService(options, reactor, runInThread=None, installSignal=True):
                                     maxResult=options["max-body"])
     sealed = not options["wake-tls-only"]
     service.listen(
-        "wake", endpoints.TCP4ServerEndpoint(reactor, options["wake-port"], interface=interface),
+        "wake", EagerServerEndpoint(endpoints.TCP4ServerEndpoint(
+            reactor, options["wake-port"], interface=interface)),
         SniffingFactory(wakeFactory, TLSMemoryBIOFactory(wakeCtx, False, wakeFactory),
                         sealedLookup(registry) if sealed else None, reactor),
         address=(interface, options["wake-port"]),
