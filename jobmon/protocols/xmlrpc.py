@@ -349,6 +349,26 @@ def tooLargeAnswer(length, limit):
     )
 
 
+def _arity(signature):
+    """
+    The fewest and most positional arguments a call with C{signature}
+    accepts (what C{signature.bind(*args)} checks, cheaper: an XML-RPC call
+    has positional arguments only).  A required keyword-only parameter
+    makes every positional call fail: C{(1, 0)}.
+    """
+    least = most = 0
+    for parameter in signature.parameters.values():
+        if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+            most += 1
+            if parameter.default is parameter.empty:
+                least = most
+        elif parameter.kind is parameter.VAR_POSITIONAL:
+            most = float("inf")
+        elif parameter.kind is parameter.KEYWORD_ONLY and parameter.default is parameter.empty:
+            return 1, 0
+    return least, most
+
+
 def _cancel(call):
     """
     Cancel a delayed call if it is still to run; return L{None}.
@@ -410,6 +430,7 @@ class XMLRPCResource(Resource):
         self._signatures = {
             name: inspect.signature(fn) for name, fn in self.methods.items()
         }
+        self._arities = {name: _arity(sig) for name, sig in self._signatures.items()}
 
     def _listMethods(self, identity):
         return sorted(self.methods)
@@ -525,9 +546,8 @@ class XMLRPCResource(Resource):
         fn = self.methods.get(name)
         if fn is None:
             return _fault(BAD_REQUEST, "no such method: {}".format(name)).encode("utf-8")
-        try:
-            self._signatures[name].bind(identity, *params)
-        except TypeError:
+        least, most = self._arities[name]
+        if not least <= len(params) + 1 <= most:
             expected = list(self._signatures[name].parameters)[1:]
             return _fault(
                 BAD_REQUEST,

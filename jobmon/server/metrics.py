@@ -47,6 +47,28 @@ class _HubCollector:
         )
 
 
+class LabelCache:
+    """
+    A labelled metric whose children are looked up in a plain dict: its
+    C{labels()} (a lock, a validation and a tuple per call) is on every
+    query's path.  Children are never removed, as the metric keeps them
+    too.
+    """
+
+    def __init__(self, metric):
+        self.metric = metric
+        self._children = {}
+
+    def labels(self, *values):
+        """
+        The child of the metric for C{values} (positional only).
+        """
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self.metric.labels(*values)
+        return child
+
+
 class Metrics:
     """
     The server's metrics, in a registry of their own.
@@ -54,19 +76,19 @@ class Metrics:
 
     def __init__(self):
         self.registry = CollectorRegistry()
-        self.queries = Histogram(
+        self.queries = LabelCache(Histogram(
             "jobmon_query_seconds",
             "Time from a query's arrival to its answer, by op and outcome.",
             ["op", "outcome"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
-        )
+        ))
         self.refusals = Counter(
             "jobmon_refusals", "Requests refused, by reason.", ["reason"], registry=self.registry
         )
-        self.wakes = Counter(
+        self.wakes = LabelCache(Counter(
             "jobmon_wakes_sent", "Wakes sent, by mode.", ["mode"], registry=self.registry
-        )
+        ))
         self.wakeRepeats = Counter(
             "jobmon_udp_wake_repeats",
             "UDP wakes sent again because the daemon had not fetched (a lost or slow wake).",

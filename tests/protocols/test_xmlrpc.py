@@ -406,3 +406,48 @@ class XMLRPCClientTests(SynchronousTestCase):
         agent, d = self.call(missing)
         self.failureResultOf(d, CredentialError)
         self.assertEqual(agent.requests, [])
+
+
+class ArityTests(SynchronousTestCase):
+    """
+    L{xmlrpc._arity} accepts exactly the positional calls that
+    C{inspect.Signature.bind} accepts.
+    """
+
+    def test_sameAsBind(self):
+        """
+        For methods of every shape, and 0 to 5 arguments, the arity check
+        and C{bind} agree.
+        """
+        import inspect
+
+        from jobmon.protocols.xmlrpc import _arity
+
+        def plain(identity, a, b):
+            pass
+
+        def defaults(identity, a, b=1, c=2):
+            pass
+
+        def star(identity, a, *rest):
+            pass
+
+        def keywordOnly(identity, a, *, b):
+            pass
+
+        def keywordDefault(identity, a, *, b=1):
+            pass
+
+        def positionalOnly(identity, a, /, b=3):
+            pass
+
+        for fn in (plain, defaults, star, keywordOnly, keywordDefault, positionalOnly):
+            signature = inspect.signature(fn)
+            least, most = _arity(signature)
+            for n in range(6):
+                try:
+                    signature.bind(*range(n))
+                    bound = True
+                except TypeError:
+                    bound = False
+                self.assertEqual(least <= n <= most, bound, (fn.__name__, n))
