@@ -57,6 +57,8 @@ from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 from zope.interface import implementer
 
+from jobmon.protocols.wake import logRefusal
+
 MAGIC = b"JMW\x01"
 """The first bytes of a sealed hello: C{JMW} and the version, 1."""
 
@@ -626,16 +628,6 @@ class SniffingFactory(Factory):
         Log a refused connection, a few per address per minute (the wake
         factory's C{refusals} budget, if it has one).
         """
-        peer = transport.getPeer()
-        budget = getattr(self.wakeFactory, "refusals", None)
-        quiet = 0 if budget is None else budget.admit(getattr(peer, "host", str(peer)))
-        if quiet is None:
-            return
-        self.log.info(
-            "wake channel from {peer} refused: {why}{more}",
-            category="wake",
-            peer=peer,
-            why=why,
-            more=" ({} more refusals from there not logged)".format(quiet) if quiet else "",
-        )
+        logRefusal(self.log, getattr(self.wakeFactory, "refusals", None),
+                   transport.getPeer(), why)
 

@@ -133,6 +133,25 @@ def payloadSize(result):
     )
 
 
+def logRefusal(log, budget, peer, why):
+    """
+    Log that a wake connection or message from C{peer} was refused, and
+    C{why}, within C{budget} (a L{jobmon.server.tls.RefusalBudget}-like
+    object, or L{None} for no limit): a few lines per address per minute,
+    the next one saying how many were not logged.
+    """
+    quiet = 0 if budget is None else budget.admit(getattr(peer, "host", str(peer)))
+    if quiet is None:
+        return
+    log.info(
+        "wake channel from {peer} refused: {why}{more}",
+        category="wake",
+        peer=peer,
+        why=why,
+        more=" ({} more refusals from there not logged)".format(quiet) if quiet else "",
+    )
+
+
 class _LineChannel(LineReceiver, TimeoutMixin):
     """
     JSON lines with an idle timeout, shared by both ends.
@@ -230,18 +249,8 @@ class WakeServerProtocol(_LineChannel):
         factory's C{refusals} budget, if it has one), so that a flood of
         refusals cannot flush the log.
         """
-        peer = self.transport.getPeer()
-        budget = getattr(self.factory, "refusals", None)
-        quiet = 0 if budget is None else budget.admit(getattr(peer, "host", str(peer)))
-        if quiet is None:
-            return
-        self.log.info(
-            "wake channel from {peer} refused: {why}{more}",
-            category="wake",
-            peer=peer,
-            why=why,
-            more=" ({} more refusals from there not logged)".format(quiet) if quiet else "",
-        )
+        logRefusal(self.log, getattr(self.factory, "refusals", None),
+                   self.transport.getPeer(), why)
 
     def _hello(self, message):
         if self.jobId is not None:
