@@ -31,7 +31,6 @@ import time
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import (
     IHandshakeListener,
-    INegotiated,
     IPushProducer,
     ITCPTransport,
 )
@@ -44,6 +43,7 @@ from zope.interface import implementer
 
 from jobmon.protocols.xmlrpc import (
     SERVER_NAME,
+    ClientDeadlines,
     GuardedChannel,
     _cancel,
     _CappedContent,
@@ -259,7 +259,7 @@ class RPCRequest:
 
 
 @implementer(IHandshakeListener, IPushProducer)
-class RPCChannel(Protocol, TimeoutMixin):
+class RPCChannel(ClientDeadlines, Protocol, TimeoutMixin):
     """
     The HTTP channel of an admitted connection to the XML-RPC site: serves
     C{POST}s to the site's C{rpcPath} itself and hands the connection to
@@ -319,9 +319,7 @@ class RPCChannel(Protocol, TimeoutMixin):
         self.setTimeout(self.timeOut)
         self._network = IPushProducer(transport, _NotPushing())
         self._network.registerProducer(self, True)
-        seconds = getattr(site, "handshakeDeadline", None)
-        if seconds and INegotiated.providedBy(transport):
-            self._handshake = self.callLater(seconds, self._handshakeTooSlow)
+        self._startHandshakeDeadline()
 
     def handshakeCompleted(self):
         """
@@ -332,13 +330,6 @@ class RPCChannel(Protocol, TimeoutMixin):
             return
         self._shookHands = True
         self._handshake = _cancel(self._handshake)
-
-    def _handshakeTooSlow(self):
-        self._handshake = None
-        tell = getattr(self.site, "handshakeTooSlow", None)
-        if tell is not None:
-            tell(self)
-        self.transport.abortConnection()
 
     def dataReceived(self, data):
         if self._slow is not None:
@@ -560,17 +551,6 @@ class RPCChannel(Protocol, TimeoutMixin):
             return
         self._resumeReading()
         self._process()
-
-    def _notReading(self):
-        self._drain = None
-        tell = getattr(self.site, "notReading", None)
-        if tell is not None:
-            tell(self)
-        self.transport.abortConnection()
-
-    def _tooSlow(self):
-        self._deadline = None
-        self.transport.abortConnection()
 
     def _pauseReading(self):
         if not self._paused:

@@ -172,8 +172,47 @@ class CappedRequest(Request):
         super().write(data)
 
 
+class ClientDeadlines:
+    """
+    What an HTTP channel of the server does when its client is too slow:
+    a TLS handshake not over within the site's C{handshakeDeadline}, a
+    request not received within its deadline, an answer not read within
+    C{sendDeadline}.  The site is told (its C{handshakeTooSlow} and
+    C{notReading}, if it has them) and the connection is cut.
+
+    Needs C{site}, C{transport} and C{callLater}.
+    """
+
+    _handshake = None
+    _deadline = None
+    _drain = None
+
+    def _startHandshakeDeadline(self):
+        seconds = getattr(self.site, "handshakeDeadline", None)
+        if seconds and INegotiated.providedBy(self.transport):
+            self._handshake = self.callLater(seconds, self._handshakeTooSlow)
+
+    def _cutOff(self, hook):
+        tell = getattr(self.site, hook, None)
+        if tell is not None:
+            tell(self)
+        self.transport.abortConnection()
+
+    def _handshakeTooSlow(self):
+        self._handshake = None
+        self._cutOff("handshakeTooSlow")
+
+    def _notReading(self):
+        self._drain = None
+        self._cutOff("notReading")
+
+    def _tooSlow(self):
+        self._deadline = None
+        self.transport.abortConnection()
+
+
 @implementer(IHandshakeListener)
-class GuardedChannel(HTTPChannel):
+class GuardedChannel(ClientDeadlines, HTTPChannel):
     """
     An HTTP channel that a client cannot use to hold the server's time or
     memory.
@@ -216,9 +255,7 @@ class GuardedChannel(HTTPChannel):
 
     def connectionMade(self):
         super().connectionMade()
-        seconds = getattr(self.site, "handshakeDeadline", None)
-        if seconds and INegotiated.providedBy(self.transport):
-            self._handshake = self.callLater(seconds, self._handshakeTooSlow)
+        self._startHandshakeDeadline()
 
     def handshakeCompleted(self):
         """
@@ -226,13 +263,6 @@ class GuardedChannel(HTTPChannel):
         """
         self._shookHands = True
         self._handshake = _cancel(self._handshake)
-
-    def _handshakeTooSlow(self):
-        self._handshake = None
-        tell = getattr(self.site, "handshakeTooSlow", None)
-        if tell is not None:
-            tell(self)
-        self.transport.abortConnection()
 
     def dataReceived(self, data):
         if self._refused:
@@ -247,10 +277,6 @@ class GuardedChannel(HTTPChannel):
         if self._refused:
             return
         super().rawDataReceived(data)
-
-    def _tooSlow(self):
-        self._deadline = None
-        self.transport.abortConnection()
 
     def allHeadersReceived(self):
         limit = getattr(self.site, "maxBody", None)
@@ -311,13 +337,6 @@ class GuardedChannel(HTTPChannel):
         if self._held is not None:
             request, self._held = self._held, None
             super().requestDone(request)
-
-    def _notReading(self):
-        self._drain = None
-        tell = getattr(self.site, "notReading", None)
-        if tell is not None:
-            tell(self)
-        self.transport.abortConnection()
 
     def connectionLost(self, reason):
         self._deadline = _cancel(self._deadline)
