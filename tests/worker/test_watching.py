@@ -141,6 +141,21 @@ class WatcherTests(SynchronousTestCase):
         self.calls.queued += b"".join(events)
         self.watcher.doRead()
 
+    def heldThreads(self):
+        """
+        Make the watcher's thread calls wait: each is a C{(deferred,
+        function, args)} in the returned list, for the test to run.
+        """
+        pending = []
+
+        def inThread(f, *args):
+            d = defer.Deferred()
+            pending.append((d, f, args))
+            return d
+
+        self.watcher._runInThread = inThread
+        return pending
+
     def test_lazyInstance(self):
         """
         The inotify instance is made at the first watch and read by the
@@ -363,14 +378,7 @@ class WatcherTests(SynchronousTestCase):
         A close while a thread adds a watch waits for it, then closes; the
         follow polls.
         """
-        pending = []
-
-        def inThread(f, *args):
-            d = defer.Deferred()
-            pending.append((d, f, args))
-            return d
-
-        self.watcher._runInThread = inThread
+        pending = self.heldThreads()
         d = self.watcher.watch(targets((b"/w", b"job.log")))
         self.watcher.close()
         self.assertEqual(self.calls.closed, [])
@@ -386,14 +394,7 @@ class WatcherTests(SynchronousTestCase):
         by another follow is not removed under the thread.
         """
         other = self.watch((b"/w", b"job.log"))
-        pending = []
-
-        def inThread(f, *args):
-            d = defer.Deferred()
-            pending.append((d, f, args))
-            return d
-
-        self.watcher._runInThread = inThread
+        pending = self.heldThreads()
         d = self.watcher.watch(targets((b"/w", b"job.log")))
         d.cancel()
         self.failureResultOf(d, defer.CancelledError)
