@@ -61,7 +61,10 @@ _VALUE = (
 )
 """One value: a whole scalar, or the opening of a struct or an array."""
 
-_PARAMS = "(?:<param>" + _W + "(?:" + _VALUE + ")|(?P<end></params>" + _W + "</methodCall>" + _W + r"\Z))"
+_PARAMS = (
+    "(?:<param>" + _W + "(?:" + _VALUE + ")"
+    "|(?P<end></params>" + _W + "</methodCall>" + _W + r"\Z))"
+)
 _MEMBERS = (
     "(?:<member>" + _W + "<name>(?P<key>" + _TEXT + ")</name>" + _W + "(?:" + _VALUE + ")"
     "|(?P<close></struct>" + _W + "</value>))"
