@@ -139,13 +139,17 @@ def parseFast(body, maxDepth, maxElements):
         return None
     try:
         text = body.decode("utf-8")
-        return _parse(text, maxDepth)
+        return _parse(text, body if body.isascii() else None, maxDepth)
     except (_Fallback, ValueError, binascii.Error):
         # (UnicodeDecodeError is a ValueError.)
         return None
 
 
-def _parse(text, maxDepth):
+def _parse(text, ascii, maxDepth):
+    """
+    Parse C{text}, the decoded body; C{ascii} is the body itself if it is
+    all ASCII (so that its offsets are the text's), or L{None}.
+    """
     header = _HEADER.match(text)
     if header is None:
         raise _Fallback()
@@ -183,7 +187,10 @@ def _parse(text, maxDepth):
             end = text.find("</", pos)
             if end < 0:
                 raise _Fallback()
-            data = text[pos:end].encode("ascii")
+            if ascii is None:
+                data = text[pos:end].encode("ascii")
+            else:
+                data = ascii[pos:end]
             m = _BASE64END(text, end)
             if m is None or data.translate(None, _BASE64):
                 raise _Fallback()

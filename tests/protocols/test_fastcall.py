@@ -453,3 +453,13 @@ class FastPathTakenTests(SynchronousTestCase):
         body = xmlrpc.client.dumps((xmlrpc.client.DateTime(0),), "m").encode()
         self.assertEqual(rpc.parseCall(body), expat(body))
         self.assertEqual(self.slow, [body])
+
+    def test_nonASCII(self):
+        """
+        Non-ASCII text, entities and character references before a base64
+        value are read on the fast path.
+        """
+        body = xmlrpc.client.dumps(("\xe9\u20ac\U0001f600 &<>", b"\x00\xff" * 50), "m").encode()
+        body = body.replace(b"&amp;", b"&#38;")
+        self.assertEqual(rpc.parseCall(body), (("\xe9\u20ac\U0001f600 &<>", b"\x00\xff" * 50), "m"))
+        self.assertEqual(self.slow, [])
