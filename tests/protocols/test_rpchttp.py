@@ -11,19 +11,18 @@ from hypothesis import strategies as st
 from twisted.internet import defer
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import INegotiated
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
-from zope.interface import implementer
 
 from jobmon.protocols.rpchttp import RPCChannel, _Date
 from jobmon.protocols.xmlrpc import GuardedChannel, XMLRPCResource
 from jobmon.server.identity import Identity
 from jobmon.server.ratelimit import TokenBuckets
 from jobmon.server.site import QuietSite
+from tests.transports import SlowReader, TLSTransport
 
 ALICE = Identity("/CN=Alice")
 PEER = IPv4Address("TCP", "10.0.0.1", 1234)
@@ -74,40 +73,8 @@ class _Writes(StringTransport):
         super().write(data)
 
 
-class _SlowReader(StringTransport):
-    """
-    A transport that pauses its producer once C{threshold} unread bytes
-    are written, until L{drain}.
-    """
-
-    threshold = 100
-    drained = 0
-    full = False
-
-    def write(self, data):
-        super().write(data)
-        if len(self.value()) - self.drained > self.threshold and not self.full:
-            self.full = True
-            self.producer.pauseProducing()
-
-    def drain(self):
-        self.drained = len(self.value())
-        self.full = False
-        self.producer.resumeProducing()
 
 
-@implementer(INegotiated)
-class _TLSTransport(StringTransport):
-    """
-    A transport standing for a TLS connection, handshake not done.
-    """
-
-    negotiatedProtocol = None
-
-    def setTcpNoDelay(self, enabled):
-        """
-        Accept the HTTP channel's setting.
-        """
 
 
 class ChannelTestsMixin:
@@ -462,14 +429,14 @@ class DeadlineTests(ChannelTestsMixin, SynchronousTestCase):
         """
         A TLS handshake must end within C{handshakeDeadline}.
         """
-        transport, channel = self.connect(_TLSTransport())
+        transport, channel = self.connect(TLSTransport())
         self.clock.advance(9.9)
         self.assertFalse(transport.disconnected)
         self.clock.advance(0.1)
         self.assertTrue(transport.disconnected)
         self.assertEqual(self.site.counts["handshake_timeouts"], 1)
         self.close(channel)
-        transport, channel = self.connect(_TLSTransport())
+        transport, channel = self.connect(TLSTransport())
         self.clock.advance(5)
         channel.handshakeCompleted()
         self.assertTrue(channel._shookHands)
@@ -482,7 +449,7 @@ class DeadlineTests(ChannelTestsMixin, SynchronousTestCase):
         A client that does not read its answer within C{sendDeadline} is
         cut off, and the site told.
         """
-        transport, channel = self.connect(_SlowReader())
+        transport, channel = self.connect(SlowReader())
         channel.dataReceived(post("t.echo", "a" * 200))
         self.clock.advance(29)
         transport.drain()
@@ -505,7 +472,7 @@ class BackpressureTests(ChannelTestsMixin, SynchronousTestCase):
         While an answer fills the transport, the next pipelined request is
         neither read nor answered.
         """
-        transport, channel = self.connect(_SlowReader())
+        transport, channel = self.connect(SlowReader())
         channel.dataReceived(post("t.echo", "a" * 200) * 3)
         self.assertEqual(len(answers(transport.value())), 1)
         self.assertEqual(transport.producerState, "paused")
@@ -628,7 +595,7 @@ class HandOverTests(ChannelTestsMixin, SynchronousTestCase):
         A connection whose handshake ended hands that over: the new channel
         knows, and starts no handshake deadline.
         """
-        transport, channel = self.connect(_TLSTransport())
+        transport, channel = self.connect(TLSTransport())
         channel.handshakeCompleted()
         channel.dataReceived(b"GET /page HTTP/1.1\r\nHost: x\r\n\r\n")
         slow = self.assertHandedOver(channel, transport)

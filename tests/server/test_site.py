@@ -12,14 +12,12 @@ from OpenSSL import SSL
 from twisted.internet import defer
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import INegotiated
 from twisted.internet.task import Clock
 from twisted.internet.testing import EventLoggingObserver, StringTransport
 from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
-from zope.interface import implementer
 
 from jobmon import errors
 from jobmon.errors import JobMonError
@@ -32,50 +30,14 @@ from jobmon.server.ratelimit import TokenBuckets
 from jobmon.server.registry import MemoryJobRegistry
 from jobmon.server.requests import MAX_LIST_PAGE
 from jobmon.server.site import QuietSite
+from tests.transports import SlowReader, TLSTransport
 
 ALICE = Identity("/CN=Alice")
 PEER = IPv4Address("TCP", "10.0.0.1", 1234)
 
 
-class _SlowReader(StringTransport):
-    """
-    A transport whose client does not read: past C{threshold} bytes
-    written, it pauses its producer (as a TCP transport does when its
-    buffer fills) until the test drains it.
-    """
-
-    threshold = 100
-
-    def write(self, data):
-        super().write(data)
-        if len(self.value()) - self.drained > self.threshold and not self.full:
-            self.full = True
-            self.producer.pauseProducing()
-
-    drained = 0
-    full = False
-
-    def drain(self):
-        """
-        The client read everything: resume the producer.
-        """
-        self.drained = len(self.value())
-        self.full = False
-        self.producer.resumeProducing()
 
 
-@implementer(INegotiated)
-class _TLSTransport(StringTransport):
-    """
-    A transport standing for a TLS connection, handshake not done.
-    """
-
-    negotiatedProtocol = None
-
-    def setTcpNoDelay(self, enabled):
-        """
-        Accept the HTTP channel's setting.
-        """
 
 
 def _post(method, *params):
@@ -130,7 +92,7 @@ class SiteTests(SynchronousTestCase):
         pipelined request is not answered, and the connection reads
         nothing; once the client has read, it is.
         """
-        transport, channel = self.connect(_SlowReader())
+        transport, channel = self.connect(SlowReader())
         channel.dataReceived(_post("t.echo", "a" * 200) * 3)
         self.assertEqual(self.answers(transport), 1)
         self.assertEqual(transport.producerState, "paused")
@@ -148,7 +110,7 @@ class SiteTests(SynchronousTestCase):
         cut off; one that reads in time is not.
         """
         logged = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
-        transport, channel = self.connect(_SlowReader())
+        transport, channel = self.connect(SlowReader())
         channel.dataReceived(_post("t.echo", "a" * 200))
         self.clock.advance(29)
         transport.drain()
@@ -166,7 +128,7 @@ class SiteTests(SynchronousTestCase):
         The deadline also holds for the answer after which the connection
         closes.
         """
-        transport, channel = self.connect(_SlowReader())
+        transport, channel = self.connect(SlowReader())
         body = xmlrpc.client.dumps(("a" * 200,), "t.echo").encode()
         channel.dataReceived(
             b"POST /RPC2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
@@ -213,7 +175,7 @@ class SiteTests(SynchronousTestCase):
         A TLS handshake not finished within the deadline is closed.
         """
         logged = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
-        transport, channel = self.connect(_TLSTransport())
+        transport, channel = self.connect(TLSTransport())
         self.clock.advance(9.9)
         self.assertFalse(transport.disconnecting)
         self.clock.advance(0.1)
@@ -226,7 +188,7 @@ class SiteTests(SynchronousTestCase):
         """
         A finished handshake stops the deadline.
         """
-        transport, channel = self.connect(_TLSTransport())
+        transport, channel = self.connect(TLSTransport())
         self.clock.advance(5)
         channel.handshakeCompleted()
         self.clock.advance(60)
@@ -290,7 +252,7 @@ class SiteTests(SynchronousTestCase):
         self.site.rates = TokenBuckets(self.clock, 1000, 1000)
         error = SSL.Error([("SSL routines", "", "peer did not return a certificate")])
         for _ in range(8):
-            _, channel = self.connect(_TLSTransport())
+            _, channel = self.connect(TLSTransport())
             channel.connectionLost(Failure(error))
         self.assertEqual(self.site.counts["no_certificate"], 8)
         self.assertEqual(len(logged), 5)
