@@ -25,9 +25,10 @@ def sync(f, *args):
     return defer.maybeDeferred(f, *args)
 
 
-class HistoryTests(SynchronousTestCase):
+class HistoryHubMixin:
     """
-    The hub's events, written to SQLite and read back per user.
+    A hub writing to a fresh history (its "database thread" run at once)
+    on a clock at t=1000.
     """
 
     def setUp(self):
@@ -38,6 +39,12 @@ class HistoryTests(SynchronousTestCase):
         self.successResultOf(self.history.start())
         self.hub = Hub(self.clock, MemoryJobRegistry(), MemoryRequestTable(),
                        history=self.history)
+
+
+class HistoryTests(HistoryHubMixin, SynchronousTestCase):
+    """
+    The hub's events, written to SQLite and read back per user.
+    """
 
     def test_jobsAndQueries(self):
         """

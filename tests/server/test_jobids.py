@@ -21,6 +21,7 @@ from jobmon.server.identity import Identity
 from jobmon.server.pending import MemoryRequestTable
 from jobmon.server.registrations import printable
 from jobmon.server.registry import MemoryJobRegistry
+from tests.server.test_history import HistoryHubMixin
 from tests.server.test_hub import FakeChannel
 
 ALICE = Identity("/DC=org/DC=test/CN=Alice")
@@ -301,19 +302,10 @@ class RestartTests(SynchronousTestCase):
         hub.stop()
 
 
-class HistoryOwnerTests(SynchronousTestCase):
+class HistoryOwnerTests(HistoryHubMixin, SynchronousTestCase):
     """
     Every history update is filtered by job id, owner and registration.
     """
-
-    def setUp(self):
-        self.path = self.mktemp() + ".sqlite3"
-        self.clock = Clock()
-        self.clock.advance(1000)
-        self.history = History(self.path, self.clock, runInThread=sync)
-        self.successResultOf(self.history.start())
-        self.hub = Hub(self.clock, MemoryJobRegistry(), MemoryRequestTable(),
-                       history=self.history)
 
     def tearDown(self):
         self.successResultOf(self.history.stop())
