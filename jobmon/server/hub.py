@@ -357,13 +357,26 @@ class Hub:
         except PrefixLookup:
             raise  # the client resolving a prefix: nothing refused
         except JobMonError as e:
-            self.metrics.refusals.labels(outcomeWord(e.code)).inc()
-            self._audit(
-                "refused", dn=identity.dn, method="query",
-                job_id=jobId if isinstance(jobId, str) else repr(jobId)[:100],
-                code=e.code, reason=e.message,
-            )
+            self._refusedQuery(identity, jobId, e)
             raise
+        return self._audited(identity, jobId, record, forward, granted, d)
+
+    def _refusedQuery(self, identity, jobId, error):
+        """
+        Count and audit a query refused with C{error} (a L{JobMonError}).
+        """
+        self.metrics.refusals.labels(outcomeWord(error.code)).inc()
+        self._audit(
+            "refused", dn=identity.dn, method="query",
+            job_id=jobId if isinstance(jobId, str) else repr(jobId)[:100],
+            code=error.code, reason=error.message,
+        )
+
+    def _audited(self, identity, jobId, record, forward, granted, d):
+        """
+        Audit the query whose result C{d} will give, and tell an admin (or a
+        group member) whose job answered.
+        """
         started = self.clock.seconds()
         args = {k: v for k, v in forward.items() if k != "op"}
 
@@ -423,6 +436,20 @@ class Hub:
             raise JobMonError(NOT_AUTHORIZED, identity.token.refusal("read"))
         checkJobId(jobId)
         record, granted = self._find(identity, jobId)
+        forward, timeout = self._checkQuery(identity, jobId, granted, request)
+        if self.table.pending(jobId) >= self.config.maxPendingPerJob:
+            raise self._tooMany(jobId)
+        self.admission.admit(identity.dn)
+        d = self._submit(record, forward, timeout)
+        self.admission.hold(identity.dn, d)
+        self._logActing(identity, record, forward)
+        return d, record, forward, granted
+
+    def _checkQuery(self, identity, jobId, granted, request):
+        """
+        Check a query the caller may make of a job she may see (what
+        C{granted}), and return the request to forward and its timeout.
+        """
         if self.stopping:
             raise JobMonError(UNAVAILABLE, "the server is shutting down")
         forward, timeout = checkRequest(request)
@@ -440,17 +467,17 @@ class Hub:
                     "run commands" if forward["op"] == "run" else "send signals"
                 ),
             )
-        if self.table.pending(jobId) >= self.config.maxPendingPerJob:
-            raise JobMonError(
-                TOO_MANY,
-                "job {} already has {} requests pending".format(
-                    jobId, self.config.maxPendingPerJob
-                ),
-            )
-        self.admission.admit(identity.dn)
-        timeout = min(timeout or self.config.queryTimeout, self.config.queryTimeout)
-        requestId, d = self.table.submit(jobId, forward)
-        self.admission.hold(identity.dn, d)
+        return forward, min(timeout or self.config.queryTimeout, self.config.queryTimeout)
+
+    def _tooMany(self, jobId):
+        return JobMonError(
+            TOO_MANY,
+            "job {} already has {} requests pending".format(
+                jobId, self.config.maxPendingPerJob
+            ),
+        )
+
+    def _logActing(self, identity, record, forward):
         if forward["op"] in ACTING_OPS:
             # Acts on the job: worth a line in the server's log.
             self.log.info(
@@ -458,10 +485,18 @@ class Hub:
                 category="query",
                 op=forward["op"],
                 what=forward.get("signal") or forward.get("name"),
-                job_id=jobId,
+                job_id=record.jobId,
                 owner=record.owner,
                 dn=identity.dn,
             )
+
+    def _submit(self, record, forward, timeout):
+        """
+        Queue a checked request for a job this server holds, wake the job,
+        and return a L{Deferred} of its result, failed after C{timeout}.
+        """
+        jobId = record.jobId
+        requestId, d = self.table.submit(jobId, forward)
         self.registrations.wakeOf(record).wake(record)
 
         def timedOut(result, t):
@@ -470,7 +505,7 @@ class Hub:
             )
 
         d.addTimeout(timeout, self.clock, onTimeoutCancel=timedOut)
-        return d, record, forward, granted
+        return d
 
     # Methods for daemons
 
