@@ -325,6 +325,15 @@ class Hub:
         most L{MAX_LIST_PAGE}), C{after} (return jobs whose id sorts after this one:
         the last id of the previous page).
         """
+        everything, limit, after = self._listOptions(identity, options)
+        records = listable(self.registry, identity, everything, self.clock.seconds())
+        return self._listPage(records, limit, after)
+
+    def _listOptions(self, identity, options):
+        """
+        Check C{listJobs}'s caller and options: whether she asks for every
+        job, how many, after which id.
+        """
         options = checkOptions(options, "listJobs")
         self._require(identity, "read", "listJobs")
         everything = options.get("all", False)
@@ -334,13 +343,20 @@ class Hub:
         after = options.get("after")
         if after is not None and not isinstance(after, str):
             raise JobMonError(BAD_REQUEST, "after must be a job id")
-        records = sorted(
-            listable(self.registry, identity, everything, self.clock.seconds()),
-            key=lambda r: r.jobId,
-        )
+        return everything, limit, after
+
+    def _listPage(self, records, limit, after):
+        """
+        A page of C{listJobs}'s rows: of C{records} sorted by id, the first
+        C{limit} after C{after}.
+        """
+        records = sorted(records, key=lambda r: r.jobId)
         if after is not None:
             records = records[bisect.bisect_right([r.jobId for r in records], after):]
-        return [jobRow(r, self.table.pending(r.jobId)) for r in records[:limit]]
+        return [self._row(r) for r in records[:limit]]
+
+    def _row(self, record):
+        return jobRow(record, self.table.pending(record.jobId))
 
     def query(self, identity, jobId, request):
         """
