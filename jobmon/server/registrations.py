@@ -471,6 +471,24 @@ class Registrations:
                 "expired",
             )
 
+    def releaseMoved(self, jobId, message):
+        """
+        Let go of the wakes of a job that moved to another server (it is no
+        longer in the registry): its TCP channel closes, its poll ends
+        with C{message}.
+        """
+        self._release(jobId, JobMonError(NO_SUCH_JOB, message))
+
+    def handOver(self):
+        """
+        Tell every job's daemon that this server stops and it should
+        register with another at once, where its wake can say so.
+        """
+        for wake in self.wakes.values():
+            handOver = getattr(wake, "handOver", None)
+            if handOver is not None:
+                handOver()
+
     def stop(self, error):
         """
         Release every wake (server shutdown); C{error} ends pending polls.

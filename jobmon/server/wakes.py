@@ -288,6 +288,17 @@ class TCPWake:
         """
         return self._channels.get(channel.jobId) is channel
 
+    def handOver(self):
+        """
+        Tell each connected daemon that this server stops and hands its job
+        over: it registers with another server at once (daemons that do
+        not know the line see their channel close, as before).
+        """
+        for channel in list(self._channels.values()):
+            moved = getattr(channel, "sendMoved", None)
+            if moved is not None:
+                moved()
+
     def release(self, jobId, error=None):
         _cancel(self._graceTimers.pop(jobId, None))
         channel = self._channels.pop(jobId, None)

@@ -1,0 +1,578 @@
+"""
+The hub of a server in a cluster (C{--redis}): a L{Hub} whose jobs are
+mirrored into the cluster's store, and which routes a query for a job
+another server holds to that server, and its result back.
+
+A query goes to the server that holds its job (the one its daemon is
+registered with).  While that server is gone and the job moves to another,
+the query waits (up to its timeout) and goes where the job registers
+again.  A request that acts on the job (a command, a signal) is sent
+again only where it surely did not reach the job.
+"""
+
+from twisted.internet import defer, task
+from twisted.logger import Logger
+
+from jobmon.deferreds import deferredAsync
+from jobmon.errors import (
+    JOB_CONFLICT,
+    JOB_GONE,
+    NO_SUCH_JOB,
+    NOT_AUTHORIZED,
+    TIMEOUT,
+    UNAVAILABLE,
+    JobMonError,
+)
+from jobmon.prefixes import PrefixLookup
+from jobmon.protocols.jobid import checkJobId
+from jobmon.protocols.relay import RawResult, encodeFragment
+from jobmon.server.cluster.merge import mergeAudit, mergeHistory
+from jobmon.server.cluster.mirror import MirroredRegistry, recordOf
+from jobmon.server.cluster.node import HolderLost, Retry
+from jobmon.server.cluster.store import StoreUnavailable
+from jobmon.server.groups import queryGrant, shareGrant
+from jobmon.server.hub import Hub
+from jobmon.server.identity import Identity
+from jobmon.server.requests import ACTING_OPS, checkInfo, checkLimit, checkOptions
+from jobmon.server.voms import heldFqans
+
+MOVE_POLL = 0.25
+"""Seconds between looks at where a moving job is now."""
+
+NUDGE_EVERY = 2.0
+"""Seconds between the leader's wakes of the UDP jobs of a dead server."""
+
+
+def storeDown(error):
+    """
+    The error of a request that needs the cluster's store while it cannot
+    be reached.
+    """
+    return JobMonError(
+        UNAVAILABLE,
+        "the cluster's store cannot be reached ({}); this server answers only for "
+        "the jobs registered with it until it is back".format(error),
+    )
+
+
+class ClusterHub(Hub):
+    """
+    A L{Hub} in a cluster.
+
+    @ivar node: the L{jobmon.server.cluster.node.ClusterNode}.
+    @ivar orphanGrace: seconds the leader keeps the record of a job whose
+        server died before it removes it (the job did not register again
+        elsewhere: it went with its server).
+    @ivar sweepInterval: seconds between two sweeps of all jobs by the
+        leader.
+    """
+
+    log = Logger()
+
+    def __init__(self, clock, node, table, config, wakes=None, metrics=None, audit=None,
+                 history=None, runInThread=None, registry=None, orphanGrace=None):
+        """
+        @param registry: the L{MirroredRegistry} (made here by default; the
+            server makes it first, for the wakes it builds).
+        """
+        if registry is None:
+            registry = MirroredRegistry(node, config.reserveFor)
+        super().__init__(clock, registry, table, config, wakes=wakes, metrics=metrics,
+                         audit=audit, history=history, runInThread=runInThread)
+        self.node = node
+        self.orphanGrace = (orphanGrace if orphanGrace is not None
+                            else max(30.0, config.reregisterInterval + 15.0))
+        self.sweepInterval = 6 * config.cleanupInterval
+        self._known = set()
+        self._dead = {}
+        self._nudged = {}
+        self._lastSweep = None
+        node.onReconnect = self._resync
+        node.onBeat = self._beat
+        node.info = self._info
+        node.handle("query", self._serveQuery)
+        node.handle("release", self._serveRelease)
+        node.handle("history", self._serveHistory)
+        node.handle("audit", self._serveAudit)
+
+    def _info(self):
+        return {"jobs": len(self.registry), "pending": len(self.table)}
+
+    # Queries
+
+    def query(self, identity, jobId, request):
+        """
+        As L{Hub.query}; a job another server holds is asked there.
+        """
+        if self.registry.get(jobId) is not None:
+            d = super().query(identity, jobId, request)
+            return d.addErrback(self._movedAway, identity, jobId, request)
+        if not self.node.available and isinstance(jobId, str):
+            error = JobMonError(
+                UNAVAILABLE,
+                "job {} is not registered with this server, and the cluster's store that "
+                "says where it is cannot be reached; try again shortly".format(jobId))
+            self._refusedQuery(identity, jobId, error)
+            raise error
+        return self._routedQuery(identity, jobId, request)
+
+    def _movedAway(self, failure, identity, jobId, request):
+        """
+        A query for a job held here whose job moved to another server
+        before it answered: a read is asked again where the job is now.
+        """
+        failure.trap(Retry)
+        op = request.get("op") if isinstance(request, dict) else None
+        if op in ACTING_OPS:
+            raise _uncertain(jobId, op)
+        return self._routedQuery(identity, jobId, request)
+
+    @deferredAsync
+    async def _routedQuery(self, identity, jobId, request):
+        try:
+            record, server, granted = await self._findShared(identity, jobId)
+            forward, timeout = self._checkQuery(identity, jobId, granted, request)
+            self.admission.admit(identity.dn)
+        except PrefixLookup:
+            raise
+        except JobMonError as e:
+            self._refusedQuery(identity, jobId, e)
+            raise
+        d = defer.Deferred.fromCoroutine(self._dispatch(record, server, forward, timeout))
+        self.admission.hold(identity.dn, d)
+        self._logActing(identity, record, forward)
+        return await self._audited(identity, jobId, record, forward, granted, d)
+
+    async def _findShared(self, identity, jobId):
+        """
+        The record of a job not held here, from the store, which the caller
+        must see: C{(record, its server, what grants it)}.
+        """
+        if not identity.may("read"):
+            raise JobMonError(NOT_AUTHORIZED, identity.token.refusal("read"))
+        checkJobId(jobId)
+        try:
+            fields = await self.node.store.getJob(jobId)
+        except StoreUnavailable as e:
+            raise storeDown(e)
+        record = recordOf(fields) if fields is not None else None
+        granted = queryGrant(identity, record, self.config, self.clock.seconds())
+        if granted is None:
+            await self._notVisible(identity, jobId)
+        return record, fields["server"], granted
+
+    async def _notVisible(self, identity, jobId):
+        """
+        Raise the error for a job the caller may not see: as L{Hub._find}
+        does, with her job ids in the whole cluster for a prefix.
+        """
+        gone = self.ended.get(jobId)
+        if gone is not None and (gone.owner == identity.dn or self._isAdmin(identity)):
+            raise gone.error()
+        message = "no job {} visible to you".format(jobId)
+        try:
+            own = await self.node.store.jobsOf(identity.dn)
+        except StoreUnavailable:
+            own = []
+        if any(r["job_id"].startswith(jobId) for r in own):
+            raise PrefixLookup(NO_SUCH_JOB, message)
+        raise JobMonError(NO_SUCH_JOB, message)
+
+    async def _dispatch(self, record, server, forward, timeout):
+        """
+        Get the result of C{forward} from the job, wherever it is, within
+        C{timeout} seconds.
+        """
+        jobId = record.jobId
+        deadline = self.clock.seconds() + timeout
+        acting = forward["op"] in ACTING_OPS
+        moving = pause = False
+        while True:
+            left = deadline - self.clock.seconds()
+            if pause and left > 0:
+                await task.deferLater(self.clock, min(MOVE_POLL, left), lambda: None)
+                left = deadline - self.clock.seconds()
+            pause = True
+            if left <= 0:
+                raise JobMonError(TIMEOUT, "job {} did not answer within {:g} s{}".format(
+                    jobId, timeout,
+                    " (it was moving to another server: its server stopped)" if moving
+                    else ""))
+            local = self.registry.get(jobId)
+            if local is not None:
+                if self.table.pending(jobId) >= self.config.maxPendingPerJob:
+                    raise self._tooMany(jobId)
+                try:
+                    return await self._submit(local, forward, left)
+                except Retry:
+                    if acting:
+                        raise _uncertain(jobId, forward["op"])
+            elif server != self.node.serverId and await self._alive(server):
+                try:
+                    return _resultOf(await self.node.call(
+                        server, "query", timeout=left + 1.0, j=jobId, w=record.owner,
+                        q=forward, t=left))
+                except Retry as e:
+                    if acting and e.code != NO_SUCH_JOB:
+                        raise _uncertain(jobId, forward["op"])
+                except HolderLost:
+                    if acting:
+                        raise _uncertain(jobId, forward["op"], server)
+                    moving = True
+            else:
+                moving = True
+            try:
+                fields = await self.node.store.getJob(jobId)
+            except StoreUnavailable as e:
+                raise storeDown(e)
+            if fields is None or fields["owner"] != record.owner:
+                raise JobMonError(JOB_GONE, "job {} went away while it moved between "
+                                  "servers".format(jobId))
+            server = fields["server"]
+
+    async def _alive(self, server):
+        """
+        Whether C{server} is alive: by the last heartbeat, or for a server
+        that started since, by the store.
+        """
+        if self.node.isAlive(server):
+            return True
+        try:
+            return await self.node.store.isAlive(server)
+        except StoreUnavailable as e:
+            raise storeDown(e)
+
+    def _serveQuery(self, message):
+        """
+        Another server's query for a job held here.
+        """
+        jobId, owner = message.get("j"), message.get("w")
+        record = self.registry.get(jobId) if isinstance(jobId, str) else None
+        if record is None or record.owner != owner or self.stopping:
+            raise Retry(NO_SUCH_JOB, "job {} is not held by server {}".format(
+                jobId, self.node.serverId))
+        if self.table.pending(jobId) >= self.config.maxPendingPerJob:
+            raise self._tooMany(jobId)
+        timeout = min(float(message.get("t", 0)), self.config.queryTimeout)
+        return self._submit(record, message["q"], timeout).addCallback(_encodeResult)
+
+    # Listing
+
+    def listJobs(self, identity, options=None):
+        """
+        As L{Hub.listJobs}, over the jobs of every server.
+        """
+        everything, limit, after = self._listOptions(identity, options)
+        if not self.node.available:
+            return super().listJobs(identity, options)
+        return self._listShared(identity, everything, limit, after)
+
+    @deferredAsync
+    async def _listShared(self, identity, everything, limit, after):
+        now = self.clock.seconds()
+        store = self.node.store
+        groups = heldFqans(identity, now) or getattr(identity.token, "groups", ())
+        try:
+            if everything or groups:
+                rows = await store.allJobs()
+            else:
+                rows = await store.jobsOf(identity.dn)
+        except StoreUnavailable as e:
+            raise storeDown(e)
+        records = {}
+        for fields in rows:
+            record = recordOf(fields)
+            if (everything or record.owner == identity.dn
+                    or shareGrant(identity, record.info, now) is not None):
+                records[record.jobId] = (record, fields.get("server", ""))
+        for record in self.registry.jobs():
+            # This server's own are fresher than the store's copy.
+            if record.jobId in records:
+                records[record.jobId] = (record, self.node.serverId)
+        servers = {jobId: server for jobId, (_, server) in records.items()}
+        page = self._listPage([r for r, _ in records.values()], limit, after)
+        for row in page:
+            row["server"] = servers.get(row["job_id"], "")
+        return page
+
+    # Registration
+
+    def registerJob(self, identity, jobId, info):
+        """
+        As L{Hub.registerJob}; a job id held or reserved elsewhere in the
+        cluster is checked there first.
+        """
+        self._require(identity, "register", "registerJob")
+        checkJobId(jobId)
+        if self.stopping:
+            raise JobMonError(UNAVAILABLE, "the server is shutting down")
+        self.limits.admitRegistration(identity, jobId, self.registry)
+        if self.registry.get(jobId) is not None or not self.node.available:
+            return self.registrations.register(identity, jobId, info)
+        return self._claimAndRegister(identity, jobId, info)
+
+    @deferredAsync
+    async def _claimAndRegister(self, identity, jobId, info):
+        node, store = self.node, self.node.store
+        now = self.clock.seconds()
+        fields = {"mode": str(info.get("wake", "tcp")) if isinstance(info, dict) else "",
+                  "state": "connecting", "registered": repr(now), "last_seen": repr(now)}
+        checkInfo(info)
+        instance = info.get("instance")
+        claimed = False
+        try:
+            status, other = await store.claimJob(jobId, identity.dn, node.serverId, fields)
+            if status == "held":
+                await self._takeOver(identity, jobId, other, instance)
+                status, other = await store.claimJob(
+                    jobId, identity.dn, node.serverId, fields, replace=other)
+            if status == "owner":
+                self.registrations.refusedOwner(
+                    identity, "registerJob", jobId, other, JOB_CONFLICT,
+                    "registered by another identity")
+                raise JobMonError(
+                    JOB_CONFLICT,
+                    "job {} is registered by another identity, or was lately; job ids "
+                    "stay reserved for their owner".format(jobId))
+            if status != "ok":
+                raise JobMonError(UNAVAILABLE, "job {} is moving between servers; "
+                                  "register again in a moment".format(jobId))
+            claimed = True
+        except StoreUnavailable:
+            pass  # registered here alone; written to the store once it is back
+        try:
+            return self.registrations.register(identity, jobId, info)
+        except Exception:
+            if claimed and self.registry.get(jobId) is None:
+                store.removeJob(jobId, node.serverId).addErrback(lambda f: None)
+            raise
+
+    async def _takeOver(self, identity, jobId, server, instance):
+        """
+        Ask C{server}, which holds the job, to let it go to this server: it
+        does unless its own daemon of the job is another one and alive.  A
+        server that does not answer loses it.
+        """
+        try:
+            await self.node.call(server, "release", timeout=2.0, j=jobId, dn=identity.dn,
+                                 i=instance if isinstance(instance, str) else None)
+        except (HolderLost, Retry):
+            pass
+        except JobMonError as e:
+            if e.code == JOB_CONFLICT:
+                raise
+            # Silent or unreachable: the newest registration wins.
+
+    def _serveRelease(self, message):
+        """
+        Another server asks for a job held here, for the daemon that just
+        registered it there.
+        """
+        jobId, dn, instance = message.get("j"), message.get("dn"), message.get("i")
+        record = self.registry.get(jobId) if isinstance(jobId, str) else None
+        if record is None:
+            return "released"
+        if record.owner != dn:
+            raise JobMonError(JOB_CONFLICT, "job {} is registered by another identity".format(
+                jobId))
+        if not (isinstance(instance, str) and record.info.get("instance") == instance):
+            host = record.host
+            self.registrations._contest(Identity(dn), record, {"instance": instance},
+                                        "?", self.clock.seconds())
+            self.log.info("job {job_id}: its daemon on {host} moves to server {server}",
+                          job_id=jobId, host=host, server=message.get("o"))
+        self.moveAway(jobId, message.get("o"))
+        return "released"
+
+    def moveAway(self, jobId, server):
+        """
+        Let go of a job that registered with another server: its wake
+        channel closes, its queued queries are asked again there (reads)
+        or fail saying so (commands and signals).
+        """
+        record = self.registry.forget(jobId)
+        if record is None:
+            return
+        self.registrations.releaseMoved(
+            jobId, "job {} moved to server {}".format(jobId, server))
+        self.table.failJob(jobId, Retry(UNAVAILABLE, "job {} moved to server {}".format(
+            jobId, server)))
+        self._audit("removed", job_id=jobId, owner=record.owner,
+                    why="moved to server {}".format(server), failed=0,
+                    registration=record.registration)
+        self.metrics.removals.labels("moved").inc()
+
+    # History and audit, from every server
+
+    def historyOf(self, identity, options=None):
+        if not self.node.available or len(self.node.live) <= 1:
+            return super().historyOf(identity, options)
+        options = checkOptions(options, "history")
+        return self._fanOut("history", mergeHistory, super().historyOf(identity, options),
+                            checkLimit(options.get("limit", 100)),
+                            dn=identity.dn, options=options)
+
+    def _serveHistory(self, message):
+        if self.history is None:
+            return {"jobs": [], "queries": []}
+        options = message.get("options") or {}
+        jobId = options.get("job_id")
+        current = [r.jobId for r in self.registry.ofOwner(message["dn"])
+                   if jobId is not None and r.jobId.startswith(jobId)]
+        return self.history.read(message["dn"], jobId,
+                                 checkLimit(options.get("limit", 100)), current)
+
+    def auditLog(self, identity, jobId, limit=100):
+        mine = super().auditLog(identity, jobId, limit)
+        if not self.node.available or len(self.node.live) <= 1:
+            return mine
+        return self._fanOut("audit", mergeAudit, mine, limit, j=jobId, n=limit)
+
+    def _serveAudit(self, message):
+        if self.audit is None:
+            return []
+        return self._runInThread(self.audit.read, message["j"], checkLimit(message["n"]))
+
+    def _fanOut(self, kind, merge, mine, keep, **fields):
+        """
+        This server's answer C{mine} merged with every other live server's.
+        """
+        others = [self.node.call(server, kind, **fields)
+                  for server in self.node.live if server != self.node.serverId]
+        d = defer.DeferredList([mine] + others, consumeErrors=True)
+
+        def merged(results):
+            ok, first = results[0]
+            if not ok:
+                return first
+            answers = [first] + [value for ok, value in results[1:] if ok]
+            return merge(answers, keep)
+
+        return d.addCallback(merged)
+
+    # The cluster's share of the cleanup, and writing again
+
+    @defer.inlineCallbacks
+    def _resync(self):
+        given = yield self.registry.resync()
+        for jobId, status, other in given:
+            if status == "held":
+                self.moveAway(jobId, other)
+            else:
+                self.registrations.drop(
+                    jobId, "registered by another identity elsewhere in the cluster",
+                    "job {} went away".format(jobId), "conflict")
+        if given:
+            self.log.warn("{count} job(s) given up: held elsewhere in the cluster meanwhile",
+                          count=len(given))
+
+    @defer.inlineCallbacks
+    def _beat(self):
+        """
+        The leader's share of the cleanup, once for the cluster: the jobs of
+        a server that died are woken (UDP ones, so that they find their
+        server gone and move; the others notice by themselves), and after
+        L{orphanGrace} forgotten.  A server seen dying is looked at at
+        once; every L{sweepInterval}, all jobs are, for the servers that
+        died before this one led.
+        """
+        now = self.clock.seconds()
+        live = set(self.node.live)
+        died = self._known - live
+        self._known = live
+        if not self.node.leading:
+            self._dead.clear()
+            return
+        for server in died:
+            self._dead.setdefault(server, now)
+        store = self.node.store
+        if self._lastSweep is None or now - self._lastSweep >= self.sweepInterval:
+            self._lastSweep = now
+            for fields in (yield store.allJobs()):
+                if not self.node.isAlive(fields.get("server", "")):
+                    self._dead.setdefault(fields["server"], now)
+        for server, since in list(self._dead.items()):
+            if now - self._nudged.get(server, -NUDGE_EVERY) < NUDGE_EVERY and \
+                    now - since < self.orphanGrace:
+                continue
+            self._nudged[server] = now
+            held = yield store.heldBy(server)
+            if not held or self.node.isAlive(server):
+                del self._dead[server]
+                self._nudged.pop(server, None)
+                continue
+            if now - since >= self.orphanGrace:
+                for jobId in held:
+                    yield store.removeJob(jobId, server, self.config.reserveFor)
+                self.log.info("{count} job(s) of server {server} forgotten: it stopped "
+                              "{grace:.0f} s ago and they did not register again",
+                              count=len(held), server=server, grace=now - since)
+                continue
+            for fields in (yield defer.gatherResults([store.getJob(j) for j in held])):
+                if fields is not None and fields.get("udp_key"):
+                    self._nudge(fields["job_id"], fields["udp_key"], now)
+
+    def _nudge(self, jobId, key, now):
+        """
+        Wake a UDP job whose server died: it fetches, finds its server gone,
+        and registers with another.
+        """
+        sender = self.udpSender
+        if not key or sender is None:
+            return
+        try:
+            secret = bytes.fromhex(key)
+        except ValueError:
+            return
+        # Above any sequence its dead server sent: milliseconds of the clock.
+        sender.send(jobId, int(now * 1000), secret)
+
+    # Stopping
+
+    @defer.inlineCallbacks
+    def stop(self):
+        """
+        Hand every job over at once: leave the cluster (the others see this
+        server gone), tell each daemon to register elsewhere, then stop.
+        """
+        self.stopping = True
+        # Queries of other servers are answered first (asked again where
+        # the jobs go), while this server can still tell them.
+        self.table.failAll(Retry(UNAVAILABLE, "server {} is stopping".format(
+            self.node.serverId)))
+        yield self.node.stop()
+        self.registrations.handOver()
+        yield super().stop()
+
+
+def _uncertain(jobId, op, server=None):
+    """
+    The error of a command or signal whose job's server went (or whose job
+    moved) after it was sent: it may or may not have reached the job.
+    """
+    what = "command" if op == "run" else "signal"
+    where = "server {} stopped".format(server) if server else "the job moved to another server"
+    return JobMonError(
+        UNAVAILABLE,
+        "{} while your {} was pending: it may or may not have reached the job; "
+        "check the job before asking again".format(where, what),
+    )
+
+
+def _encodeResult(result):
+    """
+    A result, as one server sends it to another: the XML-RPC fragment.
+    """
+    if isinstance(result, RawResult):
+        body, size = result.body, result.size
+    else:
+        body, size = encodeFragment(result), 0
+    return {"raw": body.decode("utf-8", "surrogateescape"), "size": size}
+
+
+def _resultOf(value):
+    """
+    The result another server sent (see L{_encodeResult}).
+    """
+    return RawResult(value["raw"].encode("utf-8", "surrogateescape"), value.get("size", 0))
+

@@ -1,0 +1,325 @@
+"""
+One server's place in a cluster: its heartbeat, which servers are alive,
+whether the shared store can be reached, who leads the cleanup, and calls
+from server to server over the store's messages.
+
+A call is a JSON message C{{"k": kind, "o": origin, "r": id, ...}}; its
+answer C{{"k": "answer", "r": id, "v": value}} or C{{"k": "answer", "r": id,
+"e": [code, message], "retry": bool}}.  Handlers are registered by kind
+(L{ClusterNode.handle}); each returns a value or a L{Deferred} of one, or
+raises L{JobMonError}.
+"""
+
+import json
+import os
+import secrets
+import socket
+
+from twisted.internet import defer
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from jobmon.errors import INTERNAL, UNAVAILABLE, JobMonError
+from jobmon.server.cluster.store import StoreUnavailable
+
+
+def newServerId():
+    """
+    A name for this server in the cluster, new at each start: its host,
+    process and a random part (a restarted server is another server).
+    """
+    host = socket.gethostname().split(".")[0] or "server"
+    return "{}-{}-{}".format(host, os.getpid(), secrets.token_hex(3))
+
+
+class Retry(JobMonError):
+    """
+    The holder cannot serve the call now (its job moved, it is stopping):
+    the caller may try again where the job is now.
+    """
+
+
+class HolderLost(JobMonError):
+    """
+    The server a call went to stopped being alive before it answered.
+    """
+
+
+class ClusterNode:
+    """
+    This server in the cluster.
+
+    @ivar serverId: this server's name in the cluster.
+    @ivar store: the L{jobmon.server.cluster.store.IClusterStore}.
+    @ivar available: whether the store answered the last heartbeat.
+    @ivar leading: whether this server leads the cleanup now.
+    @ivar live: the live servers at the last heartbeat, C{{id: info}}.
+    @ivar beat: seconds between heartbeats.
+    @ivar ttl: seconds a heartbeat lasts: a server silent that long is
+        dead to the others.
+    @ivar info: a callable returning this server's info for the others
+        (a dict of strings and numbers).
+    @ivar onReconnect: called (no arguments) when the store is reached
+        again after it was lost, and when this node starts: the server
+        writes its records again.
+    """
+
+    log = Logger()
+
+    def __init__(self, clock, store, serverId=None, beat=1.0, ttl=3.0, info=None,
+                 callTimeout=5.0):
+        self.clock = clock
+        self.store = store
+        self.serverId = serverId or newServerId()
+        self.beat = beat
+        self.ttl = ttl
+        self.callTimeout = callTimeout
+        self.info = info or dict
+        self.available = False
+        self.leading = False
+        self.live = {}
+        self.lostSince = None
+        self.onReconnect = lambda: None
+        self.onBeat = lambda: None
+        self._handlers = {}
+        self._calls = {}
+        self._serving = {}
+        self._stale = True
+        self._loop = LoopingCall(self._heartbeat)
+        self._loop.clock = clock
+
+    # Life
+
+    def start(self):
+        """
+        Listen for messages and start the heartbeat.
+
+        @return: a L{Deferred} that fires once the first heartbeat is done
+            (whether the store answered or not).
+        """
+        d = defer.maybeDeferred(self.store.listen, self.serverId, self._received)
+        d.addErrback(lambda f: self._lost(f))
+
+        def started(_):
+            self._loop.start(self.beat, now=False)
+            return self._heartbeat()
+
+        return d.addCallback(started)
+
+    @defer.inlineCallbacks
+    def stop(self):
+        """
+        Stop the heartbeat, fail pending calls, and leave the cluster at
+        once (the others take over this server's jobs without waiting for
+        its heartbeat to lapse).
+        """
+        if self._loop.running:
+            self._loop.stop()
+        for call in list(self._calls.values()):
+            call["d"].errback(JobMonError(UNAVAILABLE, "the server is shutting down"))
+        self._calls.clear()
+        try:
+            yield self.store.leave(self.serverId)
+        except Exception:
+            pass
+        self.store.close()
+
+    @defer.inlineCallbacks
+    def _heartbeat(self):
+        try:
+            yield self.store.heartbeat(self.serverId, self.info(), self.ttl)
+            self.live = yield self.store.servers()
+            self.leading = yield self.store.lead(self.serverId, self.ttl)
+        except StoreUnavailable as e:
+            self._lost(e)
+            return
+        except Exception:
+            self.log.failure("cluster heartbeat failed")
+            return
+        if not self.available or self._stale:
+            if self.lostSince is not None:
+                self.log.info(
+                    "the cluster's store is reachable again after {seconds:.1f} s; "
+                    "writing this server's jobs to it again",
+                    seconds=self.clock.seconds() - self.lostSince,
+                )
+            self.available = True
+            self.lostSince = None
+            self._stale = False
+            try:
+                yield self.onReconnect()
+            except Exception:
+                self.log.failure("cannot write this server's jobs to the cluster's store")
+                self._stale = True
+        self._failCallsToDead()
+        try:
+            yield self.onBeat()
+        except Exception:
+            self.log.failure("cluster cleanup failed")
+
+    def _lost(self, why):
+        """
+        The store cannot be reached: say it once, go on with this server's
+        own jobs.
+        """
+        if self.available or self.lostSince is None:
+            self.lostSince = self.clock.seconds()
+            self.log.warn(
+                "the cluster's store cannot be reached ({why}); answering for this "
+                "server's own jobs only until it is back",
+                why=getattr(why, "value", why),
+            )
+        self.available = False
+        self.leading = False
+        self._stale = True
+
+    def isAlive(self, server):
+        """
+        Whether C{server} was alive at the last heartbeat (this server is).
+        """
+        return server == self.serverId or server in self.live
+
+    # Calls between servers
+
+    def handle(self, kind, handler):
+        """
+        Answer calls of C{kind} with C{handler(message)}.
+        """
+        self._handlers[kind] = handler
+
+    def call(self, server, kind, timeout=None, **fields):
+        """
+        Call C{server}: a L{Deferred} of its answer's value, failed with
+        the L{JobMonError} it raised (a L{Retry} if it may be tried again
+        elsewhere), a L{HolderLost} if C{server} dies first, or a timeout.
+        """
+        callId = secrets.token_hex(8)
+        message = dict(fields, k=kind, o=self.serverId, r=callId)
+
+        def cancel(d):
+            if self._calls.pop(callId, None) is not None:
+                # Nobody waits for the answer: the callee may stop working.
+                self.store.send(server, json.dumps(
+                    {"k": "cancel", "o": self.serverId, "r": callId})).addErrback(
+                        lambda f: None)
+
+        d = defer.Deferred(cancel)
+        self._calls[callId] = {"d": d, "server": server}
+        timeout = self.callTimeout if timeout is None else timeout
+
+        def timedOut(result, t):
+            raise JobMonError(
+                UNAVAILABLE, "server {} did not answer within {:g} s".format(server, t))
+
+        d.addTimeout(timeout, self.clock, onTimeoutCancel=timedOut)
+        sent = self.store.send(server, json.dumps(message))
+
+        def notSent(failure):
+            call = self._calls.pop(callId, None)
+            if call is None:
+                return
+            if failure.check(StoreUnavailable):
+                call["d"].errback(JobMonError(
+                    UNAVAILABLE, "the cluster's store cannot be reached: {}".format(
+                        failure.value)))
+            else:
+                call["d"].errback(failure)
+
+        def delivered(received):
+            if not received and callId in self._calls:
+                call = self._calls.pop(callId)
+                call["d"].errback(HolderLost(
+                    UNAVAILABLE, "server {} is not listening".format(server)))
+
+        sent.addCallbacks(delivered, notSent)
+        return d
+
+    def cancelCall(self, d):
+        """
+        Forget a call whose answer is no longer wanted.
+        """
+        for callId, call in list(self._calls.items()):
+            if call["d"] is d:
+                del self._calls[callId]
+
+    def _failCallsToDead(self):
+        for callId, call in list(self._calls.items()):
+            if not self.isAlive(call["server"]):
+                del self._calls[callId]
+                call["d"].errback(HolderLost(
+                    UNAVAILABLE, "server {} stopped".format(call["server"])))
+
+    def _received(self, raw):
+        if raw is None:
+            # The store was reached again: write everything again at the
+            # next heartbeat.
+            self._stale = True
+            return
+        try:
+            message = json.loads(raw)
+            kind = message["k"]
+        except (ValueError, TypeError, KeyError):
+            self.log.warn("unreadable cluster message ignored: {raw!r}", raw=str(raw)[:200])
+            return
+        if kind == "answer":
+            call = self._calls.pop(message.get("r"), None)
+            if call is None:
+                return
+            if "e" in message:
+                code, text = message["e"]
+                error = (Retry if message.get("retry") else JobMonError)(code, text)
+                call["d"].errback(error)
+            else:
+                call["d"].callback(message.get("v"))
+            return
+        key = (message.get("o"), message.get("r"))
+        if kind == "cancel":
+            serving = self._serving.pop(key, None)
+            if serving is not None:
+                serving.cancel()
+            return
+        handler = self._handlers.get(kind)
+        if handler is None:
+            self._answer(message, error=JobMonError(INTERNAL, "unknown call " + repr(kind)))
+            return
+        d = defer.maybeDeferred(handler, message)
+        if not d.called:
+            self._serving[key] = d
+
+            def served(result):
+                self._serving.pop(key, None)
+                return result
+
+            d.addBoth(served)
+        d.addCallbacks(lambda value: self._answer(message, value=value),
+                       lambda f: self._answer(message, failure=f))
+
+    @property
+    def serving(self):
+        """
+        How many calls of other servers this server is working on.
+        """
+        return len(self._serving)
+
+    def _answer(self, message, value=None, error=None, failure=None):
+        origin, callId = message.get("o"), message.get("r")
+        if not isinstance(origin, str) or callId is None:
+            return
+        if failure is not None:
+            if failure.check(defer.CancelledError):
+                return  # the caller gave up and was told nothing is coming
+            error = failure.value
+            if not isinstance(error, JobMonError):
+                self.log.failure("cluster call {kind} failed", failure,
+                                 kind=message.get("k"))
+                error = JobMonError(INTERNAL, "internal error on server {}".format(
+                    self.serverId))
+        answer = {"k": "answer", "r": callId}
+        if error is not None:
+            answer["e"] = [error.code, error.message]
+            answer["retry"] = isinstance(error, Retry)
+        else:
+            answer["v"] = value
+        d = self.store.send(origin, json.dumps(answer))
+        d.addErrback(lambda f: self.log.warn(
+            "cannot answer server {origin}: {why}", origin=origin, why=f.value))

@@ -1,0 +1,393 @@
+"""
+Tests for L{jobmon.server.cluster.hub}: servers sharing jobs through a store
+(L{MemoryStore} here; the end-to-end tests use a real Redis).
+"""
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from jobmon import errors
+from jobmon.errors import JobMonError
+from jobmon.protocols.relay import RawResult
+from jobmon.server.cluster.hub import ClusterHub
+from jobmon.server.cluster.node import ClusterNode
+from jobmon.server.cluster.store import MemoryStore
+from jobmon.server.hub import HubConfig
+from jobmon.server.identity import Identity
+from jobmon.server.pending import MemoryRequestTable
+
+ALICE = Identity("/DC=org/DC=test/CN=Alice")
+BOB = Identity("/DC=org/DC=test/CN=Bob")
+ADMIN = Identity("/DC=org/DC=test/CN=Admin")
+
+
+class FakeChannel:
+    def __init__(self, jobId):
+        self.jobId = jobId
+        self.wakes = 0
+        self.closed = False
+        self.moved = 0
+        self.notices = []
+
+    def wake(self):
+        self.wakes += 1
+
+    def close(self):
+        self.closed = True
+
+    def notice(self, message):
+        self.notices.append(message)
+
+    def sendMoved(self):
+        self.moved += 1
+
+
+class Cluster:
+    """
+    Servers named C{A}, C{B}, ... on one clock and one store.
+    """
+
+    def __init__(self, names="ABC", **config):
+        self.clock = Clock()
+        self.store = MemoryStore(self.clock)
+        self.config = HubConfig(admins=[ADMIN.dn], queryTimeout=30, keepalive=20,
+                                connectGrace=10, **config)
+        self.hubs = {}
+        for name in names:
+            self.add(name)
+
+    def add(self, name):
+        node = ClusterNode(self.clock, self.store, serverId=name)
+        hub = ClusterHub(self.clock, node, MemoryRequestTable(), self.config)
+        hub.wakePort = 8444
+        node.start()
+        hub.start()
+        self.hubs[name] = hub
+        return hub
+
+    def __getitem__(self, name):
+        return self.hubs[name]
+
+    def kill(self, name):
+        """
+        The server dies (SIGKILL): no more heartbeats, nobody listening.
+        """
+        hub = self.hubs.pop(name)
+        hub.node._loop.stop()
+        hub._cleanup.stop()
+        self.store._listeners.pop(name, None)
+        return hub
+
+    def beat(self, seconds=1.0, steps=1):
+        for _ in range(steps):
+            self.clock.advance(seconds)
+
+
+class ClusterTestCase(SynchronousTestCase):
+    def setUp(self):
+        self.cluster = Cluster()
+
+    def register(self, server, who=ALICE, jobId="job.1", mode="tcp", instance="d1"):
+        hub = self.cluster[server]
+        reply = hub.registerJob(who, jobId, {"host": "wn01", "wake": mode,
+                                             "instance": instance})
+        if not isinstance(reply, dict):
+            reply = self.successResultOf(reply)
+        channel = None
+        if mode == "tcp":
+            channel = FakeChannel(jobId)
+            hub.channelHello(channel, who, jobId, reply["wake"]["token"])
+        return reply, channel
+
+    def answer(self, server, jobId="job.1", result=None, who=ALICE):
+        """
+        The daemon on C{server} fetches its work and answers each request.
+        """
+        hub = self.cluster[server]
+        items = hub.getJobToDo(who, jobId)
+        for item in items:
+            hub.outputJobResult(who, jobId, item["id"], result or {"entries": ["a"]})
+        return items
+
+    def assertFault(self, d, code):
+        failure = self.failureResultOf(d, JobMonError)
+        self.assertEqual(failure.value.code, code, failure.value.message)
+        return failure.value
+
+    def test_recordShared(self):
+        """
+        A registration is written to the store: owner, holder, mode.
+        """
+        self.register("A")
+        record = self.cluster.store.jobs["job.1"]
+        self.assertEqual((record["owner"], record["server"], record["mode"]),
+                         (ALICE.dn, "A", "tcp"))
+        self.assertEqual(record["state"], "ready")
+
+    def test_routedQuery(self):
+        """
+        A query at another server goes to the job's server, and the result
+        comes back to the user.
+        """
+        self.register("A")
+        d = self.cluster["B"].query(ALICE, "job.1", {"op": "ls", "path": "."})
+        self.assertNoResult(d)
+        [item] = self.answer("A")
+        self.assertEqual(item["request"], {"op": "ls", "path": "."})
+        result = self.successResultOf(d)
+        self.assertIsInstance(result, RawResult)
+        self.assertEqual(result.parsed(), {"entries": ["a"]})
+        self.assertEqual(len(self.cluster["A"].table), 0)
+
+    def test_routedRemoteError(self):
+        """
+        The job's error comes back with its code.
+        """
+        self.register("A")
+        d = self.cluster["C"].query(ALICE, "job.1", {"op": "cat", "path": "x"})
+        self.answer("A", result={"error": {"code": errors.NO_SUCH_FILE, "message": "no x"}})
+        self.assertEqual(self.assertFault(d, errors.NO_SUCH_FILE).message, "no x")
+
+    def test_routedNotVisible(self):
+        """
+        Another user gets "no such job" from every server, and so does
+        anyone for an id nobody registered.
+        """
+        self.register("A")
+        self.assertFault(self.cluster["B"].query(BOB, "job.1", {"op": "ls"}),
+                         errors.NO_SUCH_JOB)
+        self.assertFault(self.cluster["B"].query(ALICE, "job.9", {"op": "ls"}),
+                         errors.NO_SUCH_JOB)
+
+    def test_routedPrefix(self):
+        """
+        A prefix of the caller's job held elsewhere is a prefix lookup.
+        """
+        from jobmon.prefixes import PrefixLookup
+        self.register("A", jobId="12345.batch")
+        self.failureResultOf(self.cluster["B"].query(ALICE, "123", {"op": "ls"}),
+                             PrefixLookup)
+
+    def test_adminRouted(self):
+        """
+        An admin's routed query is told whose job answered.
+        """
+        self.register("A")
+        d = self.cluster["B"].query(ADMIN, "job.1", {"op": "ls"})
+        self.answer("A")
+        self.assertEqual(self.successResultOf(d)["job_owner"], ALICE.dn)
+
+    def test_ownershipClusterWide(self):
+        """
+        Another identity cannot take an id held on another server.
+        """
+        self.register("A")
+        d = self.cluster["B"].registerJob(BOB, "job.1", {"host": "x", "wake": "tcp"})
+        self.assertFault(d, errors.JOB_CONFLICT)
+        self.assertEqual(self.cluster.store.jobs["job.1"]["server"], "A")
+
+    def test_reservedClusterWide(self):
+        """
+        The id of a job that ended on one server stays its owner's on the
+        others.
+        """
+        reply, _ = self.register("A")
+        self.cluster["A"].unregisterJob(ALICE, "job.1", reply["wake"]["token"])
+        self.assertNotIn("job.1", self.cluster.store.jobs)
+        d = self.cluster["B"].registerJob(BOB, "job.1", {"host": "x", "wake": "tcp"})
+        self.assertFault(d, errors.JOB_CONFLICT)
+        _, _ = self.register("B")
+        self.assertEqual(self.cluster.store.jobs["job.1"]["server"], "B")
+
+    def test_listEverywhere(self):
+        """
+        C{listJobs} on any server shows the caller's jobs on every server,
+        and which server holds each; C{all} every job for an admin.
+        """
+        self.register("A", jobId="job.1")
+        self.register("B", jobId="job.2")
+        self.register("C", who=BOB, jobId="job.3")
+        rows = self.successResultOf(self.cluster["C"].listJobs(ALICE))
+        self.assertEqual([(r["job_id"], r["server"]) for r in rows],
+                         [("job.1", "A"), ("job.2", "B")])
+        rows = self.successResultOf(self.cluster["A"].listJobs(ADMIN, {"all": True}))
+        self.assertEqual([r["job_id"] for r in rows], ["job.1", "job.2", "job.3"])
+        self.assertRaises(JobMonError, self.cluster["A"].listJobs, BOB, {"all": True})
+
+    def test_killedServerJobMoves(self):
+        """
+        A query for a job whose server died waits while the job moves, and
+        goes to the server it registers with.
+        """
+        self.register("A")
+        self.cluster.kill("A")
+        d = self.cluster["B"].query(ALICE, "job.1", {"op": "ls"})
+        self.assertNoResult(d)
+        self.cluster.beat(1.0, 4)
+        self.assertNoResult(d)
+        # The daemon lost its server and registers with C (same instance).
+        self.register("C")
+        self.cluster.beat(0.25, 2)
+        self.answer("C")
+        self.assertEqual(self.successResultOf(d).parsed(), {"entries": ["a"]})
+
+    def test_inFlightReadRetried(self):
+        """
+        A read sent to a server that dies before it answers is asked again
+        where the job goes.
+        """
+        self.register("A")
+        d = self.cluster["B"].query(ALICE, "job.1", {"op": "ls"})
+        self.assertEqual(self.cluster["A"].table.pending("job.1"), 1)
+        self.cluster.kill("A")
+        self.cluster.beat(1.0, 4)
+        self.assertNoResult(d)
+        self.register("C")
+        self.cluster.beat(0.25, 2)
+        self.answer("C")
+        self.successResultOf(d)
+
+    def test_inFlightCommandNotRepeated(self):
+        """
+        A signal sent to a server that dies before it answers is not sent
+        again: the user is told it may or may not have reached the job.
+        """
+        self.register("A")
+        d = self.cluster["B"].query(ALICE, "job.1", {"op": "signal", "signal": "TERM"})
+        self.cluster.kill("A")
+        self.cluster.beat(1.0, 4)
+        error = self.assertFault(d, errors.UNAVAILABLE)
+        self.assertIn("may or may not", error.message)
+
+    def test_movingTimesOut(self):
+        """
+        A job that does not come back fails its query at the query's
+        timeout, saying it was moving.
+        """
+        self.register("A")
+        self.cluster.kill("A")
+        d = self.cluster["B"].query(ALICE, "job.1", {"op": "ls", "timeout": 5})
+        self.cluster.beat(1.0, 6)
+        error = self.assertFault(d, errors.TIMEOUT)
+        self.assertIn("moving", error.message)
+
+    def test_cleanStopHandsOver(self):
+        """
+        A server that stops leaves the cluster at once, tells its daemons to
+        move, and a pending read goes where the job registers again.
+        """
+        _, channel = self.register("A")
+        d = self.cluster["B"].query(ALICE, "job.1", {"op": "ls"})
+        self.cluster["A"].stop()
+        self.assertEqual(channel.moved, 1)
+        self.assertTrue(channel.closed)
+        self.assertNotIn("A", self.cluster.store._alive)
+        self.register("C")
+        self.cluster.beat(0.25, 4)
+        self.answer("C")
+        self.successResultOf(d)
+
+    def test_takeOverFromLiveServer(self):
+        """
+        The same daemon registering with another server (it lost its path
+        to the first) takes the job over: the first lets it go, and its
+        pending reads follow the job.
+        """
+        _, channel = self.register("A")
+        d = self.cluster["A"].query(ALICE, "job.1", {"op": "ls"})
+        self.register("B")
+        self.assertTrue(channel.closed)
+        self.assertIsNone(self.cluster["A"].registry.get("job.1"))
+        self.assertEqual(self.cluster.store.jobs["job.1"]["server"], "B")
+        self.cluster.beat(0.25, 2)
+        self.answer("B")
+        self.successResultOf(d)
+
+    def test_otherLiveDaemonRefused(self):
+        """
+        Another daemon for a job whose live daemon holds it on another server
+        is refused, as on one server.
+        """
+        self.register("A")
+        d = self.cluster["B"].registerJob(ALICE, "job.1", {"host": "wn02", "wake": "tcp",
+                                                           "instance": "other"})
+        self.assertFault(d, errors.JOB_CONFLICT)
+        self.assertEqual(self.cluster.store.jobs["job.1"]["server"], "A")
+
+    def test_storeDown(self):
+        """
+        With the store down, a server answers for its own jobs, registers
+        new ones by itself, refuses the others clearly, and writes its jobs
+        again once the store is back.
+        """
+        self.register("A")
+        self.cluster.store.down = True
+        self.cluster.beat()
+        self.assertFalse(self.cluster["A"].node.available)
+        d = self.cluster["A"].query(ALICE, "job.1", {"op": "ls"})
+        self.answer("A")
+        self.successResultOf(d)
+        e = self.assertRaises(JobMonError, self.cluster["B"].query, ALICE, "job.1",
+                              {"op": "ls"})
+        self.assertEqual(e.code, errors.UNAVAILABLE)
+        self.assertIn("store", e.message)
+        self.register("B", jobId="job.2")
+        # Redis restarted empty.
+        self.cluster.store.jobs.clear()
+        self.cluster.store.down = False
+        self.cluster.beat()
+        self.assertEqual(self.cluster.store.jobs["job.1"]["server"], "A")
+        self.assertEqual(self.cluster.store.jobs["job.2"]["server"], "B")
+        d = self.cluster["C"].query(ALICE, "job.2", {"op": "ls"})
+        self.answer("B", jobId="job.2")
+        self.successResultOf(d)
+
+    def test_orphansForgotten(self):
+        """
+        The leader forgets the jobs of a dead server that did not register
+        again within the grace.
+        """
+        self.register("A", jobId="job.1")
+        self.register("B", jobId="job.2")
+        self.cluster.kill("A")
+        self.cluster.beat(1.0, 10)
+        self.assertIn("job.1", self.cluster.store.jobs)
+        self.cluster.beat(1.0, int(self.cluster["B"].orphanGrace) + 2)
+        self.assertNotIn("job.1", self.cluster.store.jobs)
+        self.assertIn("job.2", self.cluster.store.jobs)
+
+    def test_udpNudged(self):
+        """
+        The leader wakes the UDP jobs of a dead server, with their key and a
+        sequence above any their server sent.
+        """
+        sent = []
+
+        class Sender:
+            def send(self, jobId, sequence, secret):
+                sent.append((jobId, sequence, secret))
+
+        for hub in self.cluster.hubs.values():
+            from jobmon.server.wakes import UDPWake
+            udp = UDPWake(self.cluster.clock, hub.registry, hub.table, Sender(), 9999)
+            hub.registrations.wakes["udp"] = udp
+        reply, _ = self.register("A", mode="udp")
+        self.cluster.kill("A")
+        self.cluster.beat(1.0, 5)
+        self.assertTrue(sent)
+        jobId, sequence, secret = sent[0]
+        self.assertEqual(jobId, "job.1")
+        self.assertEqual(secret.hex(), reply["wake"]["secret"])
+        self.assertGreater(sequence, 1000)
+
+    def test_oneLeader(self):
+        """
+        One server leads the cleanup at a time; another takes over when it
+        dies.
+        """
+        self.cluster.beat()
+        leaders = [n for n, hub in self.cluster.hubs.items() if hub.node.leading]
+        self.assertEqual(len(leaders), 1)
+        self.cluster.kill(leaders[0])
+        self.cluster.beat(1.0, 4)
+        self.assertEqual(len([h for h in self.cluster.hubs.values() if h.node.leading]), 1)
