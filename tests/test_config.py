@@ -21,6 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from jobmon import config
 from jobmon.devtools import configdocs
 from jobmon.devtools.issuer import makeIssuer
+from jobmon.server.cluster.redisurl import parseRedisURL
 from jobmon.server.service import Options as ServerOptions
 from jobmon.server.service import buildService
 from jobmon.worker.daemon import Options as DaemonOptions
@@ -759,6 +760,9 @@ class EveryOptionTests(PKICase, SynchronousTestCase):
             "log-dir": ('"logs"', os.path.join(self.base, "logs")),
             "history": ('"h.sqlite3"', os.path.join(self.base, "h.sqlite3")),
             "log-single": ("true", 1),
+            "redis": ('"redis://:s3cret@127.0.0.1:6390/2"',
+                      parseRedisURL("redis://:s3cret@127.0.0.1:6390/2")),
+            "redis-prefix": ('"site-a:"', "site-a:"),
             "admin": (json.dumps([dn]), [dn]),
             "admin-fqan": ('["/cms/Role=lcgadmin"]', ["/cms/Role=lcgadmin"]),
             "vomsdir": ('"vomsdir"', os.path.join(self.base, "vomsdir")),

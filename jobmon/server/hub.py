@@ -89,6 +89,18 @@ def jobRow(record, pending):
     }
 
 
+def listPage(records, limit, after, table):
+    """
+    A page of C{listJobs}'s rows: of C{records} sorted by id, the first
+    C{limit} after C{after}, with how many requests are pending for each in
+    C{table}.
+    """
+    records = sorted(records, key=lambda r: r.jobId)
+    if after is not None:
+        records = records[bisect.bisect_right([r.jobId for r in records], after):]
+    return [jobRow(r, table.pending(r.jobId)) for r in records[:limit]]
+
+
 @frozen
 class HubConfig:
     """
@@ -327,7 +339,7 @@ class Hub:
         """
         everything, limit, after = self._listOptions(identity, options)
         records = listable(self.registry, identity, everything, self.clock.seconds())
-        return self._listPage(records, limit, after)
+        return listPage(records, limit, after, self.table)
 
     def _listOptions(self, identity, options):
         """
@@ -344,19 +356,6 @@ class Hub:
         if after is not None and not isinstance(after, str):
             raise JobMonError(BAD_REQUEST, "after must be a job id")
         return everything, limit, after
-
-    def _listPage(self, records, limit, after):
-        """
-        A page of C{listJobs}'s rows: of C{records} sorted by id, the first
-        C{limit} after C{after}.
-        """
-        records = sorted(records, key=lambda r: r.jobId)
-        if after is not None:
-            records = records[bisect.bisect_right([r.jobId for r in records], after):]
-        return [self._row(r) for r in records[:limit]]
-
-    def _row(self, record):
-        return jobRow(record, self.table.pending(record.jobId))
 
     def query(self, identity, jobId, request):
         """
@@ -468,42 +467,20 @@ class Hub:
         """
         if self.stopping:
             raise JobMonError(UNAVAILABLE, "the server is shutting down")
-        forward, timeout = checkRequest(request)
-        if forward["op"] in ACTING_OPS and granted[1]:
-            raise readOnlyRefusal(jobId, forward["op"])
-        if forward["op"] in ACTING_OPS and not identity.may("act"):
-            # A limited proxy may not start processes (Globus semantics):
-            # commands and signals act on the job, reading does not.  A
-            # token needs a scope that grants acting.
-            if identity.token is not None:
-                raise JobMonError(NOT_AUTHORIZED, identity.token.refusal("act"))
-            raise JobMonError(
-                NOT_AUTHORIZED,
-                "a limited proxy may not {} on a job; use a full proxy".format(
-                    "run commands" if forward["op"] == "run" else "send signals"
-                ),
-            )
+        forward, timeout = checkQuery(identity, jobId, granted, request)
         return forward, min(timeout or self.config.queryTimeout, self.config.queryTimeout)
 
     def _tooMany(self, jobId):
-        return JobMonError(
-            TOO_MANY,
-            "job {} already has {} requests pending".format(
-                jobId, self.config.maxPendingPerJob
-            ),
-        )
+        return JobMonError(TOO_MANY, "job {} already has {} requests pending".format(
+            jobId, self.config.maxPendingPerJob))
 
     def _logActing(self, identity, record, forward):
         if forward["op"] in ACTING_OPS:
             # Acts on the job: worth a line in the server's log.
             self.log.info(
-                "{op} {what} on job {job_id} of {owner} requested by {dn}",
-                category="query",
-                op=forward["op"],
-                what=forward.get("signal") or forward.get("name"),
-                job_id=record.jobId,
-                owner=record.owner,
-                dn=identity.dn,
+                "{op} {what} on job {job_id} of {owner} requested by {dn}", category="query",
+                op=forward["op"], what=forward.get("signal") or forward.get("name"),
+                job_id=record.jobId, owner=record.owner, dn=identity.dn,
             )
 
     def _submit(self, record, forward, timeout):
@@ -674,6 +651,33 @@ class Hub:
         self.table.failAll(JobMonError(UNAVAILABLE, "the server is shutting down"))
         self.registrations.stop(JobMonError(UNAVAILABLE, "the server is shutting down"))
         return defer.succeed(None)
+
+
+def checkQuery(identity, jobId, granted, request):
+    """
+    Check a query's request, and that the caller may make it: acting on a
+    job (a command, a signal) is refused to a member of a group it is
+    shared with (C{granted} read-only), to a limited proxy and to a token
+    without a scope that grants it.
+
+    @return: the request to forward, and the timeout it asks for.
+    """
+    forward, timeout = checkRequest(request)
+    if forward["op"] not in ACTING_OPS:
+        return forward, timeout
+    if granted[1]:
+        raise readOnlyRefusal(jobId, forward["op"])
+    if not identity.may("act"):
+        # A limited proxy may not start processes (Globus semantics).
+        if identity.token is not None:
+            raise JobMonError(NOT_AUTHORIZED, identity.token.refusal("act"))
+        raise JobMonError(
+            NOT_AUTHORIZED,
+            "a limited proxy may not {} on a job; use a full proxy".format(
+                "run commands" if forward["op"] == "run" else "send signals"
+            ),
+        )
+    return forward, timeout
 
 
 def tidyFiles(audit, history):

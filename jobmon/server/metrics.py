@@ -45,6 +45,20 @@ class _HubCollector:
         yield GaugeMetricFamily(
             "jobmon_pending_polls", "Poll-mode daemons waiting for work.", value=sizes["polls"]
         )
+        cluster = getattr(self.hub, "clusterState", None)
+        if cluster is not None:
+            for name, value in cluster().items():
+                yield GaugeMetricFamily("jobmon_cluster_" + name, CLUSTER_GAUGES[name],
+                                        value=value)
+
+
+CLUSTER_GAUGES = {
+    "store_up": "1 while the cluster's store (Redis) answers this server, else 0.",
+    "servers": "Live servers of the cluster, as this server last saw them.",
+    "jobs": "Jobs registered in the whole cluster (the live servers' counts).",
+    "leader": "1 if this server leads the cluster's cleanup, else 0.",
+    "serving": "Queries of other servers this server is serving now.",
+}
 
 
 class LabelCache:
@@ -177,6 +191,7 @@ class MetricsResource(Resource):
                 request.setResponseCode(503)
                 return b"stopping\n"
             problems = self.writability.describe() if self.writability is not None else []
+            problems += getattr(self.hub, "healthProblems", list)()
             if problems:
                 request.setResponseCode(503)
                 return "".join(p + "\n" for p in problems).encode("utf-8")

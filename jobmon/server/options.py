@@ -335,6 +335,23 @@ class Options(FileOptions):
             "Address of the metrics port.",
         ],
         [
+            "redis",
+            None,
+            None,
+            "Share jobs with the other servers of a cluster through this Redis: "
+            "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], or rediss:// for TLS "
+            "(?ca=FILE for its CA). Give a password in the configuration file (key "
+            "redis), not on the command line. Without it the server keeps everything "
+            "in its own memory. See docs/SCALING.md.",
+        ],
+        [
+            "redis-prefix",
+            None,
+            "jobmon:",
+            "Prefix of the cluster's keys and channels in Redis: clusters sharing one "
+            "Redis database each need their own.",
+        ],
+        [
             "history",
             None,
             "jobmon-history.sqlite3",
@@ -486,6 +503,13 @@ class Options(FileOptions):
                     )
                 )
             self["udp-broadcast"] = (address, port)
+        if self["redis"] is not None:
+            from jobmon.server.cluster.redisurl import parseRedisURL
+
+            try:
+                self["redis"] = parseRedisURL(self["redis"])
+            except ValueError as e:
+                raise usage.UsageError("--redis: {}".format(e))
         if self["ca-dir"] is None:
             self["ca-dir"] = defaultCADir()
         if self["crl-check"] not in CRL_MODES:

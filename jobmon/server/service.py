@@ -471,7 +471,19 @@ def buildService(options, reactor, runInThread=None, installSignal=True):
     # of thousands: TLS 1.2 (ECDHE, AEAD) costs about 10 KB less per idle
     # connection than TLS 1.3 with a post-quantum key share.
     wakeCtx = ctx.sibling(maxVersion=None if options["wake-tls13"] else SSL.TLS1_2_VERSION)
-    registry, table = MemoryJobRegistry(), MemoryRequestTable()
+    table = MemoryRequestTable()
+    node = None
+    if options["redis"] is not None:
+        # A cluster: this server's jobs are mirrored into Redis, where the
+        # other servers find them (see jobmon.server.cluster).
+        from jobmon.server.cluster.mirror import MirroredRegistry
+        from jobmon.server.cluster.node import ClusterNode
+        from jobmon.server.cluster.store import UnreachableStore
+
+        node = ClusterNode(reactor, UnreachableStore())
+        registry = MirroredRegistry(node, options["reserve-ids"])
+    else:
+        registry = MemoryJobRegistry()
     config = HubConfig(
         admins=options["admin"],
         adminFqans=[parseFqan(f) for f in options["admin-fqan"]],
@@ -509,17 +521,12 @@ def buildService(options, reactor, runInThread=None, installSignal=True):
         if wake.mode == "tcp":
             # The registration reply offers the sealed wake channel.
             wake.sealed = not options["wake-tls-only"]
-    hub = Hub(
-        reactor,
-        registry,
-        table,
-        config,
-        wakes=wakes,
-        audit=audit,
-        metrics=metrics,
-        history=history,
-        runInThread=threadRunner(reactor),
-    )
+    if node is None:
+        hub = Hub(reactor, registry, table, config, wakes=wakes, audit=audit, metrics=metrics,
+                  history=history, runInThread=threadRunner(reactor))
+    else:
+        hub = clusterHub(options, reactor, node, registry, table, config, wakes, audit,
+                         metrics, history)
     voms = None
     if options["vomsdir"] is not None:
         voms = VomsAttributes(options["vomsdir"], options["ca-dir"], reactor)
@@ -629,6 +636,25 @@ def buildService(options, reactor, runInThread=None, installSignal=True):
     return service
 
 
+def clusterHub(options, reactor, node, registry, table, config, wakes, audit, metrics,
+               history):
+    """
+    The hub of a server in a cluster (C{--redis}): it joins the cluster
+    once connected to its Redis.
+    """
+    from jobmon.server.cluster.hub import ClusterHub
+    from jobmon.server.cluster.redisstore import connectStore
+
+    target = options["redis"]
+
+    def connect():
+        return connectStore(reactor, target, prefix=options["redis-prefix"])
+
+    return ClusterHub(reactor, node, table, config, wakes=wakes, audit=audit, metrics=metrics,
+                      history=history, runInThread=threadRunner(reactor), registry=registry,
+                      connect=connect, where=target.redacted())
+
+
 def raiseFileLimit():
     """
     Raise this process's soft limit on open files to its hard limit: every
@@ -664,6 +690,10 @@ def makeService(options, program="jobmon-server"):
     try:
         service.load()
         service.checkPorts()
+        if options["redis"] is not None:
+            from jobmon.server.cluster.probe import probeRedis
+
+            probeRedis(options["redis"])
     except StartupError as e:
         raise SystemExit("{}: {}".format(program, e))
     return service

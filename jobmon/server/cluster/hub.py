@@ -26,12 +26,19 @@ from jobmon.errors import (
 from jobmon.prefixes import PrefixLookup
 from jobmon.protocols.jobid import checkJobId
 from jobmon.protocols.relay import RawResult, encodeFragment
-from jobmon.server.cluster.merge import mergeAudit, mergeHistory
+from jobmon.server.cluster.merge import (
+    fanOut,
+    mergeAudit,
+    mergeHistory,
+    serveAudit,
+    serveHistory,
+)
 from jobmon.server.cluster.mirror import MirroredRegistry, recordOf
 from jobmon.server.cluster.node import HolderLost, Retry
 from jobmon.server.cluster.store import StoreUnavailable
+from jobmon.server.cluster.sweep import LeaderSweep
 from jobmon.server.groups import queryGrant, shareGrant
-from jobmon.server.hub import Hub
+from jobmon.server.hub import Hub, listPage
 from jobmon.server.identity import Identity
 from jobmon.server.requests import ACTING_OPS, checkInfo, checkLimit, checkOptions
 from jobmon.server.voms import heldFqans
@@ -39,8 +46,9 @@ from jobmon.server.voms import heldFqans
 MOVE_POLL = 0.25
 """Seconds between looks at where a moving job is now."""
 
-NUDGE_EVERY = 2.0
-"""Seconds between the leader's wakes of the UDP jobs of a dead server."""
+RECONNECT = 2.0
+"""Seconds between attempts to connect to the store at start-up."""
+
 
 
 def storeDown(error):
@@ -63,17 +71,21 @@ class ClusterHub(Hub):
     @ivar orphanGrace: seconds the leader keeps the record of a job whose
         server died before it removes it (the job did not register again
         elsewhere: it went with its server).
-    @ivar sweepInterval: seconds between two sweeps of all jobs by the
-        leader.
+    @ivar sweep: the L{LeaderSweep}: the cluster's share of the cleanup.
     """
 
     log = Logger()
 
     def __init__(self, clock, node, table, config, wakes=None, metrics=None, audit=None,
-                 history=None, runInThread=None, registry=None, orphanGrace=None):
+                 history=None, runInThread=None, registry=None, orphanGrace=None,
+                 connect=None, where="the cluster's store"):
         """
         @param registry: the L{MirroredRegistry} (made here by default; the
             server makes it first, for the wakes it builds).
+        @param connect: a callable returning a L{Deferred} of the store to
+            use (tried again until it works); L{None}: C{node} has its
+            store already.
+        @param where: the store, as messages name it (no password).
         """
         if registry is None:
             registry = MirroredRegistry(node, config.reserveFor)
@@ -82,21 +94,76 @@ class ClusterHub(Hub):
         self.node = node
         self.orphanGrace = (orphanGrace if orphanGrace is not None
                             else max(30.0, config.reregisterInterval + 15.0))
-        self.sweepInterval = 6 * config.cleanupInterval
-        self._known = set()
-        self._dead = {}
-        self._nudged = {}
-        self._lastSweep = None
+        self.connect = connect
+        self.where = where
+        self._connecting = None
         node.onReconnect = self._resync
-        node.onBeat = self._beat
+        self.sweep = LeaderSweep(self)
+        node.onBeat = self.sweep.beat
         node.info = self._info
         node.handle("query", self._serveQuery)
         node.handle("release", self._serveRelease)
-        node.handle("history", self._serveHistory)
-        node.handle("audit", self._serveAudit)
+        node.handle("history", lambda message: serveHistory(self, message))
+        node.handle("audit", lambda message: serveAudit(self, message))
 
     def _info(self):
         return {"jobs": len(self.registry), "pending": len(self.table)}
+
+    def start(self):
+        """
+        Start the cleanup cycle, and join the cluster: once connected to
+        its store (tried again every L{RECONNECT} seconds until then).
+        """
+        super().start()
+        if self.connect is None:
+            self.node.start()
+            return
+        self._connectOnce()
+
+    def _connectOnce(self):
+        if self.stopping:
+            return
+
+        def connected(store):
+            self._connecting = None
+            self.node.store = store
+            self.log.info("joined the cluster as {server} through {where}",
+                          server=self.node.serverId, where=self.where)
+            return self.node.start()
+
+        def failed(failure):
+            self.node._lost(failure)
+            self._connecting = self.clock.callLater(RECONNECT, self._connectOnce)
+
+        self.connect().addCallbacks(connected, failed)
+
+    def clusterState(self):
+        """
+        What the metrics say of the cluster, as this server last saw it.
+        """
+        live = self.node.live
+        return {
+            "store_up": int(self.node.available),
+            "servers": len(live),
+            "jobs": sum(int(info.get("jobs", 0)) for info in live.values()
+                        if isinstance(info, dict)),
+            "leader": int(self.node.leading),
+            "serving": self.node.serving,
+        }
+
+    def healthProblems(self):
+        """
+        What C{/healthz} says is wrong with this server's place in the
+        cluster: one line while the store cannot be reached.
+        """
+        if self.node.available:
+            return []
+        since = self.node.lostSince
+        return ["cannot reach the cluster's store {}{}: {}; answering for this server's "
+                "own jobs only".format(
+                    self.where,
+                    " for {:.0f} s".format(self.clock.seconds() - since)
+                    if since is not None else "", self.node.lostWhy)]
 
     # Queries
 
@@ -290,7 +357,7 @@ class ClusterHub(Hub):
             if record.jobId in records:
                 records[record.jobId] = (record, self.node.serverId)
         servers = {jobId: server for jobId, (_, server) in records.items()}
-        page = self._listPage([r for r, _ in records.values()], limit, after)
+        page = listPage([r for r, _ in records.values()], limit, after, self.table)
         for row in page:
             row["server"] = servers.get(row["job_id"], "")
         return page
@@ -408,47 +475,14 @@ class ClusterHub(Hub):
         if not self.node.available or len(self.node.live) <= 1:
             return super().historyOf(identity, options)
         options = checkOptions(options, "history")
-        return self._fanOut("history", mergeHistory, super().historyOf(identity, options),
-                            checkLimit(options.get("limit", 100)),
-                            dn=identity.dn, options=options)
-
-    def _serveHistory(self, message):
-        if self.history is None:
-            return {"jobs": [], "queries": []}
-        options = message.get("options") or {}
-        jobId = options.get("job_id")
-        current = [r.jobId for r in self.registry.ofOwner(message["dn"])
-                   if jobId is not None and r.jobId.startswith(jobId)]
-        return self.history.read(message["dn"], jobId,
-                                 checkLimit(options.get("limit", 100)), current)
+        return fanOut(self.node, "history", mergeHistory, super().historyOf(identity, options),
+                      checkLimit(options.get("limit", 100)), dn=identity.dn, options=options)
 
     def auditLog(self, identity, jobId, limit=100):
         mine = super().auditLog(identity, jobId, limit)
         if not self.node.available or len(self.node.live) <= 1:
             return mine
-        return self._fanOut("audit", mergeAudit, mine, limit, j=jobId, n=limit)
-
-    def _serveAudit(self, message):
-        if self.audit is None:
-            return []
-        return self._runInThread(self.audit.read, message["j"], checkLimit(message["n"]))
-
-    def _fanOut(self, kind, merge, mine, keep, **fields):
-        """
-        This server's answer C{mine} merged with every other live server's.
-        """
-        others = [self.node.call(server, kind, **fields)
-                  for server in self.node.live if server != self.node.serverId]
-        d = defer.DeferredList([mine] + others, consumeErrors=True)
-
-        def merged(results):
-            ok, first = results[0]
-            if not ok:
-                return first
-            answers = [first] + [value for ok, value in results[1:] if ok]
-            return merge(answers, keep)
-
-        return d.addCallback(merged)
+        return fanOut(self.node, "audit", mergeAudit, mine, limit, j=jobId, n=limit)
 
     # The cluster's share of the cleanup, and writing again
 
@@ -466,67 +500,6 @@ class ClusterHub(Hub):
             self.log.warn("{count} job(s) given up: held elsewhere in the cluster meanwhile",
                           count=len(given))
 
-    @defer.inlineCallbacks
-    def _beat(self):
-        """
-        The leader's share of the cleanup, once for the cluster: the jobs of
-        a server that died are woken (UDP ones, so that they find their
-        server gone and move; the others notice by themselves), and after
-        L{orphanGrace} forgotten.  A server seen dying is looked at at
-        once; every L{sweepInterval}, all jobs are, for the servers that
-        died before this one led.
-        """
-        now = self.clock.seconds()
-        live = set(self.node.live)
-        died = self._known - live
-        self._known = live
-        if not self.node.leading:
-            self._dead.clear()
-            return
-        for server in died:
-            self._dead.setdefault(server, now)
-        store = self.node.store
-        if self._lastSweep is None or now - self._lastSweep >= self.sweepInterval:
-            self._lastSweep = now
-            for fields in (yield store.allJobs()):
-                if not self.node.isAlive(fields.get("server", "")):
-                    self._dead.setdefault(fields["server"], now)
-        for server, since in list(self._dead.items()):
-            if now - self._nudged.get(server, -NUDGE_EVERY) < NUDGE_EVERY and \
-                    now - since < self.orphanGrace:
-                continue
-            self._nudged[server] = now
-            held = yield store.heldBy(server)
-            if not held or self.node.isAlive(server):
-                del self._dead[server]
-                self._nudged.pop(server, None)
-                continue
-            if now - since >= self.orphanGrace:
-                for jobId in held:
-                    yield store.removeJob(jobId, server, self.config.reserveFor)
-                self.log.info("{count} job(s) of server {server} forgotten: it stopped "
-                              "{grace:.0f} s ago and they did not register again",
-                              count=len(held), server=server, grace=now - since)
-                continue
-            for fields in (yield defer.gatherResults([store.getJob(j) for j in held])):
-                if fields is not None and fields.get("udp_key"):
-                    self._nudge(fields["job_id"], fields["udp_key"], now)
-
-    def _nudge(self, jobId, key, now):
-        """
-        Wake a UDP job whose server died: it fetches, finds its server gone,
-        and registers with another.
-        """
-        sender = self.udpSender
-        if not key or sender is None:
-            return
-        try:
-            secret = bytes.fromhex(key)
-        except ValueError:
-            return
-        # Above any sequence its dead server sent: milliseconds of the clock.
-        sender.send(jobId, int(now * 1000), secret)
-
     # Stopping
 
     @defer.inlineCallbacks
@@ -536,6 +509,8 @@ class ClusterHub(Hub):
         server gone), tell each daemon to register elsewhere, then stop.
         """
         self.stopping = True
+        if self._connecting is not None and self._connecting.active():
+            self._connecting.cancel()
         # Queries of other servers are answered first (asked again where
         # the jobs go), while this server can still tell them.
         self.table.failAll(Retry(UNAVAILABLE, "server {} is stopping".format(

@@ -79,6 +79,7 @@ class ClusterNode:
         self.leading = False
         self.live = {}
         self.lostSince = None
+        self.lostWhy = "not connected yet"
         self.onReconnect = lambda: None
         self.onBeat = lambda: None
         self._handlers = {}
@@ -172,6 +173,7 @@ class ClusterNode:
         self.available = False
         self.leading = False
         self._stale = True
+        self.lostWhy = str(getattr(why, "value", why))
 
     def isAlive(self, server):
         """

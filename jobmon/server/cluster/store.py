@@ -153,6 +153,28 @@ class IClusterStore(Interface):
         """
 
 
+class UnreachableStore:
+    """
+    The store of a server not connected yet: every call fails with
+    L{StoreUnavailable}.
+    """
+
+    def __init__(self, why="not connected yet"):
+        self.why = why
+
+    def __getattr__(self, name):
+        if name not in IClusterStore.names():
+            raise AttributeError(name)
+
+        def unavailable(*args, **kwargs):
+            return defer.fail(StoreUnavailable(self.why))
+
+        return unavailable
+
+    def close(self):
+        pass
+
+
 class _Down:
     """
     Make every call of a L{MemoryStore} fail while it is down.

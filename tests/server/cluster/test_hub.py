@@ -60,7 +60,6 @@ class Cluster:
         node = ClusterNode(self.clock, self.store, serverId=name)
         hub = ClusterHub(self.clock, node, MemoryRequestTable(), self.config)
         hub.wakePort = 8444
-        node.start()
         hub.start()
         self.hubs[name] = hub
         return hub
