@@ -251,11 +251,25 @@ class ClusterNode:
                 call["d"].errback(HolderLost(
                     UNAVAILABLE, "server {} stopped".format(call["server"])))
 
+    def _failCallsUnheard(self):
+        """
+        This server listens again after it lost the store: the answers
+        sent to it meanwhile are lost (nobody listened), so the calls that
+        wait for them are failed, to be tried again (L{Retry}), rather than
+        left to time out.
+        """
+        for callId, call in list(self._calls.items()):
+            del self._calls[callId]
+            call["d"].errback(Retry(
+                UNAVAILABLE, "the answer of server {} may have been lost while this server "
+                "reconnected to the cluster's store".format(call["server"])))
+
     def _received(self, raw):
         if raw is None:
             # The store was reached again: write everything again at the
             # next heartbeat.
             self._stale = True
+            self._failCallsUnheard()
             return
         try:
             message = json.loads(raw)

@@ -341,6 +341,28 @@ class ClusterTestCase(SynchronousTestCase):
         self.answer("B", jobId="job.2")
         self.successResultOf(d)
 
+    def test_answerLostWhileReconnecting(self):
+        """
+        A routed read whose answer came while its server did not listen
+        (its store connection was being made again) is asked again once it
+        listens, rather than waiting until its timeout.
+        """
+        self.register("A")
+        store = self.cluster.store
+        d = self.cluster["B"].query(ALICE, "job.1", {"op": "ls"})
+        self.assertEqual(self.cluster["A"].table.pending("job.1"), 1)
+        # B's subscription is lost: A's answer goes nowhere.
+        listener = store._listeners.pop("B")
+        self.answer("A")
+        self.assertNoResult(d)
+        # Subscribed again: the store tells B.
+        store._listeners["B"] = listener
+        listener(None)
+        self.cluster.beat(0.25, 2)
+        self.assertNoResult(d)
+        self.answer("A")
+        self.assertEqual(self.successResultOf(d).parsed(), {"entries": ["a"]})
+
     def test_orphansForgotten(self):
         """
         The leader forgets the jobs of a dead server that did not register
