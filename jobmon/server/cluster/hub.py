@@ -37,7 +37,7 @@ from jobmon.server.cluster.mirror import MirroredRegistry, recordOf
 from jobmon.server.cluster.node import HolderLost, Retry
 from jobmon.server.cluster.store import StoreUnavailable
 from jobmon.server.cluster.sweep import LeaderSweep
-from jobmon.server.groups import queryGrant, shareGrant
+from jobmon.server.groups import listable, queryGrant, shareGrant
 from jobmon.server.hub import Hub, listPage
 from jobmon.server.identity import Identity
 from jobmon.server.requests import ACTING_OPS, checkInfo, checkLimit, checkOptions
@@ -331,8 +331,19 @@ class ClusterHub(Hub):
         """
         everything, limit, after = self._listOptions(identity, options)
         if not self.node.available:
-            return super().listJobs(identity, options)
+            return self._listLocal(identity, everything, limit, after)
         return self._listShared(identity, everything, limit, after)
+
+    def _listLocal(self, identity, everything, limit, after):
+        """
+        The listing of this server's own jobs only, while the store cannot
+        be reached.
+        """
+        records = listable(self.registry, identity, everything, self.clock.seconds())
+        page = listPage(records, limit, after, self.table)
+        for row in page:
+            row["server"] = self.node.serverId
+        return page
 
     @deferredAsync
     async def _listShared(self, identity, everything, limit, after):
@@ -344,8 +355,9 @@ class ClusterHub(Hub):
                 rows = await store.allJobs()
             else:
                 rows = await store.jobsOf(identity.dn)
-        except StoreUnavailable as e:
-            raise storeDown(e)
+        except StoreUnavailable:
+            # Lost since the last heartbeat: as once it has noticed.
+            return self._listLocal(identity, everything, limit, after)
         records = {}
         for fields in rows:
             record = recordOf(fields)

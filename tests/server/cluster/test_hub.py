@@ -341,6 +341,23 @@ class ClusterTestCase(SynchronousTestCase):
         self.answer("B", jobId="job.2")
         self.successResultOf(d)
 
+    def test_storeLostBeforeHeartbeat(self):
+        """
+        A listing through a server that has not noticed yet that the store
+        is gone shows its own jobs, as once it has noticed, each with its
+        server.
+        """
+        self.register("A", jobId="job.1")
+        self.register("B", jobId="job.2")
+        self.cluster.store.down = True
+        self.assertTrue(self.cluster["A"].node.available)
+        rows = self.successResultOf(self.cluster["A"].listJobs(ALICE))
+        self.assertEqual([(r["job_id"], r["server"]) for r in rows], [("job.1", "A")])
+        self.cluster.beat()
+        self.assertFalse(self.cluster["A"].node.available)
+        rows = self.cluster["A"].listJobs(ALICE)
+        self.assertEqual([(r["job_id"], r["server"]) for r in rows], [("job.1", "A")])
+
     def test_answerLostWhileReconnecting(self):
         """
         A routed read whose answer came while its server did not listen
