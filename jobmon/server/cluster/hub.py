@@ -484,7 +484,7 @@ class ClusterHub(Hub):
     # History and audit, from every server
 
     def historyOf(self, identity, options=None):
-        if not self.node.available or len(self.node.live) <= 1:
+        if not self.node.available:
             return super().historyOf(identity, options)
         options = checkOptions(options, "history")
         return fanOut(self.node, "history", mergeHistory, super().historyOf(identity, options),
@@ -492,7 +492,7 @@ class ClusterHub(Hub):
 
     def auditLog(self, identity, jobId, limit=100):
         mine = super().auditLog(identity, jobId, limit)
-        if not self.node.available or len(self.node.live) <= 1:
+        if not self.node.available:
             return mine
         return fanOut(self.node, "audit", mergeAudit, mine, limit, j=jobId, n=limit)
 

@@ -59,11 +59,19 @@ def serveAudit(hub, message):
 
 def fanOut(node, kind, merge, mine, keep, **fields):
     """
-    This server's answer C{mine} merged with every other live server's.
+    This server's answer C{mine} merged with every other live server's:
+    the live servers as the store says now (also those that joined since
+    this server's last heartbeat), or as that heartbeat saw them when the
+    store cannot say.
     """
-    others = [node.call(server, kind, **fields)
-              for server in node.live if server != node.serverId]
-    d = defer.DeferredList([mine] + others, consumeErrors=True)
+
+    def ask(live):
+        others = [node.call(server, kind, **fields)
+                  for server in live if server != node.serverId]
+        return defer.DeferredList([mine] + others, consumeErrors=True)
+
+    d = defer.maybeDeferred(node.store.servers)
+    d.addErrback(lambda failure: dict(node.live)).addCallback(ask)
 
     def merged(results):
         ok, first = results[0]

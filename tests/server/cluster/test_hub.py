@@ -3,6 +3,7 @@ Tests for L{jobmon.server.cluster.hub}: servers sharing jobs through a store
 (L{MemoryStore} here; the end-to-end tests use a real Redis).
 """
 
+from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -40,6 +41,46 @@ class FakeChannel:
 
     def sendMoved(self):
         self.moved += 1
+
+
+class FakeAudit:
+    """
+    An audit log in memory; records are stamped from a counter shared by
+    every server, so that merged records keep their order.
+    """
+
+    stamps = iter(range(10 ** 9))
+
+    def __init__(self):
+        self.records = []
+
+    def record(self, event, **fields):
+        self.records.append(dict(fields, event=event, time=next(self.stamps)))
+
+    def read(self, jobId, limit):
+        return [r for r in self.records if r.get("job_id") == jobId][-limit:]
+
+
+class FakeHistory(FakeAudit):
+    """
+    A history in memory: the queries and registrations of each user.
+    """
+
+    def read(self, dn, jobId=None, limit=100, current=()):
+        def mine(event):
+            return [r for r in self.records if r["event"] == event
+                    and dn in (r.get("dn"), r.get("owner"))][-limit:]
+
+        return defer.succeed({"jobs": mine("register"), "queries": mine("query")})
+
+
+def keepFiles(hub):
+    """
+    Give C{hub} an audit log and a history (in memory).
+    """
+    hub.audit, hub.history = FakeAudit(), FakeHistory()
+    hub._runInThread = lambda f, *args: defer.maybeDeferred(f, *args)
+    return hub
 
 
 class Cluster:
@@ -379,6 +420,59 @@ class ClusterTestCase(SynchronousTestCase):
         self.assertNoResult(d)
         self.answer("A")
         self.assertEqual(self.successResultOf(d).parsed(), {"entries": ["a"]})
+
+    def test_historyAndAuditEverywhere(self):
+        """
+        A query through B of a job on A is in the history read through C;
+        the job's audit records read through C include A's and B's.
+        """
+        for hub in self.cluster.hubs.values():
+            keepFiles(hub)
+        self.register("A")
+        d = self.cluster["B"].query(ALICE, "job.1", {"op": "ls"})
+        self.answer("A")
+        self.successResultOf(d)
+        history = self.successResultOf(self.cluster["C"].historyOf(ALICE))
+        self.assertEqual([(q["job_id"], q["op"]) for q in history["queries"]],
+                         [("job.1", "ls")])
+        self.assertEqual([j["job_id"] for j in history["jobs"]], ["job.1"])
+        records = self.successResultOf(self.cluster["C"].auditLog(ADMIN, "job.1"))
+        ofA = self.cluster["A"].audit.read("job.1", 100)
+        ofB = self.cluster["B"].audit.read("job.1", 100)
+        self.assertIn("register", [r["event"] for r in ofA])
+        self.assertEqual([r["event"] for r in ofB], ["query"])
+        self.assertEqual(records, sorted(ofA + ofB, key=lambda r: r["time"]))
+
+    def test_historyOfServerJustJoined(self):
+        """
+        History and audit records are read also from a server that joined
+        since the reader's last heartbeat.
+        """
+        for hub in self.cluster.hubs.values():
+            keepFiles(hub)
+        self.cluster.beat()
+        d = keepFiles(self.cluster.add("D"))
+        d._audit("query", dn=ALICE.dn, job_id="job.1", owner=ALICE.dn, op="ls")
+        self.assertNotIn("D", self.cluster["A"].node.live)
+        history = self.successResultOf(self.cluster["A"].historyOf(ALICE))
+        self.assertEqual([q["op"] for q in history["queries"]], ["ls"])
+        records = self.successResultOf(self.cluster["A"].auditLog(ADMIN, "job.1"))
+        self.assertEqual([r["event"] for r in records], ["query"])
+
+    def test_historyStoreDown(self):
+        """
+        With the store down, a server's history and audit log are its own.
+        """
+        for hub in self.cluster.hubs.values():
+            keepFiles(hub)
+        self.cluster["B"]._audit("query", dn=ALICE.dn, job_id="job.1", owner=ALICE.dn,
+                                 op="ls")
+        self.cluster["A"]._audit("query", dn=ALICE.dn, job_id="job.1", owner=ALICE.dn,
+                                 op="cat")
+        self.cluster.store.down = True
+        self.cluster.beat()
+        history = self.successResultOf(self.cluster["A"].historyOf(ALICE))
+        self.assertEqual([q["op"] for q in history["queries"]], ["cat"])
 
     def test_orphansForgotten(self):
         """
