@@ -2,12 +2,21 @@
 End-to-end tests of a cluster: real C{twistd jobmon-server} processes
 sharing jobs through a real C{redis-server} on 127.0.0.1, real daemons in
 every wake mode spread over them, queried through every server.
+
+The daemons are the real L{jobmon.worker.daemon.JobDaemon}s, built from the
+same options as C{twistd jobmon-daemon}, run in this test's process (as in
+C{tests/e2e/test_restart.py}): a daemon process per job would not fit a
+small CI machine.
 """
 
+import json
 import os
+import re
 import time
+import urllib.error
+import urllib.request
 
-from twisted.internet import reactor
+from twisted.internet import defer, reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
@@ -15,23 +24,34 @@ from twisted.trial.unittest import TestCase
 from jobmon import errors
 from jobmon.client import JobMonClient
 from jobmon.errors import JobMonError
+from jobmon.worker.daemon import Options as DaemonOptions
+from jobmon.worker.daemon import buildDaemon, loadStartup
 from tests.redisproc import RedisProcess
 from tests.support import (
     FaultAssertions,
     TestPKI,
     freeUDPPort,
     inThread,
+    spawn,
     startDaemon,
     startServer,
 )
 
+MODES = ("tcp", "udp", "poll")
+NAMES = ("a", "b", "c")
+
 
 class ClusterBase(FaultAssertions, TestCase):
     """
-    A Redis, a PKI and a work directory; servers started on demand.
+    A Redis, a PKI and a work directory; servers started on demand, and
+    daemons run in this process.
+
+    @ivar servers: the servers started, by name.
+    @ivar serverIds: their ids in the cluster, by name.
+    @ivar placed: the server each job was started on, C{{job id: name}}.
     """
 
-    timeout = 180
+    timeout = 120
 
     def setUp(self):
         self.redis = RedisProcess(self)
@@ -42,50 +62,401 @@ class ClusterBase(FaultAssertions, TestCase):
             f.write(b"hello\n")
         self.udpPort = freeUDPPort()
         self.servers = {}
+        self.serverIds = {}
+        self.placed = {}
+        self._clients = {}
 
-    async def startServer(self, name, *extra, redis=None):
-        server = await startServer(
-            self, self.tpki,
+    def serverArgs(self, name, redis=None):
+        """
+        The arguments of server C{name} in this test's cluster.
+        """
+        return (
             "--redis", redis or self.redis.url(),
             "--audit-log", os.path.join(self.tpki.base, name + "-audit.jsonl"),
             "--history", os.path.join(self.tpki.base, name + "-history.sqlite3"),
             "--udp-broadcast", "127.255.255.255:{}".format(self.udpPort),
             "--reregister-interval", "5", "--cleanup-interval", "1",
-            *extra,
+            "--query-rate", "1000", "--query-burst", "1000",
+            "--user-rate", "1000", "--user-burst", "1000",
         )
+
+    async def startServer(self, name, *extra, redis=None):
+        server = await startServer(self, self.tpki, *self.serverArgs(name, redis), *extra)
         self.servers[name] = server
-        await server.proto.waitFor(r"joined the cluster")
+
+        def keepOutput():
+            # What the server said, for whoever looks into a failure.
+            with open(os.path.join(self.tpki.base, name + "-output.log"), "wb") as f:
+                f.write(bytes(server.proto.output))
+
+        self.addCleanup(keepOutput)
+        match = await server.proto.waitFor(r"joined the cluster as (\S+) through")
+        self.serverIds[name] = match.group(1)
         return server
 
-    def client(self, server, who="alice"):
-        c = JobMonClient(server.url, proxy=self.tpki.proxies[who], caDir=self.tpki.caDir,
-                         timeout=30)
-        self.addCleanup(c.close)
-        return c
+    async def startCluster(self, extra=None):
+        """
+        Start the servers of L{NAMES} side by side.
 
-    async def waitUntil(self, check, limit, what):
+        @param extra: extra arguments, by server name.
+        """
+        extra = extra or {}
+        await defer.gatherResults([
+            Deferred.fromCoroutine(self.startServer(name, *extra.get(name, ())))
+            for name in NAMES])
+
+    def daemon(self, names, jobId, mode, who="alice"):
+        """
+        Start a daemon in this process for job C{jobId} in wake C{mode},
+        with the servers C{names} (their URLs, or URLs themselves); it
+        is stopped at the test's end.
+        """
+        options = DaemonOptions()
+        args = []
+        for name in names:
+            args += ["--server", self.servers[name].url if name in self.servers else name]
+        options.parseOptions(args + [
+            "--job-id", jobId, "--wake", mode, "--workdir", self.workdir,
+            "--proxy", self.tpki.proxies[who], "--ca-dir", self.tpki.caDir,
+            "--retry-initial-delay", "0.2", "--retry-max-delay", "1",
+            "--job-pid", str(os.getpid()),
+        ])
+        daemon = buildDaemon(reactor, options, loadStartup(options))
+        daemon.startService()
+        self.addCleanup(lambda: defer.maybeDeferred(daemon.stopService).addTimeout(
+            15, reactor))
+        self.placed[jobId] = names[0]
+        return daemon
+
+    def startJobs(self, perMode=len(NAMES)):
+        """
+        Start C{perMode} daemons in each wake mode: C{MODE.I} on server
+        C{NAMES[I % 3]}, so that each server holds a job in each mode.
+
+        @return: the job ids.
+        """
+        jobIds = []
+        for mode in MODES:
+            for i in range(perMode):
+                jobId = "{}.{}".format(mode, i)
+                self.daemon([NAMES[i % len(NAMES)]], jobId, mode)
+                jobIds.append(jobId)
+        return jobIds
+
+    def client(self, name, who="alice"):
+        """
+        A client of server C{name} as C{who}, one for each (server, user):
+        clients are not shared between threads at once by the tests.
+        """
+        key = (name, who)
+        if key not in self._clients:
+            c = JobMonClient(self.servers[name].url, proxy=self.tpki.proxies[who],
+                             caDir=self.tpki.caDir, timeout=30)
+            self.addCleanup(c.close)
+            self._clients[key] = c
+        return self._clients[key]
+
+    async def waitUntil(self, check, limit, what, last=None):
+        """
+        Call C{check} (a coroutine function) until it returns true, at most
+        C{limit} seconds.
+
+        @param last: a callable returning what the failure message shows
+            of the last try.
+        @return: the seconds it took.
+        """
         start = time.monotonic()
         while time.monotonic() - start < limit:
             if await check():
-                return time.monotonic() - start
+                took = time.monotonic() - start
+                # A last try that began in time but ended late does not count.
+                self.assertLessEqual(took, limit, "{} took {:.1f} s".format(what, took))
+                return took
             await deferLater(reactor, 0.1, lambda: None)
-        self.fail("{} did not happen within {} s".format(what, limit))
+        self.fail("{} did not happen within {} s{}".format(
+            what, limit, ": {}".format(last()) if last is not None else ""))
+
+    async def listed(self, name, who="alice", everything=False):
+        """
+        The jobs listed through server C{name}: C{{job id: row}}.
+        """
+        rows = await inThread(self.client(name, who).listJobs, everything)
+        return {row["job_id"]: row for row in rows}
+
+    async def waitForJobs(self, jobIds, limit=20, where=None):
+        """
+        Wait until every one of C{jobIds} is listed ready through the first
+        server, held by the server it was started on (or by any server
+        if C{where} is C{False}).
+
+        @return: the seconds it took.
+        """
+        where = self.placed if where is None else where
+
+        async def ready():
+            try:
+                jobs = await self.listed(NAMES[0] if NAMES[0] in self.servers
+                                         else sorted(self.servers)[0])
+            except JobMonError:
+                return False
+            return all(
+                jobId in jobs and jobs[jobId]["state"] == "ready"
+                and (not where or jobs[jobId]["server"] == self.serverIds[where[jobId]])
+                for jobId in jobIds)
+
+        return await self.waitUntil(ready, limit, "the jobs' registration")
+
+    async def cat(self, name, jobId, who="alice", timeout=10):
+        """
+        Read C{job.log} of C{jobId} through server C{name}.
+        """
+        result = await inThread(self.client(name, who).query, jobId,
+                                {"op": "cat", "path": "job.log", "timeout": timeout})
+        return result["data"]
+
+    async def catEverywhere(self, jobIds, names=None, timeout=10):
+        """
+        Read C{job.log} of each job through each server (each server's
+        client in a thread of its own), each within C{timeout} seconds.
+
+        @return: the failures, as C{(server, job id, code, message)}.
+        """
+        failures = []
+
+        async def through(name):
+            for jobId in jobIds:
+                try:
+                    data = await self.cat(name, jobId, timeout=timeout)
+                except JobMonError as e:
+                    failures.append((name, jobId, e.code, e.message))
+                else:
+                    if data != b"hello\n":
+                        failures.append((name, jobId, None, data))
+
+        await defer.gatherResults([Deferred.fromCoroutine(through(name))
+                                   for name in (names or sorted(self.servers))])
+        return failures
 
 
 class RoutingTests(ClusterBase):
-    def test_queryThroughOtherServer(self):
-        return Deferred.fromCoroutine(self._queryThroughOtherServer())
+    """
+    Three servers, jobs in each wake mode on each: every job is seen and
+    queried through every server, by its owner only.
+    """
 
-    async def _queryThroughOtherServer(self):
+    async def test_everyJobThroughEveryServer(self):
+        """
+        Each job answers a query through each server; each server lists
+        every job of the caller with the server that holds it, and every
+        job for an admin; another user sees none of them anywhere.
+        """
+        await self.startCluster()
+        jobIds = self.startJobs()
+        await self.waitForJobs(jobIds)
+        self.assertEqual(await self.catEverywhere(jobIds), [])
+        alice = self.tpki.dn("alice")
+        for name in NAMES:
+            for who, everything in (("alice", False), ("admin", True)):
+                jobs = await self.listed(name, who, everything)
+                self.assertEqual(sorted(jobs), sorted(jobIds), (name, who))
+                for jobId, row in jobs.items():
+                    self.assertEqual(
+                        (row["server"], row["mode"], row["owner"], row["state"]),
+                        (self.serverIds[self.placed[jobId]], jobId.split(".")[0], alice,
+                         "ready"), (name, who, jobId))
+            self.assertEqual(await self.listed(name, "bob"), {})
+            for jobId in jobIds:
+                await self.assertFault(errors.NO_SUCH_JOB, self.client(name, "bob").query,
+                                       jobId, {"op": "cat", "path": "job.log"})
+
+    async def test_ownershipClusterWide(self):
+        """
+        Nobody else can register a job id that its owner's job holds on
+        another server, nor one reserved for her after her job ended
+        there.
+        """
+        await self.startCluster()
+        daemon = self.daemon(["a"], "job.1", "poll")
+        await self.waitForJobs(["job.1"])
+        for name in NAMES:
+            bob = self.client(name, "bob")
+            e = await self.assertFault(errors.JOB_CONFLICT, bob._call, "jobmon.registerJob",
+                                       ("job.1", {"wake": "poll"}))
+            self.assertIn("another identity", e.message)
+        # Alice's job is untouched, and still hers, held by a.
+        jobs = await self.listed("c")
+        self.assertEqual(jobs["job.1"]["server"], self.serverIds["a"])
+        self.assertEqual(await self.cat("b", "job.1"), b"hello\n")
+        # Her job ends: its id stays hers, in the whole cluster.
+        await daemon.stopService()
+
+        async def gone():
+            return "job.1" not in await self.listed("b")
+
+        await self.waitUntil(gone, 10, "the end of job.1")
+        for name in ("b", "c"):
+            await self.assertFault(errors.JOB_CONFLICT, self.client(name, "bob")._call,
+                                   "jobmon.registerJob", ("job.1", {"wake": "poll"}))
+
+
+class StoreLossTests(ClusterBase):
+    """
+    The cluster's Redis goes away and comes back empty.
+    """
+
+    def health(self, server):
+        """
+        C{/healthz} of a server started with C{--metrics-port 0}: its
+        status and text.
+        """
+        port = int(re.search(r"metrics on (\d+)", server.proto.output.decode()).group(1))
+        try:
+            with urllib.request.urlopen(
+                    "http://127.0.0.1:{}/healthz".format(port), timeout=10) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    async def test_redisRestarted(self):
+        """
+        While Redis is down each server answers for its own jobs, refuses
+        (503, naming the store) queries for the others' and says so on
+        C{/healthz}; once Redis is back, empty, every job is queryable
+        through every server again within 10 s; no server stopped.
+        """
+        await self.startCluster({"a": ("--metrics-port", "0")})
+        jobIds = self.startJobs()
+        await self.waitForJobs(jobIds)
+        a = self.servers["a"]
+        self.assertEqual(await inThread(self.health, a), (200, "ok\n"))
+        self.redis.stop()
+
+        async def unhealthy():
+            return (await inThread(self.health, a))[0] == 503
+
+        await self.waitUntil(unhealthy, 5, "/healthz saying 503")
+        status, text = await inThread(self.health, a)
+        self.assertIn("cluster's store", text)
+        self.assertIn("127.0.0.1:{}".format(self.redis.port), text)
+        for jobId in jobIds:
+            own = self.placed[jobId]
+            self.assertEqual(await self.cat(own, jobId), b"hello\n")
+            for name in NAMES:
+                if name != own:
+                    e = await self.assertFault(errors.UNAVAILABLE, self.client(name).query,
+                                               jobId, {"op": "cat", "path": "job.log"})
+                    self.assertIn("store", e.message)
+        # Each server lists its own jobs still.
+        for name in NAMES:
+            mine = sorted(j for j in jobIds if self.placed[j] == name)
+            self.assertEqual(sorted(await self.listed(name)), mine)
+        self.redis.start()
+        failures = []
+
+        async def everywhere():
+            # A query that hangs (its answer lost) counts against the 10 s.
+            failures[:] = await self.catEverywhere(jobIds)
+            return failures == []
+
+        took = await self.waitUntil(everywhere, 10, "every job answering everywhere",
+                                    lambda: failures)
+        print("every job answered through every server {:.1f} s after Redis came "
+              "back".format(took))
+        self.assertEqual(await inThread(self.health, a), (200, "ok\n"))
+        jobs = await self.listed("b")
+        self.assertEqual(sorted(jobs), sorted(jobIds))
+        self.assertEqual([n for n, s in self.servers.items() if not s.proto.running], [])
+
+
+class PasswordTests(ClusterBase):
+    """
+    A Redis that demands a password.
+    """
+
+    async def failedStart(self, url):
+        """
+        Start a server on C{url}: it must exit at once, non-zero.
+
+        @return: its output's lines.
+        """
+        args = ["-n", "--pidfile=", "jobmon-server", "--interface", "127.0.0.1",
+                "--https-port", "0", "--wake-port", "0",
+                "--hostcert", self.tpki.hostCert, "--hostkey", self.tpki.hostKey,
+                "--ca-dir", self.tpki.caDir] + list(self.serverArgs("x", url))
+        proto = spawn(self, "jobmon-server", args)
+        code = await proto.whenEnded().addTimeout(20, reactor)
+        output = proto.output.decode("utf-8", "replace")
+        self.assertNotEqual(code, 0, output)
+        return [line for line in output.splitlines() if line.strip()]
+
+    async def test_password(self):
+        """
+        Without the password, or with a wrong one, the server does not
+        start and says why in one line; with it, it joins the cluster.
+        """
+        secured = RedisProcess(self, password="s3cret-pw")
+        lines = await self.failedStart(secured.url(password=""))
+        self.assertEqual(len(lines), 1, lines)
+        self.assertIn("NOAUTH", lines[0])
+        self.assertIn("password", lines[0])
+        lines = await self.failedStart(secured.url(password="wrong-pw"))
+        self.assertEqual(len(lines), 1, lines)
+        self.assertIn("WRONGPASS", lines[0])
+        self.assertNotIn("wrong-pw", lines[0])
+        await self.startServer("a", redis=secured.url())
+        await self.startServer("b", redis=secured.url())
+        self.daemon(["a"], "job.1", "tcp")
+        await self.waitForJobs(["job.1"])
+        self.assertEqual(await self.cat("b", "job.1"), b"hello\n")
+
+
+class HistoryTests(ClusterBase):
+    """
+    History and audit records are kept where they happen, and read from
+    any server.
+    """
+
+    async def test_historyAndAuditFromAnyServer(self):
+        """
+        A query through b of a job on a is in the history read through c;
+        the job's audit records read through c include a's (its
+        registration) and b's (the query).
+        """
+        await self.startCluster()
+        self.daemon(["a"], "job.1", "tcp")
+        await self.waitForJobs(["job.1"])
+        self.assertEqual(await self.cat("b", "job.1"), b"hello\n")
+        history = await inThread(self.client("c").history)
+        self.assertIn(("job.1", "cat", {"path": "job.log"}, "ok"),
+                      [(q["job_id"], q["op"], q["args"], q["outcome"])
+                       for q in history["queries"]], history)
+        self.assertIn("job.1", [j["job_id"] for j in history["jobs"]])
+        records = await inThread(self.client("c", "admin").auditLog, "job.1", 100)
+
+        def kept(name):
+            with open(os.path.join(self.tpki.base, name + "-audit.jsonl")) as f:
+                return [json.loads(line) for line in f if '"job.1"' in line]
+
+        fromA, fromB = kept("a"), kept("b")
+        self.assertIn("register", [r["event"] for r in fromA])
+        self.assertIn("query", [r["event"] for r in fromB])
+        for record in fromA + fromB:
+            self.assertIn(record, records)
+        self.assertEqual(kept("c"), [])
+
+
+class RoutingSmokeTests(ClusterBase):
+    async def test_queryThroughOtherServer(self):
+        """
+        A daemon process registered with a; alice reads through b, bob
+        cannot.
+        """
         a = await self.startServer("a")
-        b = await self.startServer("b")
+        await self.startServer("b")
         await startDaemon(self, a, "job.1", self.workdir, self.tpki.proxies["alice"],
                           self.tpki.caDir)
-        result = await inThread(self.client(b).query, "job.1",
-                                {"op": "cat", "path": "job.log"})
-        self.assertEqual(result["data"], b"hello\n")
-        jobs = await inThread(self.client(b).listJobs)
+        self.assertEqual(await self.cat("b", "job.1"), b"hello\n")
+        jobs = await inThread(self.client("b").listJobs)
         self.assertEqual([(j["job_id"], j["state"]) for j in jobs], [("job.1", "ready")])
-        with self.assertRaises(JobMonError) as e:
-            await inThread(self.client(b, "bob").query, "job.1", {"op": "ls"})
-        self.assertEqual(e.exception.code, errors.NO_SUCH_JOB)
+        await self.assertFault(errors.NO_SUCH_JOB, self.client("b", "bob").query, "job.1",
+                               {"op": "ls"})
