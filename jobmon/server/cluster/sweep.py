@@ -45,11 +45,12 @@ class LeaderSweep:
         live = set(self.hub.node.live)
         died = self._known - live
         self._known = live
-        if not self.hub.node.leading:
-            self._dead.clear()
-            return
         for server in died:
+            # Kept while another leads: this server may lead before the
+            # dead one's jobs are dealt with.
             self._dead.setdefault(server, now)
+        if not self.hub.node.leading:
+            return
         store = self.hub.node.store
         if self._lastSweep is None or now - self._lastSweep >= self.sweepInterval:
             self._lastSweep = now

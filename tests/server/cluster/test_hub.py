@@ -390,3 +390,119 @@ class ClusterTestCase(SynchronousTestCase):
         self.cluster.kill(leaders[0])
         self.cluster.beat(1.0, 4)
         self.assertEqual(len([h for h in self.cluster.hubs.values() if h.node.leading]), 1)
+
+
+class ClusterReportsTests(ClusterTestCase):
+    """
+    What a server of a cluster reports: metrics, C{/healthz}, history and
+    audit from every server.
+    """
+
+    def test_gauges(self):
+        """
+        The metrics carry the cluster's gauges: the store up, live servers,
+        jobs in the whole cluster, whether this server leads.
+        """
+        from jobmon.server.metrics import Metrics
+        self.register("A", jobId="job.1")
+        self.register("B", jobId="job.2")
+        self.cluster.beat()
+        hub = self.cluster["C"]
+        metrics = Metrics()
+        metrics.watch(hub)
+        text = metrics.render().decode("utf-8")
+        self.assertIn("jobmon_cluster_store_up 1.0", text)
+        self.assertIn("jobmon_cluster_servers 3.0", text)
+        self.assertIn("jobmon_cluster_jobs 2.0", text)
+        self.assertIn("jobmon_cluster_leader", text)
+        self.cluster.store.down = True
+        self.cluster.beat()
+        self.assertIn("jobmon_cluster_store_up 0.0", metrics.render().decode("utf-8"))
+
+    def test_healthz(self):
+        """
+        C{/healthz} answers 503 naming the store while it cannot be
+        reached, and ok once it is back.
+        """
+        from jobmon.server.health import MetricsSite
+        from jobmon.server.metrics import Metrics, MetricsResource
+        from tests.server.test_health import get
+        hub = self.cluster["A"]
+        site = MetricsSite(MetricsResource(Metrics(), hub))
+        self.assertIn(b"200 OK", get(site, b"/healthz"))
+        self.cluster.store.down = True
+        self.cluster.beat()
+        response = get(site, b"/healthz")
+        self.assertIn(b"503", response)
+        self.assertIn(b"cannot reach the cluster's store", response)
+        self.cluster.store.down = False
+        self.cluster.beat()
+        self.assertIn(b"200 OK", get(site, b"/healthz"))
+
+    def test_historyFromEveryServer(self):
+        """
+        A user's history read through one server holds what every live
+        server keeps, newest last.
+        """
+        class FakeHistory:
+            def __init__(self, rows):
+                self.rows = rows
+
+            def read(self, dn, jobId, limit, current):
+                return {"jobs": [r for r in self.rows if r.get("registered")],
+                        "queries": [r for r in self.rows if r.get("time")]}
+
+            def record(self, event, **fields):
+                pass
+
+        self.cluster["A"].history = FakeHistory([{"registered": 1.0, "job_id": "a"},
+                                                 {"time": 5.0, "job_id": "a"}])
+        self.cluster["B"].history = FakeHistory([{"time": 3.0, "job_id": "b"}])
+        self.cluster["C"].history = FakeHistory([{"registered": 2.0, "job_id": "c"}])
+        self.cluster.beat()
+        history = self.successResultOf(self.cluster["C"].historyOf(ALICE, {"limit": 10}))
+        self.assertEqual([r["job_id"] for r in history["jobs"]], ["a", "c"])
+        self.assertEqual([r["time"] for r in history["queries"]], [3.0, 5.0])
+        history = self.successResultOf(self.cluster["C"].historyOf(ALICE, {"limit": 1}))
+        self.assertEqual([r["time"] for r in history["queries"]], [5.0])
+
+    def test_auditFromEveryServer(self):
+        """
+        A job's audit records read through one server come from every
+        server, in time order; only admins may read them.
+        """
+        class FakeAudit:
+            def __init__(self, records):
+                self.records = records
+
+            def read(self, jobId, limit):
+                return [r for r in self.records if r["job_id"] == jobId][-limit:]
+
+            def record(self, event, **fields):
+                pass
+
+        def inline(f, *args):
+            return defer.maybeDeferred(f, *args)
+
+        from twisted.internet import defer
+        for name, times in (("A", [1.0, 4.0]), ("B", [2.0]), ("C", [3.0])):
+            hub = self.cluster[name]
+            hub.audit = FakeAudit([{"job_id": "job.1", "time": t, "server": name}
+                                   for t in times])
+            hub._runInThread = inline
+        self.cluster.beat()
+        records = self.successResultOf(self.cluster["C"].auditLog(ADMIN, "job.1", 3))
+        self.assertEqual([(r["time"], r["server"]) for r in records],
+                         [(2.0, "B"), (3.0, "C"), (4.0, "A")])
+        self.assertRaises(JobMonError, self.cluster["C"].auditLog, ALICE, "job.1")
+
+    def test_listWithoutStore(self):
+        """
+        With the store down, C{listJobs} shows this server's own jobs.
+        """
+        self.register("A", jobId="job.1")
+        self.register("B", jobId="job.2")
+        self.cluster.store.down = True
+        self.cluster.beat()
+        rows = self.cluster["A"].listJobs(ALICE)
+        self.assertEqual([r["job_id"] for r in rows], ["job.1"])
