@@ -233,12 +233,30 @@ def _endpoint(reactor, target, timeout):
     return endpoint
 
 
+def _buildCommand(self, *args, **kwargs):
+    """
+    Encode a command, as C{BaseRedisProtocol._build_command} does but in a
+    fifth of the time (it is most of the cost of a call).
+    """
+    parts = [b"*%d\r\n" % (len(args),)]
+    for arg in args:
+        if isinstance(arg, str):
+            arg = arg.encode("utf-8")
+        elif isinstance(arg, int):
+            arg = b"%d" % (arg,)
+        elif not isinstance(arg, bytes):
+            arg = self._encode_value(arg)
+        parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
+    return b"".join(parts)
+
+
 class _CommandProtocol(BaseRedisProtocol):
     """
     A connection for commands: tells its L{_Link} when it is lost.
     """
 
     link = None
+    _build_command = _buildCommand
 
     def itself(self):
         return self
@@ -262,6 +280,7 @@ class _SubscriberProtocol(SubscriberProtocol):
 
     link = None
     store = None
+    _build_command = _buildCommand
 
     def itself(self):
         return self
