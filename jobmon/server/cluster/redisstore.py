@@ -256,6 +256,7 @@ class _CommandProtocol(BaseRedisProtocol):
     """
 
     link = None
+    lostReason = None
     _build_command = _buildCommand
 
     def itself(self):
@@ -268,6 +269,7 @@ class _CommandProtocol(BaseRedisProtocol):
         return BaseRedisProtocol.connectionMade(self)
 
     def connectionLost(self, why):
+        self.lostReason = why
         BaseRedisProtocol.connectionLost(self, why)
         if self.link is not None:
             self.link.lost(self)
@@ -280,6 +282,7 @@ class _SubscriberProtocol(SubscriberProtocol):
 
     link = None
     store = None
+    lostReason = None
     _build_command = _buildCommand
 
     def itself(self):
@@ -291,6 +294,7 @@ class _SubscriberProtocol(SubscriberProtocol):
         self.store._message(channel, message)
 
     def connectionLost(self, why):
+        self.lostReason = why
         SubscriberProtocol.connectionLost(self, why)
         if self.link is not None:
             self.link.lost(self)
@@ -360,6 +364,11 @@ class _Link:
         def failed(failure):
             self._attempting = None
             for protocol in connected:
+                why = protocol.lostReason
+                if why is not None and failure.check(RedisError) and not why.check(
+                        error.ConnectionDone, error.ConnectionLost):
+                    # The reason the connection was lost (TLS...) says more.
+                    failure = why
                 protocol.link = None
                 protocol.transport.abortConnection()
             self._tell(failure)
