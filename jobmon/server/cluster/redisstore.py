@@ -33,7 +33,7 @@ import json
 from OpenSSL import SSL
 from service_identity import VerificationError
 from twisted.application.internet import backoffPolicy
-from twisted.internet import defer, error, ssl
+from twisted.internet import defer, error, ssl, task
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
@@ -60,6 +60,7 @@ BATCH = 1000
 
 REPLY_TIMEOUT = 2.0
 CONNECT_TIMEOUT = 2.0
+KEEPALIVE = 10.0
 
 _RESERVED_FIELDS = ("owner", "server", "job_id")
 
@@ -326,7 +327,7 @@ class RedisStore:
     log = Logger()
 
     def __init__(self, reactor, target, prefix="jobmon:", timeout=REPLY_TIMEOUT,
-                 connectTimeout=CONNECT_TIMEOUT, retryPolicy=None):
+                 connectTimeout=CONNECT_TIMEOUT, retryPolicy=None, keepalive=KEEPALIVE):
         """
         @param reactor: the reactor.
         @param target: a L{jobmon.server.cluster.redisurl.RedisTarget}.
@@ -335,6 +336,9 @@ class RedisStore:
         @param connectTimeout: seconds a connection attempt may take.
         @param retryPolicy: seconds to wait before the Nth attempt to
             connect again (default: from 0.1 s up to 2 s).
+        @param keepalive: seconds between the C{PING}s on the connection
+            that receives messages, which otherwise would not notice a
+            Redis gone silently (a dead host, a firewall's dropped state).
         """
         self._reactor = reactor
         self._target = target
@@ -346,9 +350,11 @@ class RedisStore:
         self._link = _Link(reactor, self._endpoint, _Factory(self, _CommandProtocol),
                            self._ready, self._retryPolicy)
         self._subscriber = None
+        self._keepalive = task.LoopingCall(self._ping)
+        self._keepalive.clock = reactor
+        self._keepaliveInterval = keepalive
         self._listeners = {}
         self._listened = False
-        self._closed = False
 
     def __repr__(self):
         return "<RedisStore %s>" % (self._target,)
@@ -573,10 +579,15 @@ class RedisStore:
                 self._reactor, self._endpoint, _Factory(self, _SubscriberProtocol),
                 self._subscribe, self._retryPolicy, ready=self._subscribed)
             d = self._subscriber.start()
-            d.addErrback(lambda f: defer.fail(StoreUnavailable(
-                "cannot listen on Redis at %s: %s" % (
-                    self._target.address(), f.getErrorMessage()))))
-            return d.addCallback(lambda _: None)
+            self._keepalive.start(self._keepaliveInterval, now=False)
+
+            def failed(failure):
+                # Still trying: reaching it later is reaching it again.
+                self._listened = True
+                raise StoreUnavailable("cannot listen on Redis at %s: %s" % (
+                    self._target.address(), failure.getErrorMessage()))
+
+            return d.addCallbacks(lambda _: None, failed)
         protocol = self._subscriber.protocol
         if protocol is None:
             # Subscribed when connected again.
@@ -604,6 +615,12 @@ class RedisStore:
                 received(None)
         self._listened = True
 
+    def _ping(self):
+        protocol = self._subscriber.protocol
+        if protocol is not None:
+            # On no answer, _execute drops the connection: it is made again.
+            self._execute(protocol, "PING").addErrback(lambda _: None)
+
     def _message(self, channel, message):
         received = self._listeners.get(channel)
         if received is not None:
@@ -617,8 +634,9 @@ class RedisStore:
 
         @return: a L{Deferred} that fires when they are closed.
         """
-        self._closed = True
         self._listeners.clear()
+        if self._keepalive.running:
+            self._keepalive.stop()
         stopping = [self._link.stop()]
         if self._subscriber is not None:
             stopping.append(self._subscriber.stop())

@@ -545,6 +545,40 @@ class RedisOnlyTests(TestCase):
             self.fail("the store did not come back")
 
     @defer.inlineCallbacks
+    def test_keepalive(self):
+        """
+        The connection that receives messages notices a Redis gone silent
+        (here: stopped with SIGSTOP) by its pings, and is made again when
+        it answers again: the listener is told.
+        """
+        redis = RedisProcess(self)
+        store = RedisStore(reactor, parseRedisURL(redis.url()), timeout=0.3, keepalive=0.2)
+        self.addCleanup(store.close)
+        received = Received()
+        yield store.listen("s1", received)
+        redis.pause()
+        yield task.deferLater(reactor, 0.8, lambda: None)
+        back = received.next(reactor)
+        redis.resume()
+        yield back
+        self.assertEqual(received.messages, [None])
+
+    @defer.inlineCallbacks
+    def test_scriptsFlushed(self):
+        """
+        Scripts flushed from Redis are sent again.
+        """
+        redis = RedisProcess(self)
+        store = yield connectStore(reactor, parseRedisURL(redis.url()))
+        self.addCleanup(store.close)
+        yield store.claimJob("j1", "/CN=alice", "s1", fields())
+        yield store.claimJob("j1", "/CN=alice", "s1", fields())
+        self.assertEqual(redis.command("SCRIPT", "FLUSH"), "+OK")
+        self.assertEqual((yield store.claimJob("j1", "/CN=alice", "s1", fields())),
+                         ("ok", None))
+        self.assertEqual((yield store.getJob("j1"))["owner"], "/CN=alice")
+
+    @defer.inlineCallbacks
     def test_killed(self):
         """
         A Redis killed (SIGKILL) and started again: calls fail meanwhile, and
