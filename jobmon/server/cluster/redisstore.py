@@ -193,8 +193,12 @@ class _Link:
     @ivar protocol: the connection ready for use, or L{None}.
     """
 
-    def __init__(self, reactor, endpoint, factory, hello, retryPolicy, ready=None):
+    log = Logger()
+
+    def __init__(self, reactor, endpoint, factory, hello, retryPolicy, ready=None,
+                 target=None):
         self._ready = ready
+        self._target = target
         self._reactor = reactor
         self._endpoint = endpoint
         self._factory = factory
@@ -243,7 +247,10 @@ class _Link:
             self.protocol = protocol
             self._tell(protocol)
             if self._ready is not None:
-                self._ready(protocol)
+                try:
+                    self._ready(protocol)
+                except Exception:
+                    self.log.failure("after connecting to Redis")
 
         def failed(failure):
             self._attempting = None
@@ -258,6 +265,8 @@ class _Link:
             self._tell(failure)
             if not failure.check(defer.CancelledError):
                 self._failures += 1
+                if self._failures == 1 and self._target is not None:
+                    self.log.warn("Redis: {why}; trying again", why=explain(self._target, failure))
                 self._later()
 
         connecting.addCallback(hello).addCallbacks(ready, failed)
@@ -278,6 +287,9 @@ class _Link:
         """
         if protocol is self.protocol:
             self.protocol = None
+            if self._target is not None:
+                self.log.warn("lost the connection to Redis at {redis}; connecting again",
+                              redis=self._target.address())
             self._later()
         closing, self._closing = self._closing, []
         for d in closing:
@@ -348,7 +360,7 @@ class RedisStore:
         self._retryPolicy = retryPolicy or backoffPolicy(
             initialDelay=0.1, maxDelay=2.0, factor=2.0)
         self._link = _Link(reactor, self._endpoint, _Factory(self, _CommandProtocol),
-                           self._ready, self._retryPolicy)
+                           self._ready, self._retryPolicy, target=target)
         self._subscriber = None
         self._keepalive = task.LoopingCall(self._ping)
         self._keepalive.clock = reactor
@@ -455,7 +467,7 @@ class RedisStore:
 
     def _ready(self, protocol):
         def ready(_):
-            self.log.info("connected to Redis at {redis}", redis=str(self._target))
+            self.log.info("connected to Redis at {redis}", redis=self._target.redacted())
 
         return self._hello(protocol).addCallback(ready)
 
@@ -626,7 +638,10 @@ class RedisStore:
         if received is not None:
             if isinstance(message, bytes):
                 message = message.decode("utf-8", "replace")
-            received(message)
+            try:
+                received(message)
+            except Exception:
+                self.log.failure("handling a message from Redis")
 
     def close(self):
         """
