@@ -27,7 +27,8 @@ JOB_FIELDS = (
     "state",  # connecting or ready
     "registered",  # when it registered, seconds since the epoch, as text
     "last_seen",  # when its server last wrote the record, as text
-    "udp",  # for UDP jobs: JSON {"host", "port", "key"}: how to wake it; else ""
+    "info",  # JSON: what of its registration's info authorizes queries (shares), names its daemon
+    "udp_key",  # for UDP jobs: the hex key of the MAC of its wakes; else ""
 )
 """The fields of a job's record, all strings."""
 
