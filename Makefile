@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slurm venv bench clean redis-server
+.PHONY: demo demo-cluster test test-slurm venv bench clean redis-server
 
 venv: $(STAMP)
 
@@ -21,6 +21,10 @@ $(STAMP): pyproject.toml $(shell find jobmon twisted -name '*.py' 2>/dev/null)
 
 demo: $(STAMP)
 	$(BIN)/python demo/run_demo.py
+
+# Two servers sharing jobs through a Redis (installed from Debian if missing).
+demo-cluster: $(STAMP) redis-server
+	$(BIN)/python demo/run_cluster_demo.py
 
 test: $(STAMP) redis-server
 	$(BIN)/python -m twisted.trial --temp-directory=_trial_temp $(TRIAL_ARGS) tests
@@ -40,4 +44,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info _trial_temp* demo-run bench/out
+	rm -rf $(VENV) build *.egg-info _trial_temp* demo-run demo-cluster-run bench/out
