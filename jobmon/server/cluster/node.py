@@ -66,7 +66,7 @@ class ClusterNode:
 
     log = Logger()
 
-    def __init__(self, clock, store, serverId=None, beat=1.0, ttl=3.0, info=None,
+    def __init__(self, clock, store, serverId=None, beat=1.0, ttl=5.0, info=None,
                  callTimeout=5.0):
         self.clock = clock
         self.store = store
