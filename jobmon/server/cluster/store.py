@@ -120,7 +120,8 @@ class IClusterStore(Interface):
 
     def leave(server):
         """
-        Forget C{server}'s heartbeat at once (a clean stop).
+        Forget C{server}'s heartbeat, and its lead if it leads, at once (a
+        clean stop).
         """
 
     def lead(server, ttl):
@@ -283,7 +284,12 @@ class MemoryStore:
         return self._call(self._live, server)
 
     def leave(self, server):
-        return self._call(lambda: self._alive.pop(server, None) and None)
+        def leave():
+            self._alive.pop(server, None)
+            if self._leader is not None and self._leader[0] == server:
+                self._leader = None
+
+        return self._call(leave)
 
     def lead(self, server, ttl):
         def lead():
