@@ -117,10 +117,11 @@ end
 return cjson.encode(out)
 """
 
-# KEYS: alive, servers.  ARGV: server.
+# KEYS: alive, servers, leader.  ARGV: server.
 LEAVE = """
 redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], ARGV[1])
+if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
 return 1
 """
 

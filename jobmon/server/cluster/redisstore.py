@@ -570,7 +570,7 @@ class RedisStore:
         return self._call("EXISTS", self._key("alive", server)).addCallback(bool)
 
     def leave(self, server):
-        keys = [self._key("alive", server), self._key("servers")]
+        keys = [self._key("alive", server), self._key("servers"), self._key("leader")]
         return self._script(LEAVE, keys, [server]).addCallback(lambda _: None)
 
     def lead(self, server, ttl):

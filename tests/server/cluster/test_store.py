@@ -30,7 +30,8 @@ WAIT = 10.0
 
 def fields(**changes):
     record = {"mode": "tcp", "host": "wn1", "batch": "", "state": "connecting",
-              "registered": "1700000000", "last_seen": "1700000000", "udp": ""}
+              "registered": "1700000000", "last_seen": "1700000000",
+              "info": '{"shares": []}', "udp_key": ""}
     record.update(changes)
     return record
 
@@ -103,7 +104,7 @@ class StoreTestsMixin:
         """
         The holder claiming its job again writes the whole record anew.
         """
-        yield self.store.claimJob("j1", "/CN=alice", "s1", fields(udp="x"))
+        yield self.store.claimJob("j1", "/CN=alice", "s1", fields(udp_key="00ff"))
         result = yield self.store.claimJob("j1", "/CN=alice", "s1", {"mode": "poll"})
         self.assertEqual(result, ("ok", None))
         record = yield self.store.getJob("j1")
@@ -281,6 +282,18 @@ class StoreTestsMixin:
         yield self.passTime(0.3)
         self.assertTrue((yield self.store.lead("s2", 0.2)))
         self.assertFalse((yield self.store.lead("s1", 0.2)))
+
+    @defer.inlineCallbacks
+    def test_leaveDropsLead(self):
+        """
+        A server that leaves lets go of the lead at once; another's leaving
+        does not.
+        """
+        self.assertTrue((yield self.store.lead("s1", 30)))
+        yield self.store.leave("s2")
+        self.assertFalse((yield self.store.lead("s2", 30)))
+        yield self.store.leave("s1")
+        self.assertTrue((yield self.store.lead("s2", 30)))
 
     @defer.inlineCallbacks
     def test_leadRenewed(self):
