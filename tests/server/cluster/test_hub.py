@@ -222,7 +222,7 @@ class ClusterTestCase(SynchronousTestCase):
         self.cluster.kill("A")
         d = self.cluster["B"].query(ALICE, "job.1", {"op": "ls"})
         self.assertNoResult(d)
-        self.cluster.beat(1.0, 4)
+        self.cluster.beat(1.0, 6)
         self.assertNoResult(d)
         # The daemon lost its server and registers with C (same instance).
         self.register("C")
@@ -239,7 +239,7 @@ class ClusterTestCase(SynchronousTestCase):
         d = self.cluster["B"].query(ALICE, "job.1", {"op": "ls"})
         self.assertEqual(self.cluster["A"].table.pending("job.1"), 1)
         self.cluster.kill("A")
-        self.cluster.beat(1.0, 4)
+        self.cluster.beat(1.0, 6)
         self.assertNoResult(d)
         self.register("C")
         self.cluster.beat(0.25, 2)
@@ -254,7 +254,7 @@ class ClusterTestCase(SynchronousTestCase):
         self.register("A")
         d = self.cluster["B"].query(ALICE, "job.1", {"op": "signal", "signal": "TERM"})
         self.cluster.kill("A")
-        self.cluster.beat(1.0, 4)
+        self.cluster.beat(1.0, 6)
         error = self.assertFault(d, errors.UNAVAILABLE)
         self.assertIn("may or may not", error.message)
 
@@ -388,7 +388,7 @@ class ClusterTestCase(SynchronousTestCase):
         leaders = [n for n, hub in self.cluster.hubs.items() if hub.node.leading]
         self.assertEqual(len(leaders), 1)
         self.cluster.kill(leaders[0])
-        self.cluster.beat(1.0, 4)
+        self.cluster.beat(1.0, 6)
         self.assertEqual(len([h for h in self.cluster.hubs.values() if h.node.leading]), 1)
 
 

@@ -81,7 +81,7 @@ class NodeTestCase(SynchronousTestCase):
         self.b.handle("slow", lambda m: defer.Deferred())
         d = self.a.call("B", "slow", timeout=30)
         self.b._loop.stop()
-        self.clock.advance(4)
+        self.clock.advance(6)
         self.failureResultOf(d, HolderLost)
 
     def test_cancelReachesCallee(self):
