@@ -12,6 +12,9 @@ Keys, under a prefix (default C{jobmon:}):
     servers           set: the ids of the servers seen (the dead are pruned
                       when listed)
     leader            string, expires: the id of the leading server
+    value:<key>       string, expires: a large answer between servers
+                      (value:answer:<id>), what became of a job that went
+                      (value:gone:<id>)
     to:<server>       pub/sub channel: the messages for a server
 
 Every change is one Lua script, which keeps the record and its indexes
@@ -51,6 +54,7 @@ from jobmon.server.cluster.redisscripts import (
     SCAN_IDS,
     SCAN_JOBS,
     SERVERS,
+    TAKE,
     UPDATE,
 )
 from jobmon.server.cluster.store import IClusterStore, StoreUnavailable
@@ -576,6 +580,17 @@ class RedisStore:
     def lead(self, server, ttl):
         d = self._script(LEAD, [self._key("leader")], [server, _milliseconds(ttl)])
         return d.addCallback(bool)
+
+    # Values.
+
+    def putValue(self, key, value, ttl):
+        d = self._call("SET", self._key("value", key), value, "PX", _milliseconds(ttl))
+        return d.addCallback(lambda _: None)
+
+    def getValue(self, key, take=False):
+        if take:
+            return self._script(TAKE, [self._key("value", key)], [])
+        return self._call("GET", self._key("value", key))
 
     # The messages.
 

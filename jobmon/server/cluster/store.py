@@ -149,6 +149,18 @@ class IClusterStore(Interface):
         @return: a L{Deferred} that fires once listening.
         """
 
+    def putValue(key, value, ttl):
+        """
+        Keep the string C{value} under C{key} for C{ttl} seconds (a large
+        answer between servers, what became of a job that went).
+        """
+
+    def getValue(key, take=False):
+        """
+        @return: a L{Deferred} of the value kept under C{key}, or L{None};
+            with C{take}, it is removed too.
+        """
+
     def close():
         """
         Let go of the store's connections.
@@ -212,6 +224,7 @@ class MemoryStore:
         self._alive = {}
         self._leader = None
         self._listeners = {}
+        self._values = {}
         self.sent = []
 
     def _check(self):
@@ -323,6 +336,24 @@ class MemoryStore:
             return False
 
         return self._call(lead)
+
+    def putValue(self, key, value, ttl):
+        def put():
+            self._values[key] = (value, self.clock.seconds() + ttl)
+
+        return self._call(put)
+
+    def getValue(self, key, take=False):
+        def get():
+            value, until = self._values.get(key, (None, 0))
+            if until <= self.clock.seconds():
+                self._values.pop(key, None)
+                return None
+            if take:
+                del self._values[key]
+            return value
+
+        return self._call(get)
 
     def send(self, server, message):
         def send():

@@ -506,3 +506,33 @@ class ClusterReportsTests(ClusterTestCase):
         self.cluster.beat()
         rows = self.cluster["A"].listJobs(ALICE)
         self.assertEqual([r["job_id"] for r in rows], ["job.1"])
+
+
+class GoneTests(ClusterTestCase):
+    def test_endedThroughAnyServer(self):
+        """
+        A query through another server for a job that ended says when, to
+        its owner; to anyone else the job does not exist.
+        """
+        reply, _ = self.register("A")
+        self.cluster.clock.advance(5)
+        self.cluster["A"].unregisterJob(ALICE, "job.1", reply["wake"]["token"])
+        error = self.assertFault(self.cluster["B"].query(ALICE, "job.1", {"op": "ls"}),
+                                 errors.JOB_ENDED)
+        self.assertIn("ended at", error.message)
+        self.assertFault(self.cluster["B"].query(BOB, "job.1", {"op": "ls"}),
+                         errors.NO_SUCH_JOB)
+        self.assertFault(self.cluster["B"].query(ADMIN, "job.1", {"op": "ls"}),
+                         errors.JOB_ENDED)
+
+    def test_forgottenWithItsServer(self):
+        """
+        A job whose server died and which did not come back is said to
+        have gone with its server.
+        """
+        self.register("A")
+        self.cluster.kill("A")
+        self.cluster.beat(1.0, int(self.cluster["B"].orphanGrace) + 8)
+        error = self.assertFault(self.cluster["C"].query(ALICE, "job.1", {"op": "ls"}),
+                                 errors.JOB_GONE)
+        self.assertIn("its server A stopped", error.message)

@@ -15,7 +15,7 @@ from jobmon.server.cluster.node import ClusterNode, HolderLost, Retry
 from jobmon.server.cluster.store import MemoryStore, UnreachableStore
 
 
-class NodeTestCase(SynchronousTestCase):
+class NodeSetup(SynchronousTestCase):
     def setUp(self):
         self.clock = Clock()
         self.store = MemoryStore(self.clock)
@@ -25,6 +25,8 @@ class NodeTestCase(SynchronousTestCase):
         self.b.start()
         self.clock.advance(1)
 
+
+class NodeTestCase(NodeSetup):
     def test_liveAndLeader(self):
         """
         Each node sees both alive; exactly one leads.
@@ -144,3 +146,31 @@ class NodeTestCase(SynchronousTestCase):
         self.clock.advance(1)
         self.assertNotIn(leader.serverId, other.live)
         self.assertTrue(other.leading)
+
+
+class LargeAnswerTests(NodeSetup):
+    def test_largeAnswer(self):
+        """
+        An answer larger than L{LARGE} is kept in the store and fetched by
+        the caller (once: it is removed); the message is small.
+        """
+        from jobmon.server.cluster.node import LARGE
+        big = "x" * (LARGE + 10)
+        self.b.handle("big", lambda m: big)
+        d = self.a.call("B", "big")
+        self.assertEqual(self.successResultOf(d), big)
+        self.assertLess(max(len(m) for _, m in self.store.sent), 1000)
+        self.assertEqual(self.store._values, {})
+
+    def test_largeAnswerLost(self):
+        """
+        A large answer that expired before it was fetched: the call fails
+        saying so.
+        """
+        from jobmon.server.cluster.node import LARGE
+        self.b.handle("big", lambda m: "x" * (LARGE + 10))
+        real = self.store.getValue
+        self.store.getValue = lambda key, take=False: defer.succeed(None)
+        f = self.failureResultOf(self.a.call("B", "big"), JobMonError)
+        self.assertIn("lost", f.value.message)
+        self.store.getValue = real

@@ -307,6 +307,17 @@ class StoreTestsMixin:
         self.assertFalse((yield self.store.lead("s2", 0.4)))
 
     @defer.inlineCallbacks
+    def test_values(self):
+        yield self.store.putValue("gone:j1", '{"why": "ended"}', 0.2)
+        self.assertEqual((yield self.store.getValue("gone:j1")), '{"why": "ended"}')
+        self.assertEqual((yield self.store.getValue("gone:j1", take=True)), '{"why": "ended"}')
+        self.assertIsNone((yield self.store.getValue("gone:j1")))
+        yield self.store.putValue("answer:a", "x" * 300000, 0.2)
+        self.assertEqual(len((yield self.store.getValue("answer:a"))), 300000)
+        yield self.passTime(0.3)
+        self.assertIsNone((yield self.store.getValue("answer:a")))
+
+    @defer.inlineCallbacks
     def test_sendListen(self):
         received = Received()
         yield self.store.listen("s1", received)
