@@ -82,7 +82,7 @@ class Cluster:
             self.clock.advance(seconds)
 
 
-class ClusterTestCase(SynchronousTestCase):
+class ClusterSetup(SynchronousTestCase):
     def setUp(self):
         self.cluster = Cluster()
 
@@ -113,6 +113,8 @@ class ClusterTestCase(SynchronousTestCase):
         self.assertEqual(failure.value.code, code, failure.value.message)
         return failure.value
 
+
+class ClusterTestCase(ClusterSetup):
     def test_recordShared(self):
         """
         A registration is written to the store: owner, holder, mode.
@@ -392,7 +394,7 @@ class ClusterTestCase(SynchronousTestCase):
         self.assertEqual(len([h for h in self.cluster.hubs.values() if h.node.leading]), 1)
 
 
-class ClusterReportsTests(ClusterTestCase):
+class ClusterReportsTests(ClusterSetup):
     """
     What a server of a cluster reports: metrics, C{/healthz}, history and
     audit from every server.
@@ -508,7 +510,7 @@ class ClusterReportsTests(ClusterTestCase):
         self.assertEqual([r["job_id"] for r in rows], ["job.1"])
 
 
-class GoneTests(ClusterTestCase):
+class GoneTests(ClusterSetup):
     def test_endedThroughAnyServer(self):
         """
         A query through another server for a job that ended says when, to
