@@ -73,6 +73,8 @@ def isServerLoss(error):
     if isinstance(error, JobMonError):
         return error.code == UNAVAILABLE
     return isinstance(error, (
+        ConnectionError,
+        TimeoutError,
         netError.ConnectError,
         netError.ConnectionLost,
         netError.ConnectionDone,

@@ -75,6 +75,7 @@ class UDPWakeLoop(LoopService):
         self.port = None
         self.portNumber = None
         self._nap = None
+        self._hurry = False
 
     def _listen(self, number):
         if self.port is not None and self.portNumber == number:
@@ -89,6 +90,7 @@ class UDPWakeLoop(LoopService):
     async def run(self):
         failures = 0
         while not self.daemon.stopping:
+            self._hurry = False
             try:
                 reply = await self.daemon.register()
                 wake = reply["wake"]
@@ -109,7 +111,8 @@ class UDPWakeLoop(LoopService):
                 delay = self.daemon.retryPolicy(failures)
                 if not isinstance(e, JobMonError) or failures == 1:
                     self.log.warn("UDP wake set-up failed: {why}", why=describe(e))
-            await self.nap(delay)
+            if not self._hurry:
+                await self.nap(delay)
 
     def nap(self, seconds):
         """
@@ -139,8 +142,10 @@ class UDPWakeLoop(LoopService):
         several servers, move to the next one and register there at once
         (with one, the next re-registration comes as planned).
         """
-        if self.daemon.serverLost(why) and self._nap is not None:
-            self._nap.callback(None)
+        if self.daemon.serverLost(why):
+            self._hurry = True
+            if self._nap is not None:
+                self._nap.callback(None)
 
     def stopService(self):
         super().stopService()
