@@ -207,7 +207,12 @@ def describe(error):
     One line about a failure to reach the server.
     """
     from twisted.internet.error import ConnectError
+    from twisted.web._newclient import _WrapperException
 
+    if isinstance(error, _WrapperException) and error.reasons:
+        # The agent's "response never received" and the like hold the
+        # failures that caused them.
+        return "no answer: {}".format(describe(error.reasons[0].value))
     if isinstance(error, JobMonError):
         return "fault {}: {}".format(error.code, error.message)
     if isinstance(error, ConnectError):
