@@ -10,14 +10,19 @@ import os
 from OpenSSL import SSL
 from twisted.application.internet import backoffPolicy
 from twisted.internet import defer, error
+from twisted.internet._resolver import HostResolution
+from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone, ConnectionLost, TCPTimedOutError
+from twisted.internet.interfaces import IHostnameResolver, IReactorPluggableNameResolver
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
-from twisted.internet.testing import EventLoggingObserver
+from twisted.internet.testing import EventLoggingObserver, MemoryReactorClock
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.python import usage
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web._newclient import ResponseNeverReceived
+from zope.interface import implementer
 
 from jobmon import errors
 from jobmon.errors import JobMonError
@@ -115,7 +120,7 @@ class LossTests(SynchronousTestCase):
         No connection, no answer in time, a TLS or connection failure, or
         fault 503 mean the server is lost.
         """
-        for error in [
+        for loss in [
             ConnectionRefusedError(),
             TCPTimedOutError(),
             defer.TimeoutError(),
@@ -124,7 +129,7 @@ class LossTests(SynchronousTestCase):
             ConnectionLost(),
             JobMonError(errors.UNAVAILABLE, "server is shutting down"),
         ]:
-            self.assertTrue(isServerLoss(error), error)
+            self.assertTrue(isServerLoss(loss), loss)
 
     def test_refusals(self):
         """
@@ -312,7 +317,7 @@ class MoveTests(SynchronousTestCase):
         A timeout, a TLS failure, a lost connection and fault 503 move the
         daemon too.
         """
-        for error in [
+        for loss in [
             defer.TimeoutError(),
             TCPTimedOutError(),
             SSL.Error("handshake failure"),
@@ -321,10 +326,10 @@ class MoveTests(SynchronousTestCase):
         ]:
             self.connections, self.ports = [], []
             self.rpcs["a"].calls, self.rpcs["b"].calls = [], []
-            self.rpcs["a"].answers["jobmon.registerJob"] = error
+            self.rpcs["a"].answers["jobmon.registerJob"] = loss
             daemon = self.makeDaemon()
             daemon.startService()
-            self.assertEqual(self.ports, [("b", 9001)], error)
+            self.assertEqual(self.ports, [("b", 9001)], loss)
             self.assertEqual(len(self.registrations("b")), 1)
             daemon.stopService()
 
@@ -535,3 +540,99 @@ class SingleServerTests(SynchronousTestCase):
         self.assertEqual(rpc.methods(), ["jobmon.registerJob"] * 2)
         self.assertFalse([e for e in observer if " lost (" in formatEvent(e)])
         daemon.stopService()
+
+
+@implementer(IHostnameResolver)
+class TwoAddresses:
+    """
+    A resolver that gives every name two IPv4 addresses.
+    """
+
+    def __init__(self):
+        self.asked = []
+
+    def resolveHostName(self, receiver, hostName, portNumber=0, addressTypes=None,
+                        transportSemantics="TCP"):
+        self.asked.append(hostName)
+        resolution = HostResolution(hostName)
+        receiver.resolutionBegan(resolution)
+        for ip in ("127.0.0.2", "127.0.0.3"):
+            receiver.addressResolved(IPv4Address("TCP", ip, portNumber))
+        receiver.resolutionComplete()
+        return resolution
+
+
+@implementer(IReactorPluggableNameResolver)
+class ResolvingReactor(MemoryReactorClock):
+    """
+    A memory reactor whose names resolve to two addresses.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.nameResolver = TwoAddresses()
+
+    def installNameResolver(self, resolver):
+        old, self.nameResolver = self.nameResolver, resolver
+        return old
+
+
+class AddressesTests(SynchronousTestCase):
+    """
+    A server name that resolves to several addresses: the daemon's
+    connections name the host, so each one tries every address (nothing
+    pins the first one resolved).
+    """
+
+    def failFirstAttempt(self, reactor):
+        """
+        Refuse the connection to the first address; return the addresses
+        tried.
+        """
+        host, port, factory, _, _ = reactor.tcpClients[0]
+        factory.clientConnectionFailed(reactor.connectors[0],
+                                       Failure(error.ConnectionRefusedError()))
+        reactor.advance(1)
+        return [(c[0], c[1]) for c in reactor.tcpClients]
+
+    def test_wakeEndpoints(self):
+        """
+        The wake endpoints (sealed and TLS) resolve the name at each
+        connection and try the next address when one refuses.
+        """
+        from twisted.internet.ssl import optionsForClientTLS
+
+        from jobmon.worker.daemon import _server
+
+        for tlsOnly in (False, True):
+            reactor = ResolvingReactor()
+            policy = type("Policy", (), {
+                "creatorForNetloc": lambda self, host, port: optionsForClientTLS(host)})()
+            server = _server(reactor, "https://jobmon.example:8443/RPC2", "jobmon.example",
+                             policy, None, tlsOnly)
+            endpoint = (server.wakeEndpoint if tlsOnly else server.sealedEndpoint)(9000)
+            d = endpoint.connect(Factory.forProtocol(Protocol))
+            self.assertEqual(self.failFirstAttempt(reactor),
+                             [("127.0.0.2", 9000), ("127.0.0.3", 9000)])
+            self.assertEqual(reactor.nameResolver.asked, ["jobmon.example"])
+            self.assertNoResult(d)
+            d.cancel()
+            self.failureResultOf(d)
+
+    def test_agent(self):
+        """
+        The daemon's calls go through an agent that resolves the name too
+        and tries the next address.
+        """
+        from twisted.web.client import Agent
+
+        from jobmon.protocols.xmlrpc import XMLRPCClient
+
+        reactor = ResolvingReactor()
+        rpc = XMLRPCClient(Agent(reactor, connectTimeout=10),
+                           "https://jobmon.example:8443/RPC2")
+        d = rpc.callRemote("jobmon.ping")
+        self.assertEqual(self.failFirstAttempt(reactor),
+                         [("127.0.0.2", 8443), ("127.0.0.3", 8443)])
+        d.cancel()
+        self.failureResultOf(d)
