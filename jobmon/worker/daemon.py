@@ -8,7 +8,8 @@ job's working directory, and posts the results (C{outputJobResult}); a
 server that offers it sends the requests on the wake channel itself, where
 the daemon answers them (see L{jobmon.protocols.wake}).  If the
 server goes away it registers again with capped exponential backoff and
-jitter; on SIGTERM it unregisters before it exits.
+jitter (given several servers, with the next one at once: see
+L{jobmon.worker.servers}); on SIGTERM it unregisters before it exits.
 """
 
 import os
@@ -325,6 +326,10 @@ class JobDaemon(MultiService):
         endpoint of the server's wake port, which the channel is sealed on
         (L{jobmon.protocols.sealed}) when the server offers it; L{None}:
         TLS always.
+    @ivar servers: the L{ServerRing} of the servers it may register with:
+        L{rpc}, L{wakeEndpoint}, L{sealedEndpoint} and C{serverURL} are
+        those of its current one (the only one, unless C{servers} is given
+        to the constructor as a list of L{Server}s).
     @ivar credentials: the service keeping the TLS options up to date (a
         L{jobmon.worker.tls.CredentialPolicy}), run as this daemon's first
         child: registration waits for its C{whenLoaded()}.  C{None} when
