@@ -322,6 +322,17 @@ GLOBAL_WITH_VALUE = (
 """The global options that take a value."""
 
 
+class AddServer(argparse.Action):
+    """
+    C{--server} given again adds to the list: the value is kept as a
+    comma-separated list, as C{$JOBMON_SERVER} holds it.
+    """
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        given = getattr(namespace, self.dest, None)
+        setattr(namespace, self.dest, ",".join(filter(None, (given, value))))
+
+
 def addGlobalOptions(parser, defaults):
     """
     Add the global options to C{parser}.  With C{defaults} false they get no
@@ -331,9 +342,11 @@ def addGlobalOptions(parser, defaults):
     suppress = {} if defaults else {"default": argparse.SUPPRESS}
     group = parser.add_argument_group("global options")
     group.add_argument(
-        "--server", metavar="URL",
-        help="the JobMon server, https://host[:port][/path] "
-             "(default: $JOBMON_SERVER)",
+        "--server", metavar="URL", action=AddServer,
+        help="the JobMon server, https://host[:port][/path]; repeatable, or a "
+             "comma-separated list: a server that cannot be reached or is shutting "
+             "down is left for the next (default: $JOBMON_SERVER, a URL or "
+             "comma-separated list)",
         **suppress,
     )
     group.add_argument(

@@ -263,8 +263,10 @@ def makeParser():
     )
     add = parser.add_argument
     add("--version", action=versionAction())
-    add("--server", metavar="URL",
-        help="the JobMon server [default: $JOBMON_SERVER]")
+    add("--server", metavar="URL", action=_AddServer,
+        help="the JobMon server; repeatable, or a comma-separated list: the daemon "
+             "registers with the first and moves to the next when it loses its server "
+             "[default: $JOBMON_SERVER, a URL or comma-separated list]")
     add("--job-id", metavar="ID",
         help="the job's id [default: from the batch system]")
     add("--workdir", metavar="DIR",
@@ -377,6 +379,30 @@ class NoMonitoring(Exception):
     """
 
 
+class _AddServer(argparse.Action):
+    """
+    C{--server} given again adds to the list: the value is kept as a
+    comma-separated list, as C{$JOBMON_SERVER} holds it.
+    """
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        given = getattr(namespace, self.dest, None)
+        setattr(namespace, self.dest, ",".join(filter(None, (given, value))))
+
+
+def _splitServers(value):
+    """
+    The URLs of a comma-separated list (spaces around the commas
+    tolerated), in order, without repeats.
+    """
+    urls = []
+    for part in value.split(","):
+        part = part.strip()
+        if part and part not in urls:
+            urls.append(part)
+    return urls
+
+
 def planDaemon(options, environ, cwd, readFile=readText, uid=None):
     """
     Work out the daemon's command line from the wrapper's options, the
@@ -396,8 +422,8 @@ def planDaemon(options, environ, cwd, readFile=readText, uid=None):
         L{daemonCommand} adds.
     @raise NoMonitoring: the daemon cannot be started.
     """
-    server = options.server or _get(environ, "JOBMON_SERVER")
-    if not server:
+    servers = _splitServers(options.server or _get(environ, "JOBMON_SERVER") or "")
+    if not servers:
         raise NoMonitoring("no JobMon server: give --server or set JOBMON_SERVER")
     try:
         detected, batchSystem = detectJob(environ, readFile)
@@ -424,8 +450,8 @@ def planDaemon(options, environ, cwd, readFile=readText, uid=None):
                            tokenFile=tokenFile, environ=environ, uid=uid)
     except ValueError as e:
         raise NoMonitoring(str(e)) from None
-    args = [
-        "--server", server,
+    args = [arg for server in servers for arg in ("--server", server)]
+    args += [
         "--job-id", jobId,
         "--workdir", workdir,
     ]

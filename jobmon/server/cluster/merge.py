@@ -68,7 +68,8 @@ def fanOut(node, kind, merge, mine, keep, **fields):
     def ask(live):
         others = [node.call(server, kind, **fields)
                   for server in live if server != node.serverId]
-        return defer.DeferredList([mine] + others, consumeErrors=True)
+        return defer.DeferredList([defer.maybeDeferred(lambda: mine)] + others,
+                                  consumeErrors=True)
 
     d = defer.maybeDeferred(node.store.servers)
     d.addErrback(lambda failure: dict(node.live)).addCallback(ask)
