@@ -12,6 +12,7 @@ small CI machine.
 import json
 import os
 import re
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -443,6 +444,134 @@ class HistoryTests(ClusterBase):
         for record in fromA + fromB:
             self.assertIn(record, records)
         self.assertEqual(kept("c"), [])
+
+
+class FailoverTests(ClusterBase):
+    """
+    Daemons given every server of the cluster (C{--server} repeated): a
+    server that is killed or stops, and its jobs go on through the others.
+    """
+
+    MOVE_LIMIT = 30
+    """Seconds every job of a killed server has to answer again through the
+    others (15 s expected: the UDP ones wait for a re-registration, 5 s, or
+    for the leader's nudge once the dead server's heartbeat lapsed, 5 s)."""
+
+    def startSpreadJobs(self):
+        """
+        One job in each mode on each server, each daemon given its server
+        first, then the others in turn.
+
+        @return: the job ids.
+        """
+        jobIds = []
+        for mode in MODES:
+            for i, name in enumerate(NAMES):
+                jobId = "{}.{}".format(mode, i)
+                self.daemon(NAMES[i:] + NAMES[:i], jobId, mode)
+                jobIds.append(jobId)
+        return jobIds
+
+    def freshClient(self, name):
+        """
+        A client of its own (for a call in a thread beside the others').
+        """
+        c = JobMonClient(self.servers[name].url, proxy=self.tpki.proxies["alice"],
+                         caDir=self.tpki.caDir, timeout=30)
+        self.addCleanup(c.close)
+        return c
+
+    async def waitAnswering(self, jobIds, names, limit, what):
+        """
+        Wait until every one of C{jobIds} answers through every server of
+        C{names}; print and return how long it took.
+        """
+        failures = []
+
+        async def everywhere():
+            failures[:] = await self.catEverywhere(jobIds, names, timeout=5)
+            return failures == []
+
+        took = await self.waitUntil(everywhere, limit, what, lambda: failures)
+        print("{}: {:.1f} s".format(what, took))
+        return took
+
+    async def test_serverKilled(self):
+        """
+        A server holding a job in each mode is killed: every job answers
+        again through the two others, within L{MOVE_LIMIT} seconds, and a
+        query made meanwhile waits for its job and gets its answer.
+        """
+        await self.startCluster()
+        jobIds = self.startSpreadJobs()
+        await self.waitForJobs(jobIds)
+        self.assertEqual(await self.catEverywhere(jobIds), [])
+        moving = [j for j in jobIds if self.placed[j] == "a"]
+        self.assertEqual(sorted(j.split(".")[0] for j in moving), sorted(MODES))
+        self.servers["a"].proto.signal("KILL")
+        await self.servers["a"].proto.whenEnded()
+        killed = time.monotonic()
+        # Queries made during the move, through each survivor: each waits.
+        during = [inThread(self.freshClient(name).query, jobId,
+                           {"op": "cat", "path": "job.log", "timeout": 25})
+                  for jobId in moving for name in ("b", "c")]
+        del self.servers["a"]
+        await self.waitAnswering(jobIds, ["b", "c"], self.MOVE_LIMIT,
+                                 "every job answering through the survivors after a kill")
+        results = await defer.DeferredList(during, consumeErrors=True)
+        for ok, result in results:
+            self.assertTrue(ok, result)
+            self.assertEqual(result["data"], b"hello\n")
+        print("the queries made during the move answered within {:.1f} s".format(
+            time.monotonic() - killed))
+        jobs = await self.listed("c")
+        self.assertEqual(sorted(jobs), sorted(jobIds))
+        for jobId in moving:
+            self.assertIn(jobs[jobId]["server"], (self.serverIds["b"], self.serverIds["c"]))
+        self.assertEqual([n for n, s in self.servers.items() if not s.proto.running], [])
+
+    async def test_serverStopped(self):
+        """
+        A server stopped cleanly (SIGTERM) hands its jobs over: each is
+        registered with another server within a few seconds and answers
+        there.
+        """
+        await self.startCluster()
+        jobIds = self.startSpreadJobs()
+        await self.waitForJobs(jobIds)
+        moving = [j for j in jobIds if self.placed[j] == "a"]
+        a = self.servers.pop("a").proto
+        await a.stop()
+        # A clean stop (twistd ends by its signal, once shut down).
+        self.assertIn(b"Server Shut Down.", a.output)
+        self.assertNotIn(b"Traceback", a.output)
+
+        async def elsewhere():
+            jobs = await self.listed("b")
+            return all(jobId in jobs and jobs[jobId]["state"] == "ready"
+                       and jobs[jobId]["server"] != self.serverIds["a"]
+                       for jobId in moving)
+
+        took = await self.waitUntil(elsewhere, 8, "the stopped server's jobs registering "
+                                    "elsewhere")
+        print("the stopped server's jobs registered elsewhere within {:.1f} s".format(took))
+        await self.waitAnswering(jobIds, ["b", "c"], 10,
+                                 "every job answering through the others after a stop")
+
+    async def test_firstServerDead(self):
+        """
+        A daemon whose first server is dead (nothing listens) registers
+        with the next one, and answers through every server.
+        """
+        await self.startCluster()
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            dead = "https://127.0.0.1:{}/RPC2".format(s.getsockname()[1])
+        for mode in MODES:
+            self.daemon([dead, "b", "c"], "job." + mode, mode)
+        jobIds = ["job." + mode for mode in MODES]
+        await self.waitForJobs(jobIds, where={j: "b" for j in jobIds})
+        self.assertEqual(await self.catEverywhere(jobIds), [])
 
 
 class RoutingSmokeTests(ClusterBase):
