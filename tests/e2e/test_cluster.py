@@ -325,7 +325,10 @@ class StoreLossTests(ClusterBase):
         C{/healthz}; once Redis is back, empty, every job is queryable
         through every server again within 10 s; no server stopped.
         """
-        await self.startCluster({"a": ("--metrics-port", "0")})
+        # Re-registrations every 2 s: some happen while Redis is down.
+        quick = ("--reregister-interval", "2")
+        await self.startCluster({"a": ("--metrics-port", "0") + quick, "b": quick,
+                                 "c": quick})
         jobIds = self.startJobs()
         await self.waitForJobs(jobIds)
         a = self.servers["a"]
@@ -351,6 +354,20 @@ class StoreLossTests(ClusterBase):
         for name in NAMES:
             mine = sorted(j for j in jobIds if self.placed[j] == name)
             self.assertEqual(sorted(await self.listed(name)), mine)
+        # A job registers meanwhile, with b alone.
+        self.daemon(["b"], "late.1", "poll")
+
+        async def registered():
+            return "late.1" in await self.listed("b")
+
+        await self.waitUntil(registered, 10, "a registration while Redis is down")
+        # Every job keeps answering through its own server for over a
+        # re-registration interval.
+        down = time.monotonic()
+        while time.monotonic() - down < 3:
+            for jobId in jobIds + ["late.1"]:
+                self.assertEqual(await self.cat(self.placed[jobId], jobId), b"hello\n")
+        jobIds.append("late.1")
         self.redis.start()
         failures = []
 
@@ -396,16 +413,18 @@ class PasswordTests(ClusterBase):
         start and says why in one line; with it, it joins the cluster.
         """
         secured = RedisProcess(self, password="s3cret-pw")
-        lines = await self.failedStart(secured.url(password=""))
-        self.assertEqual(len(lines), 1, lines)
-        self.assertIn("NOAUTH", lines[0])
-        self.assertIn("password", lines[0])
-        lines = await self.failedStart(secured.url(password="wrong-pw"))
-        self.assertEqual(len(lines), 1, lines)
-        self.assertIn("WRONGPASS", lines[0])
-        self.assertNotIn("wrong-pw", lines[0])
-        await self.startServer("a", redis=secured.url())
-        await self.startServer("b", redis=secured.url())
+        missing, wrong = await defer.gatherResults([
+            Deferred.fromCoroutine(self.failedStart(secured.url(password=url)))
+            for url in ("", "wrong-pw")])
+        self.assertEqual(len(missing), 1, missing)
+        self.assertIn("NOAUTH", missing[0])
+        self.assertIn("password", missing[0])
+        self.assertEqual(len(wrong), 1, wrong)
+        self.assertIn("WRONGPASS", wrong[0])
+        self.assertNotIn("wrong-pw", wrong[0])
+        await defer.gatherResults([
+            Deferred.fromCoroutine(self.startServer(name, redis=secured.url()))
+            for name in ("a", "b")])
         self.daemon(["a"], "job.1", "tcp")
         await self.waitForJobs(["job.1"])
         self.assertEqual(await self.cat("b", "job.1"), b"hello\n")
