@@ -15,7 +15,7 @@ import os
 import secrets
 import socket
 
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -28,6 +28,10 @@ not in the message."""
 
 LARGE_TTL = 60.0
 """Seconds a large answer is kept for its caller to fetch."""
+
+ANSWER_RETRY = 0.5
+"""Seconds between attempts to send an answer while the store cannot be
+reached."""
 
 
 def newServerId():
@@ -93,6 +97,7 @@ class ClusterNode:
         self._calls = {}
         self._serving = {}
         self._stale = True
+        self._stopped = False
         self._loop = LoopingCall(self._heartbeat)
         self._loop.clock = clock
 
@@ -121,6 +126,7 @@ class ClusterNode:
         once (the others take over this server's jobs without waiting for
         its heartbeat to lapse).
         """
+        self._stopped = True
         if self._loop.running:
             self._loop.stop()
         for call in list(self._calls.values()):
@@ -366,14 +372,32 @@ class ClusterNode:
         else:
             answer["v"] = value
         data = json.dumps(answer)
-        if len(data) > LARGE:
+
+        def send():
+            if len(data) <= LARGE:
+                return self.store.send(origin, data)
             # Kept in the store, the message says where: Redis disconnects
             # a subscriber that falls too far behind (32 MiB by default).
             key = "answer:{}:{}".format(origin, callId)
             d = self.store.putValue(key, data, LARGE_TTL)
-            d.addCallback(lambda _: self.store.send(origin, json.dumps(
+            return d.addCallback(lambda _: self.store.send(origin, json.dumps(
                 {"k": "answer", "r": callId, "o": self.serverId, "at": key})))
-        else:
-            d = self.store.send(origin, data)
-        d.addErrback(lambda f: self.log.warn(
-            "cannot answer server {origin}: {why}", origin=origin, why=f.value))
+
+        # The store may be lost for a moment (its connection made again):
+        # the answer is sent again for as long as the caller waits for it.
+        try:
+            patience = max(0.0, float(message.get("t") or 0)) + self.callTimeout
+        except (TypeError, ValueError):
+            patience = self.callTimeout
+        deadline = self.clock.seconds() + patience
+
+        def failed(f):
+            if (f.check(StoreUnavailable) and not self._stopped
+                    and self.clock.seconds() + ANSWER_RETRY < deadline):
+                return task.deferLater(self.clock, ANSWER_RETRY, attempt)
+            self.log.warn("cannot answer server {origin}: {why}", origin=origin, why=f.value)
+
+        def attempt():
+            return defer.maybeDeferred(send).addErrback(failed)
+
+        attempt()

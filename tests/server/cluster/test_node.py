@@ -12,7 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from jobmon import errors
 from jobmon.errors import JobMonError
 from jobmon.server.cluster.node import ClusterNode, HolderLost, Retry
-from jobmon.server.cluster.store import MemoryStore, UnreachableStore
+from jobmon.server.cluster.store import MemoryStore, StoreUnavailable, UnreachableStore
 
 
 class NodeSetup(SynchronousTestCase):
@@ -174,3 +174,61 @@ class LargeAnswerTests(NodeSetup):
         f = self.failureResultOf(self.a.call("B", "big"), JobMonError)
         self.assertIn("lost", f.value.message)
         self.store.getValue = real
+
+
+class AnswerRetryTests(NodeSetup):
+    def failSends(self, to):
+        """
+        Make the store fail every message to C{to}, as when the sender's
+        connection to Redis is being made again; return a callable that
+        ends it.
+        """
+        real = self.store.send
+
+        def send(server, message):
+            if server == to:
+                return defer.fail(StoreUnavailable("not connected to Redis"))
+            return real(server, message)
+
+        self.store.send = send
+        return lambda: setattr(self.store, "send", real)
+
+    def test_answerSentAgain(self):
+        """
+        An answer that cannot be sent (the store lost for a moment) is sent
+        again once it can, while its caller waits.
+        """
+        answer = defer.Deferred()
+        self.b.handle("slow", lambda m: answer)
+        d = self.a.call("B", "slow", timeout=10, t=9)
+        restore = self.failSends("A")
+        answer.callback("done")
+        self.clock.advance(3)
+        self.assertNoResult(d)
+        restore()
+        self.clock.advance(0.5)
+        self.assertEqual(self.successResultOf(d), "done")
+
+    def test_answerGivenUp(self):
+        """
+        An answer is not tried again once its caller no longer waits, nor
+        once the server stops.
+        """
+        self.b.handle("now", lambda m: "done")
+        restore = self.failSends("A")
+        attempts = []
+        failing = self.store.send
+        self.store.send = lambda server, message: attempts.append(server) or failing(
+            server, message)
+        d = self.a.call("B", "now", timeout=2)
+        self.clock.pump([0.5] * 5)
+        self.failureResultOf(d, JobMonError)
+        self.clock.pump([0.5] * 20)
+        # Sent at once, then every ANSWER_RETRY for callTimeout (5 s).
+        self.assertEqual(attempts.count("A"), 10)
+        self.b.stop()
+        d = self.a.call("B", "now", timeout=2)
+        self.clock.pump([0.5] * 20)
+        self.failureResultOf(d, JobMonError)
+        self.assertEqual(attempts.count("A"), 11)
+        restore()
