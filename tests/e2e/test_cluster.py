@@ -386,6 +386,43 @@ class StoreLossTests(ClusterBase):
         self.assertEqual([n for n, s in self.servers.items() if not s.proto.running], [])
 
 
+    async def test_redisFrozen(self):
+        """
+        Redis frozen (SIGSTOP: connections open, no answer): each server
+        notices, answers for its own jobs, says so on C{/healthz}; once
+        Redis answers again, every job is queryable through every server
+        within 10 s.
+        """
+        await self.startCluster({"a": ("--metrics-port", "0")})
+        jobIds = self.startJobs()
+        await self.waitForJobs(jobIds)
+        a = self.servers["a"]
+        self.redis.pause()
+
+        async def unhealthy():
+            return (await inThread(self.health, a))[0] == 503
+
+        await self.waitUntil(unhealthy, 10, "/healthz saying 503")
+        for jobId in jobIds:
+            self.assertEqual(await self.cat(self.placed[jobId], jobId), b"hello\n")
+        e = await self.assertFault(errors.UNAVAILABLE, self.client("b").query, "tcp.0",
+                                   {"op": "cat", "path": "job.log"})
+        self.assertIn("store", e.message)
+        self.redis.resume()
+        failures = []
+
+        async def everywhere():
+            failures[:] = await self.catEverywhere(jobIds)
+            return failures == []
+
+        took = await self.waitUntil(everywhere, 10, "every job answering everywhere",
+                                    lambda: failures)
+        print("every job answered through every server {:.1f} s after Redis "
+              "woke".format(took))
+        self.assertEqual(await inThread(self.health, a), (200, "ok\n"))
+        self.assertEqual([n for n, s in self.servers.items() if not s.proto.running], [])
+
+
 class PasswordTests(ClusterBase):
     """
     A Redis that demands a password.
