@@ -18,7 +18,6 @@ from attrs import frozen
 from twisted.logger import Logger
 
 from jobmon.errors import UNAVAILABLE, JobMonError
-from jobmon.serverlist import splitServers  # noqa: F401 (the daemon imports it here)
 
 
 def checkServerURL(url):
