@@ -15,6 +15,7 @@ import sys
 
 from jobmon import client as _client
 from jobmon.cli.exits import EXIT_STATUS_HELP
+from jobmon.serverlist import AddServer
 
 PROG = "jobmon-query"
 """The program's name, in its messages and help."""
@@ -320,17 +321,6 @@ GLOBAL_WITH_VALUE = (
     "--server", "--proxy", "--key", "--ca-dir", "--timeout", "--auth", "--token-file",
 )
 """The global options that take a value."""
-
-
-class AddServer(argparse.Action):
-    """
-    C{--server} given again adds to the list: the value is kept as a
-    comma-separated list, as C{$JOBMON_SERVER} holds it.
-    """
-
-    def __call__(self, parser, namespace, value, option_string=None):
-        given = getattr(namespace, self.dest, None)
-        setattr(namespace, self.dest, ",".join(filter(None, (given, value))))
 
 
 def addGlobalOptions(parser, defaults):

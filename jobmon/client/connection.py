@@ -38,6 +38,7 @@ from jobmon.client.errors import (
     _sslReason,
 )
 from jobmon.errors import UNAVAILABLE, JobMonError
+from jobmon.serverlist import splitServers
 
 DEFAULT_PORT = 8443
 """The port used when the server URL names none."""
@@ -52,24 +53,6 @@ _ALERT_PREFIXES = ("SSLV3_ALERT_", "TLSV1_ALERT_", "TLSV13_ALERT_")
 FAILOVER = frozenset([UNREACHABLE, TLS_ERROR])
 """The client errors of a connection attempt after which the next server
 is tried."""
-
-
-def splitServers(server):
-    """
-    The server URLs named by C{server}: a URL, a comma-separated list of
-    them (spaces around the commas tolerated), or a list of such strings.
-
-    @return: a list of URLs, in order, without repeats.
-    """
-    if isinstance(server, str):
-        server = [server]
-    urls = []
-    for value in server:
-        for part in value.split(","):
-            part = part.strip()
-            if part and part not in urls:
-                urls.append(part)
-    return urls
 
 
 def parseServerURL(server):

@@ -48,6 +48,7 @@ from jobmon.protocols.sealed import VERSION as SEALED_VERSION
 from jobmon.protocols.sealed import SealedClientEndpoint
 from jobmon.protocols.wake import WakeClientFactory
 from jobmon.protocols.xmlrpc import XMLRPCClient
+from jobmon.serverlist import splitServers
 from jobmon.worker.authorization import (  # noqa: F401 (re-exported)
     TOKEN_REREAD,
     CachedAuthorization,
@@ -60,7 +61,6 @@ from jobmon.worker.servers import (
     ServerRing,
     checkServerURL,
     isServerLoss,
-    splitServers,
 )
 from jobmon.worker.tls import CredentialPolicy, clientCredential
 from jobmon.worker.wakeloops import PollWakeLoop, UDPWakeLoop, describe

@@ -49,6 +49,7 @@ from jobmon.credentials import (
 )
 from jobmon.fqan import parseFqan
 from jobmon.options import DEFAULT_CA_DIR, defaultCADir, versionAction
+from jobmon.serverlist import AddServer, splitServers
 
 PROG = "jobmon-run"
 
@@ -263,7 +264,7 @@ def makeParser():
     )
     add = parser.add_argument
     add("--version", action=versionAction())
-    add("--server", metavar="URL", action=_AddServer,
+    add("--server", metavar="URL", action=AddServer,
         help="the JobMon server; repeatable, or a comma-separated list: the daemon "
              "registers with the first and moves to the next when it loses its server "
              "[default: $JOBMON_SERVER, a URL or comma-separated list]")
@@ -379,30 +380,6 @@ class NoMonitoring(Exception):
     """
 
 
-class _AddServer(argparse.Action):
-    """
-    C{--server} given again adds to the list: the value is kept as a
-    comma-separated list, as C{$JOBMON_SERVER} holds it.
-    """
-
-    def __call__(self, parser, namespace, value, option_string=None):
-        given = getattr(namespace, self.dest, None)
-        setattr(namespace, self.dest, ",".join(filter(None, (given, value))))
-
-
-def _splitServers(value):
-    """
-    The URLs of a comma-separated list (spaces around the commas
-    tolerated), in order, without repeats.
-    """
-    urls = []
-    for part in value.split(","):
-        part = part.strip()
-        if part and part not in urls:
-            urls.append(part)
-    return urls
-
-
 def planDaemon(options, environ, cwd, readFile=readText, uid=None):
     """
     Work out the daemon's command line from the wrapper's options, the
@@ -422,7 +399,7 @@ def planDaemon(options, environ, cwd, readFile=readText, uid=None):
         L{daemonCommand} adds.
     @raise NoMonitoring: the daemon cannot be started.
     """
-    servers = _splitServers(options.server or _get(environ, "JOBMON_SERVER") or "")
+    servers = splitServers(options.server or _get(environ, "JOBMON_SERVER") or "")
     if not servers:
         raise NoMonitoring("no JobMon server: give --server or set JOBMON_SERVER")
     try:

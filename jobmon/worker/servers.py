@@ -20,26 +20,6 @@ from twisted.logger import Logger
 from jobmon.errors import UNAVAILABLE, JobMonError
 
 
-def splitServers(values):
-    """
-    The server URLs named by C{values}: each a URL or a comma-separated
-    list of them (spaces around the commas tolerated).
-
-    @param values: a string or a list of strings.
-    @return: a list of non-empty, stripped URLs, in order, without
-        repeats.
-    """
-    if isinstance(values, str):
-        values = [values]
-    urls = []
-    for value in values:
-        for part in value.split(","):
-            part = part.strip()
-            if part and part not in urls:
-                urls.append(part)
-    return urls
-
-
 def checkServerURL(url):
     """
     Check a daemon's server URL and complete it: C{https://} with a host

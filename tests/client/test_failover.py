@@ -13,8 +13,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from jobmon import client, errors
 from jobmon.cli import main
 from jobmon.client import ClientError, JobMonClient
-from jobmon.client.connection import splitServers
 from jobmon.errors import JobMonError
+from jobmon.serverlist import splitServers
 from tests.cli.test_cli import FakeClient
 from tests.client.test_client import TLSTestCase
 

@@ -26,6 +26,7 @@ from zope.interface import implementer
 
 from jobmon import errors
 from jobmon.errors import JobMonError
+from jobmon.serverlist import splitServers
 from jobmon.worker.daemon import JobDaemon, Options
 from jobmon.worker.files import Workdir
 from jobmon.worker.operations import Operations
@@ -34,7 +35,6 @@ from jobmon.worker.servers import (
     ServerRing,
     checkServerURL,
     isServerLoss,
-    splitServers,
 )
 from tests.worker.test_daemon import FakeEndpoint, FakePort, FakeRPC, syncCall
 
