@@ -138,6 +138,69 @@ class ClusterTestCase(SynchronousTestCase):
         self.assertEqual(result.parsed(), {"entries": ["a"]})
         self.assertEqual(len(self.cluster["A"].table), 0)
 
+    def countReads(self):
+        """
+        Count the store's C{getJob} calls.
+        """
+        store, reads = self.cluster.store, []
+        getJob = store.getJob
+
+        def counted(jobId):
+            reads.append(jobId)
+            return getJob(jobId)
+
+        store.getJob = counted
+        return reads
+
+    def test_routedReadsStoreOncePerSecond(self):
+        """
+        Sequential queries to a job held elsewhere read its record from the
+        store once per L{hub.ROUTE_FOR} seconds, not once per query.
+        """
+        from jobmon.server.cluster import hub
+
+        self.register("A")
+        reads = self.countReads()
+        for _ in range(3):
+            d = self.cluster["B"].query(ALICE, "job.1", {"op": "ls"})
+            self.answer("A")
+            self.successResultOf(d)
+        self.assertEqual(reads, ["job.1"])
+        self.cluster.clock.advance(hub.ROUTE_FOR)
+        d = self.cluster["B"].query(ALICE, "job.1", {"op": "ls"})
+        self.answer("A")
+        self.successResultOf(d)
+        self.assertEqual(reads, ["job.1", "job.1"])
+
+    def test_staleRouteFollowsJob(self):
+        """
+        A query with a kept record naming a server that no longer holds the
+        job (its daemon moved to another live server) goes where the job is
+        now.
+        """
+        self.register("A")
+        d = self.cluster["B"].query(ALICE, "job.1", {"op": "ls"})
+        self.answer("A")
+        self.successResultOf(d)
+        self.register("C")
+        reads = self.countReads()
+        d = self.cluster["B"].query(ALICE, "job.1", {"op": "ls"})
+        self.assertEqual(reads, ["job.1"])
+        self.cluster.beat(0.25, 2)
+        self.answer("C")
+        self.successResultOf(d)
+
+    def test_keptRouteNotForOthers(self):
+        """
+        A record kept for one user's query authorizes nobody else.
+        """
+        self.register("A")
+        d = self.cluster["B"].query(ALICE, "job.1", {"op": "ls"})
+        self.answer("A")
+        self.successResultOf(d)
+        self.assertFault(self.cluster["B"].query(BOB, "job.1", {"op": "ls"}),
+                         errors.NO_SUCH_JOB)
+
     def test_routedRemoteError(self):
         """
         The job's error comes back with its code.
