@@ -15,7 +15,8 @@ C{redis-server} persisting nothing.  The parts:
      (one server without C{--redis}), C{redis-1} (one server with
      C{--redis}) and C{redis-3} (three servers with C{--redis}, one job and
      a third of the clients on each: two queries in three are routed to
-     another server).  Queries/s, round trips, and CPU per query of the
+     another server), and C{redis-3-local} (the same, but each client
+     queries only the job of its own server: nothing is routed).  Queries/s, round trips, and CPU per query of the
      servers (summed), Redis, the daemons and the clients.  Each set-up is
      run C{--repeats} times, interleaved.
   2. C{routed}: three servers; one client on server A sends C{-n} pairs of
@@ -90,11 +91,17 @@ alice on 127.0.0.1)."""
 
 FULL = {"clients": 4, "seconds": 10.0, "repeats": 2, "warmup": 200, "n": 2000,
         "jobs": 60000, "idle_seconds": 60.0, "per_mode": 30, "scale_queries": 200}
+MODERATE = dict(FULL, seconds=5.0, repeats=1, warmup=100, n=1000)
+"""The sizes C{bench/run_all.py} uses (throughput and routed parts only)."""
 QUICK = {"clients": 3, "seconds": 3.0, "repeats": 1, "warmup": 20, "n": 200,
          "jobs": 3000, "idle_seconds": 5.0, "per_mode": 5, "scale_queries": 20}
+for _sizes in (FULL, MODERATE, QUICK):
+    _sizes.update(max_minutes=20.0, failover_limit=60.0)
 
-SETUPS = (("embedded", 1, False), ("redis-1", 1, True), ("redis-3", 3, True))
-"""(name, servers, with Redis) of the throughput part."""
+SETUPS = (("embedded", 1, False, False), ("redis-1", 1, True, False),
+          ("redis-3", 3, True, False), ("redis-3-local", 3, True, True))
+"""(name, servers, with Redis, each client querying only the job of its own
+server) of the throughput part."""
 
 JOBS = ("job.1", "job.2", "job.3")
 """The real daemons' jobs; job i is registered with server i mod the
@@ -361,14 +368,16 @@ class Clients:
     Client processes, client i on server i mod the number of servers.
     """
 
-    def __init__(self, cluster, count, jobs=JOBS):
+    def __init__(self, cluster, count, jobs=JOBS, localOnly=False):
         context = multiprocessing.get_context("fork")
         self.procs, self.conns = [], []
+        servers = len(cluster.urls)
         for i in range(count):
             mine, theirs = context.Pipe()
+            mine_ = [j for k, j in enumerate(jobs) if k % servers == i % servers]
             proc = context.Process(target=clientMain, daemon=True, args=(
-                theirs, cluster.urls[i % len(cluster.urls)], cluster.base.proxy,
-                cluster.base.caDir, list(jobs), i))
+                theirs, cluster.urls[i % servers], cluster.base.proxy,
+                cluster.base.caDir, mine_ if localOnly else list(jobs), i))
             proc.start()
             theirs.close()
             self.procs.append(proc)
@@ -400,11 +409,11 @@ class Clients:
                 proc.join(5)
 
 
-def measureThroughput(cluster, cfg):
+def measureThroughput(cluster, cfg, localOnly=False):
     """
     The concurrent clients' run on C{cluster} (see the module docstring).
     """
-    clients = Clients(cluster, cfg["clients"])
+    clients = Clients(cluster, cfg["clients"], localOnly=localOnly)
     try:
         clients.all(("warmup", max(1, cfg["warmup"] // cfg["clients"])))
         for pid in cluster.pids()["servers"]:
@@ -436,13 +445,13 @@ def throughputPart(base, cfg, routedToo):
     """
     out = {"runs": [], "routed": None}
     for rep in range(cfg["repeats"]):
-        for name, count, redis in SETUPS:
+        for name, count, redis, localOnly in SETUPS:
             cluster = Cluster(base, count, redis)
             try:
                 cluster.startDaemons()
                 say("throughput: {} (run {}): {} clients, {:g} s".format(
                     name, rep + 1, cfg["clients"], cfg["seconds"]))
-                result = measureThroughput(cluster, cfg)
+                result = measureThroughput(cluster, cfg, localOnly)
                 result.update(setup=name, repeat=rep + 1)
                 out["runs"].append(result)
                 say("  {qps}/s, p50 {p50_ms} ms, server CPU {ms} ms/q".format(
@@ -640,8 +649,14 @@ def scalePart(base, cfg, deadline):
             "redis_cpu_percent": round(100.0 * (common.cpuSeconds(cluster.redis.pid) - r0)
                                        / elapsed, 2),
         }
-        out["queries"] = scaleQueries(cluster, cfg["scale_queries"])
+        try:
+            out["queries"] = scaleQueries(cluster, cfg["scale_queries"])
+        except Exception as e:
+            out["queries_error"] = "{}: {}".format(type(e).__name__, e)
+            say("scale: queries failed: " + out["queries_error"])
         out["final"] = snapshot(cluster)
+        out["store_lost"] = [s.text().count("store cannot be reached") for s in cluster.servers]
+        out["store_back"] = [s.text().count("reachable again") for s in cluster.servers]
     finally:
         for g in generators:
             g.close()
@@ -901,7 +916,7 @@ def report(doc):
             parts.append(text)
     sc = doc.get("scale")
     if sc:
-        reg, idle, q = sc["registration"], sc["idle"], sc["queries"]
+        reg, idle, q = sc["registration"], sc["idle"], sc.get("queries")
         text = "### {} UDP jobs over three servers\n\n".format(sc["jobs"])
         text += (
             "Registered {registered} ({failed} failed) in {seconds} s: {per_s}/s; server CPU "
@@ -921,14 +936,21 @@ def report(doc):
                 secs=idle["seconds"],
                 scpu=" / ".join(str(v) for v in idle["servers_cpu_percent"]),
                 rcpu=idle["redis_cpu_percent"]))
-        text += common.markdownTable(
-            ["call through server A", "n", "p50 ms", "p99 ms", "max ms"],
-            [[label, q[key]["n"], q[key]["p50_ms"], q[key]["p99_ms"], q[key]["max_ms"]]
-             for key, label in (("local", "stat, job held by A"),
-                                ("routed", "stat, job held by B or C"),
-                                ("unknown_job", "query of an unknown job (fault)"),
-                                ("list_jobs_1000", "listJobs limit 1000 ({} rows)".format(
-                                    q["list_jobs_rows"])))])
+        text += ("Times a server lost the store (its log's warnings): {}; found it again: "
+                 "{}.\n\n".format(" / ".join(map(str, sc["store_lost"])),
+                                   " / ".join(map(str, sc["store_back"]))))
+        if q is None:
+            text += "The queries failed: {}.".format(sc.get("queries_error"))
+        else:
+            rows = [[label, q[key]["n"], q[key]["p50_ms"], q[key]["p99_ms"], q[key]["max_ms"]]
+                    for key, label in (
+                        ("local", "stat, job held by A"),
+                        ("routed", "stat, job held by B or C"),
+                        ("unknown_job", "query of an unknown job (fault)"),
+                        ("list_jobs_1000", "listJobs limit 1000 ({} rows)".format(
+                            q["list_jobs_rows"])))]
+            text += common.markdownTable(
+                ["call through server A", "n", "p50 ms", "p99 ms", "max ms"], rows)
         parts.append(text)
     fo = doc.get("failover")
     if fo:
@@ -959,7 +981,7 @@ def summaryLine(runs):
     Ranges of queries/s and server CPU per query by set-up.
     """
     bits = []
-    for name, _, _ in SETUPS:
+    for name, _, _, _ in SETUPS:
         mine = [r for r in runs if r["setup"] == name]
         if not mine:
             continue
@@ -995,7 +1017,10 @@ def run(cfg, parts):
             doc["failover"] = failoverPart(base, cfg)
     finally:
         common.Proc.stopAll()
-        base.close()
+        if cfg.get("keep"):
+            say("kept {}".format(base.tmp))
+        else:
+            base.close()
     doc["seconds"] = round(time.monotonic() - started, 1)
     return doc
 
@@ -1016,6 +1041,8 @@ def main(argv=None):
     parser.add_argument("--max-minutes", type=float, default=20.0,
                         help="registration stops after this long from the start (20)")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the temporary directory (the servers' logs)")
     parser.add_argument("--daemon-host", metavar="CONFIG", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.daemon_host:
@@ -1026,7 +1053,7 @@ def main(argv=None):
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
     cfg["max_minutes"] = args.max_minutes
-    cfg["failover_limit"] = 60.0
+    cfg["keep"] = args.keep
     parts = set(args.parts.split(","))
     if not parts <= {"throughput", "routed", "scale", "failover"}:
         parser.error("--parts: choose among throughput,routed,scale,failover")
