@@ -18,6 +18,7 @@ import socket
 from twisted.internet import defer
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from jobmon.errors import INTERNAL, UNAVAILABLE, JobMonError
 from jobmon.server.cluster.store import StoreUnavailable
@@ -86,6 +87,7 @@ class ClusterNode:
         self._calls = {}
         self._serving = {}
         self._stale = True
+        self._cleaning = False
         self._loop = LoopingCall(self._heartbeat)
         self._loop.clock = clock
 
@@ -153,10 +155,26 @@ class ClusterNode:
                 self.log.failure("cannot write this server's jobs to the cluster's store")
                 self._stale = True
         self._failCallsToDead()
-        try:
-            yield self.onBeat()
-        except Exception:
-            self.log.failure("cluster cleanup failed")
+        self._cleanUp()
+
+    def _cleanUp(self):
+        """
+        Run C{onBeat} (the leader's sweep), unless its last run is still
+        going.  The heartbeat does not wait for it: a sweep over many jobs
+        can take longer than L{ttl}, and a heartbeat held back that long
+        would make this server look dead to the others.
+        """
+        if self._cleaning:
+            return
+        self._cleaning = True
+        d = defer.maybeDeferred(self.onBeat)
+
+        def done(result):
+            self._cleaning = False
+            if isinstance(result, Failure) and self._loop.running:
+                self.log.failure("cluster cleanup failed", result)
+
+        d.addBoth(done)
 
     def _lost(self, why):
         """

@@ -12,6 +12,11 @@ from twisted.logger import Logger
 NUDGE_EVERY = 2.0
 """Seconds between the leader's wakes of the UDP jobs of a dead server."""
 
+NUDGE_BATCH = 500
+"""Records of a dead server's jobs read from the store at once: all of them
+at once (tens of thousands of calls in flight on one connection) would
+wait in line longer than the store's reply timeout."""
+
 
 class LeaderSweep:
     """
@@ -73,9 +78,13 @@ class LeaderSweep:
                               "{grace:.0f} s ago and they did not register again",
                               count=len(held), server=server, grace=now - since)
                 continue
-            for fields in (yield defer.gatherResults([store.getJob(j) for j in held])):
-                if fields is not None and fields.get("udp_key"):
-                    self.nudge(fields["job_id"], fields["udp_key"], now)
+            for start in range(0, len(held), NUDGE_BATCH):
+                batch = held[start:start + NUDGE_BATCH]
+                records = yield defer.gatherResults([store.getJob(j) for j in batch],
+                                                    consumeErrors=True)
+                for fields in records:
+                    if fields is not None and fields.get("udp_key"):
+                        self.nudge(fields["job_id"], fields["udp_key"], now)
 
     def nudge(self, jobId, key, now):
         """
