@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slurm venv bench clean
+.PHONY: demo demo-cluster test test-slurm venv bench clean redis-server
 
 venv: $(STAMP)
 
@@ -22,8 +22,17 @@ $(STAMP): pyproject.toml $(shell find jobmon twisted -name '*.py' 2>/dev/null)
 demo: $(STAMP)
 	$(BIN)/python demo/run_demo.py
 
-test: $(STAMP)
+# Two servers sharing jobs through a Redis (installed from Debian if missing).
+demo-cluster: $(STAMP) redis-server
+	$(BIN)/python demo/run_cluster_demo.py
+
+test: $(STAMP) redis-server
 	$(BIN)/python -m twisted.trial --temp-directory=_trial_temp $(TRIAL_ARGS) tests
+
+# Debian's redis-server for the tests of the store in Redis, installed when
+# missing and root (they start their own servers; no service is started).
+redis-server:
+	@sh tests/install-redis-server.sh
 
 # JobMon under a real Slurm on this machine (Debian, as root): installs
 # slurm-wlm and munge if missing, runs a one-node cluster on 127.0.0.1 and
@@ -35,4 +44,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info _trial_temp* demo-run bench/out
+	rm -rf $(VENV) build *.egg-info _trial_temp* demo-run demo-cluster-run bench/out

@@ -437,6 +437,9 @@ def _check(path, option, value, base):
         raise _wrongType(path, option, value)
     if kind == "path" and value:
         value = os.path.join(base, value)
+    if option.coerce is None:
+        # A handler's value (such as C{opt_server}): the handler checks it.
+        return value
     try:
         return option.coerce(value)
     except (ValueError, TypeError) as e:

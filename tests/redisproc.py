@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -53,14 +54,16 @@ class RedisProcess:
 
     @ivar port: its port.
     @ivar password: the C{requirepass} password, or L{None}.
+    @ivar tls: L{None}, or C{(certFile, keyFile)}: it speaks TLS only.
     """
 
-    def __init__(self, testCase, password=None):
+    def __init__(self, testCase, password=None, tls=None):
         """
         Start it; stop it and remove its directory when C{testCase} ends.
         """
         self._binary = redisServer()
         self.password = password
+        self.tls = tls
         self.port = freePort()
         self._dir = tempfile.mkdtemp(prefix="jobmon-redis-")
         self._process = None
@@ -74,14 +77,20 @@ class RedisProcess:
         """
         password = self.password if password is None else password
         login = ":%s@" % (password,) if password else ""
-        return "redis://%s127.0.0.1:%d/%d" % (login, self.port, db)
+        scheme = "rediss" if self.tls else "redis"
+        return "%s://%s127.0.0.1:%d/%d" % (scheme, login, self.port, db)
 
     def start(self):
         """
         Start it and wait (boundedly) until it answers C{PING}.
         """
         assert self._process is None, "already running"
-        args = [self._binary, "--port", str(self.port), "--bind", "127.0.0.1",
+        if self.tls:
+            ports = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", self.tls[0],
+                     "--tls-key-file", self.tls[1], "--tls-auth-clients", "no"]
+        else:
+            ports = ["--port", str(self.port)]
+        args = [self._binary, *ports, "--bind", "127.0.0.1",
                 "--save", "", "--appendonly", "no", "--dir", self._dir,
                 "--daemonize", "no", "--logfile", "redis.log", "--protected-mode", "yes"]
         if self.password:
@@ -100,13 +109,48 @@ class RedisProcess:
 
     def _answers(self):
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                s.sendall(b"PING\r\n")
-                reply = s.recv(64)
+            reply = self._send([[b"PING"]], login=False)
         except OSError:
             return False
         # +PONG, or -NOAUTH when it requires a password: either way it is up.
         return reply.startswith((b"+PONG", b"-NOAUTH"))
+
+    def _send(self, commands, login=True):
+        """
+        Send C{commands} (lists of bytes) on a new connection, logged in
+        when C{login}.
+
+        @return: the start of the replies.
+        """
+        if login and self.password:
+            commands = [[b"AUTH", self.password.encode()]] + commands
+        data = b"".join(
+            b"*%d\r\n" % len(c) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in c)
+            for c in commands)
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as raw:
+            s = raw
+            if self.tls:
+                context = ssl.create_default_context()
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+                s = context.wrap_socket(raw)
+            s.sendall(data)
+            replies = b""
+            while replies.count(b"\r\n") < len(commands):
+                more = s.recv(4096)
+                if not more:
+                    break
+                replies += more
+            return replies
+
+    def command(self, *args):
+        """
+        Run one command as the C{default} user.
+
+        @return: its reply's first line (e.g. C{"+OK"}).
+        """
+        replies = self._send([[a.encode() if isinstance(a, str) else a for a in args]])
+        return replies.split(b"\r\n")[-2].decode()
 
     def log(self):
         """

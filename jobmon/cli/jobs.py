@@ -232,6 +232,11 @@ def formatJobs(jobs, now, long=False):
             str(job.get("pending", "")),
         ])
     header = ["JOB", "OWNER", "HOST", "BATCH", "MODE", "STATE", "AGE", "SEEN", "PENDING"]
+    if any("server" in job for job in jobs):
+        # A cluster's server says which of its servers holds each job.
+        header.append("SERVER")
+        for row, job in zip(rows, jobs):
+            row.append(printable(str(job.get("server") or "-")))
     return table(header, rows, right=(6, 7, 8))
 
 

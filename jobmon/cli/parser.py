@@ -15,6 +15,7 @@ import sys
 
 from jobmon import client as _client
 from jobmon.cli.exits import EXIT_STATUS_HELP
+from jobmon.serverlist import AddServer
 
 PROG = "jobmon-query"
 """The program's name, in its messages and help."""
@@ -331,9 +332,11 @@ def addGlobalOptions(parser, defaults):
     suppress = {} if defaults else {"default": argparse.SUPPRESS}
     group = parser.add_argument_group("global options")
     group.add_argument(
-        "--server", metavar="URL",
-        help="the JobMon server, https://host[:port][/path] "
-             "(default: $JOBMON_SERVER)",
+        "--server", metavar="URL", action=AddServer,
+        help="the JobMon server, https://host[:port][/path]; repeatable, or a "
+             "comma-separated list: a server that cannot be reached or is shutting "
+             "down is left for the next (default: $JOBMON_SERVER, a URL or "
+             "comma-separated list)",
         **suppress,
     )
     group.add_argument(

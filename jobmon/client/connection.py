@@ -12,6 +12,12 @@ L{CONNECTION_LOST}.  The server's refusal of our certificate, which with
 TLS 1.3 comes only after the handshake, is told apart from other TLS
 failures (L{_isRefusal}).
 
+Several servers may be named (a list, or a comma-separated string, as
+C{$JOBMON_SERVER} may hold): a server that cannot be reached (refused,
+no connection in time, the TLS handshake failed) or that answers fault 503
+(it is shutting down) before the request ran is left for the next one
+(L{FAILOVER}); any other error is final.
+
 Like the rest of L{jobmon.client}, this imports only the standard library
 and L{jobmon.errors}.
 """
@@ -31,7 +37,8 @@ from jobmon.client.errors import (
     ClientError,
     _sslReason,
 )
-from jobmon.errors import JobMonError
+from jobmon.errors import UNAVAILABLE, JobMonError
+from jobmon.serverlist import splitServers
 
 DEFAULT_PORT = 8443
 """The port used when the server URL names none."""
@@ -41,6 +48,11 @@ DEFAULT_PATH = "/RPC2"
 
 _REFUSAL_WORDS = ("CERTIFICATE", "UNKNOWN_CA", "ACCESS_DENIED", "DECRYPT_ERROR")
 _ALERT_PREFIXES = ("SSLV3_ALERT_", "TLSV1_ALERT_", "TLSV13_ALERT_")
+
+
+FAILOVER = frozenset([UNREACHABLE, TLS_ERROR])
+"""The client errors of a connection attempt after which the next server
+is tried."""
 
 
 def parseServerURL(server):
@@ -157,13 +169,16 @@ class _Connection:
     the first call, and the connection opened then.  A new connection asks
     the credential for a new SSL context, which reloads a changed file.
 
-    @ivar url: the server's URL, normalized (C{https://host:port/path}).
+    @ivar url: the URL of the server in use, normalized
+        (C{https://host:port/path}).
+    @ivar urls: the URLs of every server given, normalized.
     @ivar timeout: seconds to wait for the connection and for each answer.
     """
 
     def __init__(self, server, timeout, chooseCredential):
         """
-        @param server: the server URL (see L{parseServerURL}).
+        @param server: the server URL (see L{parseServerURL}), or several
+            (see L{splitServers}): the first that answers is used.
         @param timeout: seconds to wait for the connection and for an answer
             (a call may wait longer).
         @param chooseCredential: called with no arguments at first use, to
@@ -172,7 +187,12 @@ class _Connection:
 
         @raise ClientError: L{BAD_URL} if C{server} is malformed.
         """
-        self._host, self._port, self._path, self.url = parseServerURL(server)
+        urls = splitServers(server)
+        if not urls:
+            raise ClientError(BAD_URL, "no server URL given")
+        self._servers = [parseServerURL(url) for url in urls]
+        self.urls = [parsed[3] for parsed in self._servers]
+        self._use(0)
         self.timeout = float(timeout)
         self._chooseCredential = chooseCredential
         self._chosen = None
@@ -194,11 +214,32 @@ class _Connection:
         if conn is not None:
             conn.close()
 
-    def _connect(self):
+    def _use(self, index):
+        self._index = index
+        self._host, self._port, self._path, self.url = self._servers[index]
+
+    def _next(self, tried):
+        """
+        Move to the next server not in C{tried} (indexes), if any.
+
+        @return: whether there was one.
+        """
+        for step in range(1, len(self._servers)):
+            index = (self._index + step) % len(self._servers)
+            if index not in tried:
+                self.close()
+                self._use(index)
+                return True
+        return False
+
+    def _connect(self, tried=None):
         """
         Return an open connection: the kept-alive one if the server has not
-        closed it, else a new one.
+        closed it, else a new one, to the next server when one cannot be
+        reached (see L{FAILOVER}).
 
+        @param tried: the indexes of the servers already tried for this
+            call (updated).
         @return: C{(connection, fresh)}.
         """
         conn = self._conn
@@ -206,6 +247,29 @@ class _Connection:
             if conn.sock is not None and not _isDropped(conn.sock):
                 return conn, False
             self.close()
+        tried = set() if tried is None else tried
+        errors = []
+        while True:
+            tried.add(self._index)
+            try:
+                return self._open()
+            except ClientError as e:
+                if e.code not in FAILOVER:
+                    raise
+                errors.append(e)
+                if not self._next(tried):
+                    break
+        if len(errors) == 1:
+            raise errors[0]
+        raise ClientError(
+            errors[-1].code,
+            "no JobMon server could be reached: " + "; ".join(e.message for e in errors),
+        )
+
+    def _open(self):
+        """
+        Open a new connection to the current server.
+        """
         context = self._credential.context()
         conn = http11.HTTPSConnection(self._host, self._port, self.timeout, context)
         try:
@@ -273,7 +337,23 @@ class _Connection:
             body = wire.dumps(params, method).encode("utf-8")
         except (TypeError, OverflowError, ValueError, UnicodeError) as e:
             raise ClientError(BAD_ARGUMENT, "cannot encode the request: %s" % (e,))
-        conn, fresh = self._connect()
+        tried = set()
+        while True:
+            try:
+                return self._callOnce(method, body, timeout, tried)
+            except JobMonError as e:
+                # 503: the server is shutting down and did not run the
+                # call; the next server may.
+                unavailable = e.code == UNAVAILABLE or getattr(e, "status", None) == 503
+                if not unavailable or not self._next(tried):
+                    raise
+
+    def _callOnce(self, method, body, timeout, tried):
+        """
+        Send one encoded call to the current server (or the next one that
+        can be reached) and return its result.
+        """
+        conn, fresh = self._connect(tried)
         headers = {"Content-Type": "text/xml", "User-Agent": "jobmon-client"}
         try:
             authorization = self._credential.authorization()

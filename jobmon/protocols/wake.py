@@ -9,7 +9,8 @@ L{MAX_REQUEST_LINE} from server to daemon):
     it knows), C{ping}, C{result};
   - server to daemon: C{welcome} (keep-alive interval, whether it sends
     requests), C{wake}, C{request}, C{error}, C{notice} (a line for the
-    daemon's log), C{pong}.
+    daemon's log), C{moved} (this server is stopping and hands the job
+    over: register with another server of the daemon's list now), C{pong}.
 
 A daemon whose hello lists the C{"requests"} feature, welcomed by a server
 that answers C{"requests": true}, gets its job's queries on the channel as
@@ -66,6 +67,7 @@ MISSED_PINGS = 3
 _WAKE = b'{"type":"wake"}'
 _PING = b'{"type":"ping"}'
 _PONG = b'{"type":"pong"}'
+_MOVED = b'{"type":"moved"}'
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
@@ -357,6 +359,18 @@ class WakeServerProtocol(_LineChannel):
         text = message[: MAX_LINE // 2]
         self.send(_encode({"type": "notice", "message": text}))
 
+    def sendMoved(self):
+        """
+        Tell the daemon that this server is stopping and hands its job
+        over: it registers with the next server of its list at once (a
+        daemon with a single server registers again with this one, after
+        its usual delay).  The channel is closed after the line.
+        """
+        if self.transport is None:
+            return
+        self.send(_MOVED)
+        self.transport.loseConnection()
+
     def close(self):
         """
         Close the channel (the registration it served was replaced or
@@ -384,16 +398,23 @@ class WakeClientProtocol(_LineChannel):
         L{None}: the daemon asks for none.
     @ivar requests: whether the server sends requests on this channel
         (its welcome said so), to be answered with L{sendResult}.
+    @ivar onMoved: called with this protocol when the server says
+        C{moved} (it hands the job over), or L{None}: the line is ignored.
+    @ivar onClosed: called with C{(protocol, reason)} when a welcomed
+        channel closes, or L{None}.
     """
 
     log = Logger()
     MAX_LENGTH = MAX_REQUEST_LINE
 
-    def __init__(self, jobId, token, onWake, clock, onRequest=None):
+    def __init__(self, jobId, token, onWake, clock, onRequest=None, onMoved=None,
+                 onClosed=None):
         self.jobId = jobId
         self.token = token
         self.onWake = onWake
         self.onRequest = onRequest
+        self.onMoved = onMoved
+        self.onClosed = onClosed
         self.clock = clock
         self.callLater = clock.callLater
         self.welcomed = defer.Deferred()
@@ -428,6 +449,10 @@ class WakeClientProtocol(_LineChannel):
             pass
         elif kind == "welcome":
             self._welcome(message)
+        elif kind == "moved":
+            self.log.info("the server hands the job over (it is stopping)")
+            if self.onMoved is not None:
+                self.onMoved(self)
         elif kind == "notice":
             notice = str(message.get("message", ""))
             self.log.warn("the server says: {notice}", notice=notice)
@@ -522,6 +547,8 @@ class WakeClientProtocol(_LineChannel):
         self.setTimeout(None)
         if self._pinger is not None and self._pinger.running:
             self._pinger.stop()
+        if self.keepalive is not None and self.onClosed is not None:
+            self.onClosed(self, reason)
         self._fireWelcomed(ConnectionLost("wake channel closed before welcome"))
 
 
@@ -532,18 +559,24 @@ class WakeClientFactory(Factory):
 
     @ivar registration: callable returning C{(jobId, token)}.
     @ivar onRequest: see L{WakeClientProtocol.onRequest}.
+    @ivar onMoved: see L{WakeClientProtocol.onMoved}.
+    @ivar onClosed: see L{WakeClientProtocol.onClosed}.
     """
 
     noisy = False
 
-    def __init__(self, registration, onWake, clock, onRequest=None):
+    def __init__(self, registration, onWake, clock, onRequest=None, onMoved=None,
+                 onClosed=None):
         self.registration = registration
         self.onWake = onWake
         self.clock = clock
         self.onRequest = onRequest
+        self.onMoved = onMoved
+        self.onClosed = onClosed
 
     def buildProtocol(self, addr):
         jobId, token = self.registration()
-        p = WakeClientProtocol(jobId, token, self.onWake, self.clock, self.onRequest)
+        p = WakeClientProtocol(jobId, token, self.onWake, self.clock, self.onRequest,
+                               self.onMoved, self.onClosed)
         p.factory = self
         return p

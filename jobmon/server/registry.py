@@ -75,6 +75,7 @@ class JobRecord:
             jobId=self.jobId, owner=self.owner, host=self.host, mode=self.mode,
             registered=self.registered, lastSeen=when, wakeSecret=self.wakeSecret,
             udpKey=self.udpKey, info=self.info, state=state or self.state,
+            notAfter=self.notAfter, revocation=self.revocation,
         )
 
 

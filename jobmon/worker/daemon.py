@@ -8,7 +8,8 @@ job's working directory, and posts the results (C{outputJobResult}); a
 server that offers it sends the requests on the wake channel itself, where
 the daemon answers them (see L{jobmon.protocols.wake}).  If the
 server goes away it registers again with capped exponential backoff and
-jitter; on SIGTERM it unregisters before it exits.
+jitter (given several servers, with the next one at once: see
+L{jobmon.worker.servers}); on SIGTERM it unregisters before it exits.
 """
 
 import os
@@ -16,13 +17,13 @@ import random
 import re
 import secrets
 import socket
-import time
 from urllib.parse import urlsplit
 
 from attrs import frozen
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import MultiService
 from twisted.internet import defer, endpoints
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
@@ -32,7 +33,7 @@ from zope.interface import implementer
 from jobmon import __version__
 from jobmon.certificates import CredentialError, caCertificates
 from jobmon.config import FileOptions, applyConfigFile
-from jobmon.credentials import TokenNotFound, expiredAt, tokenSource
+from jobmon.credentials import tokenSource
 from jobmon.deferreds import deferredAsync, threadRunner
 from jobmon.errors import (
     REMOTE_ERROR,
@@ -47,10 +48,23 @@ from jobmon.protocols.sealed import VERSION as SEALED_VERSION
 from jobmon.protocols.sealed import SealedClientEndpoint
 from jobmon.protocols.wake import WakeClientFactory
 from jobmon.protocols.xmlrpc import XMLRPCClient
+from jobmon.serverlist import splitServers
+from jobmon.worker.authorization import (  # noqa: F401 (re-exported)
+    TOKEN_REREAD,
+    CachedAuthorization,
+    bearerAuthorization,
+)
 from jobmon.worker.files import Workdir
 from jobmon.worker.operations import FILE_OPS, Operations, runWithTimeout
+from jobmon.worker.servers import (
+    Server,
+    ServerRing,
+    checkServerURL,
+    isServerLoss,
+)
 from jobmon.worker.tls import CredentialPolicy, clientCredential
 from jobmon.worker.wakeloops import PollWakeLoop, UDPWakeLoop, describe
+from jobmon.worker.xmlsafe import EXACT_NAME_KEYS, xmlSafe  # noqa: F401 (re-exported)
 
 PROGRAM = "jobmon-daemon"
 """What the daemon's one-line start-up error begins with."""
@@ -63,72 +77,6 @@ results before it unregisters (well within C{jobmon-run --stop-grace})."""
 COME_BACK = 0.5
 """Seconds a stopping daemon waits for a follower whose last answer did not
 close its follow (cut by the result cap) to ask for the rest."""
-
-
-def bearerAuthorization(source, now=time.time):
-    """
-    The C{Authorization} header of a daemon with a bearer token, read
-    afresh from its source (blocking; see L{CachedAuthorization}), so that
-    the token a site renews in its file is used without a restart.
-
-    @param source: see L{jobmon.credentials.tokenSource}.
-    @param now: the current time, in seconds since the epoch.
-    @return: a callable returning C{"Bearer <token>"}.
-    @raise CredentialError: (from the callable) no token, or it expired.
-    """
-
-    def authorization():
-        try:
-            token, where = source()
-        except TokenNotFound as e:
-            raise CredentialError(str(e))
-        expires = expiredAt(token, now())
-        if expires is not None:
-            raise CredentialError(
-                "bearer token from {} expired at {} UTC; renew it (the new token "
-                "is picked up without a restart)".format(
-                    where, time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(expires))
-                )
-            )
-        return "Bearer " + token
-
-    return authorization
-
-
-TOKEN_REREAD = 10.0
-"""Seconds a daemon uses the token it read before reading its file again."""
-
-
-class CachedAuthorization:
-    """
-    A daemon's C{Authorization} header, read (in a thread) at most every
-    C{interval} seconds: a renewed token file is used within that time, and
-    a daemon's calls do not each pay for a thread and a file read.
-
-    @ivar read: the blocking read (see L{bearerAuthorization}).
-    """
-
-    def __init__(self, read, runInThread, clock, interval=TOKEN_REREAD):
-        self.read = read
-        self.runInThread = runInThread
-        self.clock = clock
-        self.interval = interval
-        self._value = None
-        self._readAt = None
-
-    def __call__(self):
-        """
-        The header value, or a L{Deferred} of it when it is due to be read.
-        """
-        now = self.clock.seconds()
-        if self._value is not None and now - self._readAt < self.interval:
-            return self._value
-
-        def read(value):
-            self._value, self._readAt = value, now
-            return value
-
-        return self.runInThread(self.read).addCallback(read)
 
 
 class Options(FileOptions):
@@ -147,8 +95,6 @@ class Options(FileOptions):
     optParameters = [
         ["config", None, None, "TOML configuration file: keys are the long option names; "
          "options given on the command line override it (docs/CONFIG.md)."],
-        ["server", None, None, "Server URL, e.g. https://jobmon.example.org:8443/RPC2 "
-         "[default: $JOBMON_SERVER]."],
         ["job-id", None, None, "The job's id (batch system id)."],
         ["workdir", None, ".", "The job's working directory; every path is confined to it."],
         ["proxy", None, None, "Credential file [default: $X509_USER_PROXY, then "
@@ -195,6 +141,16 @@ class Options(FileOptions):
         self["redact"] = []
         self["share"] = []
 
+    def opt_server(self, url):
+        """
+        Server URL, e.g. https://jobmon.example.org:8443/RPC2 (repeatable, or
+        a comma-separated list: the daemon registers with the first and
+        moves to the next when it loses its server) [default:
+        $JOBMON_SERVER, a URL or comma-separated list].
+        """
+        # Kept as a comma-separated list, as $JOBMON_SERVER holds it.
+        self["server"] = ",".join(filter(None, (self.get("server"), url)))
+
     def opt_commands(self, path):
         """
         A TOML file of site-approved commands users may run (repeatable; a
@@ -230,15 +186,16 @@ class Options(FileOptions):
         is read here (see L{loadStartup}), only the configuration file.
         """
         applyConfigFile(self)
-        if self["server"] is None:
+        if not self.get("server"):
             self["server"] = os.environ.get("JOBMON_SERVER")
-        if not self["server"]:
+        servers = splitServers(self["server"] or [])
+        if not servers:
             raise usage.UsageError("--server is required (or set JOBMON_SERVER)")
-        url = urlsplit(self["server"])
-        if url.scheme != "https" or not url.hostname:
-            raise usage.UsageError(
-                "--server must be an https:// URL, not {!r}".format(self["server"])
-            )
+        try:
+            self["servers"] = [checkServerURL(url) for url in servers]
+        except ValueError as e:
+            raise usage.UsageError(str(e))
+        self["server"] = servers[0]
         if not self["job-id"]:
             raise usage.UsageError("--job-id is required")
         try:
@@ -328,6 +285,11 @@ def loadStartup(options):
     return Startup(authorization, commandTable)
 
 
+HURRY_EVERY = 10.0
+"""Seconds between two registrations at once after a clean close of the
+wake channel (see L{JobDaemon._channelClosed}), so that a server that
+closes every channel at once cannot make the daemon spin."""
+
 SEALED_TRIES = 3
 """Sealed wake channels in a row that may close before their welcome
 before the daemon uses TLS instead."""
@@ -364,6 +326,10 @@ class JobDaemon(MultiService):
         endpoint of the server's wake port, which the channel is sealed on
         (L{jobmon.protocols.sealed}) when the server offers it; L{None}:
         TLS always.
+    @ivar servers: the L{ServerRing} of the servers it may register with:
+        L{rpc}, L{wakeEndpoint}, L{sealedEndpoint} and C{serverURL} are
+        those of its current one (the only one, unless C{servers} is given
+        to the constructor as a list of L{Server}s).
     @ivar credentials: the service keeping the TLS options up to date (a
         L{jobmon.worker.tls.CredentialPolicy}), run as this daemon's first
         child: registration waits for its C{whenLoaded()}.  C{None} when
@@ -388,16 +354,21 @@ class JobDaemon(MultiService):
         maxConcurrent=4,
         credentials=None,
         sealedEndpoint=None,
+        servers=None,
     ):
         super().__init__()
-        self.sealedEndpoint = sealedEndpoint
         self._sealedFailures = 0
         self.reactor = reactor
         self.jobId = jobId
-        self.serverURL = serverURL
-        self.rpc = rpc
+        self.servers = ServerRing(
+            servers or [Server(serverURL, rpc, wakeEndpoint, sealedEndpoint)])
+        self._useCurrent()
+        self.generation = 0
+        """Counts the moves to another server: a request's result is
+        dropped when the server that asked was lost meanwhile."""
+        self._hurry = False
+        self._hurriedAt = None
         self.operations = operations
-        self.wakeEndpoint = wakeEndpoint
         self.mode = mode
         # The instance tells a periodic re-registration of this process
         # from a new daemon for the same job.
@@ -424,12 +395,13 @@ class JobDaemon(MultiService):
         if mode == "tcp":
             self.factory = WakeClientFactory(
                 lambda: (self.jobId, self._token), self.wakeUp, reactor,
-                onRequest=self._channelRequests,
+                onRequest=self._channelRequests, onMoved=self._moved,
+                onClosed=self._channelClosed,
             )
             self.wakeService = ClientService(
                 _RegisteringEndpoint(self),
                 self.factory,
-                retryPolicy=self.retryPolicy,
+                retryPolicy=self._retryDelay,
                 clock=reactor,
                 prepareConnection=self._prepare,
             )
@@ -440,6 +412,61 @@ class JobDaemon(MultiService):
         else:
             raise ValueError("unknown wake mode {!r}".format(mode))
         self.wakeService.setServiceParent(self)
+
+    def _useCurrent(self):
+        server = self.servers.current
+        self.serverURL, self.rpc = server.url, server.rpc
+        self.wakeEndpoint, self.sealedEndpoint = server.wakeEndpoint, server.sealedEndpoint
+
+    def serverLost(self, why):
+        """
+        The current server is lost (see L{jobmon.worker.servers.isServerLoss}):
+        hold the next one of the list from now on.
+
+        @param why: one line saying how it was lost.
+        @return: whether to register with the new server at once (see
+            L{ServerRing.lose}); false with a single server.
+        """
+        if len(self.servers) == 1:
+            return False
+        again = self.servers.lose(self.jobId, why)
+        self._useCurrent()
+        self.generation += 1
+        self._registered = False
+        self._announce = True
+        self._sealedFailures = 0
+        return again
+
+    def _retryDelay(self, attempt):
+        # The wake channel's reconnection delay: none right after the
+        # server handed the job over or closed the channel cleanly (it may
+        # be stopping; a failed registration then moves to the next one).
+        if self._hurry:
+            self._hurry = False
+            return 0
+        return self.retryPolicy(attempt)
+
+    def _moved(self, channel):
+        """
+        The server says it hands the job over (it is stopping): move to the
+        next server and register there at once.
+        """
+        self.serverLost("it handed the job over")
+        self._hurry = True
+        channel.transport.loseConnection()
+
+    def _channelClosed(self, channel, reason):
+        """
+        A welcomed wake channel closed.  With several servers, a clean close
+        (a stopping server closes its channels) is followed by a
+        registration at once, at most every L{HURRY_EVERY} seconds; if it
+        fails, the daemon moves to the next server.
+        """
+        now = self.reactor.seconds()
+        if (len(self.servers) > 1 and not self.stopping and reason.check(ConnectionDone)
+                and (self._hurriedAt is None or now - self._hurriedAt >= HURRY_EVERY)):
+            self._hurriedAt = now
+            self._hurry = True
 
     def _call(self, method, *args):
         d = self.rpc.callRemote(method, *args)
@@ -460,6 +487,7 @@ class JobDaemon(MultiService):
             reply = await self._call("jobmon.registerJob", self.jobId, self.info)
             self._token = reply["wake"]["token"]
             self._tokenChecks = reply.get("token_checks") is True
+            self.servers.reached()
         except Exception as e:
             self._announce = True
             self.log.warn(
@@ -491,7 +519,15 @@ class JobDaemon(MultiService):
 
     @deferredAsync
     async def _registerAndConnect(self, factory):
-        reply = await self.register()
+        while True:
+            try:
+                reply = await self.register()
+                break
+            except Exception as e:
+                # A lost server: the next one at once, until a whole round
+                # failed (then the service's backoff).
+                if not isServerLoss(e) or not self.serverLost(describe(e)):
+                    raise
         wake = reply["wake"]
         if (self.sealedEndpoint is not None and wake.get("sealed") == SEALED_VERSION
                 and self._sealedFailures < SEALED_TRIES):
@@ -554,6 +590,8 @@ class JobDaemon(MultiService):
                     items = await self._call("jobmon.getJobToDo", self.jobId)
                 except Exception as e:
                     self.log.warn("cannot fetch work: {why}", why=describe(e))
+                    if self.mode == "udp" and isServerLoss(e):
+                        self.wakeService.serverLost(describe(e))
                     return
                 self.dispatch(items)
                 if not self._fetchAgain:
@@ -587,6 +625,7 @@ class JobDaemon(MultiService):
         return None
 
     async def _serve(self, item, channel=None):
+        generation = self.generation
         requestId = item.get("id")
         request = item.get("request")
         try:
@@ -621,6 +660,10 @@ class JobDaemon(MultiService):
         ):
             # The follower will ask for the rest: wait for it (see _drain).
             self._followerComesBack = True
+        if self.generation != generation:
+            self.log.info("result of {request_id} dropped: the server that asked was lost",
+                          request_id=requestId)
+            return
         if channel is not None and channel.sendResult(requestId, result):
             return
         try:
@@ -691,55 +734,25 @@ class JobDaemon(MultiService):
         for d in list(self._inFlight):
             d.cancel()
         self.operations.close()
-        await self.rpc.close()
+        for rpc in {id(s.rpc): s.rpc for s in self.servers.servers}.values():
+            await rpc.close()
 
 
-# XML 1.0 cannot carry these; a carriage return would arrive as a newline.
-_XML_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\ud800-\udfff\ufffe\uffff]")
-
-EXACT_NAME_KEYS = ("name", "path", "target")
-"""Fields of results that name files: when their text had to be escaped,
-the exact name goes beside it as bytes (C{name_bytes}...)."""
-
-
-def _escapeChar(match):
-    char = match.group(0)
-    if "\ud800" <= char <= "\udfff":
-        # A byte that was not UTF-8 in a file name (surrogateescape).
-        code = ord(char) - 0xDC00 if "\udc80" <= char <= "\udcff" else ord(char)
-        return "\\x{:02x}".format(code)
-    return "\\x{:02x}".format(ord(char)) if ord(char) < 0x100 else "\\u{:04x}".format(ord(char))
-
-
-def xmlSafe(value, names=False):
+def _server(reactor, url, host, policy, rpc, tlsOnly):
     """
-    Make a result encodable as XML-RPC: file names may hold bytes that are
-    not UTF-8 or control characters, which XML 1.0 cannot carry; they are
-    shown as C{\\xNN} escapes.  Such a name (a field of
-    L{EXACT_NAME_KEYS}) also goes as it is, as bytes, in C{KEY_bytes}
-    (C{name_bytes}): a client can show it exactly and send it back as the
-    C{path} of a request.  A name that needed no escaping has no C{_bytes}
-    field, so a file literally named C{\\xff} is told from one named by
-    the byte 0xFF.
-
-    @param names: whether C{value} is the result of a file op, whose
-        structs (and theirs) get the C{_bytes} fields; other results (the
-        variables of C{env}) are only escaped.
+    A L{Server} of the daemon's list: the wake endpoints name the host,
+    which L{endpoints.HostnameEndpoint} resolves at each connection, trying
+    every address it resolves to (as the agent's connections do).
     """
-    if isinstance(value, str):
-        return _XML_UNSAFE.sub(_escapeChar, value)
-    if isinstance(value, list):
-        return [xmlSafe(v, names) for v in value]
-    if isinstance(value, dict):
-        safe = {xmlSafe(k): xmlSafe(v, names) for k, v in value.items()}
-        if not names:
-            return safe
-        for key in EXACT_NAME_KEYS:
-            text = value.get(key)
-            if isinstance(text, str) and _XML_UNSAFE.search(text):
-                safe[key + "_bytes"] = os.fsencode(text)
-        return safe
-    return value
+
+    def wakeEndpoint(port):
+        return endpoints.wrapClientTLS(policy.creatorForNetloc(host, port),
+                                       sealedEndpoint(port))
+
+    def sealedEndpoint(port):
+        return endpoints.HostnameEndpoint(reactor, host, port, timeout=10)
+
+    return Server(url, rpc, wakeEndpoint, None if tlsOnly else sealedEndpoint)
 
 
 def buildDaemon(reactor, options, startup):
@@ -754,12 +767,10 @@ def buildDaemon(reactor, options, startup):
         # One log line per pooled connection is noise in a job's log.
         noisy = False
 
-    url = urlsplit(options["server"])
-    serverURL = options["server"]
-    if not url.path or url.path == "/":
-        serverURL = serverURL.rstrip("/") + "/RPC2"
-    host = url.hostname
-    policy = CredentialPolicy(reactor, options["ca-dir"], options["proxy"], hostnames=[host])
+    servers = options.get("servers") or [checkServerURL(options["server"])]
+    hosts = [urlsplit(url).hostname for url in servers]
+    policy = CredentialPolicy(reactor, options["ca-dir"], options["proxy"],
+                              hostnames=list(dict.fromkeys(hosts)))
     pool = HTTPConnectionPool(reactor, persistent=True)
     pool.maxPersistentPerHost = 4
     # HTTPConnectionPool has no public way to choose its connections'
@@ -774,14 +785,12 @@ def buildDaemon(reactor, options, startup):
             threadRunner(reactor),
             reactor,
         )
-    rpc = XMLRPCClient(agent, serverURL, pool=pool, authorization=authorization)
-
-    def wakeEndpoint(port):
-        options_ = policy.creatorForNetloc(host, port)
-        return endpoints.wrapClientTLS(options_, sealedEndpoint(port))
-
-    def sealedEndpoint(port):
-        return endpoints.HostnameEndpoint(reactor, host, port, timeout=10)
+    ring = [
+        _server(reactor, url, host, policy,
+                XMLRPCClient(agent, url, pool=pool, authorization=authorization),
+                options["wake-tls"])
+        for url, host in zip(servers, hosts)
+    ]
 
     info = {
         "host": options["host-name"],
@@ -818,13 +827,14 @@ def buildDaemon(reactor, options, startup):
         opTimeout=options["op-timeout"],
         watcher=makeWatcher(reactor),
     )
+    first = ring[0]
     return JobDaemon(
         reactor,
         options["job-id"],
-        serverURL,
-        rpc,
+        first.url,
+        first.rpc,
         operations,
-        wakeEndpoint,
+        first.wakeEndpoint,
         info,
         mode=options["wake"],
         listenUDP=listenUDP,
@@ -834,7 +844,8 @@ def buildDaemon(reactor, options, startup):
             jitter=random.random,
         ),
         credentials=policy,
-        sealedEndpoint=None if options["wake-tls"] else sealedEndpoint,
+        sealedEndpoint=first.sealedEndpoint,
+        servers=ring,
     )
 
 

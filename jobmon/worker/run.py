@@ -49,6 +49,7 @@ from jobmon.credentials import (
 )
 from jobmon.fqan import parseFqan
 from jobmon.options import DEFAULT_CA_DIR, defaultCADir, versionAction
+from jobmon.serverlist import AddServer, splitServers
 
 PROG = "jobmon-run"
 
@@ -263,8 +264,10 @@ def makeParser():
     )
     add = parser.add_argument
     add("--version", action=versionAction())
-    add("--server", metavar="URL",
-        help="the JobMon server [default: $JOBMON_SERVER]")
+    add("--server", metavar="URL", action=AddServer,
+        help="the JobMon server; repeatable, or a comma-separated list: the daemon "
+             "registers with the first and moves to the next when it loses its server "
+             "[default: $JOBMON_SERVER, a URL or comma-separated list]")
     add("--job-id", metavar="ID",
         help="the job's id [default: from the batch system]")
     add("--workdir", metavar="DIR",
@@ -396,8 +399,8 @@ def planDaemon(options, environ, cwd, readFile=readText, uid=None):
         L{daemonCommand} adds.
     @raise NoMonitoring: the daemon cannot be started.
     """
-    server = options.server or _get(environ, "JOBMON_SERVER")
-    if not server:
+    servers = splitServers(options.server or _get(environ, "JOBMON_SERVER") or "")
+    if not servers:
         raise NoMonitoring("no JobMon server: give --server or set JOBMON_SERVER")
     try:
         detected, batchSystem = detectJob(environ, readFile)
@@ -424,8 +427,8 @@ def planDaemon(options, environ, cwd, readFile=readText, uid=None):
                            tokenFile=tokenFile, environ=environ, uid=uid)
     except ValueError as e:
         raise NoMonitoring(str(e)) from None
-    args = [
-        "--server", server,
+    args = [arg for server in servers for arg in ("--server", server)]
+    args += [
         "--job-id", jobId,
         "--workdir", workdir,
     ]

@@ -15,6 +15,7 @@ from twisted.logger import Logger
 from jobmon.deferreds import deferredAsync
 from jobmon.errors import JOB_CONFLICT, JobMonError
 from jobmon.protocols.udp import UDPWakeListener
+from jobmon.worker.servers import isServerLoss
 
 
 class LoopService(Service):
@@ -73,6 +74,8 @@ class UDPWakeLoop(LoopService):
         self.listener = UDPWakeListener(daemon.jobId, daemon.wakeUp, daemon.reactor)
         self.port = None
         self.portNumber = None
+        self._nap = None
+        self._hurry = False
 
     def _listen(self, number):
         if self.port is not None and self.portNumber == number:
@@ -87,6 +90,7 @@ class UDPWakeLoop(LoopService):
     async def run(self):
         failures = 0
         while not self.daemon.stopping:
+            self._hurry = False
             try:
                 reply = await self.daemon.register()
                 wake = reply["wake"]
@@ -101,11 +105,47 @@ class UDPWakeLoop(LoopService):
             except defer.CancelledError:
                 raise
             except Exception as e:
+                if isServerLoss(e) and self.daemon.serverLost(describe(e)):
+                    continue
                 failures += 1
                 delay = self.daemon.retryPolicy(failures)
                 if not isinstance(e, JobMonError) or failures == 1:
                     self.log.warn("UDP wake set-up failed: {why}", why=describe(e))
-            await self.sleep(delay)
+            if not self._hurry:
+                await self.nap(delay)
+
+    def nap(self, seconds):
+        """
+        Wait C{seconds} on the daemon's clock, or until L{serverLost} ends
+        the wait.
+        """
+        call = None
+
+        def cancel(d):
+            if call.active():
+                call.cancel()
+
+        self._nap = d = defer.Deferred(cancel)
+        call = self.daemon.reactor.callLater(seconds, d.callback, None)
+
+        def done(result):
+            self._nap = None
+            if call.active():
+                call.cancel()
+            return result
+
+        return d.addBoth(done)
+
+    def serverLost(self, why):
+        """
+        Fetching work from the server failed as if it were gone: with
+        several servers, move to the next one and register there at once
+        (with one, the next re-registration comes as planned).
+        """
+        if self.daemon.serverLost(why):
+            self._hurry = True
+            if self._nap is not None:
+                self._nap.callback(None)
 
     def stopService(self):
         super().stopService()
@@ -153,6 +193,9 @@ class PollWakeLoop(LoopService):
                     self.log.warn("the server says: {notice}", notice=e.message)
                     continue
                 registered = False
+                if isServerLoss(e) and self.daemon.serverLost(describe(e)):
+                    # A lost server: the next one at once.
+                    continue
                 failures += 1
                 if failures == 1:
                     self.log.warn("poll failed: {why}", why=describe(e))
@@ -164,7 +207,12 @@ def describe(error):
     One line about a failure to reach the server.
     """
     from twisted.internet.error import ConnectError
+    from twisted.web._newclient import _WrapperException
 
+    if isinstance(error, _WrapperException) and error.reasons:
+        # The agent's "response never received" and the like hold the
+        # failures that caused them.
+        return "no answer: {}".format(describe(error.reasons[0].value))
     if isinstance(error, JobMonError):
         return "fault {}: {}".format(error.code, error.message)
     if isinstance(error, ConnectError):

@@ -519,6 +519,21 @@ class OutputTests(SynchronousTestCase):
             "77      host/svc.example.org  wn2               -      udp   ready     5s   42s       12",
         ])
 
+    def test_jobsCluster(self):
+        """
+        A server of a cluster says which server holds each job: a SERVER
+        column.
+        """
+        now = time.time()
+        jobs = [{"job_id": "1", "owner": ALICE, "host": "h", "mode": "tcp", "state": "ready",
+                 "registered": now, "last_seen": now, "pending": 0, "server": "jm1-4242-a1b2c3"},
+                {"job_id": "2", "owner": ALICE, "host": "h", "mode": "udp", "state": "ready",
+                 "registered": now, "last_seen": now, "pending": 0, "server": "jm2-77-d4e5f6"}]
+        lines = run(["jobs"], FakeClient({"listJobs": jobs}))[1].decode().splitlines()
+        self.assertTrue(lines[0].endswith("PENDING  SERVER"))
+        self.assertTrue(lines[1].endswith("0  jm1-4242-a1b2c3"))
+        self.assertTrue(lines[2].endswith("0  jm2-77-d4e5f6"))
+
     def test_jobsLong(self):
         """
         C{jobs -l} shows full DNs.

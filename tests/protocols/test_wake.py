@@ -101,6 +101,17 @@ class WakeServerTests(SynchronousTestCase):
         self.assertEqual(short, {"type": "notice", "message": "a second daemon was refused"})
         self.assertEqual(len(long["message"]), 2048)
 
+    def test_sendMoved(self):
+        """
+        C{sendMoved} sends one C{moved} line and closes the channel: the
+        daemon registers with another server.
+        """
+        self.hello()
+        lines(self.transport)
+        self.proto.sendMoved()
+        self.assertEqual(lines(self.transport), [{"type": "moved"}])
+        self.assertTrue(self.transport.disconnecting)
+
     def test_refusedHello(self):
         """
         A refused hello gets an error line and the connection is closed; the
@@ -262,6 +273,40 @@ class WakeClientTests(SynchronousTestCase):
         """
         self.proto.dataReceived(b'{"type":"welcome","keepalive":10}\n{"type":"wake"}\n')
         self.assertEqual(self.wakes, [1])
+
+    def test_moved(self):
+        """
+        A C{moved} line calls the daemon's C{onMoved} with the channel; a
+        daemon without one ignores it.
+        """
+        moved = []
+        self.factory.onMoved = moved.append
+        proto = self.factory.buildProtocol(None)
+        proto.makeConnection(StringTransport())
+        proto.dataReceived(b'{"type":"welcome","keepalive":10}\n{"type":"moved"}\n')
+        self.assertEqual(moved, [proto])
+        self.proto.dataReceived(b'{"type":"welcome","keepalive":10}\n{"type":"moved"}\n')
+        self.assertFalse(self.transport.disconnecting)
+
+    def test_onClosed(self):
+        """
+        C{onClosed} hears of a welcomed channel's close, with the reason,
+        not of one closed before its welcome.
+        """
+        from twisted.internet.error import ConnectionDone
+        from twisted.python.failure import Failure
+
+        closed = []
+        self.factory.onClosed = lambda p, reason: closed.append((p, reason.type))
+        early = self.factory.buildProtocol(None)
+        early.makeConnection(StringTransport())
+        early.connectionLost(Failure(ConnectionDone()))
+        self.failureResultOf(early.welcomed)
+        proto = self.factory.buildProtocol(None)
+        proto.makeConnection(StringTransport())
+        proto.dataReceived(b'{"type":"welcome","keepalive":10}\n')
+        proto.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(closed, [(proto, ConnectionDone)])
 
     def test_notice(self):
         """

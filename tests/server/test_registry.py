@@ -65,8 +65,10 @@ class JobRecordTests(SynchronousTestCase):
         every other field kept; the original is unchanged.
         """
         old = JobRecord("j1", "/CN=A", "wn1", "udp", 1.0, 2.0, "secret", udpKey="ab",
-                        info={"instance": "i"}, state="ready")
+                        info={"instance": "i"}, state="ready", notAfter=99.0,
+                        revocation=("ca", 7))
         new = old.touched(5.0)
+        self.assertEqual((new.notAfter, new.revocation), (99.0, ("ca", 7)))
         self.assertEqual(new, JobRecord("j1", "/CN=A", "wn1", "udp", 1.0, 5.0, "secret",
                                         udpKey="ab", info={"instance": "i"}, state="ready"))
         self.assertEqual((new.wakeSecret, new.udpKey, new.info), ("secret", "ab", old.info))

@@ -300,6 +300,25 @@ class PlanTests(SynchronousTestCase):
         self.assertEqual((plan.jobId, plan.batchSystem), ("4242", "slurm"))
         self.assertEqual(plan.log, os.path.join(work, ".jobmon-daemon-4242.log"))
 
+    def test_severalServers(self):
+        """
+        C{--server} given again, or a comma-separated C{$JOBMON_SERVER},
+        names several servers: each goes to the daemon as a C{--server},
+        in order.
+        """
+        plan = self.plan("--server", "https://a.example/", "--server",
+                         "https://b.example/, https://c.example/")
+        self.assertEqual(plan.args[:6], [
+            "--server", "https://a.example/", "--server", "https://b.example/",
+            "--server", "https://c.example/",
+        ])
+        plan = self.plan(environ=dict(self.environ,
+                                      JOBMON_SERVER=" https://a.example/ ,https://b.example/"))
+        self.assertEqual(plan.args[:4], [
+            "--server", "https://a.example/", "--server", "https://b.example/",
+        ])
+        self.assertEqual(plan.args[4], "--job-id")
+
     def test_tokenFromEnvironment(self):
         """
         A token named by C{$BEARER_TOKEN_FILE} wins over the proxy: the

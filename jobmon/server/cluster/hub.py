@@ -33,7 +33,12 @@ from jobmon.server.cluster.merge import (
     serveAudit,
     serveHistory,
 )
-from jobmon.server.cluster.mirror import MirroredRegistry, recordOf
+from jobmon.server.cluster.mirror import (
+    MirroredRegistry,
+    SharedEndedJobs,
+    goneOf,
+    recordOf,
+)
 from jobmon.server.cluster.node import HolderLost, Retry
 from jobmon.server.cluster.store import StoreUnavailable
 from jobmon.server.cluster.sweep import LeaderSweep
@@ -102,6 +107,8 @@ class ClusterHub(Hub):
         super().__init__(clock, registry, table, config, wakes=wakes, metrics=metrics,
                          audit=audit, history=history, runInThread=runInThread)
         self.node = node
+        # A query through any server says when its job went.
+        self.ended = self.registrations.ended = SharedEndedJobs(node)
         self.orphanGrace = (orphanGrace if orphanGrace is not None
                             else max(30.0, config.reregisterInterval + 15.0))
         self.connect = connect
@@ -244,13 +251,17 @@ class ClusterHub(Hub):
         does, with her job ids in the whole cluster for a prefix.
         """
         gone = self.ended.get(jobId)
-        if gone is not None and (gone.owner == identity.dn or self._isAdmin(identity)):
-            raise gone.error()
-        message = "no job {} visible to you".format(jobId)
+        store = self.node.store
         try:
-            own = await self.node.store.jobsOf(identity.dn)
+            if gone is None:
+                value = await store.getValue("gone:" + jobId)
+                gone = goneOf(jobId, value) if value is not None else None
+            if gone is not None and (gone.owner == identity.dn or self._isAdmin(identity)):
+                raise gone.error()
+            own = await store.jobsOf(identity.dn)
         except StoreUnavailable:
             own = []
+        message = "no job {} visible to you".format(jobId)
         if any(r["job_id"].startswith(jobId) for r in own):
             raise PrefixLookup(NO_SUCH_JOB, message)
         raise JobMonError(NO_SUCH_JOB, message)

@@ -63,7 +63,7 @@ def fanOut(node, kind, merge, mine, keep, **fields):
     """
     others = [node.call(server, kind, **fields)
               for server in node.live if server != node.serverId]
-    d = defer.DeferredList([mine] + others, consumeErrors=True)
+    d = defer.DeferredList([defer.maybeDeferred(lambda: mine)] + others, consumeErrors=True)
 
     def merged(results):
         ok, first = results[0]

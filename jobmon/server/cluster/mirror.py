@@ -15,6 +15,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from jobmon.server.cluster.store import StoreUnavailable
+from jobmon.server.ended import EndedJob, EndedJobs
 from jobmon.server.registry import IJobRegistry, JobRecord, MemoryJobRegistry
 
 _INFO_KEYS = ("instance", "pid", "share", "batch", "wake", "version")
@@ -202,3 +203,41 @@ class MirroredRegistry:
 
 RESYNC_BATCH = 500
 """Records written at once when a server writes all of its jobs again."""
+
+
+class SharedEndedJobs(EndedJobs):
+    """
+    The jobs that went lately, remembered by this server and written to the
+    store too, so that a query through any server says when and how its
+    job went (to its owner and the admins), not "no such job".
+    """
+
+    def __init__(self, node, **kwargs):
+        super().__init__(**kwargs)
+        self.node = node
+
+    def add(self, record, why, when, ended):
+        job = super().add(record, why, when, ended)
+        self.node.store.putValue("gone:" + record.jobId, goneValue(job),
+                                 self.keepFor).addErrback(lambda f: None)
+        return job
+
+
+def goneValue(job):
+    """
+    An L{EndedJob} as the store keeps it.
+    """
+    return json.dumps({"owner": job.owner, "when": job.when, "why": job.why,
+                       "ended": job.ended})
+
+
+def goneOf(jobId, value):
+    """
+    The L{EndedJob} the store kept for C{jobId}, or L{None}.
+    """
+    try:
+        kept = json.loads(value)
+        return EndedJob(jobId, str(kept["owner"]), float(kept["when"]), str(kept["why"]),
+                        bool(kept["ended"]))
+    except (TypeError, ValueError, KeyError):
+        return None

@@ -23,6 +23,13 @@ from twisted.python.failure import Failure
 from jobmon.errors import INTERNAL, UNAVAILABLE, JobMonError
 from jobmon.server.cluster.store import StoreUnavailable
 
+LARGE = 256 * 1024
+"""Answers larger than this (bytes of JSON) go through a value in the store,
+not in the message."""
+
+LARGE_TTL = 60.0
+"""Seconds a large answer is kept for its caller to fetch."""
+
 
 def newServerId():
     """
@@ -67,7 +74,7 @@ class ClusterNode:
 
     log = Logger()
 
-    def __init__(self, clock, store, serverId=None, beat=1.0, ttl=3.0, info=None,
+    def __init__(self, clock, store, serverId=None, beat=1.0, ttl=5.0, info=None,
                  callTimeout=5.0):
         self.clock = clock
         self.store = store
@@ -282,6 +289,12 @@ class ClusterNode:
             self.log.warn("unreadable cluster message ignored: {raw!r}", raw=str(raw)[:200])
             return
         if kind == "answer":
+            if "at" in message and message.get("r") in self._calls:
+                # A large answer, kept in the store: fetched from there.
+                d = self.store.getValue(message["at"], take=True)
+                d.addCallbacks(self._fetched, self._notFetched,
+                               callbackArgs=(message,), errbackArgs=(message,))
+                return
             call = self._calls.pop(message.get("r"), None)
             if call is None:
                 return
@@ -314,6 +327,22 @@ class ClusterNode:
         d.addCallbacks(lambda value: self._answer(message, value=value),
                        lambda f: self._answer(message, failure=f))
 
+    def _fetched(self, raw, message):
+        if raw is None:
+            return self._notFetched(None, message)
+        try:
+            answer = json.loads(raw)
+        except ValueError:
+            return self._notFetched(None, message)
+        answer["r"] = message["r"]
+        self._received(json.dumps(answer))
+
+    def _notFetched(self, failure, message):
+        call = self._calls.pop(message.get("r"), None)
+        if call is not None:
+            call["d"].errback(JobMonError(UNAVAILABLE, "the answer of server {} was lost "
+                                          "on its way".format(message.get("o", "?"))))
+
     @property
     def serving(self):
         """
@@ -340,6 +369,15 @@ class ClusterNode:
             answer["retry"] = isinstance(error, Retry)
         else:
             answer["v"] = value
-        d = self.store.send(origin, json.dumps(answer))
+        data = json.dumps(answer)
+        if len(data) > LARGE:
+            # Kept in the store, the message says where: Redis disconnects
+            # a subscriber that falls too far behind (32 MiB by default).
+            key = "answer:{}:{}".format(origin, callId)
+            d = self.store.putValue(key, data, LARGE_TTL)
+            d.addCallback(lambda _: self.store.send(origin, json.dumps(
+                {"k": "answer", "r": callId, "o": self.serverId, "at": key})))
+        else:
+            d = self.store.send(origin, data)
         d.addErrback(lambda f: self.log.warn(
             "cannot answer server {origin}: {why}", origin=origin, why=f.value))

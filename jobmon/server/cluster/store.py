@@ -27,7 +27,8 @@ JOB_FIELDS = (
     "state",  # connecting or ready
     "registered",  # when it registered, seconds since the epoch, as text
     "last_seen",  # when its server last wrote the record, as text
-    "udp",  # for UDP jobs: JSON {"host", "port", "key"}: how to wake it; else ""
+    "info",  # JSON: what of its registration's info authorizes queries (shares), names its daemon
+    "udp_key",  # for UDP jobs: the hex key of the MAC of its wakes; else ""
 )
 """The fields of a job's record, all strings."""
 
@@ -120,7 +121,8 @@ class IClusterStore(Interface):
 
     def leave(server):
         """
-        Forget C{server}'s heartbeat at once (a clean stop).
+        Forget C{server}'s heartbeat, and its lead if it leads, at once (a
+        clean stop).
         """
 
     def lead(server, ttl):
@@ -145,6 +147,18 @@ class IClusterStore(Interface):
         was lost (messages sent meanwhile are lost).
 
         @return: a L{Deferred} that fires once listening.
+        """
+
+    def putValue(key, value, ttl):
+        """
+        Keep the string C{value} under C{key} for C{ttl} seconds (a large
+        answer between servers, what became of a job that went).
+        """
+
+    def getValue(key, take=False):
+        """
+        @return: a L{Deferred} of the value kept under C{key}, or L{None};
+            with C{take}, it is removed too.
         """
 
     def close():
@@ -210,6 +224,7 @@ class MemoryStore:
         self._alive = {}
         self._leader = None
         self._listeners = {}
+        self._values = {}
         self.sent = []
 
     def _check(self):
@@ -305,7 +320,12 @@ class MemoryStore:
         return self._call(self._live, server)
 
     def leave(self, server):
-        return self._call(lambda: self._alive.pop(server, None) and None)
+        def leave():
+            self._alive.pop(server, None)
+            if self._leader is not None and self._leader[0] == server:
+                self._leader = None
+
+        return self._call(leave)
 
     def lead(self, server, ttl):
         def lead():
@@ -316,6 +336,24 @@ class MemoryStore:
             return False
 
         return self._call(lead)
+
+    def putValue(self, key, value, ttl):
+        def put():
+            self._values[key] = (value, self.clock.seconds() + ttl)
+
+        return self._call(put)
+
+    def getValue(self, key, take=False):
+        def get():
+            value, until = self._values.get(key, (None, 0))
+            if until <= self.clock.seconds():
+                self._values.pop(key, None)
+                return None
+            if take:
+                del self._values[key]
+            return value
+
+        return self._call(get)
 
     def send(self, server, message):
         def send():

@@ -9,6 +9,9 @@ own jobs itself (their daemons are registered with it).
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from jobmon.server.cluster.mirror import goneValue
+from jobmon.server.ended import EndedJob
+
 NUDGE_EVERY = 2.0
 """Seconds between the leader's wakes of the UDP jobs of a dead server."""
 
@@ -50,11 +53,12 @@ class LeaderSweep:
         live = set(self.hub.node.live)
         died = self._known - live
         self._known = live
-        if not self.hub.node.leading:
-            self._dead.clear()
-            return
         for server in died:
+            # Kept while another leads: this server may lead before the
+            # dead one's jobs are dealt with.
             self._dead.setdefault(server, now)
+        if not self.hub.node.leading:
+            return
         store = self.hub.node.store
         if self._lastSweep is None or now - self._lastSweep >= self.sweepInterval:
             self._lastSweep = now
@@ -72,8 +76,15 @@ class LeaderSweep:
                 self._nudged.pop(server, None)
                 continue
             if now - since >= self.hub.orphanGrace:
-                for jobId in held:
-                    yield store.removeJob(jobId, server, self.hub.config.reserveFor)
+                for fields in (yield defer.gatherResults([store.getJob(j) for j in held])):
+                    if fields is None:
+                        continue
+                    yield store.removeJob(fields["job_id"], server,
+                                          self.hub.config.reserveFor)
+                    gone = EndedJob(fields["job_id"], fields["owner"], now,
+                                    "its server {} stopped".format(server), False)
+                    yield store.putValue("gone:" + gone.jobId, goneValue(gone),
+                                         self.hub.ended.keepFor)
                 self.log.info("{count} job(s) of server {server} forgotten: it stopped "
                               "{grace:.0f} s ago and they did not register again",
                               count=len(held), server=server, grace=now - since)

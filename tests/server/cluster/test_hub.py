@@ -82,7 +82,7 @@ class Cluster:
             self.clock.advance(seconds)
 
 
-class ClusterTestCase(SynchronousTestCase):
+class ClusterSetup(SynchronousTestCase):
     def setUp(self):
         self.cluster = Cluster()
 
@@ -113,6 +113,8 @@ class ClusterTestCase(SynchronousTestCase):
         self.assertEqual(failure.value.code, code, failure.value.message)
         return failure.value
 
+
+class ClusterTestCase(ClusterSetup):
     def test_recordShared(self):
         """
         A registration is written to the store: owner, holder, mode.
@@ -285,7 +287,7 @@ class ClusterTestCase(SynchronousTestCase):
         self.cluster.kill("A")
         d = self.cluster["B"].query(ALICE, "job.1", {"op": "ls"})
         self.assertNoResult(d)
-        self.cluster.beat(1.0, 4)
+        self.cluster.beat(1.0, 6)
         self.assertNoResult(d)
         # The daemon lost its server and registers with C (same instance).
         self.register("C")
@@ -302,7 +304,7 @@ class ClusterTestCase(SynchronousTestCase):
         d = self.cluster["B"].query(ALICE, "job.1", {"op": "ls"})
         self.assertEqual(self.cluster["A"].table.pending("job.1"), 1)
         self.cluster.kill("A")
-        self.cluster.beat(1.0, 4)
+        self.cluster.beat(1.0, 6)
         self.assertNoResult(d)
         self.register("C")
         self.cluster.beat(0.25, 2)
@@ -317,7 +319,7 @@ class ClusterTestCase(SynchronousTestCase):
         self.register("A")
         d = self.cluster["B"].query(ALICE, "job.1", {"op": "signal", "signal": "TERM"})
         self.cluster.kill("A")
-        self.cluster.beat(1.0, 4)
+        self.cluster.beat(1.0, 6)
         error = self.assertFault(d, errors.UNAVAILABLE)
         self.assertIn("may or may not", error.message)
 
@@ -518,5 +520,151 @@ class ClusterTestCase(SynchronousTestCase):
         leaders = [n for n, hub in self.cluster.hubs.items() if hub.node.leading]
         self.assertEqual(len(leaders), 1)
         self.cluster.kill(leaders[0])
-        self.cluster.beat(1.0, 4)
+        self.cluster.beat(1.0, 6)
         self.assertEqual(len([h for h in self.cluster.hubs.values() if h.node.leading]), 1)
+
+
+class ClusterReportsTests(ClusterSetup):
+    """
+    What a server of a cluster reports: metrics, C{/healthz}, history and
+    audit from every server.
+    """
+
+    def test_gauges(self):
+        """
+        The metrics carry the cluster's gauges: the store up, live servers,
+        jobs in the whole cluster, whether this server leads.
+        """
+        from jobmon.server.metrics import Metrics
+        self.register("A", jobId="job.1")
+        self.register("B", jobId="job.2")
+        self.cluster.beat()
+        hub = self.cluster["C"]
+        metrics = Metrics()
+        metrics.watch(hub)
+        text = metrics.render().decode("utf-8")
+        self.assertIn("jobmon_cluster_store_up 1.0", text)
+        self.assertIn("jobmon_cluster_servers 3.0", text)
+        self.assertIn("jobmon_cluster_jobs 2.0", text)
+        self.assertIn("jobmon_cluster_leader", text)
+        self.cluster.store.down = True
+        self.cluster.beat()
+        self.assertIn("jobmon_cluster_store_up 0.0", metrics.render().decode("utf-8"))
+
+    def test_healthz(self):
+        """
+        C{/healthz} answers 503 naming the store while it cannot be
+        reached, and ok once it is back.
+        """
+        from jobmon.server.health import MetricsSite
+        from jobmon.server.metrics import Metrics, MetricsResource
+        from tests.server.test_health import get
+        hub = self.cluster["A"]
+        site = MetricsSite(MetricsResource(Metrics(), hub))
+        self.assertIn(b"200 OK", get(site, b"/healthz"))
+        self.cluster.store.down = True
+        self.cluster.beat()
+        response = get(site, b"/healthz")
+        self.assertIn(b"503", response)
+        self.assertIn(b"cannot reach the cluster's store", response)
+        self.cluster.store.down = False
+        self.cluster.beat()
+        self.assertIn(b"200 OK", get(site, b"/healthz"))
+
+    def test_historyFromEveryServer(self):
+        """
+        A user's history read through one server holds what every live
+        server keeps, newest last.
+        """
+        class FakeHistory:
+            def __init__(self, rows):
+                self.rows = rows
+
+            def read(self, dn, jobId, limit, current):
+                return {"jobs": [r for r in self.rows if r.get("registered")],
+                        "queries": [r for r in self.rows if r.get("time")]}
+
+            def record(self, event, **fields):
+                pass
+
+        self.cluster["A"].history = FakeHistory([{"registered": 1.0, "job_id": "a"},
+                                                 {"time": 5.0, "job_id": "a"}])
+        self.cluster["B"].history = FakeHistory([{"time": 3.0, "job_id": "b"}])
+        self.cluster["C"].history = FakeHistory([{"registered": 2.0, "job_id": "c"}])
+        self.cluster.beat()
+        history = self.successResultOf(self.cluster["C"].historyOf(ALICE, {"limit": 10}))
+        self.assertEqual([r["job_id"] for r in history["jobs"]], ["a", "c"])
+        self.assertEqual([r["time"] for r in history["queries"]], [3.0, 5.0])
+        history = self.successResultOf(self.cluster["C"].historyOf(ALICE, {"limit": 1}))
+        self.assertEqual([r["time"] for r in history["queries"]], [5.0])
+
+    def test_auditFromEveryServer(self):
+        """
+        A job's audit records read through one server come from every
+        server, in time order; only admins may read them.
+        """
+        class FakeAudit:
+            def __init__(self, records):
+                self.records = records
+
+            def read(self, jobId, limit):
+                return [r for r in self.records if r["job_id"] == jobId][-limit:]
+
+            def record(self, event, **fields):
+                pass
+
+        def inline(f, *args):
+            return defer.maybeDeferred(f, *args)
+
+        from twisted.internet import defer
+        for name, times in (("A", [1.0, 4.0]), ("B", [2.0]), ("C", [3.0])):
+            hub = self.cluster[name]
+            hub.audit = FakeAudit([{"job_id": "job.1", "time": t, "server": name}
+                                   for t in times])
+            hub._runInThread = inline
+        self.cluster.beat()
+        records = self.successResultOf(self.cluster["C"].auditLog(ADMIN, "job.1", 3))
+        self.assertEqual([(r["time"], r["server"]) for r in records],
+                         [(2.0, "B"), (3.0, "C"), (4.0, "A")])
+        self.assertRaises(JobMonError, self.cluster["C"].auditLog, ALICE, "job.1")
+
+    def test_listWithoutStore(self):
+        """
+        With the store down, C{listJobs} shows this server's own jobs.
+        """
+        self.register("A", jobId="job.1")
+        self.register("B", jobId="job.2")
+        self.cluster.store.down = True
+        self.cluster.beat()
+        rows = self.cluster["A"].listJobs(ALICE)
+        self.assertEqual([r["job_id"] for r in rows], ["job.1"])
+
+
+class GoneTests(ClusterSetup):
+    def test_endedThroughAnyServer(self):
+        """
+        A query through another server for a job that ended says when, to
+        its owner; to anyone else the job does not exist.
+        """
+        reply, _ = self.register("A")
+        self.cluster.clock.advance(5)
+        self.cluster["A"].unregisterJob(ALICE, "job.1", reply["wake"]["token"])
+        error = self.assertFault(self.cluster["B"].query(ALICE, "job.1", {"op": "ls"}),
+                                 errors.JOB_ENDED)
+        self.assertIn("ended at", error.message)
+        self.assertFault(self.cluster["B"].query(BOB, "job.1", {"op": "ls"}),
+                         errors.NO_SUCH_JOB)
+        self.assertFault(self.cluster["B"].query(ADMIN, "job.1", {"op": "ls"}),
+                         errors.JOB_ENDED)
+
+    def test_forgottenWithItsServer(self):
+        """
+        A job whose server died and which did not come back is said to
+        have gone with its server.
+        """
+        self.register("A")
+        self.cluster.kill("A")
+        self.cluster.beat(1.0, int(self.cluster["B"].orphanGrace) + 8)
+        error = self.assertFault(self.cluster["C"].query(ALICE, "job.1", {"op": "ls"}),
+                                 errors.JOB_GONE)
+        self.assertIn("its server A stopped", error.message)

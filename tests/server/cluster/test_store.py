@@ -7,12 +7,14 @@ with a Redis it cannot use, and coming back after a Redis restart.
 
 import hashlib
 import json
+import os
 
 from twisted.internet import defer, reactor, task
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
+from jobmon.devtools.authority import makeCA, makeHostCert
 from jobmon.server.cluster.redisstore import (
     BATCH,
     RedisStore,
@@ -31,7 +33,8 @@ WAIT = 10.0
 
 def fields(**changes):
     record = {"mode": "tcp", "host": "wn1", "batch": "", "state": "connecting",
-              "registered": "1700000000", "last_seen": "1700000000", "udp": ""}
+              "registered": "1700000000", "last_seen": "1700000000",
+              "info": '{"shares": []}', "udp_key": ""}
     record.update(changes)
     return record
 
@@ -104,7 +107,7 @@ class StoreTestsMixin:
         """
         The holder claiming its job again writes the whole record anew.
         """
-        yield self.store.claimJob("j1", "/CN=alice", "s1", fields(udp="x"))
+        yield self.store.claimJob("j1", "/CN=alice", "s1", fields(udp_key="00ff"))
         result = yield self.store.claimJob("j1", "/CN=alice", "s1", {"mode": "poll"})
         self.assertEqual(result, ("ok", None))
         record = yield self.store.getJob("j1")
@@ -284,6 +287,18 @@ class StoreTestsMixin:
         self.assertFalse((yield self.store.lead("s1", 0.2)))
 
     @defer.inlineCallbacks
+    def test_leaveDropsLead(self):
+        """
+        A server that leaves lets go of the lead at once; another's leaving
+        does not.
+        """
+        self.assertTrue((yield self.store.lead("s1", 30)))
+        yield self.store.leave("s2")
+        self.assertFalse((yield self.store.lead("s2", 30)))
+        yield self.store.leave("s1")
+        self.assertTrue((yield self.store.lead("s2", 30)))
+
+    @defer.inlineCallbacks
     def test_leadRenewed(self):
         """
         Renewing the lead pushes its expiry back.
@@ -293,6 +308,17 @@ class StoreTestsMixin:
         self.assertTrue((yield self.store.lead("s1", 0.4)))
         yield self.passTime(0.25)
         self.assertFalse((yield self.store.lead("s2", 0.4)))
+
+    @defer.inlineCallbacks
+    def test_values(self):
+        yield self.store.putValue("gone:j1", '{"why": "ended"}', 0.2)
+        self.assertEqual((yield self.store.getValue("gone:j1")), '{"why": "ended"}')
+        self.assertEqual((yield self.store.getValue("gone:j1", take=True)), '{"why": "ended"}')
+        self.assertIsNone((yield self.store.getValue("gone:j1")))
+        yield self.store.putValue("answer:a", "x" * 300000, 0.2)
+        self.assertEqual(len((yield self.store.getValue("answer:a"))), 300000)
+        yield self.passTime(0.3)
+        self.assertIsNone((yield self.store.getValue("answer:a")))
 
     @defer.inlineCallbacks
     def test_sendListen(self):
@@ -389,6 +415,69 @@ class RedisStoreTests(StoreTestsMixin, TestCase):
         self.fail("the store did not come back")
 
 
+ACL = ("ACL SETUSER jobmon on >pw-acl resetkeys ~jobmon:* resetchannels &jobmon:* -@all "
+       "+auth +select +ping +eval +evalsha +publish +subscribe +unsubscribe +get +set "
+       "+exists +del +pexpire +hget +hmget +hset +hgetall +sadd +srem +smembers +sscan")
+"""The ACL user of docs/SCALING.md."""
+
+
+class RedisACLStoreTests(RedisStoreTests):
+    """
+    L{RedisStore} works as the ACL user of C{docs/SCALING.md}, which may run
+    only the commands it needs on its own keys.
+    """
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        self.clock = reactor
+        self.redis = RedisProcess(self, password="pw-%d" % (freePort(),))
+        self.assertEqual(self.redis.command(*ACL.split()), "+OK")
+        self.target = parseRedisURL(
+            "redis://jobmon:pw-acl@127.0.0.1:%d/0" % (self.redis.port,))
+        self.store = yield connectStore(reactor, self.target, timeout=WAIT)
+        self.addCleanup(self.store.close)
+
+    def comeBack(self):
+        self.redis.start()
+        self.assertEqual(self.redis.command(*ACL.split()), "+OK")
+
+    def test_forbidden(self):
+        """
+        The ACL does forbid the rest (so the tests above can fail).
+        """
+        d = self.assertFailure(self.store._call("FLUSHALL"), StoreUnavailable)
+        return d.addCallback(lambda e: self.assertIn("NOPERM", str(e)))
+
+
+def makeTLS(testCase, names=("localhost", "127.0.0.1", "::1")):
+    """
+    @return: C{(certFile, keyFile, caFile)} of a throwaway CA and a
+        certificate for 127.0.0.1 signed by it.
+    """
+    directory = os.path.abspath(testCase.mktemp())
+    os.makedirs(directory)
+    ca = makeCA(directory)
+    cert, key = os.path.join(directory, "redis.pem"), os.path.join(directory, "redis.key")
+    makeHostCert(ca, cert, key, names=names)
+    return cert, key, ca.certPath
+
+
+class RedisTLSStoreTests(RedisStoreTests):
+    """
+    L{RedisStore} over TLS (C{rediss://...?ca=}).
+    """
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        self.clock = reactor
+        cert, key, ca = makeTLS(self)
+        self.redis = RedisProcess(self, password="pw-tls", tls=(cert, key))
+        self.target = parseRedisURL(self.redis.url() + "?ca=" + ca)
+        self.assertTrue(self.target.tls)
+        self.store = yield connectStore(reactor, self.target, timeout=WAIT)
+        self.addCleanup(self.store.close)
+
+
 class RedisOnlyTests(TestCase):
     """
     What only L{RedisStore} does.
@@ -435,6 +524,28 @@ class RedisOnlyTests(TestCase):
         return self.refused("rediss://127.0.0.1:%d/0" % (redis.port,),
                             "Redis at 127.0.0.1:%d" % (redis.port,), "TLS")
 
+    def test_tlsUntrusted(self):
+        """
+        A TLS Redis whose certificate the system does not trust is refused.
+        """
+        cert, key, ca = makeTLS(self)
+        redis = RedisProcess(self, tls=(cert, key))
+        return self.refused(redis.url(), "certificate is not trusted", "?ca=PATH")
+
+    def test_tlsWrongName(self):
+        """
+        A TLS Redis whose certificate is not for the host is refused.
+        """
+        cert, key, ca = makeTLS(self, names=("redis.example.org",))
+        redis = RedisProcess(self, tls=(cert, key))
+        return self.refused("rediss://127.0.0.1:%d/0?ca=%s" % (redis.port, ca),
+                            "Redis at 127.0.0.1:%d" % (redis.port,), "not for 127.0.0.1")
+
+    def test_plainAgainstTLS(self):
+        cert, key, ca = makeTLS(self)
+        redis = RedisProcess(self, tls=(cert, key))
+        return self.refused("redis://127.0.0.1:%d/0" % (redis.port,), "rediss://")
+
     @defer.inlineCallbacks
     def test_noHang(self):
         """
@@ -459,6 +570,40 @@ class RedisOnlyTests(TestCase):
                 yield task.deferLater(reactor, 0.05, lambda: None)
         else:
             self.fail("the store did not come back")
+
+    @defer.inlineCallbacks
+    def test_keepalive(self):
+        """
+        The connection that receives messages notices a Redis gone silent
+        (here: stopped with SIGSTOP) by its pings, and is made again when
+        it answers again: the listener is told.
+        """
+        redis = RedisProcess(self)
+        store = RedisStore(reactor, parseRedisURL(redis.url()), timeout=0.3, keepalive=0.2)
+        self.addCleanup(store.close)
+        received = Received()
+        yield store.listen("s1", received)
+        redis.pause()
+        yield task.deferLater(reactor, 0.8, lambda: None)
+        back = received.next(reactor)
+        redis.resume()
+        yield back
+        self.assertEqual(received.messages, [None])
+
+    @defer.inlineCallbacks
+    def test_scriptsFlushed(self):
+        """
+        Scripts flushed from Redis are sent again.
+        """
+        redis = RedisProcess(self)
+        store = yield connectStore(reactor, parseRedisURL(redis.url()))
+        self.addCleanup(store.close)
+        yield store.claimJob("j1", "/CN=alice", "s1", fields())
+        yield store.claimJob("j1", "/CN=alice", "s1", fields())
+        self.assertEqual(redis.command("SCRIPT", "FLUSH"), "+OK")
+        self.assertEqual((yield store.claimJob("j1", "/CN=alice", "s1", fields())),
+                         ("ok", None))
+        self.assertEqual((yield store.getJob("j1"))["owner"], "/CN=alice")
 
     @defer.inlineCallbacks
     def test_killed(self):
