@@ -76,7 +76,7 @@ class LeaderSweep:
                 self._nudged.pop(server, None)
                 continue
             if now - since >= self.hub.orphanGrace:
-                for fields in (yield defer.gatherResults([store.getJob(j) for j in held])):
+                for fields in (yield self._records(store, held)):
                     if fields is None:
                         continue
                     yield store.removeJob(fields["job_id"], server,
@@ -89,13 +89,22 @@ class LeaderSweep:
                               "{grace:.0f} s ago and they did not register again",
                               count=len(held), server=server, grace=now - since)
                 continue
-            for start in range(0, len(held), NUDGE_BATCH):
-                batch = held[start:start + NUDGE_BATCH]
-                records = yield defer.gatherResults([store.getJob(j) for j in batch],
-                                                    consumeErrors=True)
-                for fields in records:
-                    if fields is not None and fields.get("udp_key"):
-                        self.nudge(fields["job_id"], fields["udp_key"], now)
+            for fields in (yield self._records(store, held)):
+                if fields is not None and fields.get("udp_key"):
+                    self.nudge(fields["job_id"], fields["udp_key"], now)
+
+    @defer.inlineCallbacks
+    def _records(self, store, jobIds):
+        """
+        The store's records of C{jobIds} (L{None} for those gone), read
+        L{NUDGE_BATCH} at a time.
+        """
+        records = []
+        for start in range(0, len(jobIds), NUDGE_BATCH):
+            records += yield defer.gatherResults(
+                [store.getJob(j) for j in jobIds[start:start + NUDGE_BATCH]],
+                consumeErrors=True)
+        return records
 
     def nudge(self, jobId, key, now):
         """

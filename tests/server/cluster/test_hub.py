@@ -506,7 +506,7 @@ class ClusterTestCase(ClusterSetup):
 
         store.getJob = slowGetJob
         self.cluster.kill("A")
-        for _ in range(500):
+        for _ in range(1000):
             clock.advance(0.01)
         self.assertEqual(sorted(set(sent)), sorted("job.{}".format(i) for i in range(12)))
         self.assertEqual(most[0], 5)
