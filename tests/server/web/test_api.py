@@ -316,3 +316,24 @@ class JsonableTests(WebTestCase):
         self.assertEqual(jsonable({"data": b"\xff\x00", "n": [1.5, {"name_bytes": b"a"}]}),
                          {"data_base64": "/wA=", "n": [1.5, {"name_bytes_base64": "YQ==",
                                                              "name_bytes_text": "a"}]})
+
+
+class ListEveryPageTests(WebTestCase):
+    """
+    C{/api/jobs} without C{limit} gathers every page of C{listJobs}.
+    """
+
+    def test_everyPage(self):
+        """
+        2,500 jobs come in one answer, sorted.
+        """
+        for i in range(2500):
+            self.hub.registerJob(ALICE, "j{:05d}".format(i), {"host": "wn", "wake": "poll"})
+        jobs = self.json(self.request("/api/jobs"))
+        self.assertEqual(len(jobs), 2500)
+        self.assertEqual(jobs[0]["job_id"], "j00000")
+        self.assertEqual(jobs[-1]["job_id"], "j02499")
+
+    def config(self):
+        return HubConfig(admins=[ADMIN.dn], queryTimeout=30, keepalive=20, connectGrace=10,
+                         limits=LimitsConfig(maxJobsPerOwner=10000, registrationBurst=10000))
