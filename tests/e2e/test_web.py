@@ -146,3 +146,52 @@ class WebEndToEndTests(TestCase):
         self.assertEqual(data["text"], "second <b>line</b>\n")
         self.assertIn("id: {}\n".format(int(data["next_offset"])), text)
         self.assertLess(seconds, 1.0)
+
+
+class WebTokenTests(TestCase):
+    """
+    A server taking bearer tokens: a browser without a certificate gets the
+    page, and the API with the token in its header.
+    """
+
+    timeout = 90
+
+    async def _setUp(self):
+        from jobmon.devtools.issuer import makeIssuer
+
+        self.tpki = TestPKI(os.path.abspath(self.mktemp()))
+        self.issuer = makeIssuer(os.path.join(self.tpki.base, "issuer"),
+                                 users={"alice-sub": self.tpki.dn("alice")})
+        self.server = await startServer(self, self.tpki, "--token-issuers",
+                                        self.issuer.configPath)
+
+    def setUp(self):
+        return Deferred.fromCoroutine(self._setUp())
+
+    def fetch(self, path, headers=None):
+        ctx = ssl.create_default_context(capath=self.tpki.caDir)
+        ctx.check_hostname = False
+        conn = http.client.HTTPSConnection("127.0.0.1", self.server.httpsPort, context=ctx,
+                                           timeout=30)
+        try:
+            conn.request("GET", path, headers=headers or {})
+            response = conn.getresponse()
+            return response.status, response.headers, response.read()
+        finally:
+            conn.close()
+
+    async def test_token(self):
+        """
+        The page needs no credential; the API answers 401 without the token
+        and knows Alice with it.
+        """
+        status, _, body = await inThread(self.fetch, "/jobs/job.1")
+        self.assertEqual(status, 200)
+        self.assertIn(b'id="token-form"', body)
+        status, headers, body = await inThread(self.fetch, "/api/whoami")
+        self.assertEqual((status, json.loads(body)["code"]), (401, 401))
+        token = self.issuer.mint("alice-sub", "compute.read")
+        status, _, body = await inThread(self.fetch, "/api/whoami",
+                                         {"Authorization": "Bearer " + token})
+        self.assertEqual(status, 200, body)
+        self.assertEqual(json.loads(body)["dn"], self.tpki.dn("alice"))
