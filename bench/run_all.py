@@ -3,34 +3,42 @@ Run the JobMon benchmarks with moderate sizes and print their tables
 (C{make bench}): round trips (latency, queries/s, CPU per query),
 C{jobmon-query} start-up, and the ops that wait or read big things
 (C{tail -f} latency and the idle follower's CPU, C{tail}/C{cat} of a
-256 MiB file, C{ps} of 500 processes).  The whole run takes about a
-minute on two cores (the ops part about 40 s); the JSON of every figure
-goes to C{bench/out/results.json}.
+256 MiB file, C{ps} of 500 processes), and, when C{redis-server} is
+installed, a cluster on a real Redis (queries/s of three servers against
+one, the routed query's extra round trip: L{cluster}'s first two parts at
+moderate sizes, about 40 s).  The whole run takes about two minutes on
+two cores (the ops part about 40 s); the JSON of every figure goes to
+C{bench/out/results.json}.
 
 Usage (from the repository root)::
 
     .venv/bin/python bench/run_all.py [-n 1000] [--warmup 100] [--repeats 30]
-        [--no-ops | --ops-full | --quick]
+        [--no-ops | --ops-full | --quick] [--no-cluster]
 
 C{--quick} is a smoke run (100 round trips per op, 3 start-ups, the ops
-benchmark's smallest sizes), to check that everything works.
+benchmark's smallest sizes, the cluster's smoke sizes), to check that
+everything works.
 
 Each benchmark can also be run alone, with its full defaults:
 C{bench/roundtrip.py}, C{bench/cli_startup.py}, C{bench/ops.py} (a 1 GiB
 file); the capacity, hardening, token and TLS memory benchmarks
 (C{bench/capacity.py}, C{bench/hardening.py}, C{bench/tokens.py},
-C{bench/tls_memory.py}) take minutes and are run on their own.
+C{bench/tls_memory.py}) and the whole cluster benchmark
+(C{bench/cluster.py}: 60,000 UDP jobs, failover) take minutes and are run
+on their own.
 """
 
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import cli_startup  # noqa: E402
+import cluster  # noqa: E402
 import common  # noqa: E402  (puts the repository root on sys.path)
 import ops  # noqa: E402
 import roundtrip  # noqa: E402
@@ -51,6 +59,9 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 100 round trips per op, 3 start-ups, the ops "
                              "benchmark's smallest sizes")
+    parser.add_argument("--no-cluster", dest="cluster", action="store_false",
+                        help="skip the cluster benchmark (it is skipped anyway without "
+                             "redis-server)")
     parser.add_argument("--out", default=os.path.join(common.BENCH, "out", "results.json"),
                         help="where to write the JSON (bench/out/results.json)")
     args = parser.parse_args(argv)
@@ -88,6 +99,15 @@ def main(argv=None):
         document["ops"] = {"config": sizes, "results": results}
         print("## Ops: tail -f, big files, many processes\n")
         print(ops.tables(results) + "\n")
+
+    if args.cluster and shutil.which("redis-server") is None:
+        print("(cluster benchmark skipped: redis-server is not installed)\n")
+    elif args.cluster:
+        cfg = dict(cluster.QUICK if args.quick else cluster.MODERATE)
+        results = cluster.run(cfg, {"throughput", "routed"})
+        document["cluster"] = {"config": cfg, "results": results}
+        print("## A cluster on Redis: three servers against one, routed queries\n")
+        print(cluster.report(results) + "\n")
 
     document["seconds"] = round(time.monotonic() - started, 1)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

@@ -54,6 +54,16 @@ MOVE_POLL = 0.25
 RECONNECT = 2.0
 """Seconds between attempts to connect to the store at start-up."""
 
+ROUTE_FOR = 1.0
+"""Seconds a server reuses the store's record of a job another server
+holds (its owner, shares and server) to route queries to it, instead of
+reading it again for each: a user's sequential queries to one job cost one
+round trip to the store fewer.  A record that went stale meanwhile is
+harmless: the server it names checks the owner and answers that it does
+not hold the job, and the record is read again."""
+
+ROUTES_KEPT = 10000
+"""Most records of other servers' jobs kept for L{ROUTE_FOR}."""
 
 
 def storeDown(error):
@@ -104,6 +114,7 @@ class ClusterHub(Hub):
         self.connect = connect
         self.where = where
         self._connecting = None
+        self._routes = {}
         node.onReconnect = self._resync
         self.sweep = LeaderSweep(self)
         node.onBeat = self.sweep.beat
@@ -146,31 +157,15 @@ class ClusterHub(Hub):
 
     def clusterState(self):
         """
-        What the metrics say of the cluster, as this server last saw it.
+        What the metrics say of the cluster (see L{ClusterNode.state}).
         """
-        live = self.node.live
-        return {
-            "store_up": int(self.node.available),
-            "servers": len(live),
-            "jobs": sum(int(info.get("jobs", 0)) for info in live.values()
-                        if isinstance(info, dict)),
-            "leader": int(self.node.leading),
-            "serving": self.node.serving,
-        }
+        return self.node.state()
 
     def healthProblems(self):
         """
-        What C{/healthz} says is wrong with this server's place in the
-        cluster: one line while the store cannot be reached.
+        What C{/healthz} says is wrong (see L{ClusterNode.problems}).
         """
-        if self.node.available:
-            return []
-        since = self.node.lostSince
-        return ["cannot reach the cluster's store {}{}: {}; answering for this server's "
-                "own jobs only".format(
-                    self.where,
-                    " for {:.0f} s".format(self.clock.seconds() - since)
-                    if since is not None else "", self.node.lostWhy)]
+        return self.node.problems(self.where)
 
     # Queries
 
@@ -225,10 +220,9 @@ class ClusterHub(Hub):
         if not identity.may("read"):
             raise JobMonError(NOT_AUTHORIZED, identity.token.refusal("read"))
         checkJobId(jobId)
-        try:
-            fields = await self.node.store.getJob(jobId)
-        except StoreUnavailable as e:
-            raise storeDown(e)
+        fields = self._route(jobId)
+        if fields is None:
+            fields = await self._readRoute(jobId)
         record = recordOf(fields) if fields is not None else None
         granted = queryGrant(identity, record, self.config, self.clock.seconds())
         if granted is None:
@@ -299,14 +293,45 @@ class ClusterHub(Hub):
                     moving = True
             else:
                 moving = True
-            try:
-                fields = await self.node.store.getJob(jobId)
-            except StoreUnavailable as e:
-                raise storeDown(e)
+            fields = await self._readRoute(jobId)
             if fields is None or fields["owner"] != record.owner:
                 raise JobMonError(JOB_GONE, "job {} went away while it moved between "
                                   "servers".format(jobId))
             server = fields["server"]
+
+    def _route(self, jobId):
+        """
+        The store's record of C{jobId} read less than L{ROUTE_FOR} seconds
+        ago, or L{None}.
+        """
+        route = self._routes.get(jobId)
+        if route is None:
+            return None
+        fields, readAt = route
+        if self.clock.seconds() - readAt >= ROUTE_FOR:
+            del self._routes[jobId]
+            return None
+        return fields
+
+    async def _readRoute(self, jobId):
+        """
+        Read the store's record of C{jobId} (L{None}: there is none), and
+        keep it for L{ROUTE_FOR} seconds.
+        """
+        try:
+            fields = await self.node.store.getJob(jobId)
+        except StoreUnavailable as e:
+            raise storeDown(e)
+        if fields is None:
+            self._routes.pop(jobId, None)
+            return None
+        now = self.clock.seconds()
+        if len(self._routes) >= ROUTES_KEPT:
+            self._routes = {j: r for j, r in self._routes.items() if now - r[1] < ROUTE_FOR}
+            if len(self._routes) >= ROUTES_KEPT:
+                self._routes.clear()
+        self._routes[jobId] = (fields, now)
+        return fields
 
     async def _alive(self, server):
         """

@@ -18,6 +18,7 @@ import socket
 from twisted.internet import defer, task
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from jobmon.errors import INTERNAL, UNAVAILABLE, JobMonError
 from jobmon.server.cluster.store import StoreUnavailable
@@ -98,6 +99,7 @@ class ClusterNode:
         self._serving = {}
         self._stale = True
         self._stopped = False
+        self._cleaning = False
         self._loop = LoopingCall(self._heartbeat)
         self._loop.clock = clock
 
@@ -176,10 +178,26 @@ class ClusterNode:
                 self.log.failure("cannot write this server's jobs to the cluster's store")
                 self._stale = True
         self._failCallsToDead()
-        try:
-            yield self.onBeat()
-        except Exception:
-            self.log.failure("cluster cleanup failed")
+        self._cleanUp()
+
+    def _cleanUp(self):
+        """
+        Run C{onBeat} (the leader's sweep), unless its last run is still
+        going.  The heartbeat does not wait for it: a sweep over many jobs
+        can take longer than L{ttl}, and a heartbeat held back that long
+        would make this server look dead to the others.
+        """
+        if self._cleaning:
+            return
+        self._cleaning = True
+        d = defer.maybeDeferred(self.onBeat)
+
+        def done(result):
+            self._cleaning = False
+            if isinstance(result, Failure) and self._loop.running:
+                self.log.failure("cluster cleanup failed", result)
+
+        d.addBoth(done)
 
     def _lost(self, why):
         """
@@ -197,6 +215,32 @@ class ClusterNode:
         self.leading = False
         self._stale = True
         self.lostWhy = str(getattr(why, "value", why))
+
+    def state(self):
+        """
+        What the metrics say of the cluster, as this server last saw it.
+        """
+        return {
+            "store_up": int(self.available),
+            "servers": len(self.live),
+            "jobs": sum(int(info.get("jobs", 0)) for info in self.live.values()
+                        if isinstance(info, dict)),
+            "leader": int(self.leading),
+            "serving": self.serving,
+        }
+
+    def problems(self, where):
+        """
+        What C{/healthz} says is wrong with this server's place in the
+        cluster: one line while the store (C{where}) cannot be reached.
+        """
+        if self.available:
+            return []
+        since = self.lostSince
+        return ["cannot reach the cluster's store {}{}: {}; answering for this server's "
+                "own jobs only".format(
+                    where, " for {:.0f} s".format(self.clock.seconds() - since)
+                    if since is not None else "", self.lostWhy)]
 
     def isAlive(self, server):
         """

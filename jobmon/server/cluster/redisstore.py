@@ -154,6 +154,12 @@ class _CommandProtocol(BaseRedisProtocol):
         keepAlive = getattr(self.transport, "setTcpKeepAlive", None)
         if keepAlive is not None:
             keepAlive(1)
+        # Commands and messages are small writes each waiting for an
+        # answer: Nagle's algorithm would hold one back until the previous
+        # one is acknowledged (as redis-py and hiredis, no delay).
+        noDelay = getattr(self.transport, "setTcpNoDelay", None)
+        if noDelay is not None:
+            noDelay(True)
         return BaseRedisProtocol.connectionMade(self)
 
     def connectionLost(self, why):

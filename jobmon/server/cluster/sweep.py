@@ -15,6 +15,11 @@ from jobmon.server.ended import EndedJob
 NUDGE_EVERY = 2.0
 """Seconds between the leader's wakes of the UDP jobs of a dead server."""
 
+NUDGE_BATCH = 500
+"""Records of a dead server's jobs read from the store at once: all of them
+at once (tens of thousands of calls in flight on one connection) would
+wait in line longer than the store's reply timeout."""
+
 
 class LeaderSweep:
     """
@@ -71,7 +76,7 @@ class LeaderSweep:
                 self._nudged.pop(server, None)
                 continue
             if now - since >= self.hub.orphanGrace:
-                for fields in (yield defer.gatherResults([store.getJob(j) for j in held])):
+                for fields in (yield self._records(store, held)):
                     if fields is None:
                         continue
                     yield store.removeJob(fields["job_id"], server,
@@ -84,9 +89,22 @@ class LeaderSweep:
                               "{grace:.0f} s ago and they did not register again",
                               count=len(held), server=server, grace=now - since)
                 continue
-            for fields in (yield defer.gatherResults([store.getJob(j) for j in held])):
+            for fields in (yield self._records(store, held)):
                 if fields is not None and fields.get("udp_key"):
                     self.nudge(fields["job_id"], fields["udp_key"], now)
+
+    @defer.inlineCallbacks
+    def _records(self, store, jobIds):
+        """
+        The store's records of C{jobIds} (L{None} for those gone), read
+        L{NUDGE_BATCH} at a time.
+        """
+        records = []
+        for start in range(0, len(jobIds), NUDGE_BATCH):
+            records += yield defer.gatherResults(
+                [store.getJob(j) for j in jobIds[start:start + NUDGE_BATCH]],
+                consumeErrors=True)
+        return records
 
     def nudge(self, jobId, key, now):
         """

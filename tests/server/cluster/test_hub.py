@@ -181,6 +181,69 @@ class ClusterTestCase(ClusterSetup):
         self.assertEqual(result.parsed(), {"entries": ["a"]})
         self.assertEqual(len(self.cluster["A"].table), 0)
 
+    def countReads(self):
+        """
+        Count the store's C{getJob} calls.
+        """
+        store, reads = self.cluster.store, []
+        getJob = store.getJob
+
+        def counted(jobId):
+            reads.append(jobId)
+            return getJob(jobId)
+
+        store.getJob = counted
+        return reads
+
+    def test_routedReadsStoreOncePerSecond(self):
+        """
+        Sequential queries to a job held elsewhere read its record from the
+        store once per L{hub.ROUTE_FOR} seconds, not once per query.
+        """
+        from jobmon.server.cluster import hub
+
+        self.register("A")
+        reads = self.countReads()
+        for _ in range(3):
+            d = self.cluster["B"].query(ALICE, "job.1", {"op": "ls"})
+            self.answer("A")
+            self.successResultOf(d)
+        self.assertEqual(reads, ["job.1"])
+        self.cluster.clock.advance(hub.ROUTE_FOR)
+        d = self.cluster["B"].query(ALICE, "job.1", {"op": "ls"})
+        self.answer("A")
+        self.successResultOf(d)
+        self.assertEqual(reads, ["job.1", "job.1"])
+
+    def test_staleRouteFollowsJob(self):
+        """
+        A query with a kept record naming a server that no longer holds the
+        job (its daemon moved to another live server) goes where the job is
+        now.
+        """
+        self.register("A")
+        d = self.cluster["B"].query(ALICE, "job.1", {"op": "ls"})
+        self.answer("A")
+        self.successResultOf(d)
+        self.register("C")
+        reads = self.countReads()
+        d = self.cluster["B"].query(ALICE, "job.1", {"op": "ls"})
+        self.assertEqual(reads, ["job.1"])
+        self.cluster.beat(0.25, 2)
+        self.answer("C")
+        self.successResultOf(d)
+
+    def test_keptRouteNotForOthers(self):
+        """
+        A record kept for one user's query authorizes nobody else.
+        """
+        self.register("A")
+        d = self.cluster["B"].query(ALICE, "job.1", {"op": "ls"})
+        self.answer("A")
+        self.successResultOf(d)
+        self.assertFault(self.cluster["B"].query(BOB, "job.1", {"op": "ls"}),
+                         errors.NO_SUCH_JOB)
+
     def test_routedRemoteError(self):
         """
         The job's error comes back with its code.
@@ -513,6 +576,73 @@ class ClusterTestCase(ClusterSetup):
         self.assertEqual(jobId, "job.1")
         self.assertEqual(secret.hex(), reply["wake"]["secret"])
         self.assertGreater(sequence, 1000)
+
+    def test_slowSweepKeepsHeartbeat(self):
+        """
+        A cleanup that takes longer than a heartbeat's lifetime does not
+        hold back the heartbeats: the server stays alive to the others, and
+        the next cleanup waits until it is done.
+        """
+        from twisted.internet.defer import Deferred
+
+        a = self.cluster["A"]
+        sweeps = []
+
+        def slowSweep():
+            sweeps.append(Deferred())
+            return sweeps[-1]
+
+        a.node.onBeat = slowSweep
+        self.cluster.beat(1.0, 6)
+        self.assertIn("A", self.cluster["B"].node.live)
+        self.assertEqual(len(sweeps), 1)
+        sweeps[0].callback(None)
+        self.cluster.beat(1.0, 1)
+        self.assertEqual(len(sweeps), 2)
+
+    def test_nudgeInBatches(self):
+        """
+        The leader reads the records of a dead server's jobs a batch at a
+        time, not all at once.
+        """
+        from twisted.internet.defer import Deferred
+
+        from jobmon.server.cluster import sweep
+        from jobmon.server.wakes import UDPWake
+
+        self.patch(sweep, "NUDGE_BATCH", 5)
+        sent = []
+
+        class Sender:
+            def send(self, jobId, sequence, secret):
+                sent.append(jobId)
+
+        for hub in self.cluster.hubs.values():
+            hub.registrations.wakes["udp"] = UDPWake(
+                self.cluster.clock, hub.registry, hub.table, Sender(), 9999)
+        for i in range(12):
+            self.register("A", jobId="job.{}".format(i), mode="udp")
+        store, clock = self.cluster.store, self.cluster.clock
+        getJob, inFlight, most = store.getJob, [0], [0]
+
+        def slowGetJob(jobId):
+            inFlight[0] += 1
+            most[0] = max(most[0], inFlight[0])
+            d = Deferred()
+
+            def fire():
+                inFlight[0] -= 1
+                getJob(jobId).chainDeferred(d)
+
+            clock.callLater(0.01, fire)
+            return d
+
+        store.getJob = slowGetJob
+        self.cluster.kill("A")
+        for _ in range(1000):
+            clock.advance(0.01)
+        self.assertEqual(sorted(set(sent)), sorted("job.{}".format(i) for i in range(12)))
+        self.assertEqual(most[0], 5)
 
     def test_oneLeader(self):
         """

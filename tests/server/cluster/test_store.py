@@ -10,7 +10,8 @@ import json
 import os
 
 from twisted.internet import defer, reactor, task
-from twisted.trial.unittest import TestCase
+from twisted.internet.testing import StringTransport
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 from jobmon.devtools.authority import makeCA, makeHostCert
@@ -18,6 +19,8 @@ from jobmon.server.cluster.redisstore import (
     BATCH,
     RedisStore,
     StoreRefused,
+    _CommandProtocol,
+    _SubscriberProtocol,
     connectStore,
 )
 from jobmon.server.cluster.redisurl import parseRedisURL
@@ -641,3 +644,35 @@ class RedisOnlyTests(TestCase):
             "t:alive:s1", "t:servers", "t:job:j2", "t:jobs", "t:held:s1",
             "t:reserved:j1", "t:owner:" + hashlib.sha1(b"/CN=alice").hexdigest()]))
         self.assertEqual(json.loads((yield store._call("GET", "t:alive:s1"))), {"url": "u"})
+
+
+class _TCPOptions(StringTransport):
+    """
+    A transport that records the TCP options set on it.
+    """
+
+    noDelay = keepAlive = None
+
+    def setTcpNoDelay(self, enabled):
+        self.noDelay = enabled
+
+    def setTcpKeepAlive(self, enabled):
+        self.keepAlive = enabled
+
+
+class ConnectionOptionsTests(SynchronousTestCase):
+    """
+    The TCP options of the connections to Redis.
+    """
+
+    def test_noDelayKeepAlive(self):
+        """
+        The command and the subscriber connections send each write at once
+        (no Nagle delay) and keep TCP keep-alive on.
+        """
+        for protocolClass in (_CommandProtocol, _SubscriberProtocol):
+            protocol = protocolClass(charset="utf-8", convertNumbers=False)
+            transport = _TCPOptions()
+            protocol.makeConnection(transport)
+            self.assertEqual((transport.noDelay, bool(transport.keepAlive)), (True, True),
+                             protocolClass.__name__)
