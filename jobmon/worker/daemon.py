@@ -586,9 +586,14 @@ class JobDaemon(MultiService):
         try:
             while True:
                 self._fetchAgain = False
+                generation = self.generation
                 try:
                     items = await self._call("jobmon.getJobToDo", self.jobId)
                 except Exception as e:
+                    if self.generation != generation:
+                        # Asked of a server left meanwhile: its failure
+                        # says nothing of the current one, asked now.
+                        continue
                     self.log.warn("cannot fetch work: {why}", why=describe(e))
                     if self.mode == "udp" and isServerLoss(e):
                         self.wakeService.serverLost(describe(e))

@@ -144,6 +144,41 @@ class ClusterBase(FaultAssertions, TestCase):
                 jobIds.append(jobId)
         return jobIds
 
+    def fetch(self, server, path):
+        """
+        C{path} on the metrics port of a server started with
+        C{--metrics-port 0}: its status and text.
+        """
+        port = int(re.search(r"metrics on (\d+)", server.proto.output.decode()).group(1))
+        try:
+            with urllib.request.urlopen(
+                    "http://127.0.0.1:{}{}".format(port, path), timeout=10) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def health(self, server):
+        """
+        C{/healthz} of a server started with C{--metrics-port 0}.
+        """
+        return self.fetch(server, "/healthz")
+
+    async def waitForServers(self, limit=10):
+        """
+        Wait until every server (each started with C{--metrics-port 0})
+        has seen every other one alive.
+        """
+        gauge = "jobmon_cluster_servers {:.1f}".format(len(self.servers))
+
+        async def seen():
+            for server in self.servers.values():
+                status, text = await inThread(self.fetch, server, "/metrics")
+                if gauge not in text.splitlines():
+                    return False
+            return True
+
+        await self.waitUntil(seen, limit, "every server seeing the others")
+
     def client(self, name, who="alice"):
         """
         A client of server C{name} as C{who}, one for each (server, user):
@@ -304,19 +339,6 @@ class StoreLossTests(ClusterBase):
     """
     The cluster's Redis goes away and comes back empty.
     """
-
-    def health(self, server):
-        """
-        C{/healthz} of a server started with C{--metrics-port 0}: its
-        status and text.
-        """
-        port = int(re.search(r"metrics on (\d+)", server.proto.output.decode()).group(1))
-        try:
-            with urllib.request.urlopen(
-                    "http://127.0.0.1:{}/healthz".format(port), timeout=10) as r:
-                return r.status, r.read().decode()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read().decode()
 
     async def test_redisRestarted(self):
         """
@@ -552,15 +574,27 @@ class FailoverTests(ClusterBase):
         print("{}: {:.1f} s".format(what, took))
         return took
 
+    async def startFailoverCluster(self):
+        """
+        Start the cluster and one job in each mode on each server; wait
+        until each server has seen the others alive (the leader sees the
+        one that goes die) and every job is registered.
+
+        @return: the job ids.
+        """
+        await self.startCluster({name: ("--metrics-port", "0") for name in NAMES})
+        jobIds = self.startSpreadJobs()
+        await self.waitForServers()
+        await self.waitForJobs(jobIds)
+        return jobIds
+
     async def test_serverKilled(self):
         """
         A server holding a job in each mode is killed: every job answers
         again through the two others, within L{MOVE_LIMIT} seconds, and a
         query made meanwhile waits for its job and gets its answer.
         """
-        await self.startCluster()
-        jobIds = self.startSpreadJobs()
-        await self.waitForJobs(jobIds)
+        jobIds = await self.startFailoverCluster()
         self.assertEqual(await self.catEverywhere(jobIds), [])
         moving = [j for j in jobIds if self.placed[j] == "a"]
         self.assertEqual(sorted(j.split(".")[0] for j in moving), sorted(MODES))
@@ -592,9 +626,7 @@ class FailoverTests(ClusterBase):
         registered with another server within a few seconds and answers
         there.
         """
-        await self.startCluster()
-        jobIds = self.startSpreadJobs()
-        await self.waitForJobs(jobIds)
+        jobIds = await self.startFailoverCluster()
         moving = [j for j in jobIds if self.placed[j] == "a"]
         a = self.servers.pop("a").proto
         await a.stop()
@@ -602,15 +634,21 @@ class FailoverTests(ClusterBase):
         self.assertIn(b"Server Shut Down.", a.output)
         self.assertNotIn(b"Traceback", a.output)
 
+        stopped = time.monotonic()
+        moved = {}
+
         async def elsewhere():
             jobs = await self.listed("b")
-            return all(jobId in jobs and jobs[jobId]["state"] == "ready"
-                       and jobs[jobId]["server"] != self.serverIds["a"]
-                       for jobId in moving)
+            for jobId in moving:
+                if (jobId not in moved and jobId in jobs and jobs[jobId]["state"] == "ready"
+                        and jobs[jobId]["server"] != self.serverIds["a"]):
+                    moved[jobId] = round(time.monotonic() - stopped, 1)
+            return len(moved) == len(moving)
 
-        took = await self.waitUntil(elsewhere, 8, "the stopped server's jobs registering "
-                                    "elsewhere")
-        print("the stopped server's jobs registered elsewhere within {:.1f} s".format(took))
+        took = await self.waitUntil(elsewhere, 4, "the stopped server's jobs registering "
+                                    "elsewhere", lambda: moved)
+        print("the stopped server's jobs registered elsewhere within {:.1f} s: {}".format(
+            took, moved))
         await self.waitAnswering(jobIds, ["b", "c"], 10,
                                  "every job answering through the others after a stop")
 

@@ -508,6 +508,30 @@ class MoveTests(SynchronousTestCase):
         self.assertIn("jobmon.getJobToDo", self.rpcs["b"].methods())
 
 
+    def test_udpFetchOfLeftServerIgnored(self):
+        """
+        A fetch that fails after the daemon left its server for the next
+        one (it re-registered there meanwhile) does not make it leave the
+        next one too: it fetches there instead.
+        """
+        self.makeDaemon(mode="udp")
+        a = self.rpcs["a"]
+        register = a.answers["jobmon.registerJob"]
+        # Re-registrations every 10 s, within the fetch's timeout (30 s).
+        a.answers["jobmon.registerJob"] = lambda *args: dict(register(*args), reregister=10)
+        a.answers["jobmon.getJobToDo"] = "hang"
+        self.daemon.startService()
+        [fetch] = a.pending
+        a.answers["jobmon.registerJob"] = ConnectionRefusedError()
+        self.clock.advance(10)
+        self.assertEqual(len(self.registrations("b")), 1)
+        fetch.errback(ConnectionRefusedError())
+        self.clock.advance(0)
+        self.assertEqual(self.registrations("c"), [])
+        self.assertEqual(len(self.moves()), 1)
+        self.assertIn("jobmon.getJobToDo", self.rpcs["b"].methods())
+
+
 class SingleServerTests(SynchronousTestCase):
     """
     With one server nothing moves: the daemon backs off as before, and no

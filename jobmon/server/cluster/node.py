@@ -142,15 +142,25 @@ class ClusterNode:
 
     @defer.inlineCallbacks
     def _heartbeat(self):
+        # A heartbeat in flight when the server stops writes nothing after
+        # it left: a lead taken again would stop the others from leading
+        # (and waking its UDP jobs) until it lapsed.
         try:
             yield self.store.heartbeat(self.serverId, self.info(), self.ttl)
+            if self._stopped:
+                return
             self.live = yield self.store.servers()
+            if self._stopped:
+                return
             self.leading = yield self.store.lead(self.serverId, self.ttl)
         except StoreUnavailable as e:
-            self._lost(e)
+            if not self._stopped:
+                self._lost(e)
             return
         except Exception:
             self.log.failure("cluster heartbeat failed")
+            return
+        if self._stopped:
             return
         if not self.available or self._stale:
             if self.lostSince is not None:

@@ -232,3 +232,31 @@ class AnswerRetryTests(NodeSetup):
         self.failureResultOf(d, JobMonError)
         self.assertEqual(attempts.count("A"), 11)
         restore()
+
+
+class StopDuringHeartbeatTests(SynchronousTestCase):
+    def test_noLeadAfterLeaving(self):
+        """
+        A heartbeat in flight when the node stops writes nothing after it
+        left: the lead is free for the others at once, and the node is not
+        alive again.
+        """
+        clock = Clock()
+        store = MemoryStore(clock)
+        node = ClusterNode(clock, store, serverId="A")
+        node.start()
+        self.assertTrue(node.leading)
+        held = []
+        real = store.servers
+        store.servers = lambda: held.append(defer.Deferred()) or held[-1]
+        clock.advance(1)
+        [listing] = held
+        node.stop()
+        self.assertIsNone(store._leader)
+        store.servers = real
+        listing.callback(self.successResultOf(real()))
+        self.assertIsNone(store._leader)
+        self.assertNotIn("A", store._alive)
+        other = ClusterNode(clock, store, serverId="B")
+        other.start()
+        self.assertTrue(other.leading)
