@@ -453,11 +453,11 @@ class Hub:
         record, granted = self._find(identity, jobId)
         forward, timeout = self._checkQuery(identity, jobId, granted, request)
         if self.table.pending(jobId) >= self.config.maxPendingPerJob:
-            raise self._tooMany(jobId)
+            raise tooMany(jobId, self.config.maxPendingPerJob)
         self.admission.admit(identity.dn)
         d = self._submit(record, forward, timeout)
         self.admission.hold(identity.dn, d)
-        self._logActing(identity, record, forward)
+        logActing(self.log, identity, record, forward)
         return d, record, forward, granted
 
     def _checkQuery(self, identity, jobId, granted, request):
@@ -470,18 +470,13 @@ class Hub:
         forward, timeout = checkQuery(identity, jobId, granted, request)
         return forward, min(timeout or self.config.queryTimeout, self.config.queryTimeout)
 
-    def _tooMany(self, jobId):
-        return JobMonError(TOO_MANY, "job {} already has {} requests pending".format(
-            jobId, self.config.maxPendingPerJob))
-
-    def _logActing(self, identity, record, forward):
-        if forward["op"] in ACTING_OPS:
-            # Acts on the job: worth a line in the server's log.
-            self.log.info(
-                "{op} {what} on job {job_id} of {owner} requested by {dn}", category="query",
-                op=forward["op"], what=forward.get("signal") or forward.get("name"),
-                job_id=record.jobId, owner=record.owner, dn=identity.dn,
-            )
+    def _refuseWhileStopping(self):
+        """
+        A daemon fetching or polling while the server stops is told so:
+        one with several servers registers with another at once.
+        """
+        if self.stopping:
+            raise JobMonError(UNAVAILABLE, "the server is shutting down")
 
     def _submit(self, record, forward, timeout):
         """
@@ -540,6 +535,7 @@ class Hub:
         Hand the daemon every queued request of its job.
         """
         record = self._owned(identity, jobId)
+        self._refuseWhileStopping()
         self.registrations.touch(record)
         self.registrations.wakeOf(record).fetched(jobId)
         return takeWork(self.table, jobId)
@@ -552,6 +548,7 @@ class Hub:
         over, so that two daemons never share a job's work.
         """
         record = self._owned(identity, jobId)
+        self._refuseWhileStopping()
         if not self.registrations.isCurrent(record, token):
             raise self.registrations.replacedError(record)
         if (
@@ -651,6 +648,27 @@ class Hub:
         self.table.failAll(JobMonError(UNAVAILABLE, "the server is shutting down"))
         self.registrations.stop(JobMonError(UNAVAILABLE, "the server is shutting down"))
         return defer.succeed(None)
+
+
+def tooMany(jobId, limit):
+    """
+    The error of a query for a job that has C{limit} requests pending.
+    """
+    return JobMonError(TOO_MANY, "job {} already has {} requests pending".format(
+        jobId, limit))
+
+
+def logActing(log, identity, record, forward):
+    """
+    A request that acts on a job (a command, a signal) is worth a line in
+    the server's log.
+    """
+    if forward["op"] in ACTING_OPS:
+        log.info(
+            "{op} {what} on job {job_id} of {owner} requested by {dn}", category="query",
+            op=forward["op"], what=forward.get("signal") or forward.get("name"),
+            job_id=record.jobId, owner=record.owner, dn=identity.dn,
+        )
 
 
 def checkQuery(identity, jobId, granted, request):

@@ -43,7 +43,7 @@ from jobmon.server.cluster.node import HolderLost, Retry
 from jobmon.server.cluster.store import StoreUnavailable
 from jobmon.server.cluster.sweep import LeaderSweep
 from jobmon.server.groups import listable, queryGrant, shareGrant
-from jobmon.server.hub import Hub, listPage
+from jobmon.server.hub import Hub, listPage, logActing, tooMany
 from jobmon.server.identity import Identity
 from jobmon.server.requests import ACTING_OPS, checkInfo, checkLimit, checkOptions
 from jobmon.server.voms import heldFqans
@@ -209,7 +209,7 @@ class ClusterHub(Hub):
             raise
         d = defer.Deferred.fromCoroutine(self._dispatch(record, server, forward, timeout))
         self.admission.hold(identity.dn, d)
-        self._logActing(identity, record, forward)
+        logActing(self.log, identity, record, forward)
         return await self._audited(identity, jobId, record, forward, granted, d)
 
     async def _findShared(self, identity, jobId):
@@ -273,7 +273,7 @@ class ClusterHub(Hub):
             local = self.registry.get(jobId)
             if local is not None:
                 if self.table.pending(jobId) >= self.config.maxPendingPerJob:
-                    raise self._tooMany(jobId)
+                    raise tooMany(jobId, self.config.maxPendingPerJob)
                 try:
                     return await self._submit(local, forward, left)
                 except Retry:
@@ -355,7 +355,7 @@ class ClusterHub(Hub):
             raise Retry(NO_SUCH_JOB, "job {} is not held by server {}".format(
                 jobId, self.node.serverId))
         if self.table.pending(jobId) >= self.config.maxPendingPerJob:
-            raise self._tooMany(jobId)
+            raise tooMany(jobId, self.config.maxPendingPerJob)
         timeout = min(float(message.get("t", 0)), self.config.queryTimeout)
         return self._submit(record, message["q"], timeout).addCallback(_encodeResult)
 
@@ -565,6 +565,12 @@ class ClusterHub(Hub):
             self.node.serverId)))
         yield self.node.stop()
         self.registrations.handOver()
+        # UDP daemons hold no connection to see close: woken, they fetch,
+        # are told the server stops, and register with another.
+        now = self.clock.seconds()
+        for record in self.registry.jobs():
+            if record.mode == "udp":
+                self.sweep.nudge(record.jobId, record.udpKey, now)
         yield super().stop()
 
 

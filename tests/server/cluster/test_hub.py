@@ -801,3 +801,27 @@ class GoneTests(ClusterSetup):
         error = self.assertFault(self.cluster["C"].query(ALICE, "job.1", {"op": "ls"}),
                                  errors.JOB_GONE)
         self.assertIn("its server A stopped", error.message)
+
+
+class StopTests(ClusterSetup):
+    def test_udpWokenAtStop(self):
+        """
+        A server that stops wakes its UDP jobs, and refuses their fetch
+        with 503: they register with another server at once.
+        """
+        sent = []
+
+        class Sender:
+            def send(self, jobId, sequence, secret):
+                sent.append((jobId, sequence, secret))
+
+        from jobmon.server.wakes import UDPWake
+        hub = self.cluster["A"]
+        hub.registrations.wakes["udp"] = UDPWake(self.cluster.clock, hub.registry,
+                                                 hub.table, Sender(), 9999)
+        reply, _ = self.register("A", mode="udp")
+        hub.stop()
+        self.assertEqual([(j, s.hex()) for j, _, s in sent],
+                         [("job.1", reply["wake"]["secret"])])
+        e = self.assertRaises(JobMonError, hub.getJobToDo, ALICE, "job.1")
+        self.assertEqual(e.code, errors.UNAVAILABLE)
