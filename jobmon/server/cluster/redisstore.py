@@ -32,6 +32,7 @@ the reply timeout fails so too, and drops the connection.
 
 import hashlib
 import json
+import re
 
 from OpenSSL import SSL
 from service_identity import VerificationError
@@ -553,6 +554,25 @@ class RedisStore:
 
     def jobsOf(self, owner):
         return self._records(ownerKey(self._prefix, owner))
+
+    def ownsPrefix(self, owner, prefix):
+        # SSCAN's MATCH filters in Redis: only matching ids come back, a
+        # batch of the owner's set per call.
+        pattern = re.sub(r"([\\*?\[\]])", r"\\\1", prefix) + "*"
+        key = ownerKey(self._prefix, owner)
+
+        async def scan():
+            cursor = "0"
+            while True:
+                reply = await self._call("SSCAN", key, cursor, "MATCH", pattern,
+                                         "COUNT", str(BATCH))
+                cursor, ids = reply[0], reply[1]
+                if ids:
+                    return True
+                if str(cursor) == "0":
+                    return False
+
+        return defer.Deferred.fromCoroutine(scan())
 
     def allJobs(self):
         return self._records(self._key("jobs"))

@@ -245,6 +245,29 @@ class StoreTestsMixin:
         self.assertEqual((yield self.store.jobsOf("/CN=nobody")), [])
 
     @defer.inlineCallbacks
+    def test_ownsPrefix(self):
+        """
+        ownsPrefix tells whether one of an owner's ids starts with a prefix,
+        among many ids; the prefix's characters are taken literally.
+        """
+        for i in range(BATCH + 10):
+            yield self.store.claimJob("1234.%d" % i, "/CN=alice", "s1", fields())
+        yield self.store.claimJob("x[1]*?\\.9", "/CN=alice", "s1", fields())
+        yield self.store.claimJob("5678.0", "/CN=bob", "s1", fields())
+        owns = self.store.ownsPrefix
+        self.assertTrue((yield owns("/CN=alice", "1234.")))
+        self.assertTrue((yield owns("/CN=alice", "1234.%d" % (BATCH + 9))))
+        self.assertTrue((yield owns("/CN=alice", "x[1]*?\\")))
+        self.assertFalse((yield owns("/CN=alice", "5678")))
+        self.assertFalse((yield owns("/CN=alice", "1*")))
+        self.assertTrue((yield owns("/CN=alice", "x[")))
+        self.assertFalse((yield owns("/CN=alice", "x]")))
+        self.assertFalse((yield owns("/CN=alice", "x?")))
+        self.assertFalse((yield owns("/CN=alice", "?")))
+        self.assertTrue((yield owns("/CN=bob", "5")))
+        self.assertFalse((yield owns("/CN=nobody", "")))
+
+    @defer.inlineCallbacks
     def test_manyJobs(self):
         """
         Listing more jobs than one batch gets each once.
