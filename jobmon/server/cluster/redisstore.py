@@ -139,7 +139,35 @@ def _buildCommand(self, *args, **kwargs):
     return b"".join(parts)
 
 
-class _CommandProtocol(BaseRedisProtocol):
+class _AtOnce:
+    """
+    Parse everything a read brought in the turn of the reactor that read
+    it.  txredisapi's parser hands what follows each bulk string to the
+    next turn (its C{setLineMode} pauses and calls C{dataReceived} again
+    with C{callLater(0)}): a message of three bulk strings took three turns,
+    each behind whatever else the reactor had to do, and a read holding many
+    pipelined replies one turn per reply.  Here the rest is parsed at once,
+    in a loop rather than recursively (a read may hold thousands of
+    replies).
+    """
+
+    _rest = None
+
+    def setLineMode(self, extra=b""):
+        self.line_mode = 1
+        if extra:
+            self._rest = extra
+
+    def dataReceived(self, data, unpause=False):
+        while data:
+            why = super().dataReceived(data)
+            if why or (self.transport is not None and self.transport.disconnecting):
+                self._rest = None
+                return why
+            data, self._rest = self._rest, None
+
+
+class _CommandProtocol(_AtOnce, BaseRedisProtocol):
     """
     A connection for commands: tells its L{_Link} when it is lost.
     """
@@ -170,7 +198,7 @@ class _CommandProtocol(BaseRedisProtocol):
             self.link.lost(self)
 
 
-class _SubscriberProtocol(SubscriberProtocol):
+class _SubscriberProtocol(_AtOnce, SubscriberProtocol):
     """
     The connection that receives a store's messages.
     """

@@ -699,3 +699,55 @@ class ConnectionOptionsTests(SynchronousTestCase):
             protocol.makeConnection(transport)
             self.assertEqual((transport.noDelay, bool(transport.keepAlive)), (True, True),
                              protocolClass.__name__)
+
+
+class ParsingTests(SynchronousTestCase):
+    """
+    Replies and messages are parsed in the turn of the reactor that read
+    them.
+    """
+
+    def connect(self, protocolClass):
+        protocol = protocolClass(charset="utf-8", convertNumbers=False)
+        clock = task.Clock()
+        protocol.callLater = clock.callLater
+        protocol.makeConnection(_TCPOptions())
+        protocol.connected = 1
+        return protocol, clock
+
+    def test_pipelinedReplies(self):
+        """
+        Thousands of pipelined bulk replies in one read all arrive at once,
+        without a delayed call and without recursion.
+        """
+        protocol, clock = self.connect(_CommandProtocol)
+        count = 3000
+        results = []
+        for i in range(count):
+            protocol.execute_command("GET", "k%d" % i, apply_timeout=False).addCallback(
+                results.append)
+        protocol.dataReceived(b"".join(b"$2\r\nv%d\r\n" % (i % 10) for i in range(count)))
+        self.assertEqual(len(results), count)
+        self.assertEqual(results[:3], ["v0", "v1", "v2"])
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_messageAtOnce(self):
+        """
+        A message (three bulk strings), even split over reads, is delivered
+        in the turn that read its end (with hiredis installed, txredisapi's
+        subscriber parses in C and does so too).
+        """
+        protocol, clock = self.connect(_SubscriberProtocol)
+        received = []
+
+        class Store:
+            def _message(self, channel, message):
+                received.append((channel, message))
+
+        protocol.store = Store()
+        frame = b"*3\r\n$7\r\nmessage\r\n$4\r\nto:a\r\n$5\r\nhello\r\n"
+        protocol.dataReceived(frame + frame[:20])
+        self.assertEqual(received, [("to:a", "hello")])
+        protocol.dataReceived(frame[20:])
+        self.assertEqual(received, [("to:a", "hello")] * 2)
+        self.assertEqual(clock.getDelayedCalls(), [])
