@@ -242,11 +242,12 @@ class ClusterHub(Hub):
                 gone = goneOf(jobId, value) if value is not None else None
             if gone is not None and (gone.owner == identity.dn or self._isAdmin(identity)):
                 raise gone.error()
-            own = await store.jobsOf(identity.dn)
+            # The ids alone: a user may have tens of thousands of jobs.
+            prefix = await store.ownsPrefix(identity.dn, jobId)
         except StoreUnavailable:
-            own = []
+            prefix = False
         message = "no job {} visible to you".format(jobId)
-        if any(r["job_id"].startswith(jobId) for r in own):
+        if prefix:
             raise PrefixLookup(NO_SUCH_JOB, message)
         raise JobMonError(NO_SUCH_JOB, message)
 

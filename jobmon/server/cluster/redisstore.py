@@ -32,6 +32,7 @@ the reply timeout fails so too, and drops the connection.
 
 import hashlib
 import json
+import re
 
 from OpenSSL import SSL
 from service_identity import VerificationError
@@ -144,7 +145,35 @@ def _buildCommand(self, *args, **kwargs):
     return b"".join(parts)
 
 
-class _CommandProtocol(RedisProtocol):
+class _AtOnce:
+    """
+    Parse everything a read brought in the turn of the reactor that read
+    it.  txredisapi's parser hands what follows each bulk string to the
+    next turn (its C{setLineMode} pauses and calls C{dataReceived} again
+    with C{callLater(0)}): a message of three bulk strings took three turns,
+    each behind whatever else the reactor had to do, and a read holding many
+    pipelined replies one turn per reply.  Here the rest is parsed at once,
+    in a loop rather than recursively (a read may hold thousands of
+    replies).
+    """
+
+    _rest = None
+
+    def setLineMode(self, extra=b""):
+        self.line_mode = 1
+        if extra:
+            self._rest = extra
+
+    def dataReceived(self, data, unpause=False):
+        while data:
+            why = super().dataReceived(data)
+            if why or (self.transport is not None and self.transport.disconnecting):
+                self._rest = None
+                return why
+            data, self._rest = self._rest, None
+
+
+class _CommandProtocol(_AtOnce, RedisProtocol):
     """
     A connection for commands: tells its L{_Link} when it is lost.
 
@@ -152,6 +181,8 @@ class _CommandProtocol(RedisProtocol):
     is its C{HiredisProtocol} when hiredis is installed, as it is with
     JobMon), as are the messages of L{_SubscriberProtocol}: txredisapi's own
     parser, in Python line by line, was the largest cost of a routed query.
+    Without hiredis, L{_AtOnce} keeps that parser from putting off replies
+    to later turns of the reactor.
     """
 
     link = None
@@ -180,7 +211,7 @@ class _CommandProtocol(RedisProtocol):
             self.link.lost(self)
 
 
-class _SubscriberProtocol(SubscriberProtocol):
+class _SubscriberProtocol(_AtOnce, SubscriberProtocol):
     """
     The connection that receives a store's messages.
     """
@@ -564,6 +595,25 @@ class RedisStore:
 
     def jobsOf(self, owner):
         return self._records(ownerKey(self._prefix, owner))
+
+    def ownsPrefix(self, owner, prefix):
+        # SSCAN's MATCH filters in Redis: only matching ids come back, a
+        # batch of the owner's set per call.
+        pattern = re.sub(r"([\\*?\[\]])", r"\\\1", prefix) + "*"
+        key = ownerKey(self._prefix, owner)
+
+        async def scan():
+            cursor = "0"
+            while True:
+                reply = await self._call("SSCAN", key, cursor, "MATCH", pattern,
+                                         "COUNT", str(BATCH))
+                cursor, ids = reply[0], reply[1]
+                if ids:
+                    return True
+                if str(cursor) == "0":
+                    return False
+
+        return defer.Deferred.fromCoroutine(scan())
 
     def allJobs(self):
         return self._records(self._key("jobs"))

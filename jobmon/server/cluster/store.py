@@ -87,6 +87,12 @@ class IClusterStore(Interface):
             order.
         """
 
+    def ownsPrefix(owner, prefix):
+        """
+        @return: a L{Deferred} of whether one of C{owner}'s job ids starts
+            with C{prefix} (read from the ids alone, not the records).
+        """
+
     def allJobs():
         """
         @return: a L{Deferred} of every record, in no order.
@@ -294,6 +300,10 @@ class MemoryStore:
     def jobsOf(self, owner):
         return self._call(
             lambda: [dict(r) for r in self.jobs.values() if r["owner"] == owner])
+
+    def ownsPrefix(self, owner, prefix):
+        return self._call(lambda: any(
+            j.startswith(prefix) for j, r in self.jobs.items() if r["owner"] == owner))
 
     def allJobs(self):
         return self._call(lambda: [dict(r) for r in self.jobs.values()])

@@ -270,8 +270,14 @@ class ClusterTestCase(ClusterSetup):
         """
         from jobmon.prefixes import PrefixLookup
         self.register("A", jobId="12345.batch")
+        read = []
+        self.cluster.store.jobsOf = lambda owner: read.append(owner)
         self.failureResultOf(self.cluster["B"].query(ALICE, "123", {"op": "ls"}),
                              PrefixLookup)
+        self.assertFault(self.cluster["B"].query(ALICE, "124", {"op": "ls"}),
+                         errors.NO_SUCH_JOB)
+        # The ids alone are read, not every record of the caller.
+        self.assertEqual(read, [])
 
     def test_adminRouted(self):
         """

@@ -245,6 +245,29 @@ class StoreTestsMixin:
         self.assertEqual((yield self.store.jobsOf("/CN=nobody")), [])
 
     @defer.inlineCallbacks
+    def test_ownsPrefix(self):
+        """
+        ownsPrefix tells whether one of an owner's ids starts with a prefix,
+        among many ids; the prefix's characters are taken literally.
+        """
+        for i in range(BATCH + 10):
+            yield self.store.claimJob("1234.%d" % i, "/CN=alice", "s1", fields())
+        yield self.store.claimJob("x[1]*?\\.9", "/CN=alice", "s1", fields())
+        yield self.store.claimJob("5678.0", "/CN=bob", "s1", fields())
+        owns = self.store.ownsPrefix
+        self.assertTrue((yield owns("/CN=alice", "1234.")))
+        self.assertTrue((yield owns("/CN=alice", "1234.%d" % (BATCH + 9))))
+        self.assertTrue((yield owns("/CN=alice", "x[1]*?\\")))
+        self.assertFalse((yield owns("/CN=alice", "5678")))
+        self.assertFalse((yield owns("/CN=alice", "1*")))
+        self.assertTrue((yield owns("/CN=alice", "x[")))
+        self.assertFalse((yield owns("/CN=alice", "x]")))
+        self.assertFalse((yield owns("/CN=alice", "x?")))
+        self.assertFalse((yield owns("/CN=alice", "?")))
+        self.assertTrue((yield owns("/CN=bob", "5")))
+        self.assertFalse((yield owns("/CN=nobody", "")))
+
+    @defer.inlineCallbacks
     def test_manyJobs(self):
         """
         Listing more jobs than one batch gets each once.
@@ -676,3 +699,55 @@ class ConnectionOptionsTests(SynchronousTestCase):
             protocol.makeConnection(transport)
             self.assertEqual((transport.noDelay, bool(transport.keepAlive)), (True, True),
                              protocolClass.__name__)
+
+
+class ParsingTests(SynchronousTestCase):
+    """
+    Replies and messages are parsed in the turn of the reactor that read
+    them.
+    """
+
+    def connect(self, protocolClass):
+        protocol = protocolClass(charset="utf-8", convertNumbers=False)
+        clock = task.Clock()
+        protocol.callLater = clock.callLater
+        protocol.makeConnection(_TCPOptions())
+        protocol.connected = 1
+        return protocol, clock
+
+    def test_pipelinedReplies(self):
+        """
+        Thousands of pipelined bulk replies in one read all arrive at once,
+        without a delayed call and without recursion.
+        """
+        protocol, clock = self.connect(_CommandProtocol)
+        count = 3000
+        results = []
+        for i in range(count):
+            protocol.execute_command("GET", "k%d" % i, apply_timeout=False).addCallback(
+                results.append)
+        protocol.dataReceived(b"".join(b"$2\r\nv%d\r\n" % (i % 10) for i in range(count)))
+        self.assertEqual(len(results), count)
+        self.assertEqual(results[:3], ["v0", "v1", "v2"])
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_messageAtOnce(self):
+        """
+        A message (three bulk strings), even split over reads, is delivered
+        in the turn that read its end (with hiredis installed, txredisapi's
+        subscriber parses in C and does so too).
+        """
+        protocol, clock = self.connect(_SubscriberProtocol)
+        received = []
+
+        class Store:
+            def _message(self, channel, message):
+                received.append((channel, message))
+
+        protocol.store = Store()
+        frame = b"*3\r\n$7\r\nmessage\r\n$4\r\nto:a\r\n$5\r\nhello\r\n"
+        protocol.dataReceived(frame + frame[:20])
+        self.assertEqual(received, [("to:a", "hello")])
+        protocol.dataReceived(frame[20:])
+        self.assertEqual(received, [("to:a", "hello")] * 2)
+        self.assertEqual(clock.getDelayedCalls(), [])
