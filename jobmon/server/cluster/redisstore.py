@@ -177,12 +177,12 @@ class _CommandProtocol(_AtOnce, RedisProtocol):
     """
     A connection for commands: tells its L{_Link} when it is lost.
 
-    Its replies are read by hiredis' C parser (txredisapi's C{RedisProtocol}
-    is its C{HiredisProtocol} when hiredis is installed, as it is with
-    JobMon), as are the messages of L{_SubscriberProtocol}: txredisapi's own
-    parser, in Python line by line, was the largest cost of a routed query.
-    Without hiredis, L{_AtOnce} keeps that parser from putting off replies
-    to later turns of the reactor.
+    txredisapi parses replies in Python (L{_AtOnce} keeps it from putting
+    off replies to later turns of the reactor), or with hiredis' C parser
+    where a site installed hiredis (its C{RedisProtocol} is then
+    C{HiredisProtocol}); side by side, the two made no difference to a
+    routed query that the machine's noise did not hide (BENCHMARKS.md), so
+    hiredis is not required.
     """
 
     link = None
