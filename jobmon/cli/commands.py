@@ -48,8 +48,14 @@ def formatCommands(result):
     the daemon does not say).
     """
     commands = result.get("commands", [])
+    signals = result.get("signals")
+    tail = []
+    if isinstance(signals, list):
+        # Daemons before it do not say.
+        tail = ["Signals allowed: " + (" ".join(printable(str(s)) for s in signals)
+                                       if signals else "none")]
     if not commands:
-        return ["No commands."]
+        return ["No commands."] + tail
     rows = []
     for command in commands:
         timeout = command.get("timeout")
@@ -61,7 +67,7 @@ def formatCommands(result):
             printable(str(command.get("usage") or "")),
             printable(str(command.get("description") or "")),
         ])
-    return table(["NAME", "PROGRAM", "TIMEOUT", "USAGE", "DESCRIPTION"], rows, right=(2,))
+    return table(["NAME", "PROGRAM", "TIMEOUT", "USAGE", "DESCRIPTION"], rows, right=(2,)) + tail
 
 
 def closestCommand(name, names):

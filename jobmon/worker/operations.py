@@ -299,9 +299,11 @@ class Operations:
     async def op_commands(self, request):
         """
         The commands this job offers, each program looked at again (in a
-        thread: the file system may hang) to say whether it is there.
+        thread: the file system may hang) to say whether it is there, and
+        the signals users may send it.
         """
-        return {"commands": await self._runInThread(self.commands.describe, True)}
+        return {"commands": await self._runInThread(self.commands.describe, True),
+                "signals": sorted(self.allowedSignals)}
 
     async def op_run(self, request):
         """

@@ -1764,6 +1764,12 @@ class JobInfoTests(SynchronousTestCase):
         ])
         fake = FakeClient({"commands": {"commands": []}})
         self.assertEqual(run(["commands", "1"], fake)[1], b"No commands.\n")
+        fake = FakeClient({"commands": {"commands": [], "signals": ["TERM", "USR1"]}})
+        self.assertEqual(run(["commands", "1"], fake)[1],
+                         b"No commands.\nSignals allowed: TERM USR1\n")
+        fake = FakeClient({"commands": {"commands": [{"name": "x"}], "signals": []}})
+        self.assertEqual(run(["commands", "1"], fake)[1].decode().splitlines()[-1],
+                         "Signals allowed: none")
 
     def runResult(self, code, out=b"", err=b"", **extra):
         """

@@ -206,8 +206,11 @@ class OperationsTests(SynchronousTestCase):
         self.assertEqual(self.ran, [(("diag", "x"), "/work", 500)])
         self.assertEqual(
             self.successResultOf(self.perform({"op": "commands"})),
-            {"commands": [{"name": "diag", "rechecked": True}]},
+            {"commands": [{"name": "diag", "rechecked": True}], "signals": ["USR1"]},
         )
+        self.ops.allowedSignals = frozenset({"USR1", "TERM"})
+        self.assertEqual(self.successResultOf(self.perform({"op": "commands"}))["signals"],
+                         ["TERM", "USR1"])
 
     def test_commandsInThread(self):
         """

@@ -475,6 +475,11 @@ async function jobPage(me, job) {
         " ", el("input", {type: "text", "data-args-for": cmd.name, placeholder: cmd.usage || "arguments", "aria-label": "arguments of " + cmd.name}),
         " ", el("span", {className: "muted"}, cmd.description || ""))));
       if (!commands.children.length) commands.append(el("li", {className: "muted"}, "this job offers no commands"));
+      if (Array.isArray(c.signals)) {
+        // The daemon says which signals it allows (older daemons do not).
+        signals.replaceChildren(...c.signals.flatMap((sig) => [el("button", {type: "button", "data-signal": String(sig)}, "SIG" + sig), " "]));
+        if (!c.signals.length) signals.append(el("span", {className: "muted"}, "this job allows no signals"));
+      }
     } catch (e) {
       showError(e);
     }
