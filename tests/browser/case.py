@@ -1,0 +1,156 @@
+"""
+The test case of the browser tests: a real server and job daemon on
+127.0.0.1, a running job, and the browsers of alice (and bob) presenting
+their certificates (L{tests.browser.harness}).
+"""
+
+import copy
+import os
+import sys
+
+from twisted.internet.defer import Deferred
+from twisted.trial.unittest import TestCase
+
+from tests.browser import harness
+from tests.support import TestPKI, childEnv, inThread, spawn, startDaemon, startServer
+
+JOB = r"""
+import os, signal, sys, time
+def usr1(signum, frame):
+    open("got-usr1", "a").close()
+def term(signum, frame):
+    sys.exit(0)
+signal.signal(signal.SIGUSR1, usr1)
+signal.signal(signal.SIGTERM, term)
+print("job started", flush=True)
+while True:
+    time.sleep(0.1)
+"""
+"""The job: it sleeps, and leaves the file C{got-usr1} in its working
+directory for each SIGUSR1 it gets."""
+
+HOSTILE_NAME = "<img src=x onerror=alert(1)>"
+"""A file name that is markup, which the page must show as text."""
+
+HOSTILE_CONTENT = "<script>alert(1)</script><b>bold</b>"
+"""A log line that is markup, which the page must show as text."""
+
+JOB_LOG = ["starting step {}".format(i) for i in range(1, 6)]
+"""The lines of C{job.log}."""
+
+
+class BrowserCase(TestCase):
+    """
+    A server, alice's job C{job.1} (a real process, allowed SIGUSR1) with
+    its daemon, and browsers started on demand by L{browser}.
+
+    The test PKI and each user's browser profile (its NSS database) are
+    made once per class; the processes, the job's working directory and the
+    browsers' own data are made for each test and stopped in its cleanup.
+
+    @ivar base: the server's URL, C{https://127.0.0.1:PORT}.
+    @ivar workdir: the job's working directory.
+    @ivar job: the job's L{tests.support.ChildProcess}.
+    """
+
+    timeout = 60
+    serverArgs = ()
+    jobId = "job.1"
+
+    _classPKI = None
+    _classHomes = None
+
+    def _sharedPKI(self):
+        """
+        The class's PKI and browser homes, made by its first test.
+        """
+        cls = type(self)
+        if cls.__dict__.get("_classPKI") is None:
+            base = os.path.abspath(self.mktemp()) + "-class"
+            cls._classPKI = TestPKI(os.path.join(base, "pki"))
+            cls._classHomes = {}
+            for login in ("alice", "bob", None):
+                home = os.path.join(base, "home-" + (login or "nobody"))
+                cls._classHomes[login] = harness.makeProfile(home, cls._classPKI, login)
+        return cls._classPKI, cls._classHomes
+
+    async def _setUp(self):
+        harness.requireBrowser()
+        shared, self.homes = self._sharedPKI()
+        # The server's audit log and history belong to the test.
+        self.tpki = copy.copy(shared)
+        self.tpki.base = os.path.abspath(self.mktemp())
+        os.makedirs(self.tpki.base)
+        self.workdir = os.path.join(self.tpki.base, "work")
+        self.makeWorkdir(self.workdir)
+        self.job = spawn(self, "job", ["-c", JOB], program=sys.executable,
+                         path=self.workdir, env=childEnv())
+        await self.job.waitFor("job started")
+        self.server = await startServer(self, self.tpki, *self.serverArgs)
+        self.base = "https://127.0.0.1:{}".format(self.server.httpsPort)
+        self.daemon = await startDaemon(
+            self, self.server, self.jobId, self.workdir, self.tpki.proxies["alice"],
+            self.tpki.caDir, "--job-pid", str(self.job.transport.pid),
+            "--allow-signal", "USR1",
+        )
+        self._browsers = {}
+        harness.writePolicy()
+        self.addCleanup(harness.removePolicy)
+
+    def setUp(self):
+        return Deferred.fromCoroutine(self._setUp())
+
+    @staticmethod
+    def makeWorkdir(workdir):
+        """
+        The job's files: C{job.log}, C{follow.log} (empty, to follow), a
+        file with a hostile name, a log with hostile content, and a
+        subdirectory.
+        """
+        os.makedirs(os.path.join(workdir, "sub"))
+        files = {
+            "job.log": "".join(line + "\n" for line in JOB_LOG),
+            "follow.log": "",
+            HOSTILE_NAME: "a file with a hostile name\n",
+            "hostile.log": HOSTILE_CONTENT + "\n",
+            os.path.join("sub", "data.txt"): "data\n",
+        }
+        for name, text in files.items():
+            with open(os.path.join(workdir, name), "w") as f:
+                f.write(text)
+
+    async def startBobsJob(self, jobId="job.2"):
+        """
+        Start a job daemon for bob (no process: a job is its daemon).
+
+        @return: bob's job's working directory.
+        """
+        workdir = os.path.join(self.tpki.base, "work-bob")
+        os.makedirs(workdir)
+        with open(os.path.join(workdir, "bob.log"), "w") as f:
+            f.write("bob's output\n")
+        await startDaemon(self, self.server, jobId, workdir, self.tpki.proxies["bob"],
+                          self.tpki.caDir)
+        return workdir
+
+    async def browser(self, login="alice"):
+        """
+        The browser of C{login} for this test, started on first use and
+        quit in the test's cleanup; C{None} is a browser that trusts the
+        test CA but holds no certificate.
+
+        @rtype: L{harness.Browser}
+        """
+        if login not in self._browsers:
+            dataDir = os.path.join(self.tpki.base, "chrome-" + (login or "nobody"))
+            b = harness.Browser(self.homes[login], self.base, login, dataDir)
+            self.addCleanup(inThread, b.quit)
+            await inThread(b.start)
+            self._browsers[login] = b
+        return self._browsers[login]
+
+    def trace(self):
+        """
+        @return: whether the job got a SIGUSR1.
+        """
+        return os.path.exists(os.path.join(self.workdir, "got-usr1"))
