@@ -56,3 +56,31 @@ class WheelTests(SynchronousTestCase):
                                   "data/share/bash-completion/completions/jobmon-query")):
                 with open(os.path.join(ROOT, inside), "rb") as f:
                     self.assertEqual(z.read(names[name]), f.read(), name)
+
+    def test_webAssets(self):
+        """
+        The wheel holds the browser view's assets, every one that
+        L{jobmon.server.web.pages} serves, under C{jobmon/server/web/static/}.
+        """
+        from jobmon.server.web.pages import ASSETS
+
+        tree = os.path.abspath(self.mktemp())
+        os.makedirs(tree)
+        for name in ("pyproject.toml", "README.md"):
+            shutil.copy(os.path.join(ROOT, name), tree)
+        for name in ("jobmon", "twisted", "man", "completion"):
+            shutil.copytree(os.path.join(ROOT, name), os.path.join(tree, name),
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        out = os.path.join(tree, "dist")
+        result = subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", out, tree],
+            capture_output=True, text=True, timeout=300,
+        )
+        if result.returncode != 0 and any(s in result.stderr for s in OFFLINE):
+            raise SkipTest("pip cannot fetch the build backend: " + result.stderr[-200:])
+        self.assertEqual(result.returncode, 0, result.stderr)
+        [wheel] = os.listdir(out)
+        with zipfile.ZipFile(os.path.join(out, wheel)) as z:
+            names = set(z.namelist())
+        for asset in [b"index.html"] + sorted(ASSETS):
+            self.assertIn("jobmon/server/web/static/" + asset.decode("ascii"), names)

@@ -25,7 +25,6 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
-from twisted.web.resource import Resource
 from zope.interface import implementer
 
 from jobmon.deferreds import deferredAsync, threadRunner
@@ -58,6 +57,7 @@ from jobmon.server.tls import RefusalBudget, ServerContextFactory
 from jobmon.server.tokens import TokenPolicy, splitAuthorization
 from jobmon.server.voms import VomsAttributes
 from jobmon.server.wakes import WakeServerFactory, sealedLookup, standardWakes
+from jobmon.server.web import WebRoot
 
 __all__ = ["Options", "makeService", "buildService", "ServerService", "StartupError"]
 
@@ -541,9 +541,13 @@ def buildService(options, reactor, runInThread=None, installSignal=True):
     # authenticate to the caller's address.  Large bodies are parsed in
     # threads.
     parsePool = ParsePool(reactor)
-    rpc = XMLRPCResource(hub.limits.wrapAll(apiMethods(hub)), limitFailures(identify, hub.limits),
-                         maxBody=options["max-body"], runInThread=parsePool.runInThread)
-    root = Resource()
+    methods = hub.limits.wrapAll(apiMethods(hub))
+    identifyLimited = limitFailures(identify, hub.limits)
+    rpc = XMLRPCResource(methods, identifyLimited, maxBody=options["max-body"],
+                         runInThread=parsePool.runInThread)
+    # The browser view (docs/WEB.md) shares the port, the identities and
+    # the rate limits.
+    root = WebRoot(methods, identifyLimited, reactor)
     root.putChild(b"RPC2", rpc)
     site = QuietSite(
         root,
