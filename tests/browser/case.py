@@ -12,6 +12,7 @@ from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 
 from tests.browser import harness
+from tests.redisproc import freePort
 from tests.support import TestPKI, childEnv, inThread, spawn, startDaemon, startServer
 
 JOB = r"""
@@ -39,13 +40,35 @@ JOB_LOG = ["starting step {}".format(i) for i in range(1, 6)]
 """The lines of C{job.log}."""
 
 
+_shared = {}
+"""The PKI and browser homes of this test run, made by its first test."""
+
+
+def sharedPKI(case):
+    """
+    The test run's PKI (L{TestPKI}) and, by login, the homes holding each
+    user's NSS database (alice, bob, admin, and C{None}: no certificate),
+    made once: their processes make the tests slow, not their files.
+    """
+    if not _shared:
+        base = os.path.abspath(case.mktemp()) + "-shared"
+        tpki = TestPKI(os.path.join(base, "pki"))
+        homes = {}
+        for login in ("alice", "bob", "admin", None):
+            home = os.path.join(base, "home-" + (login or "nobody"))
+            homes[login] = harness.makeProfile(home, tpki, login)
+        _shared.update(tpki=tpki, homes=homes)
+    return _shared["tpki"], _shared["homes"]
+
+
 class BrowserCase(TestCase):
     """
     A server, alice's job C{job.1} (a real process, allowed SIGUSR1) with
-    its daemon, and browsers started on demand by L{browser}.
+    its daemon, and the browsers of L{logins}, started while the processes
+    start; others are started on demand by L{browser}.
 
-    The test PKI and each user's browser profile (its NSS database) are
-    made once per class; the processes, the job's working directory and the
+    The test PKI and each user's NSS database are made once for the test
+    run (L{sharedPKI}); the processes, the job's working directory and the
     browsers' own data are made for each test and stopped in its cleanup.
 
     @ivar base: the server's URL, C{https://127.0.0.1:PORT}.
@@ -56,46 +79,38 @@ class BrowserCase(TestCase):
     timeout = 60
     serverArgs = ()
     jobId = "job.1"
-
-    _classPKI = None
-    _classHomes = None
-
-    def _sharedPKI(self):
-        """
-        The class's PKI and browser homes, made by its first test.
-        """
-        cls = type(self)
-        if cls.__dict__.get("_classPKI") is None:
-            base = os.path.abspath(self.mktemp()) + "-class"
-            cls._classPKI = TestPKI(os.path.join(base, "pki"))
-            cls._classHomes = {}
-            for login in ("alice", "bob", None):
-                home = os.path.join(base, "home-" + (login or "nobody"))
-                cls._classHomes[login] = harness.makeProfile(home, cls._classPKI, login)
-        return cls._classPKI, cls._classHomes
+    logins = ("alice",)
+    """The browsers each test of the class uses (started with the server)."""
 
     async def _setUp(self):
         harness.requireBrowser()
-        shared, self.homes = self._sharedPKI()
+        shared, self.homes = sharedPKI(self)
         # The server's audit log and history belong to the test.
         self.tpki = copy.copy(shared)
         self.tpki.base = os.path.abspath(self.mktemp())
         os.makedirs(self.tpki.base)
         self.workdir = os.path.join(self.tpki.base, "work")
         self.makeWorkdir(self.workdir)
+        # The port is chosen first so that the browsers start meanwhile.
+        port = freePort()
+        self.base = "https://127.0.0.1:{}".format(port)
+        harness.writePolicy()
+        self.addCleanup(harness.removePolicy)
+        self._browsers = {}
+        starting = [Deferred.fromCoroutine(self.browser(login)) for login in self.logins]
         self.job = spawn(self, "job", ["-c", JOB], program=sys.executable,
                          path=self.workdir, env=childEnv())
+        server = Deferred.fromCoroutine(
+            startServer(self, self.tpki, *self.serverArgs, httpsPort=port))
         await self.job.waitFor("job started")
-        self.server = await startServer(self, self.tpki, *self.serverArgs)
-        self.base = "https://127.0.0.1:{}".format(self.server.httpsPort)
+        self.server = await server
         self.daemon = await startDaemon(
             self, self.server, self.jobId, self.workdir, self.tpki.proxies["alice"],
             self.tpki.caDir, "--job-pid", str(self.job.transport.pid),
             "--allow-signal", "USR1",
         )
-        self._browsers = {}
-        harness.writePolicy()
-        self.addCleanup(harness.removePolicy)
+        for d in starting:
+            await d
 
     def setUp(self):
         return Deferred.fromCoroutine(self._setUp())
@@ -143,10 +158,10 @@ class BrowserCase(TestCase):
         """
         if login not in self._browsers:
             dataDir = os.path.join(self.tpki.base, "chrome-" + (login or "nobody"))
-            b = harness.Browser(self.homes[login], self.base, login, dataDir)
+            b = self._browsers[login] = harness.Browser(self.homes[login], self.base,
+                                                        login, dataDir)
             self.addCleanup(inThread, b.quit)
             await inThread(b.start)
-            self._browsers[login] = b
         return self._browsers[login]
 
     def trace(self):

@@ -285,6 +285,51 @@ class Browser:
         """
         self.driver.get(self.base + path)
 
+    def go(self, path):
+        """
+        Load C{path} of the server and wait until the page has shown its
+        first data (L{ready}).
+        """
+        self.open(path)
+        self.ready()
+
+    def ready(self, timeout=WAIT):
+        """
+        Wait until the page says it has shown its first data, or an error:
+        C{document.body.dataset.ready} is C{"1"} (the DOM contract).
+        """
+        self.wait(lambda d: d.execute_script(
+            "return !!(document.body && document.body.dataset.ready === '1');"),
+            timeout, "the page {} never got ready".format(self.driver.current_url))
+
+    def follow(self, css, path, timeout=WAIT):
+        """
+        Click the link C{css} and wait until the page of C{path} (the
+        address, percent-encoded as the page has it) is ready.
+        """
+        self.find(css).click()
+        self.wait(lambda d: d.current_url == self.base + path, timeout,
+                  "the link {} did not lead to {} but {}".format(
+                      css, path, self.driver.current_url))
+        self.ready(timeout)
+
+    def texts(self, css):
+        """
+        The C{textContent} of each element matching C{css}, now (exact
+        text, not the rendered one).
+        """
+        return self.driver.execute_script(
+            "return Array.from(document.querySelectorAll(arguments[0]),"
+            " (e) => e.textContent);", css)
+
+    def attributes(self, css, name):
+        """
+        The attribute C{name} of each element matching C{css}, now.
+        """
+        return self.driver.execute_script(
+            "return Array.from(document.querySelectorAll(arguments[0]),"
+            " (e) => e.getAttribute(arguments[1]));", css, name)
+
     def wait(self, condition, timeout=WAIT, message=""):
         """
         Wait until C{condition(driver)} is true; return its value.
