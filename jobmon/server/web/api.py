@@ -29,6 +29,12 @@ READ_OPS = OPS - ACTING_OPS - {"follow"}
 """The ops a GET of C{/api/query} may send: reading ones only (C{follow}
 has its own endpoint, C{/api/follow})."""
 
+LIST_PAGE = 1000
+"""Jobs per C{listJobs} call when C{/api/jobs} gathers every page."""
+
+MAX_LISTED = 100_000
+"""Most jobs C{/api/jobs} gathers in one answer."""
+
 INT_ARGS = ("lines", "bytes", "offset", "length", "depth", "interval", "from_line")
 """Query-string arguments of C{/api/query} passed as integers."""
 
@@ -117,10 +123,13 @@ class APIResource(Resource):
             if arg(request, "all") in ("1", "true"):
                 options["all"] = True
             limit = intArg(request, "limit")
-            if limit is not None:
-                options["limit"] = limit
             if arg(request, "after"):
                 options["after"] = arg(request, "after")
+            if limit is None:
+                # Every page at once: one round trip for the page, each
+                # page charged as the XML-RPC call it is.
+                return self._allJobs, (options,)
+            options["limit"] = limit
             return "jobmon.listJobs", (options,)
         if name == "query":
             return "jobmon.query", (arg(request, "job", ""), readRequest(request))
@@ -135,6 +144,29 @@ class APIResource(Resource):
         if name == "audit":
             return "jobmon.auditLog", (arg(request, "job", ""), intArg(request, "limit", 100))
         return None
+
+    def _allJobs(self, identity, options):
+        """
+        Every job C{listJobs} gives the caller, page after page (at most
+        L{MAX_LISTED}).
+
+        @return: a L{Deferred} of the list.
+        """
+        listJobs = self.methods["jobmon.listJobs"]
+
+        async def gather():
+            jobs = []
+            after = options.get("after", "")
+            while len(jobs) < MAX_LISTED:
+                page = await defer.maybeDeferred(
+                    listJobs, identity, dict(options, after=after, limit=LIST_PAGE))
+                jobs.extend(page)
+                if len(page) < LIST_PAGE:
+                    break
+                after = page[-1]["job_id"]
+            return jobs
+
+        return defer.Deferred.fromCoroutine(gather())
 
     def render_POST(self, request):
         """
@@ -175,7 +207,8 @@ class APIResource(Resource):
         Call C{method} and answer its result as JSON; cancel it if the
         browser goes away first.
         """
-        d = defer.maybeDeferred(self.methods[method], identity, *args)
+        fn = method if callable(method) else self.methods[method]
+        d = defer.maybeDeferred(fn, identity, *args)
         gone = []
 
         def clientGone(reason):
@@ -187,7 +220,10 @@ class APIResource(Resource):
         def answer(result):
             if gone or request.finished:
                 return
-            request.write(jsonBody(request, jsonable(asStruct(result))))
+            if method != "jobmon.listJobs" and method != self._allJobs:
+                # Job listings hold no bytes: 10,000 jobs skip a walk.
+                result = jsonable(asStruct(result))
+            request.write(jsonBody(request, result))
             request.finish()
 
         def failed(failure):

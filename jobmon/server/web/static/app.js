@@ -238,7 +238,7 @@ async function jobsPage(me) {
     const needle = filter.value.trim().toLowerCase();
     let rows = state.jobs;
     if (needle) {
-      rows = rows.filter((job) => JOB_COLUMNS.some(([key]) => String(job[key] ?? "").toLowerCase().includes(needle)));
+      rows = rows.filter((job) => job._search.includes(needle));
     }
     const key = state.sortKey;
     const sign = state.desc ? -1 : 1;
@@ -284,13 +284,10 @@ async function jobsPage(me) {
   }
 
   async function fetchAll() {
-    const jobs = [];
-    let after = "";
-    for (;;) {
-      const page = await api("jobs", {after: after, limit: 1000, all: all.checked ? 1 : ""});
-      jobs.push(...page);
-      if (page.length < 1000) break;
-      after = page[page.length - 1].job_id;
+    // The server gathers every page of listJobs in one answer.
+    const jobs = await api("jobs", {all: all.checked ? 1 : ""});
+    for (const job of jobs) {
+      job._search = JOB_COLUMNS.map(([key]) => String(job[key] ?? "")).join("\u0000").toLowerCase();
     }
     return jobs;
   }
@@ -302,7 +299,9 @@ async function jobsPage(me) {
     } catch (e) {
       showError(e);
     }
+    const started = performance.now();
     render();
+    document.body.dataset.renderMs = String(Math.round(performance.now() - started));
     ready();
   }
 
@@ -330,9 +329,12 @@ async function jobsPage(me) {
     render();
   });
   await refresh();
-  setInterval(() => {
-    if (!document.hidden) refresh();
-  }, REFRESH_MS);
+  // Live updates; a long listing less often (it costs the server more).
+  const again = () => setTimeout(async () => {
+    if (!document.hidden) await refresh();
+    again();
+  }, state.jobs.length > 2000 ? 3 * REFRESH_MS : REFRESH_MS);
+  again();
 }
 
 /* ---- one job ---- */
@@ -518,6 +520,8 @@ async function jobPage(me, job) {
 
   await Promise.all([sample(), once()]);
   ready();
+  // A second sample soon, so that the plot starts at once; then every 5 s.
+  setTimeout(sample, 1500);
   setInterval(() => {
     if (!document.hidden) sample();
   }, 5000);
