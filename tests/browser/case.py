@@ -81,6 +81,8 @@ class BrowserCase(TestCase):
     jobId = "job.1"
     logins = ("alice",)
     """The browsers each test of the class uses (started with the server)."""
+    daemonArgs = ()
+    """More arguments for the job's daemon."""
 
     async def _setUp(self):
         harness.requireBrowser()
@@ -98,7 +100,7 @@ class BrowserCase(TestCase):
         self.addCleanup(harness.removePolicy)
         self._browsers = {}
         starting = [Deferred.fromCoroutine(self.browser(login)) for login in self.logins]
-        self.job = spawn(self, "job", ["-c", JOB], program=sys.executable,
+        self.job = spawn(self, "job", self.jobArgs(), program=sys.executable,
                          path=self.workdir, env=childEnv())
         server = Deferred.fromCoroutine(
             startServer(self, self.tpki, *self.serverArgs, httpsPort=port))
@@ -107,13 +109,19 @@ class BrowserCase(TestCase):
         self.daemon = await startDaemon(
             self, self.server, self.jobId, self.workdir, self.tpki.proxies["alice"],
             self.tpki.caDir, "--job-pid", str(self.job.transport.pid),
-            "--allow-signal", "USR1",
+            "--allow-signal", "USR1", *self.daemonArgs,
         )
         for d in starting:
             await d
 
     def setUp(self):
         return Deferred.fromCoroutine(self._setUp())
+
+    def jobArgs(self):
+        """
+        The job's arguments to Python, run in L{workdir}: L{JOB}.
+        """
+        return ["-c", JOB]
 
     @staticmethod
     def makeWorkdir(workdir):

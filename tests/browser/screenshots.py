@@ -18,7 +18,7 @@ import time
 from twisted.trial.unittest import SkipTest
 
 from tests.browser import harness
-from tests.browser.case import BrowserCase
+from tests.browser.case import JOB, BrowserCase
 from tests.support import ROOT, inThread, startDaemon
 
 ENV = "JOBMON_SCREENSHOTS"
@@ -40,6 +40,13 @@ LOG = [
 ]
 
 
+COMMANDS = """
+[commands.progress]
+description = "the last progress line of the log"
+argv = ["/bin/sh", "-c", "grep 'events' job.log | tail -n 1"]
+"""
+
+
 class Screenshots(BrowserCase):
     """
     One walk through the pages, saving each.
@@ -47,6 +54,22 @@ class Screenshots(BrowserCase):
 
     timeout = 120
     jobId = "sim-4711"
+
+    def jobArgs(self):
+        """
+        The job as a script of its working directory, so that its command
+        line reads as a job's does.
+        """
+        with open(os.path.join(self.workdir, "simulate.py"), "w") as f:
+            f.write(JOB)
+        return ["simulate.py", "--events", "10000"]
+
+    @property
+    def daemonArgs(self):
+        path = os.path.join(self.tpki.base, "commands.toml")
+        with open(path, "w") as f:
+            f.write(COMMANDS)
+        return ("--commands", path)
 
     def setUp(self):
         self.out = os.environ.get(ENV)
@@ -97,9 +120,12 @@ class Screenshots(BrowserCase):
             b.wait(lambda d: len(b.texts("#jobs-table tr[data-job-id]")) == 3)
             self.save(b, "jobs")
             b.go("/jobs/" + self.jobId)
-            # Two samples draw the plot's first line.
+            # Three samples (at 0, 1.5 and 6.5 s) draw the plot's first lines.
             b.wait(lambda d: len(b.texts("#processes tr[data-pid]")) > 0)
-            time.sleep(5.5)
+            b.find('#commands button[data-command="progress"]').click()
+            b.wait(lambda d: "events" in b.texts("#result")[0])
+            time.sleep(7)
+            b.driver.execute_script("window.scrollTo(0, 0);")
             self.save(b, "job")
             b.go("/jobs/{}/files/".format(self.jobId))
             self.save(b, "files")
