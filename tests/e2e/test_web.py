@@ -135,6 +135,59 @@ class WebEndToEndTests(TestCase):
         finally:
             conn.close()
 
+    def raceCli(self):
+        """
+        Follow C{out.log} from its end both as the page does (the event
+        stream) and as C{jobmon-query tail -f} does (the client library's
+        C{follow}), append a line, and time both.
+
+        @return: C{(seconds to the event, seconds to the client's answer)}.
+        """
+        import threading
+
+        from jobmon.client import JobMonClient
+
+        path = os.path.join(self.workdir, "out.log")
+        size = os.path.getsize(path)
+        client = JobMonClient(self.server.url, proxy=self.tpki.proxies["alice"],
+                              caDir=self.tpki.caDir, timeout=30)
+        times = {}
+
+        def cli():
+            client.follow("job.1", "out.log", offset=size, wait=20)
+            times["cli"] = time.monotonic()
+
+        conn = self.connection()
+        try:
+            conn.request("GET", "/api/follow?job=job.1&path=out.log&offset={}".format(size))
+            response = conn.getresponse()
+            thread = threading.Thread(target=cli)
+            thread.start()
+            time.sleep(0.5)
+            with open(path, "a") as f:
+                f.write("raced\n")
+            written = time.monotonic()
+            text = b""
+            while b"event: data" not in text:
+                chunk = response.read1(65536)
+                if not chunk:
+                    break
+                text += chunk
+            times["web"] = time.monotonic()
+            thread.join(30)
+        finally:
+            conn.close()
+            client.close()
+        return times["web"] - written, times["cli"] - written
+
+    async def test_followAsFastAsCli(self):
+        """
+        A line reaches the page no more than 100 ms after it reaches
+        C{jobmon-query}'s follow.
+        """
+        web, cli = await inThread(self.raceCli)
+        self.assertLess(web, cli + 0.1, (web, cli))
+
     async def test_follow(self):
         """
         The follow stream brings a line written to the file, as an event
@@ -146,3 +199,52 @@ class WebEndToEndTests(TestCase):
         self.assertEqual(data["text"], "second <b>line</b>\n")
         self.assertIn("id: {}\n".format(int(data["next_offset"])), text)
         self.assertLess(seconds, 1.0)
+
+
+class WebTokenTests(TestCase):
+    """
+    A server taking bearer tokens: a browser without a certificate gets the
+    page, and the API with the token in its header.
+    """
+
+    timeout = 90
+
+    async def _setUp(self):
+        from jobmon.devtools.issuer import makeIssuer
+
+        self.tpki = TestPKI(os.path.abspath(self.mktemp()))
+        self.issuer = makeIssuer(os.path.join(self.tpki.base, "issuer"),
+                                 users={"alice-sub": self.tpki.dn("alice")})
+        self.server = await startServer(self, self.tpki, "--token-issuers",
+                                        self.issuer.configPath)
+
+    def setUp(self):
+        return Deferred.fromCoroutine(self._setUp())
+
+    def fetch(self, path, headers=None):
+        ctx = ssl.create_default_context(capath=self.tpki.caDir)
+        ctx.check_hostname = False
+        conn = http.client.HTTPSConnection("127.0.0.1", self.server.httpsPort, context=ctx,
+                                           timeout=30)
+        try:
+            conn.request("GET", path, headers=headers or {})
+            response = conn.getresponse()
+            return response.status, response.headers, response.read()
+        finally:
+            conn.close()
+
+    async def test_token(self):
+        """
+        The page needs no credential; the API answers 401 without the token
+        and knows Alice with it.
+        """
+        status, _, body = await inThread(self.fetch, "/jobs/job.1")
+        self.assertEqual(status, 200)
+        self.assertIn(b'id="token-form"', body)
+        status, headers, body = await inThread(self.fetch, "/api/whoami")
+        self.assertEqual((status, json.loads(body)["code"]), (401, 401))
+        token = self.issuer.mint("alice-sub", "compute.read")
+        status, _, body = await inThread(self.fetch, "/api/whoami",
+                                         {"Authorization": "Bearer " + token})
+        self.assertEqual(status, 200, body)
+        self.assertEqual(json.loads(body)["dn"], self.tpki.dn("alice"))

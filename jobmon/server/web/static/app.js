@@ -901,7 +901,14 @@ async function main() {
     ready();
     return;
   }
-  const parts = location.pathname.split("/").slice(1).map(decodeURIComponent);
+  let parts;
+  try {
+    parts = location.pathname.split("/").slice(1).map(decodeURIComponent);
+  } catch (e) {
+    showError("this address is not well formed");
+    ready();
+    return;
+  }
   if (parts[0] === "" && parts.length === 1) await jobsPage(me);
   else if (parts[0] === "jobs" && parts[1] && parts.length === 2) await jobPage(me, parts[1]);
   else if (parts[0] === "jobs" && parts[1] && parts[2] === "files") await filePage(me, parts[1], parts.slice(3).filter((p) => p).join("/"));
