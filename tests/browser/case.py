@@ -7,6 +7,7 @@ their certificates (L{tests.browser.harness}).
 import copy
 import os
 import sys
+from types import SimpleNamespace
 
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
@@ -93,7 +94,8 @@ class BrowserCase(TestCase):
         os.makedirs(self.tpki.base)
         self.workdir = os.path.join(self.tpki.base, "work")
         self.makeWorkdir(self.workdir)
-        # The port is chosen first so that the browsers start meanwhile.
+        # The port is chosen first so that the browsers and the daemon
+        # start meanwhile.
         port = freePort()
         self.base = "https://127.0.0.1:{}".format(port)
         harness.writePolicy()
@@ -102,15 +104,19 @@ class BrowserCase(TestCase):
         starting = [Deferred.fromCoroutine(self.browser(login)) for login in self.logins]
         self.job = spawn(self, "job", self.jobArgs(), program=sys.executable,
                          path=self.workdir, env=childEnv())
+        # The daemon starts with the server (it knows the port), and
+        # retries until the server listens.
         server = Deferred.fromCoroutine(
             startServer(self, self.tpki, *self.serverArgs, httpsPort=port))
+        daemon = Deferred.fromCoroutine(startDaemon(
+            self, SimpleNamespace(url=self.base + "/RPC2"), self.jobId, self.workdir,
+            self.tpki.proxies["alice"], self.tpki.caDir,
+            "--job-pid", str(self.job.transport.pid), "--allow-signal", "USR1",
+            *self.daemonArgs,
+        ))
         await self.job.waitFor("job started")
         self.server = await server
-        self.daemon = await startDaemon(
-            self, self.server, self.jobId, self.workdir, self.tpki.proxies["alice"],
-            self.tpki.caDir, "--job-pid", str(self.job.transport.pid),
-            "--allow-signal", "USR1", *self.daemonArgs,
-        )
+        self.daemon = await daemon
         for d in starting:
             await d
 
