@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.serialization import (
     BestAvailableEncryption,
     pkcs12,
 )
-from twisted.trial.unittest import SkipTest
+from twisted.trial.unittest import FailTest, SkipTest
 
 from jobmon.devtools import pki
 
@@ -333,11 +333,17 @@ class Browser:
     def wait(self, condition, timeout=WAIT, message=""):
         """
         Wait until C{condition(driver)} is true; return its value.
+
+        @raise FailTest: with C{message}, if it is still false after
+            C{timeout} seconds.
         """
+        from selenium.common.exceptions import TimeoutException
         from selenium.webdriver.support.ui import WebDriverWait
 
-        return WebDriverWait(self.driver, timeout, poll_frequency=0.05).until(
-            condition, message)
+        try:
+            return WebDriverWait(self.driver, timeout, poll_frequency=0.05).until(condition)
+        except TimeoutException:
+            raise FailTest("{} (after {} s)".format(message or "condition not met", timeout))
 
     def find(self, css, timeout=WAIT):
         """
