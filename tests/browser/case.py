@@ -49,7 +49,8 @@ def sharedPKI(case):
     """
     The test run's PKI (L{TestPKI}) and, by login, the homes holding each
     user's NSS database (alice, bob, admin, and C{None}: no certificate),
-    made once: their processes make the tests slow, not their files.
+    made by the first test that needs them: files, which the tests only
+    read.
     """
     if not _shared:
         base = os.path.abspath(case.mktemp()) + "-shared"
