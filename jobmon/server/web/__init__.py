@@ -34,7 +34,7 @@ class WebRoot(Resource):
             self.putChild(page, shell)
         self.putChild(b"static", Static())
         follow = FollowStream(methods["jobmon.query"], identify, clock)
-        self.putChild(b"api", APIResource(methods, identify, follow))
+        self.putChild(b"api", APIResource(methods, identify, follow, clock))
 
     def getChild(self, path, request):
         return NotFound()

@@ -109,6 +109,13 @@ class FollowStream:
             identity = self.identify(request)
             jobId = arg(request, "job", "")
             path = arg(request, "path")
+            exact = arg(request, "path_base64")
+            if exact is not None:
+                # A name that is not UTF-8, as its bytes.
+                try:
+                    path = base64.b64decode(exact, validate=True)
+                except ValueError:
+                    raise JobMonError(BAD_REQUEST, "path_base64 is not base64")
             if not path:
                 raise JobMonError(BAD_REQUEST, "follow needs a path")
             offset = resumeOffset(request)

@@ -180,3 +180,17 @@ class FollowTests(WebTestCase):
         self.assertIn(b'id: 5\nevent: data\ndata: {"offset":0.0', transport.value())
         channel.connectionLost(Failure(ConnectionDone()))
         self.assertEqual(len(self.table), 0)
+
+
+class FollowExactNameTests(WebTestCase):
+    """
+    A file whose name is not UTF-8 is followed by its bytes.
+    """
+
+    def test_pathBytes(self):
+        """
+        C{path_base64} is sent as the exact name.
+        """
+        self.register()
+        self.request("/api/follow?job=job.1&path_base64=%2Fy4%3D&offset=0")
+        self.assertEqual(self.answer(result={"data": b""})["path"], b"\xff.")

@@ -568,7 +568,32 @@ function hexLines(bytes, offset) {
   return lines;
 }
 
+/* The exact bytes of the path shown (base64), for names that are not
+ * UTF-8; null for the others. */
+let exactPath = null;
+
+function pathArgs(path) {
+  return exactPath ? {path_base64: exactPath} : {path: path};
+}
+
+function bytesB64(bytes) {
+  let raw = "";
+  for (const b of bytes) raw += String.fromCharCode(b);
+  return btoa(raw);
+}
+
+function concat(...arrays) {
+  const out = new Uint8Array(arrays.reduce((n, a) => n + a.length, 0));
+  let at = 0;
+  for (const a of arrays) {
+    out.set(a, at);
+    at += a.length;
+  }
+  return out;
+}
+
 async function filePage(me, job, path) {
+  exactPath = new URLSearchParams(location.search).get("path_base64");
   const main = $("main");
   const crumbs = el("p", {id: "crumbs"}, el("a", {href: jobPath(job)}, "Job " + job), " / ", el("a", {href: filePath(job, "")}, "files"));
   const parts = path.split("/").filter((p) => p);
@@ -577,7 +602,7 @@ async function filePage(me, job, path) {
   document.title = "JobMon: " + job + ": " + (path || ".");
   let info;
   try {
-    info = path ? await api("query", {job: job, op: "stat", path: path}) : {type: "dir"};
+    info = path || exactPath ? await api("query", Object.assign({job: job, op: "stat"}, pathArgs(path))) : {type: "dir"};
   } catch (e) {
     showError(e);
     ready();
@@ -593,11 +618,19 @@ async function listing(job, path, main) {
   main.append(el("table", {id: "file-listing"},
     el("thead", {}, el("tr", {}, ...["Name", "Type", "Size", "Modified", "Mode"].map((h) => el("th", {}, h)))), tbody));
   try {
-    const r = await api("query", {job: job, op: "ls", path: path || "."});
+    const r = await api("query", Object.assign({job: job, op: "ls"}, pathArgs(path || ".")));
     for (const entry of r.entries || []) {
       const target = (path ? path + "/" : "") + entry.name;
+      let href = filePath(job, target);
+      if (exactPath || entry.name_bytes_base64) {
+        // A name that is not UTF-8 (shown with \xNN): the page asks for
+        // its exact bytes.
+        const name = entry.name_bytes_base64 ? b64bytes(entry.name_bytes_base64) : new TextEncoder().encode(entry.name);
+        const dir = exactPath ? b64bytes(exactPath) : new TextEncoder().encode(path);
+        href += "?path_base64=" + encodeURIComponent(bytesB64(dir.length ? concat(dir, new Uint8Array([47]), name) : name));
+      }
       tbody.append(el("tr", {"data-name": entry.name},
-        el("td", {className: "mono"}, el("a", {href: filePath(job, target)}, entry.name + (entry.type === "dir" ? "/" : "")),
+        el("td", {className: "mono"}, el("a", {href: href}, entry.name + (entry.type === "dir" ? "/" : "")),
           entry.type === "link" ? " → " + (entry.target || "") : null),
         el("td", {}, entry.type),
         el("td", {className: "num"}, entry.type === "dir" ? "" : fmtBytes(entry.size)),
@@ -656,7 +689,7 @@ async function fileView(job, path, info, main) {
 
   async function load(params) {
     try {
-      const r = await api("query", Object.assign({job: job, path: path}, params));
+      const r = await api("query", Object.assign({job: job}, pathArgs(path), params));
       view = {offset: r.offset || 0, bytes: b64bytes(r.data_base64), size: r.size};
       show();
       clearError();
@@ -675,7 +708,7 @@ async function fileView(job, path, info, main) {
     let offset = 0;
     try {
       for (;;) {
-        const r = await api("query", {job: job, op: "cat", path: path, offset: offset, length: 1048576});
+        const r = await api("query", Object.assign({job: job, op: "cat", offset: offset, length: 1048576}, pathArgs(path)));
         const bytes = b64bytes(r.data_base64);
         chunks.push(bytes);
         offset += bytes.length;
@@ -756,7 +789,7 @@ function followSection(job, path, main) {
     while (!signal.aborted) {
       let finished = false;
       try {
-        const url = "/api/follow?" + new URLSearchParams({job: job, path: path, offset: lastId});
+        const url = "/api/follow?" + new URLSearchParams(Object.assign({job: job, offset: lastId}, pathArgs(path)));
         const response = await fetch(url, {
           headers: authHeaders({"Accept": "text/event-stream", "Last-Event-ID": lastId}),
           credentials: "same-origin", cache: "no-store", signal: signal,
@@ -811,7 +844,7 @@ function followSection(job, path, main) {
     output.replaceChildren();
     partial = null;
     try {
-      const r = await api("query", {job: job, op: "tail", path: path, lines: 10});
+      const r = await api("query", Object.assign({job: job, op: "tail", lines: 10}, pathArgs(path)));
       decoder = new TextDecoder("utf-8");
       append(decoder.decode(b64bytes(r.data_base64), {stream: true}));
       run((r.offset || 0) + b64bytes(r.data_base64).length);
