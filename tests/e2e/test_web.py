@@ -17,6 +17,14 @@ from twisted.trial.unittest import TestCase
 
 from tests.support import TestPKI, inThread, startDaemon, startServer
 
+COMMANDS = """
+[commands.echo]
+description = "say the arguments back"
+argv = ["/bin/echo", "{args}"]
+args = "^[a-z0-9<>]{1,10}$"
+max_args = 3
+"""
+
 EVIL = "<img src=x onerror=alert(1)>"
 """A file name that must reach the page as text."""
 
@@ -37,9 +45,12 @@ class WebEndToEndTests(TestCase):
             f.write("first line\n")
         with open(os.path.join(self.workdir, EVIL), "w") as f:
             f.write("<script>alert(1)</script>\n")
+        commands = os.path.join(self.tpki.base, "commands.toml")
+        with open(commands, "w") as f:
+            f.write(COMMANDS)
         self.server = await startServer(self, self.tpki)
         await startDaemon(self, self.server, "job.1", self.workdir, self.tpki.proxies["alice"],
-                          self.tpki.caDir)
+                          self.tpki.caDir, "--commands", commands)
 
     def setUp(self):
         return Deferred.fromCoroutine(self._setUp())
@@ -100,6 +111,29 @@ class WebEndToEndTests(TestCase):
         # XML-RPC is still there, beside the view.
         status, _, body = await inThread(self.fetch, "/RPC2")
         self.assertIn(b"XML-RPC endpoint", body)
+
+    async def test_run(self):
+        """
+        A command run from the page (a POST with its header, from its own
+        origin) runs on the job; its output comes back as text.
+        """
+        origin = "https://127.0.0.1:{}".format(self.server.httpsPort)
+        status, headers, body = await inThread(
+            self.fetch, "/api/run", "alice", "POST",
+            json.dumps({"job": "job.1", "name": "echo", "args": ["<b>hi"]}).encode(),
+            {"Content-Type": "application/json", "X-JobMon-Request": "1", "Origin": origin,
+             "Sec-Fetch-Site": "same-origin"})
+        self.assertEqual(status, 200, body)
+        self.assertEqual(headers["Cache-Control"], "no-store")
+        result = json.loads(body)
+        self.assertEqual((result["exit_code"], result["stdout_text"]), (0, "<b>hi\n"))
+        # Another origin: refused, nothing run.
+        status, _, body = await inThread(
+            self.fetch, "/api/run", "alice", "POST",
+            json.dumps({"job": "job.1", "name": "echo", "args": ["x"]}).encode(),
+            {"Content-Type": "application/json", "X-JobMon-Request": "1",
+             "Origin": "https://evil.example"})
+        self.assertEqual((status, json.loads(body)["code"]), (403, 403))
 
     def followOnce(self):
         """

@@ -17,6 +17,7 @@ STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 
 ASSETS = {
     b"app.js": b"text/javascript; charset=utf-8",
+    b"files.js": b"text/javascript; charset=utf-8",
     b"style.css": b"text/css; charset=utf-8",
     b"favicon.svg": b"image/svg+xml",
 }
