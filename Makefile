@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo demo-cluster test test-slurm venv bench clean redis-server
+.PHONY: demo demo-cluster test test-slurm venv bench clean redis-server browser
 
 venv: $(STAMP)
 
@@ -26,13 +26,18 @@ demo: $(STAMP)
 demo-cluster: $(STAMP) redis-server
 	$(BIN)/python demo/run_cluster_demo.py
 
-test: $(STAMP) redis-server
+test: $(STAMP) redis-server browser
 	$(BIN)/python -m twisted.trial --temp-directory=_trial_temp $(TRIAL_ARGS) tests
 
 # Debian's redis-server for the tests of the store in Redis, installed when
 # missing and root (they start their own servers; no service is started).
 redis-server:
 	@sh tests/install-redis-server.sh
+
+# Debian's headless Chromium, chromium-driver and the NSS tools for the
+# browser tests (tests/browser/), installed when missing and root.
+browser:
+	@sh tests/install-browser.sh
 
 # JobMon under a real Slurm on this machine (Debian, as root): installs
 # slurm-wlm and munge if missing, runs a one-node cluster on 127.0.0.1 and
