@@ -127,6 +127,21 @@ def _nonce(counter):
     return b"\0\0\0\0" + counter.to_bytes(8, "big")
 
 
+def noDelay(transport):
+    """
+    Send a wake channel's small writes at once (C{TCP_NODELAY}): a result
+    written while the peer has not yet acknowledged the last bytes would
+    otherwise wait for that acknowledgement, which the peer delays up to
+    40 ms.
+    """
+    setNoDelay = getattr(transport, "setTcpNoDelay", None)
+    if setNoDelay is not None:
+        try:
+            setNoDelay(True)
+        except OSError:
+            pass
+
+
 class SealedError(Exception):
     """
     A sealed connection broke its protocol (bad hello, bad frame); it is
@@ -437,6 +452,7 @@ class SealedClientProtocol(_Sealed):
         self._hello = None
 
     def connectionMade(self):
+        noDelay(self.transport)
         self._private = X25519PrivateKey.generate()
         body = (keyId(self.secret) + self._private.public_key().public_bytes_raw()
                 + os.urandom(NONCE_SIZE) + self.jobId.encode("utf-8"))
@@ -535,6 +551,7 @@ class _Sniffer:
         Connected: wait for the first byte, for L{SNIFF_TIMEOUT} at most.
         """
         self.transport = transport
+        noDelay(transport)
         self._timer = self.factory.clock.callLater(SNIFF_TIMEOUT, transport.abortConnection)
 
     def dataReceived(self, data):

@@ -151,8 +151,8 @@ class WebEndToEndTests(TestCase):
             response = conn.getresponse()
             self.assertEqual(response.status, 200)
             self.assertEqual(response.headers["Content-Type"], "text/event-stream; charset=utf-8")
-            # The follow query reaches the daemon and waits there.
-            time.sleep(0.5)
+            # Whether the follow query reached the daemon yet or not, it
+            # answers from the offset given: the line is not missed.
             with open(path, "a") as f:
                 f.write("second <b>line</b>\n")
             written = time.monotonic()
@@ -169,70 +169,16 @@ class WebEndToEndTests(TestCase):
         finally:
             conn.close()
 
-    def raceCli(self):
-        """
-        Follow C{out.log} from its end both as the page does (the event
-        stream) and as C{jobmon-query tail -f} does (the client library's
-        C{follow}), append a line, and time both.
-
-        @return: C{(seconds to the event, seconds to the client's answer)}.
-        """
-        import threading
-
-        from jobmon.client import JobMonClient
-
-        path = os.path.join(self.workdir, "out.log")
-        size = os.path.getsize(path)
-        client = JobMonClient(self.server.url, proxy=self.tpki.proxies["alice"],
-                              caDir=self.tpki.caDir, timeout=30)
-        times = {}
-
-        def cli():
-            client.follow("job.1", "out.log", offset=size, wait=20)
-            times["cli"] = time.monotonic()
-
-        conn = self.connection()
-        try:
-            conn.request("GET", "/api/follow?job=job.1&path=out.log&offset={}".format(size))
-            response = conn.getresponse()
-            thread = threading.Thread(target=cli)
-            thread.start()
-            time.sleep(0.5)
-            with open(path, "a") as f:
-                f.write("raced\n")
-            written = time.monotonic()
-            text = b""
-            while b"event: data" not in text:
-                chunk = response.read1(65536)
-                if not chunk:
-                    break
-                text += chunk
-            times["web"] = time.monotonic()
-            thread.join(30)
-        finally:
-            conn.close()
-            client.close()
-        return times["web"] - written, times["cli"] - written
-
-    async def test_followAsFastAsCli(self):
-        """
-        A line reaches the page no more than 100 ms after it reaches
-        C{jobmon-query}'s follow.
-        """
-        web, cli = await inThread(self.raceCli)
-        self.assertLess(web, cli + 0.1, (web, cli))
-
     async def test_follow(self):
         """
         The follow stream brings a line written to the file, as an event
-        whose id is the next offset, within a second.
+        whose id is the next offset (how soon: C{bench/web_follow.py}).
         """
         text, seconds = await inThread(self.followOnce)
         self.assertIn("event: data", text)
         data = json.loads(text.split("data: ", 1)[1].split("\n", 1)[0])
         self.assertEqual(data["text"], "second <b>line</b>\n")
         self.assertIn("id: {}\n".format(int(data["next_offset"])), text)
-        self.assertLess(seconds, 1.0)
 
 
 class WebTokenTests(TestCase):

@@ -626,3 +626,40 @@ class FrameHelpersTests(SynchronousTestCase):
         self.assertNotEqual(sealed.deriveKeys(shared, "other", b"transcript"), (up, down))
         self.assertNotEqual(sealed.deriveKeys(shared, SECRET, b"transcripT"), (up, down))
         self.assertEqual(json.dumps([len(up), len(down)]), "[32, 32]")
+
+
+class NoDelayTests(SynchronousTestCase):
+    """
+    Wake channels send their small writes at once (C{TCP_NODELAY}) on both
+    ends: a result must not wait for the peer's delayed acknowledgement.
+    """
+
+    class TCPTransport(StringTransport):
+        noDelay = False
+
+        def setTcpNoDelay(self, enabled):
+            self.noDelay = enabled
+
+    def test_noDelay(self):
+        transport = self.TCPTransport()
+        sealed.noDelay(transport)
+        self.assertTrue(transport.noDelay)
+        # A transport without the option (a test's, a wrapper's): nothing.
+        sealed.noDelay(StringTransport())
+
+    def test_bothEnds(self):
+        """
+        The wake port's sniffer and the daemon's sealed protocol set it
+        on their TCP connections.
+        """
+        from twisted.internet.protocol import Factory
+        factory = sealed.SniffingFactory(Factory.forProtocol(Protocol),
+                                         Factory.forProtocol(Protocol), None, Clock())
+        sniffer = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
+        transport = self.TCPTransport()
+        sniffer.makeConnection(transport)
+        self.assertTrue(transport.noDelay)
+        client = SealedClientProtocol(Protocol(), "job.1", "s" * 32)
+        transport = self.TCPTransport()
+        client.makeConnection(transport)
+        self.assertTrue(transport.noDelay)
