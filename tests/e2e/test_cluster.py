@@ -250,6 +250,22 @@ class ClusterBase(FaultAssertions, TestCase):
                                 {"op": "cat", "path": "job.log", "timeout": timeout})
         return result["data"]
 
+    async def waitEverywhere(self, jobIds, limit):
+        """
+        Wait until every job answers through every server (a query that
+        hangs, its answer lost, counts against C{limit} seconds).
+
+        @return: the seconds it took.
+        """
+        failures = []
+
+        async def everywhere():
+            failures[:] = await self.catEverywhere(jobIds)
+            return failures == []
+
+        return await self.waitUntil(everywhere, limit, "every job answering everywhere",
+                                    lambda: failures)
+
     async def catEverywhere(self, jobIds, names=None, timeout=10):
         """
         Read C{job.log} of each job through each server (each server's
@@ -391,15 +407,7 @@ class StoreLossTests(ClusterBase):
                 self.assertEqual(await self.cat(self.placed[jobId], jobId), b"hello\n")
         jobIds.append("late.1")
         self.redis.start()
-        failures = []
-
-        async def everywhere():
-            # A query that hangs (its answer lost) counts against the 10 s.
-            failures[:] = await self.catEverywhere(jobIds)
-            return failures == []
-
-        took = await self.waitUntil(everywhere, 10, "every job answering everywhere",
-                                    lambda: failures)
+        took = await self.waitEverywhere(jobIds, 10)
         print("every job answered through every server {:.1f} s after Redis came "
               "back".format(took))
         self.assertEqual(await inThread(self.health, a), (200, "ok\n"))
@@ -431,14 +439,7 @@ class StoreLossTests(ClusterBase):
                                    {"op": "cat", "path": "job.log"})
         self.assertIn("store", e.message)
         self.redis.resume()
-        failures = []
-
-        async def everywhere():
-            failures[:] = await self.catEverywhere(jobIds)
-            return failures == []
-
-        took = await self.waitUntil(everywhere, 10, "every job answering everywhere",
-                                    lambda: failures)
+        took = await self.waitEverywhere(jobIds, 10)
         print("every job answered through every server {:.1f} s after Redis "
               "woke".format(took))
         self.assertEqual(await inThread(self.health, a), (200, "ok\n"))

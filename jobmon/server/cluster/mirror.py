@@ -98,7 +98,6 @@ class MirroredRegistry:
     @ivar node: the L{jobmon.server.cluster.node.ClusterNode}.
     @ivar reserveFor: seconds a removed job's id stays reserved for its
         owner, cluster-wide.
-    @ivar writes: writes to the store not yet answered.
     """
 
     log = Logger()
@@ -108,7 +107,6 @@ class MirroredRegistry:
         self.reserveFor = reserveFor
         self._local = MemoryJobRegistry()
         self._moving = set()
-        self.writes = 0
 
     # IJobRegistry
 
@@ -162,20 +160,14 @@ class MirroredRegistry:
             self._moving.discard(jobId)
 
     def _write(self, d, jobId):
-        self.writes += 1
-
-        def done(result):
-            self.writes -= 1
-            return result
-
         def failed(failure):
             if not failure.check(StoreUnavailable):
                 self.log.failure("cannot write job {job_id} to the cluster's store",
                                  failure, job_id=jobId)
             # Written again with the others once the store is back.
-            self.node._stale = True
+            self.node.markStale()
 
-        d.addBoth(done).addErrback(failed)
+        d.addErrback(failed)
         return d
 
     @defer.inlineCallbacks

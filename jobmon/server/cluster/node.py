@@ -242,6 +242,13 @@ class ClusterNode:
                     where, " for {:.0f} s".format(self.clock.seconds() - since)
                     if since is not None else "", self.lostWhy)]
 
+    def markStale(self):
+        """
+        Something of this server's failed to reach the store: write all of
+        its jobs again at the next heartbeat that reaches it.
+        """
+        self._stale = True
+
     def isAlive(self, server):
         """
         Whether C{server} was alive at the last heartbeat (this server is).

@@ -508,6 +508,21 @@ class RedisOnlyTests(TestCase):
 
     timeout = 60
 
+    @defer.inlineCallbacks
+    def untilBack(self, store, tries=200):
+        """
+        Read job C{j1} until the store answers again (at most C{tries}
+        times, 50 ms apart).
+
+        @return: a L{Deferred} of what it answered.
+        """
+        for _ in range(tries):
+            try:
+                return (yield store.getJob("j1"))
+            except StoreUnavailable:
+                yield task.deferLater(reactor, 0.05, lambda: None)
+        self.fail("the store did not come back")
+
     def refused(self, url, *texts):
         d = connectStore(reactor, parseRedisURL(url), timeout=WAIT)
         d = self.assertFailure(d, StoreRefused)
@@ -585,14 +600,7 @@ class RedisOnlyTests(TestCase):
         yield self.assertFailure(store.getJob("j1"), StoreUnavailable)
         self.assertLess(reactor.seconds() - started, 2)
         redis.resume()
-        for _ in range(200):
-            try:
-                yield store.getJob("j1")
-                break
-            except StoreUnavailable:
-                yield task.deferLater(reactor, 0.05, lambda: None)
-        else:
-            self.fail("the store did not come back")
+        yield self.untilBack(store)
 
     @defer.inlineCallbacks
     def test_keepalive(self):
@@ -641,14 +649,7 @@ class RedisOnlyTests(TestCase):
         redis.kill()
         yield self.assertFailure(store.getJob("j1"), StoreUnavailable)
         redis.start()
-        for _ in range(200):
-            try:
-                self.assertIsNone((yield store.getJob("j1")))
-                break
-            except StoreUnavailable:
-                yield task.deferLater(reactor, 0.05, lambda: None)
-        else:
-            self.fail("the store did not come back")
+        self.assertIsNone((yield self.untilBack(store)))
 
     @defer.inlineCallbacks
     def test_layout(self):

@@ -21,6 +21,7 @@ from jobmon.server.pending import MemoryRequestTable
 from jobmon.server.registry import MemoryJobRegistry
 from jobmon.server.service import apiMethods
 from jobmon.server.web import WebRoot
+from tests.server.test_hub import FakeChannel
 
 ALICE = Identity("/DC=org/DC=test/CN=Alice")
 BOB = Identity("/DC=org/DC=test/CN=Bob")
@@ -40,23 +41,6 @@ def identify(request):
     if dn is None or dn not in IDENTITIES:
         raise JobMonError(NOT_AUTHENTICATED, "no credential")
     return IDENTITIES[dn]
-
-
-class FakeChannel:
-    """
-    A wake channel that counts its wakes.
-    """
-
-    def __init__(self, jobId=None):
-        self.jobId = jobId
-        self.wakes = 0
-        self.closed = False
-
-    def wake(self):
-        self.wakes += 1
-
-    def close(self):
-        self.closed = True
 
 
 class WebTestCase(SynchronousTestCase):
